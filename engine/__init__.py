@@ -1,0 +1,1 @@
+"""Revenue playbook engine: playbooks as code, after THE MODEL."""
