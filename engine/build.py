@@ -1,0 +1,150 @@
+"""Turn a loaded YAML document into a :class:`Playbook`, or positioned diagnostics.
+
+pydantic reports errors by location tuples; this module maps each one back to the
+line and column of the YAML node and rewrites the message for a playbook author
+(unknown keys get a "did you mean"). All errors are reported, not just the first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from engine.diagnostics import Diagnostic
+from engine.load import Document, to_plain
+from engine.model import DURATION_PATTERN, ID_PATTERN, Playbook
+
+
+def _model_in(annotation: Any) -> Any:
+    """Strip Optional/Annotated/containers down to what the next path part indexes."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _model_in(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                return arg
+            if typing.get_origin(arg) in (list, dict):
+                return arg
+        return None
+    return annotation
+
+
+def _union_members(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _union_members(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return ()
+
+
+def _allowed_keys(loc: tuple[str | int, ...]) -> list[str]:
+    """Field names of the model at ``loc``, for "did you mean" on unknown keys."""
+    current: Any = Playbook
+    for part in loc:
+        members = {getattr(a, "__name__", ""): a for a in _union_members(current)}
+        if isinstance(part, str) and part in members:
+            current = members[part]
+            continue
+        current = _model_in(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+        elif typing.get_origin(current) is list:
+            current = typing.get_args(current)[0]
+        elif typing.get_origin(current) is dict:
+            current = typing.get_args(current)[1]
+        else:
+            return []
+    current = _model_in(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _doc_path(doc: Document, loc: tuple[Any, ...]) -> list[str | int]:
+    """Keep the parts of a pydantic ``loc`` that name real nodes (drop union tags)."""
+    node: Any = doc.data
+    path: list[str | int] = []
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part.endswith("[key]"):
+            continue
+    return path
+
+
+def _did_you_mean(word: str, options: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def _friendly(error: dict[str, Any]) -> tuple[str, str | None]:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    if kind == "string_pattern_mismatch":
+        if ctx.get("pattern") == ID_PATTERN:
+            return (f"{value!r} is not a valid id",
+                    "use lower-case letters, digits, `_` or `-`, starting with a letter")
+        if ctx.get("pattern") == DURATION_PATTERN:
+            return (f"{value!r} is not a duration",
+                    "write a whole number and a unit: s, m, h, d or w, e.g. `14d`")
+        return f"{value!r} does not have the expected form ({ctx.get('pattern')})", None
+    if kind == "literal_error":
+        return f"{value!r} is not allowed here: expected {ctx.get('expected')}", None
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    return message, None
+
+
+def build(doc: Document) -> tuple[Playbook | None, list[Diagnostic]]:
+    """Validate ``doc`` against the model; return the playbook or every error found."""
+    try:
+        return Playbook.model_validate(to_plain(doc.data)), []
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+    diagnostics: list[Diagnostic] = []
+    seen: set[tuple[str, int, int, str]] = set()
+    paths = [tuple(_doc_path(doc, tuple(e["loc"]))) for e in errors]
+    for error, path_key in zip(errors, paths, strict=True):
+        loc = tuple(error["loc"])
+        path = list(path_key)
+        kind = error["type"]
+        # A union of a scalar and a mapping: when a mapping was written, the
+        # mapping member's errors are the useful ones; drop "should be a number".
+        if isinstance(error.get("input"), dict) and paths.count(path_key) + sum(
+            1 for other in paths if len(other) > len(path_key) and other[: len(path_key)] == path_key
+        ) > 1 and kind.endswith(("_type", "_parsing")):
+            continue
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            options = _allowed_keys(loc[:-1])
+            hint = _did_you_mean(key, options) or (
+                f"allowed keys: {', '.join(options)}" if options else None
+            )
+            diagnostic = doc.diagnostic(path, "E-SCHEMA-UNKNOWN-KEY", f"unknown key `{key}`",
+                                        hint=hint, key=True)
+        elif kind == "missing":
+            diagnostic = doc.diagnostic(path, "E-SCHEMA-MISSING",
+                                        f"missing required key `{loc[-1]}`", key=True)
+        else:
+            message, hint = _friendly(error)
+            diagnostic = doc.diagnostic(path, "E-SCHEMA", message, hint=hint)
+        # Unions report one error per member; one per place and code is enough.
+        marker = (diagnostic.path, diagnostic.line, diagnostic.col, diagnostic.code)
+        if marker not in seen:
+            seen.add(marker)
+            diagnostics.append(diagnostic)
+    return None, diagnostics

@@ -1,0 +1,323 @@
+"""The playbook language as pydantic models: the one place that states it.
+
+The JSON Schema in ``schemas/`` is generated from these classes (``engine
+schema``), never written by hand. Models check shape only — types, required
+keys, unknown keys, durations, identifiers. Whether a stage named in a handoff
+exists, or an expression type-checks, is ``check.py``'s job, because those
+findings need the whole playbook and positions inside strings.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from engine.durations import DurationError, parse_seconds
+
+#: Identifiers: lower-case words joined by ``_`` or ``-`` (stage ids, rule ids, teams).
+ID_PATTERN = r"^[a-z][a-z0-9_\-]{0,63}$"
+DURATION_PATTERN = r"^\s*\d{1,6}\s*[smhdw]\s*$"
+
+Id = Annotated[str, Field(pattern=ID_PATTERN, description="A lower-case identifier.")]
+Expr = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="An expression (see README: expression language), e.g. `fit >= 30`.",
+        json_schema_extra={"x-engine-expression": True},
+    ),
+]
+
+
+def _check_duration(value: str) -> str:
+    try:
+        parse_seconds(value)
+    except DurationError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+DurationStr = Annotated[
+    str,
+    Field(pattern=DURATION_PATTERN, description="A duration: a whole number and s/m/h/d/w, e.g. `14d`."),
+    AfterValidator(_check_duration),
+]
+
+Section = Literal[
+    "teams", "lead", "events", "lists", "personas", "targets", "content", "scoring",
+    "exclusions", "stages", "handoffs", "recycle", "sources",
+]
+SECTIONS: tuple[str, ...] = Section.__args__  # type: ignore[attr-defined]
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class Metadata(Strict):
+    """Who the playbook is and who must approve changes to each section."""
+
+    name: Annotated[str, Field(pattern=ID_PATTERN)]
+    version: str = Field(description="The playbook's own version, e.g. `2026.11.1`.")
+    description: str | None = None
+    owners: dict[Section, list[str]] = Field(
+        default_factory=dict,
+        description="Per section, the teams or people whose approval a change needs.",
+    )
+
+
+class Team(Strict):
+    """A team of THE MODEL and the weekly capacity it can absorb."""
+
+    description: str | None = None
+    reps: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    slots_per_rep_per_week: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    handoffs_per_week: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+
+    @property
+    def capacity(self) -> int | None:
+        """Handoffs the team can take in a week, if the playbook says."""
+        if self.handoffs_per_week is not None:
+            return self.handoffs_per_week
+        if self.reps is not None and self.slots_per_rep_per_week is not None:
+            return self.reps * self.slots_per_rep_per_week
+        return None
+
+
+FieldType = Literal["string", "number", "bool", "datetime"]
+
+
+class Lead(Strict):
+    """The lead attributes expressions may read (``lead.title``) and their types."""
+
+    fields: dict[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,63}$")], FieldType] = Field(
+        default_factory=dict
+    )
+    source: str | None = Field(
+        default=None, description="The lead field holding the lead source (for `sources`)."
+    )
+
+
+class EventType(Strict):
+    """An activity type the exports carry, and the fields each event of it has."""
+
+    description: str | None = None
+    fields: list[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,63}$")]] = Field(
+        default_factory=list
+    )
+
+
+class Persona(Strict):
+    """A kind of person (seed 004: company, organisation, individual personas)."""
+
+    description: str | None = None
+    when: Expr
+
+
+class Targets(Strict):
+    """Target accounts and target leads are separate conditions (seed 004)."""
+
+    accounts: Expr | None = None
+    leads: Expr | None = None
+
+
+class ContentItem(Strict):
+    """What a piece of content says about the reader's stage (seed 003)."""
+
+    kind: str | None = None
+    topic: str | None = None
+    stage: str | None = Field(default=None, description="The stage a reader of this is at.")
+    points: float | None = Field(default=None, ge=-1000, le=1000)
+    description: str | None = None
+
+
+class FitBranch(Strict):
+    """One branch of a first-of group: the first branch that holds scores."""
+
+    when: Expr
+    points: Annotated[float, Field(ge=-1000, le=1000)]
+
+
+class FitRule(Strict):
+    """An attribute (fit) rule: points when a condition holds, or a first-of group."""
+
+    id: Id
+    description: str | None = None
+    when: Expr | None = None
+    points: Annotated[float, Field(ge=-1000, le=1000)] | None = None
+    first_of: list[FitBranch] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> FitRule:
+        simple = self.when is not None or self.points is not None
+        if simple and self.first_of is not None:
+            raise ValueError("a fit rule has either `when` and `points`, or `first_of`, not both")
+        if not simple and self.first_of is None:
+            raise ValueError("a fit rule needs `when` and `points`, or `first_of`")
+        if simple and (self.when is None or self.points is None):
+            missing = "points" if self.points is None else "when"
+            raise ValueError(f"a fit rule with `when` needs `points` too (missing `{missing}`)")
+        return self
+
+
+class Fit(Strict):
+    """Attribute score: how close the lead is to the ideal target (seed 001)."""
+
+    cap: Annotated[float, Field(gt=0, le=100_000)] | None = None
+    rules: list[FitRule] = Field(default_factory=list)
+
+
+class EventPoints(Strict):
+    """Points for one event type, with per-content overrides (content globs)."""
+
+    points: Annotated[float, Field(ge=-1000, le=1000)]
+    content: dict[str, Annotated[float, Field(ge=-1000, le=1000)]] | Literal["catalogue"] | None = (
+        Field(
+            default=None,
+            description="Per-content points (glob → points), or `catalogue` to use the content "
+            "catalogue's points where the event's content has some.",
+        )
+    )
+
+
+class Engagement(Strict):
+    """Behaviour score: decayed points per activity (seeds 001, 003)."""
+
+    half_life: DurationStr | None = Field(default=None, description="Exponential decay half-life.")
+    window: DurationStr | None = Field(default=None, description="Only events this recent count.")
+    cap: Annotated[float, Field(gt=0, le=100_000)] | None = None
+    points: dict[str, Annotated[float, Field(ge=-1000, le=1000)] | EventPoints] = Field(
+        default_factory=dict
+    )
+
+
+class Surge(Strict):
+    """Who was quiet and is now active: this window against the one before (seed 003)."""
+
+    window: DurationStr
+    when: Expr = Field(description="Uses `recent` and `prior` event counts.")
+    events: list[str] | None = Field(default=None, description="Event types counted (all if absent).")
+
+
+class Scoring(Strict):
+    """Fit, engagement and surge: the three axes of seeds 001 and 003."""
+
+    fit: Fit | None = None
+    engagement: Engagement | None = None
+    surge: Surge | None = None
+
+
+class Exclusion(Strict):
+    """Leads that will never buy (seed 001): kept and scored, never routed."""
+
+    id: Id
+    when: Expr
+    description: str | None = None
+
+
+class Stage(Strict):
+    """A customer stage owned by one team; the highest whose entry holds wins."""
+
+    id: Id
+    owner: str
+    entry: Expr | None = Field(default=None, description="Absent: the stage always holds.")
+    sticky: bool = Field(
+        default=False, description="Once reached at any event, the lead stays at least here."
+    )
+    description: str | None = None
+
+
+class Handoff(Strict):
+    """A toss-up condition agreed between sales and inside sales (seed 004)."""
+
+    id: Id
+    to: str
+    when: Expr
+    sla: DurationStr | None = None
+    priority: Expr | None = Field(default=None, description="A number; higher is called first.")
+    description: str | None = None
+
+
+class RecycleReason(Strict):
+    """Why a lead is not moving, and when to approach it again (seeds 001, 003)."""
+
+    on: str = Field(
+        default="disposition",
+        description="Event type that starts it. For `disposition`, the event's `reason` field "
+        "must equal this reason's key.",
+    )
+    cooldown: DurationStr
+    reenter_when: Expr | None = Field(
+        default=None, description="Ends the cooldown early, e.g. `engagement_since_recycle >= 30`."
+    )
+    description: str | None = None
+
+
+class Source(Strict):
+    """Follow-up timing per lead source (seed 001: an enquiry is called at once)."""
+
+    follow_up_within: DurationStr
+
+
+class Playbook(Strict):
+    """A revenue playbook: THE MODEL's stages, scores and handoffs as reviewable code."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"title": "Revenue playbook"},
+    )
+
+    apiVersion: Literal["engine/v1"]
+    kind: Literal["Playbook"]
+    metadata: Metadata
+    timezone: str = Field(default="UTC", description="IANA zone for naive timestamps.")
+    teams: dict[Id, Team] = Field(default_factory=dict)
+    lead: Lead = Field(default_factory=Lead)
+    events: dict[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,63}$")], EventType] = Field(
+        default_factory=dict
+    )
+    lists: dict[Id, str | list[str]] = Field(
+        default_factory=dict,
+        description="Named lists: inline items, or a path (relative to the playbook) to a file "
+        "with one item per line.",
+    )
+    personas: dict[Id, Persona] = Field(default_factory=dict)
+    targets: Targets = Field(default_factory=Targets)
+    content: dict[str, ContentItem] = Field(
+        default_factory=dict, description="Content id or glob (`case-study-*`) → what it signals."
+    )
+    scoring: Scoring = Field(default_factory=Scoring)
+    exclusions: list[Exclusion] = Field(default_factory=list)
+    stages: list[Stage] = Field(min_length=1)
+    handoffs: list[Handoff] = Field(default_factory=list)
+    recycle: dict[Id, RecycleReason] = Field(default_factory=dict)
+    sources: dict[str, Source] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name like Asia/Tokyo") from None
+        return value
+
+    def stage_ids(self) -> list[str]:
+        """Stage ids in order, lowest first."""
+        return [s.id for s in self.stages]
+
+
+def json_schema() -> dict[str, Any]:
+    """The playbook JSON Schema (draft 2020-12), as committed in ``schemas/``."""
+    schema = Playbook.model_json_schema()
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://example.invalid/engine/playbook.schema.json",
+        **schema,
+    }
+    return schema
