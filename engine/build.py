@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from engine.diagnostics import Diagnostic
-from engine.load import Document, to_plain
+from engine.load import Document
 from engine.model import DURATION_PATTERN, ID_PATTERN, Playbook
 
 
@@ -112,7 +112,7 @@ def _friendly(error: dict[str, Any]) -> tuple[str, str | None]:
 def build(doc: Document) -> tuple[Playbook | None, list[Diagnostic]]:
     """Validate ``doc`` against the model; return the playbook or every error found."""
     try:
-        return Playbook.model_validate(to_plain(doc.data)), []
+        return Playbook.model_validate(doc.data), []
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
     diagnostics: list[Diagnostic] = []

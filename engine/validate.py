@@ -1,0 +1,82 @@
+"""load → build → check for one playbook file: the validation pipeline as one call.
+
+Everything downstream (evaluate, test, diff) starts from :func:`load_playbook`, so a
+playbook is never used without having passed the same checks ``engine validate`` runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.build import build
+from engine.check import CheckContext, run_checks
+from engine.diagnostics import Diagnostic, EngineError, Severity, sort_diagnostics
+from engine.load import Document, load_file
+from engine.model import Playbook
+
+_KIND = re.compile(r"^kind:\s*['\"]?([A-Za-z]+)", re.MULTILINE)
+
+
+@dataclass
+class ValidationResult:
+    """The outcome for one file: the model if it built, and every finding."""
+
+    path: Path
+    document: Document | None
+    playbook: Playbook | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No errors (warnings allowed)."""
+        return self.playbook is not None and not any(
+            d.severity is Severity.ERROR for d in self.diagnostics
+        )
+
+
+def validate_path(path: Path) -> ValidationResult:
+    """Run the whole pipeline on one file and collect every diagnostic."""
+    doc, problems = load_file(path)
+    if doc is None:
+        return ValidationResult(path, None, None, problems)
+    playbook, problems = build(doc)
+    if playbook is None:
+        return ValidationResult(path, doc, None, sort_diagnostics(problems))
+    ctx = CheckContext(doc=doc, playbook=playbook, base_dir=path.parent)
+    found = run_checks(ctx)
+    return ValidationResult(path, doc, playbook, sort_diagnostics(found))
+
+
+def _looks_like_playbook(path: Path) -> bool:
+    """Inside directories, skip YAML that declares another kind (fixtures, mappings)."""
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:65536]
+    except OSError:
+        return True
+    match = _KIND.search(head)
+    return match is None or match.group(1) == "Playbook"
+
+
+def discover(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files as given; directories searched recursively for playbooks, in sorted order."""
+    for path in paths:
+        if path.is_dir():
+            for candidate in sorted(path.rglob("*")):
+                if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+                    if _looks_like_playbook(candidate):
+                        yield candidate
+        else:
+            yield path
+
+
+def load_playbook(path: Path | str) -> ValidationResult:
+    """A valid playbook or an :class:`EngineError` carrying its diagnostics."""
+    result = validate_path(Path(path))
+    if not result.ok:
+        errors = [d for d in result.diagnostics if d.severity is Severity.ERROR]
+        raise EngineError(f"{path}: playbook is invalid ({len(errors)} error(s)); "
+                          f"run `engine validate {path}`", errors)
+    return result
