@@ -1,0 +1,107 @@
+"""Convert one cell's text to the type a mapping asks for, or say why it cannot be.
+
+Kept tiny and pure so readers can build one converter per column up front and the
+per-row loop does no lookups.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from engine.io.mapping import FieldSpec, Mapping
+from engine.io.timestamps import TimestampError, TimestampParser, get_timezone
+
+Converter = Callable[[str | None], Any]
+
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+_INTEGER = re.compile(r"^[+-]?\d+$")
+
+
+class ConversionError(ValueError):
+    """A cell that does not hold the type its field is declared as."""
+
+
+def null_set(values: Iterable[str]) -> frozenset[str]:
+    """Null markers compared case-insensitively after trimming ("Select", "N/A", "")."""
+    return frozenset(value.strip().casefold() for value in values)
+
+
+def to_number(text: str) -> int | float:
+    """Integers stay ``int`` (ids, counts, headcounts); anything else finite is a float.
+
+    Full-width digits and thousands separators, common in Japanese exports, are accepted.
+    """
+    cleaned = unicodedata.normalize("NFKC", text).strip()
+    if _THOUSANDS.match(cleaned):
+        cleaned = cleaned.replace(",", "")
+    if _INTEGER.match(cleaned):
+        return int(cleaned)
+    try:
+        number = float(cleaned)
+    except ValueError:
+        raise ConversionError(f"{text!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ConversionError(f"{text!r} is not a finite number")
+    return number
+
+
+def make_converter(spec: FieldSpec, mapping: Mapping) -> Converter:
+    """The function turning ``spec.column``'s text into the field's value (None for nulls)."""
+    nulls = null_set(spec.null_values if spec.null_values is not None else mapping.null_values)
+    convert = _typed(spec, mapping)
+
+    def converter(raw: str | None) -> Any:
+        if raw is None or raw.strip().casefold() in nulls:
+            return None
+        return convert(raw)
+
+    return converter
+
+
+def _typed(spec: FieldSpec, mapping: Mapping) -> Callable[[str], Any]:
+    if spec.type == "string":
+        return str.strip
+    if spec.type == "number":
+        return to_number
+    if spec.type == "integer":
+        return _to_integer
+    if spec.type == "bool":
+        trues = null_set(spec.true_values or mapping.true_values)
+        falses = null_set(spec.false_values or mapping.false_values)
+        return lambda text: _to_bool(text, trues, falses)
+    parser = TimestampParser(
+        spec.formats if spec.formats is not None else mapping.timestamp_formats,
+        get_timezone(mapping.timezone),
+    )
+
+    def to_datetime(text: str) -> Any:
+        try:
+            return parser.parse(text)
+        except TimestampError as error:
+            raise ConversionError(str(error)) from None
+
+    return to_datetime
+
+
+def _to_integer(text: str) -> int:
+    number = to_number(text)
+    if isinstance(number, float):
+        if not number.is_integer():
+            raise ConversionError(f"{text!r} is not a whole number")
+        return int(number)
+    return number
+
+
+def _to_bool(text: str, trues: frozenset[str], falses: frozenset[str]) -> bool:
+    key = text.strip().casefold()
+    if key in trues:
+        return True
+    if key in falses:
+        return False
+    raise ConversionError(
+        f"{text!r} is not a yes/no value (expected one of {sorted(trues | falses)})"
+    )

@@ -1,0 +1,230 @@
+"""Stream the rows of an export, whatever its format, with the line a person would look at.
+
+Every reader yields ``(row_number, {column: text or None})`` one row at a time so a file
+of any size is read in bounded memory. Row numbers point into the file: CSV counts the
+header as line 1 (so the first data row is 2, and a row with quoted newlines is numbered
+by its first line); JSONL counts lines; Parquet counts rows from 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from engine.io.encoding import decode_error, detect_encoding, normalize_encoding
+from engine.io.errors import InputError, Reject, RejectSink
+
+Row = dict[str, str | None]
+
+CSV_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+#: Rows of a Parquet file converted per record batch: bounds memory, amortises overhead.
+PARQUET_BATCH_ROWS = 8192
+
+csv.field_size_limit(min(sys.maxsize, 1 << 28))
+
+
+def file_format(path: str | Path) -> str:
+    """``"csv"``, ``"jsonl"`` or ``"parquet"`` from the extension (``.gz`` is not supported)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        return "csv"
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    raise InputError(
+        f"cannot tell the format from the extension {suffix or '(none)'!r}",
+        file=path,
+        hint="name the file .csv, .tsv, .jsonl, .ndjson or .parquet",
+    )
+
+
+def read_rows(
+    path: str | Path,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    on_reject: RejectSink | None = None,
+) -> Iterator[tuple[int, Row]]:
+    """Yield ``(row_number, row)`` for each data row of ``path``.
+
+    Rows that cannot be a row at all (JSONL line that is not an object, a CSV line with
+    more values than the header has names) go to ``on_reject``; without a sink they
+    raise :class:`InputError`.
+    """
+    if not Path(path).is_file():
+        raise InputError("no such file", file=path)
+    kind = file_format(path)
+    if kind == "csv":
+        return _read_csv(path, encoding, delimiter, on_reject)
+    if kind == "jsonl":
+        return _read_jsonl(path, encoding, on_reject)
+    return _read_parquet(path)
+
+
+def read_columns(
+    path: str | Path, *, encoding: str | None = None, delimiter: str | None = None
+) -> list[str] | None:
+    """The column names of ``path``, or None for JSONL (whose keys may vary per line)."""
+    if not Path(path).is_file():
+        raise InputError("no such file", file=path)
+    kind = file_format(path)
+    if kind == "csv":
+        with _open_text(path, encoding) as text:
+            reader = csv.reader(text, delimiter=_delimiter(path, delimiter))
+            try:
+                header = next(reader, [])
+            except UnicodeDecodeError:
+                raise decode_error(path, text.encoding) from None
+            return [name for name in _header(path, header) if name]
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return [str(name) for name in pq.read_schema(path).names]
+    return None
+
+
+def _delimiter(path: str | Path, delimiter: str | None) -> str:
+    return delimiter or CSV_SUFFIXES.get(Path(path).suffix.lower(), ",")
+
+
+def _open_text(path: str | Path, encoding: str | None) -> io.TextIOWrapper:
+    codec = normalize_encoding(encoding) if encoding else detect_encoding(path)
+    # newline="" hands \r\n and quoted newlines to the csv module untouched, as it requires.
+    return open(path, encoding=codec, newline="", errors="strict")
+
+
+def _header(path: str | Path, names: list[str]) -> list[str]:
+    """Header names with a stray BOM and surrounding blanks removed; duplicates refused."""
+    cleaned = [name.strip() for name in names]
+    if cleaned:
+        cleaned[0] = cleaned[0].lstrip("\ufeff").strip()
+    seen: set[str] = set()
+    for name in cleaned:
+        if name and name in seen:
+            raise InputError(
+                "the header names this column twice",
+                file=path,
+                line=1,
+                column=name,
+                hint="rename one of them in the export",
+            )
+        seen.add(name)
+    return cleaned
+
+
+def _read_csv(
+    path: str | Path, encoding: str | None, delimiter: str | None, on_reject: RejectSink | None
+) -> Iterator[tuple[int, Row]]:
+    with _open_text(path, encoding) as text:
+        reader = csv.reader(text, delimiter=_delimiter(path, delimiter))
+        try:
+            yield from _csv_rows(path, reader, on_reject)
+        except UnicodeDecodeError:
+            raise decode_error(path, text.encoding) from None
+        except csv.Error as error:
+            raise InputError(f"malformed CSV: {error}", file=path, line=reader.line_num) from None
+
+
+def _csv_rows(
+    path: str | Path, reader: Any, on_reject: RejectSink | None
+) -> Iterator[tuple[int, Row]]:
+    header = _header(path, next(reader, []))
+    # Columns with an empty name (a trailing comma on every line) carry nothing: skip them.
+    keep = [(i, name) for i, name in enumerate(header) if name]
+    width = len(header)
+    last_line = reader.line_num
+    for values in reader:
+        start = last_line + 1
+        last_line = reader.line_num
+        if not values or (len(values) == 1 and not values[0].strip() and width > 1):
+            continue  # blank line
+        if len(values) > width and any(v.strip() for v in values[width:]):
+            problem = f"the row has {len(values)} values but the header has {width} names"
+            _bad_row(path, start, problem, on_reject, ",".join(values[width:])[:200])
+            continue
+        count = len(values)
+        yield start, {name: (values[i] if i < count else None) for i, name in keep}
+
+
+def _bad_row(
+    path: str | Path, line: int, problem: str, on_reject: RejectSink | None, value: str | None
+) -> None:
+    if on_reject is None:
+        raise InputError(problem, file=path, line=line)
+    on_reject(Reject(str(path), line, None, value, problem))
+
+
+def _read_jsonl(
+    path: str | Path, encoding: str | None, on_reject: RejectSink | None
+) -> Iterator[tuple[int, Row]]:
+    codec = normalize_encoding(encoding) if encoding else "utf-8-sig"
+    with open(path, encoding=codec, newline="", errors="strict") as text:
+        line_no = 0
+        try:
+            for line_no, line in enumerate(text, start=1):
+                if not line.strip():
+                    continue
+                row = _json_row(line)
+                if isinstance(row, str):
+                    _bad_row(path, line_no, row, on_reject, line.strip()[:200])
+                    continue
+                yield line_no, row
+        except UnicodeDecodeError:
+            raise decode_error(path, codec) from None
+
+
+def _json_row(line: str) -> Row | str:
+    """The row a JSONL line holds, or a string saying why it holds none."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as error:
+        return f"not valid JSON: {error.msg} at character {error.pos + 1}"
+    if not isinstance(data, dict):
+        return f"expected a JSON object, found {type(data).__name__}"
+    return {str(key): to_text(value) for key, value in data.items()}
+
+
+def to_text(value: Any) -> str | None:
+    """A cell as text, the one representation mappings convert from; None stays None."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _read_parquet(path: str | Path) -> Iterator[tuple[int, Row]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(f"not a readable Parquet file: {error}", file=path) from None
+    number = 0
+    with parquet:
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            names = [str(name) for name in batch.schema.names]
+            columns = [column.to_pylist() for column in batch.columns]
+            for i in range(batch.num_rows):
+                number += 1
+                yield (
+                    number,
+                    {name: to_text(col[i]) for name, col in zip(names, columns, strict=True)},
+                )

@@ -1,0 +1,402 @@
+"""Rows of an export, through a mapping, into leads and events.
+
+A row that cannot be used becomes a :class:`Reject` sent to ``on_reject`` and the
+reader moves on; only problems with the file as a whole raise :class:`InputError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from engine.events import Event
+from engine.io.convert import ConversionError, Converter, make_converter, null_set, to_number
+from engine.io.errors import InputError, Reject, RejectSink
+from engine.io.mapping import ActivityRule, AtColumn, FieldSpec, Mapping, field_spec
+from engine.io.readers import Row, read_columns, read_rows
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRecord:
+    """One lead: its id, its converted fields, its row in the file.
+
+    ``activity`` holds the events the mapping synthesized from aggregate columns; the
+    grouping step adds them to the lead's event list.
+    """
+
+    lead_id: str
+    fields: dict[str, Any]
+    row: int
+    activity: tuple[Event, ...] = field(default=())
+
+
+class LeadEvent(NamedTuple):
+    """An event with the lead it belongs to and where it came from (for orphan rejects)."""
+
+    lead_id: str
+    event: Event
+    file: str
+    row: int
+
+
+class _RowProblem(Exception):
+    def __init__(self, column: str | None, value: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.column, self.value, self.reason = column, value, reason
+
+
+_FieldPlan = list[tuple[str, str, Converter]]
+
+
+def check_columns(path: str | Path, needed: list[str], available: Collection[str]) -> None:
+    """Raise a did-you-mean :class:`InputError` for the first needed column not in the file."""
+    for column in needed:
+        if column in available:
+            continue
+        close = difflib.get_close_matches(column, list(available), n=1, cutoff=0.6)
+        folded = [name for name in available if name.casefold() == column.casefold()]
+        guess = (folded or close or [""])[0]
+        listing = ", ".join(repr(name) for name in available)
+        raise InputError(
+            f"the mapping needs this column but the file has only: {listing}",
+            file=path,
+            column=column,
+            hint=f"did you mean {guess!r}?" if guess else "fix the mapping or pick another preset",
+        )
+
+
+def _plan_fields(
+    entries: dict[str, str | FieldSpec], mapping: Mapping, required_default: bool
+) -> tuple[_FieldPlan, list[str], list[str]]:
+    """Converters per field, and the columns that must / may exist."""
+    plan: _FieldPlan = []
+    required: list[str] = []
+    optional: list[str] = []
+    for name, raw_spec in entries.items():
+        spec = field_spec(raw_spec)
+        plan.append((name, spec.column, make_converter(spec, mapping)))
+        is_required = spec.required if spec.required is not None else required_default
+        (required if is_required else optional).append(spec.column)
+    return plan, required, optional
+
+
+def _columns_of(path: str | Path, encoding: str | None, delimiter: str | None) -> list[str] | None:
+    return read_columns(path, encoding=encoding, delimiter=delimiter)
+
+
+def _convert_fields(plan: _FieldPlan, row: Row) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, column, convert in plan:
+        raw = row.get(column)
+        try:
+            values[name] = convert(raw)
+        except ConversionError as error:
+            raise _RowProblem(column, raw, str(error)) from None
+    return values
+
+
+class _Activity:
+    """One activity rule, ready to apply to rows."""
+
+    def __init__(self, index: int, rule: ActivityRule, mapping: Mapping) -> None:
+        self.index = index
+        self.rule = rule
+        self.nulls = null_set(mapping.null_values)
+        self.when = {
+            column: {expected} if isinstance(expected, str) else set(expected)
+            for column, expected in (rule.when_column_equals or {}).items()
+        }
+        self.at_convert: Converter | None = None
+        if isinstance(rule.at, AtColumn):
+            spec = FieldSpec(column=rule.at.column, type="datetime", formats=rule.at.formats)
+            self.at_convert = make_converter(spec, mapping)
+
+    def columns(self) -> list[str]:
+        names = list(self.when)
+        if self.rule.count_column:
+            names.append(self.rule.count_column)
+        if isinstance(self.rule.at, AtColumn):
+            names.append(self.rule.at.column)
+        return names + list(self.rule.fields.values())
+
+    def events(self, lead_id: str, row: Row, as_of: datetime | None) -> list[Event]:
+        for column, accepted in self.when.items():
+            if (row.get(column) or "").strip() not in accepted:
+                return []
+        count = self._count(row)
+        if count == 0:
+            return []
+        at = self._at(row, as_of)
+        fields = {name: self._clean(row.get(column)) for name, column in self.rule.fields.items()}
+        return [
+            Event(self.rule.type, at, dict(fields), f"{lead_id}#a{self.index}.{k}", k)
+            for k in range(count)
+        ]
+
+    def _clean(self, raw: str | None) -> str | None:
+        if raw is None or raw.strip().casefold() in self.nulls:
+            return None
+        return raw.strip()
+
+    def _count(self, row: Row) -> int:
+        column = self.rule.count_column
+        if column is None:
+            return 1
+        raw = row.get(column)
+        if self._clean(raw) is None:
+            return 0
+        assert raw is not None
+        try:
+            number = to_number(raw)
+        except ConversionError as error:
+            raise _RowProblem(column, raw, str(error)) from None
+        if number < 0 or number != int(number):
+            raise _RowProblem(column, raw, f"{raw!r} is not a count (a whole number >= 0)")
+        if number > self.rule.max_count:
+            reason = f"count {raw} exceeds max_count {self.rule.max_count} of the activity rule"
+            raise _RowProblem(column, raw, reason)
+        return int(number)
+
+    def _at(self, row: Row, as_of: datetime | None) -> datetime:
+        if self.at_convert is None:
+            assert as_of is not None  # checked before reading
+            return as_of
+        assert isinstance(self.rule.at, AtColumn)
+        column = self.rule.at.column
+        raw = row.get(column)
+        try:
+            at: datetime | None = self.at_convert(raw)
+        except ConversionError as error:
+            raise _RowProblem(column, raw, str(error)) from None
+        if at is None:
+            raise _RowProblem(column, raw, f"no timestamp for the {self.rule.type!r} activity")
+        return at
+
+
+def read_leads(
+    path: str | Path,
+    mapping: Mapping,
+    *,
+    on_reject: RejectSink,
+    as_of: datetime | None = None,
+    allowed_types: Collection[str] | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+) -> Iterator[LeadRecord]:
+    """Stream the leads of ``path`` in file order; bad rows go to ``on_reject``.
+
+    ``as_of`` is needed only by activity rules with ``at: as_of``.
+    """
+    spec = mapping.leads
+    plan, required, optional = _plan_fields(spec.fields, mapping, spec.fields_required)
+    rules = [_Activity(i, rule, mapping) for i, rule in enumerate(spec.activity)]
+    _check_rules(spec.activity, as_of, allowed_types)
+    needed = [spec.id, *required] + [c for rule in rules for c in rule.columns()]
+    encoding = encoding or mapping.encoding
+    columns = _columns_of(path, encoding, delimiter)
+    if columns is not None:
+        check_columns(path, list(dict.fromkeys(needed)), columns)
+        plan = [item for item in plan if item[1] in columns or item[1] not in optional]
+        missing = {name for name, col, _ in _plan_all(spec.fields) if col not in columns}
+    else:
+        missing = set()
+    source = str(path)
+    first = True
+    for number, row in read_rows(path, encoding=encoding, delimiter=delimiter, on_reject=on_reject):
+        if first and columns is None:
+            check_columns(path, list(dict.fromkeys(needed)), list(row))
+            first = False
+        try:
+            lead_id = (row.get(spec.id) or "").strip()
+            if not lead_id:
+                raise _RowProblem(spec.id, row.get(spec.id), "missing lead id")
+            fields = _convert_fields(plan, row)
+            for name in missing:
+                fields[name] = None
+            activity: list[Event] = []
+            for rule in rules:
+                activity.extend(rule.events(lead_id, row, as_of))
+        except _RowProblem as problem:
+            on_reject(Reject(source, number, problem.column, problem.value, problem.reason))
+            continue
+        yield LeadRecord(lead_id, fields, number, tuple(activity))
+
+
+def _plan_all(entries: dict[str, str | FieldSpec]) -> list[tuple[str, str, None]]:
+    return [(name, field_spec(spec).column, None) for name, spec in entries.items()]
+
+
+def _check_rules(
+    rules: list[ActivityRule], as_of: datetime | None, allowed: Collection[str] | None
+) -> None:
+    for i, rule in enumerate(rules):
+        if rule.at == "as_of" and as_of is None:
+            raise InputError(
+                f"activity rule {i} ({rule.type}) is stamped at the as-of time, but none was given",
+                hint="pass --as-of",
+            )
+        if allowed is not None and rule.type not in allowed:
+            raise InputError(
+                f"activity rule {i} makes events of unknown type {rule.type!r}",
+                hint=f"known types: {', '.join(sorted(allowed))}",
+            )
+    if as_of is not None and as_of.tzinfo is None:
+        raise InputError("the as-of time must carry a timezone")
+
+
+def read_events(
+    path: str | Path,
+    mapping: Mapping,
+    *,
+    on_reject: RejectSink,
+    allowed_types: Collection[str] | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+) -> Iterator[LeadEvent]:
+    """Stream the events of ``path`` in file order; ``seq`` is the event's input position."""
+    spec = mapping.events
+    if spec is None:
+        raise InputError("the mapping has no 'events' section", hint="add one or omit --events")
+    plan, required, optional = _plan_fields(spec.fields, mapping, spec.fields_required)
+    needed = [spec.lead_id, spec.at] + [c for c in (spec.type, spec.id) if c] + required
+    at_convert = make_converter(
+        FieldSpec(column=spec.at, type="datetime", formats=spec.formats), mapping
+    )
+    encoding = encoding or mapping.encoding
+    columns = _columns_of(path, encoding, delimiter)
+    if columns is not None:
+        check_columns(path, needed, columns)
+        plan = [item for item in plan if item[1] in columns or item[1] not in optional]
+    source = str(path)
+    seq = 0
+    for number, row in read_rows(path, encoding=encoding, delimiter=delimiter, on_reject=on_reject):
+        if seq == 0 and columns is None:
+            check_columns(path, needed, list(row))
+        try:
+            lead_id = (row.get(spec.lead_id) or "").strip()
+            if not lead_id:
+                raise _RowProblem(spec.lead_id, row.get(spec.lead_id), "missing lead id")
+            kind = _event_type(spec.type, spec.type_constant, spec.types, row, allowed_types)
+            raw_at = row.get(spec.at)
+            try:
+                at = at_convert(raw_at)
+            except ConversionError as error:
+                raise _RowProblem(spec.at, raw_at, str(error)) from None
+            if at is None:
+                raise _RowProblem(spec.at, raw_at, "missing timestamp")
+            fields = _convert_fields(plan, row)
+            event_id = (row.get(spec.id) or "").strip() or None if spec.id else None
+        except _RowProblem as problem:
+            on_reject(Reject(source, number, problem.column, problem.value, problem.reason))
+            continue
+        yield LeadEvent(lead_id, Event(kind, at, fields, event_id, seq), source, number)
+        seq += 1
+
+
+def _event_type(
+    column: str | None,
+    constant: str | None,
+    renames: dict[str, str],
+    row: Row,
+    allowed: Collection[str] | None,
+) -> str:
+    if column is None:
+        assert constant is not None
+        kind = constant
+    else:
+        raw = (row.get(column) or "").strip()
+        if not raw:
+            raise _RowProblem(column, row.get(column), "missing event type")
+        kind = renames.get(raw, raw)
+    if allowed is not None and kind not in allowed:
+        known = ", ".join(sorted(allowed))
+        raise _RowProblem(column, kind, f"unknown event type {kind!r} (known: {known})")
+    return kind
+
+
+class LeadsFile:
+    """A leads file that can be read more than once (grouping may pre-scan its ids)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        mapping: Mapping,
+        *,
+        on_reject: RejectSink,
+        as_of: datetime | None = None,
+        allowed_types: Collection[str] | None = None,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+    ) -> None:
+        self.path, self.mapping, self.on_reject = path, mapping, on_reject
+        self.as_of, self.allowed_types = as_of, allowed_types
+        self.encoding = encoding or mapping.encoding
+        self.delimiter = delimiter
+
+    def __iter__(self) -> Iterator[LeadRecord]:
+        return read_leads(
+            self.path,
+            self.mapping,
+            on_reject=self.on_reject,
+            as_of=self.as_of,
+            allowed_types=self.allowed_types,
+            encoding=self.encoding,
+            delimiter=self.delimiter,
+        )
+
+    def lead_ids(self) -> Iterator[str]:
+        """The id column alone, in file order, with no conversion and no rejects."""
+        return _ids(self.path, self.mapping.leads.id, self.encoding, self.delimiter)
+
+
+class EventsFile:
+    """An events file that can be read more than once (see :class:`LeadsFile`)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        mapping: Mapping,
+        *,
+        on_reject: RejectSink,
+        allowed_types: Collection[str] | None = None,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+    ) -> None:
+        if mapping.events is None:
+            raise InputError("the mapping has no 'events' section", hint="add one or omit --events")
+        self.path, self.mapping, self.on_reject = path, mapping, on_reject
+        self.allowed_types = allowed_types
+        self.encoding = encoding or mapping.encoding
+        self.delimiter = delimiter
+
+    def __iter__(self) -> Iterator[LeadEvent]:
+        return read_events(
+            self.path,
+            self.mapping,
+            on_reject=self.on_reject,
+            allowed_types=self.allowed_types,
+            encoding=self.encoding,
+            delimiter=self.delimiter,
+        )
+
+    def lead_ids(self) -> Iterator[str]:
+        """The lead id column alone, in file order, with no conversion and no rejects."""
+        assert self.mapping.events is not None
+        return _ids(self.path, self.mapping.events.lead_id, self.encoding, self.delimiter)
+
+
+def _ids(
+    path: str | Path, column: str, encoding: str | None, delimiter: str | None
+) -> Iterator[str]:
+    for _, row in read_rows(path, encoding=encoding, delimiter=delimiter, on_reject=_ignore):
+        lead_id = (row.get(column) or "").strip()
+        if lead_id:
+            yield lead_id
+
+
+def _ignore(_: Reject) -> None:
+    """Pre-scans stay quiet: the real pass reports every reject exactly once."""
