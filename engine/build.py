@@ -73,14 +73,11 @@ def _doc_path(doc: Document, loc: tuple[Any, ...]) -> list[str | int]:
     node: Any = doc.data
     path: list[str | int] = []
     for part in loc:
-        if isinstance(node, dict) and part in node:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             path.append(part)
             node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and part.endswith("[key]"):
-            continue
     return path
 
 
@@ -89,7 +86,7 @@ def _did_you_mean(word: str, options: list[str]) -> str | None:
     return f"did you mean `{close[0]}`?" if close else None
 
 
-def _friendly(error: dict[str, Any]) -> tuple[str, str | None]:
+def _friendly(error: Any) -> tuple[str, str | None]:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     value = error.get("input")

@@ -37,13 +37,18 @@ def did_you_mean(word: str, options: Iterable[str]) -> str | None:
 
 
 def _reference(
-    ctx: CheckContext, path: Sequence[str | int], name: str, options: Sequence[str], what: str
+    ctx: CheckContext,
+    path: Sequence[str | int],
+    name: str,
+    options: Sequence[str],
+    what: str,
+    key: bool = False,
 ) -> Iterator[Diagnostic]:
     if name not in options:
         hint = did_you_mean(name, options) or (
             f"declare it under `{what}s`" if not options else f"known: {', '.join(options)}"
         )
-        yield ctx.doc.diagnostic(path, "E-REF", f"unknown {what} `{name}`", hint=hint)
+        yield ctx.doc.diagnostic(path, "E-REF", f"unknown {what} `{name}`", hint=hint, key=key)
 
 
 def check_duplicate_ids(ctx: CheckContext) -> Iterator[Diagnostic]:
@@ -86,7 +91,7 @@ def check_event_references(ctx: CheckContext) -> Iterator[Diagnostic]:
     if pb.scoring.engagement is not None:
         for name in pb.scoring.engagement.points:
             yield from _reference(ctx, ["scoring", "engagement", "points", name], name, events,
-                                  "event type")
+                                  "event type", key=True)
     if pb.scoring.surge is not None and pb.scoring.surge.events:
         for index, name in enumerate(pb.scoring.surge.events):
             yield from _reference(ctx, ["scoring", "surge", "events", index], name, events,

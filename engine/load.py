@@ -27,6 +27,9 @@ from engine.diagnostics import Diagnostic, Severity, format_path
 
 #: Playbooks are hand-written; a megabyte is far beyond any real one.
 MAX_BYTES = 1024 * 1024
+#: Nesting deeper than this is no playbook; the parser's recursion must never see it.
+MAX_FLOW_DEPTH = 64
+MAX_INDENT = 256
 #: Nodes after expanding aliases. Billion-laughs documents blow far past this.
 MAX_EXPANDED_NODES = 200_000
 
@@ -130,6 +133,10 @@ def _build(root: Node, yaml: YAML) -> tuple[Any, dict[NodePath, Position]]:
     def visit(node: Node, path: NodePath) -> Any:
         if isinstance(node, ScalarNode):
             return _scalar(node, yaml)
+        if str(node.tag) not in ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"):
+            raise _LoadError(node, "E-LOAD-TAG",
+                             f"YAML tag `{node.tag}` is not allowed in a playbook",
+                             "remove the `!tag`; playbooks use plain values only")
         if isinstance(node, SequenceNode):
             items = []
             for index, child in enumerate(node.value):
@@ -225,14 +232,43 @@ def _tab_indent(file: str, text: str) -> list[Diagnostic]:
     return []
 
 
+def _nesting(file: str, text: str) -> list[Diagnostic]:
+    """Reject pathological nesting before parsing (deep input can crash the parser)."""
+    depth = 0
+    quote: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        indent = len(line) - len(line.lstrip(" "))
+        if indent > MAX_INDENT:
+            return [_error(file, number, 1, "E-LOAD-DEPTH",
+                           f"indented {indent} columns: nesting is too deep for a playbook",
+                           "flatten the structure")]
+        quote = None  # per line: over-counting inside a multi-line string is the safe side
+        for col, char in enumerate(line, start=1):
+            if quote:
+                quote = None if char == quote else quote
+            elif char in "'\"" and (col == 1 or line[col - 2] in " [{,:"):
+                quote = char
+            elif char == "#" and (col == 1 or line[col - 2] in " \t"):
+                break
+            elif char in "[{":
+                depth += 1
+                if depth > MAX_FLOW_DEPTH:
+                    return [_error(file, number, col, "E-LOAD-DEPTH",
+                                   f"more than {MAX_FLOW_DEPTH} nested brackets",
+                                   "flatten the structure")]
+            elif char in "]}":
+                depth = max(0, depth - 1)
+    return []
+
+
 def load_text(text: str, file: str = "<string>") -> tuple[Document | None, list[Diagnostic]]:
     """Parse ``text`` as one YAML mapping document, or explain why not."""
     if not text.strip():
         return None, [_error(file, 1, 1, "E-LOAD-EMPTY", "file is empty",
                              "a playbook starts with `apiVersion: engine/v1` and `kind: Playbook`")]
-    tabs = _tab_indent(file, text)
-    if tabs:
-        return None, tabs
+    guards = _tab_indent(file, text) or _nesting(file, text)
+    if guards:
+        return None, guards
     yaml = _yaml()
     try:
         nodes = list(yaml.compose_all(text))

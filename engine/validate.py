@@ -65,9 +65,9 @@ def discover(paths: Iterable[Path]) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
             for candidate in sorted(path.rglob("*")):
-                if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
-                    if _looks_like_playbook(candidate):
-                        yield candidate
+                is_yaml = candidate.suffix in (".yaml", ".yml") and candidate.is_file()
+                if is_yaml and _looks_like_playbook(candidate):
+                    yield candidate
         else:
             yield path
 
