@@ -102,6 +102,4 @@ def _to_bool(text: str, trues: frozenset[str], falses: frozenset[str]) -> bool:
         return True
     if key in falses:
         return False
-    raise ConversionError(
-        f"{text!r} is not a yes/no value (expected one of {sorted(trues | falses)})"
-    )
+    raise ConversionError(f"{text!r} is not a yes/no value (expected one of {sorted(trues | falses)})")

@@ -28,9 +28,7 @@ def normalize_encoding(name: str) -> str:
     try:
         return codecs.lookup(lowered).name
     except LookupError:
-        raise InputError(
-            f"unknown encoding {name!r}", hint="use utf-8, utf-8-sig or cp932"
-        ) from None
+        raise InputError(f"unknown encoding {name!r}", hint="use utf-8, utf-8-sig or cp932") from None
 
 
 def _decodes(sample: bytes, encoding: str, complete: bool) -> bool:

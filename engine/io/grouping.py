@@ -149,8 +149,7 @@ def _spill(
             rows = db.execute("SELECT blob FROM ev WHERE lead_id = ? ORDER BY seq", (lead.lead_id,))
             yield lead, [*lead.activity, *(pickle.loads(blob) for (blob,) in rows)]
         orphans = db.execute(
-            "SELECT lead_id, file, row FROM ev WHERE lead_id NOT IN (SELECT id FROM lead) "
-            "ORDER BY seq"
+            "SELECT lead_id, file, row FROM ev WHERE lead_id NOT IN (SELECT id FROM lead) ORDER BY seq"
         )
         for lead_id, file, row in orphans:
             on_reject(Reject(file, row, "lead_id", lead_id, _ORPHAN))
@@ -163,9 +162,7 @@ def _index_events(db: sqlite3.Connection, events: Iterable[LeadEvent]) -> None:
     """Write the events to disk in batches; the temporary index never needs durability."""
     db.execute("PRAGMA journal_mode = OFF")
     db.execute("PRAGMA synchronous = OFF")
-    db.execute(
-        "CREATE TABLE ev (seq INTEGER PRIMARY KEY, lead_id TEXT, file TEXT, row INTEGER, blob BLOB)"
-    )
+    db.execute("CREATE TABLE ev (seq INTEGER PRIMARY KEY, lead_id TEXT, file TEXT, row INTEGER, blob BLOB)")
     db.execute("CREATE TABLE lead (id TEXT PRIMARY KEY)")
     stream = iter(events)
     position = 0

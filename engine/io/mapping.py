@@ -116,9 +116,7 @@ def field_spec(spec: str | FieldSpec) -> FieldSpec:
 def preset_names() -> list[str]:
     """Names accepted by ``--mapping NAME``."""
     folder = resources.files("engine") / "presets"
-    return sorted(
-        entry.name[: -len(".yaml")] for entry in folder.iterdir() if entry.name.endswith(".yaml")
-    )
+    return sorted(entry.name[: -len(".yaml")] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
 
 
 def load_mapping(name_or_path: str | Path) -> Mapping:

@@ -135,9 +135,7 @@ def _read_csv(
             raise InputError(f"malformed CSV: {error}", file=path, line=reader.line_num) from None
 
 
-def _csv_rows(
-    path: str | Path, reader: Any, on_reject: RejectSink | None
-) -> Iterator[tuple[int, Row]]:
+def _csv_rows(path: str | Path, reader: Any, on_reject: RejectSink | None) -> Iterator[tuple[int, Row]]:
     header = _header(path, next(reader, []))
     # Columns with an empty name (a trailing comma on every line) carry nothing: skip them.
     keep = [(i, name) for i, name in enumerate(header) if name]

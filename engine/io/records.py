@@ -133,8 +133,7 @@ class _Activity:
         at = self._at(row, as_of)
         fields = {name: self._clean(row.get(column)) for name, column in self.rule.fields.items()}
         return [
-            Event(self.rule.type, at, dict(fields), f"{lead_id}#a{self.index}.{k}", k)
-            for k in range(count)
+            Event(self.rule.type, at, dict(fields), f"{lead_id}#a{self.index}.{k}", k) for k in range(count)
         ]
 
     def _clean(self, raw: str | None) -> str | None:
@@ -230,9 +229,7 @@ def _plan_all(entries: dict[str, str | FieldSpec]) -> list[tuple[str, str, None]
     return [(name, field_spec(spec).column, None) for name, spec in entries.items()]
 
 
-def _check_rules(
-    rules: list[ActivityRule], as_of: datetime | None, allowed: Collection[str] | None
-) -> None:
+def _check_rules(rules: list[ActivityRule], as_of: datetime | None, allowed: Collection[str] | None) -> None:
     for i, rule in enumerate(rules):
         if rule.at == "as_of" and as_of is None:
             raise InputError(
@@ -263,9 +260,7 @@ def read_events(
         raise InputError("the mapping has no 'events' section", hint="add one or omit --events")
     plan, required, optional = _plan_fields(spec.fields, mapping, spec.fields_required)
     needed = [spec.lead_id, spec.at] + [c for c in (spec.type, spec.id) if c] + required
-    at_convert = make_converter(
-        FieldSpec(column=spec.at, type="datetime", formats=spec.formats), mapping
-    )
+    at_convert = make_converter(FieldSpec(column=spec.at, type="datetime", formats=spec.formats), mapping)
     encoding = encoding or mapping.encoding
     columns = _columns_of(path, encoding, delimiter)
     if columns is not None:
@@ -389,9 +384,7 @@ class EventsFile:
         return _ids(self.path, self.mapping.events.lead_id, self.encoding, self.delimiter)
 
 
-def _ids(
-    path: str | Path, column: str, encoding: str | None, delimiter: str | None
-) -> Iterator[str]:
+def _ids(path: str | Path, column: str, encoding: str | None, delimiter: str | None) -> Iterator[str]:
     for _, row in read_rows(path, encoding=encoding, delimiter=delimiter, on_reject=_ignore):
         lead_id = (row.get(column) or "").strip()
         if lead_id:

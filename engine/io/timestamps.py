@@ -80,8 +80,6 @@ class TimestampParser:
         return moment
 
 
-def parse_timestamp(
-    value: str, formats: Sequence[str] = (), default_tz: tzinfo | str = "UTC"
-) -> datetime:
+def parse_timestamp(value: str, formats: Sequence[str] = (), default_tz: tzinfo | str = "UTC") -> datetime:
     """One-off convenience over :class:`TimestampParser`."""
     return TimestampParser(formats, default_tz).parse(value)
