@@ -60,6 +60,7 @@ _FORBIDDEN = {
     ast.FormattedValue: "f-strings",
     ast.NamedExpr: "`:=`",
     ast.Starred: "`*` unpacking",
+    ast.Expression: "modules",
     ast.Subscript: "subscripts (`x[...]`)",
     ast.Slice: "slices",
     ast.Dict: "dict literals",
@@ -122,7 +123,7 @@ class Checker:
         method = getattr(self, f"v_{type(node).__name__}", None)
         if method is None:
             what = _FORBIDDEN.get(type(node), f"`{type(node).__name__}`")
-            msg = f"{what} are not part of the expression language"
+            msg = f"{what}: not part of the expression language"
             return self.issue(node, "E-EXPR-UNSAFE", msg)
         return self._typed(node, method(node))
 
@@ -140,14 +141,10 @@ class Checker:
 
     def _unknown_name(self, node: ast.AST, name: str, kind: str) -> Type:
         if name.startswith("__") or name in _BUILTINS:
-            return self.issue(
-                node, "E-EXPR-UNSAFE", f"Python's `{name}` is not available in expressions"
-            )
+            return self.issue(node, "E-EXPR-UNSAFE", f"Python's `{name}` is not available in expressions")
         pool = FUNCTIONS if kind == "function" else NAMES
         candidates = [n for n, e in pool.items() if e.available(self.context)]
-        return self.issue(
-            node, "E-EXPR-NAME", f"unknown {kind} `{name}`", did_you_mean(name, candidates)
-        )
+        return self.issue(node, "E-EXPR-NAME", f"unknown {kind} `{name}`", did_you_mean(name, candidates))
 
     # -- leaves -------------------------------------------------------------------
 
@@ -381,9 +378,7 @@ class Checker:
 
     def v_Call(self, node: ast.Call) -> Type:
         if not isinstance(node.func, ast.Name):
-            return self.issue(
-                node.func, "E-EXPR-UNSAFE", "only catalogue functions can be called, by name"
-            )
+            return self.issue(node.func, "E-EXPR-UNSAFE", "only catalogue functions can be called, by name")
         name = node.func.id
         fn = FUNCTIONS.get(name)
         if fn is None:
@@ -409,12 +404,17 @@ class Checker:
             self._argument(fn, param.kind, arg, param.name)
         event_type = node.args[0] if node.args and params[0].kind == "event_type" else None
         by_name = {p.name: p for p in fn.params}
+        seen: set[str] = set()
         for kw in node.keywords:
             if kw.arg is None:
                 self.issue(kw, "E-EXPR-UNSAFE", "`**` unpacking is not part of the language")
                 continue
             known = by_name.get(kw.arg)
-            if known is not None and known.keyword and kw.arg not in bound:
+            if kw.arg in bound or kw.arg in seen:
+                self.issue(kw, "E-EXPR-ARGS", f"`{kw.arg}` is given twice")
+                continue
+            seen.add(kw.arg)
+            if known is not None and known.keyword:
                 bound[kw.arg] = kw.value
                 self._argument(fn, known.kind, kw.value, kw.arg)
             elif fn.field_keywords and known is None:
@@ -502,6 +502,57 @@ class Checker:
             self.issue(kw, "E-EXPR-REF", msg, hint)
 
 
+_SAFE_NODES = (
+    ast.Constant, ast.Name, ast.Attribute, ast.List, ast.UnaryOp, ast.BinOp, ast.BoolOp,
+    ast.Compare, ast.IfExp, ast.Call, ast.keyword,
+    ast.operator, ast.unaryop, ast.boolop, ast.cmpop, ast.expr_context,
+)  # fmt: skip
+_SAFE_OPS = (*_ARITH, ast.Not, ast.USub, ast.UAdd)
+
+
+def whitelist(parsed: Parsed) -> list[ExprIssue]:
+    """The security boundary, run before anything else looks at the tree.
+
+    Only the node types below pass; attributes only on a record name and never
+    with a leading underscore; calls only of a bare name; no Python built-ins or
+    dunder names. Type checking and both interpreters assume this held.
+    """
+    checker = Checker.__new__(Checker)
+    checker.parsed, checker.issues = parsed, []
+    for node in ast.walk(parsed.tree):
+        if not isinstance(node, _SAFE_NODES):
+            what = _FORBIDDEN.get(type(node), f"`{type(node).__name__}`")
+            checker.issue(node, "E-EXPR-UNSAFE", f"{what}: not part of the expression language")
+        elif isinstance(node, ast.operator | ast.unaryop) and not isinstance(node, _SAFE_OPS):
+            pass  # reported on the BinOp/UnaryOp that holds it
+        elif isinstance(node, ast.BinOp | ast.UnaryOp) and not isinstance(node.op, _SAFE_OPS):
+            msg = "bitwise operators are not part of the language"
+            checker.issue(node, "E-EXPR-UNSAFE", msg)
+        elif isinstance(node, ast.Attribute):
+            base = node.value
+            if node.attr.startswith("_"):
+                msg = f"attribute `{node.attr}` is not accessible"
+                checker.issue(node, "E-EXPR-UNSAFE", msg)
+            elif not (isinstance(base, ast.Name) and base.id in ("lead", "lists")):
+                msg = "attribute access is only allowed on records (`lead.title`, `lists.partners`)"
+                checker.issue(node, "E-EXPR-UNSAFE", msg)
+        elif isinstance(node, ast.Call) and not isinstance(node.func, ast.Name):
+            msg = "only catalogue functions can be called, by name"
+            checker.issue(node.func, "E-EXPR-UNSAFE", msg)
+        elif isinstance(node, ast.keyword) and node.arg is None:
+            checker.issue(node, "E-EXPR-UNSAFE", "`**` unpacking is not part of the language")
+        elif isinstance(node, ast.Name) and node.id not in NAMES and node.id not in FUNCTIONS:
+            if node.id.startswith("_") or node.id in _BUILTINS:
+                msg = f"Python's `{node.id}` is not available in expressions"
+                checker.issue(node, "E-EXPR-UNSAFE", msg)
+        elif isinstance(node, ast.Constant) and not (
+            node.value is None or isinstance(node.value, bool | int | float | str)
+        ):
+            msg = f"{type(node.value).__name__} literals are not supported"
+            checker.issue(node, "E-EXPR-UNSAFE", msg)
+    return sorted(checker.issues, key=lambda i: i.offset)
+
+
 def _is_none(node: ast.expr) -> bool:
     return isinstance(node, ast.Constant) and node.value is None
 
@@ -522,6 +573,9 @@ def check(
     parsed: Parsed, vocabulary: Vocabulary, context: str, expected: Type
 ) -> tuple[Checked | None, list[ExprIssue]]:
     """Type-check ``parsed`` in ``context``; the whole expression must fit ``expected``."""
+    unsafe = whitelist(parsed)
+    if unsafe:
+        return None, unsafe
     checker = Checker(parsed, vocabulary, context)
     result = checker.visit(parsed.tree)
     if not T.fits(result, expected) and not any(i.severity == "error" for i in checker.issues):
