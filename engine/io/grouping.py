@@ -137,6 +137,7 @@ def _spill(
     handle, db_path = tempfile.mkstemp(prefix=".engine-events-", suffix=".sqlite", dir=spill_dir)
     os.close(handle)
     db = sqlite3.connect(db_path)
+    leads_file = str(leads.path) if isinstance(leads, LeadsFile) else ""
     try:
         _index_events(db, events)
         seen = db.cursor()
@@ -144,7 +145,7 @@ def _spill(
             try:
                 seen.execute("INSERT INTO lead(id) VALUES (?)", (lead.lead_id,))
             except sqlite3.IntegrityError:
-                on_reject(Reject("", lead.row, "lead_id", lead.lead_id, _DUPLICATE))
+                on_reject(Reject(leads_file, lead.row, "lead_id", lead.lead_id, _DUPLICATE))
                 continue
             rows = db.execute("SELECT blob FROM ev WHERE lead_id = ? ORDER BY seq", (lead.lead_id,))
             yield lead, [*lead.activity, *(pickle.loads(blob) for (blob,) in rows)]

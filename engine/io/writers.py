@@ -131,12 +131,28 @@ def write_rows(
         return _write_parquet(temp, columns, rows)
 
 
+class _CsvOut:
+    """csv.writer with ``\n`` endings that still quotes cells holding a bare ``\r``.
+
+    The csv module only quotes characters of the line terminator, so a lone ``\r`` would
+    be written raw and split the row when read back; such rows are written fully quoted.
+    """
+
+    def __init__(self, handle: IO[str], delimiter: str = ",") -> None:
+        self.plain = csv.writer(handle, delimiter=delimiter, lineterminator="\n")
+        self.quoted = csv.writer(handle, delimiter=delimiter, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, cells: Sequence[str]) -> None:
+        writer = self.quoted if any("\r" in cell for cell in cells) else self.plain
+        writer.writerow(cells)
+
+
 def _write_csv(
     temp: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]], encoding: str, tsv: bool
 ) -> int:
     count = 0
     with open(temp, "w", encoding=encoding, newline="") as handle:
-        writer = csv.writer(handle, delimiter="\t" if tsv else ",", lineterminator="\n")
+        writer = _CsvOut(handle, "\t" if tsv else ",")
         writer.writerow(columns)
         for row in rows:
             writer.writerow([format_cell(row.get(name)) for name in columns])
@@ -221,19 +237,20 @@ class RejectsWriter:
         self.count = 0
         self._atomic: contextlib.AbstractContextManager[Path] | None = None
         self._handle: IO[str] | None = None
-        self._writer: Any = None
+        self._writer: _CsvOut | None = None
 
     def __enter__(self) -> RejectsWriter:
         self._atomic = atomic_path(self.target)
         temp = self._atomic.__enter__()
         self._handle = open(temp, "w", encoding="utf-8", newline="")
-        self._writer = csv.writer(self._handle, lineterminator="\n")
+        self._writer = _CsvOut(self._handle)
         self._writer.writerow(REJECT_COLUMNS)
         return self
 
     def __call__(self, reject: Reject) -> None:
+        assert self._writer is not None, "use RejectsWriter as a context manager"
         self._writer.writerow(
-            [reject.file, reject.row, reject.column or "", reject.value or "", reject.reason]
+            [reject.file, str(reject.row), reject.column or "", reject.value or "", reject.reason]
         )
         self.count += 1
 
