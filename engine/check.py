@@ -154,18 +154,6 @@ def check_lead_source(ctx: CheckContext) -> Iterator[Diagnostic]:
         )
 
 
-def check_list_files(ctx: CheckContext) -> Iterator[Diagnostic]:
-    """List files are read at compile time; a missing one must fail validation, not a run."""
-    for name, value in ctx.playbook.lists.items():
-        if isinstance(value, str):
-            path = (ctx.base_dir / value).resolve()
-            if not path.is_file():
-                yield ctx.doc.diagnostic(
-                    ["lists", name], "E-LIST-FILE", f"list file `{value}` not found",
-                    hint=f"paths are relative to the playbook's folder ({ctx.base_dir})",
-                )
-
-
 def check_stage_order(ctx: CheckContext) -> Iterator[Diagnostic]:
     """Stages climb: a later stage that always holds, or repeats an earlier entry, hides others."""
     stages = ctx.playbook.stages
@@ -207,7 +195,6 @@ CHECKS: tuple[Check, ...] = (
     check_stage_references,
     check_content_overrides,
     check_lead_source,
-    check_list_files,
     check_stage_order,
 )
 

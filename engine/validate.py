@@ -13,7 +13,9 @@ from pathlib import Path
 
 from engine.build import build
 from engine.check import CheckContext, run_checks
+from engine.compile import CompiledPlaybook, compile_playbook
 from engine.diagnostics import Diagnostic, EngineError, Severity, sort_diagnostics
+from engine.lint import run_lints
 from engine.load import Document, load_file
 from engine.model import Playbook
 
@@ -28,6 +30,7 @@ class ValidationResult:
     document: Document | None
     playbook: Playbook | None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    compiled: CompiledPlaybook | None = None
 
     @property
     def ok(self) -> bool:
@@ -47,7 +50,11 @@ def validate_path(path: Path) -> ValidationResult:
         return ValidationResult(path, doc, None, sort_diagnostics(problems))
     ctx = CheckContext(doc=doc, playbook=playbook, base_dir=path.parent)
     found = run_checks(ctx)
-    return ValidationResult(path, doc, playbook, sort_diagnostics(found))
+    compiled, problems = compile_playbook(playbook, path.parent, doc)
+    found += problems
+    if compiled is not None:
+        found += run_lints(compiled, doc)
+    return ValidationResult(path, doc, playbook, sort_diagnostics(found), compiled)
 
 
 def _looks_like_playbook(path: Path) -> bool:

@@ -25,7 +25,7 @@ def test_examples_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
 def test_invalid_playbook_exits_1_with_position(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(BROKEN / "unknown-team.yaml")]) == 1
     out = capsys.readouterr().out
-    assert "unknown-team.yaml:25:28: error[E-REF] unknown team `insides_sales`" in out
+    assert "unknown-team.yaml:26:28: error[E-REF] unknown team `insides_sales`" in out
     assert "did you mean `inside_sales`?" in out
 
 
@@ -52,7 +52,7 @@ def test_github_format_annotates_lines(capsys: pytest.CaptureFixture[str]) -> No
     main(["validate", "--format", "github", str(BROKEN / "unknown-key.yaml")])
     out = capsys.readouterr().out
     assert out.startswith("::error file=")
-    assert ",line=24,col=39,title=E-SCHEMA-UNKNOWN-KEY::unknown key `entri`" in out
+    assert ",line=25,col=39,title=E-SCHEMA-UNKNOWN-KEY::unknown key `entri`" in out
 
 
 def test_sarif_format_is_valid_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,7 +60,7 @@ def test_sarif_format_is_valid_json(capsys: pytest.CaptureFixture[str]) -> None:
     sarif = json.loads(capsys.readouterr().out)
     result = sarif["runs"][0]["results"][0]
     assert result["ruleId"] == "E-SCHEMA-UNKNOWN-KEY"
-    assert result["locations"][0]["physicalLocation"]["region"] == {"startLine": 24, "startColumn": 39}
+    assert result["locations"][0]["physicalLocation"]["region"] == {"startLine": 25, "startColumn": 39}
 
 
 def test_strict_fails_on_warnings(tmp_path: Path) -> None:

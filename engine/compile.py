@@ -1,0 +1,364 @@
+"""Playbook → :class:`CompiledPlaybook`: every expression parsed, checked and compiled once.
+
+This is the stage between ``check`` and ``evaluate``: it resolves lists from their
+files, builds the content matcher and the engagement weights, and compiles each
+expression in the context where it sits (personas see no scores; stages see fit
+and engagement; handoffs see the stage). Expression issues are mapped to the
+exact character inside the YAML string.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from engine.diagnostics import Diagnostic, Severity, format_path
+from engine.durations import parse_seconds
+from engine.events import Event
+from engine.expr import CompiledExpression, ExprIssue, Vocabulary, compile_expression
+from engine.load import Document
+from engine.model import ContentItem, EventPoints, Playbook
+
+NodePath = tuple[str | int, ...]
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A compiled rule: its id, where it is written (for traces and coverage), its test."""
+
+    id: str
+    path: NodePath
+    line: int
+    expr: CompiledExpression | None  # None: always holds (a first stage without entry)
+
+
+@dataclass(frozen=True)
+class FitRule:
+    """A fit rule: the first branch that holds scores (a plain rule is one branch)."""
+
+    id: str
+    path: NodePath
+    line: int
+    branches: tuple[tuple[CompiledExpression, float], ...]
+
+
+@dataclass(frozen=True)
+class StageRule:
+    """A stage with its owning team."""
+
+    rule: Rule
+    owner: str
+    sticky: bool
+
+
+@dataclass(frozen=True)
+class HandoffRule:
+    """A handoff: when, to whom, how fast, how urgent."""
+
+    rule: Rule
+    to: str
+    sla_seconds: int | None
+    priority: CompiledExpression | None
+
+
+@dataclass(frozen=True)
+class RecycleRule:
+    """A recycle reason: what starts it, how long it holds, what ends it early."""
+
+    rule: Rule
+    on: str
+    cooldown_seconds: int
+    reenter: CompiledExpression | None
+
+
+@dataclass
+class CompiledPlaybook:
+    """Everything ``evaluate`` needs, resolved once per run."""
+
+    playbook: Playbook
+    source: str
+    tz: ZoneInfo
+    vocabulary: Vocabulary
+    lists: dict[str, frozenset[str]]
+    personas: tuple[Rule, ...]
+    target_accounts: Rule | None
+    target_leads: Rule | None
+    fit_rules: tuple[FitRule, ...]
+    fit_cap: float | None
+    exclusions: tuple[Rule, ...]
+    stages: tuple[StageRule, ...]
+    handoffs: tuple[HandoffRule, ...]
+    recycle: tuple[RecycleRule, ...]
+    surge: Rule | None
+    surge_window_seconds: int
+    surge_events: frozenset[str] | None
+    half_life_seconds: int | None
+    engagement_window_seconds: int | None
+    engagement_cap: float | None
+    sources: dict[str, int]
+    weight: Callable[[Event], float] = field(repr=False)
+    content_stage_of: Callable[[str], str | None] = field(repr=False)
+
+    def weight_of_type(self, event_type: str) -> float:
+        """The points one event of this type scores (without content), before decay."""
+        return self.weight(Event(event_type, _EPOCH))
+
+    def stage_index(self, stage_id: str) -> int:
+        """Position of a stage in the playbook's order."""
+        return [s.rule.id for s in self.stages].index(stage_id)
+
+
+def _matcher(patterns: Sequence[str]) -> Callable[[str], str | None]:
+    """Exact ids win over globs; among globs the first declared wins. Memoised."""
+    exact = set(patterns)
+    globs = [p for p in patterns if any(ch in p for ch in "*?[")]
+    cache: dict[str, str | None] = {}
+
+    def match(content: str) -> str | None:
+        if content in cache:
+            return cache[content]
+        found = content if content in exact else next(
+            (g for g in globs if fnmatch.fnmatchcase(content, g)), None
+        )
+        if len(cache) < 100_000:
+            cache[content] = found
+        return found
+
+    return match
+
+
+def _weights(playbook: Playbook, catalogue: Callable[[str], str | None]) -> Callable[[Event], float]:
+    engagement = playbook.scoring.engagement
+    if engagement is None:
+        return lambda event: 0.0
+    plain: dict[str, float] = {}
+    special: dict[str, tuple[float, Callable[[str], str | None] | None, dict[str, float]]] = {}
+    for event_type, value in engagement.points.items():
+        if isinstance(value, EventPoints):
+            if value.content == "catalogue":
+                points = {k: v.points for k, v in playbook.content.items() if v.points is not None}
+                special[event_type] = (value.points, catalogue, points)
+            elif value.content:
+                special[event_type] = (value.points, _matcher(list(value.content)),
+                                       dict(value.content))
+            else:
+                plain[event_type] = value.points
+        else:
+            plain[event_type] = float(value)
+
+    def weight(event: Event) -> float:
+        points = plain.get(event.type)
+        if points is not None:
+            return points
+        spec = special.get(event.type)
+        if spec is None:
+            return 0.0
+        base, match, table = spec
+        content = event.fields.get("content")
+        if content and match is not None:
+            key = match(str(content))
+            if key is not None and key in table:
+                return table[key]
+        return base
+
+    return weight
+
+
+def read_list(path: Path) -> frozenset[str]:
+    """One item per line; blank lines and ``#`` comments are ignored."""
+    items = set()
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        item = line.strip()
+        if item and not item.startswith("#"):
+            items.add(item)
+    return frozenset(items)
+
+
+def vocabulary_of(playbook: Playbook) -> Vocabulary:
+    """The plain-data view of a playbook that the expression checker reads."""
+    return Vocabulary(
+        event_fields={name: tuple(e.fields) for name, e in playbook.events.items()},
+        stages=tuple(playbook.stage_ids()),
+        personas=tuple(playbook.personas),
+        lists=tuple(playbook.lists),
+        lead_fields=dict(playbook.lead.fields) if playbook.lead.fields else None,
+        content_stages=tuple(sorted({c.stage for c in playbook.content.values() if c.stage})),
+    )
+
+
+def expression_position(doc: Document, path: NodePath, issue: ExprIssue) -> tuple[int, int]:
+    """1-based (line, col) in the YAML file of a character inside an expression string."""
+    pos = doc.positions.get(path)
+    if pos is None:
+        return doc.position(path)
+    if pos.style in ("|", ">"):
+        lines = doc.text.splitlines()
+        index, remaining = pos.line, issue.offset  # content starts on the next line
+        while index < len(lines):
+            raw = lines[index]
+            content = raw.strip()
+            indent = len(raw) - len(raw.lstrip())
+            if remaining <= len(content):
+                return index + 1, indent + remaining + 1
+            remaining -= len(content) + 1
+            index += 1
+        return pos.line, pos.col
+    quote = 1 if pos.style in ("'", '"') else 0
+    if issue.line == 1:
+        return pos.line, pos.col + quote + issue.col - 1
+    return pos.line + issue.line - 1, issue.col
+
+
+class _Compiler:
+    """Compiles each expression in its context and collects positioned diagnostics."""
+
+    def __init__(self, doc: Document | None, playbook: Playbook, vocabulary: Vocabulary) -> None:
+        self.doc = doc
+        self.playbook = playbook
+        self.vocabulary = vocabulary
+        self.diagnostics: list[Diagnostic] = []
+
+    def line(self, path: NodePath) -> int:
+        return self.doc.position(path)[0] if self.doc is not None else 0
+
+    def expr(self, source: str, path: NodePath, context: str,
+             expected: str = "bool") -> CompiledExpression | None:
+        compiled, issues = compile_expression(source, self.vocabulary, context, expected)
+        for issue in issues:
+            self.diagnostics.append(self._diagnostic(path, issue))
+        return compiled
+
+    def _diagnostic(self, path: NodePath, issue: ExprIssue) -> Diagnostic:
+        file = self.doc.file if self.doc is not None else "<playbook>"
+        line, col = expression_position(self.doc, path, issue) if self.doc else (1, 1)
+        return Diagnostic(
+            file=file, line=line, col=col, code=issue.code, message=issue.message,
+            severity=Severity.WARNING if issue.severity == "warning" else Severity.ERROR,
+            path=format_path(path), hint=issue.hint,
+            end_col=col + issue.length if issue.length else None,
+        )
+
+    def rule(self, rule_id: str, source: str | None, path: NodePath, context: str) -> Rule:
+        compiled = self.expr(source, path, context) if source is not None else None
+        return Rule(rule_id, path, self.line(path), compiled)
+
+
+def compile_playbook(
+    playbook: Playbook, base_dir: Path, doc: Document | None = None
+) -> tuple[CompiledPlaybook | None, list[Diagnostic]]:
+    """Compile every expression; return None with diagnostics when any has an error."""
+    vocabulary = vocabulary_of(playbook)
+    c = _Compiler(doc, playbook, vocabulary)
+    pb = playbook
+    personas = tuple(
+        c.rule(pid, p.when, ("personas", pid, "when"), "persona") for pid, p in pb.personas.items()
+    )
+    target_accounts = (c.rule("accounts", pb.targets.accounts, ("targets", "accounts"), "target")
+                       if pb.targets.accounts else None)
+    target_leads = (c.rule("leads", pb.targets.leads, ("targets", "leads"), "target")
+                    if pb.targets.leads else None)
+    fit_rules: list[FitRule] = []
+    fit = pb.scoring.fit
+    for i, r in enumerate(fit.rules if fit else ()):
+        base: NodePath = ("scoring", "fit", "rules", i)
+        branches: list[tuple[CompiledExpression, float]] = []
+        if r.first_of is not None:
+            for j, branch in enumerate(r.first_of):
+                e = c.expr(branch.when, (*base, "first_of", j, "when"), "fit")
+                if e is not None:
+                    branches.append((e, branch.points))
+        elif r.when is not None and r.points is not None:
+            e = c.expr(r.when, (*base, "when"), "fit")
+            if e is not None:
+                branches.append((e, r.points))
+        fit_rules.append(FitRule(r.id, base, c.line(base), tuple(branches)))
+    surge = pb.scoring.surge
+    surge_rule = c.rule("surge", surge.when, ("scoring", "surge", "when"), "surge") if surge else None
+    exclusions = tuple(
+        c.rule(e.id, e.when, ("exclusions", i, "when"), "exclusion")
+        for i, e in enumerate(pb.exclusions)
+    )
+    stages = tuple(
+        StageRule(c.rule(s.id, s.entry, ("stages", i, "entry"), "stage"), s.owner, s.sticky)
+        for i, s in enumerate(pb.stages)
+    )
+    handoffs = tuple(
+        HandoffRule(
+            c.rule(h.id, h.when, ("handoffs", i, "when"), "handoff"),
+            h.to,
+            parse_seconds(h.sla) if h.sla else None,
+            c.expr(h.priority, ("handoffs", i, "priority"), "handoff", "number")
+            if h.priority else None,
+        )
+        for i, h in enumerate(pb.handoffs)
+    )
+    recycle = tuple(
+        RecycleRule(
+            Rule(reason, ("recycle", reason), c.line(("recycle", reason)), None),
+            r.on,
+            parse_seconds(r.cooldown),
+            c.expr(r.reenter_when, ("recycle", reason, "reenter_when"), "recycle")
+            if r.reenter_when else None,
+        )
+        for reason, r in pb.recycle.items()
+    )
+    if any(d.severity is Severity.ERROR for d in c.diagnostics):
+        return None, c.diagnostics
+    lists: dict[str, frozenset[str]] = {}
+    for name, value in pb.lists.items():
+        if isinstance(value, list):
+            lists[name] = frozenset(value)
+            continue
+        try:
+            lists[name] = read_list(base_dir / value)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+            c.diagnostics.append(Diagnostic(
+                file=doc.file if doc else "<playbook>", line=c.line(("lists", name)),
+                col=doc.position(("lists", name))[1] if doc else 1, code="E-LIST-FILE",
+                message=f"list file `{value}` cannot be read: {reason}", path=f"lists.{name}",
+                hint=f"paths are relative to the playbook's folder ({base_dir})",
+            ))
+    if any(d.severity is Severity.ERROR for d in c.diagnostics):
+        return None, c.diagnostics
+    catalogue = _matcher(list(pb.content))
+    content: dict[str, ContentItem] = dict(pb.content)
+
+    def content_stage_of(content_id: str) -> str | None:
+        key = catalogue(content_id)
+        return content[key].stage if key is not None else None
+
+    engagement = pb.scoring.engagement
+    compiled = CompiledPlaybook(
+        playbook=pb,
+        source=doc.file if doc else "<playbook>",
+        tz=ZoneInfo(pb.timezone),
+        vocabulary=vocabulary,
+        lists=lists,
+        personas=personas,
+        target_accounts=target_accounts,
+        target_leads=target_leads,
+        fit_rules=tuple(fit_rules),
+        fit_cap=fit.cap if fit else None,
+        exclusions=exclusions,
+        stages=stages,
+        handoffs=handoffs,
+        recycle=recycle,
+        surge=surge_rule,
+        surge_window_seconds=parse_seconds(surge.window) if surge else 0,
+        surge_events=frozenset(surge.events) if surge and surge.events else None,
+        half_life_seconds=parse_seconds(engagement.half_life)
+        if engagement and engagement.half_life else None,
+        engagement_window_seconds=parse_seconds(engagement.window)
+        if engagement and engagement.window else None,
+        engagement_cap=engagement.cap if engagement else None,
+        sources={k: parse_seconds(v.follow_up_within) for k, v in pb.sources.items()},
+        weight=_weights(pb, catalogue),
+        content_stage_of=content_stage_of,
+    )
+    return compiled, c.diagnostics
