@@ -1,0 +1,384 @@
+"""One lead at one instant → :class:`Decision`: a pure function of (playbook, lead, events, t).
+
+No clock, no randomness, no hidden state: events after ``t`` are ignored, events are
+ordered and deduplicated by :class:`History`, and every score is an aggregate of the
+history as of ``t``. The order of evaluation is the order of the expression
+contexts (personas → targets → fit → surge → engagement → exclusions → stages →
+recycle → handoff), so each expression sees exactly what is known at its point.
+
+Rounding: fit, engagement and priority are rounded to two decimals with Python's
+``round`` — correctly rounded on the binary value, ties to even. Every backend
+must round the same way.
+
+Recycling: the latest triggering event (a ``disposition`` whose ``reason`` is the
+recycle key, or an event of the reason's ``on`` type) starts a cooldown; the lead
+is held (never handed off) until the cooldown ends or ``reenter_when`` holds.
+
+Due times count from the lead's latest activity at or before ``t`` (the event that
+made it qualify), plus the handoff's SLA, or the lead source's follow-up time when
+that is shorter (seed 001: an enquiry is called at once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from engine.compile import CompiledPlaybook, Rule
+from engine.events import Event
+from engine.expr import CompiledExpression, Scope
+from engine.history import History
+
+ROUND_DIGITS = 2
+
+
+def score(value: float) -> float:
+    """The one rounding rule for scores (see the module docstring)."""
+    rounded = round(value, ROUND_DIGITS)
+    return rounded + 0.0  # normalise -0.0
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """One rule evaluated: where it is written, what it saw, what it gave."""
+
+    section: str
+    rule: str
+    line: int
+    expression: str
+    result: Any
+    seen: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Recycle:
+    """Why a lead is held back, since and until when, and whether it re-entered early."""
+
+    reason: str
+    since: str
+    until: str
+    active: bool
+    reentered: bool
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """Which rule handed the lead to which team, due when, how urgent."""
+
+    rule: str
+    to: str
+    due: str | None
+    priority: float | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Everything a playbook decides about one lead at one instant."""
+
+    lead_id: str
+    as_of: str
+    excluded: str | None
+    personas: tuple[str, ...]
+    target_account: bool
+    target_lead: bool
+    fit: float
+    fit_breakdown: dict[str, float]
+    engagement: float
+    engagement_breakdown: dict[str, float]
+    recent: int
+    prior: int
+    surge: bool
+    stage: str
+    owner: str
+    recycle: Recycle | None
+    handoff: Handoff | None
+    trace: tuple[TraceStep, ...] = field(default=(), compare=False)
+
+    @property
+    def route(self) -> str:
+        """The team the lead goes to now: the handoff's, or none."""
+        return self.handoff.to if self.handoff else "none"
+
+    def to_dict(self, with_trace: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict (stable key order; the trace only when asked)."""
+        data = asdict(self)
+        data["personas"] = list(self.personas)
+        data.pop("trace")
+        if with_trace:
+            data["trace"] = [asdict(step) for step in self.trace]
+        return data
+
+    def to_row(self) -> dict[str, Any]:
+        """One flat output row per lead, for CSV / JSONL / Parquet exports."""
+        return {
+            "lead_id": self.lead_id,
+            "as_of": self.as_of,
+            "excluded": self.excluded or "",
+            "personas": ";".join(self.personas),
+            "target_account": self.target_account,
+            "target_lead": self.target_lead,
+            "fit": self.fit,
+            "engagement": self.engagement,
+            "surge": self.surge,
+            "stage": self.stage,
+            "owner": self.owner,
+            "recycle_reason": self.recycle.reason if self.recycle and self.recycle.active else "",
+            "recycle_until": self.recycle.until if self.recycle and self.recycle.active else "",
+            "route": self.route,
+            "handoff_rule": self.handoff.rule if self.handoff else "",
+            "due": self.handoff.due or "" if self.handoff else "",
+            "priority": self.handoff.priority if self.handoff else None,
+            "rules": ";".join(self.deciding_rules()),
+        }
+
+    def deciding_rules(self) -> list[str]:
+        """The ids of the rules that decided: exclusion, stage, recycle, handoff."""
+        rules = [f"exclusion:{self.excluded}"] if self.excluded else []
+        rules.append(f"stage:{self.stage}")
+        if self.recycle and self.recycle.active:
+            rules.append(f"recycle:{self.recycle.reason}")
+        if self.handoff:
+            rules.append(f"handoff:{self.handoff.rule}")
+        return rules
+
+
+def _iso(cp: CompiledPlaybook, instant: datetime) -> str:
+    return instant.astimezone(cp.tz).isoformat()
+
+
+class _Evaluation:
+    """The state of one evaluation; exists only to share the scope and the trace."""
+
+    def __init__(self, cp: CompiledPlaybook, lead: Mapping[str, Any], history: History,
+                 trace: bool) -> None:
+        self.cp = cp
+        self.history = history
+        self.tracing = trace
+        self.steps: list[TraceStep] = []
+        self.values: dict[str, Any] = {"lead": lead, "lists": cp.lists}
+        self._personas: dict[str, bool] = {}
+        self.scope = Scope(self.values, history, self.persona, cp.content_stage_of)
+
+    def persona(self, persona_id: str) -> bool:
+        if persona_id not in self._personas:
+            rule = next(r for r in self.cp.personas if r.id == persona_id)
+            self._personas[persona_id] = bool(self.test("personas", rule))
+        return self._personas[persona_id]
+
+    def run(self, expr: CompiledExpression) -> Any:
+        return expr(self.scope)
+
+    def test(self, section: str, rule: Rule, expr: CompiledExpression | None = None) -> Any:
+        expr = expr or rule.expr
+        if expr is None:
+            return True
+        result = expr(self.scope)
+        if self.tracing:
+            self.record(section, rule.id, rule.line, expr, result)
+        return result
+
+    def record(self, section: str, rule_id: str, line: int, expr: CompiledExpression,
+               result: Any) -> None:
+        seen: dict[str, Any] = {}
+        for name in sorted(expr.names - {"lead", "lists"}):
+            seen[name] = self.values.get(name)
+        lead = self.values["lead"]
+        for dotted in sorted(expr.fields):
+            base, _, attr = dotted.partition(".")
+            if base == "lead":
+                seen[dotted] = lead.get(attr)
+        self.steps.append(TraceStep(section, rule_id, line, expr.source, result, seen))
+
+
+def _fit(ev: _Evaluation) -> tuple[float, dict[str, float]]:
+    breakdown: dict[str, float] = {}
+    for rule in ev.cp.fit_rules:
+        for index, (expr, points) in enumerate(rule.branches):
+            held = expr(ev.scope)
+            if ev.tracing:
+                label = rule.id if len(rule.branches) == 1 else f"{rule.id}[{index}]"
+                ev.record("fit", label, rule.line, expr, held)
+            if held is True:
+                breakdown[rule.id] = points
+                break
+    total = sum(breakdown.values())
+    if ev.cp.fit_cap is not None:
+        total = min(total, ev.cp.fit_cap)
+    return score(total), breakdown
+
+
+def _engagement(cp: CompiledPlaybook, history: History,
+                after: datetime | None = None) -> tuple[float, dict[str, float]]:
+    """Decayed points per event type (and content), the window and the cap applied."""
+    events = history.in_window(None, cp.engagement_window_seconds)
+    half_life = cp.half_life_seconds
+    as_of = history.as_of
+    breakdown: dict[str, float] = {}
+    total = 0.0
+    for event in events:
+        if after is not None and event.at <= after:
+            continue
+        points = cp.weight(event)
+        if not points:
+            continue
+        if half_life:
+            points *= 0.5 ** ((as_of - event.at).total_seconds() / half_life)
+        total += points
+        content = event.fields.get("content")
+        key = f"{event.type}:{content}" if content else event.type
+        breakdown[key] = breakdown.get(key, 0.0) + points
+    if cp.engagement_cap is not None:
+        total = min(total, cp.engagement_cap)
+    return score(total), {k: score(v) for k, v in sorted(breakdown.items())}
+
+
+def _surge_counts(cp: CompiledPlaybook, history: History) -> tuple[int, int]:
+    window = timedelta(seconds=cp.surge_window_seconds)
+    t = history.as_of
+    if cp.surge_events is None:
+        return history.count_between(t - window, t), history.count_between(t - 2 * window, t - window)
+    recent = prior = 0
+    for event in history.since(None, t - 2 * window):
+        if event.type in cp.surge_events:
+            if event.at > t - window:
+                recent += 1
+            else:
+                prior += 1
+    return recent, prior
+
+
+def _stage_index(ev: _Evaluation) -> int:
+    found = 0
+    for index, stage in enumerate(ev.cp.stages):
+        if index == 0:
+            continue
+        if ev.test("stages", stage.rule) is True:
+            found = index
+    return found
+
+
+def _recycle(ev: _Evaluation) -> tuple[Recycle | None, bool]:
+    """The latest recycle trigger at or before t, and whether it holds the lead now."""
+    cp, history = ev.cp, ev.history
+    latest: tuple[Event, Any] | None = None
+    for rule in cp.recycle:
+        for event in reversed(history.of_type(rule.on)):
+            if rule.on == "disposition" and event.fields.get("reason") != rule.rule.id:
+                continue
+            if latest is None or event.sort_key() > latest[0].sort_key():
+                latest = (event, rule)
+            break
+    if latest is None:
+        return None, False
+    event, rule = latest
+    until = event.at + timedelta(seconds=rule.cooldown_seconds)
+    reentered = False
+    if rule.reenter is not None:
+        ev.values["recycled_at"] = event.at
+        ev.values["engagement_since_recycle"] = _engagement(cp, history, after=event.at)[0]
+        ev.values["events_since_recycle"] = len(history.since(None, event.at))
+        reentered = ev.test("recycle", rule.rule, rule.reenter) is True
+    active = history.as_of < until and not reentered
+    state = Recycle(rule.rule.id, _iso(cp, event.at), _iso(cp, until), active, reentered)
+    return state, active
+
+
+def _handoff(ev: _Evaluation, lead: Mapping[str, Any]) -> Handoff | None:
+    cp = ev.cp
+    for handoff in cp.handoffs:
+        if ev.test("handoffs", handoff.rule) is not True:
+            continue
+        priority = None
+        if handoff.priority is not None:
+            value = ev.run(handoff.priority)
+            priority = score(float(value)) if isinstance(value, int | float) else None
+        slas = [s for s in (handoff.sla_seconds, _source_sla(cp, lead)) if s is not None]
+        due = None
+        if slas:
+            last = ev.history.last()
+            anchor = last.at if last is not None else ev.history.as_of
+            due = _iso(cp, anchor + timedelta(seconds=min(slas)))
+        return Handoff(handoff.rule.id, handoff.to, due, priority)
+    return None
+
+
+def _source_sla(cp: CompiledPlaybook, lead: Mapping[str, Any]) -> int | None:
+    field_name = cp.playbook.lead.source
+    if field_name is None:
+        return None
+    source = lead.get(field_name)
+    return cp.sources.get(str(source)) if source is not None else None
+
+
+def decide(
+    cp: CompiledPlaybook,
+    lead: Mapping[str, Any],
+    events: Sequence[Event] | History,
+    as_of: datetime,
+    *,
+    lead_id: str = "",
+    trace: bool = False,
+) -> Decision:
+    """The playbook's decision for one lead at ``as_of`` (aware; naive means the playbook's zone)."""
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=cp.tz)
+    history = events if isinstance(events, History) and events.as_of == as_of else History(
+        events.events if isinstance(events, History) else events, as_of
+    )
+    ev = _Evaluation(cp, lead, history, trace)
+    values = ev.values
+    personas = tuple(r.id for r in cp.personas if ev.persona(r.id))
+    values["target_account"] = bool(cp.target_accounts and ev.test("targets", cp.target_accounts))
+    values["target_lead"] = bool(cp.target_leads and ev.test("targets", cp.target_leads))
+    fit, fit_breakdown = _fit(ev)
+    recent, prior = _surge_counts(cp, history) if cp.surge else (0, 0)
+    values.update(recent=recent, prior=prior)
+    surge = bool(cp.surge and ev.test("surge", cp.surge) is True)
+    engagement, engagement_breakdown = _engagement(cp, history)
+    values.update(fit=fit, engagement=engagement, surge=surge)
+    excluded = next((r.id for r in cp.exclusions if ev.test("exclusions", r) is True), None)
+    stage_index = _stage_index(ev)
+    if any(s.sticky for s in cp.stages[stage_index + 1:]):
+        stage_index = max(stage_index, _sticky_floor(cp, lead, history, stage_index))
+    values["stage"] = stage_index
+    recycle, held = _recycle(ev)
+    handoff = None if excluded or held else _handoff(ev, lead)
+    stage = cp.stages[stage_index]
+    return Decision(
+        lead_id=lead_id,
+        as_of=_iso(cp, as_of),
+        excluded=excluded,
+        personas=personas,
+        target_account=values["target_account"],
+        target_lead=values["target_lead"],
+        fit=fit,
+        fit_breakdown=fit_breakdown,
+        engagement=engagement,
+        engagement_breakdown=engagement_breakdown,
+        recent=recent,
+        prior=prior,
+        surge=surge,
+        stage=stage.rule.id,
+        owner=stage.owner,
+        recycle=recycle,
+        handoff=handoff,
+        trace=tuple(ev.steps),
+    )
+
+
+def _sticky_floor(cp: CompiledPlaybook, lead: Mapping[str, Any], history: History,
+                  current: int) -> int:
+    """The highest sticky stage reached after any earlier event ("reached at any event")."""
+    floor = current
+    times = sorted({e.at for e in history.events if e.at < history.as_of}, reverse=True)
+    best_sticky = max(i for i, s in enumerate(cp.stages) if s.sticky)
+    for instant in times:
+        if floor >= best_sticky:
+            break
+        earlier = decide(cp, lead, history.events, instant)
+        index = cp.stage_index(earlier.stage)
+        if cp.stages[index].sticky and index > floor:
+            floor = index
+    return floor
