@@ -18,8 +18,6 @@ import click
 
 from engine.diagnostics import EngineError
 
-FORMATS = ["text", "json", "github", "sarif"]
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="revenue-playbook-engine", prog_name="engine")
@@ -33,65 +31,15 @@ def cli() -> None:
     """
 
 
-@cli.command()
-@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="text for people, json for machines, github for Actions annotations, sarif "
-                   "for code scanning.")
-@click.option("--strict", is_flag=True, help="Fail on warnings too.")
-def validate(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
-    """Check playbooks: YAML, schema, references, reachability, expressions.
+def _register() -> None:
+    """Attach one command per module of :mod:`engine.commands` (imports stay light)."""
+    from engine.commands import COMMANDS
 
-    PATHS are files or directories (searched recursively for *.yaml playbooks);
-    default: playbooks/. Exit 0 when valid, 1 when any error (or, with --strict,
-    warning) is found, 2 on a usage error.
-
-    \b
-    Examples:
-      engine validate playbooks/
-      engine validate --strict --format github playbooks/smb-saas.yaml
-    """
-    from engine.diagnostics import RENDERERS, has_failures
-    from engine.validate import discover, validate_path
-
-    targets = list(discover(paths or (Path("playbooks"),)))
-    if not targets:
-        raise click.UsageError("no playbooks found under the given paths")
-    diagnostics = []
-    sources: dict[str, str] = {}
-    for path in targets:
-        result = validate_path(path)
-        diagnostics.extend(result.diagnostics)
-        if result.document is not None:
-            sources[str(path)] = result.document.text
-    output = RENDERERS[fmt](diagnostics, sources)
-    if fmt == "text" and not diagnostics:
-        output = f"{len(targets)} playbook(s) valid\n"
-    click.echo(output, nl=False)
-    sys.exit(1 if has_failures(diagnostics, strict) else 0)
+    for command in COMMANDS:
+        cli.add_command(command)
 
 
-@cli.command()
-@click.option("--check", "check_path", type=click.Path(path_type=Path),
-              help="Instead of printing, exit 1 if this committed schema file is stale.")
-def schema(check_path: Path | None) -> None:
-    """Print the playbook JSON Schema (generated from the model).
-
-    Editors use it through the `# yaml-language-server: $schema=...` line at the
-    top of a playbook. Regenerate the committed copy with
-    `engine schema > schemas/playbook.schema.json`.
-    """
-    from engine.schema_file import render_schema
-
-    text = render_schema()
-    if check_path is not None:
-        current = check_path.read_text(encoding="utf-8") if check_path.exists() else ""
-        if current != text:
-            click.echo(f"{check_path} is stale; run `engine schema > {check_path}`", err=True)
-            sys.exit(1)
-        click.echo(f"{check_path} is up to date")
-        return
-    click.echo(text, nl=False)
+_register()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

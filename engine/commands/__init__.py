@@ -1,0 +1,17 @@
+"""One module per ``engine`` subcommand; each keeps its top-level imports light.
+
+To add a command: write ``engine/commands/NAME.py`` with a ``click.command`` that
+imports what it needs inside its body, and add it to ``COMMANDS`` below.
+"""
+
+from __future__ import annotations
+
+import click
+
+from engine.commands.schema import schema
+from engine.commands.validate import validate
+
+COMMANDS: list[click.Command] = [
+    validate,
+    schema,
+]

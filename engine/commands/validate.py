@@ -1,0 +1,48 @@
+"""`engine validate`: the whole validation pipeline over files and folders."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+FORMATS = ["text", "json", "github", "sarif"]
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="text for people, json for machines, github for Actions annotations, sarif "
+                   "for code scanning.")
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+def validate(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
+    """Check playbooks: YAML, schema, references, reachability, expressions.
+
+    PATHS are files or directories (searched recursively for *.yaml playbooks);
+    default: playbooks/. Exit 0 when valid, 1 when any error (or, with --strict,
+    warning) is found, 2 on a usage error.
+
+    \b
+    Examples:
+      engine validate playbooks/
+      engine validate --strict --format github playbooks/smb-saas.yaml
+    """
+    from engine.diagnostics import RENDERERS, has_failures
+    from engine.validate import discover, validate_path
+
+    targets = list(discover(paths or (Path("playbooks"),)))
+    if not targets:
+        raise click.UsageError("no playbooks found under the given paths")
+    diagnostics = []
+    sources: dict[str, str] = {}
+    for path in targets:
+        result = validate_path(path)
+        diagnostics.extend(result.diagnostics)
+        if result.document is not None:
+            sources[str(path)] = result.document.text
+    output = RENDERERS[fmt](diagnostics, sources)
+    if fmt == "text" and not diagnostics:
+        output = f"{len(targets)} playbook(s) valid\n"
+    click.echo(output, nl=False)
+    sys.exit(1 if has_failures(diagnostics, strict) else 0)
