@@ -148,7 +148,7 @@ def _spill(
                 on_reject(Reject(leads_file, lead.row, "lead_id", lead.lead_id, _DUPLICATE))
                 continue
             rows = db.execute("SELECT blob FROM ev WHERE lead_id = ? ORDER BY seq", (lead.lead_id,))
-            yield lead, [*lead.activity, *(pickle.loads(blob) for (blob,) in rows)]
+            yield lead, [*lead.activity, *(_load(blob) for (blob,) in rows)]
         orphans = db.execute(
             "SELECT lead_id, file, row FROM ev WHERE lead_id NOT IN (SELECT id FROM lead) ORDER BY seq"
         )
@@ -182,7 +182,14 @@ def _index_events(db: sqlite3.Connection, events: Iterable[LeadEvent]) -> None:
 
 
 def _dump(event: Event) -> bytes:
-    return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+    # A plain tuple pickles several times faster than the slotted frozen dataclass.
+    state = (event.type, event.at, event.fields, event.id, event.seq)
+    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _load(blob: bytes) -> Event:
+    kind, at, fields, event_id, seq = pickle.loads(blob)
+    return Event(kind, at, fields, event_id, seq)
 
 
 __all__ = ["iter_leads_with_events"]
