@@ -281,9 +281,7 @@ FUNCTIONS: dict[str, Function] = {
             _persona,
             since="target",
         ),
-        Function(
-            "lower", (Param("text", "string"),), "string", "Lower-cased text, or None.", _lower
-        ),
+        Function("lower", (Param("text", "string"),), "string", "Lower-cased text, or None.", _lower),
         Function(
             "min",
             (Param("a", "number"), Param("b", "number")),
@@ -315,8 +313,8 @@ FUNCTIONS: dict[str, Function] = {
 NAMES: dict[str, Name] = {
     n.name: n
     for n in (
-        Name("lead", "record", "The lead's fields: lead.title, lead.employees, …"),
-        Name("lists", "record", "Declared lists of strings: lists.competitors, …"),
+        Name("lead", "record", "The lead's fields, e.g. lead.title or lead.employees."),
+        Name("lists", "record", "Declared lists of strings, e.g. lists.competitors."),
         Name(
             "target_account",
             "bool",
@@ -327,9 +325,7 @@ NAMES: dict[str, Name] = {
         Name("recent", "number", "Events in the latest surge window.", since="surge"),
         Name("prior", "number", "Events in the surge window before the latest.", since="surge"),
         Name("fit", "number", "The fit (attribute) score.", since="exclusion"),
-        Name(
-            "engagement", "number", "The decayed engagement (behaviour) score.", since="exclusion"
-        ),
+        Name("engagement", "number", "The decayed engagement (behaviour) score.", since="exclusion"),
         Name("surge", "bool", "Whether the lead's activity is surging.", since="exclusion"),
         Name(
             "stage",

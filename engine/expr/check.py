@@ -418,7 +418,7 @@ class Checker:
                 bound[kw.arg] = kw.value
                 self._argument(fn, known.kind, kw.value, kw.arg)
             elif fn.field_keywords and known is None:
-                self._field_filter(kw, event_type)
+                self._field_filter(kw, event_type, [p.name for p in fn.params if p.keyword])
             else:
                 hint = did_you_mean(kw.arg, [p.name for p in fn.params if p.keyword])
                 self.issue(kw, "E-EXPR-ARGS", f"`{fn.name}` has no keyword `{kw.arg}`", hint)
@@ -481,7 +481,7 @@ class Checker:
             return
         self.out.resolved[id(arg)] = value
 
-    def _field_filter(self, kw: ast.keyword, event_type: ast.expr | None) -> None:
+    def _field_filter(self, kw: ast.keyword, event_type: ast.expr | None, keywords: Sequence[str]) -> None:
         t = self.visit(kw.value)
         if t.kind in ("list", "record"):
             self.issue(kw.value, "E-EXPR-TYPE", f"`{kw.arg}=` needs a single value, got {t}")
@@ -493,7 +493,7 @@ class Checker:
         assert kw.arg is not None
         declared = list(self.vocab.event_fields[etype])
         if kw.arg not in declared:
-            hint = did_you_mean(kw.arg, declared) or (
+            hint = did_you_mean(kw.arg, [*declared, *keywords]) or (
                 f"`{etype}` has fields: {', '.join(declared)}"
                 if declared
                 else f"`{etype}` declares no fields"
