@@ -237,15 +237,17 @@ class Compiler:
         params = list(fn.params)
         if fn.variadic:
             params += [params[-1]] * max(0, len(node.args) - len(params))
-        given = dict(zip((p.name for p in params), node.args, strict=False))
+        # Positional slots (variadic ones repeat a name, so never key them by name).
+        slots: list[ast.expr | None] = [*node.args, *[None] * (len(params) - len(node.args))]
         fields: dict[str, ast.expr] = {}
         for kw in node.keywords:
             assert kw.arg is not None
-            if kw.arg in {p.name for p in fn.params}:
-                given[kw.arg] = kw.value
+            names = [p.name for p in params]
+            if kw.arg in names:
+                slots[names.index(kw.arg)] = kw.value
             else:
                 fields[kw.arg] = kw.value
-        args = [self.c(given[p.name]) if p.name in given else _Const(None) for p in params]
+        args = [_Const(None) if n is None else self.c(n) for n in slots]
         impl = fn.impl
         field_fns = {k: self.c(v) for k, v in fields.items()}
         if all(isinstance(a, _Const) for a in args) and all(
