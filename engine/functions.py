@@ -195,9 +195,11 @@ def _content_stage(rt: Runtime, stage: str, within: float | None = None) -> bool
 def _matches(rt: Runtime, text: Any, pattern: Any) -> bool:
     if not isinstance(text, str) or pattern is None:
         return False
-    from engine.expr.regex import search  # the compiled-pattern cache lives with the checker
+    if isinstance(pattern, str):  # not a literal: compiled (and cached) on first use
+        from engine.expr.regex import search
 
-    return search(pattern, text)
+        return search(pattern, text)
+    return bool(pattern.search(text))  # an engine.expr.regex.Pattern resolved at compile time
 
 
 def _persona(rt: Runtime, persona_id: str) -> bool:

@@ -198,6 +198,11 @@ class Compiler:
 
     def c_BoolOp(self, node: ast.BoolOp) -> Fn:
         fns = tuple(self._fn(self.c(v)) for v in node.values)
+        if len(fns) == 2:  # the common case, without a generator per call
+            a, b = fns
+            if isinstance(node.op, ast.And):
+                return lambda s: bool(a(s)) and bool(b(s))
+            return lambda s: bool(a(s)) or bool(b(s))
         if isinstance(node.op, ast.And):
             return lambda s: all(f(s) for f in fns)
         return lambda s: any(f(s) for f in fns)
