@@ -9,7 +9,6 @@ compiled re2 programs) so evaluation per lead does no parsing.
 from __future__ import annotations
 
 import ast
-import builtins
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from engine.expr.issues import ExprIssue, make_issue
 from engine.expr.limits import MAX_EXPONENT
 from engine.expr.parse import Parsed
 from engine.expr.regex import PatternError, compile_pattern
+from engine.expr.safety import BUILTINS, FORBIDDEN, whitelist
 from engine.expr.types import Type
 from engine.functions import (
     CONTEXT_PHRASES,
@@ -32,7 +32,6 @@ from engine.functions import (
     contexts_of,
 )
 
-_BUILTINS = frozenset(dir(builtins))
 _ORDERING = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 _ARITH = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
 _ORDERABLE = ("number", "datetime", "stage")
@@ -47,28 +46,6 @@ _SYMBOLS = {
     ast.NotIn: "not in",
     ast.Is: "is",
     ast.IsNot: "is not",
-}
-
-#: Friendly names for the constructs people try; all are outside the language.
-_FORBIDDEN = {
-    ast.Lambda: "lambda",
-    ast.ListComp: "comprehensions",
-    ast.SetComp: "comprehensions",
-    ast.DictComp: "comprehensions",
-    ast.GeneratorExp: "generator expressions",
-    ast.JoinedStr: "f-strings",
-    ast.FormattedValue: "f-strings",
-    ast.NamedExpr: "`:=`",
-    ast.Starred: "`*` unpacking",
-    ast.Expression: "modules",
-    ast.Subscript: "subscripts (`x[...]`)",
-    ast.Slice: "slices",
-    ast.Dict: "dict literals",
-    ast.Set: "set literals",
-    ast.Tuple: "tuples",
-    ast.Await: "await",
-    ast.Yield: "yield",
-    ast.YieldFrom: "yield",
 }
 
 
@@ -122,7 +99,7 @@ class Checker:
     def visit(self, node: ast.AST) -> Type:
         method = getattr(self, f"v_{type(node).__name__}", None)
         if method is None:
-            what = _FORBIDDEN.get(type(node), f"`{type(node).__name__}`")
+            what = FORBIDDEN.get(type(node), f"`{type(node).__name__}`")
             msg = f"{what}: not part of the expression language"
             return self.issue(node, "E-EXPR-UNSAFE", msg)
         return self._typed(node, method(node))
@@ -140,7 +117,7 @@ class Checker:
         return False
 
     def _unknown_name(self, node: ast.AST, name: str, kind: str) -> Type:
-        if name.startswith("__") or name in _BUILTINS:
+        if name.startswith("__") or name in BUILTINS:
             return self.issue(node, "E-EXPR-UNSAFE", f"Python's `{name}` is not available in expressions")
         pool = FUNCTIONS if kind == "function" else NAMES
         candidates = [n for n, e in pool.items() if e.available(self.context)]
@@ -502,57 +479,6 @@ class Checker:
             self.issue(kw, "E-EXPR-REF", msg, hint)
 
 
-_SAFE_NODES = (
-    ast.Constant, ast.Name, ast.Attribute, ast.List, ast.UnaryOp, ast.BinOp, ast.BoolOp,
-    ast.Compare, ast.IfExp, ast.Call, ast.keyword,
-    ast.operator, ast.unaryop, ast.boolop, ast.cmpop, ast.expr_context,
-)  # fmt: skip
-_SAFE_OPS = (*_ARITH, ast.Not, ast.USub, ast.UAdd)
-
-
-def whitelist(parsed: Parsed) -> list[ExprIssue]:
-    """The security boundary, run before anything else looks at the tree.
-
-    Only the node types below pass; attributes only on a record name and never
-    with a leading underscore; calls only of a bare name; no Python built-ins or
-    dunder names. Type checking and both interpreters assume this held.
-    """
-    checker = Checker.__new__(Checker)
-    checker.parsed, checker.issues = parsed, []
-    for node in ast.walk(parsed.tree):
-        if not isinstance(node, _SAFE_NODES):
-            what = _FORBIDDEN.get(type(node), f"`{type(node).__name__}`")
-            checker.issue(node, "E-EXPR-UNSAFE", f"{what}: not part of the expression language")
-        elif isinstance(node, ast.operator | ast.unaryop) and not isinstance(node, _SAFE_OPS):
-            pass  # reported on the BinOp/UnaryOp that holds it
-        elif isinstance(node, ast.BinOp | ast.UnaryOp) and not isinstance(node.op, _SAFE_OPS):
-            msg = "bitwise operators are not part of the language"
-            checker.issue(node, "E-EXPR-UNSAFE", msg)
-        elif isinstance(node, ast.Attribute):
-            base = node.value
-            if node.attr.startswith("_"):
-                msg = f"attribute `{node.attr}` is not accessible"
-                checker.issue(node, "E-EXPR-UNSAFE", msg)
-            elif not (isinstance(base, ast.Name) and base.id in ("lead", "lists")):
-                msg = "attribute access is only allowed on records (`lead.title`, `lists.partners`)"
-                checker.issue(node, "E-EXPR-UNSAFE", msg)
-        elif isinstance(node, ast.Call) and not isinstance(node.func, ast.Name):
-            msg = "only catalogue functions can be called, by name"
-            checker.issue(node.func, "E-EXPR-UNSAFE", msg)
-        elif isinstance(node, ast.keyword) and node.arg is None:
-            checker.issue(node, "E-EXPR-UNSAFE", "`**` unpacking is not part of the language")
-        elif isinstance(node, ast.Name) and node.id not in NAMES and node.id not in FUNCTIONS:
-            if node.id.startswith("_") or node.id in _BUILTINS:
-                msg = f"Python's `{node.id}` is not available in expressions"
-                checker.issue(node, "E-EXPR-UNSAFE", msg)
-        elif isinstance(node, ast.Constant) and not (
-            node.value is None or isinstance(node.value, bool | int | float | str)
-        ):
-            msg = f"{type(node.value).__name__} literals are not supported"
-            checker.issue(node, "E-EXPR-UNSAFE", msg)
-    return sorted(checker.issues, key=lambda i: i.offset)
-
-
 def _is_none(node: ast.expr) -> bool:
     return isinstance(node, ast.Constant) and node.value is None
 
@@ -573,7 +499,7 @@ def check(
     parsed: Parsed, vocabulary: Vocabulary, context: str, expected: Type
 ) -> tuple[Checked | None, list[ExprIssue]]:
     """Type-check ``parsed`` in ``context``; the whole expression must fit ``expected``."""
-    unsafe = whitelist(parsed)
+    unsafe = whitelist(parsed)  # the security boundary comes first
     if unsafe:
         return None, unsafe
     checker = Checker(parsed, vocabulary, context)

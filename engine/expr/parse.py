@@ -68,17 +68,37 @@ def parse(source: str) -> tuple[Parsed | None, list[ExprIssue]]:
     return parsed, []
 
 
+_GENERIC_HINT = 'expressions use Python syntax, e.g. `fit >= 30 and count("inquiry") > 0`'
+#: Operators from other languages, and what to write instead.
+_FOREIGN = (
+    ("&&", "write `and`"),
+    ("||", "write `or`"),
+    ("=<", "write `<=`"),
+    ("=>", "write `>=`"),
+    ("<>", "write `!=`"),
+    ("!", "write `not`"),
+    ("=", "compare with `==`"),
+)
+
+
 def _syntax_issue(source: str, text: str, exc: SyntaxError) -> ExprIssue:
     lead = len(text) - len(text.lstrip())
-    offset = lead + max((exc.offset or 1) - 1, 0)
-    end = exc.end_offset if exc.end_offset and exc.end_offset > (exc.offset or 0) else None
-    length = (end - (exc.offset or 1)) if end else 1
     message = exc.msg
-    return make_issue(
-        source,
-        "E-EXPR-SYNTAX",
-        message,
-        offset,
-        length,
-        'expressions use Python syntax, e.g. `fit >= 30 and count("inquiry") > 0`',
-    )
+    if not exc.offset:  # CPython gives 0 when the input ends before the expression does
+        offset, length = len(text.rstrip()), 0
+        if message == "invalid syntax":
+            message = "the expression ends too early"
+    else:
+        offset = lead + exc.offset - 1
+        end = exc.end_offset if exc.end_offset and exc.end_offset > exc.offset else None
+        length = end - exc.offset if end else 1
+    hint = _GENERIC_HINT
+    for spelling, advice in _FOREIGN if exc.offset else ():
+        # CPython points at the first or the second character of `&&` / `||`.
+        at = next((o for o in (offset, offset - 1) if text.startswith(spelling, max(o, 0))), None)
+        if at is not None and not (
+            spelling == "=" and (text.startswith("==", at) or (at > 0 and text[at - 1] in "=<>!"))
+        ):
+            hint, offset, length = advice, max(at, 0), len(spelling)
+            break
+    return make_issue(source, "E-EXPR-SYNTAX", message, offset, length, hint)
