@@ -168,3 +168,13 @@ def test_every_code_emitted_is_documented() -> None:
 def test_unknown_context_is_a_programming_error() -> None:
     with pytest.raises(ValueError):
         compile_expression("True", VOCAB, "nowhere", "bool")
+
+
+@pytest.mark.parametrize("op", ["/", "//", "%", "*", "+", "-"])
+def test_arithmetic_overflow_is_none_not_an_exception(op: str) -> None:
+    huge = "1" + "0" * 400
+    compiled, _ = compile_expression(f"{huge} {op} fit", VOCAB, "handoff", "number")
+    assert compiled is not None
+    scope = Scope({"fit": 0.5}, EMPTY)
+    assert compiled(scope) is None
+    assert compiled.reference(scope) is None

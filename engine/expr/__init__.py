@@ -18,9 +18,9 @@ comparing stage indexes; the quoted id must be a declared stage.
   (``is None`` / ``is not None`` mean the same).
 - ``< <= > >=``, ``in`` and ``not in`` with None on either side are False (like
   SQL, so ``x not in L`` is *not* ``not (x in L)`` when x is None).
-- Arithmetic with a None operand gives None; so does ``/``, ``//``, ``%`` by zero.
-  ``**`` computes in floats; overflow gives None. Numbers are ints or floats; bools
-  are not numbers.
+- Arithmetic with a None operand gives None; so do ``/``, ``//``, ``%`` by zero
+  and any overflow. ``**`` computes in floats. Numbers are ints or floats; bools
+  are not numbers (``True + 1`` is a type error).
 - ``and``/``or``/``not`` and the test of ``if``/``else`` treat None as False and
   return booleans.
 - ``matches(None, p)`` is False; ``lower(None)``, ``min``/``max`` with a None, and

@@ -32,7 +32,10 @@ def _arith(op: Callable[[Any, Any], Any], zero_is_none: bool) -> Callable[[Any, 
     def apply(a: Any, b: Any) -> Any:
         if not (_num(a) and _num(b)) or (zero_is_none and b == 0):
             return None
-        return op(a, b)
+        try:
+            return op(a, b)
+        except OverflowError:  # a huge int literal mixed with floats
+            return None
 
     return apply
 

@@ -72,7 +72,10 @@ def _arith(fn: Callable[[Any, Any], Any], guard_zero: bool = False) -> Callable[
             return None
         if guard_zero and b == 0:
             return None
-        return fn(a, b)
+        try:
+            return fn(a, b)
+        except OverflowError:
+            return None
 
     return op
 
