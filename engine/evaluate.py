@@ -15,7 +15,8 @@ recycle key, or an event of the reason's ``on`` type) starts a cooldown; the lea
 is held (never handed off) until the cooldown ends or ``reenter_when`` holds.
 
 Due times count from the lead's latest activity at or before ``t`` (the event that
-made it qualify), plus the handoff's SLA, or the lead source's follow-up time when
+made it qualify) — or from the end of a recycle cooldown, when that came later —
+plus the handoff's SLA, or the lead source's follow-up time when
 that is shorter (seed 001: an enquiry is called at once).
 """
 
@@ -259,8 +260,9 @@ def _stage_index(ev: _Evaluation) -> int:
     return found
 
 
-def _recycle(ev: _Evaluation) -> tuple[Recycle | None, bool]:
-    """The latest recycle trigger at or before t, and whether it holds the lead now."""
+def _recycle(ev: _Evaluation) -> tuple[Recycle | None, bool, datetime | None]:
+    """The latest recycle trigger at or before t, whether it holds the lead now, and
+    when its cooldown ran out (if it did, without an early re-entry)."""
     cp, history = ev.cp, ev.history
     latest: tuple[Event, Any] | None = None
     for rule in cp.recycle:
@@ -271,7 +273,7 @@ def _recycle(ev: _Evaluation) -> tuple[Recycle | None, bool]:
                 latest = (event, rule)
             break
     if latest is None:
-        return None, False
+        return None, False, None
     event, rule = latest
     until = event.at + timedelta(seconds=rule.cooldown_seconds)
     reentered = False
@@ -282,10 +284,12 @@ def _recycle(ev: _Evaluation) -> tuple[Recycle | None, bool]:
         reentered = ev.test("recycle", rule.rule, rule.reenter) is True
     active = history.as_of < until and not reentered
     state = Recycle(rule.rule.id, _iso(cp, event.at), _iso(cp, until), active, reentered)
-    return state, active
+    released = until if not active and not reentered else None
+    return state, active, released
 
 
-def _handoff(ev: _Evaluation, lead: Mapping[str, Any]) -> Handoff | None:
+def _handoff(ev: _Evaluation, lead: Mapping[str, Any],
+             released: datetime | None) -> Handoff | None:
     cp = ev.cp
     for handoff in cp.handoffs:
         if ev.test("handoffs", handoff.rule) is not True:
@@ -299,6 +303,8 @@ def _handoff(ev: _Evaluation, lead: Mapping[str, Any]) -> Handoff | None:
         if slas:
             last = ev.history.last()
             anchor = last.at if last is not None else ev.history.as_of
+            if released is not None and released > anchor:
+                anchor = released  # the cooldown ended after the last activity
             due = _iso(cp, anchor + timedelta(seconds=min(slas)))
         return Handoff(handoff.rule.id, handoff.to, due, priority)
     return None
@@ -343,8 +349,8 @@ def decide(
     if any(s.sticky for s in cp.stages[stage_index + 1:]):
         stage_index = max(stage_index, _sticky_floor(cp, lead, history, stage_index))
     values["stage"] = stage_index
-    recycle, held = _recycle(ev)
-    handoff = None if excluded or held else _handoff(ev, lead)
+    recycle, held, released = _recycle(ev)
+    handoff = None if excluded or held else _handoff(ev, lead, released)
     stage = cp.stages[stage_index]
     return Decision(
         lead_id=lead_id,

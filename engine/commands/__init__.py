@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import click
 
+from engine.commands.evaluate import evaluate
+from engine.commands.replay import explain, replay
 from engine.commands.schema import schema
+from engine.commands.test import test
 from engine.commands.validate import validate
 
 COMMANDS: list[click.Command] = [
     validate,
     schema,
+    test,
+    replay,
+    explain,
+    evaluate,
 ]

@@ -1,0 +1,190 @@
+"""Fixtures: a lead and its event history, written as YAML, replayed against a playbook.
+
+A fixture states inputs only — the playbook it targets, the lead, its events, and
+optionally when to look — never expected values: those live in the snapshot
+beside it, written by the engine and reviewed in the pull request.
+
+    apiVersion: engine/v1
+    kind: Fixture
+    playbook: ../playbooks/smb-saas.yaml
+    description: A hot enquiry is fast-passed to field sales.
+    lead:
+      id: L-hot
+      fields: {employees: 250, title: 部長, industry: software}
+    events:
+      - {at: "2026-10-20T10:00:00+09:00", type: page_view, content: pricing}
+      - {at: "2026-10-21 09:00", type: inquiry}      # naive: the playbook's zone
+    as_of: "2026-11-01T00:00:00+09:00"                # default: the last event
+    check_at: ["2026-10-25T00:00:00+09:00"]          # extra instants in the timeline
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine.diagnostics import Diagnostic, EngineError
+from engine.events import Event
+from engine.io.timestamps import TimestampError, TimestampParser
+from engine.load import Document, load_file
+from engine.validate import ValidationResult, load_playbook
+
+Scalar = str | int | float | bool | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FixtureLead(_Strict):
+    """The lead: an id and its field values (types as the playbook declares)."""
+
+    id: str = Field(min_length=1)
+    fields: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class FixtureModel(_Strict):
+    """The fixture file's shape; events stay loose here and are checked one by one."""
+
+    apiVersion: str = "engine/v1"
+    kind: str = Field(pattern="^Fixture$")
+    playbook: str
+    description: str | None = None
+    lead: FixtureLead
+    events: list[dict[str, Scalar]] = Field(default_factory=list)
+    as_of: str | None = None
+    check_at: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """A loaded fixture: everything ``replay`` needs, times already timezone-aware."""
+
+    path: Path
+    playbook_path: Path
+    description: str
+    lead_id: str
+    lead: dict[str, Any]
+    events: tuple[Event, ...]
+    as_of: datetime
+    check_at: tuple[datetime, ...]
+    lines: tuple[int, ...]  # the YAML line of each event, for readable failures
+
+    @property
+    def name(self) -> str:
+        """The fixture's file name without extension: its snapshot's name."""
+        return self.path.stem
+
+
+def _fail(doc: Document, path: list[str | int], message: str, hint: str | None = None) -> EngineError:
+    diagnostic = doc.diagnostic(path, "E-FIXTURE", message, hint=hint)
+    return EngineError(f"{doc.file}:{diagnostic.line}: {message}", [diagnostic])
+
+
+def _model(doc: Document) -> FixtureModel:
+    try:
+        return FixtureModel.model_validate(doc.data)
+    except ValidationError as exc:
+        diagnostics: list[Diagnostic] = []
+        for error in exc.errors(include_url=False):
+            loc = [p for p in error["loc"] if isinstance(p, str | int)]
+            diagnostics.append(doc.diagnostic(loc, "E-FIXTURE", str(error["msg"])))
+        first = diagnostics[0]
+        raise EngineError(f"{doc.file}:{first.line}: invalid fixture: {first.message}",
+                          diagnostics) from None
+
+
+PlaybookLoader = Callable[[Path], ValidationResult]
+
+
+def load_fixture(path: Path | str, playbooks: PlaybookLoader = load_playbook) -> Fixture:
+    """Read and check a fixture against its playbook's event vocabulary.
+
+    ``playbooks`` loads (and may cache) the playbook a fixture names, so a test run
+    validates each playbook once however many fixtures target it.
+    """
+    path = Path(path)
+    doc, problems = load_file(path)
+    if doc is None:
+        raise EngineError(f"{path}: cannot read fixture", problems)
+    model = _model(doc)
+    playbook_path = (path.parent / model.playbook).resolve()
+    if not playbook_path.is_file():
+        raise _fail(doc, ["playbook"], f"playbook `{model.playbook}` not found",
+                    "the path is relative to the fixture's folder")
+    result = playbooks(playbook_path)
+    assert result.playbook is not None
+    pb = result.playbook
+    parser = TimestampParser(default_tz=pb.timezone)
+    declared = dict(pb.lead.fields)
+    for name in model.lead.fields:
+        if declared and name not in declared:
+            raise _fail(doc, ["lead", "fields", name], f"lead field `{name}` is not declared by "
+                        "the playbook", f"declared: {', '.join(declared)}")
+    events: list[Event] = []
+    lines: list[int] = []
+    for index, raw in enumerate(model.events):
+        where: list[str | int] = ["events", index]
+        if "type" not in raw or "at" not in raw:
+            raise _fail(doc, where, "an event needs `at` and `type`")
+        etype = str(raw["type"])
+        if etype not in pb.events:
+            raise _fail(doc, [*where, "type"], f"unknown event type `{etype}`",
+                        f"declared: {', '.join(pb.events)}")
+        try:
+            at = parser.parse(str(raw["at"]))
+        except TimestampError as exc:
+            raise _fail(doc, [*where, "at"], str(exc)) from None
+        fields = {k: v for k, v in raw.items() if k not in ("type", "at", "id")}
+        for name in fields:
+            if name not in pb.events[etype].fields:
+                raise _fail(doc, [*where, name], f"`{etype}` events have no field `{name}`",
+                            f"declare it under events.{etype}.fields")
+        event_id = str(raw["id"]) if raw.get("id") is not None else None
+        events.append(Event(etype, at, fields, event_id, index))
+        lines.append(doc.position(where)[0])
+    try:
+        as_of = parser.parse(model.as_of) if model.as_of else None
+        check_at = tuple(parser.parse(t) for t in model.check_at)
+    except TimestampError as exc:
+        raise _fail(doc, ["as_of"], str(exc)) from None
+    if as_of is None:
+        if not events:
+            raise _fail(doc, ["events"], "a fixture without events needs `as_of`")
+        as_of = max(e.at for e in events)
+    return Fixture(
+        path=path,
+        playbook_path=playbook_path,
+        description=model.description or "",
+        lead_id=model.lead.id,
+        lead=dict(model.lead.fields),
+        events=tuple(events),
+        as_of=as_of,
+        check_at=check_at,
+        lines=tuple(lines),
+    )
+
+
+def is_fixture(path: Path) -> bool:
+    """A YAML file whose top level says ``kind: Fixture``."""
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return False
+    return any(line.strip() == "kind: Fixture" for line in head.splitlines())
+
+
+def discover_fixtures(paths: Iterable[Path]) -> Iterator[Path]:
+    """Fixture files under the given files or folders, in sorted order."""
+    for path in paths:
+        if path.is_dir():
+            for candidate in sorted(path.rglob("*.yaml")):
+                if is_fixture(candidate):
+                    yield candidate
+        elif path.suffix in (".yaml", ".yml"):
+            yield path

@@ -1,0 +1,1 @@
+"""Fixture testing: replay fixtures, compare with snapshots, measure rule coverage."""
