@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import click
 
+from engine.commands.diff import diff
 from engine.commands.evaluate import evaluate
+from engine.commands.fmt import fmt
+from engine.commands.functions import functions
+from engine.commands.owners import owners
 from engine.commands.replay import explain, replay
 from engine.commands.schema import schema
 from engine.commands.test import test
@@ -20,5 +24,9 @@ COMMANDS: list[click.Command] = [
     test,
     replay,
     explain,
+    functions,
     evaluate,
+    fmt,
+    diff,
+    owners,
 ]
