@@ -1,0 +1,140 @@
+"""`engine diff`: the plan of a playbook change — what changed, who approves, whom it affects."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+FORMATS = ["text", "markdown", "json"]
+
+
+class _DiffCommand(click.Command):
+    """Keeps what follows ``--`` apart: ``engine diff BASE HEAD -- PATHS`` as in git."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta["engine.diff.paths"] = args[cut + 1:]
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+
+@click.command("diff", cls=_DiffCommand)
+@click.argument("sides", nargs=-1)
+@click.option("--base", "base_opt", metavar="REV", help="Compare this revision with the work tree "
+              "(all playbooks under PATHS, default playbooks/).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="text for people, markdown for a PR comment, json for machines.")
+@click.option("--fixtures", "fixture_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="Where to find fixtures to replay (repeatable; default: fixtures/).")
+@click.option("--no-impact", is_flag=True, help="Do not replay fixtures.")
+@click.option("--fail-on-owner-change", is_flag=True,
+              help="Exit 1 when a section with owners changed (CI can then require approval).")
+def diff(sides: tuple[str, ...], base_opt: str | None, fmt: str, fixture_dirs: tuple[Path, ...],
+         no_impact: bool, fail_on_owner_change: bool) -> None:
+    """Semantic diff of playbooks between two revisions or two files, like a plan.
+
+    BASE and HEAD are git revisions (HEAD omitted: the work tree) or two playbook
+    files. Rules are compared by id, so comments, layout and key order never show;
+    rule moves in first-match-wins sections (exclusions, stages, handoffs) do. For
+    each changed section the owners from BASE's metadata.owners are listed, and the
+    fixtures of each changed playbook are replayed under both versions.
+
+    \b
+    Examples:
+      engine diff origin/main HEAD -- playbooks/smb-saas.yaml
+      engine diff --base origin/main --format markdown
+      engine diff old.yaml new.yaml
+    """
+    from engine.diff_render import RENDERERS
+
+    ctx = click.get_current_context()
+    paths = [str(p) for p in ctx.meta.get("engine.diff.paths", [])]
+    base_label, head_label, diffs = _plan(list(sides), base_opt, paths,
+                                          None if no_impact else (fixture_dirs or (Path("fixtures"),)))
+    click.echo(RENDERERS[fmt](diffs, base_label, head_label), nl=False)
+    if fail_on_owner_change and any(d.owned_change for d in diffs):
+        click.echo("owned sections changed: their owners must approve", err=True)
+        sys.exit(1)
+
+
+def _plan(sides: list[str], base_opt: str | None, paths: list[str],
+          fixture_dirs: tuple[Path, ...] | None) -> tuple[str, str, list[Any]]:
+    """Resolve the two sides and diff every playbook present on either."""
+    from dataclasses import replace
+
+    from engine.diff import diff_playbooks
+    from engine.revisions import Side, compile_side, is_revision
+
+    if base_opt is not None:
+        if len(sides) > 1 or (sides and not is_revision(sides[0])):
+            raise click.UsageError("with --base, give at most one HEAD revision (PATHS go after --)")
+        base, head = Side(base_opt), Side(sides[0] if sides else None)
+        if not is_revision(base_opt):
+            raise click.UsageError(f"--base {base_opt!r} is not a git revision")
+    elif len(sides) == 2 and all(Path(s).is_file() for s in sides) and not paths:
+        return sides[0], sides[1], [_diff_files(Path(sides[0]), Path(sides[1]), fixture_dirs)]
+    else:
+        revisions: list[str] = []
+        while sides and len(revisions) < 2 and is_revision(sides[0]):
+            revisions.append(sides.pop(0))
+        paths = sides + paths
+        if not revisions:
+            raise click.UsageError("give BASE (and HEAD) as git revisions, two playbook files, "
+                                   "or --base REV")
+        base, head = Side(revisions[0]), Side(revisions[1] if len(revisions) > 1 else None)
+    scope = paths or ["playbooks"]
+    names = sorted(set(base.list_playbooks(scope)) | set(head.list_playbooks(scope)))
+    diffs = []
+    for name in names:
+        old, new = compile_side(base, name), compile_side(head, name)
+        cases, note = _cases(Path(name), fixture_dirs) if old and new else (None, None)
+        result = diff_playbooks(name, old, new, cases)
+        if result.status == "changed" and note:
+            result = replace(result, impact_note=note)
+        diffs.append(result)
+    return base.label, head.label, diffs
+
+
+def _diff_files(base: Path, head: Path, fixture_dirs: tuple[Path, ...] | None) -> Any:
+    from dataclasses import replace
+
+    from engine.diff import diff_playbooks
+    from engine.validate import load_playbook
+
+    old, new = load_playbook(base).compiled, load_playbook(head).compiled
+    cases, note = _cases(head, fixture_dirs, also=base)
+    result = diff_playbooks(str(head), old, new, cases)
+    return replace(result, impact_note=note) if result.status == "changed" and note else result
+
+
+def _cases(playbook: Path, fixture_dirs: tuple[Path, ...] | None,
+           also: Path | None = None) -> tuple[list[Any] | None, str | None]:
+    """Fixtures written for this playbook, as replayable cases (or why there are none)."""
+    if fixture_dirs is None:
+        return None, "not replayed (--no-impact)"
+    from functools import cache
+
+    from engine.diagnostics import EngineError
+    from engine.diff import Case
+    from engine.fixtures import discover_fixtures, load_fixture
+    from engine.validate import load_playbook
+
+    targets = {playbook.resolve()} | ({also.resolve()} if also else set())
+    loader: Any = cache(lambda p: load_playbook(p))
+    cases, skipped = [], 0
+    for path in discover_fixtures(d for d in fixture_dirs if d.exists()):
+        try:
+            fixture = load_fixture(path, playbooks=loader)
+        except EngineError:
+            skipped += 1  # e.g. written for another playbook version; `engine test` reports it
+            continue
+        if fixture.playbook_path.resolve() in targets:
+            cases.append(Case(fixture.lead_id, fixture.lead, fixture.events, fixture.as_of))
+    if not cases:
+        return None, "no fixtures for this playbook under " + ", ".join(map(str, fixture_dirs))
+    note = f"{skipped} fixture file(s) could not be loaded and were skipped" if skipped else None
+    return cases, note

@@ -1,0 +1,371 @@
+"""Two versions of a playbook → what changed, who must approve it, whom it affects.
+
+Like a Terraform plan for rules: the loaded models are compared, never the text, so
+comments, key order and whitespace never count. Rule lists are keyed by ``id``: a
+rule edited in place is a change to that rule, and in the first-match-wins sections
+(:data:`ORDERED`) a reordering is reported as a move, because it changes decisions.
+Changes form an edit script of frozen dataclasses, as in sqlglot's ``diff.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from engine.compile import CompiledPlaybook
+from engine.evaluate import decide
+from engine.events import Event
+
+#: List sections whose items carry an ``id`` (compared by id, not by position).
+KEYED: frozenset[str] = frozenset({"exclusions", "stages", "handoffs", "scoring.fit.rules"})
+#: Keyed sections where the first match wins, so the order of rules is behaviour.
+ORDERED: frozenset[str] = frozenset({"exclusions", "stages", "handoffs"})
+#: Examples of lead ids kept per impact cell.
+EXAMPLES = 3
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One edit. ``path`` is where, e.g. ``stages[promising].entry``; ``section`` the top key."""
+
+    section: str
+    path: str
+    op: ClassVar[str] = "?"
+    kind: ClassVar[str] = "change"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: op, kind, section, path and the values of this kind of change."""
+        data: dict[str, Any] = {"op": self.op, "kind": self.kind, "section": self.section,
+                                "path": self.path}
+        for name in ("before", "after", "value"):
+            if hasattr(self, name):
+                data[name] = getattr(self, name)
+        return data
+
+
+@dataclass(frozen=True)
+class Added(Change):
+    """Something the head version has and the base had not."""
+
+    value: Any = None
+    op: ClassVar[str] = "+"
+    kind: ClassVar[str] = "added"
+
+
+@dataclass(frozen=True)
+class Removed(Change):
+    """Something the base version had and the head has not."""
+
+    value: Any = None
+    op: ClassVar[str] = "-"
+    kind: ClassVar[str] = "removed"
+
+
+@dataclass(frozen=True)
+class Updated(Change):
+    """A value that differs: ``before`` → ``after``."""
+
+    before: Any = None
+    after: Any = None
+    op: ClassVar[str] = "~"
+    kind: ClassVar[str] = "changed"
+
+
+@dataclass(frozen=True)
+class Moved(Change):
+    """A rule whose position changed in a first-match-wins section (positions are 1-based)."""
+
+    before: int = 0
+    after: int = 0
+    op: ClassVar[str] = "~"
+    kind: ClassVar[str] = "moved"
+
+
+def snapshot(cp: CompiledPlaybook) -> dict[str, Any]:
+    """The playbook as comparable data: the model, with list files replaced by their items."""
+    data = cp.playbook.model_dump(mode="json")
+    data["lists"] = {
+        name: {"file": value if isinstance(value, str) else None,
+               "items": sorted(cp.lists.get(name, frozenset()))}
+        for name, value in data["lists"].items()
+    }
+    return data
+
+
+def _join(path: str, key: str) -> str:
+    step = key if _PLAIN_KEY.match(key) else json.dumps(key, ensure_ascii=False)
+    if not path:
+        return step
+    return f"{path}.{step}" if _PLAIN_KEY.match(key) else f"{path}[{step}]"
+
+
+def diff_data(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[Change]:
+    """The edit script from ``base`` to ``head`` (two :func:`snapshot` s), in document order."""
+    changes: list[Change] = []
+    _diff_mapping(base, head, "", "", changes)
+    return changes
+
+
+def _diff_mapping(base: Mapping[str, Any], head: Mapping[str, Any], path: str, shape: str,
+                  out: list[Change]) -> None:
+    keys = list(base) + [k for k in head if k not in base]
+    for key in keys:
+        where, key_shape = _join(path, key), f"{shape}.{key}" if shape else key
+        section = where.split(".", 1)[0].split("[", 1)[0]
+        if key not in head:
+            out.append(Removed(section, where, value=base[key]))
+        elif key not in base:
+            out.append(Added(section, where, value=head[key]))
+        else:
+            _diff_value(base[key], head[key], where, key_shape, section, out)
+
+
+def _diff_value(before: Any, after: Any, path: str, shape: str, section: str,
+                out: list[Change]) -> None:
+    if before == after:
+        return
+    if isinstance(before, dict) and isinstance(after, dict):
+        _diff_mapping(before, after, path, shape, out)
+    elif shape in KEYED and isinstance(before, list) and isinstance(after, list):
+        _diff_keyed(before, after, path, shape, section, out)
+    elif shape.startswith("lists.") and shape.endswith(".items"):
+        out.extend(Removed(section, path, value=item) for item in before if item not in after)
+        out.extend(Added(section, path, value=item) for item in after if item not in before)
+    else:
+        out.append(Updated(section, path, before=before, after=after))
+
+
+def _diff_keyed(before: list[dict[str, Any]], after: list[dict[str, Any]], path: str, shape: str,
+                section: str, out: list[Change]) -> None:
+    old = {item["id"]: item for item in before}
+    new = {item["id"]: item for item in after}
+    for rule_id, item in old.items():
+        where = f"{path}[{rule_id}]"
+        if rule_id not in new:
+            out.append(Removed(section, where, value=item))
+        else:
+            _diff_mapping(item, new[rule_id], where, shape, out)
+    out.extend(Added(section, f"{path}[{rule_id}]", value=item)
+               for rule_id, item in new.items() if rule_id not in old)
+    if shape in ORDERED:
+        out.extend(_moves(list(old), list(new), path, section))
+
+
+def _moves(old: list[str], new: list[str], path: str, section: str) -> list[Moved]:
+    """Rules kept on both sides but out of their relative order (not on a longest common run)."""
+    common_old = [i for i in old if i in new]
+    common_new = [i for i in new if i in old]
+    stay = _lcs(common_old, common_new)
+    return [Moved(section, f"{path}[{i}]", before=old.index(i) + 1, after=new.index(i) + 1)
+            for i in common_new if i not in stay]
+
+
+def _lcs(a: Sequence[str], b: Sequence[str]) -> set[str]:
+    """Items of a longest common subsequence (rule lists are short: quadratic is fine)."""
+    table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(len(a) - 1, -1, -1):
+        for j in range(len(b) - 1, -1, -1):
+            table[i][j] = (table[i + 1][j + 1] + 1 if a[i] == b[j]
+                           else max(table[i + 1][j], table[i][j + 1]))
+    kept, i, j = set(), 0, 0
+    while i < len(a) and j < len(b):
+        if a[i] == b[j]:
+            kept.add(a[i])
+            i, j = i + 1, j + 1
+        elif table[i + 1][j] >= table[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return kept
+
+
+# --- approvals ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A changed section and who must approve it: the base's owners (and the head's if different)."""
+
+    section: str
+    owners: tuple[str, ...]
+    head_owners: tuple[str, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {"section": self.section, "owners": list(self.owners),
+                "head_owners": None if self.head_owners is None else list(self.head_owners)}
+
+
+def touched_sections(changes: Iterable[Change]) -> list[str]:
+    """Sections a change touches; editing ``metadata.owners.X`` touches section X too."""
+    found: dict[str, None] = {}
+    for change in changes:
+        found[change.section] = None
+        if change.path.startswith("metadata.owners"):
+            owned = change.path.removeprefix("metadata.owners").lstrip(".")
+            if owned:
+                found[owned.split(".", 1)[0]] = None
+            else:  # the whole owners mapping added or removed
+                for value in (getattr(change, "value", None), getattr(change, "before", None),
+                              getattr(change, "after", None)):
+                    if isinstance(value, dict):
+                        found.update(dict.fromkeys(value))
+    return list(found)
+
+
+def approvals(changes: Sequence[Change], base_owners: Mapping[Any, Sequence[str]],
+              head_owners: Mapping[Any, Sequence[str]]) -> list[Approval]:
+    """Per touched section, in document order, the owners whose approval it needs."""
+    result = []
+    for section in touched_sections(changes):
+        owners = tuple(base_owners.get(section, ()))
+        head = tuple(head_owners.get(section, ()))
+        result.append(Approval(section, owners, head if head != owners else None))
+    return result
+
+
+# --- impact ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One lead to replay: its attributes, its events, and the instant of the decision."""
+
+    lead_id: str
+    lead: Mapping[str, Any]
+    events: Sequence[Event]
+    as_of: datetime
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One cell of a from→to matrix: how many leads, and a few of them."""
+
+    before: str
+    after: str
+    count: int
+    examples: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {"from": self.before, "to": self.after, "count": self.count,
+                "examples": list(self.examples)}
+
+
+@dataclass(frozen=True)
+class ImpactReport:
+    """Both versions' decisions over the same leads: stage and route matrices, leads changed.
+
+    A lead's decision changes when its stage, its route or its exclusion differs.
+    """
+
+    total: int
+    changed: int
+    stages: tuple[Transition, ...]
+    routes: tuple[Transition, ...]
+    changed_examples: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {"total": self.total, "changed": self.changed,
+                "changed_examples": list(self.changed_examples),
+                "stages": [t.to_dict() for t in self.stages],
+                "routes": [t.to_dict() for t in self.routes]}
+
+
+class _Matrix:
+    def __init__(self) -> None:
+        self.cells: dict[tuple[str, str], list[str]] = {}
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def add(self, before: str, after: str, lead_id: str) -> None:
+        key = (before, after)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        examples = self.cells.setdefault(key, [])
+        if len(examples) < EXAMPLES:
+            examples.append(lead_id)
+
+    def transitions(self, order: Sequence[str]) -> tuple[Transition, ...]:
+        rank = {name: i for i, name in enumerate(order)}
+
+        def sort_key(key: tuple[str, str]) -> tuple[int, str, int, str]:
+            return (rank.get(key[0], len(rank)), key[0], rank.get(key[1], len(rank)), key[1])
+
+        return tuple(Transition(b, a, self.counts[(b, a)], tuple(self.cells[(b, a)]))
+                     for b, a in sorted(self.counts, key=sort_key))
+
+
+def impact(base_cp: CompiledPlaybook, head_cp: CompiledPlaybook,
+           cases: Iterable[Case]) -> ImpactReport:
+    """Replay every case under both versions and tabulate how decisions move."""
+    stages, routes = _Matrix(), _Matrix()
+    total = changed = 0
+    changed_examples: list[str] = []
+    for case in cases:
+        old = decide(base_cp, case.lead, case.events, case.as_of, lead_id=case.lead_id)
+        new = decide(head_cp, case.lead, case.events, case.as_of, lead_id=case.lead_id)
+        total += 1
+        stages.add(old.stage, new.stage, case.lead_id)
+        routes.add(old.route, new.route, case.lead_id)
+        if (old.stage, old.route, old.excluded) != (new.stage, new.route, new.excluded):
+            changed += 1
+            if len(changed_examples) < EXAMPLES:
+                changed_examples.append(case.lead_id)
+    stage_order = [s.rule.id for s in base_cp.stages] + [s.rule.id for s in head_cp.stages]
+    route_order = ["none"] + [h.to for h in base_cp.handoffs] + [h.to for h in head_cp.handoffs]
+    return ImpactReport(total, changed, stages.transitions(stage_order),
+                        routes.transitions(route_order), tuple(changed_examples))
+
+
+# --- one playbook, both sides ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlaybookDiff:
+    """Everything ``engine diff`` reports about one playbook file."""
+
+    path: str
+    status: str  # added | removed | changed | unchanged
+    changes: tuple[Change, ...] = ()
+    approvals: tuple[Approval, ...] = ()
+    impact: ImpactReport | None = None
+    impact_note: str | None = None
+
+    @property
+    def owned_change(self) -> bool:
+        """Whether any changed section has owners (``--fail-on-owner-change``)."""
+        return any(a.owners or a.head_owners for a in self.approvals)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {"path": self.path, "status": self.status,
+                "changes": [c.to_dict() for c in self.changes],
+                "approvals": [a.to_dict() for a in self.approvals],
+                "impact": self.impact.to_dict() if self.impact else None,
+                "impact_note": self.impact_note}
+
+
+def diff_playbooks(path: str, base: CompiledPlaybook | None, head: CompiledPlaybook | None,
+                   cases: Sequence[Case] | None = None) -> PlaybookDiff:
+    """Compare one playbook's two versions; either may be missing (added or removed)."""
+    if base is None and head is None:
+        raise ValueError("a playbook diff needs at least one side")
+    if base is None or head is None:
+        present = base or head
+        assert present is not None
+        owners = present.playbook.metadata.owners
+        status = "added" if base is None else "removed"
+        owned = tuple(Approval(s, tuple(o)) for s, o in owners.items())
+        return PlaybookDiff(path, status, approvals=owned)
+    changes = tuple(diff_data(snapshot(base), snapshot(head)))
+    if not changes:
+        return PlaybookDiff(path, "unchanged")
+    needed = tuple(approvals(changes, base.playbook.metadata.owners, head.playbook.metadata.owners))
+    report = impact(base, head, cases) if cases else None
+    return PlaybookDiff(path, "changed", changes, needed, report)
