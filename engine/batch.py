@@ -1,0 +1,377 @@
+"""An export → one decision per lead, streamed: the pass behind ``engine evaluate``.
+
+Memory stays bounded as the export grows: leads and their events arrive one lead at a
+time (``engine.io`` merges sorted files or spills unsorted events to disk), each row is
+written as soon as it is decided, and work queues keep at most a team's capacity.
+
+Nothing half-written: decisions go to a hidden staging file next to ``--out``; the
+rejects file and queues are renamed into place first and the decisions file last, so
+its presence means the run finished. A run that stops (too many rejects, an error,
+SIGTERM, SIGKILL) leaves no file under any final name it had not finished.
+
+Every row is accounted for: leads read = decided + rejected, events read = matched +
+rejected. A lead whose evaluation fails (a field of an unexpected type) is a reject
+with the error as its reason, never a crash of the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine.compile import CompiledPlaybook
+from engine.diagnostics import EngineError
+from engine.evaluate import decide
+from engine.events import Event
+from engine.io import (
+    EventsFile,
+    InputError,
+    LeadEvent,
+    LeadRecord,
+    LeadsFile,
+    Mapping,
+    Reject,
+    RejectsWriter,
+    file_format,
+    iter_leads_with_events,
+    parse_timestamp,
+    write_rows,
+)
+from engine.queues import QUEUE_COLUMNS, TeamQueue
+
+#: The columns of :meth:`engine.evaluate.Decision.to_row`, in order (a test keeps them equal).
+DECISION_COLUMNS = (
+    "lead_id", "as_of", "excluded", "personas", "target_account", "target_lead", "fit",
+    "engagement", "surge", "stage", "owner", "recycle_reason", "recycle_until", "route",
+    "handoff_rule", "due", "priority", "rules",
+)
+_STRING, _BOOL, _FLOAT = "string", "bool", "float64"
+#: Parquet types fixed up front: inferring them from the first rows would make
+#: ``priority`` a string column whenever the first rows have no handoff.
+DECISION_TYPES = dict.fromkeys(DECISION_COLUMNS, _STRING) | {
+    "target_account": _BOOL, "target_lead": _BOOL, "surge": _BOOL,
+    "fit": _FLOAT, "engagement": _FLOAT, "priority": _FLOAT,
+}
+#: Rejects shown in the message when ``--max-errors`` stops a run.
+SHOWN_REJECTS = 5
+_PROGRESS_EVERY = 500
+
+Progress = Callable[[int], None]
+
+
+class TooManyRejects(EngineError):
+    """More rejected rows than ``--max-errors`` allows: the run stops with no output."""
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """What to evaluate, and where the results go."""
+
+    leads: Path
+    out: Path
+    as_of: datetime
+    mapping: Mapping
+    events: Path | None = None
+    rejects: Path | None = None
+    queues: Path | None = None
+    max_errors: int | None = None
+    encoding: str | None = None
+
+    @property
+    def rejects_path(self) -> Path:
+        """``--rejects``, or ``NAME.rejects.csv`` beside ``--out``."""
+        return self.rejects or default_rejects_path(self.out)
+
+
+def default_rejects_path(out: Path) -> Path:
+    """``out/decisions.csv`` → ``out/decisions.rejects.csv`` (always CSV)."""
+    return out.with_name(f"{out.name.split('.')[0] or out.name}.rejects.csv")
+
+
+def parse_as_of(text: str, cp: CompiledPlaybook) -> datetime:
+    """ISO 8601 (``2026-11-01``, ``2026-11-01T09:00``, ``…Z``, ``…+09:00``); naive → playbook zone."""
+    try:
+        return parse_timestamp(text, default_tz=cp.tz)
+    except ValueError as error:
+        raise EngineError(f"--as-of: {error}") from None
+
+
+@dataclass
+class Summary:
+    """What a run did: counts that add up, per stage / route / exclusion, team capacity."""
+
+    playbook: str
+    as_of: str
+    output: str
+    rejects_file: str
+    queues_dir: str | None
+    leads_read: int = 0
+    leads_rejected: int = 0
+    decided: int = 0
+    events_read: int = 0
+    events_matched: int = 0
+    events_rejected: int = 0
+    stages: dict[str, int] = field(default_factory=dict)
+    routes: dict[str, int] = field(default_factory=dict)
+    excluded: dict[str, int] = field(default_factory=dict)
+    recycled: dict[str, int] = field(default_factory=dict)
+    teams: dict[str, TeamQueue] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with stable keys (playbook order inside each breakdown)."""
+        return {
+            "playbook": self.playbook,
+            "as_of": self.as_of,
+            "output": self.output,
+            "rejects": self.rejects_file,
+            "queues": self.queues_dir,
+            "leads": {"read": self.leads_read, "decided": self.decided, "rejected": self.leads_rejected},
+            "events": {"read": self.events_read, "matched": self.events_matched,
+                       "rejected": self.events_rejected},
+            "stages": dict(self.stages),
+            "routes": dict(self.routes),
+            "excluded": dict(self.excluded),
+            "recycled": dict(self.recycled),
+            "handoffs": {
+                team: {"handoffs": q.handoffs, "capacity": q.capacity, "queued": q.queued,
+                       "overflow": q.overflow}
+                for team, q in self.teams.items()
+            },
+        }
+
+
+def _new_summary(cp: CompiledPlaybook, request: BatchRequest, playbook: str) -> Summary:
+    pb = cp.playbook
+    targets = [team for team in pb.teams if any(h.to == team for h in pb.handoffs)]
+    targets += [h.to for h in pb.handoffs if h.to not in targets]
+    return Summary(
+        playbook=playbook,
+        as_of=request.as_of.astimezone(cp.tz).isoformat(),
+        output=str(request.out),
+        rejects_file=str(request.rejects_path),
+        queues_dir=str(request.queues) if request.queues is not None else None,
+        stages=dict.fromkeys(pb.stage_ids(), 0),
+        routes=dict.fromkeys([*targets, "none"], 0),
+        excluded=dict.fromkeys([e.id for e in pb.exclusions], 0),
+        recycled=dict.fromkeys(pb.recycle, 0),
+        teams={t: TeamQueue(t, pb.teams[t].capacity if t in pb.teams else None) for t in targets},
+    )
+
+
+class _Rejects:
+    """The run's reject sink: writes, counts per file, stops the run past ``max_errors``."""
+
+    def __init__(self, writer: RejectsWriter, leads_file: str, max_errors: int | None) -> None:
+        self.writer, self.leads_file, self.max_errors = writer, leads_file, max_errors
+        self.leads = self.events = 0
+        self.first: list[Reject] = []
+
+    def __call__(self, reject: Reject) -> None:
+        self.writer(reject)
+        if reject.file == self.leads_file:
+            self.leads += 1
+        else:
+            self.events += 1
+        if len(self.first) < SHOWN_REJECTS:
+            self.first.append(reject)
+        total = self.leads + self.events
+        if self.max_errors is not None and total > self.max_errors:
+            shown = "\n".join(f"  {r.file}:{r.row}: {_where(r)}{r.reason}" for r in self.first)
+            raise TooManyRejects(
+                f"more than {self.max_errors} rejected row(s) (--max-errors); stopped, "
+                f"nothing written. First rejects:\n{shown}"
+            )
+
+
+def _where(reject: Reject) -> str:
+    return f"column {reject.column!r}: " if reject.column else ""
+
+
+def staging_path(out: Path) -> Path:
+    """Where decisions are written until the whole run has succeeded (keeps the extension)."""
+    return out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
+
+
+def evaluate_export(
+    cp: CompiledPlaybook,
+    request: BatchRequest,
+    *,
+    playbook_name: str = "",
+    progress: Progress | None = None,
+) -> Summary:
+    """Evaluate every lead of the export; write decisions, rejects and queues; return the summary.
+
+    Raises :class:`engine.io.InputError` for a file that cannot be used at all and
+    :class:`TooManyRejects` past ``max_errors``; in both cases nothing is written.
+    """
+    file_format(request.out)  # an unknown extension fails before any work
+    if request.as_of.tzinfo is None:
+        request = _with_zone(request, cp)
+    summary = _new_summary(cp, request, playbook_name)
+    for folder in (request.out.parent, request.rejects_path.parent, request.queues):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+    staging = staging_path(request.out)
+    try:
+        with RejectsWriter(request.rejects_path) as writer:
+            sink = _Rejects(writer, str(request.leads), request.max_errors)
+            _run(cp, request, summary, sink, staging, progress)
+            if request.queues is not None:
+                _write_queues(request.queues, summary)
+        os.replace(staging, request.out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()
+        raise
+    return summary
+
+
+def _with_zone(request: BatchRequest, cp: CompiledPlaybook) -> BatchRequest:
+    from dataclasses import replace
+
+    return replace(request, as_of=request.as_of.replace(tzinfo=cp.tz))
+
+
+def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: _Rejects,
+         staging: Path, progress: Progress | None) -> None:
+    allowed = frozenset(cp.playbook.events)
+    leads = LeadsFile(request.leads, request.mapping, on_reject=sink, as_of=request.as_of,
+                          allowed_types=allowed, encoding=request.encoding)
+    events: EventsFile | tuple[LeadEvent, ...] = ()
+    if request.events is not None:
+        events = EventsFile(request.events, request.mapping, on_reject=sink,
+                                allowed_types=allowed, encoding=request.encoding)
+    pairs = iter_leads_with_events(leads, events, on_reject=sink)
+    try:
+        rows = _decisions(cp, request, summary, sink, pairs, progress)
+        _write_decisions(staging, rows)
+    finally:
+        close = getattr(pairs, "close", None)
+        if close is not None:
+            close()  # removes the events spill file even when the run stops early
+    summary.leads_rejected = sink.leads
+    summary.leads_read = summary.decided + sink.leads
+    summary.events_rejected = sink.events
+    summary.events_read = summary.events_matched + sink.events
+
+
+def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: _Rejects,
+               pairs: Iterator[tuple[LeadRecord, list[Event]]],
+               progress: Progress | None) -> Iterator[dict[str, Any]]:
+    """Decide each lead in file order and account for it; yield its output row."""
+    leads_file = str(request.leads)
+    matched = 0
+    for count, (lead, events) in enumerate(pairs, start=1):
+        matched += len(events) - len(lead.activity)
+        try:
+            decision = decide(cp, lead.fields, events, request.as_of, lead_id=lead.lead_id)
+            row = decision.to_row()
+        except Exception as error:  # one lead's failure must not lose the run
+            sink(Reject(leads_file, lead.row, None, lead.lead_id,
+                        f"evaluation failed: {type(error).__name__}: {error}"))
+            continue
+        summary.decided += 1
+        summary.stages[decision.stage] = summary.stages.get(decision.stage, 0) + 1
+        summary.routes[decision.route] = summary.routes.get(decision.route, 0) + 1
+        if decision.excluded:
+            summary.excluded[decision.excluded] = summary.excluded.get(decision.excluded, 0) + 1
+        if decision.recycle is not None and decision.recycle.active:
+            reason = decision.recycle.reason
+            summary.recycled[reason] = summary.recycled.get(reason, 0) + 1
+        if decision.handoff is not None:
+            queue = summary.teams.get(decision.handoff.to)
+            if queue is not None:
+                queue.offer(decision, lead.row)
+        if progress is not None and count % _PROGRESS_EVERY == 0:
+            progress(lead.row)
+        yield row
+    summary.events_matched = matched
+
+
+def _write_decisions(target: Path, rows: Iterator[dict[str, Any]]) -> None:
+    if file_format(target) != "parquet":
+        write_rows(target, DECISION_COLUMNS, rows)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(name, pa.bool_() if kind == _BOOL else pa.float64() if kind == _FLOAT
+                         else pa.string()) for name, kind in DECISION_TYPES.items()])
+    with pq.ParquetWriter(str(target), schema, compression="zstd", store_schema=True) as writer:
+        batch: list[dict[str, Any]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= 8192:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                batch.clear()
+        if batch:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+
+
+def _write_queues(folder: Path, summary: Summary) -> None:
+    """One CSV per team that receives handoffs (empty ones too, so no stale queue survives)."""
+    for team, queue in summary.teams.items():
+        write_rows(folder / f"{team}.csv", QUEUE_COLUMNS, queue.rows())
+
+
+def count_rows(path: Path) -> int:
+    """Rows to expect, for a progress bar: Parquet metadata, else lines (fast, in binary)."""
+    if file_format(path) == "parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(str(path)).metadata.num_rows)
+    lines = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+    return lines
+
+
+def render_summary(summary: Summary) -> str:
+    """The summary for a terminal: counts that add up, then breakdowns, then capacity."""
+    lines = [
+        f"{summary.playbook} as of {summary.as_of}",
+        f"leads   {summary.leads_read:>9,} read = {summary.decided:,} decided + "
+        f"{summary.leads_rejected:,} rejected",
+        f"events  {summary.events_read:>9,} read = {summary.events_matched:,} matched + "
+        f"{summary.events_rejected:,} rejected",
+    ]
+    for title, counts in (("stage", summary.stages), ("route", summary.routes),
+                          ("excluded", summary.excluded), ("recycled", summary.recycled)):
+        if not counts:
+            continue
+        lines.append(f"{title}:")
+        width = max(len(key) for key in counts)
+        for key, value in counts.items():
+            share = f"{100 * value / summary.decided:5.1f}%" if summary.decided else ""
+            lines.append(f"  {key:<{width}}  {value:>9,}  {share}")
+    if summary.teams:
+        width = max(len(team) for team in summary.teams)
+        lines.append(f"handoffs: {'team':<{width - 8}}  handoffs  capacity/wk    queued  overflow")
+        for team, q in summary.teams.items():
+            capacity = f"{q.capacity:,}" if q.capacity is not None else "unlimited"
+            lines.append(f"  {team:<{width}}  {q.handoffs:>9,}  {capacity:>11}  "
+                         f"{q.queued:>8,}  {q.overflow:>8,}")
+    lines.append(f"wrote {summary.output} ({summary.decided:,} rows); rejects: {summary.rejects_file} "
+                 f"({summary.leads_rejected + summary.events_rejected:,})"
+                 + (f"; queues: {summary.queues_dir}/" if summary.queues_dir else ""))
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "DECISION_COLUMNS",
+    "BatchRequest",
+    "InputError",
+    "Summary",
+    "TooManyRejects",
+    "count_rows",
+    "default_rejects_path",
+    "evaluate_export",
+    "parse_as_of",
+    "render_summary",
+]

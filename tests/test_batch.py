@@ -1,0 +1,208 @@
+"""engine.batch: an export → decisions, rejects, queues and a summary that adds up."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from engine import batch
+from engine.batch import DECISION_COLUMNS, BatchRequest, TooManyRejects, evaluate_export, parse_as_of
+from engine.compile import CompiledPlaybook
+from engine.io import load_mapping
+from engine.validate import load_playbook
+from tests.export_factory import (
+    AS_OF,
+    BENCH_PLAYBOOK,
+    EVENT_COLUMNS,
+    LEAD_COLUMNS,
+    make_export,
+    make_rows,
+    playbook_with_capacity,
+    write_csv,
+)
+
+
+@pytest.fixture(scope="module")
+def cp() -> CompiledPlaybook:
+    compiled = load_playbook(BENCH_PLAYBOOK).compiled
+    assert compiled is not None
+    return compiled
+
+
+def run(cp: CompiledPlaybook, leads: Path, events: Path | None, out: Path, **options: Any) -> batch.Summary:
+    mapping = options.pop("mapping", load_mapping("canonical"))
+    request = BatchRequest(leads=leads, events=events, out=out, as_of=AS_OF, mapping=mapping, **options)
+    return evaluate_export(cp, request)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_decision_columns_are_to_row_keys(cp: CompiledPlaybook, tmp_path: Path) -> None:
+    from engine.evaluate import decide
+
+    assert tuple(decide(cp, {}, [], AS_OF).to_row()) == DECISION_COLUMNS
+
+
+def test_one_row_per_lead_in_file_order_and_counts(cp: CompiledPlaybook, tmp_path: Path) -> None:
+    leads, events = make_export(tmp_path, 60)
+    summary = run(cp, leads, events, tmp_path / "out" / "d.csv")
+    rows = read_csv(tmp_path / "out" / "d.csv")
+    assert [r["lead_id"] for r in rows] == [f"L{i:05d}" for i in range(1, 61)]
+    data = summary.to_dict()
+    assert data["leads"] == {"read": 60, "decided": 60, "rejected": 0}
+    n_events = len(read_csv(events))
+    assert data["events"] == {"read": n_events, "matched": n_events, "rejected": 0}
+    assert list(data["stages"]) == ["lead", "nurture", "mql", "sql"]
+    assert sum(data["stages"].values()) == 60
+    assert sum(data["routes"].values()) == 60
+    assert data["excluded"]["competitor"] == sum(r["excluded"] == "competitor" for r in rows) > 0
+    for stage, count in data["stages"].items():
+        assert count == sum(r["stage"] == stage for r in rows)
+    # the rejects file is always written, header only when the input is clean
+    assert (tmp_path / "out" / "d.rejects.csv").read_text() == "file,row,column,value,reason\n"
+
+
+def test_bad_rows_are_rejected_and_counted(cp: CompiledPlaybook, tmp_path: Path) -> None:
+    leads, events = make_rows(20)
+    leads[3][4] = "lots"  # employees: not a number
+    leads[5][0] = ""  # no lead id
+    # events of the two rejected lead rows become orphans, rejected too
+    orphaned = sum(e[0] in ("L00004", "L00006") for e in events)
+    leads.append(list(leads[8]))  # duplicate id (out of order: the spill path)
+    events.append(["L00002", "yesterday", "page_view", ""])  # bad timestamp
+    events.append(["L00002", "2026-10-01T00:00:00Z", "tweet", ""])  # type the playbook lacks
+    events.append(["L99999", "2026-10-01T00:00:00Z", "page_view", ""])  # orphan
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    summary = run(cp, lp, ep, tmp_path / "d.csv").to_dict()
+    assert summary["leads"] == {"read": 21, "decided": 18, "rejected": 3}
+    assert summary["events"]["rejected"] == 3 + orphaned
+    assert summary["events"]["read"] == len(events)
+    rejects = read_csv(tmp_path / "d.rejects.csv")
+    assert len(rejects) == 6 + orphaned
+    by_row = {(Path(r["file"]).name, int(r["row"])): r["reason"] for r in rejects}
+    assert "not a number" in by_row[("leads.csv", 5)]
+    assert "missing lead id" in by_row[("leads.csv", 7)]
+    assert "appears earlier" in by_row[("leads.csv", 22)]
+    assert "unknown event type 'tweet'" in by_row[("events.csv", len(events))]
+    assert len(read_csv(tmp_path / "d.csv")) == 18
+
+
+def test_an_evaluation_error_rejects_only_that_lead(cp: CompiledPlaybook, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    leads, events = make_export(tmp_path, 10)
+    real = batch.decide
+
+    def flaky(cp_: CompiledPlaybook, fields: Any, evs: Any, as_of: datetime, *, lead_id: str) -> Any:
+        if lead_id == "L00004":
+            raise TypeError("'<' not supported between instances of 'str' and 'int'")
+        return real(cp_, fields, evs, as_of, lead_id=lead_id)
+
+    monkeypatch.setattr(batch, "decide", flaky)
+    summary = run(cp, leads, events, tmp_path / "d.csv")
+    assert (summary.leads_read, summary.decided, summary.leads_rejected) == (10, 9, 1)
+    [reject] = read_csv(tmp_path / "d.rejects.csv")
+    assert reject["row"] == "5" and reject["value"] == "L00004"
+    assert reject["reason"].startswith("evaluation failed: TypeError")
+
+
+def test_max_errors_stops_with_no_output(cp: CompiledPlaybook, tmp_path: Path) -> None:
+    leads, _ = make_rows(30)
+    for i in (2, 4, 6):
+        leads[i][4] = "many"
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = None  # no events file: only the three bad lead rows are rejected
+    out = tmp_path / "o" / "d.csv"
+    summary = run(cp, lp, ep, out, max_errors=3)  # exactly 3: allowed
+    assert summary.leads_rejected == 3
+    out.unlink()
+    (tmp_path / "o" / "d.rejects.csv").unlink()
+    with pytest.raises(TooManyRejects, match=r"more than 2 rejected.*\n.*leads.csv:4: column 'employees'"):
+        run(cp, lp, ep, out, max_errors=2, queues=tmp_path / "o" / "q")
+    assert sorted(p.name for p in (tmp_path / "o").rglob("*")) == ["q"]
+
+
+def test_reruns_are_byte_identical(cp: CompiledPlaybook, tmp_path: Path) -> None:
+    leads, events = make_export(tmp_path, 40)
+    for suffix in ("csv", "jsonl", "parquet"):
+        run(cp, leads, events, tmp_path / f"a.{suffix}", queues=tmp_path / "qa")
+        run(cp, leads, events, tmp_path / f"b.{suffix}", queues=tmp_path / "qb")
+        assert (tmp_path / f"a.{suffix}").read_bytes() == (tmp_path / f"b.{suffix}").read_bytes()
+    for queue in (tmp_path / "qa").iterdir():
+        assert queue.read_bytes() == (tmp_path / "qb" / queue.name).read_bytes()
+
+
+def _convert(source: Path, target: Path) -> Path:
+    rows = read_csv(source)
+    if target.suffix == ".jsonl":
+        target.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    elif target.suffix == ".parquet":
+        pq.write_table(pa.Table.from_pylist(rows), target)
+    return target
+
+
+@pytest.mark.parametrize("kind", ["utf-8-sig", "cp932", "jsonl", "parquet"])
+def test_every_input_format_gives_the_same_decisions(cp: CompiledPlaybook, tmp_path: Path, kind: str) -> None:
+    leads, events = make_rows(40)
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    run(cp, lp, ep, tmp_path / "reference.csv")
+    if kind in ("utf-8-sig", "cp932"):
+        lp2 = write_csv(tmp_path / f"leads-{kind}.csv", LEAD_COLUMNS, leads, encoding=kind)
+        ep2 = write_csv(tmp_path / f"events-{kind}.csv", EVENT_COLUMNS, events, encoding=kind)
+    else:
+        lp2 = _convert(lp, tmp_path / f"leads.{kind}")
+        ep2 = _convert(ep, tmp_path / f"events.{kind}")
+    summary = run(cp, lp2, ep2, tmp_path / "other.csv")
+    assert summary.leads_rejected == summary.events_rejected == 0
+    assert (tmp_path / "other.csv").read_bytes() == (tmp_path / "reference.csv").read_bytes()
+
+
+def test_parquet_output_types_do_not_depend_on_the_first_rows(cp: CompiledPlaybook, tmp_path: Path) -> None:
+    leads, _ = make_rows(30)
+    no_events = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, [])
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    run(cp, lp, no_events, tmp_path / "d.parquet")
+    table = pq.read_table(tmp_path / "d.parquet")
+    assert table.schema.field("priority").type == pa.float64()
+    assert table.schema.field("surge").type == pa.bool_()
+    assert table.num_rows == 30
+
+
+def test_queues_cut_at_capacity_sorted_with_overflow(cp: CompiledPlaybook, tmp_path: Path) -> None:
+    leads, events = make_export(tmp_path, 120)
+    small = load_playbook(playbook_with_capacity(tmp_path, inside_sales=None, field_sales=3)).compiled
+    assert small is not None
+    summary = run(small, leads, events, tmp_path / "d.csv", queues=tmp_path / "q")
+    decisions = read_csv(tmp_path / "d.csv")
+    handed = [r for r in decisions if r["route"] == "field_sales"]
+    queue = read_csv(tmp_path / "q" / "field_sales.csv")
+    assert len(handed) > 3 and len(queue) == 3
+    expected = sorted(handed, key=lambda r: (-float(r["priority"]), r["due"], r["lead_id"]))[:3]
+    assert [r["lead_id"] for r in queue] == [r["lead_id"] for r in expected]
+    assert [r["rank"] for r in queue] == ["1", "2", "3"]
+    teams = summary.to_dict()["handoffs"]
+    assert teams["field_sales"] == {"handoffs": len(handed), "capacity": 3, "queued": 3,
+                                    "overflow": len(handed) - 3}
+    inside = [r for r in decisions if r["route"] == "inside_sales"]
+    assert teams["inside_sales"]["capacity"] is None and teams["inside_sales"]["overflow"] == 0
+    assert len(read_csv(tmp_path / "q" / "inside_sales.csv")) == len(inside) > 0
+    marketing = read_csv(tmp_path / "q" / "marketing.csv")  # no priority: by lead id
+    assert [r["lead_id"] for r in marketing] == sorted(r["lead_id"] for r in marketing)
+
+
+def test_naive_as_of_is_in_the_playbook_zone(cp: CompiledPlaybook) -> None:
+    assert parse_as_of("2026-11-01", cp) == AS_OF
+    assert parse_as_of("2026-11-01T09:00+09:00", cp) == AS_OF
+    with pytest.raises(Exception, match="--as-of"):
+        parse_as_of("first of november", cp)

@@ -1,0 +1,103 @@
+"""`engine evaluate` end to end: CliRunner, exit codes, a killed run, the README command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli import cli, main
+from tests.export_factory import BENCH_PLAYBOOK, LEAD_COLUMNS, REPO, make_export, make_rows, write_csv
+
+AS_OF = "2026-11-01T00:00:00Z"
+
+
+def test_summary_json_has_stable_keys(tmp_path: Path) -> None:
+    leads, events = make_export(tmp_path, 30)
+    out = tmp_path / "o" / "d.csv"
+    result = CliRunner().invoke(
+        cli, ["evaluate", str(BENCH_PLAYBOOK), "--leads", str(leads), "--events", str(events),
+              "--as-of", AS_OF, "--out", str(out), "--format", "json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert list(data) == ["playbook", "as_of", "output", "rejects", "queues", "leads", "events",
+                          "stages", "routes", "excluded", "recycled", "handoffs"]
+    assert data["leads"] == {"read": 30, "decided": 30, "rejected": 0}
+    assert list(data["routes"]) == ["marketing", "inside_sales", "field_sales", "none"]
+    assert list(data["handoffs"]["inside_sales"]) == ["handoffs", "capacity", "queued", "overflow"]
+    assert data["handoffs"]["inside_sales"]["capacity"] == 800
+    assert data["rejects"] == str(tmp_path / "o" / "d.rejects.csv")
+
+
+def test_text_summary_adds_up(tmp_path: Path) -> None:
+    leads, events = make_export(tmp_path, 30)
+    result = CliRunner().invoke(
+        cli, ["evaluate", str(BENCH_PLAYBOOK), "--leads", str(leads), "--events", str(events),
+              "--as-of", AS_OF, "--out", str(tmp_path / "d.jsonl"), "--queues", str(tmp_path / "q")],
+        catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "leads          30 read = 30 decided + 0 rejected" in result.output
+    assert "stage:" in result.output and "handoffs:" in result.output
+    assert len((tmp_path / "d.jsonl").read_text().splitlines()) == 30
+
+
+def test_missing_column_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    leads, _ = make_rows(5)
+    columns = [c if c != "lead_id" else "LeadID" for c in LEAD_COLUMNS]
+    lp = write_csv(tmp_path / "leads.csv", columns, leads)
+    code = main(["evaluate", str(BENCH_PLAYBOOK), "--leads", str(lp), "--as-of", AS_OF,
+                 "--out", str(tmp_path / "d.csv")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "column 'lead_id'" in err and "LeadID" in err
+    assert not (tmp_path / "d.csv").exists()
+
+
+def test_max_errors_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    leads, _ = make_rows(10)
+    leads[1][4] = leads[2][4] = "n/a?"
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    code = main(["evaluate", str(BENCH_PLAYBOOK), "--leads", str(lp), "--as-of", AS_OF,
+                 "--out", str(tmp_path / "d.csv"), "--max-errors", "1"])
+    assert code == 1
+    assert "more than 1 rejected row(s)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["leads.csv"]
+
+
+def test_bad_as_of_and_unknown_mapping(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    leads, events = make_export(tmp_path, 3)
+    base = ["evaluate", str(BENCH_PLAYBOOK), "--leads", str(leads), "--out", str(tmp_path / "d.csv")]
+    assert main([*base, "--as-of", "soon"]) == 1
+    assert "--as-of" in capsys.readouterr().err
+    assert main([*base, "--as-of", AS_OF, "--mapping", "salesforse"]) == 1
+    assert "did you mean 'salesforce'" in capsys.readouterr().err
+
+
+def _engine(*args: str, cwd: Path = REPO) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "engine", *args], cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_killed_run_leaves_no_output(tmp_path: Path) -> None:
+    leads, events = make_export(tmp_path, 3000)
+    out = tmp_path / "o" / "d.csv"
+    proc = _engine("evaluate", str(BENCH_PLAYBOOK), "--leads", str(leads), "--events", str(events),
+                   "--as-of", AS_OF, "--out", str(out), "--queues", str(tmp_path / "o" / "q"))
+    deadline = time.monotonic() + 30
+    # wait until decisions are being written (a staging file exists), then kill
+    while not any(p.name.startswith(".d.partial") for p in (tmp_path / "o").glob(".*")):
+        assert proc.poll() is None, "the run finished before it could be killed: make it longer"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    assert not (tmp_path / "o" / "d.rejects.csv").exists()
+    assert not (tmp_path / "o" / "q" / "inside_sales.csv").exists()
