@@ -87,9 +87,20 @@ class Moved(Change):
     kind: ClassVar[str] = "moved"
 
 
+def _whole(value: Any) -> Any:
+    """``20.0`` → ``20``: points are floats in the model, but written (and read) as integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    return value
+
+
 def snapshot(cp: CompiledPlaybook) -> dict[str, Any]:
     """The playbook as comparable data: the model, with list files replaced by their items."""
-    data = cp.playbook.model_dump(mode="json")
+    data: dict[str, Any] = _whole(cp.playbook.model_dump(mode="json"))
     data["lists"] = {
         name: {"file": value if isinstance(value, str) else None,
                "items": sorted(cp.lists.get(name, frozenset()))}

@@ -19,6 +19,9 @@ MAX_MARKDOWN = 60_000
 
 
 def _value(value: Any) -> str:
+    """Strings (expressions, mostly) as written; other values as compact JSON."""
+    if isinstance(value, str) and value.strip() == value and value:
+        return value
     return json.dumps(value, ensure_ascii=False, sort_keys=False, separators=(", ", ": "))
 
 
@@ -145,8 +148,14 @@ def render_markdown(diffs: Sequence[PlaybookDiff], base: str, head: str,
     head_lines = [MARKER, f"### Playbook changes (`{base}` → `{head}`)", ""]
     if not shown:
         return "\n".join([*head_lines, "No semantic changes to playbooks."]) + "\n"
-    head_lines += [f"- {_summary(d)}" for d in shown] + [""]
     text = "\n".join(head_lines) + "\n"
+    for index, diff in enumerate(shown):
+        line = f"- {_summary(diff)}\n"
+        if len(text) + len(line) > limit // 2:
+            text += f"- … and {len(shown) - index} more playbook(s)\n"
+            break
+        text += line
+    text += "\n"
     note = ("\n_Output truncated at {limit:,} characters: run `engine diff {base} {head}` "
             "for the full plan._\n")
     for diff in shown:
