@@ -81,6 +81,9 @@ class BatchRequest:
     queues: Path | None = None
     max_errors: int | None = None
     encoding: str | None = None
+    #: True: the caller vouches both files are sorted by lead id (skips the pre-scan; a
+    #: violation is an error, never a wrong answer). None: detect. False: always spill.
+    events_sorted: bool | None = None
 
     @property
     def rejects_path(self) -> Path:
@@ -246,7 +249,7 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: _R
     if request.events is not None:
         events = EventsFile(request.events, request.mapping, on_reject=sink,
                                 allowed_types=allowed, encoding=request.encoding)
-    pairs = iter_leads_with_events(leads, events, on_reject=sink)
+    pairs = iter_leads_with_events(leads, events, on_reject=sink, events_sorted=request.events_sorted)
     try:
         rows = _decisions(cp, request, summary, sink, pairs, progress)
         _write_decisions(staging, rows)
@@ -352,11 +355,12 @@ def render_summary(summary: Summary) -> str:
             lines.append(f"  {key:<{width}}  {value:>9,}  {share}")
     if summary.teams:
         width = max(len(team) for team in summary.teams)
-        lines.append(f"handoffs: {'team':<{width - 8}}  handoffs  capacity/wk    queued  overflow")
+        lines.append(f"{'handoffs:':<{width + 2}}  {'handoffs':>9}  {'capacity/wk':>11}  "
+                     f"{'queued':>9}  {'overflow':>9}")
         for team, q in summary.teams.items():
             capacity = f"{q.capacity:,}" if q.capacity is not None else "unlimited"
             lines.append(f"  {team:<{width}}  {q.handoffs:>9,}  {capacity:>11}  "
-                         f"{q.queued:>8,}  {q.overflow:>8,}")
+                         f"{q.queued:>9,}  {q.overflow:>9,}")
     lines.append(f"wrote {summary.output} ({summary.decided:,} rows); rejects: {summary.rejects_file} "
                  f"({summary.leads_rejected + summary.events_rejected:,})"
                  + (f"; queues: {summary.queues_dir}/" if summary.queues_dir else ""))

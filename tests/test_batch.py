@@ -206,3 +206,58 @@ def test_naive_as_of_is_in_the_playbook_zone(cp: CompiledPlaybook) -> None:
     assert parse_as_of("2026-11-01T09:00+09:00", cp) == AS_OF
     with pytest.raises(Exception, match="--as-of"):
         parse_as_of("first of november", cp)
+
+
+XE_HEADER = ["Prospect ID", "Lead Number", "Lead Origin", "Lead Source", "Do Not Email", "Do Not Call",
+             "Converted", "TotalVisits", "Total Time Spent on Website", "Page Views Per Visit",
+             "Last Activity", "Country", "City", "Specialization", "What is your current occupation",
+             "Tags", "Lead Quality", "Lead Profile", "Last Notable Activity", ""]
+
+
+def _xe_row(pid: str, origin: str, dne: str, visits: str, seconds: str, activity: str, job: str,
+            tags: str) -> list[str]:
+    return [pid, "1", origin, "Google", dne, "No", "0", visits, seconds, "2", activity, "India",
+            "Select", "Select", job, tags, "", "Select", activity, ""]
+
+
+def test_single_leads_file_with_aggregated_activity(tmp_path: Path) -> None:
+    """X Education's layout: no event log; the preset makes events from aggregate columns."""
+    rows = [
+        _xe_row("a-1", "Lead Add Form", "No", "5", "1200", "Email Opened", "Working Professional", ""),
+        _xe_row("a-2", "API", "No", "", "0", "Select", "Unemployed", ""),
+        _xe_row("a-3", "API", "Yes", "3", "100", "Email Opened", "Unemployed", ""),
+        _xe_row("a-4", "API", "No", "2", "50", "Email Opened", "Student", "Already a student"),
+        _xe_row("a-5", "API", "No", "lots", "50", "Email Opened", "Student", ""),
+    ]
+    lp = write_csv(tmp_path / "Leads.csv", XE_HEADER, rows)
+    cp = load_playbook(Path(BENCH_PLAYBOOK).parent / "x-education.yaml").compiled
+    assert cp is not None
+    summary = run(cp, lp, None, tmp_path / "d.csv", mapping=load_mapping("leads-x-education"))
+    out = {r["lead_id"]: r for r in read_csv(tmp_path / "d.csv")}
+    assert (summary.leads_read, summary.decided, summary.leads_rejected) == (5, 4, 1)
+    assert out["a-1"]["engagement"] == "7.0"  # 5 page views + an email open
+    assert (out["a-1"]["fit"], out["a-1"]["route"]) == ("55.0", "inside_sales")
+    assert (out["a-2"]["stage"], out["a-2"]["route"]) == ("lead", "marketing")
+    assert out["a-3"]["excluded"] == "do-not-contact"  # Do Not Email → unsubscribe event
+    assert out["a-4"]["excluded"] == "existing-student"
+    [reject] = read_csv(tmp_path / "d.rejects.csv")
+    assert reject["column"] == "TotalVisits" and reject["row"] == "6"
+
+
+X_EDUCATION = Path(__file__).resolve().parents[2] / "shared" / "data" / "leads-x-education" / "Leads.csv"
+
+
+@pytest.mark.skipif(not X_EDUCATION.exists(), reason="X Education's Leads.csv (not shipped: no licence) "
+                    "is read from ../shared/data/leads-x-education/, absent here")
+def test_x_education_export_routes_converters_to_sales(tmp_path: Path) -> None:
+    cp = load_playbook(Path(BENCH_PLAYBOOK).parent / "x-education.yaml").compiled
+    assert cp is not None
+    summary = run(cp, X_EDUCATION, None, tmp_path / "d.csv", mapping=load_mapping("leads-x-education"),
+                  queues=tmp_path / "q")
+    assert (summary.leads_read, summary.decided, summary.leads_rejected) == (9240, 9240, 0)
+    with open(X_EDUCATION, encoding="utf-8", newline="") as handle:
+        converted = {r["Prospect ID"]: r["Converted"] == "1" for r in csv.DictReader(handle)}
+    routed = [r["lead_id"] for r in read_csv(tmp_path / "d.csv") if r["route"] == "inside_sales"]
+    lift = (sum(converted[i] for i in routed) / len(routed)) / (sum(converted.values()) / len(converted))
+    assert lift > 1.5  # 1.86 when written; a change that loses the signal fails here
+    assert len(read_csv(tmp_path / "q" / "inside_sales.csv")) == 800

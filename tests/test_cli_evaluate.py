@@ -43,7 +43,7 @@ def test_text_summary_adds_up(tmp_path: Path) -> None:
               "--as-of", AS_OF, "--out", str(tmp_path / "d.jsonl"), "--queues", str(tmp_path / "q")],
         catch_exceptions=False)
     assert result.exit_code == 0
-    assert "leads          30 read = 30 decided + 0 rejected" in result.output
+    assert "leads 30 read = 30 decided + 0 rejected" in " ".join(result.output.split())
     assert "stage:" in result.output and "handoffs:" in result.output
     assert len((tmp_path / "d.jsonl").read_text().splitlines()) == 30
 
@@ -72,7 +72,7 @@ def test_max_errors_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_bad_as_of_and_unknown_mapping(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    leads, events = make_export(tmp_path, 3)
+    leads, _ = make_export(tmp_path, 3)
     base = ["evaluate", str(BENCH_PLAYBOOK), "--leads", str(leads), "--out", str(tmp_path / "d.csv")]
     assert main([*base, "--as-of", "soon"]) == 1
     assert "--as-of" in capsys.readouterr().err
@@ -101,3 +101,32 @@ def test_killed_run_leaves_no_output(tmp_path: Path) -> None:
     assert not out.exists()
     assert not (tmp_path / "o" / "d.rejects.csv").exists()
     assert not (tmp_path / "o" / "q" / "inside_sales.csv").exists()
+
+
+README_COMMAND = (
+    "engine evaluate playbooks/olist.yaml --mapping olist --as-of 2018-06-01"
+    " --leads examples/data/olist-mql-sample.csv --events examples/data/olist-deals-sample.csv"
+    " --out out/olist-decisions.csv --queues out/queues"
+)
+
+
+def test_readme_first_command_on_a_fresh_checkout(tmp_path: Path) -> None:
+    """docs/evaluate.md's first command, as typed, in a copy of the repo's relevant files."""
+    import shutil
+
+    shutil.copytree(REPO / "examples" / "data", tmp_path / "examples" / "data")
+    (tmp_path / "playbooks").mkdir()
+    shutil.copy(REPO / "playbooks" / "olist.yaml", tmp_path / "playbooks")
+    assert README_COMMAND in (REPO / "docs" / "evaluate.md").read_text(encoding="utf-8").replace("\\\n  ", "")
+    engine = Path(sys.executable).with_name("engine")
+    args = [str(engine), *README_COMMAND.split()[1:]]
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())
+    assert "leads 400 read = 400 decided + 0 rejected" in said
+    assert "events 36 read = 36 matched + 0 rejected" in said
+    decisions = (tmp_path / "out" / "olist-decisions.csv").read_text(encoding="utf-8").splitlines()
+    assert len(decisions) == 401
+    queue = (tmp_path / "out" / "queues" / "inside_sales.csv").read_text(encoding="utf-8").splitlines()
+    assert queue[0].startswith("rank,lead_id,priority,due") and len(queue) > 10
+    assert done.stderr == ""  # no progress bar when stderr is not a terminal

@@ -33,10 +33,13 @@ import click
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="How the summary is printed.")
 @click.option("--encoding", help="Encoding of CSV inputs (utf-8, utf-8-sig, cp932); detected if omitted.")
+@click.option("--events-sorted", is_flag=True, default=None,
+              help="Both files are sorted by lead id: skip the pre-scan that checks it (a "
+                   "violation stops the run with an error, never a wrong answer).")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_of: str, out: Path,
              rejects: Path | None, queues: Path | None, max_errors: int | None, fmt: str,
-             encoding: str | None, no_progress: bool) -> None:
+             encoding: str | None, events_sorted: bool | None, no_progress: bool) -> None:
     """Decide every lead of an export at --as-of: stage, route, handoff, exclusions.
 
     Writes one row per lead to --out (in the leads file's order, atomically: an
@@ -62,6 +65,7 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
         request = BatchRequest(
             leads=leads, events=events, mapping=load_mapping(mapping), as_of=parse_as_of(as_of, compiled),
             out=out, rejects=rejects, queues=queues, max_errors=max_errors, encoding=encoding,
+            events_sorted=events_sorted or None,
         )
         show_bar = not no_progress and sys.stderr.isatty()
         if show_bar:

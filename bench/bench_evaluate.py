@@ -1,0 +1,193 @@
+"""Benchmark ``engine evaluate`` against plain Python and DuckDB on SPEC.md's workload.
+
+In one run: generate data with gen.py (cached under bench/data/, git-ignored), time the
+engine's per-lead Python path (in process, median of --repeat, plus one real
+``engine evaluate`` subprocess), the plain-Python SPEC (bench/spec_python.py) and the
+DuckDB SPEC (bench/spec_duckdb.py); peak memory of each as a subprocess (ru_maxrss via
+wait4); and check all three agree on every lead (fit, engagement, surge, stage, route).
+
+    python bench/bench_evaluate.py [--leads 100000] [--repeat 3] [--profile]
+
+The engine keeps an excluded lead's computed stage; SPEC calls it 'excluded', so the
+comparison maps stage → 'excluded' when ``excluded`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+GEN = REPO.parent / "shared" / "bench" / "gen.py"
+PLAYBOOK = REPO / "playbooks" / "bench-reference.yaml"
+AS_OF = "2026-11-01T00:00:00Z"
+Row = tuple[str, str, float, float, bool, str, str]
+
+
+def ensure_data(n: int, gen: Path) -> Path:
+    folder = HERE / "data" / str(n)
+    if not (folder / "events.csv").exists():
+        print(f"generating {n:,} leads with {gen} ...", flush=True)
+        subprocess.run([sys.executable, str(gen), str(n), str(folder)], check=True)
+    return folder
+
+
+def engine_in_process(data: Path, out: Path, events_sorted: bool | None = None) -> None:
+    from engine.batch import BatchRequest, evaluate_export, parse_as_of
+    from engine.io import load_mapping
+    from engine.validate import load_playbook
+
+    cp = load_playbook(PLAYBOOK).compiled
+    assert cp is not None
+    request = BatchRequest(leads=data / "leads.csv", events=data / "events.csv", out=out,
+                           as_of=parse_as_of(AS_OF, cp), mapping=load_mapping("canonical"),
+                           events_sorted=events_sorted)
+    evaluate_export(cp, request)
+
+
+def engine_sorted_in_process(data: Path, out: Path) -> None:
+    engine_in_process(data, out, events_sorted=True)
+
+
+def python_in_process(data: Path, out: Path) -> None:
+    sys.path.insert(0, str(HERE))
+    import spec_python
+
+    spec_python.run(str(data), str(out))
+
+
+def duckdb_in_process(data: Path, out: Path) -> None:
+    sys.path.insert(0, str(HERE))
+    import spec_duckdb
+
+    spec_duckdb.run(str(data), str(out))
+
+
+def timed(label: str, fn: Callable[[Path, Path], None], data: Path, out: Path, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn(data, out)
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    print(f"  {label:<32} median {median:8.2f} s   runs: {', '.join(f'{t:.2f}' for t in times)}", flush=True)
+    return median
+
+
+#: Linux keeps a process's peak RSS across fork and exec, so a child forked from this
+#: (large) process would report at least our size: children are started from a tiny launcher.
+LAUNCHER = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(time.perf_counter() - start, os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
+def in_subprocess(args: list[str]) -> tuple[float, int]:
+    """Wall time and peak RSS (bytes) of one child process."""
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, *args], cwd=REPO, capture_output=True,
+                          text=True, check=True)
+    elapsed, code, maxrss = done.stdout.split()
+    if int(code) != 0:
+        raise SystemExit(f"{' '.join(args)} failed with {code}")
+    return float(elapsed), int(maxrss) * (1 if sys.platform == "darwin" else 1024)
+
+
+def load(path: Path, engine: bool) -> dict[str, Row]:
+    rows: dict[str, Row] = {}
+    with open(path, encoding="utf-8", newline="") as handle:
+        for r in csv.DictReader(handle):
+            stage = "excluded" if engine and r["excluded"] else r["stage"]
+            route = r["route"]
+            rows[r["lead_id"]] = (r["lead_id"], r["excluded"], float(r["fit"]), float(r["engagement"]),
+                                  r["surge"].lower() == "true", stage, route)
+    return rows
+
+
+def compare(reference: dict[str, Row], other: dict[str, Row], name: str) -> int:
+    fields = ("lead_id", "excluded", "fit", "engagement", "surge", "stage", "route")
+    mismatches = 0
+    for lead_id, row in reference.items():
+        theirs = other.get(lead_id)
+        if theirs != row:
+            mismatches += 1
+            if mismatches <= 5:
+                diff = {f: (a, b) for f, a, b in zip(fields, row, theirs or ("",) * 7, strict=True) if a != b}
+                print(f"    {name} differs on {lead_id}: {diff}")
+    mismatches += len(set(other) - set(reference))
+    return mismatches
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--leads", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--gen", type=Path, default=GEN)
+    parser.add_argument("--profile", action="store_true", help="cProfile one in-process engine run")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    data = ensure_data(args.leads, args.gen)
+    with open(data / "events.csv", "rb") as handle:
+        events = sum(1 for _ in handle) - 1
+    print(f"data: {args.leads:,} leads, {events:,} events ({data})", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        print("time (in process):")
+        t_engine = timed("engine (Python per-lead path)", engine_in_process, data, out / "engine.csv",
+                         args.repeat)
+        timed("engine, --events-sorted", engine_sorted_in_process, data, out / "engine-sorted.csv",
+              args.repeat)
+        t_python = timed("plain Python (spec_python)", python_in_process, data, out / "python.csv",
+                         args.repeat)
+        t_duck = timed("DuckDB SQL (spec_duckdb)", duckdb_in_process, data, out / "duckdb.csv", args.repeat)
+        print("one subprocess each (wall time, peak RSS):")
+        engine_cmd = [str(Path(sys.executable).with_name("engine")), "evaluate", str(PLAYBOOK),
+                      "--leads", str(data / "leads.csv"), "--events", str(data / "events.csv"),
+                      "--as-of", AS_OF, "--out", str(out / "engine-sub.csv"), "--queues", str(out / "q"),
+                      "--no-progress"]
+        peaks = {}
+        for name, cmd in (
+            ("engine evaluate", engine_cmd),
+            ("plain Python", [sys.executable, str(HERE / "spec_python.py"), str(data), str(out / "p2.csv")]),
+            ("DuckDB SQL", [sys.executable, str(HERE / "spec_duckdb.py"), str(data), str(out / "d2.csv")]),
+        ):
+            elapsed, rss = in_subprocess(cmd)
+            peaks[name] = rss
+            print(f"  {name:<32} {elapsed:8.2f} s   peak RSS {rss / 2**20:8.1f} MiB", flush=True)
+        print("ratios (median in-process time):")
+        print(f"  engine / plain Python  {t_engine / t_python:6.2f}x")
+        print(f"  engine / DuckDB        {t_engine / t_duck:6.2f}x")
+        print(f"  plain Python / DuckDB  {t_python / t_duck:6.2f}x")
+        print(f"  engine throughput      {args.leads / t_engine:,.0f} leads/s, "
+              f"{events / t_engine:,.0f} events/s")
+        print("correctness (fit, engagement, surge, stage, route on every lead):")
+        reference = load(out / "python.csv", engine=False)
+        engine_rows = load(out / "engine.csv", engine=True)
+        same_sub = (out / "engine.csv").read_bytes() == (out / "engine-sub.csv").read_bytes()
+        bad_engine = compare(reference, engine_rows, "engine")
+        bad_duck = compare(reference, load(out / "duckdb.csv", engine=False), "duckdb")
+        print(f"  leads compared {len(reference):,}; engine vs Python mismatches {bad_engine}; "
+              f"DuckDB vs Python mismatches {bad_duck}; subprocess output identical: {same_sub}")
+        if args.profile:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.runcall(engine_in_process, data, out / "profiled.csv")
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    return 0 if bad_engine == bad_duck == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
