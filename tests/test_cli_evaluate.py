@@ -130,3 +130,37 @@ def test_readme_first_command_on_a_fresh_checkout(tmp_path: Path) -> None:
     queue = (tmp_path / "out" / "queues" / "inside_sales.csv").read_text(encoding="utf-8").splitlines()
     assert queue[0].startswith("rank,lead_id,priority,due") and len(queue) > 10
     assert done.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def test_progress_path_runs_and_only_writes_to_stderr(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The bar is drawn only on a terminal; its code path must still evaluate the same."""
+    from engine.batch import BatchRequest, count_rows, parse_as_of
+    from engine.commands.evaluate import _with_progress
+    from engine.io import load_mapping
+    from engine.validate import load_playbook
+
+    leads, events = make_export(tmp_path, 1200)
+    assert count_rows(leads) == 1201  # lines, header included: rows are numbered the same way
+    cp = load_playbook(BENCH_PLAYBOOK).compiled
+    assert cp is not None
+    request = BatchRequest(leads=leads, events=events, out=tmp_path / "d.csv", as_of=parse_as_of(AS_OF, cp),
+                           mapping=load_mapping("canonical"))
+    summary = _with_progress(cp, request, "bench")
+    captured = capsys.readouterr()
+    assert summary.decided == 1200 and captured.out == ""
+    assert "evaluating" in captured.err
+
+
+def test_encoding_option_reads_cp932(tmp_path: Path) -> None:
+    leads, _ = make_rows(20)
+    assert any("部長" in row[5] or "学生" in row[5] for row in leads)
+    cp932 = write_csv(tmp_path / "sjis.csv", LEAD_COLUMNS, leads, encoding="cp932")
+    utf8 = write_csv(tmp_path / "utf8.csv", LEAD_COLUMNS, leads)
+    args = ["evaluate", str(BENCH_PLAYBOOK), "--as-of", AS_OF, "--format", "json"]
+    for name, path in (("a", cp932), ("b", utf8)):
+        extra = ["--encoding", "cp932"] if name == "a" else []
+        result = CliRunner().invoke(cli, [*args, "--leads", str(path), "--out", str(tmp_path / f"{name}.csv"),
+                                          *extra], catch_exceptions=False)
+        assert json.loads(result.output)["leads"]["decided"] == 20
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
