@@ -132,7 +132,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--leads", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="in-process runs per implementation; 0: subprocess runs only (for 1M)")
     parser.add_argument("--gen", type=Path, default=GEN)
     parser.add_argument("--profile", action="store_true", help="cProfile one in-process engine run")
     args = parser.parse_args()
@@ -141,44 +142,30 @@ def main() -> int:
     with open(data / "events.csv", "rb") as handle:
         events = sum(1 for _ in handle) - 1
     print(f"data: {args.leads:,} leads, {events:,} events ({data})", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=HERE / "data") as tmp:
         out = Path(tmp)
-        print("time (in process):")
-        t_engine = timed("engine (Python per-lead path)", engine_in_process, data, out / "engine.csv",
-                         args.repeat)
-        timed("engine, --events-sorted", engine_sorted_in_process, data, out / "engine-sorted.csv",
-              args.repeat)
-        t_python = timed("plain Python (spec_python)", python_in_process, data, out / "python.csv",
-                         args.repeat)
-        t_duck = timed("DuckDB SQL (spec_duckdb)", duckdb_in_process, data, out / "duckdb.csv", args.repeat)
+        ratios = timings(data, out, args.repeat, events) if args.repeat > 0 else None
         print("one subprocess each (wall time, peak RSS):")
         engine_cmd = [str(Path(sys.executable).with_name("engine")), "evaluate", str(PLAYBOOK),
                       "--leads", str(data / "leads.csv"), "--events", str(data / "events.csv"),
                       "--as-of", AS_OF, "--out", str(out / "engine-sub.csv"), "--queues", str(out / "q"),
                       "--no-progress"]
-        peaks = {}
         for name, cmd in (
             ("engine evaluate", engine_cmd),
             ("plain Python", [sys.executable, str(HERE / "spec_python.py"), str(data), str(out / "p2.csv")]),
             ("DuckDB SQL", [sys.executable, str(HERE / "spec_duckdb.py"), str(data), str(out / "d2.csv")]),
         ):
             elapsed, rss = in_subprocess(cmd)
-            peaks[name] = rss
             print(f"  {name:<32} {elapsed:8.2f} s   peak RSS {rss / 2**20:8.1f} MiB", flush=True)
-        print("ratios (median in-process time):")
-        print(f"  engine / plain Python  {t_engine / t_python:6.2f}x")
-        print(f"  engine / DuckDB        {t_engine / t_duck:6.2f}x")
-        print(f"  plain Python / DuckDB  {t_python / t_duck:6.2f}x")
-        print(f"  engine throughput      {args.leads / t_engine:,.0f} leads/s, "
-              f"{events / t_engine:,.0f} events/s")
         print("correctness (fit, engagement, surge, stage, route on every lead):")
-        reference = load(out / "python.csv", engine=False)
-        engine_rows = load(out / "engine.csv", engine=True)
-        same_sub = (out / "engine.csv").read_bytes() == (out / "engine-sub.csv").read_bytes()
-        bad_engine = compare(reference, engine_rows, "engine")
-        bad_duck = compare(reference, load(out / "duckdb.csv", engine=False), "duckdb")
+        reference = load(out / "p2.csv", engine=False)
+        bad_engine = compare(reference, load(out / "engine-sub.csv", engine=True), "engine")
+        bad_duck = compare(reference, load(out / "d2.csv", engine=False), "duckdb")
+        same = "n/a"
+        if ratios is not None:
+            same = str((out / "engine.csv").read_bytes() == (out / "engine-sub.csv").read_bytes())
         print(f"  leads compared {len(reference):,}; engine vs Python mismatches {bad_engine}; "
-              f"DuckDB vs Python mismatches {bad_duck}; subprocess output identical: {same_sub}")
+              f"DuckDB vs Python mismatches {bad_duck}; in-process and subprocess output identical: {same}")
         if args.profile:
             import cProfile
             import pstats
@@ -187,6 +174,22 @@ def main() -> int:
             profiler.runcall(engine_in_process, data, out / "profiled.csv")
             pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     return 0 if bad_engine == bad_duck == 0 else 1
+
+
+def timings(data: Path, out: Path, repeat: int, events: int) -> tuple[float, float, float]:
+    """Median in-process times (engine, plain Python, DuckDB), printed with their ratios."""
+    print(f"time (in process, median of {repeat}):")
+    t_engine = timed("engine (Python per-lead path)", engine_in_process, data, out / "engine.csv", repeat)
+    timed("engine, --events-sorted", engine_sorted_in_process, data, out / "engine-sorted.csv", repeat)
+    t_python = timed("plain Python (spec_python)", python_in_process, data, out / "python.csv", repeat)
+    t_duck = timed("DuckDB SQL (spec_duckdb)", duckdb_in_process, data, out / "duckdb.csv", repeat)
+    leads = sum(1 for _ in open(data / "leads.csv", "rb")) - 1  # noqa: SIM115
+    print("ratios (median in-process time):")
+    print(f"  engine / plain Python  {t_engine / t_python:6.2f}x")
+    print(f"  engine / DuckDB        {t_engine / t_duck:6.2f}x")
+    print(f"  plain Python / DuckDB  {t_python / t_duck:6.2f}x")
+    print(f"  engine throughput      {leads / t_engine:,.0f} leads/s, {events / t_engine:,.0f} events/s")
+    return t_engine, t_python, t_duck
 
 
 if __name__ == "__main__":

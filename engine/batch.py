@@ -42,7 +42,7 @@ from engine.io import (
     parse_timestamp,
     write_rows,
 )
-from engine.queues import QUEUE_COLUMNS, TeamQueue
+from engine.queues import QUEUE_COLUMNS, OverflowSpill, TeamQueue
 
 #: The columns of :meth:`engine.evaluate.Decision.to_row`, in order (a test keeps them equal).
 DECISION_COLUMNS = (
@@ -84,6 +84,8 @@ class BatchRequest:
     #: True: the caller vouches both files are sorted by lead id (skips the pre-scan; a
     #: violation is an error, never a wrong answer). None: detect. False: always spill.
     events_sorted: bool | None = None
+    #: With ``queues``: also write each capped team's overflow as ``TEAM.overflow.csv``.
+    overflow: bool = False
 
     @property
     def rejects_path(self) -> Path:
@@ -220,17 +222,23 @@ def evaluate_export(
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
     staging = staging_path(request.out)
+    spill = OverflowSpill() if request.queues is not None and request.overflow else None
+    for queue in summary.teams.values():
+        queue.spill = spill if queue.capacity is not None else None
     try:
         with RejectsWriter(request.rejects_path) as writer:
             sink = _Rejects(writer, str(request.leads), request.max_errors)
             _run(cp, request, summary, sink, staging, progress)
             if request.queues is not None:
-                _write_queues(request.queues, summary)
+                _write_queues(request.queues, summary, spill)
         os.replace(staging, request.out)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             staging.unlink()
         raise
+    finally:
+        if spill is not None:
+            spill.close()
     return summary
 
 
@@ -316,10 +324,12 @@ def _write_decisions(target: Path, rows: Iterator[dict[str, Any]]) -> None:
             writer.write_table(pa.Table.from_pylist(batch, schema=schema))
 
 
-def _write_queues(folder: Path, summary: Summary) -> None:
+def _write_queues(folder: Path, summary: Summary, spill: OverflowSpill | None) -> None:
     """One CSV per team that receives handoffs (empty ones too, so no stale queue survives)."""
     for team, queue in summary.teams.items():
         write_rows(folder / f"{team}.csv", QUEUE_COLUMNS, queue.rows())
+        if spill is not None and queue.capacity is not None:
+            write_rows(folder / f"{team}.overflow.csv", QUEUE_COLUMNS, spill.rows(team, queue.queued + 1))
 
 
 def count_rows(path: Path) -> int:

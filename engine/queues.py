@@ -8,12 +8,18 @@ so two runs give the same queue.
 Memory is bounded by capacity: a team with a capacity keeps a heap of at most that
 many entries while the export streams past. A team *without* a capacity keeps every
 handoff (about 150 bytes each) and sorts them at the end — give the team a capacity in
-the playbook to bound it.
+the playbook to bound it. The overflow, when asked for, goes to a temporary SQLite file
+as entries fall out of the heap, and is read back sorted, so it costs no memory either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
+import json
+import os
+import sqlite3
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,6 +58,40 @@ class _Worst:
         return self.key > other.key
 
 
+class OverflowSpill:
+    """Handoffs that did not fit any team's capacity, on disk, read back in queue order."""
+
+    def __init__(self, folder: str | None = None) -> None:
+        handle, self.path = tempfile.mkstemp(prefix=".engine-overflow-", suffix=".sqlite", dir=folder)
+        os.close(handle)
+        self.db = sqlite3.connect(self.path)
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("PRAGMA synchronous = OFF")
+        self.db.execute("CREATE TABLE o (team TEXT, k1 REAL, k2 REAL, k3 TEXT, k4 INTEGER, data TEXT)")
+        self._pending: list[tuple[Any, ...]] = []
+
+    def add(self, team: str, entry: _Worst) -> None:
+        self._pending.append((team, *entry.key, json.dumps(entry.row)))
+        if len(self._pending) >= 5000:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.db.executemany("INSERT INTO o VALUES (?, ?, ?, ?, ?, ?)", self._pending)
+        self._pending.clear()
+
+    def rows(self, team: str, first_rank: int) -> Iterator[dict[str, Any]]:
+        """The team's overflow, best first, ranked on from the end of its queue."""
+        self._flush()
+        cursor = self.db.execute("SELECT data FROM o WHERE team = ? ORDER BY k1, k2, k3, k4", (team,))
+        for rank, (data,) in enumerate(cursor, start=first_rank):
+            yield dict(zip(QUEUE_COLUMNS, (rank, *json.loads(data)), strict=True))
+
+    def close(self) -> None:
+        self.db.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
 @dataclass
 class TeamQueue:
     """One team's queue while the export streams: the best ``capacity`` handoffs so far."""
@@ -59,13 +99,12 @@ class TeamQueue:
     team: str
     capacity: int | None
     handoffs: int = 0
+    spill: OverflowSpill | None = None
     _heap: list[_Worst] = field(default_factory=list)
 
     def offer(self, decision: Decision, row: int) -> None:
         """Count a handoff to this team and keep it if it is among the best so far."""
         self.handoffs += 1
-        if self.capacity == 0:
-            return
         handoff = decision.handoff
         assert handoff is not None
         entry = _Worst(
@@ -75,8 +114,11 @@ class TeamQueue:
         )
         if self.capacity is None or len(self._heap) < self.capacity:
             heapq.heappush(self._heap, entry)
-        elif entry.key < self._heap[0].key:
-            heapq.heapreplace(self._heap, entry)
+            return
+        if self._heap and entry.key < self._heap[0].key:
+            entry = heapq.heapreplace(self._heap, entry)  # the evicted one overflows
+        if self.spill is not None:
+            self.spill.add(self.team, entry)
 
     @property
     def queued(self) -> int:

@@ -183,14 +183,18 @@ def test_queues_cut_at_capacity_sorted_with_overflow(cp: CompiledPlaybook, tmp_p
     leads, events = make_export(tmp_path, 120)
     small = load_playbook(playbook_with_capacity(tmp_path, inside_sales=None, field_sales=3)).compiled
     assert small is not None
-    summary = run(small, leads, events, tmp_path / "d.csv", queues=tmp_path / "q")
+    summary = run(small, leads, events, tmp_path / "d.csv", queues=tmp_path / "q", overflow=True)
     decisions = read_csv(tmp_path / "d.csv")
     handed = [r for r in decisions if r["route"] == "field_sales"]
     queue = read_csv(tmp_path / "q" / "field_sales.csv")
     assert len(handed) > 3 and len(queue) == 3
-    expected = sorted(handed, key=lambda r: (-float(r["priority"]), r["due"], r["lead_id"]))[:3]
-    assert [r["lead_id"] for r in queue] == [r["lead_id"] for r in expected]
+    expected = sorted(handed, key=lambda r: (-float(r["priority"]), r["due"], r["lead_id"]))
+    assert [r["lead_id"] for r in queue] == [r["lead_id"] for r in expected[:3]]
     assert [r["rank"] for r in queue] == ["1", "2", "3"]
+    overflow = read_csv(tmp_path / "q" / "field_sales.overflow.csv")  # the rest, in the same order
+    assert [r["lead_id"] for r in overflow] == [r["lead_id"] for r in expected[3:]]
+    assert [int(r["rank"]) for r in overflow] == list(range(4, len(handed) + 1))
+    assert not (tmp_path / "q" / "inside_sales.overflow.csv").exists()  # unlimited: never overflows
     teams = summary.to_dict()["handoffs"]
     assert teams["field_sales"] == {"handoffs": len(handed), "capacity": 3, "queued": 3,
                                     "overflow": len(handed) - 3}

@@ -28,6 +28,8 @@ import click
               help="Rejected rows (CSV) [default: NAME.rejects.csv beside --out; always written].")
 @click.option("--queues", type=click.Path(file_okay=False, path_type=Path),
               help="Write one work queue per team (TEAM.csv), cut at the team's weekly capacity.")
+@click.option("--overflow", is_flag=True,
+              help="With --queues: also write TEAM.overflow.csv, the handoffs beyond capacity, in order.")
 @click.option("--max-errors", type=click.IntRange(min=0),
               help="Stop with exit 1 and no output once more rows than this are rejected.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -38,7 +40,7 @@ import click
                    "violation stops the run with an error, never a wrong answer).")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_of: str, out: Path,
-             rejects: Path | None, queues: Path | None, max_errors: int | None, fmt: str,
+             rejects: Path | None, queues: Path | None, overflow: bool, max_errors: int | None, fmt: str,
              encoding: str | None, events_sorted: bool | None, no_progress: bool) -> None:
     """Decide every lead of an export at --as-of: stage, route, handoff, exclusions.
 
@@ -65,8 +67,10 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
         request = BatchRequest(
             leads=leads, events=events, mapping=load_mapping(mapping), as_of=parse_as_of(as_of, compiled),
             out=out, rejects=rejects, queues=queues, max_errors=max_errors, encoding=encoding,
-            events_sorted=events_sorted or None,
+            events_sorted=events_sorted or None, overflow=overflow,
         )
+        if overflow and queues is None:
+            raise click.UsageError("--overflow needs --queues")
         show_bar = not no_progress and sys.stderr.isatty()
         if show_bar:
             summary = _with_progress(compiled, request, str(playbook))
