@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -231,6 +231,7 @@ def evaluate_export(
             _run(cp, request, summary, sink, staging, progress)
             if request.queues is not None:
                 _write_queues(request.queues, summary, spill)
+        _fsync(staging)
         os.replace(staging, request.out)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -242,9 +243,13 @@ def evaluate_export(
     return summary
 
 
-def _with_zone(request: BatchRequest, cp: CompiledPlaybook) -> BatchRequest:
-    from dataclasses import replace
+def _fsync(path: Path) -> None:
+    """The decisions are on disk before their name says the run finished."""
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
 
+
+def _with_zone(request: BatchRequest, cp: CompiledPlaybook) -> BatchRequest:
     return replace(request, as_of=request.as_of.replace(tzinfo=cp.tz))
 
 
@@ -252,11 +257,11 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: _R
          staging: Path, progress: Progress | None) -> None:
     allowed = frozenset(cp.playbook.events)
     leads = LeadsFile(request.leads, request.mapping, on_reject=sink, as_of=request.as_of,
-                          allowed_types=allowed, encoding=request.encoding)
+                      allowed_types=allowed, encoding=request.encoding)
     events: EventsFile | tuple[LeadEvent, ...] = ()
     if request.events is not None:
         events = EventsFile(request.events, request.mapping, on_reject=sink,
-                                allowed_types=allowed, encoding=request.encoding)
+                            allowed_types=allowed, encoding=request.encoding)
     pairs = iter_leads_with_events(leads, events, on_reject=sink, events_sorted=request.events_sorted)
     try:
         rows = _decisions(cp, request, summary, sink, pairs, progress)
