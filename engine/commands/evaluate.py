@@ -51,7 +51,7 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
 
     \b
     Example:
-      engine evaluate playbooks/olist.yaml --mapping olist --as-of 2018-12-31 \\
+      engine evaluate playbooks/olist.yaml --mapping olist --as-of 2018-06-01 \\
         --leads examples/data/olist-mql-sample.csv \\
         --events examples/data/olist-deals-sample.csv \\
         --out out/olist-decisions.csv --queues out/queues
