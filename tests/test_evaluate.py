@@ -139,3 +139,23 @@ def test_decide_is_deterministic(smb: CompiledPlaybook) -> None:
     events = [ev("page_view", 3, content="pricing"), ev("email_click", 2)]
     first = decide(smb, LEAD, events, T).to_dict()
     assert all(decide(smb, LEAD, events, T).to_dict() == first for _ in range(3))
+
+
+def test_sticky_stage_holds_once_reached(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    shutil.copytree(PLAYBOOKS / "lists", tmp_path / "lists")
+    text = (PLAYBOOKS / "smb-saas.yaml").read_text(encoding="utf-8")
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(text, encoding="utf-8")
+    sticky = tmp_path / "sticky.yaml"
+    sticky.write_text(text.replace("  - id: promising\n    owner: inside_sales\n",
+                                   "  - id: promising\n    owner: inside_sales\n    sticky: true\n"),
+                      encoding="utf-8")
+    plain_cp, sticky_cp = load_playbook(plain).compiled, load_playbook(sticky).compiled
+    assert plain_cp is not None and sticky_cp is not None
+    events = [ev("trial_signup", 90), ev("quote_request", 90)]  # 55 points, 90 days ago
+    then = T - timedelta(days=89)
+    assert decide(plain_cp, LEAD, events, then).stage == "promising"
+    assert decide(plain_cp, LEAD, events, T).stage == "nurturing"  # decayed below 40
+    assert decide(sticky_cp, LEAD, events, T).stage == "promising"  # reached once: stays
