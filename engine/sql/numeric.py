@@ -1,0 +1,135 @@
+"""Floating-point rules of the Python path, written in SQL so scores agree to the bit.
+
+``round2_steps`` is Python's ``round(x, 2)``: the decimal nearest to the *binary* value,
+ties to even, then the double nearest to that decimal. SQL's ``ROUND`` rounds
+half away from zero on a product ``x * 100`` that is itself rounded, so it
+disagrees on values such as 2.675 (really 2.67499999...) and 0.125 (a true tie).
+Here the side of each midpoint ``(2r ± 1) / 200`` is decided exactly, with an
+error-free split of ``8x`` (multiplying by 8 is exact; the parts are short enough
+that multiplying them by 25 is exact too). Valid for |x| < 2**45.
+
+``ordered_sum`` adds in the Python order (events by time, type, id, input
+position): floating-point addition is not associative, so an unordered ``SUM``
+can differ in the last bit and, after rounding, in the second decimal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlglot import exp
+
+_TWO_24 = 16777216
+
+
+def _num(value: int | float | str) -> exp.Expr:
+    return exp.Literal.number(value)
+
+
+def _d(e: exp.Expr) -> exp.Expr:
+    return exp.cast(e, "DOUBLE")
+
+
+def _c(name: str) -> exp.Expr:
+    return exp.column(name)
+
+
+def round2_steps(targets: Sequence[tuple[str, str]]) -> list[list[tuple[str, exp.Expr]]]:
+    """Python's ``round(x, 2) + 0.0`` as five column steps (one CTE each).
+
+    ``targets`` are (output column, input DOUBLE column). Written as steps because
+    inlined, the exact test repeats ``x`` some fifty times and planning cost grows
+    with it. Intermediate columns are named ``<output>__<step>``.
+    """
+    steps: list[list[tuple[str, exp.Expr]]] = [[], [], [], [], []]
+    for out, source in targets:
+
+        def v(part: str, out: str = out) -> exp.Expr:
+            return _c(f"{out}__{part}")
+
+        ax = exp.Abs(this=_c(source))
+        steps[0] += [
+            (f"{out}__a", ax),
+            (f"{out}__r0", exp.Round(this=exp.Mul(this=ax.copy(), expression=_num(100)))),
+        ]
+        x8 = exp.Mul(this=v("a"), expression=_num(8))
+        steps[1] += [
+            (f"{out}__hi", exp.func("TRUNC", x8)),
+            (f"{out}__lo", exp.Sub(this=x8.copy(), expression=exp.func("TRUNC", x8.copy()))),
+        ]
+        lo_hi = exp.Div(
+            this=exp.func("TRUNC", exp.Mul(this=v("lo"), expression=_num(_TWO_24))),
+            expression=_d(_num(_TWO_24)),
+        )
+        whole = exp.Sub(
+            this=exp.Mul(this=_num(25), expression=v("hi")),
+            expression=exp.Mul(this=_num(2), expression=v("r0")),
+        )
+        steps[2] += [(f"{out}__lohi", lo_hi), (f"{out}__d", whole)]
+
+        def side(offset: int) -> exp.Expr:
+            # sign(200 * ax - (2 * r0 - offset)), exactly: each partial sum is exact
+            first = exp.paren(
+                exp.Add(this=v("d"), expression=_num(offset))
+                if offset > 0
+                else exp.Sub(this=v("d"), expression=_num(-offset))
+            )
+            part = exp.paren(exp.Add(this=first, expression=exp.Mul(this=_num(25), expression=v("lohi"))))
+            rest = exp.paren(exp.Sub(this=v("lo"), expression=v("lohi")))
+            return exp.Add(this=part, expression=exp.Mul(this=_num(25), expression=rest))
+
+        steps[3] += [(f"{out}__up", side(-1)), (f"{out}__down", side(1))]
+        odd = exp.Mod(this=v("r0"), expression=_num(2))
+        adjust = exp.Case(
+            ifs=[
+                exp.If(this=exp.GT(this=v("up"), expression=_num(0)), true=_num(1)),
+                exp.If(this=exp.LT(this=v("down"), expression=_num(0)), true=_num(-1)),
+                exp.If(this=exp.EQ(this=v("up"), expression=_num(0)), true=odd),
+                exp.If(this=exp.EQ(this=v("down"), expression=_num(0)), true=exp.Neg(this=odd.copy())),
+            ],
+            default=_num(0),
+        )
+        sign = exp.Case(
+            ifs=[exp.If(this=exp.LT(this=_c(source), expression=_num(0)), true=_d(_num(-1)))],
+            default=_d(_num(1)),
+        )
+        magnitude = exp.Div(
+            this=_d(exp.paren(exp.Add(this=v("r0"), expression=adjust))), expression=_d(_num(100))
+        )
+        steps[4] += [
+            (
+                out,
+                exp.Add(this=exp.Mul(this=sign, expression=exp.paren(magnitude)), expression=_d(_num("0.0"))),
+            )
+        ]
+    return steps
+
+
+def naive_sum(terms: Sequence[exp.Expr]) -> exp.Expr:
+    """``0.0 + t1 + t2 + ...`` left to right, as Python 3.11's ``sum`` and ``+=`` loops do."""
+    total: exp.Expr = _d(_num("0.0"))
+    for term in terms:
+        total = exp.Add(this=total, expression=exp.paren(term))
+    return total
+
+
+def ordered_sum(value: exp.Expr, order: Sequence[exp.Expr], where: exp.Expr, exact_order: bool) -> exp.Expr:
+    """Aggregate: the sum of ``value`` over rows where ``where`` holds, in ``order``.
+
+    ``exact_order`` (DuckDB) folds an ordered list, as Python does; other dialects
+    get a plain ``SUM``, whose order the warehouse chooses (see module docstring).
+    """
+    if not exact_order:
+        summed = exp.Sum(this=exp.Case(ifs=[exp.If(this=where, true=value)], default=_d(_num("0.0"))))
+        return exp.Coalesce(this=summed, expressions=[_d(_num("0.0"))])
+    ordered = exp.Order(expressions=[exp.Ordered(this=o) for o in order])
+    listed = exp.Filter(
+        this=exp.ArrayAgg(this=exp.Order(this=value, expressions=ordered.expressions)),
+        expression=exp.Where(this=where),
+    )
+    fold = exp.Lambda(
+        this=exp.Add(this=exp.to_identifier("a"), expression=exp.to_identifier("b")),
+        expressions=[exp.to_identifier("a"), exp.to_identifier("b")],
+    )
+    reduced = exp.Anonymous(this="LIST_REDUCE", expressions=[listed, fold, _d(_num("0.0"))])
+    return exp.Coalesce(this=reduced, expressions=[_d(_num("0.0"))])

@@ -1,0 +1,764 @@
+"""A :class:`CompiledPlaybook` → one SQL query (a sqlglot tree) giving ``Decision.to_row()`` per lead.
+
+The query mirrors ``engine.evaluate.decide`` stage by stage, one CTE per stage
+(facts → personas → targets → scores → surge → exclusions and stage → recycle →
+handoff), each adding columns to the previous one, so a rule's SQL sits next to
+its comment and reads in the order the Python path evaluates. Events are first
+cut at ``as_of`` and deduplicated by ``event_id`` (earliest kept), as
+:class:`engine.history.History` does; every catalogue function is one aggregate
+column per lead.
+
+Inputs: ``leads(lead_id, <lead.fields>)`` and ``events(lead_id, event_id,
+occurred_at, type, seq, <event fields>)``; ``seq`` is the input position, used
+only to order events that share time, type and id (as ``Event.seq`` does).
+Timestamps come out as TIMESTAMPTZ (``as_of``, ``recycle_until``, ``due``); the
+backend renders them in the playbook's zone.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlglot import exp
+
+from engine.compile import CompiledPlaybook
+from engine.durations import parse_seconds
+from engine.expr import CompiledExpression
+from engine.sql import content as content_sql
+from engine.sql.expressions import (
+    Environment,
+    NoSqlForm,
+    Translator,
+    keyword_filters,
+    lit,
+    not_null,
+    two_valued,
+)
+from engine.sql.numeric import naive_sum, ordered_sum, round2_steps
+
+LEAD_TYPES = {"string": "VARCHAR", "number": "DOUBLE", "bool": "BOOLEAN", "datetime": "TIMESTAMPTZ"}
+_US = 1_000_000
+
+
+def col(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(name, table)
+
+
+def _double(e: exp.Expr) -> exp.Expr:
+    return exp.cast(e, "DOUBLE")
+
+
+@dataclass
+class Layer:
+    """One CTE: the columns it adds, each with the comment naming its rule."""
+
+    name: str
+    columns: list[tuple[str, exp.Expr, str | None]] = field(default_factory=list)
+
+    def add(self, alias: str, expression: exp.Expr, comment: str | None = None) -> None:
+        self.columns.append((alias, expression, comment))
+
+
+@dataclass
+class SqlQuery:
+    """The compiled query and what it reads: lead columns (with SQL types) and event columns."""
+
+    tree: exp.Select
+    lead_columns: dict[str, str]
+    event_columns: list[str]
+    notes: list[str]
+
+
+def _cmp_seconds(column: str, seconds: int) -> exp.Expr:
+    """``as_of - seconds < at``, exactly, on integer microseconds."""
+    return exp.LT(this=col(column), expression=lit(seconds * _US))
+
+
+class _Builder:
+    def __init__(self, cp: CompiledPlaybook, as_of: datetime | None, exact_order: bool) -> None:
+        self.cp = cp
+        self.pb = cp.playbook
+        self.exact_order = exact_order
+        if as_of is None:
+            self.as_of: exp.Expr = exp.cast(exp.Placeholder(this="as_of"), "TIMESTAMPTZ")
+        else:
+            if as_of.tzinfo is None:
+                as_of = as_of.replace(tzinfo=cp.tz)
+            self.as_of = exp.cast(lit(as_of.isoformat()), "TIMESTAMPTZ")
+        self.aggregates: dict[str, tuple[str, exp.Expr, exp.Expr]] = {}
+        self.recycle_aggregates: dict[str, tuple[str, exp.Expr, exp.Expr]] = {}
+        self.event_columns: set[str] = set()
+        for etype in self.pb.events.values():
+            self.event_columns.update(etype.fields)
+        self.notes: list[str] = []
+        self.lead_fields = dict(self.pb.lead.fields)
+        self.names: dict[str, str] = {
+            "target_account": "target_account",
+            "target_lead": "target_lead",
+            "recent": "recent",
+            "prior": "prior",
+            "fit": "fit",
+            "engagement": "engagement",
+            "surge": "surge",
+            "stage": "stage_index",
+            "engagement_since_recycle": "engagement_since_recycle",
+            "events_since_recycle": "events_since_recycle",
+        }
+        self.env = Environment(
+            vocabulary=cp.vocabulary,
+            lists=cp.lists,
+            name=self._name,
+            lead=self._lead,
+            persona=self._persona,
+            aggregate=self._aggregate,
+        )
+
+    # -- environment ---------------------------------------------------------------
+
+    def _name(self, name: str) -> exp.Expr:
+        if name not in self.names:
+            raise NoSqlForm(f"the name `{name}` has no SQL form in this backend")
+        return col(self.names[name])
+
+    def _lead(self, name: str) -> exp.Expr:
+        if not self.pb.lead.fields:
+            raise NoSqlForm(f"`lead.{name}`: the SQL backend needs the playbook to declare lead.fields")
+        return col(f"lead__{name}")
+
+    def _persona(self, persona_id: str) -> exp.Expr:
+        return col(f"persona__{list(self.pb.personas).index(persona_id)}")
+
+    def _aggregate(self, fn: str, call: ast.Call, where: str) -> exp.Expr:
+        key = f"{fn}:{ast.dump(call)}"
+        pool = self.recycle_aggregates if fn == "count_since_recycle" else self.aggregates
+        if key not in pool:
+            prefix = "since__" if fn == "count_since_recycle" else "agg__"
+            name = f"{prefix}{len(pool)}"
+            pool[key] = (name, *self._aggregate_sql(fn, call))
+        return col(pool[key][0])
+
+    def _aggregate_sql(self, fn: str, call: ast.Call) -> tuple[exp.Expr, exp.Expr]:
+        """(aggregate over the lead's events, its value when the lead has no events)."""
+        first = call.args[0]
+        assert isinstance(first, ast.Constant)
+        if fn == "content_stage":
+            stage = lit(first.value)
+            cond: exp.Expr = exp.EQ(this=col("content_stage"), expression=stage)
+            within = self._within(call, 1)
+            if within is not None:
+                cond = exp.and_(cond, _cmp_seconds("age_us", within))
+            self.event_columns.add("content")
+            count = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=cond))
+            return exp.GT(this=count, expression=lit(0)), exp.false()
+        cond = exp.EQ(this=col("type"), expression=lit(first.value))
+        if fn in ("count", "count_since_recycle"):
+            within = self._within(call, 1) if fn == "count" else None
+            if within is not None:
+                cond = exp.and_(cond, _cmp_seconds("age_us", within))
+            for name, value in keyword_filters(call, ("within",)).items():
+                self.event_columns.add(name)
+                test = (
+                    exp.Is(this=col(name), expression=exp.null())
+                    if value is None
+                    else exp.EQ(this=col(name), expression=lit(value))
+                )
+                cond = exp.and_(cond, test)
+            count = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=cond))
+            return count, lit(0)
+        if fn == "last":
+            return exp.Max(this=exp.Case(ifs=[exp.If(this=cond, true=col("at"))])), exp.null()
+        if fn == "days_since":
+            youngest = exp.Min(this=exp.Case(ifs=[exp.If(this=cond, true=col("age_us"))]))
+            days = exp.Div(
+                this=exp.Div(this=_double(youngest), expression=_double(lit(_US))),
+                expression=_double(lit(86400)),
+            )
+            return days, exp.null()
+        raise NoSqlForm(f"function `{fn}` has no SQL form in this backend")
+
+    @staticmethod
+    def _within(call: ast.Call, position: int) -> int | None:
+        node = (
+            call.args[position]
+            if len(call.args) > position
+            else next((kw.value for kw in call.keywords if kw.arg == "within"), None)
+        )
+        if node is None:
+            return None
+        assert isinstance(node, ast.Constant) and isinstance(node.value, str)
+        return parse_seconds(node.value)
+
+    # -- expressions -----------------------------------------------------------------
+
+    def test(self, expr: CompiledExpression | None, where: str) -> exp.Expr:
+        if expr is None:
+            return exp.true()
+        return Translator(self.env, where).condition(expr.tree)
+
+    def value(self, expr: CompiledExpression, where: str) -> exp.Expr:
+        return Translator(self.env, where).value(expr.tree)
+
+    # -- the query -------------------------------------------------------------------
+
+    def build(self) -> SqlQuery:
+        cp = self.cp
+        for index, stage in enumerate(cp.stages):
+            if stage.sticky:
+                raise NoSqlForm(
+                    f"stages[{index}] `{stage.rule.id}`: sticky stages (a stage reached at any "
+                    "earlier event) have no SQL form in this backend yet"
+                )
+        layers = self._layers()
+        facts = self._facts()
+        ctes: list[tuple[str, exp.Expr]] = [*self._events(), *facts]
+        previous = "lead_facts"
+        for layer in layers:
+            select = exp.select(exp.Star()).from_(previous, copy=False)
+            for alias, expression, comment in layer.columns:
+                aliased = exp.alias_(expression, alias)
+                if comment:
+                    aliased.add_comments([f" {comment} "])
+                select = select.select(aliased, copy=False)
+            ctes.append((layer.name, select))
+            previous = layer.name
+        final = self._output().from_(previous, copy=False).order_by(col("lead_id"), copy=False)
+        for name, body in ctes:
+            final = final.with_(name, as_=body, copy=False)
+        lead_columns = {name: LEAD_TYPES[t] for name, t in self.lead_fields.items()}
+        return SqlQuery(final, lead_columns, sorted(self.event_columns), self.notes)
+
+    def _events(self) -> list[tuple[str, exp.Expr]]:
+        """Events up to as_of, deduplicated by id (earliest kept), with weight and age."""
+        cp = self.cp
+        self.event_columns.add("content")
+        if any(r.on == "disposition" for r in cp.recycle):
+            self.event_columns.add("reason")
+        fields = sorted(self.event_columns)
+        rank = exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[col("lead_id"), col("event_id")],
+            order=exp.Order(expressions=[exp.Ordered(this=col(c)) for c in ("occurred_at", "type", "seq")]),
+        )
+        cut = (
+            exp.select(
+                "lead_id",
+                "event_id",
+                exp.alias_(col("occurred_at"), "at"),
+                "type",
+                "seq",
+                *fields,
+                exp.alias_(rank, "copy_rank"),
+            )
+            .from_("events", copy=False)
+            .where(exp.LTE(this=col("occurred_at"), expression=self.as_of.copy()), copy=False)
+        )
+        age = exp.DateDiff(this=self.as_of.copy(), expression=col("at"), unit=exp.var("MICROSECOND"))
+        weight = _double(content_sql.weight(self.pb, col("type"), col("content")))
+        kept = (
+            exp.select(
+                "lead_id",
+                "event_id",
+                "at",
+                "type",
+                "seq",
+                *fields,
+                exp.alias_(age, "age_us"),
+                exp.alias_(weight, "weight"),
+                exp.alias_(content_sql.content_stage(self.pb, col("content")), "content_stage"),
+            )
+            .from_("events_cut", copy=False)
+            .where(
+                exp.or_(
+                    exp.Is(this=col("event_id"), expression=exp.null()),
+                    exp.EQ(this=col("copy_rank"), expression=lit(1)),
+                ),
+                copy=False,
+            )
+        )
+        return [("events_cut", cut), ("history", kept)]
+
+    def _decayed(self, where: exp.Expr) -> exp.Expr:
+        """Engagement before the cap: decayed points, summed in history order."""
+        cp = self.cp
+        points: exp.Expr = col("weight")
+        if cp.half_life_seconds:
+            seconds = exp.Div(this=_double(col("age_us")), expression=_double(lit(_US)))
+            factor = exp.Pow(
+                this=_double(exp.Literal.number("0.5")),
+                expression=exp.Div(this=seconds, expression=_double(lit(cp.half_life_seconds))),
+            )
+            points = exp.Mul(this=points, expression=factor)
+        if cp.engagement_window_seconds is not None:
+            where = exp.and_(where, _cmp_seconds("age_us", cp.engagement_window_seconds))
+        order = [
+            col("at"),
+            col("type"),
+            exp.Coalesce(this=col("event_id"), expressions=[lit("")]),
+            col("seq"),
+        ]
+        return ordered_sum(points, order, where, self.exact_order)
+
+    def _capped(self, column: exp.Expr) -> exp.Expr:
+        total = exp.Coalesce(this=column, expressions=[_double(lit(0))])
+        if self.cp.engagement_cap is None:
+            return total
+        cap = _double(lit(self.cp.engagement_cap))
+        return exp.Case(
+            ifs=[exp.If(this=exp.GT(this=total.copy(), expression=cap), true=cap.copy())], default=total
+        )
+
+    def _facts(self) -> list[tuple[str, exp.Expr]]:
+        """Per-lead aggregates, the latest recycle trigger, and what happened since it."""
+        cp = self.cp
+        if not self.exact_order:
+            self.notes.append(
+                "engagement sums use SUM: the warehouse's addition order may differ "
+                "from the Python path in the last bit (DuckDB folds in history order)"
+            )
+        nonzero = exp.NEQ(this=col("weight"), expression=lit(0))
+        window = cp.surge_window_seconds
+        surge_filter: exp.Expr = exp.true()
+        if cp.surge_events is not None:
+            surge_filter = exp.In(this=col("type"), expressions=[lit(t) for t in sorted(cp.surge_events)])
+        recent = exp.and_(surge_filter.copy(), _cmp_seconds("age_us", window))
+        prior = exp.and_(
+            surge_filter.copy(),
+            exp.GTE(this=col("age_us"), expression=lit(window * _US)),
+            _cmp_seconds("age_us", 2 * window),
+        )
+        agg_columns: list[exp.Expr] = [
+            col("lead_id"),
+            exp.alias_(self._decayed(nonzero), "engagement_total"),
+            exp.alias_(
+                exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=recent)), "recent"
+            ),
+            exp.alias_(
+                exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=prior)), "prior"
+            ),
+            exp.alias_(exp.Max(this=col("at")), "last_at"),
+        ]
+        agg_columns += [exp.alias_(e, n) for n, e, _ in self.aggregates.values()]
+        ctes: list[tuple[str, exp.Expr]] = [
+            (
+                "per_lead",
+                exp.select(*agg_columns).from_("history", copy=False).group_by(col("lead_id"), copy=False),
+            )
+        ]
+        joins = [("per_lead", "a")]
+        facts: list[exp.Expr] = [
+            col("lead_id", "l"),
+            *[exp.alias_(col(f, "l"), f"lead__{f}") for f in self.lead_fields],
+            exp.alias_(self._capped(col("engagement_total", "a")), "engagement_total"),
+            exp.alias_(exp.Coalesce(this=col("recent", "a"), expressions=[lit(0)]), "recent"),
+            exp.alias_(exp.Coalesce(this=col("prior", "a"), expressions=[lit(0)]), "prior"),
+            col("last_at", "a"),
+            *[
+                exp.alias_(
+                    exp.Coalesce(this=col(n, "a"), expressions=[empty])
+                    if empty is not None and not isinstance(empty, exp.Null)
+                    else col(n, "a"),
+                    n,
+                )
+                for n, _, empty in self.aggregates.values()
+            ],
+        ]
+        if cp.recycle:
+            ctes += self._recycle_ctes()
+            joins += [("recycle_trigger", "t"), ("since_recycle", "r")]
+            facts += [
+                col("recycle_rule", "t"),
+                col("recycled_at", "t"),
+                exp.alias_(self._capped(col("engagement_since_total", "r")), "engagement_since_total"),
+                exp.alias_(
+                    exp.Coalesce(this=col("events_since_recycle", "r"), expressions=[lit(0)]),
+                    "events_since_recycle",
+                ),
+                *[
+                    exp.alias_(exp.Coalesce(this=col(n, "r"), expressions=[lit(0)]), n)
+                    for n, _, _ in self.recycle_aggregates.values()
+                ],
+            ]
+        select = exp.select(*facts).from_(exp.alias_(exp.to_table("leads"), "l"), copy=False)
+        for table, alias in joins:
+            select = select.join(
+                exp.alias_(exp.to_table(table), alias),
+                on=exp.EQ(this=col("lead_id", alias), expression=col("lead_id", "l")),
+                join_type="LEFT",
+                copy=False,
+            )
+        ctes.append(("lead_facts", select))
+        return ctes
+
+    def _recycle_ctes(self) -> list[tuple[str, exp.Expr]]:
+        cp = self.cp
+        ifs = []
+        for index, rule in enumerate(cp.recycle):
+            cond: exp.Expr = exp.EQ(this=col("type"), expression=lit(rule.on))
+            if rule.on == "disposition":
+                cond = exp.and_(cond, exp.EQ(this=col("reason"), expression=lit(rule.rule.id)))
+            ifs.append(exp.If(this=cond, true=lit(index)))
+        latest = exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[col("lead_id")],
+            order=exp.Order(
+                expressions=[
+                    exp.Ordered(this=e, desc=True)
+                    for e in (
+                        col("at"),
+                        col("type"),
+                        exp.Coalesce(this=col("event_id"), expressions=[lit("")]),
+                        col("seq"),
+                    )
+                ]
+            ),
+        )
+        triggers = (
+            exp.select(
+                "lead_id",
+                exp.alias_(exp.Case(ifs=ifs), "recycle_rule"),
+                exp.alias_(col("at"), "recycled_at"),
+                exp.alias_(latest, "latest"),
+            )
+            .from_("history", copy=False)
+            .where(exp.or_(*[i.args["this"].copy() for i in ifs]), copy=False)
+        )
+        trigger = (
+            exp.select("lead_id", "recycle_rule", "recycled_at")
+            .from_(triggers.subquery("x"), copy=False)
+            .where(exp.EQ(this=col("latest"), expression=lit(1)), copy=False)
+        )
+        since = [
+            col("lead_id", "h"),
+            exp.alias_(
+                self._decayed(exp.NEQ(this=col("weight"), expression=lit(0))), "engagement_since_total"
+            ),
+            exp.alias_(exp.Count(this=exp.Star()), "events_since_recycle"),
+            *[exp.alias_(e, n) for n, e, _ in self.recycle_aggregates.values()],
+        ]
+        after = (
+            exp.select(*since)
+            .from_(exp.alias_(exp.to_table("history"), "h"), copy=False)
+            .join(
+                exp.alias_(exp.to_table("recycle_trigger"), "t"),
+                on=exp.EQ(this=col("lead_id", "t"), expression=col("lead_id", "h")),
+                copy=False,
+            )
+            .where(exp.GT(this=col("at", "h"), expression=col("recycled_at", "t")), copy=False)
+            .group_by(col("lead_id", "h"), copy=False)
+        )
+        return [("recycle_trigger", trigger), ("since_recycle", after)]
+
+    def _layers(self) -> list[Layer]:
+        """Translate every rule (registering the aggregates it needs) into CTE columns."""
+        cp = self.cp
+        personas = Layer("personas")
+        for index, rule in enumerate(cp.personas):
+            personas.add(
+                f"persona__{index}",
+                self.test(rule.expr, f"personas.{rule.id}"),
+                f"persona {rule.id} (line {rule.line}): {_src(rule.expr)}",
+            )
+        targets = Layer("targets")
+        for name, target in (("target_account", cp.target_accounts), ("target_lead", cp.target_leads)):
+            value = self.test(target.expr, f"targets.{target.id}") if target is not None else exp.false()
+            targets.add(
+                name,
+                value,
+                f"targets.{target.id} (line {target.line}): {_src(target.expr)}"
+                if target is not None
+                else None,
+            )
+        scores = Layer("scores")
+        terms: list[exp.Expr] = []
+        for fit_rule in cp.fit_rules:
+            branches = [
+                exp.If(this=self.test(e, f"scoring.fit.{fit_rule.id}"), true=_double(lit(points)))
+                for e, points in fit_rule.branches
+            ]
+            alias = f"fit_rule__{len(terms)}"
+            text = " | ".join(f"{e.source} -> {p:g}" for e, p in fit_rule.branches)
+            scores.add(
+                alias,
+                exp.Case(ifs=branches, default=_double(lit(0))) if branches else _double(lit(0)),
+                f"fit {fit_rule.id} (line {fit_rule.line}): {text}",
+            )
+            terms.append(col(alias))
+        fit_total = naive_sum(terms)
+        if cp.fit_cap is not None:
+            cap = _double(lit(cp.fit_cap))
+            fit_total = exp.Case(
+                ifs=[exp.If(this=exp.GT(this=fit_total.copy(), expression=cap), true=cap.copy())],
+                default=fit_total,
+            )
+        surge = Layer("surge")
+        surge.add("fit_total", fit_total, "fit: the sum of the rules that held, capped")
+        surge.add(
+            "surge",
+            self.test(cp.surge.expr, "scoring.surge") if cp.surge else exp.false(),
+            f"surge: {_src(cp.surge.expr)}" if cp.surge else None,
+        )
+        rounded = [("fit", "fit_total"), ("engagement", "engagement_total")]
+        if cp.recycle:
+            rounded.append(("engagement_since_recycle", "engagement_since_total"))
+        decide = Layer("stages")
+        exclusions = [
+            exp.If(this=self.test(r.expr, f"exclusions.{r.id}"), true=lit(r.id)) for r in cp.exclusions
+        ]
+        decide.add(
+            "excluded",
+            exp.Case(ifs=exclusions) if exclusions else exp.null(),
+            "exclusions, first match: " + "; ".join(f"{r.id}: {_src(r.expr)}" for r in cp.exclusions),
+        )
+        stages = [
+            exp.If(this=self.test(s.rule.expr, f"stages.{s.rule.id}"), true=lit(i))
+            for i, s in reversed(list(enumerate(cp.stages)))
+            if i > 0
+        ]
+        decide.add(
+            "stage_index",
+            exp.Case(ifs=stages, default=lit(0)) if stages else lit(0),
+            "stage, the highest whose entry holds: "
+            + "; ".join(f"{s.rule.id}: {_src(s.rule.expr)}" for s in cp.stages[1:]),
+        )
+        layers = [personas, targets, scores, surge, *_rounding("scores_rounded", rounded), decide]
+        layers += self._recycle_layers()
+        layers += self._handoff_layers()
+        return layers
+
+    def _recycle_layers(self) -> list[Layer]:
+        cp = self.cp
+        layer = Layer("recycled")
+        if not cp.recycle:
+            layer.add("recycle_active", exp.false())
+            layer.add("recycle_until", exp.cast(exp.null(), "TIMESTAMPTZ"))
+            layer.add("recycle_reason", exp.cast(exp.null(), "VARCHAR"))
+            return [layer]
+        until = exp.Case(
+            this=col("recycle_rule"),
+            ifs=[
+                exp.If(
+                    this=lit(i),
+                    true=exp.DateAdd(
+                        this=col("recycled_at"), expression=lit(r.cooldown_seconds), unit=exp.var("SECOND")
+                    ),
+                )
+                for i, r in enumerate(cp.recycle)
+            ],
+        )
+        reenter = exp.Case(
+            this=col("recycle_rule"),
+            ifs=[
+                exp.If(this=lit(i), true=self.test(r.reenter, f"recycle.{r.rule.id}.reenter_when"))
+                for i, r in enumerate(cp.recycle)
+                if r.reenter is not None
+            ],
+            default=exp.false(),
+        )
+        first = Layer("recycle_window")
+        first.add(
+            "recycle_until",
+            until,
+            "recycle: the latest trigger + its cooldown; "
+            + "; ".join(f"{r.rule.id}: {r.on} {r.cooldown_seconds}s" for r in cp.recycle),
+        )
+        first.add(
+            "reentered",
+            reenter if len(reenter.args.get("ifs") or []) else exp.false(),
+            "reenter_when: "
+            + "; ".join(f"{r.rule.id}: {r.reenter.source}" for r in cp.recycle if r.reenter is not None),
+        )
+        active = exp.and_(
+            not_null(col("recycled_at")),
+            exp.LT(this=self.as_of.copy(), expression=col("recycle_until")),
+            exp.not_(col("reentered")),
+        )
+        layer.add("recycle_active", two_valued(active))
+        layer.add(
+            "recycle_reason",
+            exp.Case(
+                this=col("recycle_rule"),
+                ifs=[exp.If(this=lit(i), true=lit(r.rule.id)) for i, r in enumerate(cp.recycle)],
+            ),
+        )
+        return [first, layer]
+
+    def _handoff_layers(self) -> list[Layer]:
+        cp = self.cp
+        choose = Layer("handoff")
+        blocked = exp.or_(not_null(col("excluded")), col("recycle_active"))
+        ifs = [exp.If(this=blocked, true=exp.cast(exp.null(), "INTEGER"))]
+        ifs += [
+            exp.If(this=self.test(h.rule.expr, f"handoffs.{h.rule.id}"), true=lit(i))
+            for i, h in enumerate(cp.handoffs)
+        ]
+        choose.add(
+            "handoff_index",
+            exp.Case(ifs=ifs),
+            "handoffs, first match (none when excluded or "
+            "held): " + "; ".join(f"{h.rule.id}: {_src(h.rule.expr)}" for h in cp.handoffs),
+        )
+        details = Layer("handed_off")
+        priorities = [
+            exp.If(this=lit(i), true=_double(self.value(h.priority, f"handoffs.{h.rule.id}.priority")))
+            for i, h in enumerate(cp.handoffs)
+            if h.priority is not None
+        ]
+        details.add(
+            "priority_raw",
+            exp.Case(this=col("handoff_index"), ifs=priorities) if priorities else _double(exp.null()),
+        )
+        source = self._source_sla()
+        slas = []
+        for i, h in enumerate(cp.handoffs):
+            if h.sla_seconds is None:
+                sla = source.copy()
+            else:
+                sla = exp.Case(
+                    ifs=[
+                        exp.If(
+                            this=exp.and_(
+                                not_null(source), exp.LT(this=source.copy(), expression=lit(h.sla_seconds))
+                            ),
+                            true=source.copy(),
+                        )
+                    ],
+                    default=lit(h.sla_seconds),
+                )
+            slas.append(exp.If(this=lit(i), true=sla))
+        sla_seconds = exp.Case(this=col("handoff_index"), ifs=slas) if slas else exp.null()
+        anchor = exp.Coalesce(this=col("last_at"), expressions=[self.as_of.copy()])
+        details.add(
+            "due",
+            exp.DateAdd(this=anchor, expression=sla_seconds, unit=exp.var("SECOND")),
+            "due: the latest activity + the shorter of the handoff's SLA and the source's",
+        )
+        return [choose, details, *_rounding("priority_rounded", [("priority", "priority_raw")])]
+
+    def _source_sla(self) -> exp.Expr:
+        source_field = self.pb.lead.source
+        if source_field is None or not self.cp.sources:
+            return exp.null()
+        if source_field not in self.lead_fields:
+            raise NoSqlForm(f"lead.source `{source_field}` must be a declared lead field for SQL")
+        value = exp.cast(col(f"lead__{source_field}"), "VARCHAR")
+        return exp.Case(
+            this=value, ifs=[exp.If(this=lit(k), true=lit(v)) for k, v in self.cp.sources.items()]
+        )
+
+    # -- output ------------------------------------------------------------------------
+
+    def _output(self) -> exp.Select:
+        cp = self.cp
+        personas = [
+            exp.Case(ifs=[exp.If(this=col(f"persona__{i}"), true=lit(f";{r.id}"))], default=lit(""))
+            for i, r in enumerate(cp.personas)
+        ]
+        persona_list = (
+            exp.Substring(this=exp.Concat(expressions=personas), start=lit(2)) if personas else lit("")
+        )
+        stage = exp.Case(
+            this=col("stage_index"),
+            ifs=[exp.If(this=lit(i), true=lit(s.rule.id)) for i, s in enumerate(cp.stages)],
+        )
+        owner = exp.Case(
+            this=col("stage_index"),
+            ifs=[exp.If(this=lit(i), true=lit(s.owner)) for i, s in enumerate(cp.stages)],
+        )
+        pick = [(h.rule.id, h.to) for h in cp.handoffs]
+        route = exp.Case(
+            this=col("handoff_index"),
+            ifs=[exp.If(this=lit(i), true=lit(to)) for i, (_, to) in enumerate(pick)],
+            default=lit("none"),
+        )
+        rule = exp.Case(
+            this=col("handoff_index"),
+            ifs=[exp.If(this=lit(i), true=lit(rid)) for i, (rid, _) in enumerate(pick)],
+            default=lit(""),
+        )
+        active = col("recycle_active")
+        reason = exp.Case(ifs=[exp.If(this=active, true=col("recycle_reason"))], default=lit(""))
+        rules = exp.Concat(
+            expressions=[
+                exp.Case(
+                    ifs=[
+                        exp.If(
+                            this=not_null(col("excluded")),
+                            true=exp.Concat(expressions=[lit("exclusion:"), col("excluded"), lit(";")]),
+                        )
+                    ],
+                    default=lit(""),
+                ),
+                lit("stage:"),
+                stage.copy(),
+                exp.Case(
+                    ifs=[
+                        exp.If(
+                            this=active.copy(),
+                            true=exp.Concat(expressions=[lit(";recycle:"), col("recycle_reason")]),
+                        )
+                    ],
+                    default=lit(""),
+                ),
+                exp.Case(
+                    ifs=[
+                        exp.If(
+                            this=not_null(col("handoff_index")),
+                            true=exp.Concat(expressions=[lit(";handoff:"), rule.copy()]),
+                        )
+                    ],
+                    default=lit(""),
+                ),
+            ]
+        )
+        return exp.select(
+            "lead_id",
+            exp.alias_(self.as_of.copy(), "as_of"),
+            exp.alias_(exp.Coalesce(this=col("excluded"), expressions=[lit("")]), "excluded"),
+            exp.alias_(persona_list, "personas"),
+            "target_account",
+            "target_lead",
+            "fit",
+            "engagement",
+            "surge",
+            exp.alias_(stage, "stage"),
+            exp.alias_(owner, "owner"),
+            exp.alias_(reason, "recycle_reason"),
+            exp.alias_(
+                exp.Case(ifs=[exp.If(this=active.copy(), true=col("recycle_until"))]), "recycle_until"
+            ),
+            exp.alias_(route, "route"),
+            exp.alias_(rule, "handoff_rule"),
+            "due",
+            "priority",
+            exp.alias_(rules, "rules"),
+        )
+
+
+def _rounding(name: str, targets: list[tuple[str, str]]) -> list[Layer]:
+    """Python's round(x, 2) in five steps (see engine.sql.numeric)."""
+    layers = []
+    for step, columns in enumerate(round2_steps(targets), start=1):
+        layer = Layer(f"{name}_{step}")
+        for alias, expression in columns:
+            comment = (
+                f"round({alias}, 2) as Python rounds: the exact side of each midpoint" if step == 5 else None
+            )
+            layer.add(alias, expression, comment)
+        layers.append(layer)
+    return layers
+
+
+def _src(expr: CompiledExpression | None) -> str:
+    return "always" if expr is None else " ".join(expr.source.split())
+
+
+def build_query(cp: CompiledPlaybook, as_of: datetime | None = None, *, exact_order: bool = True) -> SqlQuery:
+    """The playbook as one SELECT over ``leads`` and ``events``.
+
+    ``as_of`` None leaves a ``:as_of`` placeholder. ``exact_order`` sums engagement
+    in history order (DuckDB's ``LIST_REDUCE``); without it, a plain ``SUM``.
+    Raises :class:`NoSqlForm` naming the first construct that cannot be compiled.
+    """
+    return _Builder(cp, as_of, exact_order).build()
