@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from engine.commands.compile import compile_command
 from engine.commands.diff import diff
 from engine.commands.evaluate import evaluate
 from engine.commands.fmt import fmt
@@ -29,4 +30,5 @@ COMMANDS: list[click.Command] = [
     fmt,
     diff,
     owners,
+    compile_command,
 ]

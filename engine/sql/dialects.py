@@ -9,10 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine.compile import CompiledPlaybook
+from engine.sql import TARGETS
 from engine.sql.query import build_query
-
-#: ``engine compile --target`` choices, as sqlglot names them.
-TARGETS: tuple[str, ...] = ("duckdb", "spark", "snowflake", "bigquery", "postgres")
 
 
 def render(

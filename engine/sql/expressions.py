@@ -54,9 +54,18 @@ def lit(value: Any) -> exp.Expr:
 
 def two_valued(e: exp.Expr) -> exp.Expr:
     """A condition where NULL counts as False (the language's ``and``/``or``/``if`` rule)."""
-    if isinstance(e, (_NEVER_NULL, exp.Boolean)):
-        return e
-    return exp.Coalesce(this=e, expressions=[false()])
+    return e if never_null(e) else exp.Coalesce(this=e, expressions=[false()])
+
+
+def never_null(e: exp.Expr) -> bool:
+    """Whether a boolean expression is already two-valued (so no COALESCE is needed)."""
+    if isinstance(e, (*_NEVER_NULL, exp.Boolean)):
+        return True
+    if isinstance(e, exp.Paren | exp.Not):
+        return never_null(e.this)
+    if isinstance(e, exp.And | exp.Or):
+        return never_null(e.this) and never_null(e.expression)
+    return False
 
 
 def double(e: exp.Expr) -> exp.Expr:

@@ -1,0 +1,112 @@
+"""`engine compile`: one query per playbook, readable, valid in every target dialect; and
+the constructs the SQL backend refuses, each named in the error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from engine.build import build
+from engine.cli import main
+from engine.compile import compile_playbook
+from engine.load import load_text
+from engine.sql import TARGETS, NoSqlForm, render
+
+from .conftest import PLAYBOOKS
+
+CASES = Path(__file__).parent / "sql_cases"
+COMPILABLE = [PLAYBOOKS / "smb-saas.yaml", CASES / "reference.yaml", CASES / "constructs.yaml"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("path", COMPILABLE, ids=lambda p: p.stem)
+def test_output_reads_back_in_its_dialect(
+    path: Path, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["compile", str(path), "--target", target, "--as-of", "2026-11-01T00:00:00Z"]) == 0
+    sql = capsys.readouterr().out
+    assert sql.startswith(f"-- playbook {path.stem}")
+    statements = [s for s in sqlglot.parse(sql, read=target) if s is not None]
+    assert len(statements) == 1
+    query = statements[0]
+    assert isinstance(query, exp.Select)
+    names = [e.alias_or_name for e in query.expressions]
+    assert names[:3] == ["lead_id", "as_of", "excluded"]
+    assert {"fit", "engagement", "stage", "route", "due", "priority", "recycle_until"} <= set(names)
+
+
+def test_rules_are_commented_and_output_is_stable(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(PLAYBOOKS / "smb-saas.yaml")
+    assert main(["compile", path]) == 0
+    first = capsys.readouterr().out
+    assert main(["compile", path]) == 0
+    assert capsys.readouterr().out == first
+    assert "/* fit size (line" in first and "lead.employees >= 1000 -> 25" in first
+    assert "/* exclusions, first match: competitor:" in first
+    assert "$as_of" in first  # no --as-of: a parameter
+    assert "LIST_REDUCE" in first  # DuckDB folds engagement in history order
+
+
+def test_other_dialects_note_the_summation_order(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compile", str(PLAYBOOKS / "smb-saas.yaml"), "--target", "bigquery"]) == 0
+    out = capsys.readouterr().out
+    assert "-- note: engagement sums use SUM" in out and "LIST_REDUCE" not in out
+
+
+def test_sticky_stage_is_an_error_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compile", str(PLAYBOOKS / "enterprise.yaml")]) == 1
+    assert "stages[5] `opportunity`: sticky" in capsys.readouterr().err
+
+
+def test_bad_as_of_is_a_usage_error() -> None:
+    assert main(["compile", str(PLAYBOOKS / "smb-saas.yaml"), "--as-of", "yesterday"]) == 2
+
+
+BASE = """
+apiVersion: engine/v1
+kind: Playbook
+metadata: {name: t, version: "1"}
+teams: {marketing: {}}
+lead: {fields: {title: string, pattern: string}}
+events: {page_view: {fields: [content]}}
+content: CONTENT
+stages:
+  - {id: lead, owner: marketing}
+  - {id: warm, owner: marketing, entry: 'ENTRY'}
+"""
+
+
+def _compiled(entry: str, content: str = "{}", fields: bool = True) -> object:
+    text = BASE.replace("ENTRY", entry).replace("CONTENT", content)
+    if not fields:
+        text = text.replace("lead: {fields: {title: string, pattern: string}}", "")
+    doc, problems = load_text(text, "t.yaml")
+    assert doc is not None, problems
+    playbook, problems = build(doc)
+    assert playbook is not None, problems
+    cp, problems = compile_playbook(playbook, Path("."), doc)
+    assert cp is not None, problems
+    return cp
+
+
+@pytest.mark.parametrize(
+    ("entry", "content", "fields", "message"),
+    [
+        (
+            "matches(lead.title, lead.pattern)",
+            "{}",
+            True,
+            "stages.warm: matches() with a pattern that is not",
+        ),
+        ('count("page_view", content=lead.title) > 0', "{}", True, "`content=` filter with a value"),
+        ('content_stage("warm")', '{"g[ab]": {stage: warm}}', True, "content pattern `g[ab]`: bracket globs"),
+        ('lead.title == "x"', "{}", False, "`lead.title`: the SQL backend needs the playbook to declare"),
+    ],
+)
+def test_constructs_without_sql_form_are_named(entry: str, content: str, fields: bool, message: str) -> None:
+    cp = _compiled(entry, content, fields)
+    with pytest.raises(NoSqlForm, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        render(cp, "duckdb")  # type: ignore[arg-type]
