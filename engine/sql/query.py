@@ -230,53 +230,51 @@ class _Builder:
         return SqlQuery(final, lead_columns, sorted(self.event_columns), self.notes)
 
     def _events(self) -> list[tuple[str, exp.Expr]]:
-        """Events up to as_of, deduplicated by id (earliest kept), with weight and age."""
+        """Events up to as_of, deduplicated by id (earliest kept), with weight and age.
+
+        Only events that have an id are ranked (a window sort), so exports without
+        ids pay nothing for deduplication.
+        """
         cp = self.cp
         self.event_columns.add("content")
         if any(r.on == "disposition" for r in cp.recycle):
             self.event_columns.add("reason")
         fields = sorted(self.event_columns)
-        rank = exp.Window(
-            this=exp.RowNumber(),
-            partition_by=[col("lead_id"), col("event_id")],
-            order=exp.Order(expressions=[exp.Ordered(this=col(c)) for c in ("occurred_at", "type", "seq")]),
-        )
+        base = ["lead_id", "event_id", "at", "type", "seq", *fields]
         cut = (
-            exp.select(
-                "lead_id",
-                "event_id",
-                exp.alias_(col("occurred_at"), "at"),
-                "type",
-                "seq",
-                *fields,
-                exp.alias_(rank, "copy_rank"),
-            )
+            exp.select("lead_id", "event_id", exp.alias_(col("occurred_at"), "at"), "type", "seq", *fields)
             .from_("events", copy=False)
             .where(exp.LTE(this=col("occurred_at"), expression=self.as_of.copy()), copy=False)
         )
+        rank = exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[col("lead_id"), col("event_id")],
+            order=exp.Order(expressions=[exp.Ordered(this=col(c)) for c in ("at", "type", "seq")]),
+        )
+        ranked = (
+            exp.select(*base, exp.alias_(rank, "copy_rank"))
+            .from_("events_cut", copy=False)
+            .where(not_null(col("event_id")), copy=False)
+        )
+        first_copies = (
+            exp.select(*base)
+            .from_(ranked.subquery("ranked"), copy=False)
+            .where(exp.EQ(this=col("copy_rank"), expression=lit(1)), copy=False)
+        )
+        without_id = (
+            exp.select(*base)
+            .from_("events_cut", copy=False)
+            .where(exp.Is(this=col("event_id"), expression=exp.null()), copy=False)
+        )
+        unique = exp.union(without_id, first_copies, distinct=False)
         age = exp.DateDiff(this=self.as_of.copy(), expression=col("at"), unit=exp.var("MICROSECOND"))
         weight = _double(content_sql.weight(self.pb, col("type"), col("content")))
-        kept = (
-            exp.select(
-                "lead_id",
-                "event_id",
-                "at",
-                "type",
-                "seq",
-                *fields,
-                exp.alias_(age, "age_us"),
-                exp.alias_(weight, "weight"),
-                exp.alias_(content_sql.content_stage(self.pb, col("content")), "content_stage"),
-            )
-            .from_("events_cut", copy=False)
-            .where(
-                exp.or_(
-                    exp.Is(this=col("event_id"), expression=exp.null()),
-                    exp.EQ(this=col("copy_rank"), expression=lit(1)),
-                ),
-                copy=False,
-            )
-        )
+        kept = exp.select(
+            *base,
+            exp.alias_(age, "age_us"),
+            exp.alias_(weight, "weight"),
+            exp.alias_(content_sql.content_stage(self.pb, col("content")), "content_stage"),
+        ).from_(unique.subquery("unique_events"), copy=False)
         return [("events_cut", cut), ("history", kept)]
 
     def _decayed(self, where: exp.Expr) -> exp.Expr:
