@@ -17,11 +17,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from engine.compile import CompiledPlaybook, compile_playbook
+from engine.compile import CompiledPlaybook
 from engine.evaluate import decide
 from engine.events import Event
-from engine.model import Playbook
-from engine.sql import NoSqlForm
 from engine.sql.duckdb_backend import evaluate_duckdb
 from engine.validate import load_playbook
 
@@ -32,24 +30,15 @@ AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 Lead = tuple[str, dict[str, Any], list[Event]]
 
 
-def _compiled(path: Path, unstick: bool = False) -> CompiledPlaybook:
+def _compiled(path: Path) -> CompiledPlaybook:
     cp = load_playbook(path).compiled
     assert cp is not None
-    if not unstick:
-        return cp
-    stages = [s.model_copy(update={"sticky": False}) for s in cp.playbook.stages]
-    playbook = Playbook.model_validate(
-        {**cp.playbook.model_dump(), "stages": [s.model_dump() for s in stages]}
-    )
-    unstuck, diagnostics = compile_playbook(playbook, path.parent)
-    assert unstuck is not None, diagnostics
-    return unstuck
+    return cp
 
 
 PLAYBOOKS = {
     "smb-saas": _compiled(ROOT / "playbooks" / "smb-saas.yaml"),
-    # sticky stages have no SQL form yet (tested below); the rest of enterprise is compared.
-    "enterprise-unstuck": _compiled(ROOT / "playbooks" / "enterprise.yaml", unstick=True),
+    "enterprise": _compiled(ROOT / "playbooks" / "enterprise.yaml"),
     "reference": _compiled(CASES / "reference.yaml"),
     "constructs": _compiled(CASES / "constructs.yaml"),
 }
@@ -337,7 +326,22 @@ def test_rounding_ties_follow_python() -> None:
     assert_same(cp, leads)
 
 
-def test_sticky_stages_are_rejected_by_name() -> None:
-    cp = _compiled(ROOT / "playbooks" / "enterprise.yaml")
-    with pytest.raises(NoSqlForm, match=r"stages\[5\] `opportunity`: sticky"):
-        evaluate_duckdb(cp, pa.table({"lead_id": ["a"]}), pa.table({"lead_id": ["a"]}), AS_OF)
+def test_sticky_stage_holds_after_its_entry_stops_holding() -> None:
+    """`promising` (sticky) held 30 days ago through content read then; not any more."""
+    cp = PLAYBOOKS["constructs"]
+    lead = {"employees": 3.0, "title": "x", "domain": "ok.example"}
+    day = 86400
+    leads: list[Lead] = [
+        (
+            "reached-before",
+            lead,
+            [Event("download", _at(30 * day), {"content": "demo"}), Event("call", _at(day))],
+        ),
+        ("reached-at-last-event", lead, [Event("download", _at(day), {"content": "demo"})]),
+        ("reached-exactly-at-as-of", lead, [Event("download", AS_OF, {"content": "demo"})]),
+        ("never", lead, [Event("download", _at(30 * day), {"content": "guide-a"})]),
+    ]
+    assert_same(cp, leads)
+    rows = {r["lead_id"]: r for r in evaluate_duckdb(cp, *_tables(cp, leads), AS_OF).to_pylist()}
+    assert rows["reached-before"]["stage"] == "promising"
+    assert rows["never"]["stage"] == "nurturing"

@@ -77,12 +77,21 @@ def _cmp_seconds(column: str, seconds: int) -> exp.Expr:
 
 
 class _Builder:
-    def __init__(self, cp: CompiledPlaybook, as_of: datetime | None, exact_order: bool) -> None:
+    def __init__(
+        self, cp: CompiledPlaybook, as_of: datetime | None, exact_order: bool, frame: bool = False
+    ) -> None:
         self.cp = cp
         self.pb = cp.playbook
         self.exact_order = exact_order
-        if as_of is None:
-            self.as_of: exp.Expr = exp.cast(exp.Placeholder(this="as_of"), "TIMESTAMPTZ")
+        # Frame mode evaluates stages at each earlier event instant (sticky stages):
+        # rows are (lead_id, frame_at) and "as of" is the frame's instant.
+        self.frame = frame
+        self.prefix = "frame_" if frame else ""
+        self.keys = ["lead_id", "frame_at"] if frame else ["lead_id"]
+        if frame:
+            self.as_of: exp.Expr = col("frame_at")
+        elif as_of is None:
+            self.as_of = exp.cast(exp.Placeholder(this="as_of"), "TIMESTAMPTZ")
         else:
             if as_of.tzinfo is None:
                 as_of = as_of.replace(tzinfo=cp.tz)
@@ -203,17 +212,26 @@ class _Builder:
     # -- the query -------------------------------------------------------------------
 
     def build(self) -> SqlQuery:
-        cp = self.cp
-        for index, stage in enumerate(cp.stages):
-            if stage.sticky:
-                raise NoSqlForm(
-                    f"stages[{index}] `{stage.rule.id}`: sticky stages (a stage reached at any "
-                    "earlier event) have no SQL form in this backend yet"
-                )
-        layers = self._layers()
-        facts = self._facts()
-        ctes: list[tuple[str, exp.Expr]] = [*self._events(), *facts]
-        previous = "lead_facts"
+        sticky = [i for i, stage in enumerate(self.cp.stages) if stage.sticky]
+        frame_ctes: list[tuple[str, exp.Expr]] = []
+        if sticky:
+            frames = _Builder(self.cp, None, self.exact_order, frame=True)
+            frame_ctes = frames.sticky_floor(sticky, self.as_of)
+            self.event_columns |= frames.event_columns
+        layers = self._layers(sticky=bool(sticky))
+        facts = self._facts(sticky=bool(sticky))
+        ctes: list[tuple[str, exp.Expr]] = [*self._events(), *frame_ctes, *facts]
+        ctes += self._chain(layers, "lead_facts")
+        final = self._output().from_(ctes[-1][0], copy=False).order_by(col("lead_id"), copy=False)
+        for name, body in ctes:
+            final = final.with_(name, as_=body, copy=False)
+        lead_columns = {name: LEAD_TYPES[t] for name, t in self.lead_fields.items()}
+        return SqlQuery(final, lead_columns, sorted(self.event_columns), self.notes)
+
+    def _chain(self, layers: list[Layer], start: str) -> list[tuple[str, exp.Expr]]:
+        """Each layer a CTE selecting everything of the previous one plus its columns."""
+        ctes: list[tuple[str, exp.Expr]] = []
+        previous = self.prefix + start
         for layer in layers:
             select = exp.select(exp.Star()).from_(previous, copy=False)
             for alias, expression, comment in layer.columns:
@@ -221,13 +239,58 @@ class _Builder:
                 if comment:
                     aliased.add_comments([f" {comment} "])
                 select = select.select(aliased, copy=False)
-            ctes.append((layer.name, select))
-            previous = layer.name
-        final = self._output().from_(previous, copy=False).order_by(col("lead_id"), copy=False)
-        for name, body in ctes:
-            final = final.with_(name, as_=body, copy=False)
-        lead_columns = {name: LEAD_TYPES[t] for name, t in self.lead_fields.items()}
-        return SqlQuery(final, lead_columns, sorted(self.event_columns), self.notes)
+            previous = self.prefix + layer.name
+            ctes.append((previous, select))
+        return ctes
+
+    def sticky_floor(self, sticky: list[int], as_of: exp.Expr) -> list[tuple[str, exp.Expr]]:
+        """CTEs ending in ``sticky_floor(lead_id, sticky_floor)``: the highest sticky stage
+        reached at an earlier event instant.
+
+        ``decide`` re-decides at every distinct event time before t and keeps the
+        highest sticky stage found; that equals the highest stage index whose entry
+        held at some earlier instant and is sticky, which is what this computes, with
+        every aggregate taken as of the instant (events at or before it).
+        """
+        layers = self._layers()
+        fields = sorted(self.event_columns | {"content"})
+        frames = (
+            exp.select("lead_id", exp.alias_(col("at"), "frame_at"))
+            .distinct()
+            .from_("history", copy=False)
+            .where(exp.LT(this=col("at"), expression=as_of.copy()), copy=False)
+        )
+        age = exp.DateDiff(this=col("frame_at", "f"), expression=col("at", "h"), unit=exp.var("MICROSECOND"))
+        history = (
+            exp.select(
+                col("lead_id", "h"),
+                col("frame_at", "f"),
+                *[col(c, "h") for c in ("event_id", "at", "type", "seq", *fields, "weight", "content_stage")],
+                exp.alias_(age, "age_us"),
+            )
+            .from_(exp.alias_(exp.to_table("history"), "h"), copy=False)
+            .join(
+                exp.alias_(exp.to_table("frames"), "f"),
+                on=exp.and_(
+                    exp.EQ(this=col("lead_id", "f"), expression=col("lead_id", "h")),
+                    exp.LTE(this=col("at", "h"), expression=col("frame_at", "f")),
+                ),
+                copy=False,
+            )
+        )
+        ctes: list[tuple[str, exp.Expr]] = [("frames", frames), ("frame_history", history)]
+        ctes += self._facts()
+        ctes += self._chain(layers, "lead_facts")
+        floor = (
+            exp.select("lead_id", exp.alias_(exp.Max(this=col("stage_index")), "sticky_floor"))
+            .from_(ctes[-1][0], copy=False)
+            .where(exp.In(this=col("stage_index"), expressions=[lit(i) for i in sticky]), copy=False)
+            .group_by(col("lead_id"), copy=False)
+        )
+        floor.selects[1].add_comments(
+            [" sticky stages: the highest reached at an earlier event instant holds the lead there "]
+        )
+        return [*ctes, ("sticky_floor", floor)]
 
     def _events(self) -> list[tuple[str, exp.Expr]]:
         """Events up to as_of, deduplicated by id (earliest kept), with weight and age.
@@ -307,10 +370,10 @@ class _Builder:
             ifs=[exp.If(this=exp.GT(this=total.copy(), expression=cap), true=cap.copy())], default=total
         )
 
-    def _facts(self) -> list[tuple[str, exp.Expr]]:
+    def _facts(self, sticky: bool = False) -> list[tuple[str, exp.Expr]]:
         """Per-lead aggregates, the latest recycle trigger, and what happened since it."""
         cp = self.cp
-        if not self.exact_order:
+        if not self.exact_order and not self.frame:
             self.notes.append(
                 "engagement sums use SUM: the warehouse's addition order may differ "
                 "from the Python path in the last bit (DuckDB folds in history order)"
@@ -327,7 +390,7 @@ class _Builder:
             _cmp_seconds("age_us", 2 * window),
         )
         agg_columns: list[exp.Expr] = [
-            col("lead_id"),
+            *[col(k) for k in self.keys],
             exp.alias_(self._decayed(nonzero), "engagement_total"),
             exp.alias_(
                 exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=recent)), "recent"
@@ -340,13 +403,15 @@ class _Builder:
         agg_columns += [exp.alias_(e, n) for n, e, _ in self.aggregates.values()]
         ctes: list[tuple[str, exp.Expr]] = [
             (
-                "per_lead",
-                exp.select(*agg_columns).from_("history", copy=False).group_by(col("lead_id"), copy=False),
+                self.prefix + "per_lead",
+                exp.select(*agg_columns)
+                .from_(self.prefix + "history", copy=False)
+                .group_by(*[col(k) for k in self.keys], copy=False),
             )
         ]
-        joins = [("per_lead", "a")]
+        joins = [(self.prefix + "per_lead", "a")]
         facts: list[exp.Expr] = [
-            col("lead_id", "l"),
+            *[col(k, "f" if k == "frame_at" else "l") for k in self.keys],
             *[exp.alias_(col(f, "l"), f"lead__{f}") for f in self.lead_fields],
             exp.alias_(self._capped(col("engagement_total", "a")), "engagement_total"),
             exp.alias_(exp.Coalesce(this=col("recent", "a"), expressions=[lit(0)]), "recent"),
@@ -362,7 +427,10 @@ class _Builder:
                 for n, _, empty in self.aggregates.values()
             ],
         ]
-        if cp.recycle:
+        if sticky:
+            joins.append(("sticky_floor", "s"))
+            facts.append(col("sticky_floor", "s"))
+        if cp.recycle and not self.frame:
             ctes += self._recycle_ctes()
             joins += [("recycle_trigger", "t"), ("since_recycle", "r")]
             facts += [
@@ -379,14 +447,20 @@ class _Builder:
                 ],
             ]
         select = exp.select(*facts).from_(exp.alias_(exp.to_table("leads"), "l"), copy=False)
-        for table, alias in joins:
+        if self.frame:
             select = select.join(
-                exp.alias_(exp.to_table(table), alias),
-                on=exp.EQ(this=col("lead_id", alias), expression=col("lead_id", "l")),
-                join_type="LEFT",
+                exp.alias_(exp.to_table("frames"), "f"),
+                on=exp.EQ(this=col("lead_id", "f"), expression=col("lead_id", "l")),
                 copy=False,
             )
-        ctes.append(("lead_facts", select))
+        for table, alias in joins:
+            on = [exp.EQ(this=col("lead_id", alias), expression=col("lead_id", "l"))]
+            if self.frame and alias == "a":
+                on.append(exp.EQ(this=col("frame_at", alias), expression=col("frame_at", "f")))
+            select = select.join(
+                exp.alias_(exp.to_table(table), alias), on=exp.and_(*on), join_type="LEFT", copy=False
+            )
+        ctes.append((self.prefix + "lead_facts", select))
         return ctes
 
     def _recycle_ctes(self) -> list[tuple[str, exp.Expr]]:
@@ -448,7 +522,7 @@ class _Builder:
         )
         return [("recycle_trigger", trigger), ("since_recycle", after)]
 
-    def _layers(self) -> list[Layer]:
+    def _layers(self, sticky: bool = False) -> list[Layer]:
         """Translate every rule (registering the aggregates it needs) into CTE columns."""
         cp = self.cp
         personas = Layer("personas")
@@ -498,7 +572,7 @@ class _Builder:
             f"surge: {_src(cp.surge.expr)}" if cp.surge else None,
         )
         rounded = [("fit", "fit_total"), ("engagement", "engagement_total")]
-        if cp.recycle:
+        if cp.recycle and not self.frame:
             rounded.append(("engagement_since_recycle", "engagement_since_total"))
         decide = Layer("stages")
         exclusions = [
@@ -521,6 +595,23 @@ class _Builder:
             + "; ".join(f"{s.rule.id}: {_src(s.rule.expr)}" for s in cp.stages[1:]),
         )
         layers = [personas, targets, scores, surge, *_rounding("scores_rounded", rounded), decide]
+        if self.frame:
+            decide.columns = [c for c in decide.columns if c[0] == "stage_index"]
+            return layers
+        if sticky:
+            alias, raw, comment = decide.columns.pop()
+            decide.add("raw_stage_index", raw, comment)
+            floor = Layer("sticky_stage")
+            held = exp.GT(
+                this=exp.Coalesce(this=col("sticky_floor"), expressions=[lit(0)]),
+                expression=col("raw_stage_index"),
+            )
+            floor.add(
+                alias,
+                exp.Case(ifs=[exp.If(this=held, true=col("sticky_floor"))], default=col("raw_stage_index")),
+                "the stage, or a higher sticky stage reached at an earlier event",
+            )
+            layers.append(floor)
         layers += self._recycle_layers()
         layers += self._handoff_layers()
         return layers
