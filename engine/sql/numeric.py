@@ -5,8 +5,9 @@ ties to even, then the double nearest to that decimal. SQL's ``ROUND`` rounds
 half away from zero on a product ``x * 100`` that is itself rounded, so it
 disagrees on values such as 2.675 (really 2.67499999...) and 0.125 (a true tie).
 Here the side of each midpoint ``(2r ± 1) / 200`` is decided exactly, with an
-error-free split of ``8x`` (multiplying by 8 is exact; the parts are short enough
-that multiplying them by 25 is exact too). Valid for |x| < 2**45.
+error-free split of ``8|x|`` (multiplying by 8 is exact; FLOOR of a non-negative
+value is its integer part; the parts are short enough that multiplying them by 25
+is exact too). Valid for |x| < 2**45.
 
 ``ordered_sum`` adds in the Python order (events by time, type, id, input
 position): floating-point addition is not associative, so an unordered ``SUM``
@@ -54,11 +55,11 @@ def round2_steps(targets: Sequence[tuple[str, str]]) -> list[list[tuple[str, exp
         ]
         x8 = exp.Mul(this=v("a"), expression=_num(8))
         steps[1] += [
-            (f"{out}__hi", exp.func("TRUNC", x8)),
-            (f"{out}__lo", exp.Sub(this=x8.copy(), expression=exp.func("TRUNC", x8.copy()))),
+            (f"{out}__hi", exp.Floor(this=x8)),
+            (f"{out}__lo", exp.Sub(this=x8.copy(), expression=exp.Floor(this=x8.copy()))),
         ]
         lo_hi = exp.Div(
-            this=exp.func("TRUNC", exp.Mul(this=v("lo"), expression=_num(_TWO_24))),
+            this=exp.Floor(this=exp.Mul(this=v("lo"), expression=_num(_TWO_24))),
             expression=_d(_num(_TWO_24)),
         )
         whole = exp.Sub(

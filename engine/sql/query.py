@@ -629,7 +629,7 @@ class _Builder:
             ifs=[
                 exp.If(
                     this=lit(i),
-                    true=exp.DateAdd(
+                    true=exp.TimestampAdd(
                         this=col("recycled_at"), expression=lit(r.cooldown_seconds), unit=exp.var("SECOND")
                     ),
                 )
@@ -720,7 +720,7 @@ class _Builder:
         anchor = exp.Coalesce(this=col("last_at"), expressions=[self.as_of.copy()])
         details.add(
             "due",
-            exp.DateAdd(this=anchor, expression=sla_seconds, unit=exp.var("SECOND")),
+            exp.TimestampAdd(this=anchor, expression=sla_seconds, unit=exp.var("SECOND")),
             "due: the latest activity + the shorter of the handoff's SLA and the source's",
         )
         return [choose, details, *_rounding("priority_rounded", [("priority", "priority_raw")])]
