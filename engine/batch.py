@@ -42,7 +42,7 @@ from engine.io import (
     parse_timestamp,
     write_rows,
 )
-from engine.queues import QUEUE_COLUMNS, OverflowSpill, TeamQueue
+from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue
 
 #: The columns of :meth:`engine.evaluate.Decision.to_row`, in order (a test keeps them equal).
 DECISION_COLUMNS = (
@@ -222,15 +222,13 @@ def evaluate_export(
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
     staging = staging_path(request.out)
-    spill = OverflowSpill() if request.queues is not None and request.overflow else None
-    for queue in summary.teams.values():
-        queue.spill = spill if queue.capacity is not None else None
+    disk = _plan_queues(request, summary)
     try:
         with RejectsWriter(request.rejects_path) as writer:
             sink = _Rejects(writer, str(request.leads), request.max_errors)
             _run(cp, request, summary, sink, staging, progress)
             if request.queues is not None:
-                _write_queues(request.queues, summary, spill)
+                _write_queues(request.queues, summary, request.overflow)
         _fsync(staging)
         os.replace(staging, request.out)
     except BaseException:
@@ -238,9 +236,21 @@ def evaluate_export(
             staging.unlink()
         raise
     finally:
-        if spill is not None:
-            spill.close()
+        if disk is not None:
+            disk.close()
     return summary
+
+
+def _plan_queues(request: BatchRequest, summary: Summary) -> DiskQueue | None:
+    """Keep queue entries only when queues are written; on disk when they are unbounded."""
+    keep = request.queues is not None
+    teams = summary.teams.values()
+    needs_disk = keep and any(q.capacity is None or request.overflow for q in teams)
+    disk = DiskQueue() if needs_disk else None
+    for queue in teams:
+        queue.keep = keep
+        queue.disk = disk if queue.capacity is None or request.overflow else None
+    return disk
 
 
 def _fsync(path: Path) -> None:
@@ -329,12 +339,12 @@ def _write_decisions(target: Path, rows: Iterator[dict[str, Any]]) -> None:
             writer.write_table(pa.Table.from_pylist(batch, schema=schema))
 
 
-def _write_queues(folder: Path, summary: Summary, spill: OverflowSpill | None) -> None:
+def _write_queues(folder: Path, summary: Summary, overflow: bool) -> None:
     """One CSV per team that receives handoffs (empty ones too, so no stale queue survives)."""
     for team, queue in summary.teams.items():
         write_rows(folder / f"{team}.csv", QUEUE_COLUMNS, queue.rows())
-        if spill is not None and queue.capacity is not None:
-            write_rows(folder / f"{team}.overflow.csv", QUEUE_COLUMNS, spill.rows(team, queue.queued + 1))
+        if overflow and queue.capacity is not None:
+            write_rows(folder / f"{team}.overflow.csv", QUEUE_COLUMNS, queue.overflow_rows())
 
 
 def count_rows(path: Path) -> int:

@@ -5,11 +5,11 @@ and no longer than the team can work. Order: priority descending (no priority la
 due time ascending (no due time last), then lead id, then input row — a total order,
 so two runs give the same queue.
 
-Memory is bounded by capacity: a team with a capacity keeps a heap of at most that
-many entries while the export streams past. A team *without* a capacity keeps every
-handoff (about 150 bytes each) and sorts them at the end — give the team a capacity in
-the playbook to bound it. The overflow, when asked for, goes to a temporary SQLite file
-as entries fall out of the heap, and is read back sorted, so it costs no memory either.
+Memory stays bounded however large the export: a team with a capacity keeps a heap of
+at most that many entries while the export streams past; a team *without* one has its
+handoffs written to a temporary SQLite file (:class:`DiskQueue`) and read back sorted;
+the overflow of a capped team, when asked for, goes there too as entries fall out of the
+heap. Without ``--queues`` nothing is kept at all, only counted.
 """
 
 from __future__ import annotations
@@ -58,11 +58,11 @@ class _Worst:
         return self.key > other.key
 
 
-class OverflowSpill:
-    """Handoffs that did not fit any team's capacity, on disk, read back in queue order."""
+class DiskQueue:
+    """Handoffs kept on disk (unlimited teams, overflow), read back in queue order."""
 
     def __init__(self, folder: str | None = None) -> None:
-        handle, self.path = tempfile.mkstemp(prefix=".engine-overflow-", suffix=".sqlite", dir=folder)
+        handle, self.path = tempfile.mkstemp(prefix=".engine-queue-", suffix=".sqlite", dir=folder)
         os.close(handle)
         self.db = sqlite3.connect(self.path)
         self.db.execute("PRAGMA journal_mode = OFF")
@@ -80,7 +80,7 @@ class OverflowSpill:
         self._pending.clear()
 
     def rows(self, team: str, first_rank: int) -> Iterator[dict[str, Any]]:
-        """The team's overflow, best first, ranked on from the end of its queue."""
+        """The team's entries, best first, ranked from ``first_rank``."""
         self._flush()
         cursor = self.db.execute("SELECT data FROM o WHERE team = ? ORDER BY k1, k2, k3, k4", (team,))
         for rank, (data,) in enumerate(cursor, start=first_rank):
@@ -94,17 +94,24 @@ class OverflowSpill:
 
 @dataclass
 class TeamQueue:
-    """One team's queue while the export streams: the best ``capacity`` handoffs so far."""
+    """One team's queue while the export streams: the best ``capacity`` handoffs so far.
+
+    ``keep=False`` only counts (no queue files asked for). ``disk`` holds an unlimited
+    team's entries, and a capped team's overflow when that is to be written.
+    """
 
     team: str
     capacity: int | None
+    keep: bool = True
+    disk: DiskQueue | None = None
     handoffs: int = 0
-    spill: OverflowSpill | None = None
     _heap: list[_Worst] = field(default_factory=list)
 
     def offer(self, decision: Decision, row: int) -> None:
         """Count a handoff to this team and keep it if it is among the best so far."""
         self.handoffs += 1
+        if not self.keep:
+            return
         handoff = decision.handoff
         assert handoff is not None
         entry = _Worst(
@@ -112,18 +119,21 @@ class TeamQueue:
             (decision.lead_id, handoff.priority, handoff.due or "", handoff.rule, decision.stage,
              decision.fit, decision.engagement, decision.surge),
         )
+        if self.capacity is None and self.disk is not None:
+            self.disk.add(self.team, entry)
+            return
         if self.capacity is None or len(self._heap) < self.capacity:
             heapq.heappush(self._heap, entry)
             return
         if self._heap and entry.key < self._heap[0].key:
             entry = heapq.heapreplace(self._heap, entry)  # the evicted one overflows
-        if self.spill is not None:
-            self.spill.add(self.team, entry)
+        if self.disk is not None:
+            self.disk.add(self.team, entry)
 
     @property
     def queued(self) -> int:
         """Handoffs that fit in the week's capacity."""
-        return len(self._heap)
+        return self.handoffs if self.capacity is None else min(self.handoffs, self.capacity)
 
     @property
     def overflow(self) -> int:
@@ -132,5 +142,13 @@ class TeamQueue:
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """The queue, best first, as output rows with a 1-based rank."""
+        if self.capacity is None and self.disk is not None:
+            yield from self.disk.rows(self.team, 1)
+            return
         for rank, entry in enumerate(sorted(self._heap, key=lambda e: e.key), start=1):
             yield dict(zip(QUEUE_COLUMNS, (rank, *entry.row), strict=True))
+
+    def overflow_rows(self) -> Iterator[dict[str, Any]]:
+        """A capped team's handoffs beyond capacity, ranked on after the queue (needs ``disk``)."""
+        assert self.capacity is not None and self.disk is not None
+        return self.disk.rows(self.team, self.queued + 1)
