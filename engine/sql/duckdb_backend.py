@@ -66,7 +66,7 @@ def _cast(column: str, sql_type: str, present: bool) -> str:
         return f"CAST(NULL AS {sql_type})"
     text = f"NULLIF(TRIM(CAST({_quote(column)} AS VARCHAR)), '')"
     if sql_type == "VARCHAR":
-        return f"CAST({_quote(column)} AS VARCHAR)"
+        return text
     if sql_type == "BOOLEAN":
         return f"TRY_CAST({text} AS BOOLEAN)"
     return f"TRY_CAST({text} AS {sql_type})"
@@ -83,8 +83,11 @@ def bind_inputs(
     """Create the ``leads`` and ``events`` views the query reads, with declared types.
 
     ``rename`` maps query column names to input column names (e.g. ``content`` →
-    ``content_id``). Absent event fields and ``event_id`` read as NULL; absent
-    ``seq`` is the input position.
+    ``content_id``; lead fields as ``lead.<field>``). Absent event fields and
+    ``event_id`` read as NULL; absent ``seq`` is the input position. Text is trimmed
+    and empty cells are NULL (engine.io's default null marker); numbers, booleans
+    and datetimes that do not parse are NULL. For other conversions (thousands
+    separators, custom null markers) pass relations already converted by engine.io.
     """
     rename = dict(rename or {})
     clause, have = _scan(con, leads, "leads")
@@ -119,7 +122,7 @@ def bind_inputs(
 def _optional(column: str, have: list[str], sql_type: str) -> str:
     if column not in have:
         return f"CAST(NULL AS {sql_type})"
-    return f"NULLIF(CAST({_quote(column)} AS {sql_type}), '')"
+    return f"NULLIF(TRIM(CAST({_quote(column)} AS {sql_type})), '')"
 
 
 def _lead_type(kind: str) -> str:
@@ -127,11 +130,11 @@ def _lead_type(kind: str) -> str:
 
 
 def _iso(column: str, zone: str) -> str:
-    """``datetime.astimezone(zone).isoformat()`` in DuckDB SQL (session zone UTC)."""
+    """``datetime.astimezone(zone).isoformat()`` in DuckDB SQL, whatever the session zone."""
     c = _quote(column)
     z = exp.Literal.string(zone).sql("duckdb")
     local = f"timezone({z}, {c})"
-    offset = f"date_diff('second', CAST({c} AS TIMESTAMP), {local})"
+    offset = f"date_diff('second', timezone('UTC', {c}), {local})"
     return (
         f"CASE WHEN {c} IS NULL THEN '' ELSE strftime({local}, '%Y-%m-%dT%H:%M:%S')"
         f" || CASE WHEN strftime({local}, '%f') <> '000000' THEN '.' || strftime({local}, '%f') ELSE '' END"
@@ -163,7 +166,8 @@ def evaluate_duckdb(
         as_of = as_of.replace(tzinfo=cp.tz)
     query = build_query(cp, as_of)
     con = connection if connection is not None else duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    # Naive timestamps in the inputs are in the playbook's zone, as in engine.io.
+    con.execute(f"SET TimeZone = {exp.Literal.string(cp.playbook.timezone).sql('duckdb')}")
     if threads is not None:
         con.execute(f"SET threads = {int(threads)}")
     bind_inputs(con, cp, leads, events, query.event_columns, rename)
