@@ -61,6 +61,17 @@ def test_other_dialects_note_the_summation_order(capsys: pytest.CaptureFixture[s
     assert "-- note: engagement sums use SUM" in out and "LIST_REDUCE" not in out
 
 
+def test_matches_is_a_search_in_every_dialect(capsys: pytest.CaptureFixture[str]) -> None:
+    """Snowflake's REGEXP_LIKE matches the whole text; matches() searches (as RE2's search)."""
+    assert main(["compile", str(PLAYBOOKS / "smb-saas.yaml"), "--target", "snowflake"]) == 0
+    out = capsys.readouterr().out
+    assert "REGEXP_LIKE" not in out
+    assert "REGEXP_INSTR(lead__title, 'student|学生', 1, 1, 0, 'i') > 0" in out
+    assert "-- note: matches() patterns run on POSIX ERE, not RE2" in out
+    assert main(["compile", str(CASES / "constructs.yaml"), "--target", "postgres"]) == 0
+    assert "-- note: `%` on fractional numbers has no postgres form" in capsys.readouterr().out
+
+
 def test_bad_as_of_is_a_usage_error() -> None:
     assert main(["compile", str(PLAYBOOKS / "smb-saas.yaml"), "--as-of", "yesterday"]) == 2
 

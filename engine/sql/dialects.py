@@ -1,16 +1,50 @@
 """Render the playbook query for one SQL dialect: sqlglot generates, we only choose.
 
-Dialects are data (sqlglot's), not branches here; the one difference we make is
-the engagement sum, folded in history order where the dialect can (DuckDB).
+Dialects are data (sqlglot's), not branches here. The differences we make: the
+engagement sum is folded in history order where the dialect can (DuckDB), and
+``matches`` becomes a *search* in Snowflake, whose ``REGEXP_LIKE`` must match the
+whole text. Regex flavours differ (DuckDB and BigQuery use RE2 like the Python
+path; Spark Java, Postgres ARE, Snowflake POSIX): the header says so.
 """
 
 from __future__ import annotations
 
+import ast
 from datetime import datetime
 
+from sqlglot import exp
+
 from engine.compile import CompiledPlaybook
+from engine.expr import CompiledExpression
 from engine.sql import TARGETS
 from engine.sql.query import build_query
+
+#: Where ``matches`` runs a regex engine other than RE2.
+_NOT_RE2 = {"spark": "Java regex", "postgres": "POSIX ARE", "snowflake": "POSIX ERE"}
+
+
+def _snowflake_search(tree: exp.Expr) -> exp.Expr:
+    """REGEXP_LIKE(text, p) is a full match in Snowflake: use REGEXP_INSTR(...) > 0."""
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if not isinstance(node, exp.RegexpLike):
+            return node
+        pattern = node.expression
+        args: list[exp.Expr] = [node.this, pattern]
+        if isinstance(pattern, exp.Literal) and pattern.this.startswith("(?i)"):
+            args = [
+                node.this,
+                exp.Literal.string(pattern.this[4:]),
+                exp.Literal.number(1),
+                exp.Literal.number(1),
+                exp.Literal.number(0),
+                exp.Literal.string("i"),
+            ]
+        return exp.GT(
+            this=exp.Anonymous(this="REGEXP_INSTR", expressions=args), expression=exp.Literal.number(0)
+        )
+
+    return tree.transform(fix, copy=False)
 
 
 def render(
@@ -20,7 +54,18 @@ def render(
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
     query = build_query(cp, as_of, exact_order=target == "duckdb")
-    body = query.tree.sql(dialect=target, pretty=pretty)
+    tree = _snowflake_search(query.tree) if target == "snowflake" else query.tree
+    body = tree.sql(dialect=target, pretty=pretty)
+    exprs = _expressions(cp)
+    if target in _NOT_RE2 and any("matches" in e.functions for e in exprs):
+        query.notes.append(
+            f"matches() patterns run on {_NOT_RE2[target]}, not RE2: write patterns "
+            "in the common subset (alternation, classes, (?i) prefix)"
+        )
+    if target in ("bigquery", "postgres") and any(
+        isinstance(node, ast.Mod) for e in exprs for node in ast.walk(e.tree)
+    ):
+        query.notes.append(f"`%` on fractional numbers has no {target} form (MOD takes integers)")
     pb = cp.playbook
     lead_cols = ", ".join(["lead_id", *(f"{k} {v}" for k, v in query.lead_columns.items())])
     event_cols = ", ".join(
@@ -36,3 +81,19 @@ def render(
     if as_of is None:
         header.append("-- parameter :as_of: the decision instant (TIMESTAMPTZ)")
     return "\n".join(header) + "\n" + body + ";\n"
+
+
+def _expressions(cp: CompiledPlaybook) -> list[CompiledExpression]:
+    """Every compiled expression of the playbook."""
+    exprs = [
+        r.expr
+        for r in (*cp.personas, *cp.exclusions, *(s.rule for s in cp.stages), *(h.rule for h in cp.handoffs))
+    ]
+    exprs += [
+        cp.target_accounts.expr if cp.target_accounts else None,
+        cp.target_leads.expr if cp.target_leads else None,
+        cp.surge.expr if cp.surge else None,
+    ]
+    exprs += [e for rule in cp.fit_rules for e, _ in rule.branches]
+    exprs += [h.priority for h in cp.handoffs] + [r.reenter for r in cp.recycle]
+    return [e for e in exprs if e is not None]

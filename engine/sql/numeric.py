@@ -80,7 +80,9 @@ def round2_steps(targets: Sequence[tuple[str, str]]) -> list[list[tuple[str, exp
             return exp.Add(this=part, expression=exp.Mul(this=_num(25), expression=rest))
 
         steps[3] += [(f"{out}__up", side(-1)), (f"{out}__down", side(1))]
-        odd = exp.Mod(this=v("r0"), expression=_num(2))
+        # r0 mod 2 without %: BigQuery and Postgres have no modulo of floating values
+        half = exp.Floor(this=exp.Div(this=v("r0"), expression=_d(_num(2))))
+        odd = exp.paren(exp.Sub(this=v("r0"), expression=exp.Mul(this=_num(2), expression=half)))
         adjust = exp.Case(
             ifs=[
                 exp.If(this=exp.GT(this=v("up"), expression=_num(0)), true=_num(1)),
