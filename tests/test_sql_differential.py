@@ -93,7 +93,22 @@ def assert_same(cp: CompiledPlaybook, leads: Sequence[Lead], as_of: datetime = A
 
 # -- generated leads and histories ------------------------------------------------------
 
-_TITLES = [None, "", "Director", "部長", "課長", "Manager", "Student", "学生", "Head of IT", "chief", "VP"]
+_TITLES = [
+    None,
+    "",
+    "Director",
+    "部長",
+    "課長",
+    "Manager",
+    "Student",
+    "学生",
+    "Head of IT",
+    "chief",
+    "VP",
+    "CHİEF",
+    "ΣΟΦΙΑ",
+    "Straße HEAD",
+]
 _DOMAINS = [
     None,
     "rival1.example.com",

@@ -276,7 +276,12 @@ class Translator:
         if name == "persona":
             return self.env.persona(_literal_str(node.args[0]))
         if name == "lower":
-            return exp.Lower(this=self.value(node.args[0]))
+            # Python lowers U+0130 (İ) to "i" + U+0307 (combining dot); SQL LOWER gives "i".
+            # It is the only code point where they differ (checked over all of Unicode).
+            dotted = exp.Replace(
+                this=self.value(node.args[0]), expression=lit("\u0130"), replacement=lit("i\u0307")
+            )
+            return exp.Lower(this=dotted)
         if name == "matches":
             return self._matches(node)
         if name in ("min", "max"):
