@@ -82,6 +82,7 @@ def assert_same(cp: CompiledPlaybook, leads: Sequence[Lead], as_of: datetime = A
         key=lambda r: r["lead_id"],
     )
     assert len(got) == len(expected)
+    assert not got or list(got[0]) == list(expected[0])  # same columns, same order
     for mine, theirs in zip(got, expected, strict=True):
         assert mine == theirs, (
             mine["lead_id"],
