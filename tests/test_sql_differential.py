@@ -322,6 +322,16 @@ def test_recycle_cooldown_boundaries_and_reentry() -> None:
             SMB_LEAD,
             [Event("disposition", _at(20 * day), {"reason": "no_budget"}), Event("email_open", _at(2 * day))],
         ),
+        (  # the cooldown ends exactly at as_of, after the inquiry: due counts from its end
+            "released-at-as-of",
+            SMB_LEAD,
+            [Event("disposition", _at(14 * day), {"reason": "no_contact"}), Event("inquiry", _at(3 * day))],
+        ),
+        (
+            "released-before-last-activity",
+            SMB_LEAD,
+            [Event("disposition", _at(20 * day), {"reason": "no_contact"}), Event("inquiry", _at(3 * day))],
+        ),
         (
             "unknown-reason",
             SMB_LEAD,

@@ -717,11 +717,19 @@ class _Builder:
                 )
             slas.append(exp.If(this=lit(i), true=sla))
         sla_seconds = exp.Case(this=col("handoff_index"), ifs=slas) if slas else exp.null()
-        anchor = exp.Coalesce(this=col("last_at"), expressions=[self.as_of.copy()])
+        anchor: exp.Expr = exp.Coalesce(this=col("last_at"), expressions=[self.as_of.copy()])
+        if cp.recycle:
+            # A cooldown that ran out (no early re-entry) after the last activity: count from its end.
+            released = exp.and_(
+                not_null(col("recycled_at")), exp.not_(col("recycle_active")), exp.not_(col("reentered"))
+            )
+            later = exp.and_(released, exp.GT(this=col("recycle_until"), expression=anchor.copy()))
+            anchor = exp.Case(ifs=[exp.If(this=later, true=col("recycle_until"))], default=anchor)
         details.add(
             "due",
             exp.TimestampAdd(this=anchor, expression=sla_seconds, unit=exp.var("SECOND")),
-            "due: the latest activity + the shorter of the handoff's SLA and the source's",
+            "due: the latest activity (or a later end of cooldown) + the shorter of the handoff's "
+            "SLA and the source's",
         )
         return [choose, details, *_rounding("priority_rounded", [("priority", "priority_raw")])]
 
