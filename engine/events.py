@@ -11,9 +11,12 @@ from datetime import datetime
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=True)
 class Event:
     """An activity of one lead at one (timezone-aware) instant.
+
+    Treated as immutable by convention; not ``frozen`` because frozen dataclasses
+    construct through ``object.__setattr__`` and exports create millions of events.
 
     ``id`` deduplicates: two events with the same id count once. ``seq`` is the
     position in the input, used only to order events that share a timestamp and
