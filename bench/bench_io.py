@@ -1,0 +1,102 @@
+"""Benchmark the io read path (leads + events through grouping) against plain Python.
+
+Times, in one process and one run, ``iter_leads_with_events`` over the canonical
+mapping (as ``engine evaluate`` calls it, with ``events_sorted`` on by default) and a
+baseline that does the least possible work: ``csv.reader`` + ``datetime.fromisoformat``
+grouping tuples by lead id (like ``bench/spec_python.py``'s ``grouped``). Reports the
+median of ``--repeat`` runs of each and their ratio.
+
+    python bench/bench_io.py [--leads 5000|100000] [--repeat 5] [--unsorted]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engine.io import EventsFile, LeadsFile, Reject, iter_leads_with_events, load_mapping
+
+HERE = Path(__file__).resolve().parent
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+TYPES = frozenset(
+    "page_view email_open email_click content_download webinar_attend trial_signup "
+    "quote_request inquiry unsubscribe".split()
+)
+
+
+def engine_read(folder: Path, events_sorted: bool | None) -> tuple[int, int]:
+    """Leads and events through the engine's io path; returns (leads, events) seen."""
+    mapping = load_mapping("canonical")
+    rejects: list[Reject] = []
+    leads = LeadsFile(folder / "leads.csv", mapping, on_reject=rejects.append, as_of=AS_OF,
+                      allowed_types=TYPES)
+    events = EventsFile(folder / "events.csv", mapping, on_reject=rejects.append, allowed_types=TYPES)
+    n_leads = n_events = 0
+    for _, found in iter_leads_with_events(leads, events, on_reject=rejects.append,
+                                           events_sorted=events_sorted):
+        n_leads += 1
+        n_events += len(found)
+    return n_leads, n_events
+
+
+def baseline_read(folder: Path) -> tuple[int, int]:
+    """The hand-written floor: csv.reader + fromisoformat, tuples grouped by a merge join."""
+    n_leads = n_events = 0
+    with open(folder / "leads.csv", encoding="utf-8", newline="") as lf, \
+            open(folder / "events.csv", encoding="utf-8", newline="") as ef:
+        events = csv.reader(ef)
+        next(events)
+        pending = next(events, None)
+        leads = csv.reader(lf)
+        next(leads)
+        for lead in leads:
+            lead_id = lead[0]
+            created = datetime.fromisoformat(lead[8]) if lead[8] else None
+            record = (lead_id, lead[1], lead[2], lead[3], float(lead[4]) if lead[4] else None,
+                      lead[5], lead[6], lead[7], created)
+            found: list[tuple[str, datetime, str]] = []
+            while pending is not None and pending[0] == lead_id:
+                found.append((pending[2], datetime.fromisoformat(pending[1]), pending[3]))
+                pending = next(events, None)
+            n_leads += 1 if record else 0
+            n_events += len(found)
+    return n_leads, n_events
+
+
+def timed(run: Callable[[], tuple[int, int]], repeat: int) -> tuple[float, tuple[int, int]]:
+    """Median wall time of ``repeat`` runs, and what the last run counted."""
+    times: list[float] = []
+    counts = (0, 0)
+    for _ in range(repeat):
+        start = time.perf_counter()
+        counts = run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--leads", type=int, default=5000, help="bench/data/<N> to read (5000, 100000)")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--unsorted", action="store_true",
+                        help="let grouping choose (pre-scan, merge or spill) instead of --events-sorted")
+    args = parser.parse_args()
+    folder = HERE / "data" / str(args.leads)
+    sorted_flag: bool | None = None if args.unsorted else True
+    engine_s, engine_counts = timed(lambda: engine_read(folder, sorted_flag), args.repeat)
+    base_s, base_counts = timed(lambda: baseline_read(folder), args.repeat)
+    mode = "auto" if args.unsorted else "events_sorted"
+    print(f"data: {folder} ({engine_counts[0]:,} leads, {engine_counts[1]:,} events; baseline "
+          f"{base_counts[0]:,} / {base_counts[1]:,}); median of {args.repeat}")
+    print(f"engine io ({mode}): {engine_s:.3f} s")
+    print(f"baseline:           {base_s:.3f} s")
+    print(f"ratio:              {engine_s / base_s:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
