@@ -363,7 +363,7 @@ class PlaybookDiff:
 
 
 def diff_playbooks(path: str, base: CompiledPlaybook | None, head: CompiledPlaybook | None,
-                   cases: Sequence[Case] | None = None) -> PlaybookDiff:
+                   cases: Iterable[Case] | None = None) -> PlaybookDiff:
     """Compare one playbook's two versions; either may be missing (added or removed)."""
     if base is None and head is None:
         raise ValueError("a playbook diff needs at least one side")
@@ -378,5 +378,5 @@ def diff_playbooks(path: str, base: CompiledPlaybook | None, head: CompiledPlayb
     if not changes:
         return PlaybookDiff(path, "unchanged")
     needed = tuple(approvals(changes, base.playbook.metadata.owners, head.playbook.metadata.owners))
-    report = impact(base, head, cases) if cases else None
+    report = impact(base, head, cases) if cases is not None else None
     return PlaybookDiff(path, "changed", changes, needed, report)

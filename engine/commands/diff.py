@@ -31,10 +31,18 @@ class _DiffCommand(click.Command):
 @click.option("--fixtures", "fixture_dirs", multiple=True, type=click.Path(path_type=Path),
               help="Where to find fixtures to replay (repeatable; default: fixtures/).")
 @click.option("--no-impact", is_flag=True, help="Do not replay fixtures.")
+@click.option("--leads", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Also replay the leads of this export under both versions (impact on real data).")
+@click.option("--events", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The export's activity file (with --leads).")
+@click.option("--mapping", default="canonical", show_default=True,
+              help="Column mapping of the export: a preset name or a mapping file.")
+@click.option("--as-of", "as_of", help="When to decide the export's leads (ISO 8601; with --leads).")
 @click.option("--fail-on-owner-change", is_flag=True,
               help="Exit 1 when a section with owners changed (CI can then require approval).")
 def diff(sides: tuple[str, ...], base_opt: str | None, fmt: str, fixture_dirs: tuple[Path, ...],
-         no_impact: bool, fail_on_owner_change: bool) -> None:
+         no_impact: bool, leads: Path | None, events: Path | None, mapping: str,
+         as_of: str | None, fail_on_owner_change: bool) -> None:
     """Semantic diff of playbooks between two revisions or two files, like a plan.
 
     BASE and HEAD are git revisions (HEAD omitted: the work tree) or two playbook
@@ -48,21 +56,48 @@ def diff(sides: tuple[str, ...], base_opt: str | None, fmt: str, fixture_dirs: t
       engine diff origin/main HEAD -- playbooks/smb-saas.yaml
       engine diff --base origin/main --format markdown
       engine diff old.yaml new.yaml
+      engine diff --base origin/main --leads export.csv --events activity.csv --as-of 2026-11-01
     """
     from engine.diff_render import RENDERERS
 
+    export = None
+    if (events or as_of) and not leads:
+        raise click.UsageError("--events and --as-of go with --leads")
+    if leads is not None:
+        if as_of is None:
+            raise click.UsageError("--leads needs --as-of: the instant to decide the export's leads at")
+        from engine.diff_export import ExportSource
+
+        export = ExportSource(leads, events, mapping, as_of)
     ctx = click.get_current_context()
     paths = [str(p) for p in ctx.meta.get("engine.diff.paths", [])]
     base_label, head_label, diffs = _plan(list(sides), base_opt, paths,
-                                          None if no_impact else (fixture_dirs or (Path("fixtures"),)))
+                                          None if no_impact else (fixture_dirs or (Path("fixtures"),)),
+                                          export)
     click.echo(RENDERERS[fmt](diffs, base_label, head_label), nl=False)
     if fail_on_owner_change and any(d.owned_change for d in diffs):
         click.echo("owned sections changed: their owners must approve", err=True)
         sys.exit(1)
 
 
+def _with_export(cases: list[Any] | None, cp: Any, export: Any) -> Any:
+    """The fixture cases followed by the export's leads, streamed."""
+    if export is None:
+        return cases
+    from itertools import chain
+
+    return chain(cases or (), export.cases(cp))
+
+
+def _export_note(note: str | None, export: Any) -> str | None:
+    """After the replay: name the export and what it rejected, then the fixture note."""
+    if export is None:
+        return note
+    return export.note() + (f"; {note}" if note else "")
+
+
 def _plan(sides: list[str], base_opt: str | None, paths: list[str],
-          fixture_dirs: tuple[Path, ...] | None) -> tuple[str, str, list[Any]]:
+          fixture_dirs: tuple[Path, ...] | None, export: Any = None) -> tuple[str, str, list[Any]]:
     """Resolve the two sides and diff every playbook present on either."""
     from dataclasses import replace
 
@@ -76,7 +111,7 @@ def _plan(sides: list[str], base_opt: str | None, paths: list[str],
         if not is_revision(base_opt):
             raise click.UsageError(f"--base {base_opt!r} is not a git revision")
     elif len(sides) == 2 and all(Path(s).is_file() for s in sides) and not paths:
-        return sides[0], sides[1], [_diff_files(Path(sides[0]), Path(sides[1]), fixture_dirs)]
+        return sides[0], sides[1], [_diff_files(Path(sides[0]), Path(sides[1]), fixture_dirs, export)]
     else:
         revisions: list[str] = []
         while sides and len(revisions) < 2 and is_revision(sides[0]):
@@ -92,14 +127,18 @@ def _plan(sides: list[str], base_opt: str | None, paths: list[str],
     for name in names:
         old, new = compile_side(base, name), compile_side(head, name)
         cases, note = _cases(Path(name), fixture_dirs) if old and new else (None, None)
+        if old and new and fixture_dirs is not None:
+            cases = _with_export(cases, new, export)
         result = diff_playbooks(name, old, new, cases)
+        note = _export_note(note, export) if fixture_dirs is not None else note
         if result.status == "changed" and note:
             result = replace(result, impact_note=note)
         diffs.append(result)
     return base.label, head.label, diffs
 
 
-def _diff_files(base: Path, head: Path, fixture_dirs: tuple[Path, ...] | None) -> Any:
+def _diff_files(base: Path, head: Path, fixture_dirs: tuple[Path, ...] | None,
+                export: Any = None) -> Any:
     from dataclasses import replace
 
     from engine.diff import diff_playbooks
@@ -107,7 +146,10 @@ def _diff_files(base: Path, head: Path, fixture_dirs: tuple[Path, ...] | None) -
 
     old, new = load_playbook(base).compiled, load_playbook(head).compiled
     cases, note = _cases(head, fixture_dirs, also=base)
+    if fixture_dirs is not None:
+        cases = _with_export(cases, new, export)
     result = diff_playbooks(str(head), old, new, cases)
+    note = _export_note(note, export) if fixture_dirs is not None else note
     return replace(result, impact_note=note) if result.status == "changed" and note else result
 
 
