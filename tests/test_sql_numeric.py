@@ -63,3 +63,62 @@ def test_duckdb_round_alone_would_not() -> None:
     con = duckdb.connect()
     ties = con.execute("SELECT round(0.125::DOUBLE, 2), round(2.675::DOUBLE, 2)").fetchall()[0]
     assert ties != (round(0.125, 2), round(2.675, 2))
+
+
+def test_engagement_is_summed_in_history_order_to_the_bit() -> None:
+    """Same-instant events of several types: (a + b) + c != (a + c) + b in floating point,
+    so the unrounded SQL total must add in History order (time, type, id, input position)."""
+    from datetime import timedelta
+
+    from engine.events import Event
+    from engine.history import History
+    from engine.sql.query import build_query
+
+    from .test_sql_differential import AS_OF, PLAYBOOKS, _tables
+
+    cp = PLAYBOOKS["constructs"]
+    rng = random.Random(7)
+    types = ["page_view", "download", "call", "inquiry"]
+    contents = [None, "guide-a", "price1", "demo"]
+    leads = []
+    sensitive = 0
+    for n in range(300):
+        instants = [AS_OF - timedelta(seconds=rng.randint(1, 10**6) + rng.random()) for _ in range(3)]
+        events = [
+            Event(
+                rng.choice(types),
+                rng.choice(instants),
+                {"content": c} if (c := rng.choice(contents)) else {},
+                None,
+                seq,
+            )
+            for seq in range(rng.randint(3, 9))
+        ]
+        leads.append((f"L{n:03d}", {}, events))
+        expected = _python_total(cp, History(events, AS_OF))
+        sensitive += expected != _python_total(cp, History(events, AS_OF), by_input=True)
+    assert sensitive > 10  # the data can tell the orders apart
+
+    con = duckdb.connect()
+    lead_table, event_table = _tables(cp, leads)
+    con.register("leads", lead_table)
+    con.register("events", event_table)
+    probe = build_query(cp, AS_OF).tree.copy()
+    probe.set("expressions", [exp.column("lead_id"), exp.column("engagement_total")])
+    probe.set("from_", exp.From(this=exp.to_table("lead_facts")))
+    got = dict(con.execute(probe.sql("duckdb")).fetchall())
+    for lead_id, _, events in leads:
+        assert got[lead_id] == _python_total(cp, History(events, AS_OF)), lead_id
+
+
+def _python_total(cp: object, history: object, by_input: bool = False) -> float:
+    """engine.evaluate._engagement's total before the cap, in History order (or input order)."""
+    events = sorted(history.events, key=lambda e: e.seq) if by_input else history.events  # type: ignore[attr-defined]
+    total = 0.0
+    for event in events:
+        points = cp.weight(event)  # type: ignore[attr-defined]
+        if not points:
+            continue
+        age = (history.as_of - event.at).total_seconds()  # type: ignore[attr-defined]
+        total += points * 0.5 ** (age / cp.half_life_seconds)  # type: ignore[attr-defined]
+    return min(total, cp.engagement_cap)  # type: ignore[attr-defined]

@@ -353,9 +353,17 @@ class _Builder:
             points = exp.Mul(this=points, expression=factor)
         if cp.engagement_window_seconds is not None:
             where = exp.and_(where, _cmp_seconds("age_us", cp.engagement_window_seconds))
+        # History order is (at, type, id, seq). Only scored types reach the fold (others
+        # weigh 0), so type order is their rank in Python's string order: an integer key
+        # sorts much faster than text.
+        engagement = self.pb.scoring.engagement
+        scored = sorted(engagement.points) if engagement else []
+        type_rank = exp.Case(
+            this=col("type"), ifs=[exp.If(this=lit(t), true=lit(i)) for i, t in enumerate(scored)]
+        )
         order = [
             col("at"),
-            col("type"),
+            type_rank if scored else col("type"),
             exp.Coalesce(this=col("event_id"), expressions=[lit("")]),
             col("seq"),
         ]
