@@ -30,7 +30,8 @@ def compile_command(playbook: Path, target: str, as_of: str | None) -> None:
     The query reads leads(lead_id, <lead.fields>) and events(lead_id, event_id,
     occurred_at, type, seq, <event fields>) and returns the columns of
     `engine evaluate`'s rows, one per lead. Constructs without a faithful SQL
-    form (sticky stages, non-literal regex patterns...) are errors naming them.
+    form (a regex pattern that is not a literal, bracket globs in content ids...)
+    are errors naming them.
 
     \b
     Examples:

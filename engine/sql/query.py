@@ -6,7 +6,9 @@ handoff), each adding columns to the previous one, so a rule's SQL sits next to
 its comment and reads in the order the Python path evaluates. Events are first
 cut at ``as_of`` and deduplicated by ``event_id`` (earliest kept), as
 :class:`engine.history.History` does; every catalogue function is one aggregate
-column per lead.
+column per lead. Sticky stages are the stage pipeline evaluated again per (lead,
+earlier event instant) "frame" (see ``_Builder.sticky_floor``): quadratic in a
+lead's events, and only built when a playbook has a sticky stage.
 
 Inputs: ``leads(lead_id, <lead.fields>)`` and ``events(lead_id, event_id,
 occurred_at, type, seq, <event fields>)``; ``seq`` is the input position, used
