@@ -52,19 +52,62 @@ def to_number(text: str) -> int | float:
 def make_converter(spec: FieldSpec, mapping: Mapping) -> Converter:
     """The function turning ``spec.column``'s text into the field's value (None for nulls)."""
     nulls = null_set(spec.null_values if spec.null_values is not None else mapping.null_values)
+    is_null = null_test(nulls)
+    if spec.type == "string":
+
+        def to_string(raw: str | None) -> Any:
+            if raw is None:
+                return None
+            text = raw.strip()
+            return None if is_null(text) else text
+
+        return to_string
+    if spec.type == "datetime":
+        return _datetime_converter(spec, mapping, is_null)
     convert = _typed(spec, mapping)
 
     def converter(raw: str | None) -> Any:
-        if raw is None or raw.strip().casefold() in nulls:
+        if raw is None or is_null(raw.strip()):
             return None
         return convert(raw)
 
     return converter
 
 
+def null_test(nulls: frozenset[str]) -> Callable[[str], bool]:
+    """``text in nulls`` for stripped ``text``, compared case-insensitively, but cheap.
+
+    Case folding never shortens a string, so text longer than every null marker cannot
+    be one and needs no ``casefold()``: the usual cell is decided by a length compare.
+    """
+    longest = max((len(value) for value in nulls), default=-1)
+
+    def is_null(text: str) -> bool:
+        return len(text) <= longest and text.casefold() in nulls
+
+    return is_null
+
+
+def _datetime_converter(spec: FieldSpec, mapping: Mapping, is_null: Callable[[str], bool]) -> Converter:
+    """Datetime cells straight to the parser: the hottest converter (every event has one)."""
+    parse = TimestampParser(
+        spec.formats if spec.formats is not None else mapping.timestamp_formats,
+        get_timezone(mapping.timezone),
+    ).parse
+
+    def to_datetime(raw: str | None) -> Any:
+        if raw is None or is_null(raw.strip()):
+            return None
+        try:
+            return parse(raw)
+        except TimestampError as error:
+            raise ConversionError(str(error)) from None
+
+    return to_datetime
+
+
 def _typed(spec: FieldSpec, mapping: Mapping) -> Callable[[str], Any]:
-    if spec.type == "string":
-        return str.strip
+    """Number, integer and bool conversions (string and datetime have their own converters)."""
     if spec.type == "number":
         return to_number
     if spec.type == "integer":
@@ -73,18 +116,7 @@ def _typed(spec: FieldSpec, mapping: Mapping) -> Callable[[str], Any]:
         trues = null_set(spec.true_values or mapping.true_values)
         falses = null_set(spec.false_values or mapping.false_values)
         return lambda text: _to_bool(text, trues, falses)
-    parser = TimestampParser(
-        spec.formats if spec.formats is not None else mapping.timestamp_formats,
-        get_timezone(mapping.timezone),
-    )
-
-    def to_datetime(text: str) -> Any:
-        try:
-            return parser.parse(text)
-        except TimestampError as error:
-            raise ConversionError(str(error)) from None
-
-    return to_datetime
+    raise AssertionError(f"no plain converter for type {spec.type!r}")
 
 
 def _to_integer(text: str) -> int:

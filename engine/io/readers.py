@@ -79,18 +79,63 @@ def read_columns(
         raise InputError("no such file", file=path)
     kind = file_format(path)
     if kind == "csv":
-        with _open_text(path, encoding) as text:
-            reader = csv.reader(text, delimiter=_delimiter(path, delimiter))
-            try:
-                header = next(reader, [])
-            except UnicodeDecodeError:
-                raise decode_error(path, text.encoding) from None
-            return [name for name in _header(path, header) if name]
+        return [name for name in read_header(path, encoding=encoding, delimiter=delimiter) if name]
     if kind == "parquet":
         import pyarrow.parquet as pq
 
         return [str(name) for name in pq.read_schema(path).names]
     return None
+
+
+def read_header(path: str | Path, *, encoding: str | None = None, delimiter: str | None = None) -> list[str]:
+    """A CSV file's cleaned header, unnamed columns included as ``""``: position i names
+    value i of every row :func:`read_csv_lists` yields."""
+    with _open_text(path, encoding) as text:
+        reader = csv.reader(text, delimiter=_delimiter(path, delimiter))
+        try:
+            names = next(reader, [])
+        except UnicodeDecodeError:
+            raise decode_error(path, text.encoding) from None
+        return _header(path, names)
+
+
+def read_csv_lists(
+    path: str | Path,
+    header: list[str],
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    on_reject: RejectSink | None = None,
+) -> Iterator[tuple[int, list[str | None]]]:
+    """Like :func:`read_rows` for CSV, but each row is a list aligned with ``header``.
+
+    The fast path for callers that resolve column positions once per file (from
+    :func:`read_header`) instead of building a dict per row. Short rows are padded with
+    None; blank lines and long rows are handled exactly as :func:`read_rows` does.
+    """
+    if not Path(path).is_file():
+        raise InputError("no such file", file=path)
+    return _read_csv_lists(path, header, encoding, delimiter, on_reject)
+
+
+def _read_csv_lists(
+    path: str | Path,
+    expected: list[str],
+    encoding: str | None,
+    delimiter: str | None,
+    on_reject: RejectSink | None,
+) -> Iterator[tuple[int, list[str | None]]]:
+    with _open_text(path, encoding) as text:
+        reader = csv.reader(text, delimiter=_delimiter(path, delimiter))
+        try:
+            header = _header(path, next(reader, []))
+            if header != expected:
+                raise InputError("the header changed while the file was being read", file=path, line=1)
+            yield from _csv_lists(path, reader, len(header), on_reject)
+        except UnicodeDecodeError:
+            raise decode_error(path, text.encoding) from None
+        except csv.Error as error:
+            raise InputError(f"malformed CSV: {error}", file=path, line=reader.line_num) from None
 
 
 def _delimiter(path: str | Path, delimiter: str | None) -> str:
@@ -128,30 +173,46 @@ def _read_csv(
     with _open_text(path, encoding) as text:
         reader = csv.reader(text, delimiter=_delimiter(path, delimiter))
         try:
-            yield from _csv_rows(path, reader, on_reject)
+            header = _header(path, next(reader, []))
+            # Columns with an empty name (a trailing comma on every line) carry nothing: skip them.
+            keep = [(i, name) for i, name in enumerate(header) if name]
+            for start, values in _csv_lists(path, reader, len(header), on_reject):
+                yield start, {name: values[i] for i, name in keep}
         except UnicodeDecodeError:
             raise decode_error(path, text.encoding) from None
         except csv.Error as error:
             raise InputError(f"malformed CSV: {error}", file=path, line=reader.line_num) from None
 
 
-def _csv_rows(path: str | Path, reader: Any, on_reject: RejectSink | None) -> Iterator[tuple[int, Row]]:
-    header = _header(path, next(reader, []))
-    # Columns with an empty name (a trailing comma on every line) carry nothing: skip them.
-    keep = [(i, name) for i, name in enumerate(header) if name]
-    width = len(header)
+def _csv_lists(
+    path: str | Path, reader: Any, width: int, on_reject: RejectSink | None
+) -> Iterator[tuple[int, list[str | None]]]:
+    """The data rows after the header, each padded with None to ``width`` values.
+
+    Numbered by their first line; blank lines skipped; rows with more (non-blank)
+    values than the header has names rejected. The loop is the hot path of every CSV
+    read, so it does as little as it can per row.
+    """
     last_line = reader.line_num
+    values: list[str | None]
     for values in reader:
         start = last_line + 1
         last_line = reader.line_num
-        if not values or (len(values) == 1 and not values[0].strip() and width > 1):
-            continue  # blank line
-        if len(values) > width and any(v.strip() for v in values[width:]):
-            problem = f"the row has {len(values)} values but the header has {width} names"
-            _bad_row(path, start, problem, on_reject, ",".join(values[width:])[:200])
-            continue
         count = len(values)
-        yield start, {name: (values[i] if i < count else None) for i, name in keep}
+        if count == width and count:
+            yield start, values
+            continue
+        if not values or (count == 1 and not (values[0] or "").strip() and width > 1):
+            continue  # blank line
+        if count > width:
+            if any((v or "").strip() for v in values[width:]):
+                problem = f"the row has {count} values but the header has {width} names"
+                extra = ",".join(v or "" for v in values[width:])[:200]
+                _bad_row(path, start, problem, on_reject, extra)
+                continue
+        else:
+            values.extend([None] * (width - count))
+        yield start, values
 
 
 def _bad_row(

@@ -17,7 +17,7 @@ from engine.events import Event
 from engine.io.convert import ConversionError, Converter, make_converter, null_set, to_number
 from engine.io.errors import InputError, Reject, RejectSink
 from engine.io.mapping import ActivityRule, AtColumn, FieldSpec, Mapping, field_spec
-from engine.io.readers import Row, read_columns, read_rows
+from engine.io.readers import Row, file_format, read_columns, read_csv_lists, read_header, read_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,10 @@ class _RowProblem(Exception):
 
 
 _FieldPlan = list[tuple[str, str, Converter]]
+#: A row as a list of cells; a column's cell sits at the position :class:`_Table` gives it.
+Values = list[str | None]
+#: Fields resolved to positions: (field name, column, position, converter).
+_BoundPlan = list[tuple[str, str, int, Converter]]
 
 
 def check_columns(path: str | Path, needed: list[str], available: Collection[str]) -> None:
@@ -84,19 +88,76 @@ def _plan_fields(
     return plan, required, optional
 
 
-def _columns_of(path: str | Path, encoding: str | None, delimiter: str | None) -> list[str] | None:
-    return read_columns(path, encoding=encoding, delimiter=delimiter)
+class _Table:
+    """A file's rows as lists, with every column's position resolved once per file.
+
+    CSV rows come from the reader as lists already (no dict per row); JSONL and Parquet
+    rows, whose keys a line may lack, are laid out over the columns the reader asks for.
+    ``columns`` are the file's column names, or None when only the rows can tell (JSONL).
+    """
+
+    def __init__(self, path: str | Path, encoding: str | None, delimiter: str | None) -> None:
+        self.path, self.encoding, self.delimiter = path, encoding, delimiter
+        self.header: list[str] | None = None
+        self.columns: list[str] | None
+        if Path(path).is_file() and file_format(path) == "csv":
+            self.header = read_header(path, encoding=encoding, delimiter=delimiter)
+            self.columns = [name for name in self.header if name]
+        else:
+            self.columns = read_columns(path, encoding=encoding, delimiter=delimiter)
+        self.position: dict[str, int] = {}
+        if self.header is not None:
+            self.position = {name: i for i, name in enumerate(self.header) if name}
+
+    def rows(self, wanted: list[str], on_reject: RejectSink, check: _FirstRows | None = None) -> Iterator[
+        tuple[int, Values]
+    ]:
+        """Rows in file order; ``wanted`` are the columns read (positions: :attr:`position`).
+
+        For files without a header, ``check`` sees each row's keys while it is active.
+        """
+        if self.header is not None:
+            return read_csv_lists(
+                self.path, self.header, encoding=self.encoding, delimiter=self.delimiter, on_reject=on_reject
+            )
+        names = list(dict.fromkeys(wanted))
+        self.position = {name: i for i, name in enumerate(names)}
+        rows = read_rows(self.path, encoding=self.encoding, delimiter=self.delimiter, on_reject=on_reject)
+        return _laid_out(rows, names, check)
 
 
-def _convert_fields(plan: _FieldPlan, row: Row) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for name, column, convert in plan:
-        raw = row.get(column)
+class _FirstRows:
+    """The column check for files without a header, run on rows until it is switched off."""
+
+    def __init__(self, path: str | Path, needed: list[str]) -> None:
+        self.path, self.needed, self.active = path, needed, True
+
+    def __call__(self, row: Row) -> None:
+        check_columns(self.path, self.needed, list(row))
+
+
+def _laid_out(rows: Iterator[tuple[int, Row]], names: list[str], check: _FirstRows | None) -> Iterator[
+    tuple[int, Values]
+]:
+    for number, row in rows:
+        if check is not None and check.active:
+            check(row)
+        yield number, [row.get(name) for name in names]
+
+
+def _bind(plan: _FieldPlan, position: dict[str, int]) -> _BoundPlan:
+    return [(name, column, position[column], convert) for name, column, convert in plan]
+
+
+def _convert_fields(plan: _BoundPlan, values: Values) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, column, at, convert in plan:
+        raw = values[at]
         try:
-            values[name] = convert(raw)
+            fields[name] = convert(raw)
         except ConversionError as error:
             raise _RowProblem(column, raw, str(error)) from None
-    return values
+    return fields
 
 
 class _Activity:
@@ -114,6 +175,7 @@ class _Activity:
         if isinstance(rule.at, AtColumn):
             spec = FieldSpec(column=rule.at.column, type="datetime", formats=rule.at.formats)
             self.at_convert = make_converter(spec, mapping)
+        self.position: dict[str, int] = {}
 
     def columns(self) -> list[str]:
         names = list(self.when)
@@ -123,15 +185,24 @@ class _Activity:
             names.append(self.rule.at.column)
         return names + list(self.rule.fields.values())
 
-    def events(self, lead_id: str, row: Row, as_of: datetime | None) -> list[Event]:
+    def bind(self, position: dict[str, int]) -> None:
+        """Where each of :meth:`columns` sits in the rows about to be read."""
+        self.position = position
+
+    def _cell(self, values: Values, column: str) -> str | None:
+        return values[self.position[column]]
+
+    def events(self, lead_id: str, values: Values, as_of: datetime | None) -> list[Event]:
         for column, accepted in self.when.items():
-            if (row.get(column) or "").strip() not in accepted:
+            if (self._cell(values, column) or "").strip() not in accepted:
                 return []
-        count = self._count(row)
+        count = self._count(values)
         if count == 0:
             return []
-        at = self._at(row, as_of)
-        fields = {name: self._clean(row.get(column)) for name, column in self.rule.fields.items()}
+        at = self._at(values, as_of)
+        fields = {
+            name: self._clean(self._cell(values, column)) for name, column in self.rule.fields.items()
+        }
         return [
             Event(self.rule.type, at, dict(fields), f"{lead_id}#a{self.index}.{k}", k) for k in range(count)
         ]
@@ -141,11 +212,11 @@ class _Activity:
             return None
         return raw.strip()
 
-    def _count(self, row: Row) -> int:
+    def _count(self, values: Values) -> int:
         column = self.rule.count_column
         if column is None:
             return 1
-        raw = row.get(column)
+        raw = self._cell(values, column)
         if self._clean(raw) is None:
             return 0
         assert raw is not None
@@ -160,13 +231,13 @@ class _Activity:
             raise _RowProblem(column, raw, reason)
         return int(number)
 
-    def _at(self, row: Row, as_of: datetime | None) -> datetime:
+    def _at(self, values: Values, as_of: datetime | None) -> datetime:
         if self.at_convert is None:
             assert as_of is not None  # checked before reading
             return as_of
         assert isinstance(self.rule.at, AtColumn)
         column = self.rule.at.column
-        raw = row.get(column)
+        raw = self._cell(values, column)
         try:
             at: datetime | None = self.at_convert(raw)
         except ConversionError as error:
@@ -196,29 +267,37 @@ def read_leads(
     _check_rules(spec.activity, as_of, allowed_types)
     needed = [spec.id, *required] + [c for rule in rules for c in rule.columns()]
     encoding = encoding or mapping.encoding
-    columns = _columns_of(path, encoding, delimiter)
+    table = _Table(path, encoding, delimiter)
+    columns = table.columns
+    needed = list(dict.fromkeys(needed))
     if columns is not None:
-        check_columns(path, list(dict.fromkeys(needed)), columns)
+        check_columns(path, needed, columns)
         plan = [item for item in plan if item[1] in columns or item[1] not in optional]
         missing = {name for name, col, _ in _plan_all(spec.fields) if col not in columns}
     else:
         missing = set()
+    check = _FirstRows(path, needed) if columns is None else None
+    wanted = [*needed, *(column for _, column, _ in plan)]
+    rows = table.rows(wanted, on_reject, check)
+    bound = _bind(plan, table.position)
+    for rule in rules:
+        rule.bind(table.position)
+    id_at = table.position[spec.id]
     source = str(path)
-    first = True
-    for number, row in read_rows(path, encoding=encoding, delimiter=delimiter, on_reject=on_reject):
-        if first and columns is None:
-            check_columns(path, list(dict.fromkeys(needed)), list(row))
-            first = False
+    for number, values in rows:
+        if check is not None:
+            check.active = False
         try:
-            lead_id = (row.get(spec.id) or "").strip()
+            raw_id = values[id_at]
+            lead_id = raw_id.strip() if raw_id else ""
             if not lead_id:
-                raise _RowProblem(spec.id, row.get(spec.id), "missing lead id")
-            fields = _convert_fields(plan, row)
+                raise _RowProblem(spec.id, raw_id, "missing lead id")
+            fields = _convert_fields(bound, values)
             for name in missing:
                 fields[name] = None
             activity: list[Event] = []
             for rule in rules:
-                activity.extend(rule.events(lead_id, row, as_of))
+                activity.extend(rule.events(lead_id, values, as_of))
         except _RowProblem as problem:
             on_reject(Reject(source, number, problem.column, problem.value, problem.reason))
             continue
@@ -262,50 +341,97 @@ def read_events(
     needed = [spec.lead_id, spec.at] + [c for c in (spec.type, spec.id) if c] + required
     at_convert = make_converter(FieldSpec(column=spec.at, type="datetime", formats=spec.formats), mapping)
     encoding = encoding or mapping.encoding
-    columns = _columns_of(path, encoding, delimiter)
+    table = _Table(path, encoding, delimiter)
+    columns = table.columns
     if columns is not None:
         check_columns(path, needed, columns)
         plan = [item for item in plan if item[1] in columns or item[1] not in optional]
+    check = _FirstRows(path, needed) if columns is None else None
+    rows = table.rows([*needed, *(column for _, column, _ in plan)], on_reject, check)
+    position = table.position
+    bound = _bind(plan, position)
+    lead_at, at_at = position[spec.lead_id], position[spec.at]
+    id_at = position[spec.id] if spec.id else None
+    kind_of = _EventTypes(spec.type, spec.type_constant, spec.types, allowed_types, position)
     source = str(path)
     seq = 0
-    for number, row in read_rows(path, encoding=encoding, delimiter=delimiter, on_reject=on_reject):
-        if seq == 0 and columns is None:
-            check_columns(path, needed, list(row))
+    for number, values in rows:
         try:
-            lead_id = (row.get(spec.lead_id) or "").strip()
+            raw_id = values[lead_at]
+            lead_id = raw_id.strip() if raw_id else ""
             if not lead_id:
-                raise _RowProblem(spec.lead_id, row.get(spec.lead_id), "missing lead id")
-            kind = _event_type(spec.type, spec.type_constant, spec.types, row, allowed_types)
-            raw_at = row.get(spec.at)
+                raise _RowProblem(spec.lead_id, raw_id, "missing lead id")
+            kind = kind_of(values)
+            raw_at = values[at_at]
             try:
                 at = at_convert(raw_at)
             except ConversionError as error:
                 raise _RowProblem(spec.at, raw_at, str(error)) from None
             if at is None:
                 raise _RowProblem(spec.at, raw_at, "missing timestamp")
-            fields = _convert_fields(plan, row)
-            event_id = (row.get(spec.id) or "").strip() or None if spec.id else None
+            fields = _convert_fields(bound, values)
+            event_id = _event_id(values, id_at)
         except _RowProblem as problem:
             on_reject(Reject(source, number, problem.column, problem.value, problem.reason))
             continue
         yield LeadEvent(lead_id, Event(kind, at, fields, event_id, seq), source, number)
+        if seq == 0 and check is not None:
+            check.active = False  # as before: rows are checked until one makes an event
         seq += 1
+
+
+def _event_id(values: Values, position: int | None) -> str | None:
+    if position is None:
+        return None
+    raw = values[position]
+    return (raw.strip() if raw else "") or None
+
+
+class _EventTypes:
+    """Each row's event type: renamed, checked against the playbook, remembered per cell.
+
+    A file has a handful of distinct type cells, so after the first row of each kind the
+    lookup is one dict access; a cell that fails is re-checked (and rejected) every time.
+    """
+
+    _LIMIT = 4096
+
+    def __init__(
+        self,
+        column: str | None,
+        constant: str | None,
+        renames: dict[str, str],
+        allowed: Collection[str] | None,
+        position: dict[str, int],
+    ) -> None:
+        self.column, self.constant, self.renames, self.allowed = column, constant, renames, allowed
+        self.at = position[column] if column is not None else None
+        self.known: dict[str | None, str] = {}
+
+    def __call__(self, values: Values) -> str:
+        raw = values[self.at] if self.at is not None else None
+        kind = self.known.get(raw)
+        if kind is None:
+            kind = _event_type(self.column, self.constant, self.renames, raw, self.allowed)
+            if len(self.known) < self._LIMIT:
+                self.known[raw] = kind
+        return kind
 
 
 def _event_type(
     column: str | None,
     constant: str | None,
     renames: dict[str, str],
-    row: Row,
+    cell: str | None,
     allowed: Collection[str] | None,
 ) -> str:
     if column is None:
         assert constant is not None
         kind = constant
     else:
-        raw = (row.get(column) or "").strip()
+        raw = (cell or "").strip()
         if not raw:
-            raise _RowProblem(column, row.get(column), "missing event type")
+            raise _RowProblem(column, cell, "missing event type")
         kind = renames.get(raw, raw)
     if allowed is not None and kind not in allowed:
         known = ", ".join(sorted(allowed))
@@ -385,8 +511,12 @@ class EventsFile:
 
 
 def _ids(path: str | Path, column: str, encoding: str | None, delimiter: str | None) -> Iterator[str]:
-    for _, row in read_rows(path, encoding=encoding, delimiter=delimiter, on_reject=_ignore):
-        lead_id = (row.get(column) or "").strip()
+    table = _Table(path, encoding, delimiter)
+    rows = table.rows([column], _ignore)
+    at = table.position.get(column)
+    for _, values in rows:
+        raw = values[at] if at is not None else None
+        lead_id = raw.strip() if raw else ""
         if lead_id:
             yield lead_id
 

@@ -37,23 +37,51 @@ def get_timezone(name: str) -> tzinfo:
 
 
 class TimestampParser:
-    """Parses one column's values; caches because exports repeat the same dates a lot."""
+    """Parses one column's values; caches because exports repeat the same dates a lot.
+
+    The cache has two generations of at most ``_CACHE_LIMIT // 2`` entries each: when
+    the young one fills up it becomes the old one and the previous old one is dropped,
+    so memory stays bounded while values seen recently (in either) stay cached, instead
+    of the whole cache being cleared at once.
+    """
 
     def __init__(self, formats: Sequence[str] = (), default_tz: tzinfo | str = "UTC") -> None:
         self.formats = tuple(formats)
         self.tz = get_timezone(default_tz) if isinstance(default_tz, str) else default_tz
         self._cache: dict[str, datetime] = {}
+        self._old: dict[str, datetime] = {}
 
     def parse(self, value: str) -> datetime:
         """Return ``value`` as an aware datetime or raise :class:`TimestampError`."""
         cached = self._cache.get(value)
         if cached is not None:
             return cached
-        result = self._parse(value.strip())
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
+        result = self._old.get(value)
+        if result is None:
+            result = self._first_parse(value)
+        if len(self._cache) >= _CACHE_LIMIT // 2:
+            self._old = self._cache
+            self._cache = {}
         self._cache[value] = result
         return result
+
+    def _first_parse(self, value: str) -> datetime:
+        """Parse a value not in the cache, by the fast path if it is plainly ISO 8601.
+
+        With no explicit formats, ISO is the first form tried, and for text without
+        surrounding blanks ``datetime.fromisoformat`` on the raw value (3.11 reads ``Z``)
+        gives what :meth:`_parse` would; anything else takes the full path.
+        """
+        if not self.formats:
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                pass
+            else:
+                if moment.tzinfo is None:
+                    return moment.replace(tzinfo=self.tz)
+                return moment
+        return self._parse(value.strip())
 
     def _parse(self, text: str) -> datetime:
         for fmt in self.formats:
