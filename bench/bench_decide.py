@@ -1,0 +1,124 @@
+"""Time ``decide`` alone (no file reading) against the plain-Python SPEC ``decide``.
+
+Reading is measured by bench_io.py and changes separately; this isolates the per-lead
+decision cost. Both inputs are loaded once, outside the timing: the engine's leads and
+events grouped as ``engine evaluate`` groups them, and SPEC's (lead, events) tuples from
+bench/spec_python.py. Then, in the same run, median of ``--repeat`` passes of each.
+
+    python bench/bench_decide.py [--data bench/data/5000] [--repeat 5]
+        [--save FILE | --compare FILE]   # every Decision field, to prove a change is exact
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+import spec_python  # noqa: E402
+
+from engine.batch import parse_as_of  # noqa: E402
+from engine.compile import CompiledPlaybook  # noqa: E402
+from engine.evaluate import decide  # noqa: E402
+from engine.events import Event  # noqa: E402
+from engine.io import iter_leads_with_events, load_mapping  # noqa: E402
+from engine.io.records import EventsFile, LeadRecord, LeadsFile  # noqa: E402
+from engine.validate import load_playbook  # noqa: E402
+
+PLAYBOOK = REPO / "playbooks" / "bench-reference.yaml"
+AS_OF = "2026-11-01T00:00:00Z"
+Pairs = list[tuple[LeadRecord, list[Event]]]
+
+
+def load_engine(data: Path) -> tuple[CompiledPlaybook, datetime, Pairs]:
+    """The compiled playbook and every (lead, events) pair, as batch reads them."""
+    cp = load_playbook(PLAYBOOK).compiled
+    assert cp is not None
+    as_of = parse_as_of(AS_OF, cp)
+    mapping = load_mapping("canonical")
+    allowed = frozenset(cp.playbook.events)
+    rejects: list[object] = []
+    leads = LeadsFile(data / "leads.csv", mapping, on_reject=rejects.append, as_of=as_of,
+                      allowed_types=allowed)
+    events = EventsFile(data / "events.csv", mapping, on_reject=rejects.append,
+                        allowed_types=allowed)
+    pairs = list(iter_leads_with_events(leads, events, on_reject=rejects.append))
+    return cp, as_of, pairs
+
+
+def engine_pass(cp: CompiledPlaybook, as_of: datetime, pairs: Pairs) -> list[dict[str, Any]]:
+    """``decide`` + ``to_row`` per lead, exactly as engine/batch.py calls them."""
+    return [decide(cp, lead.fields, events, as_of, lead_id=lead.lead_id).to_row()
+            for lead, events in pairs]
+
+
+def spec_pass(spec: list[tuple[dict[str, str], list[tuple[float, str, str]]]]) -> list[dict[str, object]]:
+    return [spec_python.decide(lead, events) for lead, events in spec]
+
+
+def full_digest(cp: CompiledPlaybook, as_of: datetime, pairs: Pairs) -> dict[str, str]:
+    """Per lead, a hash of every Decision field (breakdowns and trace included)."""
+    out: dict[str, str] = {}
+    for lead, events in pairs:
+        decision = decide(cp, lead.fields, events, as_of, lead_id=lead.lead_id, trace=True)
+        text = json.dumps([decision.to_dict(with_trace=True), decision.to_row()],
+                          sort_keys=True, default=repr)
+        out[lead.lead_id] = hashlib.sha256(text.encode()).hexdigest()
+    return out
+
+
+def median_time(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=HERE / "data" / "5000")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--save", type=Path, help="write every Decision's digest here")
+    parser.add_argument("--compare", type=Path, help="check every Decision against a --save file")
+    args = parser.parse_args()
+
+    cp, as_of, pairs = load_engine(args.data)
+    spec = list(spec_python.grouped(str(args.data)))
+    n_events = sum(len(events) for _, events in pairs)
+    print(f"{len(pairs):,} leads, {n_events:,} events (loaded outside the timing)")
+
+    engine_s = median_time(lambda: engine_pass(cp, as_of, pairs), args.repeat)
+    spec_s = median_time(lambda: spec_pass(spec), args.repeat)
+    print(f"engine decide+to_row  {engine_s * 1000:8.1f} ms  ({engine_s / len(pairs) * 1e6:6.1f} µs/lead)")
+    print(f"SPEC python decide    {spec_s * 1000:8.1f} ms  ({spec_s / len(spec) * 1e6:6.1f} µs/lead)")
+    print(f"ratio engine/SPEC     {engine_s / spec_s:8.2f}×  (median of {args.repeat})")
+
+    if args.save or args.compare:
+        digest = full_digest(cp, as_of, pairs)
+        if args.save:
+            args.save.write_text(json.dumps(digest))
+            print(f"saved {len(digest):,} decision digests to {args.save}")
+        if args.compare:
+            expected = json.loads(args.compare.read_text())
+            differ = [k for k in expected if digest.get(k) != expected[k]]
+            print(f"compared {len(expected):,} decisions: {len(differ)} differ {differ[:5]}")
+            return 1 if differ or len(digest) != len(expected) else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
