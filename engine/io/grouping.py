@@ -80,27 +80,14 @@ def _ids_of(items: Iterable[LeadRecord] | Iterable[LeadEvent]) -> Iterator[str]:
 def _merge(
     leads: Iterable[LeadRecord], events: Iterable[LeadEvent], on_reject: RejectSink
 ) -> Iterator[tuple[LeadRecord, list[Event]]]:
+    """The merge join: one pass over both inputs, one lead's events in memory at a time.
+
+    The loop that takes a lead's events is the hot one (it runs once per event), so it
+    is written out in place rather than through a helper taking the next event.
+    """
     stream = iter(events)
     pending: LeadEvent | None = next(stream, None)
     previous_lead: str | None = None
-    last_event = ""
-
-    def advance() -> LeadEvent | None:
-        nonlocal last_event
-        item = next(stream, None)
-        if item is not None:
-            if item.lead_id < last_event:
-                raise InputError(
-                    "events are not sorted by lead id, as was promised",
-                    file=item.file,
-                    line=item.row,
-                    hint="drop --events-sorted; unsorted events are indexed on disk instead",
-                )
-            last_event = item.lead_id
-        return item
-
-    if pending is not None:
-        last_event = pending.lead_id
     for lead in leads:
         lead_id = lead.lead_id
         if previous_lead is not None and lead_id <= previous_lead:
@@ -113,15 +100,34 @@ def _merge(
         previous_lead = lead_id
         while pending is not None and pending.lead_id < lead_id:
             _orphan(pending, on_reject)
-            pending = advance()
+            pending = _following(stream, pending.lead_id)
         found = list(lead.activity)
         while pending is not None and pending.lead_id == lead_id:
             found.append(pending.event)
-            pending = advance()
+            pending = next(stream, None)
+            if pending is not None and pending.lead_id < lead_id:
+                _unsorted(pending)
         yield lead, found
     while pending is not None:
         _orphan(pending, on_reject)
-        pending = advance()
+        pending = _following(stream, pending.lead_id)
+
+
+def _following(stream: Iterator[LeadEvent], last: str) -> LeadEvent | None:
+    """The next event, which must not belong to a lead id below ``last``."""
+    item = next(stream, None)
+    if item is not None and item.lead_id < last:
+        _unsorted(item)
+    return item
+
+
+def _unsorted(item: LeadEvent) -> None:
+    raise InputError(
+        "events are not sorted by lead id, as was promised",
+        file=item.file,
+        line=item.row,
+        hint="drop --events-sorted; unsorted events are indexed on disk instead",
+    )
 
 
 def _orphan(item: LeadEvent, on_reject: RejectSink) -> None:

@@ -52,36 +52,33 @@ class TimestampParser:
         self._old: dict[str, datetime] = {}
 
     def parse(self, value: str) -> datetime:
-        """Return ``value`` as an aware datetime or raise :class:`TimestampError`."""
+        """Return ``value`` as an aware datetime or raise :class:`TimestampError`.
+
+        With no explicit formats, ISO 8601 is the first form tried, and for text without
+        surrounding blanks ``datetime.fromisoformat`` on the raw value (3.11 reads ``Z``)
+        gives what :meth:`_parse` would: that fast path is inlined here because every
+        event's timestamp comes through, mostly unique; anything else takes the full path.
+        """
         cached = self._cache.get(value)
         if cached is not None:
             return cached
         result = self._old.get(value)
         if result is None:
-            result = self._first_parse(value)
+            if self.formats:
+                result = self._parse(value.strip())
+            else:
+                try:
+                    result = datetime.fromisoformat(value)
+                except ValueError:
+                    result = self._parse(value.strip())
+                else:
+                    if result.tzinfo is None:
+                        result = result.replace(tzinfo=self.tz)
         if len(self._cache) >= _CACHE_LIMIT // 2:
             self._old = self._cache
             self._cache = {}
         self._cache[value] = result
         return result
-
-    def _first_parse(self, value: str) -> datetime:
-        """Parse a value not in the cache, by the fast path if it is plainly ISO 8601.
-
-        With no explicit formats, ISO is the first form tried, and for text without
-        surrounding blanks ``datetime.fromisoformat`` on the raw value (3.11 reads ``Z``)
-        gives what :meth:`_parse` would; anything else takes the full path.
-        """
-        if not self.formats:
-            try:
-                moment = datetime.fromisoformat(value)
-            except ValueError:
-                pass
-            else:
-                if moment.tzinfo is None:
-                    return moment.replace(tzinfo=self.tz)
-                return moment
-        return self._parse(value.strip())
 
     def _parse(self, text: str) -> datetime:
         for fmt in self.formats:
