@@ -26,26 +26,21 @@ from datetime import datetime
 from sqlglot import exp
 
 from engine.compile import CompiledPlaybook
-from engine.durations import parse_seconds
 from engine.expr import CompiledExpression
 from engine.sql import content as content_sql
+from engine.sql.aggregates import US, aggregate_sql, cmp_seconds, col
 from engine.sql.expressions import (
     Environment,
     NoSqlForm,
     Translator,
-    keyword_filters,
     lit,
     not_null,
     two_valued,
 )
 from engine.sql.numeric import naive_sum, ordered_sum, round2_steps
+from engine.sql.output import output_select
 
 LEAD_TYPES = {"string": "VARCHAR", "number": "DOUBLE", "bool": "BOOLEAN", "datetime": "TIMESTAMPTZ"}
-_US = 1_000_000
-
-
-def col(name: str, table: str | None = None) -> exp.Column:
-    return exp.column(name, table)
 
 
 def _double(e: exp.Expr) -> exp.Expr:
@@ -71,11 +66,6 @@ class SqlQuery:
     lead_columns: dict[str, str]
     event_columns: list[str]
     notes: list[str]
-
-
-def _cmp_seconds(column: str, seconds: int) -> exp.Expr:
-    """``as_of - seconds < at``, exactly, on integer microseconds."""
-    return exp.LT(this=col(column), expression=lit(seconds * _US))
 
 
 class _Builder:
@@ -147,59 +137,8 @@ class _Builder:
         if key not in pool:
             prefix = "since__" if fn == "count_since_recycle" else "agg__"
             name = f"{prefix}{len(pool)}"
-            pool[key] = (name, *self._aggregate_sql(fn, call))
+            pool[key] = (name, *aggregate_sql(fn, call, self.event_columns))
         return col(pool[key][0])
-
-    def _aggregate_sql(self, fn: str, call: ast.Call) -> tuple[exp.Expr, exp.Expr]:
-        """(aggregate over the lead's events, its value when the lead has no events)."""
-        first = call.args[0]
-        assert isinstance(first, ast.Constant)
-        if fn == "content_stage":
-            stage = lit(first.value)
-            cond: exp.Expr = exp.EQ(this=col("content_stage"), expression=stage)
-            within = self._within(call, 1)
-            if within is not None:
-                cond = exp.and_(cond, _cmp_seconds("age_us", within))
-            self.event_columns.add("content")
-            count = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=cond))
-            return exp.GT(this=count, expression=lit(0)), exp.false()
-        cond = exp.EQ(this=col("type"), expression=lit(first.value))
-        if fn in ("count", "count_since_recycle"):
-            within = self._within(call, 1) if fn == "count" else None
-            if within is not None:
-                cond = exp.and_(cond, _cmp_seconds("age_us", within))
-            for name, value in keyword_filters(call, ("within",)).items():
-                self.event_columns.add(name)
-                test = (
-                    exp.Is(this=col(name), expression=exp.null())
-                    if value is None
-                    else exp.EQ(this=col(name), expression=lit(value))
-                )
-                cond = exp.and_(cond, test)
-            count = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=cond))
-            return count, lit(0)
-        if fn == "last":
-            return exp.Max(this=exp.Case(ifs=[exp.If(this=cond, true=col("at"))])), exp.null()
-        if fn == "days_since":
-            youngest = exp.Min(this=exp.Case(ifs=[exp.If(this=cond, true=col("age_us"))]))
-            days = exp.Div(
-                this=exp.Div(this=_double(youngest), expression=_double(lit(_US))),
-                expression=_double(lit(86400)),
-            )
-            return days, exp.null()
-        raise NoSqlForm(f"function `{fn}` has no SQL form in this backend")
-
-    @staticmethod
-    def _within(call: ast.Call, position: int) -> int | None:
-        node = (
-            call.args[position]
-            if len(call.args) > position
-            else next((kw.value for kw in call.keywords if kw.arg == "within"), None)
-        )
-        if node is None:
-            return None
-        assert isinstance(node, ast.Constant) and isinstance(node.value, str)
-        return parse_seconds(node.value)
 
     # -- expressions -----------------------------------------------------------------
 
@@ -224,7 +163,11 @@ class _Builder:
         facts = self._facts(sticky=bool(sticky))
         ctes: list[tuple[str, exp.Expr]] = [*self._events(), *frame_ctes, *facts]
         ctes += self._chain(layers, "lead_facts")
-        final = self._output().from_(ctes[-1][0], copy=False).order_by(col("lead_id"), copy=False)
+        final = (
+            output_select(self.cp, self.as_of)
+            .from_(ctes[-1][0], copy=False)
+            .order_by(col("lead_id"), copy=False)
+        )
         for name, body in ctes:
             final = final.with_(name, as_=body, copy=False)
         lead_columns = {name: LEAD_TYPES[t] for name, t in self.lead_fields.items()}
@@ -347,14 +290,14 @@ class _Builder:
         cp = self.cp
         points: exp.Expr = col("weight")
         if cp.half_life_seconds:
-            seconds = exp.Div(this=_double(col("age_us")), expression=_double(lit(_US)))
+            seconds = exp.Div(this=_double(col("age_us")), expression=_double(lit(US)))
             factor = exp.Pow(
                 this=_double(exp.Literal.number("0.5")),
                 expression=exp.Div(this=seconds, expression=_double(lit(cp.half_life_seconds))),
             )
             points = exp.Mul(this=points, expression=factor)
         if cp.engagement_window_seconds is not None:
-            where = exp.and_(where, _cmp_seconds("age_us", cp.engagement_window_seconds))
+            where = exp.and_(where, cmp_seconds("age_us", cp.engagement_window_seconds))
         # History order is (at, type, id, seq). Only scored types reach the fold (others
         # weigh 0), so type order is their rank in Python's string order: an integer key
         # sorts much faster than text.
@@ -393,11 +336,11 @@ class _Builder:
         surge_filter: exp.Expr = exp.true()
         if cp.surge_events is not None:
             surge_filter = exp.In(this=col("type"), expressions=[lit(t) for t in sorted(cp.surge_events)])
-        recent = exp.and_(surge_filter.copy(), _cmp_seconds("age_us", window))
+        recent = exp.and_(surge_filter.copy(), cmp_seconds("age_us", window))
         prior = exp.and_(
             surge_filter.copy(),
-            exp.GTE(this=col("age_us"), expression=lit(window * _US)),
-            _cmp_seconds("age_us", 2 * window),
+            exp.GTE(this=col("age_us"), expression=lit(window * US)),
+            cmp_seconds("age_us", 2 * window),
         )
         agg_columns: list[exp.Expr] = [
             *[col(k) for k in self.keys],
@@ -755,92 +698,6 @@ class _Builder:
         )
 
     # -- output ------------------------------------------------------------------------
-
-    def _output(self) -> exp.Select:
-        cp = self.cp
-        personas = [
-            exp.Case(ifs=[exp.If(this=col(f"persona__{i}"), true=lit(f";{r.id}"))], default=lit(""))
-            for i, r in enumerate(cp.personas)
-        ]
-        persona_list = (
-            exp.Substring(this=exp.Concat(expressions=personas), start=lit(2)) if personas else lit("")
-        )
-        stage = exp.Case(
-            this=col("stage_index"),
-            ifs=[exp.If(this=lit(i), true=lit(s.rule.id)) for i, s in enumerate(cp.stages)],
-        )
-        owner = exp.Case(
-            this=col("stage_index"),
-            ifs=[exp.If(this=lit(i), true=lit(s.owner)) for i, s in enumerate(cp.stages)],
-        )
-        pick = [(h.rule.id, h.to) for h in cp.handoffs]
-        route = exp.Case(
-            this=col("handoff_index"),
-            ifs=[exp.If(this=lit(i), true=lit(to)) for i, (_, to) in enumerate(pick)],
-            default=lit("none"),
-        )
-        rule = exp.Case(
-            this=col("handoff_index"),
-            ifs=[exp.If(this=lit(i), true=lit(rid)) for i, (rid, _) in enumerate(pick)],
-            default=lit(""),
-        )
-        active = col("recycle_active")
-        reason = exp.Case(ifs=[exp.If(this=active, true=col("recycle_reason"))], default=lit(""))
-        rules = exp.Concat(
-            expressions=[
-                exp.Case(
-                    ifs=[
-                        exp.If(
-                            this=not_null(col("excluded")),
-                            true=exp.Concat(expressions=[lit("exclusion:"), col("excluded"), lit(";")]),
-                        )
-                    ],
-                    default=lit(""),
-                ),
-                lit("stage:"),
-                stage.copy(),
-                exp.Case(
-                    ifs=[
-                        exp.If(
-                            this=active.copy(),
-                            true=exp.Concat(expressions=[lit(";recycle:"), col("recycle_reason")]),
-                        )
-                    ],
-                    default=lit(""),
-                ),
-                exp.Case(
-                    ifs=[
-                        exp.If(
-                            this=not_null(col("handoff_index")),
-                            true=exp.Concat(expressions=[lit(";handoff:"), rule.copy()]),
-                        )
-                    ],
-                    default=lit(""),
-                ),
-            ]
-        )
-        return exp.select(
-            "lead_id",
-            exp.alias_(self.as_of.copy(), "as_of"),
-            exp.alias_(exp.Coalesce(this=col("excluded"), expressions=[lit("")]), "excluded"),
-            exp.alias_(persona_list, "personas"),
-            "target_account",
-            "target_lead",
-            "fit",
-            "engagement",
-            "surge",
-            exp.alias_(stage, "stage"),
-            exp.alias_(owner, "owner"),
-            exp.alias_(reason, "recycle_reason"),
-            exp.alias_(
-                exp.Case(ifs=[exp.If(this=active.copy(), true=col("recycle_until"))]), "recycle_until"
-            ),
-            exp.alias_(route, "route"),
-            exp.alias_(rule, "handoff_rule"),
-            "due",
-            "priority",
-            exp.alias_(rules, "rules"),
-        )
 
 
 def _rounding(name: str, targets: list[tuple[str, str]]) -> list[Layer]:

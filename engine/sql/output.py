@@ -1,0 +1,92 @@
+"""The output row: ``Decision.to_row()``'s columns, in its order, from the pipeline's columns."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from engine.compile import CompiledPlaybook
+from engine.sql.aggregates import col
+from engine.sql.expressions import lit, not_null
+
+
+def output_select(cp: CompiledPlaybook, as_of: exp.Expr) -> exp.Select:
+    """The last SELECT: ``Decision.to_row()``'s columns, in its order, from the pipeline's CTEs."""
+    personas = [
+        exp.Case(ifs=[exp.If(this=col(f"persona__{i}"), true=lit(f";{r.id}"))], default=lit(""))
+        for i, r in enumerate(cp.personas)
+    ]
+    persona_list = exp.Substring(this=exp.Concat(expressions=personas), start=lit(2)) if personas else lit("")
+    stage = exp.Case(
+        this=col("stage_index"),
+        ifs=[exp.If(this=lit(i), true=lit(s.rule.id)) for i, s in enumerate(cp.stages)],
+    )
+    owner = exp.Case(
+        this=col("stage_index"),
+        ifs=[exp.If(this=lit(i), true=lit(s.owner)) for i, s in enumerate(cp.stages)],
+    )
+    pick = [(h.rule.id, h.to) for h in cp.handoffs]
+    route = exp.Case(
+        this=col("handoff_index"),
+        ifs=[exp.If(this=lit(i), true=lit(to)) for i, (_, to) in enumerate(pick)],
+        default=lit("none"),
+    )
+    rule = exp.Case(
+        this=col("handoff_index"),
+        ifs=[exp.If(this=lit(i), true=lit(rid)) for i, (rid, _) in enumerate(pick)],
+        default=lit(""),
+    )
+    active = col("recycle_active")
+    reason = exp.Case(ifs=[exp.If(this=active, true=col("recycle_reason"))], default=lit(""))
+    rules = exp.Concat(
+        expressions=[
+            exp.Case(
+                ifs=[
+                    exp.If(
+                        this=not_null(col("excluded")),
+                        true=exp.Concat(expressions=[lit("exclusion:"), col("excluded"), lit(";")]),
+                    )
+                ],
+                default=lit(""),
+            ),
+            lit("stage:"),
+            stage.copy(),
+            exp.Case(
+                ifs=[
+                    exp.If(
+                        this=active.copy(),
+                        true=exp.Concat(expressions=[lit(";recycle:"), col("recycle_reason")]),
+                    )
+                ],
+                default=lit(""),
+            ),
+            exp.Case(
+                ifs=[
+                    exp.If(
+                        this=not_null(col("handoff_index")),
+                        true=exp.Concat(expressions=[lit(";handoff:"), rule.copy()]),
+                    )
+                ],
+                default=lit(""),
+            ),
+        ]
+    )
+    return exp.select(
+        "lead_id",
+        exp.alias_(as_of.copy(), "as_of"),
+        exp.alias_(exp.Coalesce(this=col("excluded"), expressions=[lit("")]), "excluded"),
+        exp.alias_(persona_list, "personas"),
+        "target_account",
+        "target_lead",
+        "fit",
+        "engagement",
+        "surge",
+        exp.alias_(stage, "stage"),
+        exp.alias_(owner, "owner"),
+        exp.alias_(reason, "recycle_reason"),
+        exp.alias_(exp.Case(ifs=[exp.If(this=active.copy(), true=col("recycle_until"))]), "recycle_until"),
+        exp.alias_(route, "route"),
+        exp.alias_(rule, "handoff_rule"),
+        "due",
+        "priority",
+        exp.alias_(rules, "rules"),
+    )
