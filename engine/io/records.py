@@ -353,6 +353,7 @@ def read_events(
     lead_at, at_at = position[spec.lead_id], position[spec.at]
     id_at = position[spec.id] if spec.id else None
     kind_of = _EventTypes(spec.type, spec.type_constant, spec.types, allowed_types, position)
+    known_kinds, type_at = kind_of.known, kind_of.at
     source = str(path)
     seq = 0
     for number, values in rows:
@@ -361,7 +362,10 @@ def read_events(
             lead_id = raw_id.strip() if raw_id else ""
             if not lead_id:
                 raise _RowProblem(spec.lead_id, raw_id, "missing lead id")
-            kind = kind_of(values)
+            # The memo's lookup inlined: this line runs for every event.
+            kind = known_kinds.get(values[type_at]) if type_at is not None else None
+            if kind is None:
+                kind = kind_of(values)
             raw_at = values[at_at]
             try:
                 at = at_convert(raw_at)
@@ -370,7 +374,7 @@ def read_events(
             if at is None:
                 raise _RowProblem(spec.at, raw_at, "missing timestamp")
             fields = _convert_fields(bound, values)
-            event_id = _event_id(values, id_at)
+            event_id = _event_id(values, id_at) if id_at is not None else None
         except _RowProblem as problem:
             on_reject(Reject(source, number, problem.column, problem.value, problem.reason))
             continue
@@ -380,9 +384,7 @@ def read_events(
         seq += 1
 
 
-def _event_id(values: Values, position: int | None) -> str | None:
-    if position is None:
-        return None
+def _event_id(values: Values, position: int) -> str | None:
     raw = values[position]
     return (raw.strip() if raw else "") or None
 

@@ -18,6 +18,11 @@ from engine.io.errors import InputError
 FALLBACK_FORMATS = ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d")
 
 _CACHE_LIMIT = 65536
+_GENERATION = _CACHE_LIMIT // 2
+#: The cache pays when a generation saw at least one hit per this many new values ...
+_PAYING = 8
+#: ... else this many values are parsed without it before it is tried again.
+_BYPASS = 8 * _GENERATION
 
 
 class TimestampError(ValueError):
@@ -43,6 +48,11 @@ class TimestampParser:
     the young one fills up it becomes the old one and the previous old one is dropped,
     so memory stays bounded while values seen recently (in either) stay cached, instead
     of the whole cache being cleared at once.
+
+    Event logs often hold a different instant on every row, and then the cache only
+    costs (a miss, an insert, memory): a generation that filled up with fewer than one
+    hit per ``_PAYING`` new values turns the cache off for the next ``_BYPASS`` values,
+    after which it is tried again.
     """
 
     def __init__(self, formats: Sequence[str] = (), default_tz: tzinfo | str = "UTC") -> None:
@@ -50,35 +60,52 @@ class TimestampParser:
         self.tz = get_timezone(default_tz) if isinstance(default_tz, str) else default_tz
         self._cache: dict[str, datetime] = {}
         self._old: dict[str, datetime] = {}
+        self._hits = 0
+        self._bypass = 0
 
     def parse(self, value: str) -> datetime:
-        """Return ``value`` as an aware datetime or raise :class:`TimestampError`.
-
-        With no explicit formats, ISO 8601 is the first form tried, and for text without
-        surrounding blanks ``datetime.fromisoformat`` on the raw value (3.11 reads ``Z``)
-        gives what :meth:`_parse` would: that fast path is inlined here because every
-        event's timestamp comes through, mostly unique; anything else takes the full path.
-        """
+        """Return ``value`` as an aware datetime or raise :class:`TimestampError`."""
+        if self._bypass:
+            self._bypass -= 1
+            return self._fresh(value)
         cached = self._cache.get(value)
-        if cached is not None:
-            return cached
-        result = self._old.get(value)
-        if result is None:
-            if self.formats:
-                result = self._parse(value.strip())
+        if cached is None:
+            cached = self._old.get(value)
+            if cached is None:
+                cached = self._fresh(value)
             else:
-                try:
-                    result = datetime.fromisoformat(value)
-                except ValueError:
-                    result = self._parse(value.strip())
-                else:
-                    if result.tzinfo is None:
-                        result = result.replace(tzinfo=self.tz)
-        if len(self._cache) >= _CACHE_LIMIT // 2:
+                self._hits += 1
+            if len(self._cache) >= _GENERATION:
+                self._next_generation()
+            self._cache[value] = cached
+        else:
+            self._hits += 1
+        return cached
+
+    def _next_generation(self) -> None:
+        if self._hits * _PAYING < len(self._cache):
+            self._bypass = _BYPASS
+            self._old = {}
+        else:
             self._old = self._cache
-            self._cache = {}
-        self._cache[value] = result
-        return result
+        self._cache = {}
+        self._hits = 0
+
+    def _fresh(self, value: str) -> datetime:
+        """Parse ``value`` without the cache, by a fast path if it is plainly ISO 8601.
+
+        With no explicit formats, ISO is the first form tried, and for text without
+        surrounding blanks ``datetime.fromisoformat`` on the raw value (3.11 reads ``Z``)
+        gives what :meth:`_parse` would; anything else takes the full path.
+        """
+        if not self.formats:
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                pass
+            else:
+                return moment if moment.tzinfo is not None else moment.replace(tzinfo=self.tz)
+        return self._parse(value.strip())
 
     def _parse(self, text: str) -> datetime:
         for fmt in self.formats:
