@@ -93,7 +93,8 @@ def _export_note(note: str | None, export: Any) -> str | None:
     """After the replay: name the export and what it rejected, then the fixture note."""
     if export is None:
         return note
-    return export.note() + (f"; {note}" if note else "")
+    said: str = export.note()
+    return said + (f"; {note}" if note else "")
 
 
 def _plan(sides: list[str], base_opt: str | None, paths: list[str],
