@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def load_engine(data: Path) -> tuple[CompiledPlaybook, datetime, Pairs]:
 
 def engine_pass(cp: CompiledPlaybook, as_of: datetime, pairs: Pairs) -> list[dict[str, Any]]:
     """``decide`` + ``to_row`` per lead, exactly as engine/batch.py calls them."""
-    return [decide(cp, lead.fields, events, as_of, lead_id=lead.lead_id).to_row()
+    return [decide(cp, lead.fields, events, as_of, lead_id=lead.lead_id, detail=False).to_row()
             for lead, events in pairs]
 
 
@@ -73,6 +74,9 @@ def full_digest(cp: CompiledPlaybook, as_of: datetime, pairs: Pairs) -> dict[str
     out: dict[str, str] = {}
     for lead, events in pairs:
         decision = decide(cp, lead.fields, events, as_of, lead_id=lead.lead_id, trace=True)
+        fast = decide(cp, lead.fields, events, as_of, lead_id=lead.lead_id, detail=False)
+        if fast != replace(decision, engagement_breakdown={}):
+            raise AssertionError(f"{lead.lead_id}: detail=False changes more than the breakdown")
         text = json.dumps([decision.to_dict(with_trace=True), decision.to_row()],
                           sort_keys=True, default=repr)
         out[lead.lead_id] = hashlib.sha256(text.encode()).hexdigest()

@@ -26,7 +26,7 @@ from typing import Any
 
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
-from engine.evaluate import decide
+from engine.evaluate import decide_for_row as decide  # to_row() shows no breakdown
 from engine.events import Event
 from engine.io import (
     EventsFile,

@@ -103,6 +103,9 @@ class CompiledPlaybook:
     sources: dict[str, int]
     weight: Callable[[Event], float] = field(repr=False)
     content_stage_of: Callable[[str], str | None] = field(repr=False)
+    # Event type → points for the types whose points never depend on content: the hot
+    # loop's one dict lookup; the other types go through ``weight``.
+    plain_weights: dict[str, float] = field(default_factory=dict, repr=False)
 
     def weight_of_type(self, event_type: str) -> float:
         """The points one event of this type scores (without content), before decay."""
@@ -132,10 +135,12 @@ def _matcher(patterns: Sequence[str]) -> Callable[[str], str | None]:
     return match
 
 
-def _weights(playbook: Playbook, catalogue: Callable[[str], str | None]) -> Callable[[Event], float]:
+def _weights(playbook: Playbook, catalogue: Callable[[str], str | None]
+             ) -> tuple[Callable[[Event], float], dict[str, float]]:
+    """The weight of an event, and the table of the types whose weight ignores content."""
     engagement = playbook.scoring.engagement
     if engagement is None:
-        return lambda event: 0.0
+        return lambda event: 0.0, {}
     plain: dict[str, float] = {}
     special: dict[str, tuple[float, Callable[[str], str | None] | None, dict[str, float]]] = {}
     for event_type, value in engagement.points.items():
@@ -166,7 +171,7 @@ def _weights(playbook: Playbook, catalogue: Callable[[str], str | None]) -> Call
                 return table[key]
         return base
 
-    return weight
+    return weight, dict(plain)
 
 
 def read_list(path: Path) -> frozenset[str]:
@@ -334,6 +339,7 @@ def compile_playbook(
         return content[key].stage if key is not None else None
 
     engagement = pb.scoring.engagement
+    weight, plain_weights = _weights(pb, catalogue)
     compiled = CompiledPlaybook(
         playbook=pb,
         source=doc.file if doc else "<playbook>",
@@ -358,7 +364,8 @@ def compile_playbook(
         if engagement and engagement.window else None,
         engagement_cap=engagement.cap if engagement else None,
         sources={k: parse_seconds(v.follow_up_within) for k, v in pb.sources.items()},
-        weight=_weights(pb, catalogue),
+        weight=weight,
         content_stage_of=content_stage_of,
+        plain_weights=plain_weights,
     )
     return compiled, c.diagnostics

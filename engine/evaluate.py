@@ -235,6 +235,37 @@ def _engagement(cp: CompiledPlaybook, history: History,
     return score(total), {k: score(v) for k, v in sorted(breakdown.items())}
 
 
+def _engagement_total(cp: CompiledPlaybook, history: History,
+                      after: datetime | None = None) -> float:
+    """:func:`_engagement`'s score without the breakdown, for the per-lead hot path.
+
+    The same operations on the same floats in the same order (a product then a sum per
+    event, in History order), so the same bits: only the breakdown keys and the
+    per-event weight call for content-blind types are skipped.
+    """
+    events = history.in_window(None, cp.engagement_window_seconds)
+    if after is not None:  # both are suffixes of the history: the shorter is the intersection
+        since = history.since(None, after)
+        events = since if len(since) < len(events) else events
+    half_life = cp.half_life_seconds
+    as_of = history.as_of
+    plain = cp.plain_weights
+    weight = cp.weight
+    total = 0.0
+    for event in events:
+        points = plain.get(event.type)
+        if points is None:
+            points = weight(event)
+        if not points:
+            continue
+        if half_life:
+            points *= 0.5 ** ((as_of - event.at).total_seconds() / half_life)
+        total += points
+    if cp.engagement_cap is not None:
+        total = min(total, cp.engagement_cap)
+    return score(total)
+
+
 def _surge_counts(cp: CompiledPlaybook, history: History) -> tuple[int, int]:
     window = timedelta(seconds=cp.surge_window_seconds)
     t = history.as_of
@@ -279,7 +310,7 @@ def _recycle(ev: _Evaluation) -> tuple[Recycle | None, bool, datetime | None]:
     reentered = False
     if rule.reenter is not None:
         ev.values["recycled_at"] = event.at
-        ev.values["engagement_since_recycle"] = _engagement(cp, history, after=event.at)[0]
+        ev.values["engagement_since_recycle"] = _engagement_total(cp, history, after=event.at)
         ev.values["events_since_recycle"] = len(history.since(None, event.at))
         reentered = ev.test("recycle", rule.rule, rule.reenter) is True
     active = history.as_of < until and not reentered
@@ -326,8 +357,14 @@ def decide(
     *,
     lead_id: str = "",
     trace: bool = False,
+    detail: bool = True,
 ) -> Decision:
-    """The playbook's decision for one lead at ``as_of`` (aware; naive means the playbook's zone)."""
+    """The playbook's decision for one lead at ``as_of`` (aware; naive means the playbook's zone).
+
+    ``detail=False`` leaves ``engagement_breakdown`` empty (every other field is the
+    same): building it per event is most of the engagement cost, and exports
+    (``to_row``) never show it.
+    """
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=cp.tz)
     history = events if isinstance(events, History) and events.as_of == as_of else History(
@@ -342,7 +379,10 @@ def decide(
     recent, prior = _surge_counts(cp, history) if cp.surge else (0, 0)
     values.update(recent=recent, prior=prior)
     surge = bool(cp.surge and ev.test("surge", cp.surge) is True)
-    engagement, engagement_breakdown = _engagement(cp, history)
+    if detail:
+        engagement, engagement_breakdown = _engagement(cp, history)
+    else:
+        engagement, engagement_breakdown = _engagement_total(cp, history), {}
     values.update(fit=fit, engagement=engagement, surge=surge)
     excluded = next((r.id for r in cp.exclusions if ev.test("exclusions", r) is True), None)
     stage_index = _stage_index(ev)
@@ -374,6 +414,21 @@ def decide(
     )
 
 
+def decide_for_row(
+    cp: CompiledPlaybook,
+    lead: Mapping[str, Any],
+    events: Sequence[Event] | History,
+    as_of: datetime,
+    *,
+    lead_id: str = "",
+) -> Decision:
+    """:func:`decide` with ``detail=False``, for exports: ``to_row()`` shows no breakdown.
+
+    Same call shape as ``decide`` so the batch loop (and tests that wrap it) stay as is.
+    """
+    return decide(cp, lead, events, as_of, lead_id=lead_id, detail=False)
+
+
 def _sticky_floor(cp: CompiledPlaybook, lead: Mapping[str, Any], history: History,
                   current: int) -> int:
     """The highest sticky stage reached after any earlier event ("reached at any event")."""
@@ -383,7 +438,7 @@ def _sticky_floor(cp: CompiledPlaybook, lead: Mapping[str, Any], history: Histor
     for instant in times:
         if floor >= best_sticky:
             break
-        earlier = decide(cp, lead, history.events, instant)
+        earlier = decide(cp, lead, history.events, instant, detail=False)
         index = cp.stage_index(earlier.stage)
         if cp.stages[index].sticky and index > floor:
             floor = index

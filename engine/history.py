@@ -3,7 +3,7 @@
 Every expression function is an aggregate over this object (counts in a window,
 the last occurrence, decayed sums), which is what lets a playbook later compile
 to SQL with the same answers. It is built once per lead per evaluation time, so
-construction is one sort and a pass; queries bisect per-type time indexes.
+construction is one sort (in C when events carry no ids) and a pass; queries bisect per-type time indexes.
 
 Windows are half-open on the past side: "within D" means ``as_of - D < at <= as_of``.
 """
@@ -13,11 +13,35 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import islice
+from operator import attrgetter, le
 from typing import Any
 
 from engine.events import Event
 
 _EMPTY: tuple[Event, ...] = ()
+_AT = attrgetter("at")
+_AT_TYPE = attrgetter("at", "type")
+_ID = attrgetter("id")
+_SEQ = attrgetter("seq")
+
+
+def _ascending(values: list[int]) -> bool:
+    """Never descending (one C-level pass)."""
+    return all(map(le, values, islice(values, 1, None)))
+
+
+def _dedup(ordered: list[Event]) -> list[Event]:
+    """Keep the first event of each id (``ordered`` is in sort_key order: the earliest)."""
+    seen: set[str] = set()
+    unique: list[Event] = []
+    for event in ordered:
+        if event.id is not None:
+            if event.id in seen:
+                continue
+            seen.add(event.id)
+        unique.append(event)
+    return unique
 
 
 class History:
@@ -33,22 +57,32 @@ class History:
         if as_of.tzinfo is None:
             raise ValueError("as_of must be timezone-aware")
         self.as_of = as_of
-        kept = sorted((e for e in events if e.at <= as_of), key=Event.sort_key)
-        seen: set[str] = set()
-        unique: list[Event] = []
-        for event in kept:
-            if event.id is not None:
-                if event.id in seen:
-                    continue
-                seen.add(event.id)
-            unique.append(event)
+        given = events if isinstance(events, list | tuple) else list(events)
+        ids = list(map(_ID, given))
+        if ids.count(None) == len(ids) and _ascending(list(map(_SEQ, given))):
+            # No ids and seq never descends: a stable sort on (at, type) orders exactly
+            # as Event.sort_key (its id part is "" throughout, ties keep seq order), in C,
+            # and there is nothing to deduplicate. The as-of cut is then a prefix.
+            ordered = sorted(given, key=_AT_TYPE)
+            times = list(map(_AT, ordered))
+            cut = bisect_right(times, as_of)
+            if cut < len(ordered):
+                del ordered[cut:], times[cut:]
+            unique = ordered
+        else:
+            unique = _dedup(sorted((e for e in given if e.at <= as_of), key=Event.sort_key))
+            times = list(map(_AT, unique))
         self.events: tuple[Event, ...] = tuple(unique)
-        self._times = [e.at for e in unique]
+        self._times = times
         by_type: dict[str, list[Event]] = {}
         for event in unique:
-            by_type.setdefault(event.type, []).append(event)
+            same = by_type.get(event.type)
+            if same is None:
+                by_type[event.type] = [event]
+            else:
+                same.append(event)
         self._by_type: Mapping[str, Sequence[Event]] = by_type
-        self._type_times = {t: [e.at for e in evs] for t, evs in by_type.items()}
+        self._type_times: dict[str, list[datetime]] = {}  # filled on first use per type
 
     def __len__(self) -> int:
         return len(self.events)
@@ -60,8 +94,15 @@ class History:
     def _start(self, type_: str | None, after: datetime | None) -> int:
         if after is None:
             return 0
-        times = self._times if type_ is None else self._type_times.get(type_, [])
+        times = self._times if type_ is None else self._times_of(type_)
         return bisect_right(times, after)
+
+    def _times_of(self, type_: str) -> list[datetime]:
+        """The instants of one type's events (built lazily: most types are never bisected)."""
+        times = self._type_times.get(type_)
+        if times is None:
+            times = self._type_times[type_] = list(map(_AT, self._by_type.get(type_, _EMPTY)))
+        return times
 
     def in_window(self, type_: str | None, window_seconds: float | None) -> Sequence[Event]:
         """Events (of ``type_``, or all when None) with ``as_of - window < at <= as_of``."""
@@ -109,7 +150,7 @@ class History:
     def first_at_or_after(self, type_: str, instant: datetime) -> Event | None:
         """The earliest event of ``type_`` at or after ``instant`` (recycling resets)."""
         events = self.of_type(type_)
-        i = bisect_left(self._type_times.get(type_, []), instant)
+        i = bisect_left(self._times_of(type_), instant)
         return events[i] if i < len(events) else None
 
     def decayed_sum(
