@@ -115,27 +115,9 @@ def read_csv_lists(
     """
     if not Path(path).is_file():
         raise InputError("no such file", file=path)
-    return _read_csv_lists(path, header, encoding, delimiter, on_reject)
-
-
-def _read_csv_lists(
-    path: str | Path,
-    expected: list[str],
-    encoding: str | None,
-    delimiter: str | None,
-    on_reject: RejectSink | None,
-) -> Iterator[tuple[int, list[str | None]]]:
-    with _open_text(path, encoding) as text:
-        reader = csv.reader(text, delimiter=_delimiter(path, delimiter))
-        try:
-            header = _header(path, next(reader, []))
-            if header != expected:
-                raise InputError("the header changed while the file was being read", file=path, line=1)
-            yield from _csv_lists(path, reader, len(header), on_reject)
-        except UnicodeDecodeError:
-            raise decode_error(path, text.encoding) from None
-        except csv.Error as error:
-            raise InputError(f"malformed CSV: {error}", file=path, line=reader.line_num) from None
+    rows = _read_csv_lists(path, header, encoding, delimiter, on_reject)
+    next(rows)  # the header, found equal to ``header``
+    return rows
 
 
 def _delimiter(path: str | Path, delimiter: str | None) -> str:
@@ -170,49 +152,67 @@ def _header(path: str | Path, names: list[str]) -> list[str]:
 def _read_csv(
     path: str | Path, encoding: str | None, delimiter: str | None, on_reject: RejectSink | None
 ) -> Iterator[tuple[int, Row]]:
+    rows = _read_csv_lists(path, None, encoding, delimiter, on_reject)
+    _, header = next(rows)
+    # Columns with an empty name (a trailing comma on every line) carry nothing: skip them.
+    keep = [(i, name) for i, name in enumerate(header) if name]
+    for start, values in rows:
+        yield start, {name: values[i] for i, name in keep}
+
+
+def _read_csv_lists(
+    path: str | Path,
+    expected: list[str] | None,
+    encoding: str | None,
+    delimiter: str | None,
+    on_reject: RejectSink | None,
+) -> Iterator[tuple[int, list[str | None]]]:
+    """``(1, header)``, then the data rows, each padded with None to the header's width.
+
+    Numbered by their first line; blank lines skipped; rows with more (non-blank)
+    values than the header has names rejected. This loop is the hot path of every CSV
+    read, so it is one generator doing as little as it can per row. ``expected`` is
+    the header a caller resolved positions from: another one now is an error.
+    """
     with _open_text(path, encoding) as text:
-        reader = csv.reader(text, delimiter=_delimiter(path, delimiter))
+        # Any: its rows are list[str], which the padding below widens to list[str | None].
+        reader: Any = csv.reader(text, delimiter=_delimiter(path, delimiter))
         try:
             header = _header(path, next(reader, []))
-            # Columns with an empty name (a trailing comma on every line) carry nothing: skip them.
-            keep = [(i, name) for i, name in enumerate(header) if name]
-            for start, values in _csv_lists(path, reader, len(header), on_reject):
-                yield start, {name: values[i] for i, name in keep}
+            if expected is not None and header != expected:
+                raise InputError("the header changed while the file was being read", file=path, line=1)
+            yield 1, [*header]
+            width = len(header)
+            last_line = reader.line_num
+            values: list[str | None]
+            for values in reader:
+                start = last_line + 1
+                last_line = reader.line_num
+                count = len(values)
+                if count == width and count:
+                    yield start, values
+                elif _usable(path, start, values, width, on_reject):
+                    if count < width:
+                        values.extend([None] * (width - count))
+                    yield start, values
         except UnicodeDecodeError:
             raise decode_error(path, text.encoding) from None
         except csv.Error as error:
             raise InputError(f"malformed CSV: {error}", file=path, line=reader.line_num) from None
 
 
-def _csv_lists(
-    path: str | Path, reader: Any, width: int, on_reject: RejectSink | None
-) -> Iterator[tuple[int, list[str | None]]]:
-    """The data rows after the header, each padded with None to ``width`` values.
-
-    Numbered by their first line; blank lines skipped; rows with more (non-blank)
-    values than the header has names rejected. The loop is the hot path of every CSV
-    read, so it does as little as it can per row.
-    """
-    last_line = reader.line_num
-    values: list[str | None]
-    for values in reader:
-        start = last_line + 1
-        last_line = reader.line_num
-        count = len(values)
-        if count == width and count:
-            yield start, values
-            continue
-        if not values or (count == 1 and not (values[0] or "").strip() and width > 1):
-            continue  # blank line
-        if count > width:
-            if any((v or "").strip() for v in values[width:]):
-                problem = f"the row has {count} values but the header has {width} names"
-                extra = ",".join(v or "" for v in values[width:])[:200]
-                _bad_row(path, start, problem, on_reject, extra)
-                continue
-        else:
-            values.extend([None] * (width - count))
-        yield start, values
+def _usable(
+    path: str | Path, line: int, values: list[str | None], width: int, on_reject: RejectSink | None
+) -> bool:
+    """False for a blank line (skipped) or a row with too many values (rejected)."""
+    count = len(values)
+    if not values or (count == 1 and not (values[0] or "").strip() and width > 1):
+        return False  # blank line
+    if count > width and any((v or "").strip() for v in values[width:]):
+        problem = f"the row has {count} values but the header has {width} names"
+        _bad_row(path, line, problem, on_reject, ",".join(v or "" for v in values[width:])[:200])
+        return False
+    return True
 
 
 def _bad_row(
