@@ -140,3 +140,20 @@ def test_unknown_extension_and_missing_file(tmp_path: Path) -> None:
     other.write_bytes(b"PK")
     with pytest.raises(InputError, match="extension"):
         _rows(other)
+
+
+def test_csv_lists_align_with_the_header_like_dict_rows(tmp_path: Path) -> None:
+    from engine.io.readers import read_csv_lists, read_header
+
+    path = tmp_path / "ragged.csv"
+    path.write_text("a,,c\n1,2\n\n1,2,3,4\n5,6,7,\n8,9,10\n", encoding="utf-8")
+    header = read_header(path)
+    assert header == ["a", "", "c"]
+    rejects: list[Reject] = []
+    rows = list(read_csv_lists(path, header, on_reject=rejects.append))
+    assert rows == [(2, ["1", "2", None]), (5, ["5", "6", "7", ""]), (6, ["8", "9", "10"])]
+    assert [(r.row, r.value) for r in rejects] == [(4, "4")]
+    dicts = list(read_rows(path, on_reject=lambda r: None))
+    assert dicts == [(n, {"a": v[0], "c": v[2]}) for n, v in rows]
+    with pytest.raises(InputError, match="header changed"):
+        list(read_csv_lists(path, ["a", "b", "c"]))

@@ -51,3 +51,31 @@ def test_deterministic_and_cached() -> None:
     assert parser.parse("2026-01-01T00:00:00Z") is parser.parse("2026-01-01T00:00:00Z")
     assert parse_timestamp("2026-01-01T00:00:00+09:00").utcoffset() == timedelta(hours=9)
     assert JST.utcoffset(None) == timedelta(hours=9)
+
+
+def test_cache_steps_aside_for_unique_values_and_comes_back() -> None:
+    import engine.io.timestamps as timestamps
+
+    parser = TimestampParser((), "Asia/Tokyo")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    unique = [(start + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S") for i in range(40000)]
+    for i, text in enumerate(unique):  # every value new: the cache stops paying
+        assert parser.parse(text) == start + timedelta(seconds=i) - timedelta(hours=9)
+    assert 0 < parser._bypass <= timestamps._BYPASS and len(parser._cache) <= 1 and not parser._old
+    parser._bypass = 1  # the bypass runs out: values are cached again
+    assert parser.parse("2026-01-01") is not parser.parse("2026-01-01")
+    assert parser.parse("2026-01-01") is parser.parse("2026-01-01")
+    assert parser.parse("2026/01/01 9:00") == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_null_markers_are_matched_after_case_folding() -> None:
+    from engine.io.convert import make_converter
+    from engine.io.mapping import FieldSpec, parse_mapping
+
+    mapping = parse_mapping('null_values: ["", "Straße", "N/A"]\nleads: {id: id}\n')
+    to_text = make_converter(FieldSpec(column="x"), mapping)
+    to_time = make_converter(FieldSpec(column="x", type="datetime"), mapping)
+    for null in ["", "  ", "STRASSE", " straße ", "n/a", None]:
+        assert to_text(null) is None and to_time(null) is None
+    assert to_text(" Strasser ") == "Strasser"
+    assert to_time(" 2026-01-01T00:00:00Z ") == datetime(2026, 1, 1, tzinfo=UTC)
