@@ -106,6 +106,8 @@ class CompiledPlaybook:
     # Event type → points for the types whose points never depend on content: the hot
     # loop's one dict lookup; the other types go through ``weight``.
     plain_weights: dict[str, float] = field(default_factory=dict, repr=False)
+    # (event type, content) → points for the other types, filled as ``weight`` answers.
+    content_weights: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
 
     def weight_of_type(self, event_type: str) -> float:
         """The points one event of this type scores (without content), before decay."""

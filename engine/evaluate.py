@@ -33,6 +33,7 @@ from engine.expr import CompiledExpression, Scope
 from engine.history import History
 
 ROUND_DIGITS = 2
+_MEMO_LIMIT = 100_000  # content ids remembered per playbook (bounded memory)
 
 
 def score(value: float) -> float:
@@ -250,12 +251,22 @@ def _engagement_total(cp: CompiledPlaybook, history: History,
     half_life = cp.half_life_seconds
     as_of = history.as_of
     plain = cp.plain_weights
+    memo = cp.content_weights
     weight = cp.weight
     total = 0.0
     for event in events:
         points = plain.get(event.type)
-        if points is None:
-            points = weight(event)
+        if points is None:  # weight reads only the type and the content
+            content = event.fields.get("content")
+            if type(content) is str:
+                key = (event.type, content)
+                points = memo.get(key)
+                if points is None:
+                    points = weight(event)
+                    if len(memo) < _MEMO_LIMIT:
+                        memo[key] = points
+            else:
+                points = weight(event)
         if not points:
             continue
         if half_life:
