@@ -159,3 +159,21 @@ def test_sticky_stage_holds_once_reached(tmp_path) -> None:  # type: ignore[no-u
     assert decide(plain_cp, LEAD, events, then).stage == "promising"
     assert decide(plain_cp, LEAD, events, T).stage == "nurturing"  # decayed below 40
     assert decide(sticky_cp, LEAD, events, T).stage == "promising"  # reached once: stays
+
+
+def test_detail_false_only_drops_the_engagement_breakdown(smb: CompiledPlaybook) -> None:
+    """Exports decide with detail=False: every field but the breakdown is the same."""
+    from dataclasses import replace
+
+    from engine.evaluate import decide_for_row
+
+    rng = random.Random(11)
+    kinds = ["page_view", "content_download", "webinar_attend", "inquiry", "email_open"]
+    contents = ["company-profile", "case-study-09", "wp-howto-01", "pricing", ""]
+    for _ in range(50):
+        events = [ev(rng.choice(kinds), rng.uniform(-2, 90), content=rng.choice(contents))
+                  for _ in range(rng.randint(0, 15))]
+        full = decide(smb, LEAD, events, T, lead_id="L1")
+        fast = decide_for_row(smb, LEAD, events, T, lead_id="L1")
+        assert fast == replace(full, engagement_breakdown={})
+        assert fast.to_row() == full.to_row()

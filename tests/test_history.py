@@ -82,3 +82,39 @@ def test_decayed_sum_halves_per_half_life() -> None:
 def test_naive_as_of_is_rejected() -> None:
     with pytest.raises(ValueError):
         History([], datetime(2026, 1, 1))
+
+
+def _by_sort_key(events: list[Event], as_of: datetime) -> list[Event]:
+    """The definition: cut at as_of, order by Event.sort_key, keep the first of each id."""
+    seen: set[str] = set()
+    kept = []
+    for e in sorted((e for e in events if e.at <= as_of), key=Event.sort_key):
+        if e.id is not None:
+            if e.id in seen:
+                continue
+            seen.add(e.id)
+        kept.append(e)
+    return kept
+
+
+@pytest.mark.parametrize("with_ids", [False, True])
+@pytest.mark.parametrize("seq_order", ["ascending", "shuffled"])
+def test_fast_ordering_matches_sort_key(with_ids: bool, seq_order: str) -> None:
+    """The C sort on (at, type) used without ids must order exactly as Event.sort_key."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(200):
+        n = rng.randint(0, 12)
+        seqs = list(range(n)) if seq_order == "ascending" else rng.sample(range(n), n)
+        events = [Event(rng.choice("abc"), at(rng.randint(0, 4)), {"n": i},
+                        rng.choice(["x", "y", ""]) if with_ids else None, seqs[i])
+                  for i in range(n)]
+        as_of = at(rng.randint(0, 4))
+        h = History(events, as_of)
+        expected = _by_sort_key(events, as_of)
+        assert [id(e) for e in h.events] == [id(e) for e in expected]
+        for type_ in "abc":
+            assert [id(e) for e in h.of_type(type_)] == [id(e) for e in expected if e.type == type_]
+            first = h.first_at_or_after(type_, at(2))
+            assert first is next((e for e in expected if e.type == type_ and e.at >= at(2)), None)
