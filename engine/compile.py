@@ -13,6 +13,7 @@ import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -112,6 +113,11 @@ class CompiledPlaybook:
     def weight_of_type(self, event_type: str) -> float:
         """The points one event of this type scores (without content), before decay."""
         return self.weight(Event(event_type, _EPOCH))
+
+    @cached_property
+    def last_sticky(self) -> int:
+        """Index of the last sticky stage, -1 if none: decide's per-lead test for stickiness."""
+        return max((i for i, s in enumerate(self.stages) if s.sticky), default=-1)
 
     def stage_index(self, stage_id: str) -> int:
         """Position of a stage in the playbook's order."""

@@ -294,10 +294,15 @@ def _surge_counts(cp: CompiledPlaybook, history: History) -> tuple[int, int]:
 
 def _stage_index(ev: _Evaluation) -> int:
     found = 0
+    if ev.tracing:
+        for index, stage in enumerate(ev.cp.stages):
+            if index and ev.test("stages", stage.rule) is True:
+                found = index
+        return found
+    scope = ev.scope  # the same calls as ev.test, without a frame per stage
     for index, stage in enumerate(ev.cp.stages):
-        if index == 0:
-            continue
-        if ev.test("stages", stage.rule) is True:
+        expr = stage.rule.expr
+        if index and (expr is None or expr(scope) is True):
             found = index
     return found
 
@@ -397,7 +402,7 @@ def decide(
     values.update(fit=fit, engagement=engagement, surge=surge)
     excluded = next((r.id for r in cp.exclusions if ev.test("exclusions", r) is True), None)
     stage_index = _stage_index(ev)
-    if any(s.sticky for s in cp.stages[stage_index + 1:]):
+    if stage_index < cp.last_sticky:
         stage_index = max(stage_index, _sticky_floor(cp, lead, history, stage_index))
     values["stage"] = stage_index
     recycle, held, released = _recycle(ev)

@@ -270,6 +270,12 @@ class Compiler:
         arg_fns = [self._fn(a) for a in args]
         kw_fns = {k: self._fn(f) for k, f in field_fns.items()}
         if not fn.field_keywords:
+            if len(arg_fns) == 2:  # matches(lead.title, "..."): no generator per call
+                a0, a1 = arg_fns
+                return lambda s: impl(s, a0(s), a1(s))
+            if len(arg_fns) == 1:
+                (a0,) = arg_fns
+                return lambda s: impl(s, a0(s))
             return lambda s: impl(s, *(f(s) for f in arg_fns))
         return lambda s: impl(
             s, *(f(s) for f in arg_fns), fields={k: f(s) for k, f in kw_fns.items()} or None
