@@ -26,6 +26,19 @@ _ID = attrgetter("id")
 _SEQ = attrgetter("seq")
 
 
+_WINDOWS: dict[float, timedelta] = {}
+
+
+def _window(seconds: float) -> timedelta:
+    """``timedelta(seconds=...)``, remembered: playbooks use a handful of windows per lead."""
+    td = _WINDOWS.get(seconds)
+    if td is None:
+        td = timedelta(seconds=seconds)
+        if len(_WINDOWS) < 1024:
+            _WINDOWS[seconds] = td
+    return td
+
+
 def _ascending(values: list[int]) -> bool:
     """Never descending (one C-level pass)."""
     return all(map(le, values, islice(values, 1, None)))
@@ -106,7 +119,7 @@ class History:
 
     def in_window(self, type_: str | None, window_seconds: float | None) -> Sequence[Event]:
         """Events (of ``type_``, or all when None) with ``as_of - window < at <= as_of``."""
-        after = None if window_seconds is None else self.as_of - timedelta(seconds=window_seconds)
+        after = None if window_seconds is None else self.as_of - _window(window_seconds)
         return self.since(type_, after)
 
     def since(self, type_: str | None, after: datetime | None) -> Sequence[Event]:
@@ -123,10 +136,10 @@ class History:
     ) -> int:
         """How many events match: type, window (or ``after`` instant), equal fields."""
         if after is not None and window_seconds is not None:
-            window_start = self.as_of - timedelta(seconds=window_seconds)
+            window_start = self.as_of - _window(window_seconds)
             after = max(after, window_start)
         elif window_seconds is not None:
-            after = self.as_of - timedelta(seconds=window_seconds)
+            after = self.as_of - _window(window_seconds)
         events = self.since(type_, after)
         if not field_equals:
             return len(events)
