@@ -32,7 +32,7 @@ import spec_python  # noqa: E402
 
 from engine.batch import parse_as_of  # noqa: E402
 from engine.compile import CompiledPlaybook  # noqa: E402
-from engine.evaluate import decide  # noqa: E402
+from engine.evaluate import decide, decide_for_row  # noqa: E402
 from engine.events import Event  # noqa: E402
 from engine.io import iter_leads_with_events, load_mapping  # noqa: E402
 from engine.io.records import EventsFile, LeadRecord, LeadsFile  # noqa: E402
@@ -60,8 +60,8 @@ def load_engine(data: Path) -> tuple[CompiledPlaybook, datetime, Pairs]:
 
 
 def engine_pass(cp: CompiledPlaybook, as_of: datetime, pairs: Pairs) -> list[dict[str, Any]]:
-    """``decide`` + ``to_row`` per lead, exactly as engine/batch.py calls them."""
-    return [decide(cp, lead.fields, events, as_of, lead_id=lead.lead_id, detail=False).to_row()
+    """``decide_for_row`` + ``to_row`` per lead, exactly as engine/batch.py calls them."""
+    return [decide_for_row(cp, lead.fields, events, as_of, lead_id=lead.lead_id).to_row()
             for lead, events in pairs]
 
 
@@ -74,7 +74,7 @@ def full_digest(cp: CompiledPlaybook, as_of: datetime, pairs: Pairs) -> dict[str
     out: dict[str, str] = {}
     for lead, events in pairs:
         decision = decide(cp, lead.fields, events, as_of, lead_id=lead.lead_id, trace=True)
-        fast = decide(cp, lead.fields, events, as_of, lead_id=lead.lead_id, detail=False)
+        fast = decide_for_row(cp, lead.fields, events, as_of, lead_id=lead.lead_id)
         if fast != replace(decision, engagement_breakdown={}):
             raise AssertionError(f"{lead.lead_id}: detail=False changes more than the breakdown")
         text = json.dumps([decision.to_dict(with_trace=True), decision.to_row()],
