@@ -205,7 +205,9 @@ def _fit(ev: _Evaluation) -> tuple[float, dict[str, float]]:
             if held is True:
                 breakdown[rule.id] = points
                 break
-    total = sum(breakdown.values())
+    total = 0.0
+    for points in breakdown.values():  # left to right: sum() compensates on Python 3.12+
+        total += points
     if ev.cp.fit_cap is not None:
         total = min(total, ev.cp.fit_cap)
     return score(total), breakdown
