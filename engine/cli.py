@@ -9,8 +9,6 @@ error, 3 an internal error (a bug: the traceback goes to a log file for the repo
 from __future__ import annotations
 
 import sys
-import tempfile
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +17,22 @@ import click
 from engine.diagnostics import EngineError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """Imports a command's module only when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from engine.commands import COMMAND_PATHS
+
+        return list(COMMAND_PATHS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from engine.commands import COMMAND_PATHS, load_command
+
+        return load_command(cmd_name) if cmd_name in COMMAND_PATHS else None
+
+
+@click.group(cls=_LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="revenue-playbook-engine", prog_name="engine")
 def cli() -> None:
     """Revenue playbooks as code: validate, test and evaluate lead-management rules.
@@ -27,19 +40,10 @@ def cli() -> None:
     \b
     Typical use:
       engine validate playbooks/            check every playbook (CI, pre-commit)
-      engine schema > playbook.schema.json  the JSON Schema editors complete from
+      engine test --coverage                replay fixtures against their snapshots
+      engine evaluate PLAYBOOK --leads ...  decide every lead of an export
+      engine diff --base origin/main        the plan of a rule change, for review
     """
-
-
-def _register() -> None:
-    """Attach one command per module of :mod:`engine.commands` (imports stay light)."""
-    from engine.commands import COMMANDS
-
-    for command in COMMANDS:
-        cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except Exception:
+        import tempfile
+        import traceback
+
         log = Path(tempfile.gettempdir()) / "engine-crash.log"
         log.write_text(traceback.format_exc(), encoding="utf-8")
         click.echo(f"internal error (a bug in engine); details written to {log}", err=True)

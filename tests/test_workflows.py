@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from engine.commands import COMMANDS
+from engine.commands import all_commands
 from engine.diff_render import MARKER
 from tests.conftest import ROOT
 
@@ -68,7 +68,7 @@ def test_ci_runs_the_checks_and_updates_one_marked_comment() -> None:
 
 def test_pre_commit_hooks_name_existing_commands() -> None:
     hooks = _load(ROOT / ".pre-commit-hooks.yaml")
-    names = {c.name for c in COMMANDS}
+    names = {c.name for c in all_commands()}
     assert {h["id"] for h in hooks} == {"engine-validate", "engine-fmt"}
     for hook in hooks:
         program, command = hook["entry"].split()[:2]

@@ -1,34 +1,41 @@
 """One module per ``engine`` subcommand; each keeps its top-level imports light.
 
 To add a command: write ``engine/commands/NAME.py`` with a ``click.command`` that
-imports what it needs inside its body, and add it to ``COMMANDS`` below.
+imports what it needs inside its body, and add it to ``COMMAND_PATHS`` below. A
+command module is imported only when its command runs (or ``--help`` lists them),
+so ``engine validate`` pays for no other command's imports.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from engine.commands.compile import compile_command
-from engine.commands.diff import diff
-from engine.commands.evaluate import evaluate
-from engine.commands.fmt import fmt
-from engine.commands.functions import functions
-from engine.commands.owners import owners
-from engine.commands.replay import explain, replay
-from engine.commands.schema import schema
-from engine.commands.test import test
-from engine.commands.validate import validate
+#: Command name → ``module:attribute``, in the order ``engine --help`` lists them.
+COMMAND_PATHS: dict[str, str] = {
+    "validate": "engine.commands.validate:validate",
+    "schema": "engine.commands.schema:schema",
+    "functions": "engine.commands.functions:functions",
+    "test": "engine.commands.test:test",
+    "replay": "engine.commands.replay:replay",
+    "explain": "engine.commands.replay:explain",
+    "evaluate": "engine.commands.evaluate:evaluate",
+    "fmt": "engine.commands.fmt:fmt",
+    "diff": "engine.commands.diff:diff",
+    "owners": "engine.commands.owners:owners",
+    "compile": "engine.commands.compile:compile_command",
+}
 
-COMMANDS: list[click.Command] = [
-    validate,
-    schema,
-    test,
-    replay,
-    explain,
-    functions,
-    evaluate,
-    fmt,
-    diff,
-    owners,
-    compile_command,
-]
+
+def load_command(name: str) -> click.Command:
+    """Import and return one command by name."""
+    module, _, attribute = COMMAND_PATHS[name].partition(":")
+    command = getattr(importlib.import_module(module), attribute)
+    assert isinstance(command, click.Command)
+    return command
+
+
+def all_commands() -> list[click.Command]:
+    """Every command, imported (for listings and tests)."""
+    return [load_command(name) for name in COMMAND_PATHS]
