@@ -157,3 +157,18 @@ def test_csv_lists_align_with_the_header_like_dict_rows(tmp_path: Path) -> None:
     assert dicts == [(n, {"a": v[0], "c": v[2]}) for n, v in rows]
     with pytest.raises(InputError, match="header changed"):
         list(read_csv_lists(path, ["a", "b", "c"]))
+
+
+def test_unterminated_quote_is_an_error_not_swallowed_rows(tmp_path: Path) -> None:
+    path = tmp_path / "q.csv"
+    path.write_text('lead_id,title\nA,"unterminated\nB,ok\nC,ok\n', encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        list(read_rows(path))
+    assert caught.value.line == 2 and "never closed" in str(caught.value)
+
+
+def test_multiline_quoted_last_row_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text('lead_id,title\nA,ok\nB,"two\nlines"\n', encoding="utf-8")
+    rows = list(read_rows(path))
+    assert rows[-1] == (3, {"lead_id": "B", "title": "two\nlines"})

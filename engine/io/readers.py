@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import sys
 from collections.abc import Iterator
@@ -195,10 +196,32 @@ def _read_csv_lists(
                     if count < width:
                         values.extend([None] * (width - count))
                     yield start, values
+            if last_line - start > 0:
+                _check_closed_quote(path, text.encoding, delimiter, start, last_line)
         except UnicodeDecodeError:
             raise decode_error(path, text.encoding) from None
         except csv.Error as error:
             raise InputError(f"malformed CSV: {error}", file=path, line=reader.line_num) from None
+
+
+def _check_closed_quote(path: str | Path, codec: str, delimiter: str | None, start: int,
+                        end: int) -> None:
+    """The last row spans lines: make sure a quote was closed, not left open to the end.
+
+    Python's csv reader takes an unterminated quote as a value running to the end of
+    the file, silently swallowing every later row; a strict re-read of just that row
+    tells the two apart.
+    """
+    with open(path, encoding=codec, newline="") as handle:
+        lines = list(itertools.islice(handle, start - 1, end))
+    try:
+        list(csv.reader(io.StringIO("".join(lines)), delimiter=_delimiter(path, delimiter),
+                        strict=True))
+    except csv.Error:
+        raise InputError(
+            f"a quote opened on line {start} is never closed: lines {start}-{end} would be read "
+            "as one value", file=path, line=start,
+            hint="close the quote (or double a quote inside a quoted value as \"\")") from None
 
 
 def _usable(
