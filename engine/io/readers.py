@@ -184,7 +184,7 @@ def _read_csv_lists(
                 raise InputError("the header changed while the file was being read", file=path, line=1)
             yield 1, [*header]
             width = len(header)
-            last_line = reader.line_num
+            last_line = start = reader.line_num
             values: list[str | None]
             for values in reader:
                 start = last_line + 1
