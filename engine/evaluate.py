@@ -213,38 +213,13 @@ def _fit(ev: _Evaluation) -> tuple[float, dict[str, float]]:
     return score(total), breakdown
 
 
-def _engagement(cp: CompiledPlaybook, history: History,
-                after: datetime | None = None) -> tuple[float, dict[str, float]]:
-    """Decayed points per event type (and content), the window and the cap applied."""
-    events = history.in_window(None, cp.engagement_window_seconds)
-    half_life = cp.half_life_seconds
-    as_of = history.as_of
-    breakdown: dict[str, float] = {}
-    total = 0.0
-    for event in events:
-        if after is not None and event.at <= after:
-            continue
-        points = cp.weight(event)
-        if not points:
-            continue
-        if half_life:
-            points *= 0.5 ** ((as_of - event.at).total_seconds() / half_life)
-        total += points
-        content = event.fields.get("content")
-        key = f"{event.type}:{content}" if content else event.type
-        breakdown[key] = breakdown.get(key, 0.0) + points
-    if cp.engagement_cap is not None:
-        total = min(total, cp.engagement_cap)
-    return score(total), {k: score(v) for k, v in sorted(breakdown.items())}
+def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None = None,
+                breakdown: dict[str, float] | None = None) -> float:
+    """Decayed points of the events in the window (after ``after``), capped and rounded.
 
-
-def _engagement_total(cp: CompiledPlaybook, history: History,
-                      after: datetime | None = None) -> float:
-    """:func:`_engagement`'s score without the breakdown, for the per-lead hot path.
-
-    The same operations on the same floats in the same order (a product then a sum per
-    event, in History order), so the same bits: only the breakdown keys and the
-    per-event weight call for content-blind types are skipped.
+    With ``breakdown``, also adds each event's decayed points under its type (and
+    content) — the slow part, so the per-lead export path leaves it out. The total is
+    the same floats added in the same (History) order either way, so the same bits.
     """
     events = history.in_window(None, cp.engagement_window_seconds)
     if after is not None:  # both are suffixes of the history: the shorter is the intersection
@@ -274,6 +249,10 @@ def _engagement_total(cp: CompiledPlaybook, history: History,
         if half_life:
             points *= 0.5 ** ((as_of - event.at).total_seconds() / half_life)
         total += points
+        if breakdown is not None:
+            content = event.fields.get("content")
+            label = f"{event.type}:{content}" if content else event.type
+            breakdown[label] = breakdown.get(label, 0.0) + points
     if cp.engagement_cap is not None:
         total = min(total, cp.engagement_cap)
     return score(total)
@@ -328,7 +307,7 @@ def _recycle(ev: _Evaluation) -> tuple[Recycle | None, bool, datetime | None]:
     reentered = False
     if rule.reenter is not None:
         ev.values["recycled_at"] = event.at
-        ev.values["engagement_since_recycle"] = _engagement_total(cp, history, after=event.at)
+        ev.values["engagement_since_recycle"] = _engagement(cp, history, after=event.at)
         ev.values["events_since_recycle"] = len(history.since(None, event.at))
         reentered = ev.test("recycle", rule.rule, rule.reenter) is True
     active = history.as_of < until and not reentered
@@ -397,10 +376,9 @@ def decide(
     recent, prior = _surge_counts(cp, history) if cp.surge else (0, 0)
     values.update(recent=recent, prior=prior)
     surge = bool(cp.surge and ev.test("surge", cp.surge) is True)
-    if detail:
-        engagement, engagement_breakdown = _engagement(cp, history)
-    else:
-        engagement, engagement_breakdown = _engagement_total(cp, history), {}
+    parts: dict[str, float] | None = {} if detail else None
+    engagement = _engagement(cp, history, breakdown=parts)
+    engagement_breakdown = {k: score(v) for k, v in sorted(parts.items())} if parts else {}
     values.update(fit=fit, engagement=engagement, surge=surge)
     excluded = next((r.id for r in cp.exclusions if ev.test("exclusions", r) is True), None)
     stage_index = _stage_index(ev)
