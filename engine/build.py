@@ -7,14 +7,13 @@ line and column of the YAML node and rewrites the message for a playbook author
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from engine.diagnostics import Diagnostic
+from engine.diagnostics import Diagnostic, did_you_mean
 from engine.load import Document
 from engine.model import DURATION_PATTERN, ID_PATTERN, Playbook
 
@@ -81,11 +80,6 @@ def _doc_path(doc: Document, loc: tuple[Any, ...]) -> list[str | int]:
     return path
 
 
-def _did_you_mean(word: str, options: list[str]) -> str | None:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
-
-
 def _friendly(error: Any) -> tuple[str, str | None]:
     kind = error["type"]
     ctx = error.get("ctx") or {}
@@ -128,7 +122,7 @@ def build(doc: Document) -> tuple[Playbook | None, list[Diagnostic]]:
         if kind == "extra_forbidden":
             key = str(loc[-1])
             options = _allowed_keys(loc[:-1])
-            hint = _did_you_mean(key, options) or (
+            hint = did_you_mean(key, options) or (
                 f"allowed keys: {', '.join(options)}" if options else None
             )
             diagnostic = doc.diagnostic(path, "E-SCHEMA-UNKNOWN-KEY", f"unknown key `{key}`",

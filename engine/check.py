@@ -7,12 +7,11 @@ already accepted the shape; these need the whole playbook at once.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.diagnostics import Diagnostic, Severity
+from engine.diagnostics import Diagnostic, Severity, did_you_mean
 from engine.load import Document
 from engine.model import EventPoints, Playbook
 
@@ -28,12 +27,6 @@ class CheckContext:
 
 
 Check = Callable[[CheckContext], Iterable[Diagnostic]]
-
-
-def did_you_mean(word: str, options: Iterable[str]) -> str | None:
-    """A "did you mean `x`?" hint for a misspelt reference, or None."""
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
 
 
 def _reference(

@@ -8,6 +8,7 @@ annotations, sarif for code-scanning tools).
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -59,6 +60,17 @@ class EngineError(Exception):
         super().__init__(message)
         self.message = message
         self.diagnostics = list(diagnostics)
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str | None:
+    """A "did you mean `x`?" hint naming the closest option, if one is close enough.
+
+    Examples:
+        >>> did_you_mean("promsing", ["lead", "promising"])
+        'did you mean `promising`?'
+    """
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
 
 
 def format_path(parts: Iterable[str | int]) -> str:

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from engine.diagnostics import Diagnostic, EngineError
 from engine.events import Event
 from engine.io.timestamps import TimestampError, TimestampParser
-from engine.load import Document, load_file
+from engine.load import Document, declared_kind, load_file
 from engine.validate import ValidationResult, load_playbook
 
 Scalar = str | int | float | bool | None
@@ -172,11 +172,7 @@ def load_fixture(path: Path | str, playbooks: PlaybookLoader = load_playbook) ->
 
 def is_fixture(path: Path) -> bool:
     """A YAML file whose top level says ``kind: Fixture``."""
-    try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:4096]
-    except OSError:
-        return False
-    return any(line.strip() == "kind: Fixture" for line in head.splitlines())
+    return declared_kind(path) == "Fixture"
 
 
 def discover_fixtures(paths: Iterable[Path]) -> Iterator[Path]:

@@ -14,6 +14,7 @@ separately, where comments matter.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,6 +301,27 @@ def load_text(text: str, file: str = "<string>") -> tuple[Document | None, list[
         return None, [_error(file, 1, 1, "E-LOAD-SYNTAX", f"YAML could not be read: {exc}",
                              None)]
     return Document(file=file, text=text, data=data, positions=positions), []
+
+
+_KIND = re.compile(r"^kind:\s*['\"]?([A-Za-z]+)", re.MULTILINE)
+
+
+def declared_kind(path: Path) -> str | None:
+    """The top-level ``kind:`` a YAML file declares (Playbook, Fixture, ...), read cheaply.
+
+    Used to sort files found in folders without parsing them; None when the file
+    says no kind or cannot be read.
+    """
+    try:
+        return kind_of_text(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return None
+
+
+def kind_of_text(text: str) -> str | None:
+    """The top-level ``kind:`` declared in YAML text (its first 64 KiB), or None."""
+    match = _KIND.search(text[:65536])
+    return match.group(1) if match else None
 
 
 def load_file(path: Path | str) -> tuple[Document | None, list[Diagnostic]]:

@@ -83,10 +83,10 @@ class Side:
 
 
 def _declares_playbook(text: str) -> bool:
-    from engine.validate import _KIND
+    from engine.load import kind_of_text
+    from engine.validate import looks_like_playbook
 
-    match = _KIND.search(text[:65536])
-    return match is None or match.group(1) == "Playbook"
+    return looks_like_playbook(kind_of_text(text))
 
 
 def _list_files(text: str) -> list[str]:

@@ -6,7 +6,6 @@ playbook is never used without having passed the same checks ``engine validate``
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +15,8 @@ from engine.check import CheckContext, run_checks
 from engine.compile import CompiledPlaybook, compile_playbook
 from engine.diagnostics import Diagnostic, EngineError, Severity, sort_diagnostics
 from engine.lint import run_lints
-from engine.load import Document, load_file
+from engine.load import Document, declared_kind, load_file
 from engine.model import Playbook
-
-_KIND = re.compile(r"^kind:\s*['\"]?([A-Za-z]+)", re.MULTILINE)
 
 
 @dataclass
@@ -57,14 +54,9 @@ def validate_path(path: Path) -> ValidationResult:
     return ValidationResult(path, doc, playbook, sort_diagnostics(found), compiled)
 
 
-def _looks_like_playbook(path: Path) -> bool:
-    """Inside directories, skip YAML that declares another kind (fixtures, mappings)."""
-    try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:65536]
-    except OSError:
-        return True
-    match = _KIND.search(head)
-    return match is None or match.group(1) == "Playbook"
+def looks_like_playbook(kind: str | None) -> bool:
+    """Inside folders, YAML that declares another kind (fixtures, mappings) is skipped."""
+    return kind in (None, "Playbook")
 
 
 def discover(paths: Iterable[Path]) -> Iterator[Path]:
@@ -73,7 +65,7 @@ def discover(paths: Iterable[Path]) -> Iterator[Path]:
         if path.is_dir():
             for candidate in sorted(path.rglob("*")):
                 is_yaml = candidate.suffix in (".yaml", ".yml") and candidate.is_file()
-                if is_yaml and _looks_like_playbook(candidate):
+                if is_yaml and looks_like_playbook(declared_kind(candidate)):
                     yield candidate
         else:
             yield path

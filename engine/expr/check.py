@@ -9,11 +9,11 @@ compiled re2 programs) so evaluation per lead does no parsing.
 from __future__ import annotations
 
 import ast
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.diagnostics import did_you_mean
 from engine.durations import DurationError, parse_seconds
 from engine.expr import types as T
 from engine.expr.issues import ExprIssue, make_issue
@@ -65,12 +65,6 @@ class Checked:
     names: set[str] = field(default_factory=set)
     fields: set[str] = field(default_factory=set)
     functions: set[str] = field(default_factory=set)
-
-
-def did_you_mean(word: str, candidates: Sequence[str]) -> str | None:
-    """A hint naming the closest candidate, if one is close enough."""
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
 
 
 class Checker:
