@@ -8,7 +8,10 @@ recycle → handoff), so each expression sees exactly what is known at its point
 
 Rounding: fit, engagement and priority are rounded to two decimals with Python's
 ``round`` — correctly rounded on the binary value, ties to even. Every backend
-must round the same way.
+must round the same way. Engagement is summed exactly: each event's decayed points
+become whole micro-points (``floor(points * 1e6 + 0.5)``), integers add the same in
+any order, and the total is divided back. So no backend has to reproduce Python's
+order of floating-point additions (SQL's ``SUM`` has no order at all).
 
 Recycling: the latest triggering event (a ``disposition`` whose ``reason`` is the
 recycle key, or an event of the reason's ``on`` type) starts a cooldown; the lead
@@ -25,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from math import floor
 from typing import Any
 
 from engine.compile import CompiledPlaybook, Rule
@@ -33,6 +37,7 @@ from engine.expr import CompiledExpression, Scope
 from engine.history import History
 
 ROUND_DIGITS = 2
+MICRO = 1_000_000  # engagement is summed in whole micro-points (see the module docstring)
 _MEMO_LIMIT = 100_000  # content ids remembered per playbook (bounded memory)
 
 
@@ -214,12 +219,12 @@ def _fit(ev: _Evaluation) -> tuple[float, dict[str, float]]:
 
 
 def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None = None,
-                breakdown: dict[str, float] | None = None) -> float:
+                breakdown: dict[str, int] | None = None) -> float:
     """Decayed points of the events in the window (after ``after``), capped and rounded.
 
-    With ``breakdown``, also adds each event's decayed points under its type (and
-    content) — the slow part, so the per-lead export path leaves it out. The total is
-    the same floats added in the same (History) order either way, so the same bits.
+    Each event adds its decayed points as whole micro-points (an exact integer sum,
+    the same in any order and in SQL). With ``breakdown``, also adds them under the
+    event's type (and content) — the slow part, so the per-lead export path leaves it out.
     """
     events = history.in_window(None, cp.engagement_window_seconds)
     if after is not None:  # both are suffixes of the history: the shorter is the intersection
@@ -230,7 +235,7 @@ def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None =
     plain = cp.plain_weights
     memo = cp.content_weights
     weight = cp.weight
-    total = 0.0
+    total = 0
     for event in events:
         points = plain.get(event.type)
         if points is None:  # weight reads only the type and the content
@@ -248,14 +253,16 @@ def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None =
             continue
         if half_life:
             points *= 0.5 ** ((as_of - event.at).total_seconds() / half_life)
-        total += points
+        micro = floor(points * 1e6 + 0.5)
+        total += micro
         if breakdown is not None:
             content = event.fields.get("content")
             label = f"{event.type}:{content}" if content else event.type
-            breakdown[label] = breakdown.get(label, 0.0) + points
+            breakdown[label] = breakdown.get(label, 0) + micro
+    points_total = total / MICRO
     if cp.engagement_cap is not None:
-        total = min(total, cp.engagement_cap)
-    return score(total)
+        points_total = min(points_total, cp.engagement_cap)
+    return score(points_total)
 
 
 def _surge_counts(cp: CompiledPlaybook, history: History) -> tuple[int, int]:
@@ -376,9 +383,9 @@ def decide(
     recent, prior = _surge_counts(cp, history) if cp.surge else (0, 0)
     values.update(recent=recent, prior=prior)
     surge = bool(cp.surge and ev.test("surge", cp.surge) is True)
-    parts: dict[str, float] | None = {} if detail else None
+    parts: dict[str, int] | None = {} if detail else None
     engagement = _engagement(cp, history, breakdown=parts)
-    engagement_breakdown = {k: score(v) for k, v in sorted(parts.items())} if parts else {}
+    engagement_breakdown = {k: score(v / MICRO) for k, v in sorted(parts.items())} if parts else {}
     values.update(fit=fit, engagement=engagement, surge=surge)
     excluded = next((r.id for r in cp.exclusions if ev.test("exclusions", r) is True), None)
     stage_index = _stage_index(ev)

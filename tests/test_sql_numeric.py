@@ -65,9 +65,10 @@ def test_duckdb_round_alone_would_not() -> None:
     assert ties != (round(0.125, 2), round(2.675, 2))
 
 
-def test_engagement_is_summed_in_history_order_to_the_bit() -> None:
+def test_engagement_is_an_exact_micro_point_sum_in_any_order_and_in_sql() -> None:
     """Same-instant events of several types: (a + b) + c != (a + c) + b in floating point,
-    so the unrounded SQL total must add in History order (time, type, id, input position)."""
+    so engagement is summed as whole micro-points. The SQL total (a plain SUM) must equal
+    the Python total to the bit, and the Python total must not depend on input order."""
     from datetime import timedelta
 
     from engine.events import Event
@@ -95,9 +96,11 @@ def test_engagement_is_summed_in_history_order_to_the_bit() -> None:
             for seq in range(rng.randint(3, 9))
         ]
         leads.append((f"L{n:03d}", {}, events))
-        expected = _python_total(cp, History(events, AS_OF))
-        sensitive += expected != _python_total(cp, History(events, AS_OF), by_input=True)
-    assert sensitive > 10  # the data can tell the orders apart
+        history = History(events, AS_OF)
+        sensitive += _float_total(cp, history) != _float_total(cp, history, by_input=True)
+        shuffled = [Event(e.type, e.at, e.fields, e.id, i) for i, e in enumerate(reversed(events))]
+        assert _micro_total(cp, History(shuffled, AS_OF)) == _micro_total(cp, history)
+    assert sensitive > 10  # the data can tell floating-point addition orders apart
 
     con = duckdb.connect()
     lead_table, event_table = _tables(cp, leads)
@@ -108,17 +111,29 @@ def test_engagement_is_summed_in_history_order_to_the_bit() -> None:
     probe.set("from_", exp.From(this=exp.to_table("lead_facts")))
     got = dict(con.execute(probe.sql("duckdb")).fetchall())
     for lead_id, _, events in leads:
-        assert got[lead_id] == _python_total(cp, History(events, AS_OF)), lead_id
+        assert got[lead_id] == _micro_total(cp, History(events, AS_OF)), lead_id
 
 
-def _python_total(cp: object, history: object, by_input: bool = False) -> float:
-    """engine.evaluate._engagement's total before the cap, in History order (or input order)."""
+def _decayed(cp: object, history: object, events: object) -> list[float]:
+    out = []
+    for event in events:  # type: ignore[attr-defined]
+        points = cp.weight(event)  # type: ignore[attr-defined]
+        if points:
+            age = (history.as_of - event.at).total_seconds()  # type: ignore[attr-defined]
+            out.append(points * 0.5 ** (age / cp.half_life_seconds))  # type: ignore[attr-defined]
+    return out
+
+
+def _micro_total(cp: object, history: object) -> float:
+    """engine.evaluate._engagement's total before the cap: whole micro-points, summed exactly."""
+    micro = sum(math.floor(p * 1e6 + 0.5) for p in _decayed(cp, history, history.events))  # type: ignore[attr-defined]
+    return micro / 1_000_000
+
+
+def _float_total(cp: object, history: object, by_input: bool = False) -> float:
+    """A plain floating-point sum in History order (or input order): what it replaced."""
     events = sorted(history.events, key=lambda e: e.seq) if by_input else history.events  # type: ignore[attr-defined]
     total = 0.0
-    for event in events:
-        points = cp.weight(event)  # type: ignore[attr-defined]
-        if not points:
-            continue
-        age = (history.as_of - event.at).total_seconds()  # type: ignore[attr-defined]
-        total += points * 0.5 ** (age / cp.half_life_seconds)  # type: ignore[attr-defined]
-    return min(total, cp.engagement_cap)  # type: ignore[attr-defined]
+    for points in _decayed(cp, history, events):
+        total += points
+    return total

@@ -63,7 +63,7 @@ def _run(spark: Any, cp: CompiledPlaybook, leads: list[Lead]) -> list[dict[str, 
     lead_table, event_table = _tables(cp, leads)
     _frame(spark, lead_table).createOrReplaceTempView("leads")
     _frame(spark, event_table).createOrReplaceTempView("events")
-    sql = build_query(cp, AS_OF, exact_order=False).tree.sql(dialect="spark")
+    sql = build_query(cp, AS_OF).tree.sql(dialect="spark")
     rows = []
     for row in spark.sql(sql).collect():
         data = row.asDict()

@@ -53,7 +53,7 @@ def render(
     """Formatted SQL for ``target``, headed by a comment saying what it reads and returns."""
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
-    query = build_query(cp, as_of, exact_order=target == "duckdb")
+    query = build_query(cp, as_of)
     tree = _snowflake_search(query.tree) if target == "snowflake" else query.tree
     body = tree.sql(dialect=target, pretty=pretty)
     exprs = _expressions(cp)

@@ -9,9 +9,10 @@ error-free split of ``8|x|`` (multiplying by 8 is exact; FLOOR of a non-negative
 value is its integer part; the parts are short enough that multiplying them by 25
 is exact too). Valid for |x| < 2**45.
 
-``ordered_sum`` adds in the Python order (events by time, type, id, input
-position): floating-point addition is not associative, so an unordered ``SUM``
-can differ in the last bit and, after rounding, in the second decimal.
+``micro_sum`` is the Python path's engagement sum: each term becomes whole
+micro-points, ``floor(x * 1e6 + 0.5)``, and integers add exactly in any order,
+so a plain ``SUM`` matches Python to the bit in every dialect (a floating-point
+``SUM`` would depend on the order the warehouse adds in).
 """
 
 from __future__ import annotations
@@ -116,23 +117,13 @@ def naive_sum(terms: Sequence[exp.Expr]) -> exp.Expr:
     return total
 
 
-def ordered_sum(value: exp.Expr, order: Sequence[exp.Expr], where: exp.Expr, exact_order: bool) -> exp.Expr:
-    """Aggregate: the sum of ``value`` over rows where ``where`` holds, in ``order``.
-
-    ``exact_order`` (DuckDB) folds an ordered list, as Python does; other dialects
-    get a plain ``SUM``, whose order the warehouse chooses (see module docstring).
-    """
-    if not exact_order:
-        summed = exp.Sum(this=exp.Case(ifs=[exp.If(this=where, true=value)], default=_d(_num("0.0"))))
-        return exp.Coalesce(this=summed, expressions=[_d(_num("0.0"))])
-    ordered = exp.Order(expressions=[exp.Ordered(this=o) for o in order])
-    listed = exp.Filter(
-        this=exp.ArrayAgg(this=exp.Order(this=value, expressions=ordered.expressions)),
-        expression=exp.Where(this=where),
+def micro_sum(value: exp.Expr, where: exp.Expr) -> exp.Expr:
+    """Aggregate: ``sum(floor(value * 1e6 + 0.5) for rows where ``where``) / 1e6`` as a DOUBLE."""
+    micro = exp.cast(
+        exp.Floor(this=exp.Add(this=exp.Mul(this=value, expression=_d(_num(1_000_000))),
+                               expression=_d(_num("0.5")))),
+        "BIGINT",
     )
-    fold = exp.Lambda(
-        this=exp.Add(this=exp.to_identifier("a"), expression=exp.to_identifier("b")),
-        expressions=[exp.to_identifier("a"), exp.to_identifier("b")],
-    )
-    reduced = exp.Anonymous(this="LIST_REDUCE", expressions=[listed, fold, _d(_num("0.0"))])
-    return exp.Coalesce(this=reduced, expressions=[_d(_num("0.0"))])
+    summed = exp.Sum(this=exp.Case(ifs=[exp.If(this=where, true=micro)], default=exp.cast(_num(0), "BIGINT")))
+    total = exp.Coalesce(this=summed, expressions=[exp.cast(_num(0), "BIGINT")])
+    return exp.Div(this=_d(total), expression=_d(_num(1_000_000)))

@@ -37,7 +37,7 @@ from engine.sql.expressions import (
     not_null,
     two_valued,
 )
-from engine.sql.numeric import naive_sum, ordered_sum, round2_steps
+from engine.sql.numeric import micro_sum, naive_sum, round2_steps
 from engine.sql.output import output_select
 
 LEAD_TYPES = {"string": "VARCHAR", "number": "DOUBLE", "bool": "BOOLEAN", "datetime": "TIMESTAMPTZ"}
@@ -69,12 +69,9 @@ class SqlQuery:
 
 
 class _Builder:
-    def __init__(
-        self, cp: CompiledPlaybook, as_of: datetime | None, exact_order: bool, frame: bool = False
-    ) -> None:
+    def __init__(self, cp: CompiledPlaybook, as_of: datetime | None, frame: bool = False) -> None:
         self.cp = cp
         self.pb = cp.playbook
-        self.exact_order = exact_order
         # Frame mode evaluates stages at each earlier event instant (sticky stages):
         # rows are (lead_id, frame_at) and "as of" is the frame's instant.
         self.frame = frame
@@ -156,7 +153,7 @@ class _Builder:
         sticky = [i for i, stage in enumerate(self.cp.stages) if stage.sticky]
         frame_ctes: list[tuple[str, exp.Expr]] = []
         if sticky:
-            frames = _Builder(self.cp, None, self.exact_order, frame=True)
+            frames = _Builder(self.cp, None, frame=True)
             frame_ctes = frames.sticky_floor(sticky, self.as_of)
             self.event_columns |= frames.event_columns
         layers = self._layers(sticky=bool(sticky))
@@ -286,9 +283,13 @@ class _Builder:
         return [("events_cut", cut), ("history", kept)]
 
     def _decayed(self, where: exp.Expr) -> exp.Expr:
-        """Engagement before the cap: decayed points, summed in history order."""
+        """Engagement before the cap: decayed points as whole micro-points, summed exactly.
+
+        The Python path adds ``floor(points * 1e6 + 0.5)`` per event as integers, so a
+        plain ``SUM`` (any order, any dialect) gives the same total to the bit.
+        """
         cp = self.cp
-        points: exp.Expr = col("weight")
+        points: exp.Expr = _double(col("weight"))
         if cp.half_life_seconds:
             seconds = exp.Div(this=_double(col("age_us")), expression=_double(lit(US)))
             factor = exp.Pow(
@@ -298,21 +299,7 @@ class _Builder:
             points = exp.Mul(this=points, expression=factor)
         if cp.engagement_window_seconds is not None:
             where = exp.and_(where, cmp_seconds("age_us", cp.engagement_window_seconds))
-        # History order is (at, type, id, seq). Only scored types reach the fold (others
-        # weigh 0), so type order is their rank in Python's string order: an integer key
-        # sorts much faster than text.
-        engagement = self.pb.scoring.engagement
-        scored = sorted(engagement.points) if engagement else []
-        type_rank = exp.Case(
-            this=col("type"), ifs=[exp.If(this=lit(t), true=lit(i)) for i, t in enumerate(scored)]
-        )
-        order = [
-            col("at"),
-            type_rank if scored else col("type"),
-            exp.Coalesce(this=col("event_id"), expressions=[lit("")]),
-            col("seq"),
-        ]
-        return ordered_sum(points, order, where, self.exact_order)
+        return micro_sum(points, where)
 
     def _capped(self, column: exp.Expr) -> exp.Expr:
         total = exp.Coalesce(this=column, expressions=[_double(lit(0))])
@@ -326,11 +313,6 @@ class _Builder:
     def _facts(self, sticky: bool = False) -> list[tuple[str, exp.Expr]]:
         """Per-lead aggregates, the latest recycle trigger, and what happened since it."""
         cp = self.cp
-        if not self.exact_order and not self.frame:
-            self.notes.append(
-                "engagement sums use SUM: the warehouse's addition order may differ "
-                "from the Python path in the last bit (DuckDB folds in history order)"
-            )
         nonzero = exp.NEQ(this=col("weight"), expression=lit(0))
         window = cp.surge_window_seconds
         surge_filter: exp.Expr = exp.true()
@@ -718,11 +700,11 @@ def _src(expr: CompiledExpression | None) -> str:
     return "always" if expr is None else " ".join(expr.source.split())
 
 
-def build_query(cp: CompiledPlaybook, as_of: datetime | None = None, *, exact_order: bool = True) -> SqlQuery:
+def build_query(cp: CompiledPlaybook, as_of: datetime | None = None) -> SqlQuery:
     """The playbook as one SELECT over ``leads`` and ``events``.
 
-    ``as_of`` None leaves a ``:as_of`` placeholder. ``exact_order`` sums engagement
-    in history order (DuckDB's ``LIST_REDUCE``); without it, a plain ``SUM``.
+    ``as_of`` None leaves a ``:as_of`` placeholder. Every dialect gets the same tree:
+    engagement is an exact integer sum, so no dialect depends on addition order.
     Raises :class:`NoSqlForm` naming the first construct that cannot be compiled.
     """
-    return _Builder(cp, as_of, exact_order).build()
+    return _Builder(cp, as_of).build()
