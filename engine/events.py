@@ -6,9 +6,10 @@ each other.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, overload
 
 
 @dataclass(slots=True, eq=True)
@@ -32,3 +33,55 @@ class Event:
     def sort_key(self) -> tuple[datetime, str, str, int]:
         """Total, input-order-independent order: time, type, id, then input position."""
         return (self.at, self.type, self.id or "", self.seq)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class EventColumns(Sequence[Event]):
+    """One lead's events as parallel columns, as the fast (Arrow) read path yields them.
+
+    Building millions of :class:`Event` objects costs more than deciding on them, so
+    the batch kernel reads these columns directly; everything else sees a sequence of
+    Events, built on demand and equal to what the row-by-row reader would have made
+    (``at`` comes back in UTC: the same instant, so equal and ordered the same).
+
+    ``at_us`` are UTC epoch microseconds; ``fields`` holds one list per field the
+    reader mapped (``None`` where a row had no value); ``ids`` is None when the input
+    has no event-id column; ``seqs`` are the events' input positions.
+    """
+
+    __slots__ = ("at_us", "fields", "ids", "seqs", "types")
+
+    def __init__(self, at_us: list[int], types: list[str], fields: dict[str, list[Any]],
+                 ids: list[str | None] | None, seqs: list[int]) -> None:
+        self.at_us, self.types, self.fields, self.ids, self.seqs = at_us, types, fields, ids, seqs
+
+    def __len__(self) -> int:
+        return len(self.at_us)
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Event]: ...
+
+    def __getitem__(self, index: int | slice) -> Event | list[Event]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        ids = self.ids
+        return Event(
+            self.types[index],
+            _EPOCH + timedelta(microseconds=self.at_us[index]),
+            {name: values[index] for name, values in self.fields.items()},
+            ids[index] if ids is not None else None,
+            self.seqs[index],
+        )
+
+    def __repr__(self) -> str:
+        return f"EventColumns({len(self)} events)"
+
+
+def epoch_us(instant: datetime) -> int:
+    """An aware datetime as UTC epoch microseconds, exactly (no float on the way)."""
+    return (instant - _EPOCH) // timedelta(microseconds=1)
