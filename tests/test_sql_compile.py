@@ -74,6 +74,24 @@ def test_matches_is_a_search_in_every_dialect(capsys: pytest.CaptureFixture[str]
     assert "-- note: `%` on fractional numbers has no postgres form" in capsys.readouterr().out
 
 
+def test_ages_are_epoch_microseconds_spelled_per_dialect(capsys: pytest.CaptureFixture[str]) -> None:
+    """Ages are differences of epoch microseconds; Snowflake and Postgres have no UNIX_MICROS."""
+    spelled = {
+        "duckdb": 'EPOCH_US("at")',
+        "spark": "UNIX_MICROS(at)",
+        "bigquery": "UNIX_MICROS(`at`)",
+        "snowflake": "DATE_PART(EPOCH_MICROSECOND, at)",
+        "postgres": "CAST(EXTRACT(EPOCH FROM at) * 1000000 AS BIGINT)",
+    }
+    for target, text in spelled.items():
+        assert main(["compile", str(CASES / "reference.yaml"), "--target", target]) == 0
+        out = capsys.readouterr().out
+        assert f"- {text} AS age_us" in out, target
+        assert "DATE_DIFF" not in out.upper() and "DATEDIFF" not in out.upper()
+        if target in ("snowflake", "postgres"):
+            assert "UNIX_MICROS" not in out
+
+
 def test_bad_as_of_is_a_usage_error() -> None:
     assert main(["compile", str(PLAYBOOKS / "smb-saas.yaml"), "--as-of", "yesterday"]) == 2
 

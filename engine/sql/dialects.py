@@ -1,10 +1,12 @@
 """Render the playbook query for one SQL dialect: sqlglot generates, we only choose.
 
-Dialects are data (sqlglot's), not branches here. The differences we make: the
-engagement sum is folded in history order where the dialect can (DuckDB), and
+Dialects are data (sqlglot's), not branches here. The differences we make:
 ``matches`` becomes a *search* in Snowflake, whose ``REGEXP_LIKE`` must match the
-whole text. Regex flavours differ (DuckDB and BigQuery use RE2 like the Python
-path; Spark Java, Postgres ARE, Snowflake POSIX): the header says so.
+whole text, and epoch microseconds (``UNIX_MICROS``, DuckDB's ``EPOCH_US``) are
+spelled ``DATE_PART(EPOCH_MICROSECOND, t)`` in Snowflake and from the exact
+(NUMERIC) ``EXTRACT(EPOCH FROM t)`` in Postgres, which have no ``UNIX_MICROS``.
+Regex flavours differ (DuckDB and BigQuery use RE2 like the Python path; Spark
+Java, Postgres ARE, Snowflake POSIX): the header says so.
 """
 
 from __future__ import annotations
@@ -47,6 +49,22 @@ def _snowflake_search(tree: exp.Expr) -> exp.Expr:
     return tree.transform(fix, copy=False)
 
 
+def _epoch_micros(tree: exp.Expr, target: str) -> exp.Expr:
+    """UNIX_MICROS(t) in the dialects that lack it (Snowflake, Postgres)."""
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if not isinstance(node, exp.UnixMicros):
+            return node
+        if target == "snowflake":
+            return exp.Extract(this=exp.var("EPOCH_MICROSECOND"), expression=node.this)
+        seconds = exp.Extract(this=exp.var("EPOCH"), expression=node.this)  # NUMERIC since Postgres 14
+        return exp.cast(exp.Mul(this=seconds, expression=exp.Literal.number(1_000_000)), "BIGINT")
+
+    if target not in ("snowflake", "postgres"):
+        return tree
+    return tree.transform(fix, copy=False)
+
+
 def render(
     cp: CompiledPlaybook, target: str = "duckdb", as_of: datetime | None = None, pretty: bool = True
 ) -> str:
@@ -55,6 +73,7 @@ def render(
         raise ValueError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
     query = build_query(cp, as_of)
     tree = _snowflake_search(query.tree) if target == "snowflake" else query.tree
+    tree = _epoch_micros(tree, target)
     body = tree.sql(dialect=target, pretty=pretty)
     exprs = _expressions(cp)
     if target in _NOT_RE2 and any("matches" in e.functions for e in exprs):

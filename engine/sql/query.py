@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlglot import exp
 
 from engine.compile import CompiledPlaybook
 from engine.expr import CompiledExpression
 from engine.sql import content as content_sql
-from engine.sql.aggregates import US, aggregate_sql, cmp_seconds, col
+from engine.sql.aggregates import US, age_us, aggregate_sql, cmp_seconds, col, epoch_us
 from engine.sql.expressions import (
     Environment,
     NoSqlForm,
@@ -39,6 +39,8 @@ from engine.sql.expressions import (
 )
 from engine.sql.numeric import micro_sum, naive_sum, round2_steps
 from engine.sql.output import output_select
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 LEAD_TYPES = {"string": "VARCHAR", "number": "DOUBLE", "bool": "BOOLEAN", "datetime": "TIMESTAMPTZ"}
 
@@ -79,12 +81,16 @@ class _Builder:
         self.keys = ["lead_id", "frame_at"] if frame else ["lead_id"]
         if frame:
             self.as_of: exp.Expr = col("frame_at")
+            self.as_of_us = epoch_us(col("frame_at"))
         elif as_of is None:
             self.as_of = exp.cast(exp.Placeholder(this="as_of"), "TIMESTAMPTZ")
+            self.as_of_us = epoch_us(self.as_of.copy())
         else:
             if as_of.tzinfo is None:
                 as_of = as_of.replace(tzinfo=cp.tz)
             self.as_of = exp.cast(lit(as_of.isoformat()), "TIMESTAMPTZ")
+            # as_of in epoch microseconds, computed here exactly (integer timedelta division)
+            self.as_of_us = lit((as_of - _EPOCH) // timedelta(microseconds=1))
         self.aggregates: dict[str, tuple[str, exp.Expr, exp.Expr]] = {}
         self.recycle_aggregates: dict[str, tuple[str, exp.Expr, exp.Expr]] = {}
         self.event_columns: set[str] = set()
@@ -202,7 +208,7 @@ class _Builder:
             .from_("history", copy=False)
             .where(exp.LT(this=col("at"), expression=as_of.copy()), copy=False)
         )
-        age = exp.DateDiff(this=col("frame_at", "f"), expression=col("at", "h"), unit=exp.var("MICROSECOND"))
+        age = age_us(epoch_us(col("frame_at", "f")), col("at", "h"))
         history = (
             exp.select(
                 col("lead_id", "h"),
@@ -272,7 +278,7 @@ class _Builder:
             .where(exp.Is(this=col("event_id"), expression=exp.null()), copy=False)
         )
         unique = exp.union(without_id, first_copies, distinct=False)
-        age = exp.DateDiff(this=self.as_of.copy(), expression=col("at"), unit=exp.var("MICROSECOND"))
+        age = age_us(self.as_of_us.copy(), col("at"))
         weight = _double(content_sql.weight(self.pb, col("type"), col("content")))
         kept = exp.select(
             *base,
