@@ -26,6 +26,7 @@ from typing import Any
 
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
+from engine.evaluate import Decision
 from engine.evaluate import decide_for_row as decide  # to_row() shows no breakdown
 from engine.events import Event
 from engine.io import (
@@ -168,7 +169,7 @@ def _new_summary(cp: CompiledPlaybook, request: BatchRequest, playbook: str) -> 
     )
 
 
-class _Rejects:
+class Rejects:
     """The run's reject sink: writes, counts per file, stops the run past ``max_errors``."""
 
     def __init__(self, writer: RejectsWriter, leads_file: str, max_errors: int | None) -> None:
@@ -214,6 +215,25 @@ def evaluate_export(
     Raises :class:`engine.io.InputError` for a file that cannot be used at all and
     :class:`TooManyRejects` past ``max_errors``; in both cases nothing is written.
     """
+
+    def produce(summary: Summary, sink: Rejects, staging: Path, req: BatchRequest) -> None:
+        _run(cp, req, summary, sink, staging, progress)
+
+    return run_export(cp, request, produce, playbook_name=playbook_name)
+
+
+#: What a backend does inside :func:`run_export`: read the inputs, send every reject to
+#: the sink, write the decisions to the staging path, and fill in the summary.
+Producer = Callable[["Summary", "Rejects", Path, BatchRequest], None]
+
+
+def run_export(cp: CompiledPlaybook, request: BatchRequest, produce: Producer, *,
+               playbook_name: str = "") -> Summary:
+    """The frame every backend runs in: summary, rejects file, staging, queues, atomic renames.
+
+    Shared so the Python and SQL backends cannot differ in what they write or when:
+    the rejects file and queues are renamed into place first and the decisions last.
+    """
     file_format(request.out)  # an unknown extension fails before any work
     if request.as_of.tzinfo is None:
         request = _with_zone(request, cp)
@@ -225,8 +245,12 @@ def evaluate_export(
     disk = _plan_queues(request, summary)
     try:
         with RejectsWriter(request.rejects_path) as writer:
-            sink = _Rejects(writer, str(request.leads), request.max_errors)
-            _run(cp, request, summary, sink, staging, progress)
+            sink = Rejects(writer, str(request.leads), request.max_errors)
+            produce(summary, sink, staging, request)
+            summary.leads_rejected = sink.leads
+            summary.leads_read = summary.decided + sink.leads
+            summary.events_rejected = sink.events
+            summary.events_read = summary.events_matched + sink.events
             if request.queues is not None:
                 _write_queues(request.queues, summary, request.overflow)
         _fsync(staging)
@@ -263,7 +287,7 @@ def _with_zone(request: BatchRequest, cp: CompiledPlaybook) -> BatchRequest:
     return replace(request, as_of=request.as_of.replace(tzinfo=cp.tz))
 
 
-def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: _Rejects,
+def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Rejects,
          staging: Path, progress: Progress | None) -> None:
     allowed = frozenset(cp.playbook.events)
     leads = LeadsFile(request.leads, request.mapping, on_reject=sink, as_of=request.as_of,
@@ -275,18 +299,14 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: _R
     pairs = iter_leads_with_events(leads, events, on_reject=sink, events_sorted=request.events_sorted)
     try:
         rows = _decisions(cp, request, summary, sink, pairs, progress)
-        _write_decisions(staging, rows)
+        write_decisions(staging, rows)
     finally:
         close = getattr(pairs, "close", None)
         if close is not None:
             close()  # removes the events spill file even when the run stops early
-    summary.leads_rejected = sink.leads
-    summary.leads_read = summary.decided + sink.leads
-    summary.events_rejected = sink.events
-    summary.events_read = summary.events_matched + sink.events
 
 
-def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: _Rejects,
+def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Rejects,
                pairs: Iterator[tuple[LeadRecord, list[Event]]],
                progress: Progress | None) -> Iterator[dict[str, Any]]:
     """Decide each lead in file order and account for it; yield its output row."""
@@ -301,25 +321,30 @@ def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, si
             sink(Reject(leads_file, lead.row, None, lead.lead_id,
                         f"evaluation failed: {type(error).__name__}: {error}"))
             continue
-        summary.decided += 1
-        summary.stages[decision.stage] = summary.stages.get(decision.stage, 0) + 1
-        summary.routes[decision.route] = summary.routes.get(decision.route, 0) + 1
-        if decision.excluded:
-            summary.excluded[decision.excluded] = summary.excluded.get(decision.excluded, 0) + 1
-        if decision.recycle is not None and decision.recycle.active:
-            reason = decision.recycle.reason
-            summary.recycled[reason] = summary.recycled.get(reason, 0) + 1
-        if decision.handoff is not None:
-            queue = summary.teams.get(decision.handoff.to)
-            if queue is not None:
-                queue.offer(decision, lead.row)
+        record_decision(summary, decision, lead.row)
         if progress is not None and count % _PROGRESS_EVERY == 0:
             progress(lead.row)
         yield row
     summary.events_matched = matched
 
 
-def _write_decisions(target: Path, rows: Iterator[dict[str, Any]]) -> None:
+def record_decision(summary: Summary, decision: Decision, row: int) -> None:
+    """Count one decided lead in the summary and offer its handoff to the team's queue."""
+    summary.decided += 1
+    summary.stages[decision.stage] = summary.stages.get(decision.stage, 0) + 1
+    summary.routes[decision.route] = summary.routes.get(decision.route, 0) + 1
+    if decision.excluded:
+        summary.excluded[decision.excluded] = summary.excluded.get(decision.excluded, 0) + 1
+    if decision.recycle is not None and decision.recycle.active:
+        reason = decision.recycle.reason
+        summary.recycled[reason] = summary.recycled.get(reason, 0) + 1
+    if decision.handoff is not None:
+        queue = summary.teams.get(decision.handoff.to)
+        if queue is not None:
+            queue.offer(decision, row)
+
+
+def write_decisions(target: Path, rows: Iterator[dict[str, Any]]) -> None:
     if file_format(target) != "parquet":
         write_rows(target, DECISION_COLUMNS, rows)
         return
@@ -396,11 +421,15 @@ __all__ = [
     "DECISION_COLUMNS",
     "BatchRequest",
     "InputError",
+    "Rejects",
     "Summary",
     "TooManyRejects",
     "count_rows",
     "default_rejects_path",
     "evaluate_export",
     "parse_as_of",
+    "record_decision",
     "render_summary",
+    "run_export",
+    "write_decisions",
 ]
