@@ -1,36 +1,49 @@
 """Benchmark: the compiled playbook query in DuckDB against a hand-written DuckDB query of
 shared/bench/SPEC.md, on the reference workload (shared/bench/gen.py), same run, same files.
 
-    python bench/bench_sql.py                 # 100k leads, medians of 3
+    python bench/bench_sql.py                           # 100k leads, medians of 3
+    python bench/bench_sql.py --leads 100000 1000000    # both sizes in one run
     python bench/bench_sql.py --leads 20000 --runs 5 --data /tmp/wl
+    python bench/bench_sql.py --cli on                  # also the end-to-end CLI (see below)
 
-Prints each run, the medians, the ratio (compiled / hand-written) and how many leads
-the two agree on for the columns SPEC.md and the playbook share.
+Every run is a fresh Python process (runs alternate between the queries, so a busy
+machine slows both alike). For each size it prints each run, the median time of the
+compiled query (``engine.sql.duckdb_backend.evaluate_duckdb``: build, bind, run, to
+Arrow) and of the hand-written query (``HAND_WRITTEN``, to Arrow), their ratio, the
+peak resident memory of each process (ru_maxrss, before the result is saved for the
+check), and on how many leads the two agree for the columns SPEC.md and the playbook
+share.
+
+End to end (``--cli``; ``auto``, the default, when ``engine evaluate --help`` offers
+``--backend``): ``engine evaluate PLAYBOOK --backend duckdb ... --out X.csv`` as a
+process, against a process that runs the hand-written query and writes its CSV
+(``COPY ... TO``); both timed from process start to exit, with their peak memory.
+
+Data is generated once per size under bench/data/N (git-ignored) unless ``--data``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 GEN = ROOT.parent / "shared" / "bench" / "gen.py"
+PLAYBOOK = ROOT / "playbooks" / "bench-reference.yaml"
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+AS_OF_TEXT = "2026-11-01T00:00:00Z"
 RENAME = {"content": "content_id"}
-
-
-def playbook_path() -> Path:
-    """The reference-workload playbook: playbooks/bench.yaml if someone added it, else ours."""
-    shared = ROOT / "playbooks" / "bench.yaml"
-    return shared if shared.exists() else ROOT / "tests" / "sql_cases" / "reference.yaml"
 
 
 HAND_WRITTEN = """
@@ -99,84 +112,277 @@ SELECT lead_id, excluded, fit, engagement, surge, stage,
 FROM staged ORDER BY lead_id
 """
 
+#: The columns SPEC.md and the playbook share (compared lead by lead).
+SHARED = ("excluded", "fit", "engagement", "surge", "stage", "route")
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def hand_sql(folder: Path) -> str:
+    return HAND_WRITTEN.format(leads=_literal(folder / "leads.csv"), events=_literal(folder / "events.csv"))
+
+
+def _peak_rss() -> int:
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) * (1 if sys.platform == "darwin" else 1024)
+
+
+# -- one measurement, in its own process -------------------------------------------------
+
+
+def child(mode: str, folder: Path, playbook: Path, out: Path | None, threads: int | None) -> None:
+    """Run one query in this (fresh) process; print its time and peak memory as JSON."""
+    import duckdb
+
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {threads}")
+    if mode == "compiled":
+        from engine.sql.duckdb_backend import evaluate_duckdb
+        from engine.validate import load_playbook
+
+        cp = load_playbook(playbook).compiled
+        assert cp is not None
+        start = time.perf_counter()
+        table = evaluate_duckdb(
+            cp, folder / "leads.csv", folder / "events.csv", AS_OF, rename=RENAME, connection=con
+        )
+    elif mode == "hand":
+        con.execute("SET TimeZone = 'UTC'")
+        start = time.perf_counter()
+        table = con.sql(hand_sql(folder)).to_arrow_table()
+    elif mode == "hand-csv":  # end to end: the hand-written query writes its CSV
+        assert out is not None
+        con.execute("SET TimeZone = 'UTC'")
+        start = time.perf_counter()
+        con.execute(f"COPY ({hand_sql(folder)}) TO {_literal(out)} (HEADER, DELIMITER ',')")
+        table = None
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    seconds = time.perf_counter() - start
+    report = {"seconds": seconds, "peak_rss": _peak_rss(), "rows": None if table is None else table.num_rows}
+    if table is not None and out is not None:  # saved for the agreement check, after measuring
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, out)
+    print(json.dumps(report), flush=True)
+
+
+@dataclass
+class Measured:
+    seconds: list[float] = field(default_factory=list)
+    peak_rss: list[int] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def peak(self) -> int:
+        return max(self.peak_rss)
+
+
+def _spawn(command: list[str]) -> tuple[float, int, str]:
+    """Run ``command``; (wall seconds, peak RSS in bytes from wait4, stdout)."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as stdout:
+        proc = subprocess.Popen(command, stdout=stdout, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0)
+        text = stdout.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(command)}\n{text}")
+    return wall, int(usage.ru_maxrss) * (1 if sys.platform == "darwin" else 1024), text
+
+
+def measure_query(mode: str, folder: Path, args: argparse.Namespace, out: Path | None) -> tuple[float, int]:
+    command = [sys.executable, __file__, "--child", mode, "--data", str(folder), "--playbook", str(args.playbook)]
+    if out is not None:
+        command += ["--out", str(out)]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    _, _, text = _spawn(command)
+    report = json.loads(text.strip().splitlines()[-1])
+    return float(report["seconds"]), int(report["peak_rss"])
+
+
+def cli_command(folder: Path, playbook: Path, out: Path) -> list[str]:
+    engine = shutil.which("engine", path=str(Path(sys.executable).parent)) or "engine"
+    return [
+        engine, "evaluate", str(playbook), "--backend", "duckdb",
+        "--leads", str(folder / "leads.csv"), "--events", str(folder / "events.csv"),
+        "--as-of", AS_OF_TEXT, "--out", str(out), "--no-progress",
+    ]  # fmt: skip
+
+
+def cli_has_backend() -> bool:
+    command = [sys.executable, "-m", "engine.cli", "evaluate", "--help"]
+    engine = shutil.which("engine", path=str(Path(sys.executable).parent))
+    if engine:
+        command = [engine, "evaluate", "--help"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    return "--backend" in done.stdout
+
+
+# -- agreement ----------------------------------------------------------------------------
+
+
+def _reader(path: Path) -> str:
+    if path.suffix == ".csv":
+        return f"read_csv({_literal(path)}, all_varchar = true, header = true)"
+    return f"read_parquet({_literal(path)})"
+
+
+def agreement(hand: Path, other: Path) -> tuple[int, int, dict[str, int]]:
+    """(hand-written leads, other's leads, leads agreeing per SPEC column).
+
+    SPEC's stage of an excluded lead is 'excluded'; the engine keeps the computed stage,
+    so stage agrees there whenever ``excluded`` does. Numbers compare as DOUBLE, booleans
+    as lower-case text, so Parquet and CSV outputs compare alike.
+    """
+    import duckdb
+
+    def text(c: str, side: str) -> str:
+        return f"coalesce(lower(CAST({side}.{c} AS VARCHAR)), '')"
+
+    def number(c: str, side: str) -> str:
+        return f"TRY_CAST({side}.{c} AS DOUBLE)"
+
+    checks = []
+    for c in SHARED:
+        if c in ("fit", "engagement"):
+            same = f"{number(c, 'h')} = {number(c, 'o')}"
+        else:
+            same = f"{text(c, 'h')} = {text(c, 'o')}"
+        if c == "stage":
+            same = f"({same} OR {text('excluded', 'h')} <> '')"
+        checks.append(f"count(*) FILTER (WHERE {same})")
+    con = duckdb.connect()
+    (n_hand,) = con.execute(f"SELECT count(*) FROM {_reader(hand)}").fetchone() or (0,)
+    (n_other,) = con.execute(f"SELECT count(*) FROM {_reader(other)}").fetchone() or (0,)
+    row = con.execute(
+        f"SELECT {', '.join(checks)} FROM {_reader(hand)} h JOIN {_reader(other)} o USING (lead_id)"
+    ).fetchone()
+    assert row is not None
+    return int(n_hand), int(n_other), dict(zip(SHARED, (int(v) for v in row), strict=True))
+
+
+def _agreement_line(label: str, hand: Path, other: Path) -> str:
+    n_hand, n_other, same = agreement(hand, other)
+    counts = ", ".join(f"{c} {n}/{n_hand}" for c, n in same.items())
+    extra = "" if n_hand == n_other else f" (leads: hand-written {n_hand}, {label} {n_other})"
+    return f"  agreement, {label} vs hand-written: {counts}{extra}"
+
+
+# -- the benchmark ---------------------------------------------------------------------------
+
 
 def generate(leads: int, folder: Path) -> None:
     if (folder / "leads.csv").exists() and (folder / "events.csv").exists():
         return
+    start = time.perf_counter()
     subprocess.run([sys.executable, str(GEN), str(leads), str(folder)], check=True)
+    print(f"generated {leads:,} leads in {folder} ({time.perf_counter() - start:.1f} s)", flush=True)
 
 
-def timed(label: str, runs: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    times, result = [], None
-    for run in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-        print(f"  {label} run {run + 1}: {times[-1]:.2f} s", flush=True)
-    return statistics.median(times), result
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def bench_size(leads: int, folder: Path, args: argparse.Namespace, cli: bool) -> list[str]:
+    generate(leads, folder)
+    work = Path(tempfile.mkdtemp(prefix="bench-sql-"))
+    try:
+        modes = ["hand", "compiled"] + (["hand-csv", "cli"] if cli else [])
+        results = {m: Measured() for m in modes}
+        outputs = {
+            "hand": work / "hand.parquet",
+            "compiled": work / "compiled.parquet",
+            "hand-csv": work / "hand.csv",
+            "cli": work / "cli.csv",
+        }
+        print(f"\n{leads:,} leads ({folder}), playbook {args.playbook}, {args.runs} runs", flush=True)
+        for run in range(args.runs):
+            for mode in modes:
+                last = run == args.runs - 1
+                if mode == "cli":
+                    seconds, peak, _ = _spawn(cli_command(folder, args.playbook, outputs["cli"]))
+                elif mode == "hand-csv":
+                    command = [sys.executable, __file__, "--child", mode, "--data", str(folder),
+                               "--out", str(outputs[mode])]  # fmt: skip
+                    if args.threads:
+                        command += ["--threads", str(args.threads)]
+                    seconds, peak, _ = _spawn(command)
+                else:
+                    seconds, peak = measure_query(mode, folder, args, outputs[mode] if last else None)
+                results[mode].seconds.append(seconds)
+                results[mode].peak_rss.append(peak)
+                print(f"  run {run + 1} {mode:>9}: {seconds:6.2f} s, peak {_mib(peak)}", flush=True)
+        hand, compiled = results["hand"], results["compiled"]
+        lines = [
+            f"{leads:,} leads, medians of {args.runs}:",
+            f"  query      hand-written {hand.median:6.2f} s (peak {_mib(hand.peak)}), "
+            f"compiled {compiled.median:6.2f} s (peak {_mib(compiled.peak)}), "
+            f"ratio {compiled.median / hand.median:.2f}x",
+            _agreement_line("compiled", outputs["hand"], outputs["compiled"]),
+        ]
+        if cli:
+            hand_csv, end_to_end = results["hand-csv"], results["cli"]
+            lines += [
+                f"  end to end hand-written to CSV {hand_csv.median:6.2f} s (peak {_mib(hand_csv.peak)}), "
+                f"engine evaluate --backend duckdb {end_to_end.median:6.2f} s "
+                f"(peak {_mib(end_to_end.peak)}), ratio {end_to_end.median / hand_csv.median:.2f}x",
+                _agreement_line("CLI", outputs["hand-csv"], outputs["cli"]),
+            ]
+        else:
+            lines.append(
+                "  end to end: not measured (`engine evaluate` has no --backend here; --cli on forces it)"
+            )
+        for line in lines:
+            print(line, flush=True)
+        return lines
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--leads", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--data", type=Path, help="folder for (or with) leads.csv and events.csv")
+    parser.add_argument("--leads", type=int, nargs="+", default=[100_000], help="sizes (default 100000)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per query and size (median reported)")
+    parser.add_argument("--data", type=Path, help="folder for (or with) leads.csv and events.csv (one size)")
+    parser.add_argument("--playbook", type=Path, default=PLAYBOOK)
     parser.add_argument("--threads", type=int, help="DuckDB threads (default: all cores)")
-    args = parser.parse_args()
-
-    import duckdb
-
-    from engine.sql.duckdb_backend import evaluate_duckdb
-    from engine.validate import load_playbook
-
-    folder = args.data or Path(tempfile.mkdtemp(prefix="bench-sql-"))
-    start = time.perf_counter()
-    generate(args.leads, folder)
-    print(f"workload in {folder} ({time.perf_counter() - start:.1f} s)")
-    cp = load_playbook(playbook_path()).compiled
-    assert cp is not None
-    leads, events = folder / "leads.csv", folder / "events.csv"
-
-    def compiled() -> Any:
-        con = duckdb.connect()
-        if args.threads:
-            con.execute(f"SET threads = {args.threads}")
-        return evaluate_duckdb(cp, leads, events, AS_OF, rename=RENAME, connection=con)
-
-    def hand() -> Any:
-        con = duckdb.connect()
-        if args.threads:
-            con.execute(f"SET threads = {args.threads}")
-        con.execute("SET TimeZone = 'UTC'")
-        literal = {
-            k: "'" + str(v).replace("'", "''") + "'" for k, v in (("leads", leads), ("events", events))
-        }
-        return con.sql(HAND_WRITTEN.format(**literal)).to_arrow_table()
-
-    print(f"playbook {playbook_path().relative_to(ROOT)}, as_of {AS_OF.isoformat()}, {args.runs} runs")
-    hand_median, hand_rows = timed("hand-written", args.runs, hand)
-    compiled_median, compiled_rows = timed("compiled", args.runs, compiled)
-    print(
-        f"median hand-written {hand_median:.2f} s, compiled {compiled_median:.2f} s, "
-        f"ratio {compiled_median / hand_median:.2f}x ({compiled_rows.num_rows} leads)"
+    parser.add_argument(
+        "--cli",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="time `engine evaluate --backend duckdb` end to end (auto: if the CLI has --backend)",
     )
-    agree(hand_rows, compiled_rows)
-
-
-def agree(hand: Any, compiled: Any) -> None:
-    """Leads on which both give the same SPEC columns (SPEC's stage 'excluded' aside)."""
-    mine = {r["lead_id"]: r for r in compiled.to_pylist()}
-    same = {c: 0 for c in ("excluded", "fit", "engagement", "surge", "stage", "route")}
-    for row in hand.to_pylist():
-        other = mine[row["lead_id"]]
-        for column in same:
-            spec_only = column == "stage" and row["excluded"]  # SPEC's stage 'excluded'
-            if spec_only or row[column] == other[column]:
-                same[column] += 1
-    total = hand.num_rows
-    print("agreement with the hand-written query: " + ", ".join(f"{c} {n}/{total}" for c, n in same.items()))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.playbook = args.playbook.resolve()
+    if args.child:
+        assert args.data is not None
+        child(args.child, args.data, args.playbook, args.out, args.threads)
+        return
+    if args.data is not None and len(args.leads) > 1:
+        parser.error("--data names one folder: give one --leads size with it")
+    cli = args.cli == "on" or (args.cli == "auto" and cli_has_backend())
+    summary: list[str] = []
+    for leads in args.leads:
+        folder = (args.data or ROOT / "bench" / "data" / str(leads)).resolve()
+        summary += bench_size(leads, folder, args, cli)
+    if len(args.leads) > 1:
+        print("\nsummary", *summary, sep="\n")
 
 
 if __name__ == "__main__":
