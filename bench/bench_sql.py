@@ -36,7 +36,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 GEN = ROOT.parent / "shared" / "bench" / "gen.py"
@@ -202,7 +201,8 @@ def _spawn(command: list[str]) -> tuple[float, int, str]:
 
 
 def measure_query(mode: str, folder: Path, args: argparse.Namespace, out: Path | None) -> tuple[float, int]:
-    command = [sys.executable, __file__, "--child", mode, "--data", str(folder), "--playbook", str(args.playbook)]
+    command = [sys.executable, __file__, "--child", mode, "--data", str(folder)]
+    command += ["--playbook", str(args.playbook)]
     if out is not None:
         command += ["--out", str(out)]
     if args.threads:
