@@ -26,7 +26,7 @@ that is shorter (seed 001: an enquiry is called at once).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from math import floor
 from typing import Any
@@ -119,6 +119,13 @@ class Decision:
 
     def to_row(self) -> dict[str, Any]:
         """One flat output row per lead, for CSV / JSONL / Parquet exports."""
+        recycle = self.recycle if self.recycle is not None and self.recycle.active else None
+        handoff = self.handoff
+        rules = f"exclusion:{self.excluded};stage:{self.stage}" if self.excluded else f"stage:{self.stage}"
+        if recycle is not None:
+            rules += f";recycle:{recycle.reason}"
+        if handoff is not None:
+            rules += f";handoff:{handoff.rule}"
         return {
             "lead_id": self.lead_id,
             "as_of": self.as_of,
@@ -131,14 +138,26 @@ class Decision:
             "surge": self.surge,
             "stage": self.stage,
             "owner": self.owner,
-            "recycle_reason": self.recycle.reason if self.recycle and self.recycle.active else "",
-            "recycle_until": self.recycle.until if self.recycle and self.recycle.active else "",
-            "route": self.route,
-            "handoff_rule": self.handoff.rule if self.handoff else "",
-            "due": self.handoff.due or "" if self.handoff else "",
-            "priority": self.handoff.priority if self.handoff else None,
-            "rules": ";".join(self.deciding_rules()),
+            "recycle_reason": recycle.reason if recycle is not None else "",
+            "recycle_until": recycle.until if recycle is not None else "",
+            "route": handoff.to if handoff is not None else "none",
+            "handoff_rule": handoff.rule if handoff is not None else "",
+            "due": (handoff.due or "") if handoff is not None else "",
+            "priority": handoff.priority if handoff is not None else None,
+            "rules": rules,  # ";".join(self.deciding_rules()), built in one go
         }
+
+    @classmethod
+    def from_values(cls, *values: Any) -> Decision:
+        """A Decision from its fields in order (no trace), without the frozen ``__init__``.
+
+        Frozen dataclasses set each field through ``object.__setattr__``; the batch
+        kernel makes one Decision per lead, and this is 2-3 times cheaper. Same object.
+        """
+        decision = object.__new__(cls)
+        decision.__dict__.update(zip(_DECISION_FIELDS, values, strict=True))
+        decision.__dict__["trace"] = ()
+        return decision
 
     def deciding_rules(self) -> list[str]:
         """The ids of the rules that decided: exclusion, stage, recycle, handoff."""
@@ -149,6 +168,9 @@ class Decision:
         if self.handoff:
             rules.append(f"handoff:{self.handoff.rule}")
         return rules
+
+
+_DECISION_FIELDS = tuple(f.name for f in fields(Decision) if f.name != "trace")
 
 
 def _iso(cp: CompiledPlaybook, instant: datetime) -> str:
@@ -427,9 +449,30 @@ def decide_for_row(
 ) -> Decision:
     """:func:`decide` with ``detail=False``, for exports: ``to_row()`` shows no breakdown.
 
-    Same call shape as ``decide`` so the batch loop (and tests that wrap it) stay as is.
+    Runs the playbook's generated kernel (:mod:`engine.kernel`, same answers to the bit)
+    when it has one and the events are a plain sequence; else ``decide``. Same call
+    shape as ``decide`` so the batch loop (and tests that wrap it) stay as is.
     """
+    if not isinstance(events, History):
+        kernel = _kernel_for(cp)
+        if kernel is not None:
+            decision: Decision | None = kernel.decide(lead, events, as_of, lead_id)
+            if decision is not None:
+                return decision
     return decide(cp, lead, events, as_of, lead_id=lead_id, detail=False)
+
+
+def _kernel_for(cp: CompiledPlaybook) -> Any:
+    """``engine.kernel.kernel_for``, imported on first use (the kernel imports this module)."""
+    global _KERNEL_FOR
+    if _KERNEL_FOR is None:
+        from engine.kernel import kernel_for
+
+        _KERNEL_FOR = kernel_for
+    return _KERNEL_FOR(cp)
+
+
+_KERNEL_FOR: Any = None
 
 
 def _sticky_floor(cp: CompiledPlaybook, lead: Mapping[str, Any], history: History,

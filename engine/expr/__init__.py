@@ -61,7 +61,7 @@ Examples:
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +106,9 @@ class CompiledExpression:
     vocabulary: Vocabulary
     parsed: Parsed = field(repr=False)
     _fn: Callable[[Scope], Any] = field(repr=False)
+    #: Literal arguments the checker resolved, by ``id(node)`` of ``tree``'s nodes
+    #: (durations → seconds, stage ids → indexes, patterns → re2 programs).
+    resolved: Mapping[int, Any] = field(default_factory=dict, repr=False)
 
     def __call__(self, scope: Scope) -> Any:
         return self._fn(scope)
@@ -161,5 +164,6 @@ def compile_expression(
         vocabulary=vocabulary,
         parsed=parsed,
         _fn=compile_checked(checked),
+        resolved=dict(checked.resolved),
     )
     return compiled, issues

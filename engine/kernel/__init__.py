@@ -1,0 +1,134 @@
+"""The batch kernel: one generated Python function per playbook, for ``engine evaluate``.
+
+``decide`` is written for every caller (traces, breakdowns, replay), so per lead it
+builds a :class:`~engine.history.History`, a scope, and calls closures through it. An
+export of a million leads needs none of that: :func:`kernel_for` generates, once per
+playbook, a function with the playbook's rules as plain Python statements and one loop
+over the lead's events (see :mod:`engine.kernel.source`). It reads
+:class:`~engine.events.EventColumns` as the fast reader yields them, or Events.
+
+Same answers as ``decide(..., detail=False)``, to the bit (tests/test_kernel.py checks
+it on generated leads for every example playbook). What the kernel does not cover — a
+playbook with recycle rules or sticky stages, an expression with no generated form, or
+a lead whose events repeat an event id — returns None, and the caller uses ``decide``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from itertools import repeat
+from math import floor
+from typing import Any
+
+from engine.compile import CompiledPlaybook
+from engine.evaluate import _MEMO_LIMIT, Decision, Handoff, _iso, _source_sla, score
+from engine.events import _EPOCH, Event, EventColumns, epoch_us
+from engine.kernel.emit import NoKernel
+from engine.kernel.source import generate
+
+__all__ = ["Kernel", "NoKernel", "kernel_for"]
+
+_NO_PRIORITY = object()
+_CACHE: dict[int, tuple[CompiledPlaybook, Kernel | None]] = {}
+
+
+def to_datetime(us: int) -> datetime:
+    """UTC epoch microseconds → aware datetime (exact)."""
+    return _EPOCH + timedelta(microseconds=us)
+
+
+class Kernel:
+    """A playbook's generated decision function and what it needs per call."""
+
+    def __init__(self, cp: CompiledPlaybook) -> None:
+        self.cp = cp
+        self._memo: dict[str, dict[Any, float]] = {}  # type → content → points
+        self._memo_size = 0
+        helpers: dict[str, Callable[..., Any]] = {
+            "score": score, "floor": floor, "Decision": Decision.from_values, "to_datetime": to_datetime,
+            "make_handoff": self._handoff, "weigh": self._weigh, "plain_get": cp.plain_weights.get,
+            "content_get": self._memo.get,
+            "stage_of": cp.content_stage_of, "NO_PRIORITY": _NO_PRIORITY,  # type: ignore[dict-item]
+        }
+        generated = generate(cp, helpers)
+        self.source = generated.source
+        self.fields = generated.fields
+        namespace: dict[str, Any] = dict(generated.constants)
+        namespace["__builtins__"] = {"zip": zip, "tuple": tuple, "bool": bool, "min": min,
+                                     "isinstance": isinstance, "str": str}
+        exec(compile(self.source, f"<kernel {cp.playbook.metadata.name}>", "exec"), namespace)
+        self._run: Callable[..., Decision] = namespace["run"]
+        self._as_of: tuple[datetime, int, str] | None = None
+
+    def decide(self, lead: Mapping[str, Any], events: Sequence[Event], as_of: datetime,
+               lead_id: str = "") -> Decision | None:
+        """``decide(cp, lead, events, as_of, lead_id=..., detail=False)``, or None: use decide."""
+        if self._as_of is None or self._as_of[0] is not as_of:
+            aware = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=self.cp.tz)
+            self._as_of = (as_of, epoch_us(aware), _iso(self.cp, aware))
+        _, as_of_us, as_of_text = self._as_of
+        if isinstance(events, EventColumns):
+            ids = events.ids
+            if ids is not None and _repeats(ids):
+                return None
+            got = events.fields
+            columns: list[Any] = [got.get(name) or repeat(None) for name in self.fields]
+            at_us, types = events.at_us, events.types
+        else:
+            if _repeats([e.id for e in events]):
+                return None
+            columns = [[e.fields.get(name) for e in events] for name in self.fields]
+            at_us, types = [epoch_us(e.at) for e in events], [e.type for e in events]
+        try:
+            return self._run(lead, at_us, types, *columns, as_of_us, lead_id, as_of_text)
+        except Exception:
+            return None
+
+    def _weigh(self, event_type: str, content: Any) -> float:
+        """``cp.weight`` for a type whose points depend on content; remembered (bounded)."""
+        points = self.cp.weight(Event(event_type, _EPOCH, {"content": content}))
+        if self._memo_size < _MEMO_LIMIT and (content is None or type(content) is str):
+            self._memo.setdefault(event_type, {})[content] = points
+            self._memo_size += 1
+        return points
+
+    def _handoff(self, index: int, lead: Mapping[str, Any], priority_value: Any, at_us: Sequence[int],
+                 as_of_us: int) -> Handoff:
+        cp = self.cp
+        handoff = cp.handoffs[index]
+        priority = None
+        if priority_value is not _NO_PRIORITY:
+            value = priority_value
+            priority = score(float(value)) if isinstance(value, int | float) else None
+        slas = [s for s in (handoff.sla_seconds, _source_sla(cp, lead)) if s is not None]
+        due = None
+        if slas:
+            # the latest activity at or before as_of (History.last()), else as_of itself
+            last_us = max(at_us, default=as_of_us)
+            if last_us > as_of_us:  # events after as_of (rare): skip them
+                last_us = max((at for at in at_us if at <= as_of_us), default=as_of_us)
+            anchor = to_datetime(last_us)
+            due = _iso(cp, anchor + timedelta(seconds=min(slas)))
+        return Handoff(handoff.rule.id, handoff.to, due, priority)
+
+
+def _repeats(ids: Sequence[str | None]) -> bool:
+    """Whether an event id occurs twice (History keeps only the earliest: decide's job)."""
+    present = [i for i in ids if i is not None]
+    return len(set(present)) != len(present)
+
+
+def kernel_for(cp: CompiledPlaybook) -> Kernel | None:
+    """The playbook's kernel (built once), or None when it has no generated form."""
+    cached = _CACHE.get(id(cp))
+    if cached is not None and cached[0] is cp:
+        return cached[1]
+    try:
+        kernel: Kernel | None = Kernel(cp)
+    except NoKernel:
+        kernel = None
+    if len(_CACHE) > 64:
+        _CACHE.clear()
+    _CACHE[id(cp)] = (cp, kernel)
+    return kernel

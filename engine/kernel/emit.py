@@ -1,0 +1,311 @@
+"""One checked expression → Python source text, with the compiled closures' semantics.
+
+The kernel's function is generated source, so expressions become source too. Two rules
+keep that as safe as the closure compiler (``engine.expr.compile``):
+
+* nothing the playbook wrote is ever spliced into the text: literals, field names,
+  list contents and regex programs are bound as named constants (``k0``, ``k1``...),
+  so the only text is what this module writes (operators, local names, integers);
+* every operator keeps the null semantics of :mod:`engine.expr`: where an operand may
+  be None or of an unexpected type, the very helpers the closures use are called
+  (``ARITH``, ``COMPARE``); only operands known to be numbers are compared inline.
+
+History functions (``count``, ``last``, ``days_since``, ``content_stage``) become
+aggregate variables that :mod:`engine.kernel.source` computes in one pass over the
+events; a call whose arguments are not all literals has no kernel form
+(:class:`NoKernel`, and the batch path keeps using ``decide``).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.expr import CompiledExpression
+from engine.expr.compile import ARITH, COMPARE
+from engine.expr.regex import Pattern
+from engine.functions import FUNCTIONS
+
+#: Names a decision has computed by the time an expression may read them, as locals.
+NUMBER_NAMES = frozenset({"recent", "prior", "fit", "engagement", "stage"})
+BOOL_NAMES = frozenset({"target_account", "target_lead", "surge"})
+_BOOL_CALLS = frozenset({"matches", "persona", "content_stage"})
+_AGGREGATES = frozenset({"count", "last", "days_since", "content_stage"})
+_INLINE_ARITH = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}
+_INLINE_ORDER = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+_SAFE_INT = 2**53
+
+
+class NoKernel(Exception):
+    """This playbook (or construct) has no generated form; ``decide`` handles it."""
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One history function call with literal arguments: what the event loop computes."""
+
+    fn: str  # count | last | content_stage
+    type: str | None  # event type (count, last); None for content_stage
+    within: int | None  # window in seconds
+    fields: tuple[tuple[str, Any], ...] = ()  # count's field=value filters
+    stage: str | None = None  # content_stage's stage id
+
+
+@dataclass
+class Namespace:
+    """The constants and aggregates generated code refers to, by generated name."""
+
+    constants: dict[str, Any] = field(default_factory=dict)
+    aggregates: dict[Aggregate, str] = field(default_factory=dict)
+    personas: dict[str, str] = field(default_factory=dict)
+    temps: int = 0
+    _by_id: dict[int, str] = field(default_factory=dict)
+
+    def constant(self, value: Any) -> str:
+        """The name of a constant holding ``value`` (hashable values are shared)."""
+        if type(value) is int and abs(value) < _SAFE_INT:
+            return repr(value)  # an int we can write as text exactly
+        key = id(value)
+        try:
+            for name, existing in self.constants.items():
+                if type(existing) is type(value) and existing == value:
+                    return name
+        except Exception:
+            pass
+        if key in self._by_id:
+            return self._by_id[key]
+        name = f"k{len(self.constants)}"
+        self.constants[name] = value
+        self._by_id[key] = name
+        return name
+
+    def aggregate(self, aggregate: Aggregate) -> str:
+        name = self.aggregates.get(aggregate)
+        if name is None:
+            name = self.aggregates[aggregate] = f"a{len(self.aggregates)}"
+        return name
+
+
+class _Const:
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+@dataclass
+class Emitted:
+    """Source text of a value, and what is known of it (to inline what is safe)."""
+
+    text: str
+    number: bool = False  # always an int or float (never None)
+    boolean: bool = False  # always a bool
+    scalar: bool = False  # a str / number / bool / None constant: == on it is a plain bool
+    members: bool = False  # a constant frozenset without None: `in` is plain membership
+
+
+class Emitter:
+    """Emits one expression; names are looked up in ``locals_`` (name → local variable)."""
+
+    def __init__(self, expr: CompiledExpression, ns: Namespace, lists: Mapping[str, Any],
+                 stages: list[str]) -> None:
+        self.expr, self.ns, self.lists, self.stages = expr, ns, lists, stages
+        self.resolved = expr.resolved
+
+    def emit(self) -> str:
+        return self._out(self.node(self.expr.tree)).text
+
+    def _out(self, value: Emitted | _Const) -> Emitted:
+        if isinstance(value, _Const):
+            v = value.value
+            number = (type(v) is int and abs(v) < _SAFE_INT) or type(v) is float
+            return Emitted(self.ns.constant(v), number=number, boolean=type(v) is bool,
+                           scalar=v is None or type(v) in (str, int, float, bool),
+                           members=type(v) is frozenset and None not in v)
+        return value
+
+    def helper(self, fn: Callable[..., Any]) -> str:
+        return self.ns.constant(fn)
+
+    def node(self, node: ast.AST) -> Emitted | _Const:
+        if id(node) in self.resolved:
+            return _Const(self.resolved[id(node)])
+        method: Callable[[Any], Emitted | _Const] | None = getattr(self, f"n_{type(node).__name__}", None)
+        if method is None:
+            raise NoKernel(f"no kernel form for {type(node).__name__}")
+        return method(node)
+
+    def n_Constant(self, node: ast.Constant) -> _Const:
+        return _Const(node.value)
+
+    def n_Name(self, node: ast.Name) -> Emitted:
+        name = node.id
+        if name in NUMBER_NAMES:
+            return Emitted(f"v_{name}", number=True)
+        if name in BOOL_NAMES:
+            return Emitted(f"v_{name}", boolean=True)
+        if name == "lead":
+            return Emitted("lead")
+        if name == "lists":
+            return Emitted(self.ns.constant(self.lists))
+        raise NoKernel(f"no kernel form for the name {name!r}")
+
+    def n_Attribute(self, node: ast.Attribute) -> Emitted | _Const:
+        assert isinstance(node.value, ast.Name)
+        record, attr = node.value.id, node.attr
+        if record == "lists":
+            return _Const(self.lists.get(attr))
+        if record == "lead":
+            return Emitted(f"lead_get({self.ns.constant(attr)})")
+        raise NoKernel(f"no kernel form for {record}.{attr}")
+
+    def n_List(self, node: ast.List) -> Emitted | _Const:
+        items = [self.node(e) for e in node.elts]
+        if all(isinstance(i, _Const) for i in items):
+            values = [i.value for i in items if isinstance(i, _Const)]
+            try:
+                return _Const(frozenset(values))
+            except TypeError:
+                return _Const(tuple(values))
+        texts = [self._out(i).text for i in items]
+        return Emitted("(" + "".join(f"{t}, " for t in texts) + ")")
+
+    def n_UnaryOp(self, node: ast.UnaryOp) -> Emitted | _Const:
+        from engine.expr.compile import _negate, _plus
+
+        inner = self.node(node.operand)
+        if isinstance(node.op, ast.Not):
+            if isinstance(inner, _Const):
+                return _Const(not inner.value)
+            return Emitted(f"(not {inner.text})", boolean=True)
+        op = _negate if isinstance(node.op, ast.USub) else _plus
+        if isinstance(inner, _Const):
+            return _Const(op(inner.value))
+        if inner.number:
+            return Emitted(f"({'-' if op is _negate else '+'}{inner.text})", number=True)
+        return Emitted(f"{self.helper(op)}({inner.text})")
+
+    def n_BinOp(self, node: ast.BinOp) -> Emitted | _Const:
+        op = ARITH[type(node.op)]
+        left, right = self.node(node.left), self.node(node.right)
+        if isinstance(left, _Const) and isinstance(right, _Const):
+            return _Const(op(left.value, right.value))
+        a, b = self._out(left), self._out(right)
+        symbol = _INLINE_ARITH.get(type(node.op))
+        if symbol is not None and a.number and b.number:
+            return Emitted(f"({a.text} {symbol} {b.text})", number=True)
+        return Emitted(f"{self.helper(op)}({a.text}, {b.text})")
+
+    def n_BoolOp(self, node: ast.BoolOp) -> Emitted:
+        parts = [self._out(self.node(v)) for v in node.values]
+        word = " and " if isinstance(node.op, ast.And) else " or "
+        texts = [p.text if p.boolean else f"bool({p.text})" for p in parts]
+        return Emitted("(" + word.join(texts) + ")", boolean=True)
+
+    def n_IfExp(self, node: ast.IfExp) -> Emitted:
+        test, body, orelse = (self._out(self.node(n)) for n in (node.test, node.body, node.orelse))
+        return Emitted(f"({body.text} if {test.text} else {orelse.text})",
+                       number=body.number and orelse.number, boolean=body.boolean and orelse.boolean)
+
+    def n_Compare(self, node: ast.Compare) -> Emitted:
+        operands = [self._out(self.node(n)) for n in (node.left, *node.comparators)]
+        if len(node.ops) == 1:
+            return Emitted(self._compare(node.ops[0], operands[0], operands[1]), boolean=True)
+        # a < b < c: each operand once, left to right, stopping at the first False
+        # (as the closures do): a generated lambda per operand keeps the order.
+        ops = self.ns.constant(tuple(COMPARE[type(op)] for op in node.ops))
+        thunks = ", ".join(f"lambda: {o.text}" for o in operands)
+        return Emitted(f"{self.helper(_chain)}({ops}, ({thunks},))", boolean=True)
+
+    def _compare(self, op: ast.cmpop, a: Emitted, b: Emitted) -> str:
+        """Inline where Python's operator gives the closures' answer or raises.
+
+        The kernel's caller falls back to ``decide`` on any exception, so an inline
+        ``x >= 10`` on a text field (TypeError) still gets the closures' answer (False).
+        """
+        symbol = _INLINE_ORDER.get(type(op))
+        if symbol is not None:
+            if a.number and b.number:
+                return f"({a.text} {symbol} {b.text})"
+            if b.number and b.text.isdigit():  # field >= 1000: None is False, as in _ordering
+                temp = self.temp()
+                return f"(({temp} := {a.text}) is not None and {temp} {symbol} {b.text})"
+        if isinstance(op, ast.Eq | ast.NotEq) and (b.scalar or a.scalar):
+            return f"({a.text} {'==' if isinstance(op, ast.Eq) else '!='} {b.text})"
+        if isinstance(op, ast.In | ast.NotIn) and b.members:
+            return f"({a.text} {'in' if isinstance(op, ast.In) else 'not in'} {b.text})"
+        return f"{self.helper(COMPARE[type(op)])}({a.text}, {b.text})"
+
+    def temp(self) -> str:
+        self.ns.temps += 1
+        return f"t_{self.ns.temps}"
+
+    def n_Call(self, node: ast.Call) -> Emitted | _Const:
+        assert isinstance(node.func, ast.Name)
+        name = node.func.id
+        fn = FUNCTIONS[name]
+        params = list(fn.params)
+        if fn.variadic:
+            params += [params[-1]] * max(0, len(node.args) - len(params))
+        slots: list[ast.expr | None] = [*node.args, *[None] * (len(params) - len(node.args))]
+        fields: dict[str, ast.expr] = {}
+        names = [p.name for p in params]
+        for kw in node.keywords:
+            assert kw.arg is not None
+            if kw.arg in names:
+                slots[names.index(kw.arg)] = kw.value
+            else:
+                fields[kw.arg] = kw.value
+        args = [_Const(None) if n is None else self.node(n) for n in slots]
+        if name in _AGGREGATES or name == "persona":
+            return self._history_call(name, args, {k: self.node(v) for k, v in fields.items()})
+        if name == "count_since_recycle":
+            raise NoKernel("count_since_recycle has no kernel form")
+        if name == "matches" and isinstance(args[1], _Const) and isinstance(args[1].value, Pattern):
+            text = self._out(args[0]).text  # a literal pattern: one call, not three
+            return Emitted(f"{self.helper(_searcher(args[1].value))}({text})", boolean=True)
+        texts = ", ".join(self._out(a).text for a in args)
+        return Emitted(f"{self.helper(fn.impl)}(None, {texts})", boolean=name in _BOOL_CALLS)
+
+    def _history_call(self, name: str, args: list[Emitted | _Const],
+                      fields: dict[str, Emitted | _Const]) -> Emitted:
+        if not all(isinstance(a, _Const) for a in [*args, *fields.values()]):
+            raise NoKernel(f"{name}() with a non-literal argument has no kernel form")
+        values = [a.value for a in args if isinstance(a, _Const)]
+        if name == "persona":
+            persona = self.ns.personas.get(values[0])
+            if persona is None:
+                raise NoKernel(f"persona {values[0]!r} is not computed before its use")
+            return Emitted(persona, boolean=True)
+        if name == "content_stage":
+            agg = Aggregate("content_stage", None, values[1], stage=values[0])
+            return Emitted(self.ns.aggregate(agg), boolean=True)
+        filters = tuple(sorted((k, v.value) for k, v in fields.items() if isinstance(v, _Const)))
+        if name == "count":
+            return Emitted(self.ns.aggregate(Aggregate("count", values[0], values[1], filters)), number=True)
+        last = self.ns.aggregate(Aggregate("last", values[0], None))
+        if name == "last":
+            return Emitted(f"(None if {last} is None else to_datetime({last}))")
+        return Emitted(f"(None if {last} is None else ((as_of_us - {last}) / 1000000) / 86400)")
+
+
+def _searcher(pattern: Pattern) -> Callable[[Any], bool]:
+    """``matches(text, <literal pattern>)``: False for a text that is not a string."""
+    search = pattern.search
+
+    def matches(text: Any) -> bool:
+        return isinstance(text, str) and search(text)
+
+    return matches
+
+
+def _chain(ops: tuple[Callable[[Any, Any], bool], ...], thunks: tuple[Callable[[], Any], ...]) -> bool:
+    left = thunks[0]()
+    for cmp, thunk in zip(ops, thunks[1:], strict=True):
+        right = thunk()
+        if not cmp(left, right):
+            return False
+        left = right
+    return True
