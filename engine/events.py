@@ -57,6 +57,21 @@ class EventColumns(Sequence[Event]):
                  ids: list[str | None] | None, seqs: list[int]) -> None:
         self.at_us, self.types, self.fields, self.ids, self.seqs = at_us, types, fields, ids, seqs
 
+    @classmethod
+    def from_events(cls, events: Sequence[Event]) -> EventColumns:
+        """The columns of a list of Events (tests and benchmarks; readers build them directly)."""
+        if isinstance(events, EventColumns):
+            return events
+        names = sorted({name for e in events for name in e.fields})
+        ids = [e.id for e in events]
+        return cls(
+            [epoch_us(e.at) for e in events],
+            [e.type for e in events],
+            {name: [e.fields.get(name) for e in events] for name in names},
+            ids if any(i is not None for i in ids) else None,
+            [e.seq for e in events],
+        )
+
     def __len__(self) -> int:
         return len(self.at_us)
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from engine.compile import CompiledPlaybook
 from engine.evaluate import decide, decide_for_row
-from engine.events import Event, EventColumns, epoch_us
+from engine.events import Event, EventColumns
 from engine.kernel import kernel_for
 from engine.validate import load_playbook
 
@@ -40,15 +40,7 @@ KERNEL_PLAYBOOKS = {
 
 
 def _columns(events: list[Event]) -> EventColumns:
-    names = sorted({name for e in events for name in e.fields})
-    ids = [e.id for e in events]
-    return EventColumns(
-        [epoch_us(e.at) for e in events],
-        [e.type for e in events],
-        {name: [e.fields.get(name) for e in events] for name in names},
-        ids if any(i is not None for i in ids) else None,
-        [e.seq for e in events],
-    )
+    return EventColumns.from_events(events)
 
 
 @pytest.mark.parametrize("name", sorted(KERNEL_PLAYBOOKS))
