@@ -39,9 +39,16 @@ import click
               help="Both files are sorted by lead id: skip the pre-scan that checks it (a "
                    "violation stops the run with an error, never a wrong answer).")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+@click.option("--backend", type=click.Choice(["duckdb", "python", "spark"]), default="duckdb",
+              show_default=True,
+              help="duckdb: the compiled SQL query in embedded DuckDB (fast); python: the per-lead "
+                   "path (replay-identical, any construct); spark: the query on a Spark session "
+                   "(pip install 'revenue-playbook-engine[spark]', Java 17+).")
+@click.option("--master", help="With --backend spark: the Spark master URL [default: local[*]].")
 def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_of: str, out: Path,
              rejects: Path | None, queues: Path | None, overflow: bool, max_errors: int | None, fmt: str,
-             encoding: str | None, events_sorted: bool | None, no_progress: bool) -> None:
+             encoding: str | None, events_sorted: bool | None, no_progress: bool, backend: str,
+             master: str | None) -> None:
     """Decide every lead of an export at --as-of: stage, route, handoff, exclusions.
 
     Writes one row per lead to --out (in the leads file's order, atomically: an
@@ -71,8 +78,14 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
         )
         if overflow and queues is None:
             raise click.UsageError("--overflow needs --queues")
-        show_bar = not no_progress and sys.stderr.isatty()
-        if show_bar:
+        if master is not None and backend != "spark":
+            raise click.UsageError("--master needs --backend spark")
+        if backend != "python":
+            from engine.sql.batch import evaluate_export_sql
+
+            summary = evaluate_export_sql(compiled, request, backend=backend, master=master,
+                                          playbook_name=str(playbook))
+        elif not no_progress and sys.stderr.isatty():
             summary = _with_progress(compiled, request, str(playbook))
         else:
             summary = evaluate_export(compiled, request, playbook_name=str(playbook))

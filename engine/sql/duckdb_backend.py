@@ -131,7 +131,11 @@ def _lead_type(kind: str) -> str:
 
 def _iso(column: str, zone: str) -> str:
     """``datetime.astimezone(zone).isoformat()`` in DuckDB SQL, whatever the session zone."""
-    c = _quote(column)
+    return iso_sql(_quote(column), zone)
+
+
+def iso_sql(c: str, zone: str) -> str:
+    """:func:`_iso` for any SQL expression ``c`` (a TIMESTAMPTZ)."""
     z = exp.Literal.string(zone).sql("duckdb")
     local = f"timezone({z}, {c})"
     offset = f"date_diff('second', timezone('UTC', {c}), {local})"
@@ -171,16 +175,20 @@ def evaluate_duckdb(
     if threads is not None:
         con.execute(f"SET threads = {int(threads)}")
     bind_inputs(con, cp, leads, events, query.event_columns, rename)
+    try:
+        return con.sql(decisions_sql(cp, as_of, query)).to_arrow_table()
+    except duckdb.Error as exc:
+        raise EngineError(f"DuckDB could not evaluate the playbook query: {exc}") from None
+
+
+def decisions_sql(cp: CompiledPlaybook, as_of: datetime, query: Any) -> str:
+    """The compiled query with its timestamps rendered as ``Decision.to_row`` renders them."""
     zone = cp.playbook.timezone
     as_of_text = exp.Literal.string(as_of.astimezone(cp.tz).isoformat()).sql("duckdb")
-    outer = (
+    return (
         f"SELECT * REPLACE ({as_of_text} AS as_of, {_iso('recycle_until', zone)} AS recycle_until, "
         f"{_iso('due', zone)} AS due) FROM ({query.tree.sql(dialect='duckdb')})"
     )
-    try:
-        return con.sql(outer).to_arrow_table()
-    except duckdb.Error as exc:
-        raise EngineError(f"DuckDB could not evaluate the playbook query: {exc}") from None
 
 
 def iter_rows(table: Any) -> Iterator[dict[str, Any]]:

@@ -1,0 +1,179 @@
+"""``engine evaluate --backend duckdb|spark``: the export decided by the compiled SQL query.
+
+The same run as :func:`engine.batch.evaluate_export` — same files, same rejects in the
+same order, same queues and summary — with the per-lead Python loop replaced by one
+query. It runs inside :func:`engine.batch.run_export`, so staging, atomic renames,
+``--max-errors`` and the queue writers are literally the Python path's. The stages,
+one module each:
+
+1. :mod:`engine.sql.inputs` — DuckDB reads each file into text cells with row numbers;
+2. :mod:`engine.sql.records` (with :mod:`engine.sql.cells`) — the mapping applied in SQL:
+   converted fields, activity events, each row's first problem;
+3. :mod:`engine.sql.grouping` — decided leads, matched events, rejects in order;
+4. the playbook query (:mod:`engine.sql.query`) over views ``leads`` and ``events``, in
+   DuckDB or on Spark (:mod:`engine.sql.spark_backend`), joined back to file order.
+
+A playbook construct without a SQL form stops the run before any file is read, naming
+the construct and pointing to ``--backend python`` — never a silent fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from engine.batch import (
+    DECISION_COLUMNS,
+    BatchRequest,
+    Rejects,
+    Summary,
+    record_decision,
+    run_export,
+    write_decisions,
+)
+from engine.compile import CompiledPlaybook
+from engine.diagnostics import EngineError
+from engine.evaluate import Decision, Handoff, Recycle
+from engine.sql.inputs import Inputs, quote
+from engine.sql.records import Plan, activity_events, event_field_sql, event_rows, lead_rows
+
+BACKENDS = ("duckdb", "python", "spark")
+#: Which mapping field types can feed a playbook lead field of each kind.
+_COMPATIBLE = {"string": {"string"}, "number": {"number", "integer"}, "bool": {"bool"},
+               "datetime": {"datetime"}}
+_LEAD_TYPES = {"string": "VARCHAR", "number": "DOUBLE", "bool": "BOOLEAN", "datetime": "TIMESTAMPTZ"}
+
+
+def compile_for(cp: CompiledPlaybook, request: BatchRequest, backend: str) -> Any:
+    """The playbook query, or an error naming the construct SQL cannot express."""
+    from engine.sql import NoSqlForm, build_query
+
+    try:
+        return build_query(cp, request.as_of)
+    except NoSqlForm as error:
+        raise EngineError(
+            f"the {backend} backend cannot run this playbook: {error} "
+            "(hint: run it with --backend python, the per-lead path, which evaluates every construct)"
+        ) from None
+
+
+def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend: str = "duckdb",
+                        master: str | None = None, playbook_name: str = "") -> Summary:
+    """Evaluate the export with the compiled query; write and return what the Python path would."""
+    if request.as_of.tzinfo is None:
+        request = BatchRequest(**{**request.__dict__, "as_of": request.as_of.replace(tzinfo=cp.tz)})
+    query = compile_for(cp, request, backend)
+
+    def produce(summary: Summary, sink: Rejects, staging: Path, req: BatchRequest) -> None:
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            with Inputs(con) as inputs:
+                _prepare(con, inputs, cp, req, query)
+            from engine.sql.grouping import iter_rejects
+
+            for reject in iter_rejects(con):
+                sink(reject)
+            summary.events_matched = int(con.execute("SELECT count(*) FROM matched_events").fetchall()[0][0])
+            if backend == "spark":
+                from engine.sql.spark_backend import run_on_spark
+
+                source = run_on_spark(con, cp, req.as_of, query, master)
+            else:
+                source = f"({query.tree.sql(dialect='duckdb')})"
+            write_decisions(staging, _rows(con, cp, req, source, summary))
+        finally:
+            con.close()
+
+    return run_export(cp, request, produce, playbook_name=playbook_name)
+
+
+def _prepare(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest, query: Any) -> None:
+    """Stages 1-3, then the ``leads`` and ``events`` views the query reads."""
+    from engine.sql.grouping import group
+
+    allowed = frozenset(cp.playbook.events)
+    encoding = request.encoding or request.mapping.encoding
+    lead_scan, lead_plan = lead_rows(inputs, request.mapping, request.leads, encoding, request.as_of, allowed)
+    event_scan = None
+    event_plan = Plan({}, [], [])
+    if request.events is not None:
+        event_scan, event_plan = event_rows(inputs, request.mapping, request.events, encoding, allowed)
+    group(con, str(request.leads), str(request.events) if request.events is not None else None,
+          lead_scan.rejects, event_scan.rejects if event_scan is not None else [], request.events_sorted)
+    activity_events(con, request.mapping, query.event_columns)
+    _bind_views(con, cp, request, lead_plan, event_plan, query.event_columns)
+    con.execute(f"SET TimeZone = '{cp.playbook.timezone}'")
+
+
+def _bind_views(con: Any, cp: CompiledPlaybook, request: BatchRequest, lead_plan: Plan, event_plan: Plan,
+                event_columns: list[str]) -> None:
+    fields = ["lead_id"]
+    for name, kind in cp.playbook.lead.fields.items():
+        spec = lead_plan.fields.get(name)
+        if spec is None:
+            fields.append(f"CAST(NULL AS {_LEAD_TYPES[kind]}) AS {quote(name)}")
+            continue
+        if spec.type not in _COMPATIBLE[kind]:
+            raise EngineError(
+                f"lead field {name!r} is {kind} in the playbook but the mapping reads column "
+                f"{spec.column!r} as {spec.type}; the SQL backends need the two to agree (hint: "
+                "give the mapping field the playbook's type, or run with --backend python)"
+            )
+        fields.append(f"CAST({quote('f__' + name)} AS {_LEAD_TYPES[kind]}) AS {quote(name)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW leads AS SELECT {', '.join(fields)} FROM decided_leads")
+    file_fields = "".join(f", {event_field_sql(event_plan, n)} AS {quote(n)}" for n in event_columns)
+    activity_fields = "".join(f", a.{quote(n)}" for n in event_columns)
+    file_events = (
+        "SELECT lead_id, event_id, occurred_at, type, seq" + file_fields + " FROM matched_events"
+        if request.events is not None else None
+    )
+    activity = ("SELECT a.lead_id, a.event_id, a.occurred_at, a.type, a.seq" + activity_fields
+                + " FROM activity_events a JOIN decided_leads d ON a.__row = d.__row")
+    union = activity if file_events is None else f"{file_events} UNION ALL {activity}"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW events AS {union}")
+
+
+def _rows(con: Any, cp: CompiledPlaybook, request: BatchRequest, source: str,
+          summary: Summary) -> Iterator[dict[str, Any]]:
+    """Decision rows in the leads file's order, counted into the summary and queues as they pass."""
+    from engine.sql.duckdb_backend import iso_sql
+
+    zone = cp.playbook.timezone
+    as_of = request.as_of.astimezone(cp.tz).isoformat()
+    columns = []
+    for name in DECISION_COLUMNS:
+        if name == "as_of":
+            columns.append(f"'{as_of}' AS as_of")
+        elif name in ("recycle_until", "due"):
+            columns.append(f"{iso_sql('q.' + quote(name), zone)} AS {name}")
+        else:
+            columns.append(f"q.{quote(name)}")
+    sql = (f"SELECT {', '.join(columns)}, d.__row FROM {source} q JOIN decided_leads d USING (lead_id) "
+           "ORDER BY d.__row")
+    try:
+        reader = con.sql(sql).to_arrow_reader(8192)
+    except Exception as error:
+        raise EngineError(f"DuckDB could not evaluate the playbook query: {error}") from None
+    for batch in reader:
+        for row in batch.to_pylist():
+            number = row.pop("__row")
+            record_decision(summary, _decision(row), number)
+            yield row
+
+
+def _decision(row: dict[str, Any]) -> Decision:
+    """Enough of a :class:`Decision` for the summary and the queues, from its output row."""
+    recycle = Recycle(row["recycle_reason"], "", row["recycle_until"], True, False) \
+        if row["recycle_reason"] else None
+    handoff = Handoff(row["handoff_rule"], row["route"], row["due"] or None, row["priority"]) \
+        if row["handoff_rule"] else None
+    return Decision(
+        lead_id=row["lead_id"], as_of=row["as_of"], excluded=row["excluded"] or None,
+        personas=tuple(p for p in row["personas"].split(";") if p), target_account=row["target_account"],
+        target_lead=row["target_lead"], fit=row["fit"], fit_breakdown={}, engagement=row["engagement"],
+        engagement_breakdown={}, recent=0, prior=0, surge=row["surge"], stage=row["stage"],
+        owner=row["owner"], recycle=recycle, handoff=handoff,
+    )

@@ -1,0 +1,212 @@
+"""Stage 2 of the SQL batch path: a text cell → its typed value, or the reject reason, in SQL.
+
+The Python path converts each cell with :func:`engine.io.convert.make_converter`. Doing
+that per cell would throw away DuckDB's speed; re-implementing it in SQL would drift
+(Unicode ``strip``/``casefold``, full-width digits, ``float()``'s grammar, the mapping's
+``strptime`` formats, DST gaps). So each column is split in two:
+
+* cells whose answer SQL gets exactly right by construction — plain ASCII numbers,
+  plain ISO 8601 timestamps away from DST changes, text whose null test is decided by
+  ASCII or by length — are converted by SQL;
+* every other *distinct* cell is handed, once, to the Python path's own converter, and
+  its answer (value or the reason text) is joined back. Odd cells are few and repeat
+  (``'lots'``, ``'１２０'``, ``'Select'``), so this costs little and the values and
+  reasons are the Python path's by definition.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import cache
+from typing import Any
+
+from engine.io import FieldSpec, Mapping
+from engine.io.convert import ConversionError, make_converter, null_set
+from engine.io.timestamps import get_timezone
+from engine.sql.inputs import literal, quote
+
+#: SQL type of each mapping field type's value.
+SQL_TYPES = {"string": "VARCHAR", "number": "DOUBLE", "integer": "DOUBLE", "bool": "BOOLEAN",
+             "datetime": "TIMESTAMPTZ"}
+
+_NUMBER = r"^[+-]?([0-9]{1,15}(\.[0-9]{0,15})?|\.[0-9]{1,15})([eE][+-]?[0-9]{1,2})?$"
+_THOUSANDS = r"^[+-]?[0-9]{1,3}(,[0-9]{3}){1,4}(\.[0-9]{1,15})?$"
+_INTEGER = r"^[+-]?[0-9]{1,15}$"
+_ISO = (r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}"
+        r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{3}|\.[0-9]{6})?)?"
+        r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$")
+_OFFSET = r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+
+
+@cache
+def _whitespace_class() -> str:
+    """The characters ``str.strip()`` removes, as an RE2 class (Unicode, not just ASCII)."""
+    chars = [c for c in map(chr, range(0x3001)) if c.isspace()]
+    return "[" + "".join(f"\\x{{{ord(c):X}}}" for c in chars) + "]"
+
+
+def strip(cell: str) -> str:
+    """``cell.strip()`` in SQL, with Python's definition of whitespace."""
+    ws = _whitespace_class()
+    return f"regexp_replace({cell}, {literal(f'^{ws}+|{ws}+$')}, '', 'g')"
+
+
+def _ascii(text: str) -> str:
+    return f"(strlen({text}) = length({text}))"
+
+
+@dataclass
+class Converted:
+    """SQL for one converted cell: its value, the reason it is rejected (NULL if not)."""
+
+    value: str
+    reason: str
+
+
+class Cells:
+    """Builds the SQL for converted columns of one scanned table, with their Python lookups."""
+
+    def __init__(self, con: Any, table: str, mapping: Mapping) -> None:
+        self.con, self.table, self.mapping = con, table, mapping
+        self.joins: list[str] = []
+        self._count = itertools.count()
+
+    def field(self, spec: FieldSpec, present: bool) -> Converted:
+        """``make_converter(spec)`` over column ``spec.column`` (absent column: NULL, no reject)."""
+        sql_type = SQL_TYPES[spec.type]
+        if not present:
+            return Converted(f"CAST(NULL AS {sql_type})", "CAST(NULL AS VARCHAR)")
+        convert = make_converter(spec, self.mapping)
+        nulls = null_set(spec.null_values if spec.null_values is not None else self.mapping.null_values)
+        cell = quote(spec.column)
+        fast = self._fast(spec, cell, nulls)
+        return self._with_lookup(cell, sql_type, fast, convert)
+
+    def cleaned(self, column: str, present: bool) -> str:
+        """An activity field: stripped, the mapping's null markers NULL (``_Activity._clean``)."""
+        return self.field(FieldSpec(column=column), present).value
+
+    def lookup(self, cell: str, sql_type: str, convert: Callable[[str], Any],
+               domain: str = "TRUE") -> Converted:
+        """Every distinct non-NULL cell (where ``domain``) through ``convert``: value or reason."""
+        return self._with_lookup(cell, sql_type, _Fast(f"NOT ({domain})", "NULL", "FALSE"), convert)
+
+    # -- the SQL half -----------------------------------------------------------------
+
+    def _fast(self, spec: FieldSpec, cell: str, nulls: frozenset[str]) -> _Fast:
+        stripped = strip(cell)
+        ascii_nulls = sorted(n for n in nulls if n.isascii())
+        longest = max((len(n) for n in nulls), default=-1)
+        in_nulls = f"lower({stripped}) IN ({', '.join(literal(n) for n in ascii_nulls)})" if ascii_nulls \
+            else "FALSE"
+        is_null = f"({_ascii(stripped)} AND {in_nulls})"
+        if spec.type == "string":
+            # Not a null marker for sure: longer than all of them (casefold never shortens)
+            # or ASCII (where casefold is lower) and not one of them.
+            sure = f"(length({stripped}) > {longest} OR {_ascii(stripped)})"
+            return _Fast(is_null, stripped, sure)
+        if spec.type == "number":
+            plain = f"regexp_full_match({cell}, {literal(_NUMBER)})"
+            grouped = f"regexp_full_match({cell}, {literal(_THOUSANDS)})"
+            value = (f"CASE WHEN {plain} THEN TRY_CAST({cell} AS DOUBLE) "
+                     f"ELSE TRY_CAST(replace({cell}, ',', '') AS DOUBLE) END")
+            return _Fast(is_null, value, f"({plain} OR {grouped})")
+        if spec.type == "integer":
+            return _Fast(is_null, f"CAST(CAST({cell} AS BIGINT) AS DOUBLE)",
+                         f"regexp_full_match({cell}, {literal(_INTEGER)})")
+        if spec.type == "datetime":
+            formats = spec.formats if spec.formats is not None else self.mapping.timestamp_formats
+            if formats:
+                return _Fast(is_null, "NULL", "FALSE")  # strptime formats: Python decides
+            return self._iso(is_null, cell)
+        return _Fast(is_null, "NULL", "FALSE")  # bool: a handful of distinct cells
+
+    def _iso(self, is_null: str, cell: str) -> _Fast:
+        zone = self.mapping.timezone
+        text = f"replace(replace({cell}, 'T', ' '), 'Z', '+00:00')"
+        aware = f"regexp_matches({cell}, {literal(_OFFSET)})"
+        naive = f"timezone({literal(zone)}, TRY_CAST({text} AS TIMESTAMP))"
+        value = f"CASE WHEN {aware} THEN TRY_CAST({text} AS TIMESTAMPTZ) ELSE {naive} END"
+        valid = f"(regexp_full_match({cell}, {literal(_ISO)}) AND ({value}) IS NOT NULL)"
+        days = _changeover_days(get_timezone(zone))
+        if days:  # a naive time on a day the clocks change: Python's fold rules decide
+            listed = ", ".join(literal(d) for d in days)
+            valid = f"({valid} AND ({aware} OR left({cell}, 10) NOT IN ({listed})))"
+        return _Fast(is_null, value, valid)
+
+    # -- the Python half --------------------------------------------------------------
+
+    def _with_lookup(self, cell: str, sql_type: str, fast: _Fast,
+                     convert: Callable[[str], Any]) -> Converted:
+        import pyarrow as pa
+
+        odd = f"{cell} IS NOT NULL AND NOT {fast.is_null} AND NOT {fast.valid}"
+        query = f"SELECT DISTINCT {cell} FROM {self.table} WHERE {odd}"
+        raws = [r for (r,) in self.con.execute(query).fetchall()]
+        if not raws:
+            value = (f"CASE WHEN {cell} IS NULL OR {fast.is_null} THEN CAST(NULL AS {sql_type}) "
+                     f"ELSE CAST({fast.value} AS {sql_type}) END")
+            return Converted(value, "CAST(NULL AS VARCHAR)")
+        values: list[Any] = []
+        reasons: list[str | None] = []
+        for raw in raws:
+            try:
+                values.append(convert(raw))
+                reasons.append(None)
+            except ConversionError as error:
+                values.append(None)
+                reasons.append(str(error))
+        name = f"__lookup_{next(self._count)}_{self.table}"
+        arrow_type = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
+                      "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"), "BIGINT": pa.int64()}[sql_type]
+        table = pa.table({"raw": pa.array(raws, pa.string()),
+                          "value": pa.array([_arrow_value(v, sql_type) for v in values], arrow_type),
+                          "reason": pa.array(reasons, pa.string())})
+        self.con.register(f"{name}_arrow", table)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
+        self.con.unregister(f"{name}_arrow")
+        self.joins.append(f"LEFT JOIN {name} ON {name}.raw = {cell}")
+        value = (f"CASE WHEN {cell} IS NULL OR {fast.is_null} THEN CAST(NULL AS {sql_type}) "
+                 f"WHEN {fast.valid} THEN CAST({fast.value} AS {sql_type}) ELSE {name}.value END")
+        reason = (f"CASE WHEN {cell} IS NULL OR {fast.is_null} OR {fast.valid} THEN CAST(NULL AS VARCHAR) "
+                  f"ELSE {name}.reason END")
+        return Converted(value, reason)
+
+
+@dataclass
+class _Fast:
+    is_null: str
+    value: str
+    valid: str
+
+
+def _arrow_value(value: Any, sql_type: str) -> Any:
+    if value is None:
+        return None
+    if sql_type == "TIMESTAMPTZ":
+        return value.astimezone(UTC)
+    if sql_type == "DOUBLE":
+        return float(value)
+    if sql_type == "VARCHAR" and not isinstance(value, str):
+        return str(value)
+    return value
+
+
+@cache
+def _changeover_days(zone: tzinfo) -> tuple[str, ...]:
+    """Local dates (±1 day) on which ``zone``'s UTC offset changes, 1900-2100 (none for UTC)."""
+    if zone is UTC:
+        return ()
+    days: list[str] = []
+    day = date(1900, 1, 1)
+    last = datetime(1900, 1, 1, tzinfo=zone).utcoffset()
+    while day.year <= 2100:
+        following = day + timedelta(days=1)
+        offset = datetime(following.year, following.month, following.day, tzinfo=zone).utcoffset()
+        if offset != last:
+            days.extend(str(d) for d in (day - timedelta(days=1), day, following))
+        last, day = offset, following
+    return tuple(dict.fromkeys(days))

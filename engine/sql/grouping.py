@@ -1,0 +1,144 @@
+"""Stage 3 of the SQL batch path: which rows are decided, which rejected, in the Python order.
+
+The twin of :mod:`engine.io.grouping`. A lead is decided once (a repeated lead id is
+a reject), an event whose lead is not decided is an orphan, and — so both backends
+write *byte-identical* rejects files — rejects come out in the order the Python path
+emits them. That order depends on which strategy engine.io picks:
+
+* spill (inputs not both sorted by lead id): every events-file reject (row order),
+  then the leads file's rejects and repeated ids (row order), then orphans (events order);
+* merge (leads strictly ascending, events never descending — or ``--events-sorted``):
+  one interleaved pass. Before lead *i* is decided, the leads file is read up to it
+  (its rejects), then events are consumed up to its id: each consumed event is an
+  orphan or matched, and reading the next one emits the events-file rejects in
+  between. Each reject's sort key below is its place in that pass.
+
+Tables made: ``decided_leads`` (usable, first occurrences, with ``__row``),
+``matched_events`` (file events of decided leads, ``seq`` = position among usable
+event rows, as engine.io numbers them) and ``rejects`` (file, row, column, value,
+reason, k1..k5: the order).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.io import InputError, Reject
+from engine.sql.inputs import ROW, literal
+
+#: engine.io.grouping's reasons, word for word (tests compare the two backends' files).
+ORPHAN = "event for a lead id that is not in the leads file"
+DUPLICATE = "lead id appears earlier in the leads file"
+
+_KEYS = "k1, k2, k3, k4, k5"
+
+
+def _structural(con: Any, table: str, rejects: list[Reject]) -> None:
+    """Rows a fallback reader refused as rows (wrong width, bad JSON) as a table."""
+    import pyarrow as pa
+
+    data = pa.table({
+        ROW: pa.array([r.row for r in rejects], pa.int64()),
+        "__column": pa.array([r.column for r in rejects], pa.string()),
+        "__value": pa.array([r.value for r in rejects], pa.string()),
+        "__reason": pa.array([r.reason for r in rejects], pa.string()),
+    })
+    con.register(f"{table}_arrow", data)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
+    con.unregister(f"{table}_arrow")
+
+
+def group(con: Any, leads_file: str, events_file: str | None, lead_structural: list[Reject],
+          event_structural: list[Reject], events_sorted: bool | None) -> None:
+    """Decide the strategy as engine.io would, then make the three tables."""
+    _structural(con, "lead_structural", lead_structural)
+    _structural(con, "event_structural", event_structural)
+    if events_file is None:
+        con.execute("CREATE OR REPLACE TEMP TABLE event_rows AS SELECT CAST(NULL AS BIGINT) AS __row, "
+                    "CAST(NULL AS VARCHAR) AS lead_id, CAST(NULL AS VARCHAR) AS __column, "
+                    "CAST(NULL AS VARCHAR) AS __value, CAST(NULL AS VARCHAR) AS __reason WHERE FALSE")
+    merge = events_sorted if events_sorted is not None else _both_ascending(con)
+    if events_sorted:
+        _check_sorted(con)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE usable_leads AS
+        SELECT *, row_number() OVER (ORDER BY {ROW}) - 1 AS __k,
+               row_number() OVER (PARTITION BY lead_id ORDER BY {ROW}) AS __nth
+        FROM lead_rows WHERE __reason IS NULL""")
+    con.execute("CREATE OR REPLACE TEMP TABLE decided_leads AS SELECT * FROM usable_leads WHERE __nth = 1")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE usable_events AS
+        SELECT e.*, row_number() OVER (ORDER BY e.{ROW}) - 1 AS __j, d.lead_id IS NOT NULL AS __matched
+        FROM event_rows e LEFT JOIN (SELECT lead_id FROM decided_leads) d USING (lead_id)
+        WHERE e.__reason IS NULL""")
+    con.execute("CREATE OR REPLACE TEMP TABLE matched_events AS "
+                "SELECT * EXCLUDE (__matched), __j AS seq FROM usable_events WHERE __matched")
+    leads = literal(leads_file)
+    events = literal(events_file or "")
+    lead_rejects = (f"SELECT {leads} AS file, {ROW}, __column, __value, __reason FROM lead_rows "
+                    f"WHERE __reason IS NOT NULL UNION ALL SELECT {leads}, {ROW}, __column, __value, "
+                    f"__reason FROM lead_structural UNION ALL SELECT {leads}, {ROW}, 'lead_id', lead_id, "
+                    f"{literal(DUPLICATE)} FROM usable_leads WHERE __nth > 1")
+    event_rejects = (f"SELECT {events} AS file, {ROW}, __column, __value, __reason FROM event_rows "
+                     f"WHERE __reason IS NOT NULL UNION ALL SELECT {events}, {ROW}, __column, __value, "
+                     "__reason FROM event_structural")
+    orphans = (f"SELECT {events} AS file, {ROW}, 'lead_id' AS __column, lead_id AS __value, "
+               f"{literal(ORPHAN)} AS __reason, __j, lead_id FROM usable_events WHERE NOT __matched")
+    if merge:
+        sql = _merged_order(lead_rejects, event_rejects, orphans)
+    else:
+        sql = (f"SELECT *, 0 AS k1, {ROW} AS k2, 0 AS k3, 0 AS k4, 0 AS k5 FROM ({event_rejects}) "
+               f"UNION ALL SELECT *, 1, {ROW}, 0, 0, 0 FROM ({lead_rejects}) "
+               f"UNION ALL SELECT file, {ROW}, __column, __value, __reason, 2, __j, 0, 0, 0 FROM ({orphans})")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE rejects AS {sql}")
+
+
+def _merged_order(lead_rejects: str, event_rejects: str, orphans: str) -> str:
+    """Keys (phase, step, event, after, row): the merge join's order (see the module docstring)."""
+    return f"""
+        WITH ok AS (SELECT {ROW}, lead_id, __k FROM usable_leads),
+        lr AS (SELECT r.*, COALESCE(ok.__k + 1, 0) AS phase
+               FROM ({lead_rejects}) r ASOF LEFT JOIN ok ON r.{ROW} > ok.{ROW}),
+        orph AS (SELECT o.*, COALESCE(ok.__k + 1, 0) AS phase
+                 FROM ({orphans}) o ASOF LEFT JOIN ok ON o.lead_id > ok.lead_id),
+        ev AS (SELECT {ROW}, __j, lead_id FROM usable_events),
+        er AS (SELECT r.*, ev.__j AS previous, ev.lead_id AS previous_lead
+               FROM ({event_rejects}) r ASOF LEFT JOIN ev ON r.{ROW} > ev.{ROW}),
+        er2 AS (SELECT er.*, CASE WHEN er.previous IS NULL THEN -1 ELSE COALESCE(ok.__k + 1, 0) END AS phase
+                FROM er ASOF LEFT JOIN ok ON er.previous_lead > ok.lead_id)
+        SELECT file, {ROW}, __column, __value, __reason, phase AS k1, 0 AS k2, 0 AS k3, 0 AS k4,
+               {ROW} AS k5 FROM lr
+        UNION ALL SELECT file, {ROW}, __column, __value, __reason, phase, 1, __j, 0, 0 FROM orph
+        UNION ALL SELECT file, {ROW}, __column, __value, __reason, phase, 1, COALESCE(previous, -1), 1,
+               {ROW} FROM er2"""
+
+
+def _both_ascending(con: Any) -> bool:
+    """engine.io's pre-scan: lead ids strictly ascending, event lead ids never descending."""
+    query = """SELECT coalesce(bool_and(lead_id {op} previous), TRUE) FROM (
+        SELECT lead_id, lag(lead_id) OVER (ORDER BY __row) AS previous FROM {table}
+        WHERE COALESCE(lead_id, '') <> '') WHERE previous IS NOT NULL"""
+    leads = con.execute(query.format(op=">", table="lead_rows")).fetchall()[0][0]
+    events = con.execute(query.format(op=">=", table="event_rows")).fetchall()[0][0]
+    return bool(leads and events)
+
+
+def _check_sorted(con: Any) -> None:
+    """``--events-sorted`` promised the order: a violation is engine.io's error, not a wrong answer."""
+    query = """SELECT min(__row) FROM (
+        SELECT __row, lead_id, lag(lead_id) OVER (ORDER BY __row) AS previous FROM {table}
+        WHERE __reason IS NULL) WHERE previous IS NOT NULL AND lead_id {op} previous"""
+    row = con.execute(query.format(op="<=", table="lead_rows")).fetchall()[0][0]
+    if row is not None:
+        raise InputError("lead ids are not in ascending order, which sorted events require",
+                         file=None, line=int(row), hint="drop --events-sorted")
+    row = con.execute(query.format(op="<", table="event_rows")).fetchall()[0][0]
+    if row is not None:
+        raise InputError("events are not sorted by lead id, as was promised", file=None, line=int(row),
+                         hint="drop --events-sorted; unsorted events are indexed on disk instead")
+
+
+def iter_rejects(con: Any) -> Any:
+    """The rejects in the Python path's order, as :class:`Reject` records (streamed)."""
+    cursor = con.execute(f"SELECT file, {ROW}, __column, __value, __reason FROM rejects ORDER BY {_KEYS}")
+    while batch := cursor.fetchmany(10_000):
+        for file, row, column, value, reason in batch:
+            yield Reject(file, int(row), column, value, reason)

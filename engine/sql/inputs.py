@@ -1,0 +1,284 @@
+"""Stage 1 of the SQL batch path: an export file → a DuckDB table of text cells and row numbers.
+
+DuckDB reads the file itself — that is the point of the SQL backend: its CSV, JSON and
+Parquet readers are parallel and columnar. Every cell stays text, exactly as
+:mod:`engine.io.readers` hands cells to a mapping's converters, so stage 2
+(:mod:`engine.sql.cells`) converts them the same way, and every row carries the
+number engine.io reports (CSV: its line, the header being line 1; JSONL: its line;
+Parquet: its position from 1), so rejects point at the same rows.
+
+Two things DuckDB would do differently are handled here rather than approximated:
+
+* encodings DuckDB cannot read (CP932/Shift_JIS, anything but UTF-8) are transcoded,
+  streamed, to a temporary UTF-8 file (removed by :meth:`Inputs.close`), using
+  engine.io's own detection, so both backends read the same characters;
+* files whose rows are not one line each (blank lines, quoted newlines, rows of the
+  wrong width, malformed JSON lines, Parquet columns of exotic types): DuckDB would
+  number rows differently or stop, so such a file is read by engine.io's reader (the
+  same rows, the same structural rejects) and handed to DuckDB as Arrow batches.
+  Correct first; fast whenever the file is regular, which exports nearly always are.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.io import InputError, Reject, file_format, read_rows
+from engine.io.encoding import decode_error, detect_encoding, normalize_encoding
+from engine.io.readers import CSV_SUFFIXES, read_header
+
+#: The row-number column every scanned table has (engine.io's numbering).
+ROW = "__row"
+_FALLBACK_BATCH = 50_000
+_DIRECT_CODECS = {"utf-8", "utf-8-sig"}
+
+
+def quote(name: str) -> str:
+    """A SQL identifier for any column name (quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass
+class Scanned:
+    """One input as a DuckDB table: ``ROW`` plus a VARCHAR column per wanted column present.
+
+    ``columns``: the file's column names (None for JSONL, whose first row's keys are
+    checked instead, as engine.io does); ``first_keys``: that first row's keys;
+    ``rejects``: rows the fallback reader refused as rows (wrong width, bad JSON).
+    """
+
+    table: str
+    path: Path
+    columns: list[str] | None
+    present: list[str]
+    first_keys: list[str] | None = None
+    rejects: list[Reject] = field(default_factory=list)
+    by_duckdb: bool = True
+
+
+class Inputs:
+    """Scans files into one DuckDB connection; owns (and removes) the transcoded copies."""
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+        self._temporary: list[Path] = []
+
+    def close(self) -> None:
+        """Remove every temporary UTF-8 copy made for this run."""
+        for path in self._temporary:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        self._temporary.clear()
+
+    def __enter__(self) -> Inputs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- columns first: missing columns are errors before any reading -------------------
+
+    def columns(self, path: Path, encoding: str | None) -> tuple[list[str] | None, list[str] | None]:
+        """The file's column names (CSV header, Parquet schema) or, for JSONL, the first row's keys."""
+        if not path.is_file():
+            raise InputError("no such file", file=path)
+        kind = file_format(path)
+        if kind == "csv":
+            return [n for n in read_header(path, encoding=encoding) if n], None
+        if kind == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            try:
+                return [str(n) for n in pq.read_schema(path).names], None
+            except (pa.ArrowInvalid, OSError) as error:
+                raise InputError(f"not a readable Parquet file: {error}", file=path) from None
+        return None, _first_json_keys(path, encoding)
+
+    # -- scanning ---------------------------------------------------------------------
+
+    def scan(self, path: Path, name: str, encoding: str | None, wanted: list[str]) -> Scanned:
+        """Make table ``name`` from ``path`` with the ``wanted`` columns it has (others: absent)."""
+        columns, first_keys = self.columns(path, encoding)
+        kind = file_format(path)
+        present = [c for c in dict.fromkeys(wanted) if columns is None or c in columns]
+        scanned = Scanned(name, path, columns, present, first_keys)
+        if kind == "csv" and self._csv(scanned, encoding):
+            return scanned
+        if kind == "jsonl" and self._jsonl(scanned, encoding):
+            return scanned
+        if kind == "parquet" and self._parquet(scanned):
+            return scanned
+        self._fallback(scanned, encoding)
+        return scanned
+
+    def _csv(self, scanned: Scanned, encoding: str | None) -> bool:
+        path = scanned.path
+        header = read_header(path, encoding=encoding)
+        if len(header) < 2:
+            return False  # a one-column file's blank lines are rows to DuckDB, not to engine.io
+        source = self._utf8(path, normalize_encoding(encoding) if encoding else detect_encoding(path))
+        delimiter = CSV_SUFFIXES.get(path.suffix.lower(), ",")
+        names = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header)))
+        scan = (
+            f"read_csv({literal(str(source))}, header = true, auto_detect = false, "
+            f"columns = {{{names}}}, delim = {literal(delimiter)}, quote = '\"', escape = '\"', "
+            "strict_mode = true, parallel = true)"
+        )
+        position = {column: i for i, column in enumerate(header) if column}
+        cells = [f"COALESCE(c{position[c]}, '') AS {quote(c)}" for c in scanned.present]
+        if not self._create(scanned.table, scan, cells, "rowid + 2"):
+            return False
+        return self._one_line_each(scanned.table, source, header_lines=1)
+
+    def _jsonl(self, scanned: Scanned, encoding: str | None) -> bool:
+        path = scanned.path
+        if scanned.first_keys is None:
+            return False
+        codec = normalize_encoding(encoding) if encoding else "utf-8-sig"
+        source = self._utf8(path, codec)
+        names = ", ".join(f"{literal(c)}: 'VARCHAR'" for c in scanned.present) or "'__none': 'VARCHAR'"
+        scan = (f"read_json({literal(str(source))}, format = 'newline_delimited', "
+                f"columns = {{{names}}}, maximum_object_size = 268435456)")
+        cells = [quote(c) for c in scanned.present]
+        if not self._create(scanned.table, scan, cells, "rowid + 1"):
+            return False
+        return self._one_line_each(scanned.table, source, header_lines=0)
+
+    def _parquet(self, scanned: Scanned) -> bool:
+        scan = f"read_parquet({literal(str(scanned.path))}, file_row_number = true)"
+        try:
+            described = f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {scan})"
+            types = dict(self.con.execute(described).fetchall())
+        except Exception:
+            return False
+        cells = []
+        for column in scanned.present:
+            text = _parquet_text(quote(column), str(types.get(column, "")))
+            if text is None:
+                return False
+            cells.append(f"{text} AS {quote(column)}")
+        return self._create(scanned.table, scan, cells, "file_row_number + 1")
+
+    def _create(self, table: str, scan: str, cells: list[str], row: str) -> bool:
+        select = ", ".join([f"CAST({row} AS BIGINT) AS {ROW}", *cells])
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_scan AS SELECT * FROM {scan}")
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM {table}_scan")
+            self.con.execute(f"DROP TABLE {table}_scan")
+        except Exception:
+            return False
+        return True
+
+    def _one_line_each(self, table: str, source: Path, header_lines: int) -> bool:
+        """True when every record is one line (then DuckDB's row i is line i + header)."""
+        lines = _count_lines(source)
+        records = int(self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+        return lines is not None and lines == records + header_lines
+
+    def _fallback(self, scanned: Scanned, encoding: str | None) -> None:
+        """engine.io's reader makes the rows (and the structural rejects); DuckDB gets Arrow."""
+        import pyarrow as pa
+
+        scanned.by_duckdb = False
+        self.con.execute(f"DROP TABLE IF EXISTS {scanned.table}")
+        names = scanned.present
+        schema = pa.schema([(ROW, pa.int64()), *((n, pa.string()) for n in names)])
+        rows = read_rows(scanned.path, encoding=encoding, on_reject=scanned.rejects.append)
+        batch: list[tuple[int, dict[str, str | None]]] = []
+        created = False
+
+        def flush() -> None:
+            nonlocal created
+            data = pa.table([pa.array([n for n, _ in batch], pa.int64()),
+                             *(pa.array([r.get(c) for _, r in batch], pa.string()) for c in names)],
+                            schema=schema)
+            self.con.register("__fallback_batch", data)
+            verb = "INSERT INTO" if created else "CREATE TEMP TABLE"
+            tail = "SELECT * FROM __fallback_batch"
+            self.con.execute(f"{verb} {scanned.table} {tail}" if created
+                             else f"{verb} {scanned.table} AS {tail}")
+            self.con.unregister("__fallback_batch")
+            created = True
+            batch.clear()
+
+        for item in rows:
+            batch.append(item)
+            if len(batch) >= _FALLBACK_BATCH:
+                flush()
+        flush()
+
+    def _utf8(self, path: Path, codec: str) -> Path:
+        """``path`` itself when DuckDB reads its encoding, else a streamed UTF-8 copy."""
+        if codec in _DIRECT_CODECS:
+            return path
+        handle, name = tempfile.mkstemp(prefix=".engine-utf8-", suffix=path.suffix)
+        target = Path(name)
+        self._temporary.append(target)
+        decoder = codecs.getincrementaldecoder(codec)("strict")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8", newline="") as out, open(path, "rb") as raw:
+                while chunk := raw.read(1 << 20):
+                    out.write(decoder.decode(chunk))
+                out.write(decoder.decode(b"", final=True))
+        except UnicodeDecodeError:
+            raise decode_error(path, codec) from None
+        return target
+
+
+def _parquet_text(column: str, duck_type: str) -> str | None:
+    """A Parquet column as the text engine.io's ``to_text`` gives, or None (use the fallback)."""
+    if duck_type == "VARCHAR":
+        return column
+    if duck_type == "BOOLEAN":
+        return f"CASE WHEN {column} IS NULL THEN NULL WHEN {column} THEN 'true' ELSE 'false' END"
+    if duck_type in {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                     "UBIGINT", "HUGEINT"}:
+        return f"CAST({column} AS VARCHAR)"
+    if duck_type == "DOUBLE":  # DuckDB and repr() both print the shortest round-trip form
+        return (f"CASE WHEN isnan({column}) THEN 'nan' WHEN isinf({column}) THEN "
+                f"(CASE WHEN {column} > 0 THEN 'inf' ELSE '-inf' END) ELSE CAST({column} AS VARCHAR) END")
+    if duck_type == "DATE":
+        return f"strftime({column}, '%Y-%m-%d')"
+    return None
+
+
+def _count_lines(path: Path) -> int | None:
+    """Lines as Python's universal newlines count them; None if a bare ``\\r`` makes that unsure."""
+    newlines = returns = pairs = 0
+    last = b""
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            newlines += chunk.count(b"\n")
+            returns += chunk.count(b"\r")
+            pairs += chunk.count(b"\r\n") + (1 if last == b"\r" and chunk[:1] == b"\n" else 0)
+            last = chunk[-1:]
+    if returns != pairs:
+        return None
+    return newlines + (1 if last not in (b"", b"\n") else 0)
+
+
+def _first_json_keys(path: Path, encoding: str | None) -> list[str] | None:
+    """The keys of the first non-blank JSONL line, or None if it is not an object."""
+    codec = normalize_encoding(encoding) if encoding else "utf-8-sig"
+    try:
+        with open(path, encoding=codec, errors="strict") as text:
+            for line in text:
+                if line.strip():
+                    data = json.loads(line)
+                    return [str(k) for k in data] if isinstance(data, dict) else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return []

@@ -1,0 +1,298 @@
+"""Stage 2 of the SQL batch path: scanned rows, through the mapping, into lead and event rows.
+
+The SQL twin of :mod:`engine.io.records`: the same columns are required (the same
+error, naming the column), each row gets its converted fields — or the *first* problem
+the Python reader would have reported for it (lead id, then fields in mapping order,
+then activity rules; for events: lead id, type, timestamp, fields), as the column,
+value and reason of its reject. Activity rules (leads files with aggregated behaviour)
+become event rows here, with the ids and positions engine.io gives them.
+
+Results: tables ``lead_rows`` and ``event_rows`` (every row read, ``__reason`` NULL
+when usable) and ``activity_events``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from engine.io import ActivityRule, FieldSpec, InputError, Mapping
+from engine.io.convert import ConversionError, null_set, to_number
+from engine.io.mapping import AtColumn, field_spec
+from engine.io.records import check_columns
+from engine.sql.cells import SQL_TYPES, Cells, strip
+from engine.sql.inputs import ROW, Inputs, Scanned, literal, quote
+
+#: Per row: the problem's column, value and reason (NULL reason: the row is usable).
+PROBLEM = ("__column", "__value", "__reason")
+
+
+@dataclass
+class Plan:
+    """Fields to convert (name → spec) and the columns the file must / may have."""
+
+    fields: dict[str, FieldSpec]
+    required: list[str]
+    optional: list[str]
+
+
+def _plan(entries: dict[str, str | FieldSpec], required_default: bool) -> Plan:
+    fields: dict[str, FieldSpec] = {}
+    required: list[str] = []
+    optional: list[str] = []
+    for name, raw in entries.items():
+        spec = field_spec(raw)
+        fields[name] = spec
+        is_required = spec.required if spec.required is not None else required_default
+        (required if is_required else optional).append(spec.column)
+    return Plan(fields, required, optional)
+
+
+def _problems(checks: list[tuple[str, str, str, str]]) -> list[str]:
+    """The first failing check's (column, value, reason) as three CASE columns."""
+    if not checks:
+        return [f"CAST(NULL AS VARCHAR) AS {name}" for name in PROBLEM]
+    out = []
+    for index, name in enumerate(PROBLEM, start=1):
+        branches = " ".join(f"WHEN {check[0]} THEN CAST({check[index]} AS VARCHAR)" for check in checks)
+        out.append(f"CASE {branches} ELSE CAST(NULL AS VARCHAR) END AS {name}")
+    return out
+
+
+def _check_columns(scanned: Scanned, needed: list[str]) -> None:
+    available = scanned.columns if scanned.columns is not None else scanned.first_keys
+    if available is not None:
+        check_columns(scanned.path, list(dict.fromkeys(needed)), available)
+
+
+Check = tuple[str, str, str, str]
+
+
+def _fields_sql(cells: Cells, plan: Plan, scanned: Scanned) -> tuple[list[str], list[Check]]:
+    """Converted field columns ``f__NAME`` and their checks, in the mapping's order."""
+    columns, checks = [], []
+    have = scanned.columns
+    for name, spec in plan.fields.items():
+        present = have is None or spec.column in have
+        converted = cells.field(spec, present)
+        columns.append(f"{converted.value} AS {quote('f__' + name)}")
+        if present:
+            cell = quote(spec.column)
+            checks.append((f"({converted.reason}) IS NOT NULL", literal(spec.column), cell, converted.reason))
+    return columns, checks
+
+
+# -- leads --------------------------------------------------------------------------------
+
+
+def lead_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None, as_of: datetime,
+              allowed: Collection[str]) -> tuple[Scanned, Plan]:
+    """Table ``lead_rows``: each row's id, fields, activity counts and first problem."""
+    spec = mapping.leads
+    plan = _plan(spec.fields, spec.fields_required)
+    _check_rules(spec.activity, allowed)
+    rule_columns = [c for rule in spec.activity for c in _rule_columns(rule)]
+    needed = [spec.id, *plan.required, *rule_columns]
+    columns, first_keys = inputs.columns(path, encoding)
+    probe = Scanned("lead_scan", path, columns, [], first_keys)
+    _check_columns(probe, needed)
+    wanted = [*needed, *(s.column for s in plan.fields.values())]
+    scanned = inputs.scan(path, "lead_scan", encoding, wanted)
+    cells = Cells(inputs.con, "lead_scan", mapping)
+    raw_id = quote(spec.id)
+    selects = [ROW, f"{raw_id} AS __raw_id", f"{strip(raw_id)} AS lead_id"]
+    checks = [(f"COALESCE({strip(raw_id)}, '') = ''", literal(spec.id), raw_id, literal("missing lead id"))]
+    fields, field_checks = _fields_sql(cells, plan, scanned)
+    selects += fields
+    checks += field_checks
+    for index, rule in enumerate(spec.activity):
+        rule_selects, rule_checks = _rule_sql(cells, mapping, index, rule, as_of, scanned)
+        selects += rule_selects
+        checks += rule_checks
+    selects += _problems(checks)
+    inputs.con.execute(f"CREATE OR REPLACE TEMP TABLE lead_rows AS SELECT {', '.join(selects)} "
+                       f"FROM lead_scan {' '.join(cells.joins)}")
+    return scanned, plan
+
+
+def _check_rules(rules: list[ActivityRule], allowed: Collection[str]) -> None:
+    for i, rule in enumerate(rules):
+        if rule.type not in allowed:
+            raise InputError(
+                f"activity rule {i} makes events of unknown type {rule.type!r}",
+                hint=f"known types: {', '.join(sorted(allowed))}",
+            )
+
+
+def _rule_columns(rule: ActivityRule) -> list[str]:
+    names = list(rule.when_column_equals or {})
+    if rule.count_column:
+        names.append(rule.count_column)
+    if isinstance(rule.at, AtColumn):
+        names.append(rule.at.column)
+    return names + list(rule.fields.values())
+
+
+def _rule_sql(cells: Cells, mapping: Mapping, index: int, rule: ActivityRule, as_of: datetime,
+              scanned: Scanned) -> tuple[list[str], list[tuple[str, str, str, str]]]:
+    """Columns ``a{i}__count``/``a{i}__at``/``a{i}__f__NAME`` and the rule's check."""
+    prefix = f"a{index}__"
+    tests = []
+    for column, expected in (rule.when_column_equals or {}).items():
+        accepted = [expected] if isinstance(expected, str) else expected
+        cell = "COALESCE(" + quote(column) + ", '')"
+        tests.append(f"{strip(cell)} IN ({', '.join(literal(v) for v in accepted)})")
+    when = " AND ".join(tests) or "TRUE"
+    checks: list[tuple[str, str, str, str]] = []
+    if rule.count_column:
+        cell = quote(rule.count_column)
+        counted = cells.lookup(cell, "BIGINT", _Count(rule, mapping))
+        count = f"COALESCE({counted.value}, 0)"
+        checks.append((f"({when}) AND ({counted.reason}) IS NOT NULL", literal(rule.count_column), cell,
+                       counted.reason))
+    else:
+        count = "1"
+    if isinstance(rule.at, AtColumn):
+        at_spec = FieldSpec(column=rule.at.column, type="datetime", formats=rule.at.formats)
+        at = cells.field(at_spec, True)
+        cell = quote(rule.at.column)
+        missing = literal(f"no timestamp for the {rule.type!r} activity")
+        reason = f"COALESCE({at.reason}, CASE WHEN ({at.value}) IS NULL THEN {missing} END)"
+        checks.append((f"({when}) AND ({count}) > 0 AND ({reason}) IS NOT NULL", literal(rule.at.column),
+                       cell, reason))
+        at_value = at.value
+    else:
+        at_value = f"CAST({literal(as_of.isoformat())} AS TIMESTAMPTZ)"
+    selects = [f"CASE WHEN {when} THEN {count} ELSE 0 END AS {prefix}count", f"{at_value} AS {prefix}at"]
+    for name, column in rule.fields.items():
+        selects.append(f"{cells.cleaned(column, True)} AS {quote(prefix + 'f__' + name)}")
+    return selects, checks
+
+
+class _Count:
+    """An activity rule's count cell, as ``engine.io.records._Activity._count`` reads it."""
+
+    def __init__(self, rule: ActivityRule, mapping: Mapping) -> None:
+        self.rule, self.nulls = rule, null_set(mapping.null_values)
+
+    def __call__(self, raw: str) -> int | None:
+        if raw.strip().casefold() in self.nulls:
+            return 0
+        number = to_number(raw)
+        if number < 0 or number != int(number):
+            raise ConversionError(f"{raw!r} is not a count (a whole number >= 0)")
+        if number > self.rule.max_count:
+            raise ConversionError(f"count {raw} exceeds max_count {self.rule.max_count} of the activity rule")
+        return int(number)
+
+
+def activity_events(con: Any, mapping: Mapping, event_columns: list[str]) -> None:
+    """Table ``activity_events``: the events activity rules make for each usable lead row."""
+    parts = []
+    for index, rule in enumerate(mapping.leads.activity):
+        prefix = f"a{index}__"
+        fields = [f"{quote(prefix + 'f__' + name)} AS {quote(name)}" if name in rule.fields
+                  else f"CAST(NULL AS VARCHAR) AS {quote(name)}" for name in event_columns]
+        parts.append(
+            f"SELECT {ROW}, lead_id, lead_id || '#a{index}.' || CAST(k AS VARCHAR) AS event_id, "
+            f"{prefix}at AS occurred_at, {literal(rule.type)} AS type, k AS seq"
+            + "".join(f", {f}" for f in fields)
+            + f" FROM lead_rows, range({prefix}count) AS r(k) WHERE __reason IS NULL AND {prefix}count > 0"
+        )
+    if not parts:
+        names = "".join(f", CAST(NULL AS VARCHAR) AS {quote(n)}" for n in event_columns)
+        parts.append("SELECT CAST(NULL AS BIGINT) AS __row, CAST(NULL AS VARCHAR) AS lead_id, "
+                     "CAST(NULL AS VARCHAR) AS event_id, CAST(NULL AS TIMESTAMPTZ) AS occurred_at, "
+                     f"CAST(NULL AS VARCHAR) AS type, CAST(NULL AS BIGINT) AS seq{names} WHERE FALSE")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE activity_events AS {' UNION ALL '.join(parts)}")
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
+               allowed: Collection[str]) -> tuple[Scanned, Plan]:
+    """Table ``event_rows``: each row's lead id, type, instant, id, fields and first problem."""
+    spec = mapping.events
+    if spec is None:
+        raise InputError("the mapping has no 'events' section", hint="add one or omit --events")
+    plan = _plan(spec.fields, spec.fields_required)
+    needed = [spec.lead_id, spec.at, *(c for c in (spec.type, spec.id) if c), *plan.required]
+    columns, first_keys = inputs.columns(path, encoding)
+    _check_columns(Scanned("event_scan", path, columns, [], first_keys), needed)
+    wanted = [*needed, *(s.column for s in plan.fields.values())]
+    scanned = inputs.scan(path, "event_scan", encoding, wanted)
+    cells = Cells(inputs.con, "event_scan", mapping)
+    raw_id = quote(spec.lead_id)
+    selects = [ROW, f"{strip(raw_id)} AS lead_id"]
+    checks = [(f"COALESCE({strip(raw_id)}, '') = ''", literal(spec.lead_id), raw_id,
+               literal("missing lead id"))]
+    kind = _EventType(spec.type, spec.type_constant, spec.types, allowed)
+    if spec.type is not None:
+        cell = quote(spec.type)
+        typed = cells.lookup(cell, "VARCHAR", kind)
+        shown = cells.lookup(cell, "VARCHAR", kind.shown)
+        missing = literal("missing event type")
+        reason = f"CASE WHEN {cell} IS NULL THEN {missing} ELSE {typed.reason} END"
+        selects.append(f"{typed.value} AS type")
+        checks.append((f"({reason}) IS NOT NULL", literal(spec.type), f"COALESCE({shown.value}, {cell})",
+                       reason))
+    else:
+        assert spec.type_constant is not None
+        constant = spec.type_constant
+        selects.append(f"{literal(constant)} AS type")
+        if constant not in allowed:
+            checks.append(("TRUE", "NULL", literal(constant), literal(kind.unknown(constant))))
+    at = cells.field(FieldSpec(column=spec.at, type="datetime", formats=spec.formats), True)
+    at_cell = quote(spec.at)
+    at_reason = f"COALESCE({at.reason}, CASE WHEN ({at.value}) IS NULL THEN 'missing timestamp' END)"
+    selects.append(f"{at.value} AS occurred_at")
+    checks.append((f"({at_reason}) IS NOT NULL", literal(spec.at), at_cell, at_reason))
+    fields, field_checks = _fields_sql(cells, plan, scanned)
+    selects += fields
+    checks += field_checks
+    event_id = f"NULLIF({strip(quote(spec.id))}, '')" if spec.id else "CAST(NULL AS VARCHAR)"
+    selects.append(f"{event_id} AS event_id")
+    selects += _problems(checks)
+    inputs.con.execute(f"CREATE OR REPLACE TEMP TABLE event_rows AS SELECT {', '.join(selects)} "
+                       f"FROM event_scan {' '.join(cells.joins)}")
+    return scanned, plan
+
+
+class _EventType:
+    """A type cell → the playbook's event type, as ``engine.io.records._event_type`` decides."""
+
+    def __init__(self, column: str | None, constant: str | None, renames: dict[str, str],
+                 allowed: Collection[str]) -> None:
+        self.column, self.constant, self.renames, self.allowed = column, constant, renames, allowed
+
+    def unknown(self, kind: str) -> str:
+        return f"unknown event type {kind!r} (known: {', '.join(sorted(self.allowed))})"
+
+    def _kind(self, cell: str) -> str | None:
+        raw = cell.strip()
+        return self.renames.get(raw, raw) if raw else None
+
+    def __call__(self, cell: str) -> str:
+        kind = self._kind(cell)
+        if kind is None:
+            raise ConversionError("missing event type")
+        if kind not in self.allowed:
+            raise ConversionError(self.unknown(kind))
+        return kind
+
+    def shown(self, cell: str) -> str | None:
+        """The value a reject shows: the renamed type when it is unknown, else the cell."""
+        kind = self._kind(cell)
+        return kind if kind is not None and kind not in self.allowed else None
+
+
+def event_field_sql(plan: Plan, name: str) -> str:
+    """An event field as the decision query reads it (text)."""
+    spec = next((s for n, s in plan.fields.items() if n == name), None)
+    if spec is None:
+        return "CAST(NULL AS VARCHAR)"
+    value = quote("f__" + name)
+    return value if SQL_TYPES[spec.type] == "VARCHAR" else f"CAST({value} AS VARCHAR)"

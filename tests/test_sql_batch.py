@@ -1,0 +1,316 @@
+"""``--backend duckdb`` writes exactly what ``--backend python`` writes: decisions, rejects, queues.
+
+Each case runs both backends on the same export and compares the files byte for byte
+(decisions as CSV, JSONL or Parquet; the rejects file, reasons and order included; every
+queue and overflow file) and the summaries. The exports cover the bundled Olist sample,
+generated exports with bad rows (sorted, so engine.io merges, and shuffled, so it
+spills), CP932 and BOM CSVs, JSONL, Parquet, the aggregated-activity preset, and files
+DuckDB cannot number the same way (blank lines, quoted newlines, ragged rows).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from engine.batch import BatchRequest, TooManyRejects, evaluate_export, render_summary
+from engine.compile import CompiledPlaybook
+from engine.diagnostics import EngineError
+from engine.io import InputError, load_mapping, parse_mapping
+from engine.sql.batch import evaluate_export_sql
+from engine.validate import load_playbook
+from tests.export_factory import (
+    AS_OF,
+    BENCH_PLAYBOOK,
+    EVENT_COLUMNS,
+    LEAD_COLUMNS,
+    REPO,
+    make_rows,
+    playbook_with_capacity,
+    write_csv,
+)
+
+from .test_batch import XE_HEADER, _xe_row
+
+
+def _cp(path: Path) -> CompiledPlaybook:
+    compiled = load_playbook(path).compiled
+    assert compiled is not None
+    return compiled
+
+
+@pytest.fixture(scope="module")
+def bench() -> CompiledPlaybook:
+    return _cp(BENCH_PLAYBOOK)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def both(cp: CompiledPlaybook, tmp: Path, leads: Path, events: Path | None, *, out: str = "d.csv",
+         **options: Any) -> dict[str, bytes]:
+    """Run both backends; assert identical files and summaries; return the files."""
+    mapping = options.pop("mapping", load_mapping("canonical"))
+    as_of = options.pop("as_of", AS_OF)
+    results = {}
+    for backend in ("python", "duckdb"):
+        folder = tmp / backend
+        queues = folder / "q" if options.get("queues", True) else None
+        request = BatchRequest(leads=leads, events=events, out=folder / out, as_of=as_of, mapping=mapping,
+                               queues=queues, **{k: v for k, v in options.items() if k != "queues"})
+        if backend == "python":
+            summary = evaluate_export(cp, request, playbook_name="pb")
+        else:
+            summary = evaluate_export_sql(cp, request, playbook_name="pb")
+        text = render_summary(summary).replace(str(folder), "OUT")
+        data = json.dumps(summary.to_dict()).replace(str(folder), "OUT")
+        results[backend] = (_files(folder), text, data)
+    (py_files, py_text, py_json), (db_files, db_text, db_json) = results["python"], results["duckdb"]
+    assert list(db_files) == list(py_files)
+    for name in py_files:
+        assert db_files[name] == py_files[name], (name, db_files[name][:3000], py_files[name][:3000])
+    assert db_text == py_text
+    assert db_json == py_json
+    return py_files
+
+
+def _rejects(files: dict[str, bytes]) -> list[str]:
+    return [line for line in files["d.rejects.csv"].decode().splitlines()[1:]]
+
+
+def test_olist_sample_with_its_mapping(tmp_path: Path) -> None:
+    data = REPO / "examples" / "data"
+    files = both(_cp(REPO / "playbooks" / "olist.yaml"), tmp_path, data / "olist-mql-sample.csv",
+                 data / "olist-deals-sample.csv", mapping=load_mapping("olist"),
+                 as_of=AS_OF.replace(year=2018, month=6, day=1), overflow=True)
+    assert files["d.csv"].count(b"\n") == 401
+    assert set(files) >= {"q/inside_sales.csv", "q/marketing.csv", "q/customer_success.csv"}
+
+
+def _bad_rows(n: int = 80) -> tuple[list[list[str]], list[list[str]]]:
+    leads, events = make_rows(n)
+    leads[3][4] = "lots"  # not a number
+    leads[5][0] = ""  # no lead id: its events become orphans
+    leads[6][0] = "  "  # blank id
+    leads[7][4] = "１，２００"  # full-width digits with a separator: Python's NFKC reads 1200
+    leads[8][4] = " 1,200 "  # padded, thousands separator
+    leads[9][4] = "inf"  # not finite
+    leads[10][8] = "yesterday"  # created_at: not a timestamp
+    leads[11][8] = "2026/01/02 09:30"  # the spreadsheet form
+    leads[12][8] = "2026-01-02T09:30:00+09:00"
+    leads[13][5] = "\u3000部長\u3000"  # full-width blanks stripped
+    leads[14][5] = " Director "
+    leads[15][4] = "1e3"
+    leads[16][4] = "12.50"
+    events[0][1] = "not a time"
+    events[2][2] = "podcast"  # not a declared event type
+    events[4][2] = ""  # missing type
+    events[6][0] = ""  # missing lead id
+    events[8][1] = ""  # missing timestamp
+    events[10][1] = "2026-10-20 10:00:00"  # naive: the mapping's zone (UTC)
+    events[12][1] = "2026-10-20T10:00:00.123+09:00"
+    events.append(["L99999", "2026-10-01T00:00:00Z", "page_view", "pricing"])  # no such lead
+    events.insert(20, ["L00000", "2026-10-01T00:00:00Z", "page_view", "pricing"])  # before every lead
+    return leads, events
+
+
+def test_sorted_export_with_bad_rows_merges_like_python(bench: CompiledPlaybook, tmp_path: Path) -> None:
+    leads, events = _bad_rows()
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    files = both(bench, tmp_path, lp, ep)
+    reasons = "\n".join(_rejects(files))
+    for expected in ("'lots' is not a number", "missing lead id", "'yesterday' is not a timestamp",
+                     "unknown event type 'podcast'", "missing event type", "missing timestamp",
+                     "not in the leads file", "'inf' is not a finite number"):
+        assert expected in reasons
+    assert "L00008" in files["d.csv"].decode()  # the full-width number was accepted
+
+
+def test_shuffled_export_with_repeated_ids_spills_like_python(bench: CompiledPlaybook,
+                                                             tmp_path: Path) -> None:
+    leads, events = _bad_rows()
+    leads.append(list(leads[20]))  # a repeated lead id (rejected; its events go to the first)
+    random.Random(3).shuffle(leads)
+    random.Random(4).shuffle(events)
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    files = both(bench, tmp_path / "csv", lp, ep, out="d.csv")
+    assert "lead id appears earlier in the leads file" in "\n".join(_rejects(files))
+    both(bench, tmp_path / "jsonl", lp, ep, out="d.jsonl")
+    both(bench, tmp_path / "parquet", lp, ep, out="d.parquet")
+
+
+def test_capacities_queues_and_overflow(tmp_path: Path) -> None:
+    cp = _cp(playbook_with_capacity(tmp_path, None, 3))
+    leads, events = make_rows(120, seed=11)
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    files = both(cp, tmp_path, lp, ep, overflow=True)
+    assert files["q/field_sales.overflow.csv"].count(b"\n") > 1
+    assert "q/inside_sales.overflow.csv" not in files
+
+
+@pytest.mark.parametrize("encoding", ["cp932", "utf-8-sig"])
+def test_encodings_duckdb_cannot_read_are_transcoded(bench: CompiledPlaybook, tmp_path: Path,
+                                                     encoding: str) -> None:
+    leads, events = _bad_rows(40)
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads, encoding=encoding)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events, encoding=encoding)
+    before = set(Path("/tmp").glob(".engine-utf8-*"))
+    both(bench, tmp_path, lp, ep)
+    assert set(Path("/tmp").glob(".engine-utf8-*")) == before  # the UTF-8 copies are removed
+
+
+def _jsonl(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    lines = []
+    for row in rows:
+        record: dict[str, Any] = dict(zip(header, row, strict=True))
+        if record.get("employees", "x").isdigit():
+            record["employees"] = int(record["employees"])  # a JSON number, as exports write them
+        lines.append(json.dumps(record, ensure_ascii=False))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_jsonl_and_parquet_inputs(bench: CompiledPlaybook, tmp_path: Path) -> None:
+    leads, events = _bad_rows(50)
+    lj = _jsonl(tmp_path / "l.jsonl", LEAD_COLUMNS, leads)
+    ej = _jsonl(tmp_path / "e.jsonl", EVENT_COLUMNS, events)
+    both(bench, tmp_path / "jsonl", lj, ej)
+    lpq, epq = tmp_path / "l.parquet", tmp_path / "e.parquet"
+    table = {c: [r[i] for r in leads] for i, c in enumerate(LEAD_COLUMNS)}
+    table["employees"] = [float(v) if v.isdigit() else None for v in table["employees"]]  # typed column
+    pq.write_table(pa.table(table), lpq)
+    pq.write_table(pa.table({c: [r[i] for r in events] for i, c in enumerate(EVENT_COLUMNS)}), epq)
+    both(bench, tmp_path / "parquet", lpq, epq)
+
+
+def test_irregular_files_are_read_by_engine_io(bench: CompiledPlaybook, tmp_path: Path) -> None:
+    """Blank lines, a quoted newline, a ragged row, a bad JSON line: same rows, same numbers."""
+    leads, events = _bad_rows(30)
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    text = lp.read_text().splitlines(keepends=True)
+    text.insert(4, "\n")
+    text[6] = text[6].replace(",Director,", ',"Dir\nector",').replace(",部長,", ',"部\n長",')
+    text.insert(9, "L77777,a,b,c,1,t,JP,web,2026-01-01,extra\n")
+    lp.write_text("".join(text))
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    files = both(bench, tmp_path / "csv", lp, ep)
+    assert "values but the header has" in "\n".join(_rejects(files))
+    ej = _jsonl(tmp_path / "e.jsonl", EVENT_COLUMNS, events)
+    ej.write_text(ej.read_text().replace("\n", "\n{not json\n", 1))
+    both(bench, tmp_path / "jsonl", lp, ej)
+
+
+def test_aggregated_activity_preset(tmp_path: Path) -> None:
+    rows = [
+        _xe_row("a-1", "Lead Add Form", "No", "5", "1200", "Email Opened", "Working Professional", ""),
+        _xe_row("a-2", "API", "No", "", "0", "Select", "Unemployed", ""),
+        _xe_row("a-3", "API", "Yes", "3", "100", "Email Opened", "Unemployed", ""),
+        _xe_row("a-4", "API", "No", "2", "50", "Email Opened", "Student", "Already a student"),
+        _xe_row("a-5", "API", "No", "lots", "50", "Email Opened", "Student", ""),
+        _xe_row("a-6", "API", "No", "2.5", "50", "Email Opened", "Student", ""),
+        _xe_row("a-7", "API", "No", "5000", "50", "Form Submitted on Website", "Student", ""),
+        _xe_row("a-8", "API", "Maybe", "1", "50", "Email Link Clicked", "Student", ""),
+        _xe_row("a-9", "API", "No", " 3 ", "1,050", "Email Link Clicked", "Student", ""),
+    ]
+    lp = write_csv(tmp_path / "Leads.csv", XE_HEADER, rows)
+    files = both(_cp(REPO / "playbooks" / "x-education.yaml"), tmp_path, lp, None,
+                 mapping=load_mapping("leads-x-education"))
+    reasons = "\n".join(_rejects(files))
+    assert "is not a count" in reasons and "exceeds max_count" in reasons and "yes/no" in reasons
+
+
+def test_max_errors_stops_both_the_same_way(bench: CompiledPlaybook, tmp_path: Path) -> None:
+    leads, events = _bad_rows(40)
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    messages = []
+    for backend, run in (("python", evaluate_export), ("duckdb", evaluate_export_sql)):
+        out = tmp_path / backend / "d.csv"
+        request = BatchRequest(leads=lp, events=ep, out=out, as_of=AS_OF,
+                               mapping=load_mapping("canonical"), max_errors=3,
+                               queues=tmp_path / backend / "q")
+        with pytest.raises(TooManyRejects) as caught:
+            run(bench, request)
+        messages.append(str(caught.value))
+        assert not out.exists() and not (tmp_path / backend / "d.rejects.csv").exists()
+        assert not list((tmp_path / backend).glob(".*"))  # no staging file left behind
+    assert messages[0] == messages[1]
+
+
+def test_missing_column_names_it(bench: CompiledPlaybook, tmp_path: Path) -> None:
+    leads, events = make_rows(5)
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    renamed = [c if c != "occurred_at" else "OccurredAt" for c in EVENT_COLUMNS]
+    ep = write_csv(tmp_path / "events.csv", renamed, events)
+    errors = []
+    for run in (evaluate_export, evaluate_export_sql):
+        request = BatchRequest(leads=lp, events=ep, out=tmp_path / "d.csv", as_of=AS_OF,
+                               mapping=load_mapping("canonical"))
+        with pytest.raises(InputError) as caught:
+            run(bench, request)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+    assert "column 'occurred_at'" in errors[1] and "OccurredAt" in errors[1]
+
+
+def test_custom_mapping_with_formats_renames_and_null_markers(bench: CompiledPlaybook,
+                                                              tmp_path: Path) -> None:
+    mapping = parse_mapping("""
+version: 1
+timezone: Asia/Tokyo
+null_values: ["", "N/A", "不明"]
+leads:
+  id: ID
+  fields:
+    employees: {column: Staff, type: integer}
+    title: Title
+    industry: Industry
+    created_at: {column: Created, type: datetime, formats: ["%d.%m.%Y"]}
+events:
+  lead_id: ID
+  at: When
+  type: Kind
+  id: EventID
+  types: {visit: page_view, mail: email_open}
+  fields:
+    content: Page
+""")
+    lp = write_csv(tmp_path / "leads.csv", ["ID", "Staff", "Title", "Industry", "Created"], [
+        ["B2", "120", "部長", "software", "01.02.2026"],
+        ["B1", "12.0", "不明", "N/A", "2026-02-01"],
+        ["B3", "12.5", "n/a", "finance", ""],
+        ["B4", "５００", "Director", "retail", "31.12.2025"],
+    ])
+    ep = write_csv(tmp_path / "events.csv", ["ID", "When", "Kind", "EventID", "Page"], [
+        ["B1", "2026-10-30 10:00", "visit", "x1", "pricing"],
+        ["B1", "2026-10-30 10:00", "visit", "x1", "pricing"],  # the same id: counts once
+        ["B2", "2026/10/29 9:00", "mail", "", "N/A"],
+        ["B2", "2026-10-29T09:00", "fax", "", ""],
+        ["B3", "2026-03-08 02:30", "visit", " ", "pricing"],
+    ])
+    both(bench, tmp_path, lp, ep, mapping=mapping)
+
+
+def test_construct_without_sql_form_names_it_and_suggests_python(tmp_path: Path) -> None:
+    playbook = tmp_path / "pb.yaml"
+    text = BENCH_PLAYBOOK.read_text(encoding="utf-8")
+    playbook.write_text(text.replace("case-study-*", "case-study-[0-9]*"), encoding="utf-8")
+    bracket = _cp(playbook)
+    leads, _ = make_rows(5)
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    request = BatchRequest(leads=lp, out=tmp_path / "d.csv", as_of=AS_OF, mapping=load_mapping("canonical"))
+    with pytest.raises(EngineError) as caught:
+        evaluate_export_sql(bracket, request)
+    message = str(caught.value)
+    assert "case-study-[0-9]*" in message and "--backend python" in message
+    assert not (tmp_path / "d.csv").exists() and not (tmp_path / "d.rejects.csv").exists()
