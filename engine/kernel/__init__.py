@@ -110,7 +110,7 @@ class Kernel:
                 last_us = max((at for at in at_us if at <= as_of_us), default=as_of_us)
             anchor = to_datetime(last_us)
             due = _iso(cp, anchor + timedelta(seconds=min(slas)))
-        return Handoff(handoff.rule.id, handoff.to, due, priority)
+        return Handoff.from_values(handoff.rule.id, handoff.to, due, priority)
 
 
 def _repeats(ids: Sequence[str | None]) -> bool:
