@@ -143,7 +143,7 @@ class _CsvOut:
         self.quoted = csv.writer(handle, delimiter=delimiter, lineterminator="\n", quoting=csv.QUOTE_ALL)
 
     def writerow(self, cells: Sequence[str]) -> None:
-        writer = self.quoted if any("\r" in cell for cell in cells) else self.plain
+        writer = self.quoted if "\r" in "".join(cells) else self.plain
         writer.writerow(cells)
 
 
@@ -154,8 +154,8 @@ def _write_csv(
     with open(temp, "w", encoding=encoding, newline="") as handle:
         writer = _CsvOut(handle, "\t" if tsv else ",")
         writer.writerow(columns)
-        for row in rows:
-            writer.writerow([format_cell(row.get(name)) for name in columns])
+        for row in rows:  # text cells as they are; the rest spelled by format_cell
+            writer.writerow([v if type(v) is str else format_cell(v) for v in map(row.get, columns)])
             count += 1
     return count
 
