@@ -135,6 +135,11 @@ _CONTENT = [
     "security-sheet",
     "seminar-1",
     "wp-howto-1",
+    "case-study-",
+    "case-study-*",
+    "guide-*",
+    "price?",
+    "Pricing",
 ]
 _REASONS = [None, "no_contact", "timing", "no_budget", "no_need", "later"]
 _OUTCOMES = [None, "appointment", "connected", "no_answer"]
@@ -348,6 +353,55 @@ def test_rounding_ties_follow_python() -> None:
     leads: list[Lead] = [
         (f"t{i}", lead, [Event("call", _at(s), {"outcome": "no_answer"}) for s in offsets])
         for i, offsets in enumerate([[0], [1], [86400 * 3], [86400 * 3, 7], [12345.678901]])
+    ]
+    assert_same(cp, leads)
+
+
+_WEIGHTS = """
+apiVersion: engine/v1
+kind: Playbook
+metadata: {name: weights, version: "1"}
+timezone: UTC
+teams: {marketing: {}}
+lead: {fields: {title: string}}
+events: {view: {fields: [content]}, read: {fields: [content]}, other: {}}
+content:
+  "doc-*": {points: 3}
+  doc-a: {stage: seen}
+  "*": {points: 0.25}
+scoring:
+  engagement:
+    half_life: 7d
+    points:
+      view: {points: 1, content: {"g-*": 4, g-x: 2, "g-?": 6, "*-z": 5}}
+      read: {points: 0.5, content: catalogue}
+      other: 2
+stages:
+  - {id: lead, owner: marketing}
+  - {id: warm, owner: marketing, entry: engagement > 0}
+handoffs:
+  - {id: all, to: marketing, when: "True"}
+"""
+
+
+def test_content_points_exact_id_before_globs_first_glob_wins() -> None:
+    """An exact id beats a glob it also matches (g-x: 2, not g-* or g-?); among globs the
+    first declared wins; catalogue ids without points and unmatched ids get the type's
+    points; a catch-all glob does not make a missing content match."""
+    from engine.build import build
+    from engine.compile import compile_playbook
+    from engine.load import load_text
+
+    doc, problems = load_text(_WEIGHTS, "weights.yaml")
+    assert doc is not None, problems
+    playbook, problems = build(doc)
+    assert playbook is not None, problems
+    cp, problems = compile_playbook(playbook, Path("."), doc)
+    assert cp is not None, problems
+    contents = [None, "g-x", "g-y", "g-yy", "a-z", "g-z", "h", "doc-a", "doc-b", "zzz", "*", "g-*"]
+    leads: list[Lead] = [
+        (f"w{i:02d}", {"title": None}, [Event(t, _at(3600 * (i + 1)), {"content": c} if c else {})])
+        for i, (t, c) in enumerate((t, c) for t in ("view", "read", "other") for c in contents)
     ]
     assert_same(cp, leads)
 

@@ -8,6 +8,7 @@ rejected rather than approximated.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 
 from sqlglot import exp
@@ -53,6 +54,27 @@ def content_stage(playbook: Playbook, column: exp.Expr) -> exp.Expr:
     return exp.Case(this=key, ifs=[exp.If(this=lit(k), true=lit(s)) for k, s in staged.items()])
 
 
+def _points_by_content(
+    content_column: exp.Expr, patterns: Sequence[str], table: dict[str, float], default: float
+) -> exp.Expr:
+    """One flat CASE: an exact id first (whatever glob it also matches), then globs in order.
+
+    The same answer as looking up ``matched_key`` in ``table``, without a CASE over a
+    CASE per event. NULL content compares unknown and falls to ``default``; empty content
+    is no content (as in Python), which matters only if '' could match a pattern.
+    """
+    ifs: list[exp.Expr] = []
+    if any(p == "" or fnmatch.fnmatchcase("", p) for p in patterns):
+        ifs.append(exp.If(this=exp.EQ(this=content_column.copy(), expression=lit("")), true=lit(default)))
+    for pattern in patterns:
+        test = exp.EQ(this=content_column.copy(), expression=lit(pattern))
+        ifs.append(exp.If(this=test, true=lit(table.get(pattern, default))))
+    for pattern in patterns:
+        if any(ch in pattern for ch in _GLOB):
+            ifs.append(exp.If(this=_like(content_column, pattern), true=lit(table.get(pattern, default))))
+    return exp.Case(ifs=ifs, default=lit(default))
+
+
 def weight(playbook: Playbook, type_column: exp.Expr, content_column: exp.Expr) -> exp.Expr:
     """Points of one event before decay: per type, with per-content overrides."""
     engagement = playbook.scoring.engagement
@@ -72,24 +94,8 @@ def weight(playbook: Playbook, type_column: exp.Expr, content_column: exp.Expr) 
         else:
             patterns = list(value.content)
             table = dict(value.content)
-        key = matched_key(content_column, patterns)
-        by_key = (
-            exp.Case(
-                this=key,
-                ifs=[exp.If(this=lit(k), true=lit(p)) for k, p in table.items()],
-                default=lit(value.points),
-            )
-            if table
-            else lit(value.points)
+        by_content = (
+            _points_by_content(content_column, patterns, table, value.points) if table else lit(value.points)
         )
-        has_content = exp.and_(
-            exp.not_(exp.Is(this=content_column.copy(), expression=exp.null())),
-            exp.NEQ(this=content_column.copy(), expression=lit("")),
-        )
-        ifs.append(
-            exp.If(
-                this=lit(event_type),
-                true=exp.Case(ifs=[exp.If(this=has_content, true=by_key)], default=lit(value.points)),
-            )
-        )
+        ifs.append(exp.If(this=lit(event_type), true=by_content))
     return exp.Case(this=type_column.copy(), ifs=ifs, default=lit(0.0))

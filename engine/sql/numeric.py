@@ -117,13 +117,17 @@ def naive_sum(terms: Sequence[exp.Expr]) -> exp.Expr:
     return total
 
 
-def micro_sum(value: exp.Expr, where: exp.Expr) -> exp.Expr:
-    """Aggregate: ``sum(floor(value * 1e6 + 0.5) for rows where ``where``) / 1e6`` as a DOUBLE."""
-    micro = exp.cast(
+def micro_sum(value: exp.Expr, where: exp.Expr | None = None) -> exp.Expr:
+    """Aggregate: ``sum(floor(value * 1e6 + 0.5) for rows where ``where``) / 1e6`` as a DOUBLE.
+
+    ``where`` None sums every row (no CASE per row).
+    """
+    micro: exp.Expr = exp.cast(
         exp.Floor(this=exp.Add(this=exp.Mul(this=value, expression=_d(_num(1_000_000))),
                                expression=_d(_num("0.5")))),
         "BIGINT",
     )
-    summed = exp.Sum(this=exp.Case(ifs=[exp.If(this=where, true=micro)], default=exp.cast(_num(0), "BIGINT")))
-    total = exp.Coalesce(this=summed, expressions=[exp.cast(_num(0), "BIGINT")])
+    if where is not None:
+        micro = exp.Case(ifs=[exp.If(this=where, true=micro)], default=exp.cast(_num(0), "BIGINT"))
+    total = exp.Coalesce(this=exp.Sum(this=micro), expressions=[exp.cast(_num(0), "BIGINT")])
     return exp.Div(this=_d(total), expression=_d(_num(1_000_000)))

@@ -288,11 +288,13 @@ class _Builder:
         ).from_(unique.subquery("unique_events"), copy=False)
         return [("events_cut", cut), ("history", kept)]
 
-    def _decayed(self, where: exp.Expr) -> exp.Expr:
+    def _decayed(self) -> exp.Expr:
         """Engagement before the cap: decayed points as whole micro-points, summed exactly.
 
         The Python path adds ``floor(points * 1e6 + 0.5)`` per event as integers, so a
-        plain ``SUM`` (any order, any dialect) gives the same total to the bit.
+        plain ``SUM`` (any order, any dialect) gives the same total to the bit. Python
+        skips events worth 0 points; here they add ``floor(0 * factor * 1e6 + 0.5) = 0``
+        (the factor is finite: ages are never negative), so no per-row test is needed.
         """
         cp = self.cp
         points: exp.Expr = _double(col("weight"))
@@ -303,8 +305,9 @@ class _Builder:
                 expression=exp.Div(this=seconds, expression=_double(lit(cp.half_life_seconds))),
             )
             points = exp.Mul(this=points, expression=factor)
+        where = None
         if cp.engagement_window_seconds is not None:
-            where = exp.and_(where, cmp_seconds("age_us", cp.engagement_window_seconds))
+            where = cmp_seconds("age_us", cp.engagement_window_seconds)
         return micro_sum(points, where)
 
     def _capped(self, column: exp.Expr) -> exp.Expr:
@@ -319,7 +322,6 @@ class _Builder:
     def _facts(self, sticky: bool = False) -> list[tuple[str, exp.Expr]]:
         """Per-lead aggregates, the latest recycle trigger, and what happened since it."""
         cp = self.cp
-        nonzero = exp.NEQ(this=col("weight"), expression=lit(0))
         window = cp.surge_window_seconds
         surge_filter: exp.Expr = exp.true()
         if cp.surge_events is not None:
@@ -332,7 +334,7 @@ class _Builder:
         )
         agg_columns: list[exp.Expr] = [
             *[col(k) for k in self.keys],
-            exp.alias_(self._decayed(nonzero), "engagement_total"),
+            exp.alias_(self._decayed(), "engagement_total"),
             exp.alias_(
                 exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=recent)), "recent"
             ),
@@ -444,9 +446,7 @@ class _Builder:
         )
         since = [
             col("lead_id", "h"),
-            exp.alias_(
-                self._decayed(exp.NEQ(this=col("weight"), expression=lit(0))), "engagement_since_total"
-            ),
+            exp.alias_(self._decayed(), "engagement_since_total"),
             exp.alias_(exp.Count(this=exp.Star()), "events_since_recycle"),
             *[exp.alias_(e, n) for n, e, _ in self.recycle_aggregates.values()],
         ]
