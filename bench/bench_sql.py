@@ -12,7 +12,8 @@ compiled query (``engine.sql.duckdb_backend.evaluate_duckdb``: build, bind, run,
 Arrow) and of the hand-written query (``HAND_WRITTEN``, to Arrow), their ratio, the
 peak resident memory of each process (ru_maxrss, before the result is saved for the
 check), and on how many leads the two agree for the columns SPEC.md and the playbook
-share.
+share. With ``--spec`` (default) it also times bench/spec_duckdb.py's query, a second
+hand-written SPEC that parses timestamps with strptime into naive TIMESTAMPs.
 
 End to end (``--cli``; ``auto``, the default, when ``engine evaluate --help`` offers
 ``--backend``): ``engine evaluate PLAYBOOK --backend duckdb ... --out X.csv`` as a
@@ -154,6 +155,12 @@ def child(mode: str, folder: Path, playbook: Path, out: Path | None, threads: in
         con.execute("SET TimeZone = 'UTC'")
         start = time.perf_counter()
         table = con.sql(hand_sql(folder)).to_arrow_table()
+    elif mode == "spec":  # bench/spec_duckdb.py's query: another hand-written SPEC, to Arrow
+        sys.path.insert(0, str(ROOT / "bench"))
+        import spec_duckdb
+
+        start = time.perf_counter()
+        table = con.sql(spec_duckdb.query(str(folder))).to_arrow_table()
     elif mode == "hand-csv":  # end to end: the hand-written query writes its CSV
         assert out is not None
         con.execute("SET TimeZone = 'UTC'")
@@ -299,11 +306,12 @@ def bench_size(leads: int, folder: Path, args: argparse.Namespace, cli: bool) ->
     generate(leads, folder)
     work = Path(tempfile.mkdtemp(prefix="bench-sql-"))
     try:
-        modes = ["hand", "compiled"] + (["hand-csv", "cli"] if cli else [])
+        modes = ["hand", "compiled"] + (["spec"] if args.spec else []) + (["hand-csv", "cli"] if cli else [])
         results = {m: Measured() for m in modes}
         outputs = {
             "hand": work / "hand.parquet",
             "compiled": work / "compiled.parquet",
+            "spec": work / "spec.parquet",
             "hand-csv": work / "hand.csv",
             "cli": work / "cli.csv",
         }
@@ -332,6 +340,13 @@ def bench_size(leads: int, folder: Path, args: argparse.Namespace, cli: bool) ->
             f"ratio {compiled.median / hand.median:.2f}x",
             _agreement_line("compiled", outputs["hand"], outputs["compiled"]),
         ]
+        if args.spec:
+            spec = results["spec"]
+            lines.insert(
+                2,
+                f"  query      bench/spec_duckdb.py {spec.median:6.2f} s (peak {_mib(spec.peak)}), "
+                f"compiled / spec_duckdb {compiled.median / spec.median:.2f}x",
+            )
         if cli:
             hand_csv, end_to_end = results["hand-csv"], results["cli"]
             lines += [
@@ -365,6 +380,12 @@ def main() -> None:
         choices=("auto", "on", "off"),
         default="auto",
         help="time `engine evaluate --backend duckdb` end to end (auto: if the CLI has --backend)",
+    )
+    parser.add_argument(
+        "--spec",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time bench/spec_duckdb.py's hand-written query (strptime, no time zones)",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
