@@ -38,6 +38,7 @@ def spark_session(master: str | None = None) -> Any:
         SparkSession.builder.master(url)
         .appName("engine-evaluate")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "4")
         .getOrCreate()
