@@ -7,7 +7,7 @@ decided from a list of Events and from EventColumns, as the fast reader yields t
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,6 +33,7 @@ def _compiled(path: Path) -> CompiledPlaybook:
 
 KERNEL_PLAYBOOKS = {
     "reference": PLAYBOOKS["reference"],
+    "smb-saas": PLAYBOOKS["smb-saas"],  # recycle rules, reenter_when, source SLAs
     "bench-reference": _compiled(ROOT / "playbooks" / "bench-reference.yaml"),
     "olist": _compiled(ROOT / "playbooks" / "olist.yaml"),
     "x-education": _compiled(ROOT / "playbooks" / "x-education.yaml"),
@@ -49,6 +50,7 @@ def test_generated_leads_decide_the_same(name: str) -> None:
     kernel = kernel_for(cp)
     assert kernel is not None, name
     fallbacks = 0
+    seen: set[str] = set()
 
     @settings(max_examples=60, derandomize=True, deadline=None, database=None,
               phases=(Phase.explicit, Phase.generate),
@@ -59,6 +61,11 @@ def test_generated_leads_decide_the_same(name: str) -> None:
         for i in range(data.draw(st.integers(1, 20))):
             lead_id, lead, events = data.draw(_lead(cp, i))
             expected = decide(cp, lead, events, AS_OF, lead_id=lead_id, detail=False)
+            if expected.recycle is not None:
+                seen.add("reentered" if expected.recycle.reentered else
+                         "held" if expected.recycle.active else "released")
+            if expected.handoff is not None and expected.handoff.due:
+                seen.add("due")
             for given_events in (events, _columns(events)):
                 got = kernel.decide(lead, given_events, AS_OF, lead_id)
                 if got is None:  # repeated event ids: decide's job
@@ -70,6 +77,44 @@ def test_generated_leads_decide_the_same(name: str) -> None:
 
     check()
     assert fallbacks  # the strategy does repeat ids: the fallback was exercised
+    if cp.recycle:  # recycle states were compared, not just "none" (re-entry: below)
+        assert {"held", "released", "due"} <= seen, seen
+
+
+def test_recycle_cooldown_edges_reentry_and_release() -> None:
+    cp = KERNEL_PLAYBOOKS["smb-saas"]
+    kernel = kernel_for(cp)
+    assert kernel is not None
+    day = 86400
+
+    def at(seconds: float) -> datetime:
+        return AS_OF - timedelta(seconds=seconds)
+
+    def disposition(seconds: float, reason: str, seq: int = 0) -> Event:
+        return Event("disposition", at(seconds), {"reason": reason}, None, seq)
+
+    histories = [
+        [disposition(14 * day, "no_contact")],  # the cooldown ends exactly now
+        [disposition(14 * day - 1e-6, "no_contact")],  # a microsecond left
+        [disposition(100 * day, "no_need"), Event("deal_lost", at(10 * day))],  # the latest wins
+        [Event("deal_lost", at(day), {}, None, 0), disposition(day, "timing", 1)],  # same instant
+        [disposition(20 * day, "no_budget"), Event("inquiry", at(2 * day))],  # re-entered
+        [disposition(20 * day, "no_budget"), Event("email_open", at(2 * day))],  # still held
+        [disposition(20 * day, "no_budget"), Event("inquiry", at(20 * day))],  # same instant: not after
+        [disposition(14 * day, "no_contact"), Event("inquiry", at(3 * day))],  # released at as_of
+        [disposition(20 * day, "no_contact"), Event("inquiry", at(3 * day))],  # released earlier
+        [disposition(day, "other"), Event("inquiry", at(day))],  # not a recycle reason
+    ]
+    lead = {"email": "a@corp.example.jp", "company_domain": "corp.example.jp", "industry": "software",
+            "employees": 1000, "title": "Director", "country": "JP", "lead_source": "web_form"}
+    states = set()
+    for events in histories:
+        expected = decide(cp, lead, events, AS_OF, detail=False)
+        assert kernel.decide(lead, _columns(events), AS_OF) == expected, events
+        assert kernel.decide(lead, events, AS_OF) == expected, events
+        if expected.recycle is not None:
+            states.add((expected.recycle.active, expected.recycle.reentered))
+    assert states == {(True, False), (False, False), (False, True)}
 
 
 @pytest.mark.parametrize("name", sorted(PLAYBOOKS))
@@ -92,8 +137,9 @@ def test_a_rows_rules_are_the_deciding_rules(name: str) -> None:
 
 
 def test_playbooks_it_cannot_express_fall_back_to_decide() -> None:
-    for name in ("smb-saas", "enterprise"):  # recycle rules
+    for name in ("enterprise", "constructs"):  # sticky stages
         assert kernel_for(PLAYBOOKS[name]) is None
+        assert PLAYBOOKS[name].last_sticky >= 0
 
 
 def test_events_after_as_of_and_window_edges() -> None:

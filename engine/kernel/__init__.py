@@ -8,9 +8,9 @@ over the lead's events (see :mod:`engine.kernel.source`). It reads
 :class:`~engine.events.EventColumns` as the fast reader yields them, or Events.
 
 Same answers as ``decide(..., detail=False)``, to the bit (tests/test_kernel.py checks
-it on generated leads for every example playbook). What the kernel does not cover — a
-playbook with recycle rules or sticky stages, an expression with no generated form, or
-a lead whose events repeat an event id — returns None, and the caller uses ``decide``.
+it on generated leads and recycle edge cases). What the kernel does not cover — a
+playbook with sticky stages, an expression with no generated form, a lead whose events
+repeat an event id, or any exception — returns None, and the caller uses ``decide``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from math import floor
 from typing import Any
 
 from engine.compile import CompiledPlaybook
-from engine.evaluate import _MEMO_LIMIT, Decision, Handoff, _iso, _source_sla, score
+from engine.evaluate import _MEMO_LIMIT, Decision, Handoff, Recycle, _iso, _source_sla, score
 from engine.events import _EPOCH, Event, EventColumns, epoch_us
 from engine.kernel.emit import NoKernel
 from engine.kernel.source import generate
@@ -47,8 +47,8 @@ class Kernel:
         self._memo_size = 0
         helpers: dict[str, Callable[..., Any]] = {
             "score": score, "floor": floor, "Decision": Decision.from_values, "to_datetime": to_datetime,
-            "make_handoff": self._handoff, "weigh": self._weigh, "plain_get": cp.plain_weights.get,
-            "content_get": self._memo.get,
+            "make_handoff": self._handoff, "make_recycle": self._recycle, "weigh": self._weigh,
+            "plain_get": cp.plain_weights.get, "content_get": self._memo.get,
             "stage_of": cp.content_stage_of, "NO_PRIORITY": _NO_PRIORITY,  # type: ignore[dict-item]
         }
         generated = generate(cp, helpers)
@@ -75,13 +75,16 @@ class Kernel:
             got = events.fields
             columns: list[Any] = [got.get(name) or repeat(None) for name in self.fields]
             at_us, types = events.at_us, events.types
+            id_column: Any = ids if ids is not None else repeat(None)
+            seqs: Any = events.seqs
         else:
             if _repeats([e.id for e in events]):
                 return None
             columns = [[e.fields.get(name) for e in events] for name in self.fields]
             at_us, types = [epoch_us(e.at) for e in events], [e.type for e in events]
+            id_column, seqs = [e.id for e in events], [e.seq for e in events]
         try:
-            return self._run(lead, at_us, types, *columns, as_of_us, lead_id, as_of_text)
+            return self._run(lead, at_us, types, *columns, id_column, seqs, as_of_us, lead_id, as_of_text)
         except Exception:
             return None
 
@@ -93,8 +96,19 @@ class Kernel:
             self._memo_size += 1
         return points
 
+    def _recycle(self, index: int, recycled_at: int, reentered: bool,
+                 as_of_us: int) -> tuple[Recycle, bool, int | None]:
+        """decide's recycle state from the chosen trigger: (state, held now, released at)."""
+        cp = self.cp
+        rule = cp.recycle[index]
+        until = recycled_at + rule.cooldown_seconds * 1_000_000
+        active = as_of_us < until and not reentered
+        state = Recycle(rule.rule.id, _iso(cp, to_datetime(recycled_at)), _iso(cp, to_datetime(until)),
+                        active, reentered)
+        return state, active, (until if not active and not reentered else None)
+
     def _handoff(self, index: int, lead: Mapping[str, Any], priority_value: Any, at_us: Sequence[int],
-                 as_of_us: int) -> Handoff:
+                 as_of_us: int, released: int | None) -> Handoff:
         cp = self.cp
         handoff = cp.handoffs[index]
         priority = None
@@ -108,6 +122,8 @@ class Kernel:
             last_us = max(at_us, default=as_of_us)
             if last_us > as_of_us:  # events after as_of (rare): skip them
                 last_us = max((at for at in at_us if at <= as_of_us), default=as_of_us)
+            if released is not None and released > last_us:
+                last_us = released  # the cooldown ended after the last activity
             anchor = to_datetime(last_us)
             due = _iso(cp, anchor + timedelta(seconds=min(slas)))
         return Handoff.from_values(handoff.rule.id, handoff.to, due, priority)

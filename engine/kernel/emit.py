@@ -29,7 +29,8 @@ from engine.expr.regex import Pattern
 from engine.functions import FUNCTIONS
 
 #: Names a decision has computed by the time an expression may read them, as locals.
-NUMBER_NAMES = frozenset({"recent", "prior", "fit", "engagement", "stage"})
+NUMBER_NAMES = frozenset({"recent", "prior", "fit", "engagement", "stage",
+                          "engagement_since_recycle", "events_since_recycle"})
 BOOL_NAMES = frozenset({"target_account", "target_lead", "surge"})
 _BOOL_CALLS = frozenset({"matches", "persona", "content_stage"})
 _AGGREGATES = frozenset({"count", "last", "days_since", "content_stage"})
@@ -46,7 +47,7 @@ class NoKernel(Exception):
 class Aggregate:
     """One history function call with literal arguments: what the event loop computes."""
 
-    fn: str  # count | last | content_stage
+    fn: str  # count | last | content_stage | since_count (count_since_recycle)
     type: str | None  # event type (count, last); None for content_stage
     within: int | None  # window in seconds
     fields: tuple[tuple[str, Any], ...] = ()  # count's field=value filters
@@ -262,7 +263,7 @@ class Emitter:
         if name in _AGGREGATES or name == "persona":
             return self._history_call(name, args, {k: self.node(v) for k, v in fields.items()})
         if name == "count_since_recycle":
-            raise NoKernel("count_since_recycle has no kernel form")
+            return self._history_call(name, args, {k: self.node(v) for k, v in fields.items()})
         if name == "matches" and isinstance(args[1], _Const) and isinstance(args[1].value, Pattern):
             text = self._out(args[0]).text  # a literal pattern: one call, not three
             return Emitted(f"{self.helper(_searcher(args[1].value))}({text})", boolean=True)
@@ -283,6 +284,8 @@ class Emitter:
             agg = Aggregate("content_stage", None, values[1], stage=values[0])
             return Emitted(self.ns.aggregate(agg), boolean=True)
         filters = tuple(sorted((k, v.value) for k, v in fields.items() if isinstance(v, _Const)))
+        if name == "count_since_recycle":  # counted in the pass over events after the trigger
+            return Emitted(self.ns.aggregate(Aggregate("since_count", values[0], None, filters)), number=True)
         if name == "count":
             return Emitted(self.ns.aggregate(Aggregate("count", values[0], values[1], filters)), number=True)
         last = self.ns.aggregate(Aggregate("last", values[0], None))

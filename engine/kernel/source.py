@@ -7,8 +7,10 @@ windows, each ``count``/``last``/``content_stage`` call), then the rules run as 
 ``if`` statements. It never sorts: every aggregate is order-free (integer sums, counts,
 maxima), which is also why the SQL backend can compute them with plain aggregates.
 
-Playbooks with recycle rules or sticky stages (and expressions :mod:`engine.kernel.emit`
-cannot express) raise :class:`NoKernel`; ``decide`` keeps handling those.
+Recycling takes a second pass, only for a lead whose latest trigger has ``reenter_when``
+(events after the trigger). Playbooks with sticky stages (decide re-decides at every
+earlier event) and expressions :mod:`engine.kernel.emit` cannot express raise
+:class:`NoKernel`; ``decide`` keeps handling those.
 """
 
 from __future__ import annotations
@@ -49,8 +51,6 @@ class _Writer:
 
 def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Generated:
     """The source of ``run(lead, at_us, types, *field_columns, as_of_us, lead_id, as_of_text)``."""
-    if cp.recycle:
-        raise NoKernel("recycle rules have no kernel form")
     if cp.last_sticky >= 0:
         raise NoKernel("sticky stages have no kernel form")
     ns = Namespace()
@@ -69,6 +69,7 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
 
     # The rules first (they register the aggregates), then the loop that computes them.
     body = _Writer()
+    since = _Writer()
     for index, persona in enumerate(cp.personas):
         var = f"p{index}"
         text = "True" if persona.expr is None else f"bool({emit(persona.expr)})"
@@ -112,27 +113,36 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
         if index:
             body(1, f"if {test(stage.rule)}:")
             body(2, f"v_stage = {index}")
+    body(1, "held = False")
+    body(1, "released = recycle = None")
+    if cp.recycle:
+        _recycle(cp, ns, body, emit)
     body(1, "handoff = None")
     if cp.handoffs:
-        body(1, "if excluded is None:")
+        body(1, "if excluded is None and not held:")
         for index, handoff in enumerate(cp.handoffs):
             body(2, f"{'if' if index == 0 else 'elif'} {test(handoff.rule)}:")
             priority = "NO_PRIORITY" if handoff.priority is None else emit(handoff.priority)
-            body(3, f"handoff = make_handoff({ns.constant(index)}, lead, {priority}, at_us, as_of_us)")
+            body(3, f"handoff = make_handoff({index}, lead, {priority}, at_us, as_of_us, released)")
     stage_ids, owners = ns.constant(tuple(stages)), ns.constant(tuple(s.owner for s in cp.stages))
     body(1, "return Decision(lead_id, as_of_text, excluded, personas, v_target_account, v_target_lead, "
             "v_fit, fit_breakdown, v_engagement, {}, v_recent, v_prior, v_surge, "
-            f"{stage_ids}[v_stage], {owners}[v_stage], None, handoff)")
+            f"{stage_ids}[v_stage], {owners}[v_stage], recycle, handoff)")
 
     fields = _fields(cp, ns)
     head = _Writer()
     columns = "".join(f"c{i}, " for i in range(len(fields)))
     names = list(ns.constants)
     bound = "".join(f", {n}={n}" for n in names)  # constants as locals (LOAD_FAST in the loop)
-    head(0, f"def run(lead, at_us, types, {columns}as_of_us, lead_id, as_of_text{bound}):")
+    head(0, f"def run(lead, at_us, types, {columns}ids, seqs, as_of_us, lead_id, as_of_text{bound}):")
     head(1, "lead_get = lead.get")
     _loop(cp, ns, head, fields)
-    source = "\n".join(head.lines + body.lines) + "\n"
+    if cp.recycle:
+        _since_loop(cp, ns, since, fields)
+    lines = list(head.lines)
+    for line in body.lines:  # the after-trigger pass goes where each reenter_when needs it
+        lines.extend(since.lines if line.strip() == _SINCE_MARK else [line])
+    source = "\n".join(lines) + "\n"
     return Generated(source, ns.constants, fields)
 
 
@@ -143,6 +153,8 @@ def _fields(cp: CompiledPlaybook, ns: Namespace) -> tuple[str, ...]:
         a.fn == "content_stage" for a in ns.aggregates
     ):
         names.append("content")
+    if any(rule.on == "disposition" for rule in cp.recycle) and "reason" not in names:
+        names.append("reason")
     for aggregate in ns.aggregates:
         for name, _ in aggregate.fields:
             if name not in names:
@@ -156,9 +168,15 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
     w(1, "micro = 0")
     w(1, "recent = prior = 0")
     for aggregate, name in ns.aggregates.items():
-        w(1, f"{name} = {'0' if aggregate.fn == 'count' else 'None' if aggregate.fn == 'last' else 'False'}")
+        initial = {"count": "0", "last": "None", "content_stage": "False"}.get(aggregate.fn)
+        if initial is not None:  # since_count lives in the after-trigger pass
+            w(1, f"{name} = {initial}")
+    for index in range(len(cp.recycle)):
+        w(1, f"r{index} = None  # the recycle trigger's (at, id, seq), the latest")
     loop_vars = "".join(f", {var[f]}" for f in fields)
     columns = "".join(f", c{i}" for i in range(len(fields)))
+    if cp.recycle:
+        loop_vars, columns = loop_vars + ", i, s", columns + ", ids, seqs"
     w(1, f"for at, t{loop_vars} in zip(at_us, types{columns}):")
     w(2, "age = as_of_us - at")
     w(2, "if age < 0:")
@@ -186,8 +204,16 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
         w(4, "recent += 1")
         w(3, "else:")
         w(4, "prior += 1")
+    for index, rule in enumerate(cp.recycle):  # History.of_type(on)[-1]: the latest by sort key
+        reason = f" and {var['reason']} == {ns.constant(rule.rule.id)}" if rule.on == "disposition" else ""
+        w(2, f"if t == {ns.constant(rule.on)}{reason}:")
+        w(3, "key = (at, i or '', s)")
+        w(3, f"if r{index} is None or key > r{index}:")
+        w(4, f"r{index} = key")
     by_type: dict[str, list[tuple[Aggregate, str]]] = {}
     for aggregate, name in ns.aggregates.items():
+        if aggregate.fn == "since_count":
+            continue
         if aggregate.fn == "content_stage":
             conditions = [f"not {name}"]
             if aggregate.within is not None:
@@ -219,6 +245,71 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
                 w(5, f"{name} += 1")
             else:
                 w(4, f"{name} += 1")
+
+
+_SINCE_MARK = "#<since-recycle pass>"
+
+
+def _recycle(cp: CompiledPlaybook, ns: Namespace, body: _Writer,
+             emit: Callable[[CompiledExpression], str]) -> None:
+    """decide's ``_recycle``: the latest trigger across reasons, its re-entry, hold and release."""
+    body(1, "chosen = chosen_key = None")
+    for index, rule in enumerate(cp.recycle):
+        body(1, f"if r{index} is not None:")
+        body(2, f"key = (r{index}[0], {ns.constant(rule.on)}, r{index}[1], r{index}[2])")
+        body(2, "if chosen_key is None or key > chosen_key:")
+        body(3, f"chosen, chosen_key = {index}, key")
+    body(1, "if chosen is not None:")
+    body(2, "recycled_at = chosen_key[0]")
+    body(2, "reentered = False")
+    for index, rule in enumerate(cp.recycle):
+        if rule.reenter is None:
+            continue
+        body(2, f"if chosen == {index}:")
+        body(3, _SINCE_MARK)
+        body(3, f"reentered = {emit(rule.reenter)} is True")
+    body(2, "recycle, held, released = make_recycle(chosen, recycled_at, reentered, as_of_us)")
+
+
+def _since_loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ...]) -> None:
+    """The pass over the events after the trigger: what ``reenter_when`` reads."""
+    var = {name: f"f{i}" for i, name in enumerate(fields)}
+    since = [(a, n) for a, n in ns.aggregates.items() if a.fn == "since_count"]
+    w(3, "micro_since = events_since = 0")
+    for _, name in since:
+        w(3, f"{name} = 0")
+    loop_vars = "".join(f", {var[f]}" for f in fields)
+    columns = "".join(f", c{i}" for i in range(len(fields)))
+    w(3, f"for at, t{loop_vars} in zip(at_us, types{columns}):")
+    w(4, "if at <= recycled_at or at > as_of_us:")
+    w(5, "continue")
+    w(4, "events_since += 1")
+    w(4, "age = as_of_us - at")
+    if cp.playbook.scoring.engagement is not None:
+        content = var.get("content", "None")
+        w(4, "w = plain_get(t)")
+        w(4, "if w is None:")
+        w(5, "memo = content_get(t)")
+        w(5, f"w = None if memo is None else memo.get({content})")
+        w(5, "if w is None:")
+        w(6, f"w = weigh(t, {content})")
+        limit = cp.engagement_window_seconds
+        w(4, f"if w{'' if limit is None else f' and age < {_us(limit)}'}:")
+        if cp.half_life_seconds:
+            half_life = ns.constant(cp.half_life_seconds)
+            w(5, f"micro_since += floor(w * 0.5 ** ((age / 1000000) / {half_life}) * 1e6 + 0.5)")
+        else:
+            w(5, "micro_since += floor(w * 1e6 + 0.5)")
+    for aggregate, name in since:
+        conditions = [f"t == {ns.constant(aggregate.type)}"]
+        conditions += [f"{var[k]} == {ns.constant(v)}" for k, v in aggregate.fields]
+        w(4, f"if {' and '.join(conditions)}:")
+        w(5, f"{name} += 1")
+    w(3, "engagement_since = micro_since / 1000000")
+    if cp.engagement_cap is not None:
+        w(3, f"engagement_since = min(engagement_since, {ns.constant(cp.engagement_cap)})")
+    w(3, "v_engagement_since_recycle = score(engagement_since)")
+    w(3, "v_events_since_recycle = events_since")
 
 
 def _comment(text: str) -> str:
