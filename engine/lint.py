@@ -108,8 +108,15 @@ def lint_opens_alone(cp: CompiledPlaybook, doc: Document) -> Iterator[Diagnostic
             )
 
 
+def lint_no_sql_form(cp: CompiledPlaybook, doc: Document) -> Iterable[Diagnostic]:
+    """Constructs the SQL backends (``engine evaluate``'s default) cannot run; sqlglot-free."""
+    from engine.sql.support import lint_no_sql_form as lint
+
+    return lint(cp, doc)
+
+
 Lint = Callable[[CompiledPlaybook, Document], Iterable[Diagnostic]]
-LINTS: tuple[Lint, ...] = (lint_unreachable_thresholds, lint_opens_alone)
+LINTS: tuple[Lint, ...] = (lint_unreachable_thresholds, lint_opens_alone, lint_no_sql_form)
 
 
 def run_lints(cp: CompiledPlaybook, doc: Document) -> list[Diagnostic]:

@@ -1,0 +1,176 @@
+"""Which playbook constructs have no SQL form — known at validate time, without sqlglot.
+
+``engine validate`` must start in a few hundred milliseconds and sqlglot alone takes
+over a hundred to import, so the compiler (:mod:`engine.sql.query`) cannot run there.
+This module walks the same expression trees with the same rules as
+:class:`engine.sql.expressions.Translator` and the query builder, and says where a
+``--backend duckdb|spark`` run would stop with :class:`~engine.sql.NoSqlForm`, so
+authors see it as a warning (``W-NO-SQL-FORM``) before anyone runs a batch.
+
+It is a mirror, so a test (tests/test_sql_support.py) keeps it honest: over the
+repository's playbooks and one variant per construct, this check finds a construct
+exactly when ``build_query`` raises, with the same wording.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+
+from engine.compile import CompiledPlaybook, NodePath
+from engine.diagnostics import Diagnostic, Severity
+from engine.expr import CompiledExpression
+from engine.load import Document
+
+CODE = "W-NO-SQL-FORM"
+#: Names the query has a column for (``engine.sql.query._Builder.names``).
+SQL_NAMES = frozenset({"target_account", "target_lead", "recent", "prior", "fit", "engagement", "surge",
+                       "stage", "engagement_since_recycle", "events_since_recycle"})
+#: ``engine.sql.expressions.AGGREGATE_FUNCTIONS``.
+AGGREGATES = frozenset({"count", "last", "days_since", "content_stage", "count_since_recycle"})
+_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
+_LITERALS = (type(None), bool, int, float, str)
+
+
+def expressions(cp: CompiledPlaybook) -> Iterator[tuple[NodePath, str, CompiledExpression]]:
+    """Every compiled expression, with its place in the document and the query's name for it."""
+    for rule in cp.personas:
+        if rule.expr is not None:
+            yield rule.path, f"personas.{rule.id}", rule.expr
+    for target in (cp.target_accounts, cp.target_leads):
+        if target is not None and target.expr is not None:
+            yield target.path, f"targets.{target.id}", target.expr
+    for fit_rule in cp.fit_rules:
+        for index, (expr, _) in enumerate(fit_rule.branches):
+            path = (*fit_rule.path, "first_of", index) if len(fit_rule.branches) > 1 else fit_rule.path
+            yield path, f"scoring.fit.{fit_rule.id}", expr
+    if cp.surge is not None and cp.surge.expr is not None:
+        yield cp.surge.path, "scoring.surge", cp.surge.expr
+    for rule in cp.exclusions:
+        if rule.expr is not None:
+            yield rule.path, f"exclusions.{rule.id}", rule.expr
+    for stage in cp.stages:
+        if stage.rule.expr is not None:
+            yield stage.rule.path, f"stages.{stage.rule.id}", stage.rule.expr
+    for reason in cp.recycle:
+        if reason.reenter is not None:
+            yield (*reason.rule.path, "reenter_when"), f"recycle.{reason.rule.id}.reenter_when", reason.reenter
+    for handoff in cp.handoffs:
+        if handoff.rule.expr is not None:
+            yield handoff.rule.path, f"handoffs.{handoff.rule.id}", handoff.rule.expr
+        if handoff.priority is not None:
+            yield (*handoff.rule.path, "priority"), f"handoffs.{handoff.rule.id}.priority", handoff.priority
+
+
+def gaps(cp: CompiledPlaybook) -> Iterator[tuple[NodePath, str]]:
+    """(where, what) for each construct the SQL backends cannot run, as NoSqlForm words it."""
+    declared = bool(cp.playbook.lead.fields)
+    for path, where, expr in expressions(cp):
+        for what in _walk(expr.tree, declared):
+            bare = what.startswith(("`lead.", "`")) and ("=` filter" in what or what.startswith("`lead."))
+            yield path, f"{what} has no SQL form in this backend" if "=` filter" in what else (
+                what if bare else f"{where}: {what} has no SQL form in this backend")
+    for path, pattern in _globs(cp):
+        if "[" in pattern:
+            yield path, f"content pattern `{pattern}`: bracket globs have no SQL form in this backend"
+    source = cp.playbook.lead.source
+    if source is not None and cp.sources and source not in cp.playbook.lead.fields:
+        yield ("lead", "source"), f"lead.source `{source}` must be a declared lead field for SQL"
+
+
+def _globs(cp: CompiledPlaybook) -> Iterator[tuple[NodePath, str]]:
+    for key in cp.playbook.content:
+        yield ("content", key), key
+    engagement = cp.playbook.scoring.engagement if cp.playbook.scoring else None
+    for event_type, points in (engagement.points.items() if engagement is not None else ()):
+        content = getattr(points, "content", None)
+        if isinstance(content, dict):
+            for key in content:
+                yield ("scoring", "engagement", "points", event_type, "content", key), key
+
+
+def _walk(node: ast.AST, declared: bool) -> Iterator[str]:
+    """What in ``node`` has no SQL form (``Translator.value``'s cases, in its order)."""
+    if isinstance(node, ast.Constant):
+        if not isinstance(node.value, _LITERALS):
+            yield f"a {type(node.value).__name__} literal"
+    elif isinstance(node, ast.Name):
+        if node.id not in SQL_NAMES:
+            yield f"the name `{node.id}`"
+    elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        if node.value.id == "lists":
+            yield f"`lists.{node.attr}` outside `in`"
+        elif not declared:
+            yield f"`lead.{node.attr}`: the SQL backend needs the playbook to declare lead.fields"
+    elif isinstance(node, ast.List):
+        yield "a list outside `in`"
+    elif isinstance(node, ast.UnaryOp):
+        yield from _walk(node.operand, declared)
+    elif isinstance(node, ast.BoolOp):
+        for value in node.values:
+            yield from _walk(value, declared)
+    elif isinstance(node, ast.IfExp):
+        for part in (node.test, node.body, node.orelse):
+            yield from _walk(part, declared)
+    elif isinstance(node, ast.BinOp):
+        yield from _walk(node.left, declared)
+        yield from _walk(node.right, declared)
+        if not isinstance(node.op, _OPERATORS):
+            yield f"operator `{type(node.op).__name__}`"
+    elif isinstance(node, ast.Compare):
+        operands = [node.left, *node.comparators]
+        for op, left, right in zip(node.ops, operands, operands[1:], strict=False):
+            yield from _walk(left, declared)
+            if isinstance(op, ast.In | ast.NotIn):
+                yield from _members(right, declared)
+            else:
+                yield from _walk(right, declared)
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        yield from _call(node, declared)
+    else:
+        yield f"`{type(node).__name__}`"
+
+
+def _members(node: ast.AST, declared: bool) -> Iterator[str]:
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "lists":
+        return
+    if isinstance(node, ast.List):
+        for item in node.elts:
+            if not (isinstance(item, ast.Constant) and item.value is None):
+                yield from _walk(item, declared)
+        return
+    if isinstance(node, ast.Constant) and node.value is None:
+        return
+    yield from _walk(node, declared)
+
+
+def _call(node: ast.Call, declared: bool) -> Iterator[str]:
+    assert isinstance(node.func, ast.Name)
+    name = node.func.id
+    if name in AGGREGATES:
+        for kw in node.keywords:
+            if kw.arg is None or kw.arg == "within":
+                continue
+            value = kw.value
+            if not (isinstance(value, ast.Constant) and (value.value is None or isinstance(value.value, str))):
+                yield f"`{kw.arg}=` filter with a value that is not a literal string or None"
+    elif name in ("persona",):
+        return
+    elif name in ("lower", "min", "max"):
+        for arg in node.args:
+            yield from _walk(arg, declared)
+    elif name == "matches":
+        pattern = node.args[1] if len(node.args) > 1 else None
+        if not (isinstance(pattern, ast.Constant) and isinstance(pattern.value, str)):
+            yield "matches() with a pattern that is not a literal string"
+        yield from _walk(node.args[0], declared)
+    else:
+        yield f"function `{name}`"
+
+
+def lint_no_sql_form(cp: CompiledPlaybook, doc: Document) -> Iterator[Diagnostic]:
+    """A warning at each construct ``--backend duckdb|spark`` would refuse (the Python path runs it)."""
+    for path, what in gaps(cp):
+        yield doc.diagnostic(path, CODE, f"{what} (`engine evaluate` needs --backend python for it)",
+                             severity=Severity.WARNING, key=path[0] == "content" or "content" in path,
+                             hint="rewrite it in a form the SQL backends support, or run with --backend python")
