@@ -20,7 +20,9 @@ import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
 
-from engine.events import Event
+from engine.events import Event, EventColumns
+from engine.io.arrow_events import event_blocks
+from engine.io.block_merge import ids_ascending, merge_blocks
 from engine.io.errors import InputError, Reject, RejectSink
 from engine.io.records import EventsFile, LeadEvent, LeadRecord, LeadsFile
 
@@ -36,15 +38,20 @@ def iter_leads_with_events(
     on_reject: RejectSink,
     events_sorted: bool | None = None,
     spill_dir: str | None = None,
-) -> Iterator[tuple[LeadRecord, list[Event]]]:
+) -> Iterator[tuple[LeadRecord, list[Event] | EventColumns]]:
     """Yield ``(lead, events)`` for every lead, in the leads' order.
 
-    Each list holds the lead's synthesized activity followed by its file events in file
-    order. Orphan events and repeated lead ids go to ``on_reject``.
+    Each sequence holds the lead's synthesized activity followed by its file events in
+    file order. Merged from an events file the columnar path reads, a lead without
+    activity gets an :class:`~engine.events.EventColumns` (equal, event for event, to
+    the list the row path gives). Orphan events and repeated lead ids go to ``on_reject``.
     """
     if events_sorted is None:
         events_sorted = _both_ascending(leads, events)
     if events_sorted:
+        blocks = event_blocks(events) if isinstance(events, EventsFile) else None
+        if blocks is not None:
+            return merge_blocks(leads, blocks, on_reject)
         return _merge(leads, events, on_reject)
     return _spill(leads, events, on_reject, spill_dir)
 
@@ -57,16 +64,20 @@ def _both_ascending(leads: Iterable[LeadRecord], events: Iterable[LeadEvent]) ->
     """A read-only pre-pass: can the merge join be used? Only for re-iterable inputs."""
     if not (_replayable(leads) and _replayable(events)):
         return False
+    return _ascending(leads, strict=True) and _ascending(events, strict=False)
+
+
+def _ascending(items: Iterable[LeadRecord] | Iterable[LeadEvent], strict: bool) -> bool:
+    """Lead ids ascend (strictly: and never repeat); in Arrow when the file allows."""
+    if isinstance(items, LeadsFile | EventsFile):
+        fast = ids_ascending(items, strict)
+        if fast is not None:
+            return fast
     previous: str | None = None
-    for lead_id in _ids_of(leads):
-        if previous is not None and lead_id <= previous:
+    for lead_id in _ids_of(items):
+        if previous is not None and (lead_id <= previous if strict else lead_id < previous):
             return False
         previous = lead_id
-    last = ""
-    for lead_id in _ids_of(events):
-        if lead_id < last:
-            return False
-        last = lead_id
     return True
 
 

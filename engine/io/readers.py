@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from engine.io.encoding import decode_error, detect_encoding, normalize_encoding
 from engine.io.errors import InputError, Reject, RejectSink
@@ -202,6 +202,59 @@ def _read_csv_lists(
             raise decode_error(path, text.encoding) from None
         except csv.Error as error:
             raise InputError(f"malformed CSV: {error}", file=path, line=reader.line_num) from None
+
+
+def csv_codec(path: str | Path, encoding: str | None) -> str:
+    """The codec :func:`read_csv_lists` reads ``path`` with (given, else detected)."""
+    return normalize_encoding(encoding) if encoding else detect_encoding(path)
+
+
+def csv_delimiter(path: str | Path, delimiter: str | None) -> str:
+    """The delimiter :func:`read_csv_lists` splits ``path`` on (given, else from the extension)."""
+    return _delimiter(path, delimiter)
+
+
+def csv_lists_at(
+    path: str | Path,
+    raw: IO[bytes],
+    width: int,
+    codec: str,
+    line_base: int,
+    delimiter: str | None,
+    on_reject: RejectSink | None,
+) -> Iterator[tuple[int, list[str | None]]]:
+    """The data rows of ``path`` from ``raw``, a binary stream at a line start past the header.
+
+    ``line_base`` lines come before it in the file. Rows, numbers, blank lines, long and
+    short rows and errors are exactly those of :func:`read_csv_lists` (the same loop,
+    numbered from ``line_base``): the columnar reader resumes the row path here when a
+    part of the file needs it.
+    """
+    # Mid-file there is no BOM to drop, and a U+FEFF there is data: plain UTF-8.
+    text = io.TextIOWrapper(raw, encoding="utf-8" if codec == "utf-8-sig" else codec, newline="",
+                            errors="strict")
+    reader: Any = csv.reader(text, delimiter=_delimiter(path, delimiter))
+    last_line = start = line_base
+    values: list[str | None]
+    try:
+        for values in reader:
+            start = last_line + 1
+            last_line = line_base + reader.line_num
+            count = len(values)
+            if count == width and count:
+                yield start, values
+            elif _usable(path, start, values, width, on_reject):
+                if count < width:
+                    values.extend([None] * (width - count))
+                yield start, values
+        if last_line - start > 0:
+            _check_closed_quote(path, codec, delimiter, start, last_line)
+    except UnicodeDecodeError:
+        raise decode_error(path, codec) from None
+    except csv.Error as error:
+        raise InputError(f"malformed CSV: {error}", file=path, line=line_base + reader.line_num) from None
+    finally:
+        text.detach()  # ``raw`` is the caller's to close
 
 
 def _check_closed_quote(path: str | Path, codec: str, delimiter: str | None, start: int,

@@ -7,7 +7,7 @@ reader moves on; only problems with the file as a whole raise :class:`InputError
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -334,54 +334,107 @@ def read_events(
     delimiter: str | None = None,
 ) -> Iterator[LeadEvent]:
     """Stream the events of ``path`` in file order; ``seq`` is the event's input position."""
-    spec = mapping.events
-    if spec is None:
-        raise InputError("the mapping has no 'events' section", hint="add one or omit --events")
-    plan, required, optional = _plan_fields(spec.fields, mapping, spec.fields_required)
-    needed = [spec.lead_id, spec.at] + [c for c in (spec.type, spec.id) if c] + required
-    at_convert = make_converter(FieldSpec(column=spec.at, type="datetime", formats=spec.formats), mapping)
-    encoding = encoding or mapping.encoding
-    table = _Table(path, encoding, delimiter)
-    columns = table.columns
-    if columns is not None:
-        check_columns(path, needed, columns)
-        plan = [item for item in plan if item[1] in columns or item[1] not in optional]
-    check = _FirstRows(path, needed) if columns is None else None
-    rows = table.rows([*needed, *(column for _, column, _ in plan)], on_reject, check)
-    position = table.position
-    bound = _bind(plan, position)
-    lead_at, at_at = position[spec.lead_id], position[spec.at]
-    id_at = position[spec.id] if spec.id else None
-    kind_of = _EventTypes(spec.type, spec.type_constant, spec.types, allowed_types, position)
-    known_kinds, type_at = kind_of.known, kind_of.at
-    source = str(path)
-    seq = 0
-    for number, values in rows:
-        try:
-            raw_id = values[lead_at]
-            lead_id = raw_id.strip() if raw_id else ""
-            if not lead_id:
-                raise _RowProblem(spec.lead_id, raw_id, "missing lead id")
-            # The memo's lookup inlined: this line runs for every event.
-            kind = known_kinds.get(values[type_at]) if type_at is not None else None
-            if kind is None:
-                kind = kind_of(values)
-            raw_at = values[at_at]
+    layout = EventLayout(path, mapping, allowed_types, encoding, delimiter)
+    table = layout.table
+    check = _FirstRows(path, layout.needed) if table.columns is None else None
+    rows = table.rows(layout.wanted, on_reject, check)
+    return layout.maker(table.position)(rows, on_reject, 0, check)
+
+
+class EventLayout:
+    """What reading an events file needs, worked out once: columns, converters, types.
+
+    Shared by the row-by-row reader and the columnar one (:mod:`engine.io.arrow_events`),
+    so both check the same columns and convert with the same converters.
+    """
+
+    def __init__(self, path: str | Path, mapping: Mapping, allowed_types: Collection[str] | None,
+                 encoding: str | None, delimiter: str | None) -> None:
+        spec = mapping.events
+        if spec is None:
+            raise InputError("the mapping has no 'events' section", hint="add one or omit --events")
+        self.path, self.mapping, self.spec, self.allowed_types = path, mapping, spec, allowed_types
+        plan, required, optional = _plan_fields(spec.fields, mapping, spec.fields_required)
+        self.needed = [spec.lead_id, spec.at] + [c for c in (spec.type, spec.id) if c] + required
+        self.encoding = encoding or mapping.encoding
+        self.table = _Table(path, self.encoding, delimiter)
+        columns = self.table.columns
+        if columns is not None:
+            check_columns(path, self.needed, columns)
+            plan = [item for item in plan if item[1] in columns or item[1] not in optional]
+        self.plan = plan
+        specs = {name: field_spec(raw) for name, raw in spec.fields.items()}
+        #: (field name, column, its FieldSpec) for the fields read, in plan order.
+        self.field_specs = [(name, column, specs[name]) for name, column, _ in plan]
+        #: Every column read, once each: the needed ones, then optional fields present.
+        self.wanted = list(dict.fromkeys([*self.needed, *(column for _, column, _ in plan)]))
+
+    def maker(self, position: dict[str, int]) -> EventRows:
+        """The per-row conversion for rows whose cells sit at ``position``."""
+        return EventRows(self, position)
+
+
+class EventRows:
+    """The row-by-row conversion: every check, every reject reason, in one loop.
+
+    The columnar reader sends a batch here whenever any of its rows has a problem, so
+    rejects (rows, columns, values, reasons) are the same whichever path read the file.
+    """
+
+    def __init__(self, layout: EventLayout, position: dict[str, int]) -> None:
+        spec, mapping = layout.spec, layout.mapping
+        self.spec, self.source = spec, str(layout.path)
+        self.bound = _bind(layout.plan, position)
+        self.at_convert = make_converter(
+            FieldSpec(column=spec.at, type="datetime", formats=spec.formats), mapping
+        )
+        self.lead_at, self.at_at = position[spec.lead_id], position[spec.at]
+        self.id_at = position[spec.id] if spec.id else None
+        self.kind_of = _EventTypes(spec.type, spec.type_constant, spec.types, layout.allowed_types, position)
+
+    def __call__(self, rows: Iterable[tuple[int, Values]], on_reject: RejectSink, seq: int,
+                 check: _FirstRows | None = None) -> Iterator[LeadEvent]:
+        """Events of ``rows``, numbered from ``seq``; bad rows go to ``on_reject``."""
+        spec, bound, at_convert, source = self.spec, self.bound, self.at_convert, self.source
+        lead_at, at_at, id_at = self.lead_at, self.at_at, self.id_at
+        kind_of = self.kind_of
+        known_kinds, type_at = kind_of.known, kind_of.at
+        first = seq
+        for number, values in rows:
             try:
-                at = at_convert(raw_at)
-            except ConversionError as error:
-                raise _RowProblem(spec.at, raw_at, str(error)) from None
-            if at is None:
-                raise _RowProblem(spec.at, raw_at, "missing timestamp")
-            fields = _convert_fields(bound, values)
-            event_id = _event_id(values, id_at) if id_at is not None else None
-        except _RowProblem as problem:
-            on_reject(Reject(source, number, problem.column, problem.value, problem.reason))
-            continue
-        yield LeadEvent(lead_id, Event(kind, at, fields, event_id, seq), source, number)
-        if seq == 0 and check is not None:
-            check.active = False  # as before: rows are checked until one makes an event
-        seq += 1
+                raw_id = values[lead_at]
+                lead_id = raw_id.strip() if raw_id else ""
+                if not lead_id:
+                    raise _RowProblem(spec.lead_id, raw_id, "missing lead id")
+                # The memo's lookup inlined: this line runs for every event.
+                kind = known_kinds.get(values[type_at]) if type_at is not None else None
+                if kind is None:
+                    kind = kind_of(values)
+                raw_at = values[at_at]
+                try:
+                    at = at_convert(raw_at)
+                except ConversionError as error:
+                    raise _RowProblem(spec.at, raw_at, str(error)) from None
+                if at is None:
+                    raise _RowProblem(spec.at, raw_at, "missing timestamp")
+                fields = _convert_fields(bound, values)
+                event_id = _event_id(values, id_at) if id_at is not None else None
+            except _RowProblem as problem:
+                on_reject(Reject(source, number, problem.column, problem.value, problem.reason))
+                continue
+            yield LeadEvent(lead_id, Event(kind, at, fields, event_id, seq), source, number)
+            if seq == first and check is not None:
+                check.active = False  # as before: rows are checked until one makes an event
+            seq += 1
+
+
+def event_type(layout: EventLayout, cell: str | None) -> str | None:
+    """The event type a type cell gives (renamed, checked), or None if the row is rejected."""
+    spec = layout.spec
+    try:
+        return _event_type(spec.type, spec.type_constant, spec.types, cell, layout.allowed_types)
+    except _RowProblem:
+        return None
 
 
 def _event_id(values: Values, position: int) -> str | None:

@@ -1,0 +1,236 @@
+"""An events file as blocks of columns: the fast read path behind ``EventsFile``.
+
+Building an :class:`~engine.events.Event` per row costs more than deciding on it, so
+a clean batch of rows (a :class:`~engine.io.csv_chunks.Piece` Arrow parsed) becomes
+Python lists per column with no per-row Python work: lead ids compared in Arrow to find
+runs (one Python string per run), types and fields converted once per distinct value by
+the row path's own functions, timestamps by Arrow where that is provably our parse
+(:mod:`engine.io.arrow_instants`). A batch with any row the row path would reject or
+read differently — or with values only Python can read — goes through
+:class:`~engine.io.records.EventRows` instead, so rejects are the row path's, row for
+row; its events then become the same kind of block.
+
+Rejects are not sent at once: a block keeps each with the index of the event it came
+before, and :mod:`engine.io.grouping` sends it when the merge reaches that event —
+the moment the row path would have — so the rejects file reads in the same order.
+
+``ENGINE_IO_ROW_PATH=1`` in the environment turns this path off (for comparisons).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from engine.events import epoch_us
+from engine.io import arrow_instants
+from engine.io.convert import ConversionError, Converter
+from engine.io.csv_chunks import Piece
+from engine.io.errors import Reject
+from engine.io.pieces import file_pieces
+from engine.io.records import EventLayout, EventsFile, LeadEvent, event_type
+
+#: Environment variable that forces the row-by-row reader everywhere.
+ROW_PATH_ENV = "ENGINE_IO_ROW_PATH"
+
+
+def enabled() -> bool:
+    """The columnar path is on unless :data:`ROW_PATH_ENV` is set to a non-empty value."""
+    return not os.environ.get(ROW_PATH_ENV)
+
+
+class EventBlock:
+    """Consecutive accepted events of the file, as columns, split into runs of one lead id.
+
+    Run ``k`` is events ``starts[k]:starts[k + 1]`` of lead ``lead_ids[k]``; consecutive
+    runs of a block have different ids (one lead may still continue in the next block).
+    ``seq0`` is the first event's ``seq`` (they count up by one); ``rows`` the events'
+    row numbers; ``rejects`` ``(event index, reject)`` in order, sent before that event.
+    """
+
+    __slots__ = ("at_us", "fields", "file", "ids", "lead_ids", "rejects", "rows", "seq0", "starts", "types")
+
+    def __init__(self, file: str, lead_ids: list[str], starts: list[int], at_us: list[int],
+                 types: list[str], fields: dict[str, list[Any]], ids: list[str | None] | None,
+                 seq0: int, rows: Sequence[int], rejects: list[tuple[int, Reject]]) -> None:
+        self.file, self.lead_ids, self.starts = file, lead_ids, starts
+        self.at_us, self.types, self.fields, self.ids = at_us, types, fields, ids
+        self.seq0, self.rows, self.rejects = seq0, rows, rejects
+
+    def __len__(self) -> int:
+        return len(self.at_us)
+
+
+def event_blocks(events: EventsFile) -> Iterator[EventBlock] | None:
+    """The events of ``events`` as blocks, or None when only the row path reads this file."""
+    if not enabled():
+        return None
+    layout = EventLayout(events.path, events.mapping, events.allowed_types, events.encoding,
+                         events.delimiter)
+    pieces = file_pieces(events.path, layout.wanted, layout.encoding, events.delimiter)
+    if pieces is None:
+        return None
+    return _Blocks(layout).blocks(pieces)
+
+
+class _Blocks:
+    """Pieces to blocks for one file."""
+
+    def __init__(self, layout: EventLayout) -> None:
+        self.layout, self.spec = layout, layout.spec
+        self.source = str(layout.path)
+        self.maker = layout.maker({name: i for i, name in enumerate(layout.wanted)})
+        mapping = layout.mapping
+        formats = self.spec.formats if self.spec.formats is not None else mapping.timestamp_formats
+        self.fast_at = arrow_instants.usable(formats, mapping.null_values)
+        self.converters: list[tuple[str, str, Converter]] = [(n, c, f) for n, c, f in layout.plan]
+
+    def blocks(self, pieces: Iterator[Piece]) -> Iterator[EventBlock]:
+        seq = 0
+        for piece in pieces:
+            block = None
+            if piece.table is not None:
+                block = self._columnar(piece.table, piece.first_row, seq)
+                if block is None:
+                    piece = _as_rows(piece)
+            if block is None:
+                block = self._by_row(piece, seq)
+            seq += len(block)
+            yield block
+
+    def _columnar(self, table: Any, first_row: int, seq: int) -> EventBlock | None:
+        """The block of a batch whose every row is clean, else None."""
+        import pyarrow.compute as pc
+
+        n = table.num_rows
+        spec = self.spec
+        lead = table.column(spec.lead_id).combine_chunks()
+        if lead.null_count:
+            return None
+        if n > 1:
+            changes = pc.indices_nonzero(pc.not_equal(lead[1:], lead[:-1]))
+            starts = [0, *pc.add(changes, 1).to_pylist()]
+        else:
+            starts = [0] if n else []
+        lead_ids: list[str] = pc.take(lead, starts).to_pylist() if n else []
+        for lead_id in lead_ids:
+            if not lead_id or lead_id.strip() != lead_id:
+                return None  # missing, or padded (the row path strips): rejected or renamed
+        starts.append(n)
+        if spec.type is not None:
+            types = _by_value(table.column(spec.type), self._kind)
+        else:
+            kind = event_type(self.layout, None)
+            types = [kind] * n if kind is not None else None
+        if types is None or not self.fast_at:
+            return None
+        at_us = arrow_instants.epoch_micros(table.column(spec.at).combine_chunks())
+        if at_us is None:
+            return None
+        fields: dict[str, list[Any]] = {}
+        for name, column, convert in self.converters:
+            values = _by_value(table.column(column), _strict(convert))
+            if values is None:
+                return None
+            fields[name] = values
+        ids: list[str | None] | None = None
+        if spec.id is not None:
+            ids = [(raw.strip() if raw else "") or None for raw in table.column(spec.id).to_pylist()]
+        return EventBlock(self.source, lead_ids, starts, at_us, types, fields, ids, seq,
+                          range(first_row, first_row + n), [])
+
+    def _kind(self, cell: str | None) -> str:
+        kind = event_type(self.layout, cell)
+        if kind is None:
+            raise _Rejected
+        return kind
+
+    def _by_row(self, piece: Piece, seq: int) -> EventBlock:
+        """The row path over the piece's rows; its events and rejects as a block."""
+        made: list[LeadEvent] = []
+        rejects: list[tuple[int, Reject]] = []
+
+        def sink(reject: Reject) -> None:
+            rejects.append((len(made), reject))
+
+        def rows() -> Iterator[tuple[int, list[str | None]]]:
+            pending = piece.rejects
+            at = 0
+            for i, row in enumerate(piece.rows):
+                while at < len(pending) and pending[at][0] <= i:
+                    sink(pending[at][1])
+                    at += 1
+                yield row
+            for _, reject in pending[at:]:
+                sink(reject)
+
+        for item in self.maker(rows(), sink, seq):
+            made.append(item)
+        return block_of(self.source, made, self.layout, seq, rejects)
+
+
+def block_of(source: str, made: list[LeadEvent], layout: EventLayout, seq: int,
+             rejects: list[tuple[int, Reject]]) -> EventBlock:
+    """Row-path events (consecutive, from ``seq``) as a block."""
+    lead_ids: list[str] = []
+    starts: list[int] = []
+    previous = None
+    for i, item in enumerate(made):
+        if item.lead_id != previous:
+            lead_ids.append(item.lead_id)
+            starts.append(i)
+            previous = item.lead_id
+    starts.append(len(made))
+    events = [item.event for item in made]
+    fields = {name: [event.fields[name] for event in events] for name, _, _ in layout.plan}
+    ids = [event.id for event in events] if layout.spec.id is not None else None
+    return EventBlock(source, lead_ids, starts, [epoch_us(event.at) for event in events],
+                      [event.type for event in events], fields, ids, seq,
+                      [item.row for item in made], rejects)
+
+
+def _as_rows(piece: Piece) -> Piece:
+    """An Arrow piece as rows of cells (for the row path)."""
+    columns = [column.to_pylist() for column in piece.table.columns]
+    first = piece.first_row
+    return Piece(rows=[(first + i, list(values)) for i, values in enumerate(zip(*columns, strict=True))])
+
+
+class _Rejected(Exception):
+    """A value the row path would reject: the batch goes to it."""
+
+
+def _strict(convert: Converter) -> Converter:
+    def converted(raw: str | None) -> Any:
+        try:
+            return convert(raw)
+        except ConversionError:
+            raise _Rejected from None
+
+    return converted
+
+
+def _by_value(column: Any, convert: Callable[[Any], Any]) -> list[Any] | None:
+    """``convert`` applied once per distinct value of an Arrow column, spread over its rows;
+    None when it raises :class:`_Rejected` for a value (the batch then takes the row path).
+    """
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(column.combine_chunks() if hasattr(column, "combine_chunks") else column)
+    distinct = encoded.dictionary.to_pylist()
+    try:
+        converted = [convert(value) for value in distinct]
+    except _Rejected:
+        return None
+    indices = encoded.indices
+    if indices.null_count:
+        try:
+            converted.append(convert(None))
+        except _Rejected:
+            return None
+        indices = pc.fill_null(indices, len(distinct))
+    return list(map(converted.__getitem__, indices.to_pylist()))
+
+
+__all__ = ["ROW_PATH_ENV", "EventBlock", "block_of", "enabled", "event_blocks"]

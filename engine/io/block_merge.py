@@ -1,0 +1,197 @@
+"""The merge join over event blocks: a Python step per lead, not per event.
+
+Same contract as :func:`engine.io.grouping._merge` (which reads one
+:class:`~engine.io.records.LeadEvent` at a time): leads in file order, each with its
+events; orphans rejected; an event whose lead id is below the one before it is the
+"not sorted" error. Every reject — the reader's and the orphans' — is sent at the
+moment the row-by-row merge would send it, so the rejects file is the same too.
+
+Also here: the merge pre-scan (do the lead ids ascend?) over Arrow columns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from engine.events import Event, EventColumns
+from engine.io.arrow_events import EventBlock, enabled
+from engine.io.errors import InputError, Reject, RejectSink
+from engine.io.pieces import file_pieces
+from engine.io.records import EventsFile, LeadRecord, LeadsFile
+
+_ORPHAN = "event for a lead id that is not in the leads file"
+
+#: One lead's consecutive events inside one block: (lead id, block, start, end).
+Run = tuple[str, EventBlock, int, int]
+
+
+class _Runs:
+    """The runs of a block stream in order, sending each block's rejects when due."""
+
+    def __init__(self, blocks: Iterator[EventBlock], on_reject: RejectSink) -> None:
+        self.blocks, self.on_reject = blocks, on_reject
+        self.block: EventBlock | None = None
+        self.run = 0  # next run of self.block
+        self.sent = 0  # rejects of self.block sent so far
+        self.last: str | None = None
+
+    def next(self) -> Run | None:
+        """The next run; first the rejects the row path would have sent before it."""
+        while True:
+            block = self.block
+            if block is not None and self.run < len(block.lead_ids):
+                k = self.run
+                start = block.starts[k]
+                self.send(start)
+                lead_id = block.lead_ids[k]
+                if self.last is not None and lead_id < self.last:
+                    raise InputError(
+                        "events are not sorted by lead id, as was promised",
+                        file=block.file,
+                        line=block.rows[start],
+                        hint="drop --events-sorted; unsorted events are indexed on disk instead",
+                    )
+                self.last = lead_id
+                self.run = k + 1
+                return lead_id, block, start, block.starts[k + 1]
+            if block is not None:
+                self.send(len(block))
+            self.block = next(self.blocks, None)
+            self.run = self.sent = 0
+            if self.block is None:
+                return None
+
+    def send(self, upto: int) -> None:
+        """Send the current block's rejects that come before event ``upto``."""
+        block = self.block
+        assert block is not None
+        rejects, sent = block.rejects, self.sent
+        while sent < len(rejects) and rejects[sent][0] <= upto:
+            self.on_reject(rejects[sent][1])
+            sent += 1
+        self.sent = sent
+
+    def orphans(self, run: Run) -> None:
+        """Reject a run's events as orphans, each after the reader's rejects before it."""
+        lead_id, block, start, end = run
+        for k in range(start, end):
+            if k > start:
+                self.send(k)
+            self.on_reject(Reject(block.file, block.rows[k], "lead_id", lead_id, _ORPHAN))
+
+
+def merge_blocks(leads: Iterable[LeadRecord], blocks: Iterator[EventBlock],
+                 on_reject: RejectSink) -> Iterator[tuple[LeadRecord, list[Event] | EventColumns]]:
+    """``(lead, events)`` in the leads' order; events as columns unless the lead has activity."""
+    runs = _Runs(blocks, on_reject)
+    pending = runs.next()
+    previous_lead: str | None = None
+    for lead in leads:
+        lead_id = lead.lead_id
+        if previous_lead is not None and lead_id <= previous_lead:
+            raise InputError(
+                "lead ids are not in ascending order, which sorted events require",
+                file=None,
+                line=lead.row,
+                hint="drop --events-sorted",
+            )
+        previous_lead = lead_id
+        while pending is not None and pending[0] < lead_id:
+            runs.orphans(pending)
+            pending = runs.next()
+        parts: list[Run] = []
+        while pending is not None and pending[0] == lead_id:
+            parts.append(pending)
+            pending = runs.next()
+        columns = _columns(parts)
+        yield lead, ([*lead.activity, *columns] if lead.activity else columns)
+    while pending is not None:
+        runs.orphans(pending)
+        pending = runs.next()
+
+
+def _columns(parts: list[Run]) -> EventColumns:
+    """The events of consecutive runs as one lead's columns (slices of the blocks' lists)."""
+    if len(parts) == 1:
+        _, block, start, end = parts[0]
+        ids = block.ids
+        return EventColumns(
+            block.at_us[start:end],
+            block.types[start:end],
+            {name: values[start:end] for name, values in block.fields.items()},
+            ids[start:end] if ids is not None else None,
+            list(range(block.seq0 + start, block.seq0 + end)),
+        )
+    if not parts:
+        return EventColumns([], [], {}, None, [])
+    at_us: list[int] = []
+    types: list[str] = []
+    fields: dict[str, list[Any]] = {}
+    ids_or_none: list[str | None] | None = [] if parts[0][1].ids is not None else None
+    seqs: list[int] = []
+    for _, block, start, end in parts:
+        at_us += block.at_us[start:end]
+        types += block.types[start:end]
+        for name, values in block.fields.items():
+            fields.setdefault(name, []).extend(values[start:end])
+        if ids_or_none is not None and block.ids is not None:
+            ids_or_none += block.ids[start:end]
+        seqs += range(block.seq0 + start, block.seq0 + end)
+    return EventColumns(at_us, types, fields, ids_or_none, seqs)
+
+
+def ids_ascending(items: LeadsFile | EventsFile, strict: bool) -> bool | None:
+    """Whether the file's lead ids (stripped, blanks skipped) ascend — strictly: and never
+    repeat — read in Arrow; None when only the row path can read the file."""
+    if not enabled():
+        return None
+    if isinstance(items, LeadsFile):
+        column = items.mapping.leads.id
+    else:
+        assert items.mapping.events is not None
+        column = items.mapping.events.lead_id
+    try:
+        pieces = file_pieces(items.path, [column], items.encoding, items.delimiter, numbered=False)
+    except InputError:
+        return None  # the real read reports it
+    if pieces is None:
+        return None
+    previous: str | None = None
+    with contextlib.closing(pieces):  # an early answer closes the file now
+        for piece in pieces:
+            for lead_id, repeated in _piece_ids(piece):
+                if not lead_id:
+                    continue
+                if previous is not None and (lead_id < previous or (strict and lead_id == previous)):
+                    return False
+                if strict and repeated:
+                    return False
+                previous = lead_id
+    return True
+
+
+def _piece_ids(piece: Any) -> Iterator[tuple[str, bool]]:
+    """Each run of equal ids in a piece, stripped, and whether it repeats; from Arrow
+    one Python string per run."""
+    if piece.table is None:
+        for _, values in piece.rows:
+            raw = values[0]
+            yield (raw.strip() if raw else ""), False
+        return
+    import pyarrow.compute as pc
+
+    # A missing id (Parquet null) is a blank: skipped, and no run runs across it.
+    column = pc.fill_null(piece.table.column(0).combine_chunks(), "")
+    n = len(column)
+    if n == 0:
+        return
+    if n > 1:
+        starts = [0, *pc.add(pc.indices_nonzero(pc.not_equal(column[1:], column[:-1])), 1).to_pylist()]
+    else:
+        starts = [0]
+    values = pc.take(column, starts).to_pylist()
+    starts.append(n)
+    for k, raw in enumerate(values):
+        yield (raw.strip() if raw else ""), starts[k + 1] - starts[k] > 1

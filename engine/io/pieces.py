@@ -1,0 +1,54 @@
+"""A file's rows as :class:`~engine.io.csv_chunks.Piece` s, for the columnar readers.
+
+CSV goes through :class:`~engine.io.csv_chunks.CsvChunks`; Parquet is read a record
+batch at a time, and a batch whose wanted columns are all strings is handed over as
+Arrow columns (anything else is turned into text cells exactly as the row path's
+:func:`~engine.io.readers.to_text` does). JSONL has no columnar reading: None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+
+from engine.io.csv_chunks import CsvChunks, Piece
+from engine.io.errors import InputError
+from engine.io.readers import file_format, read_header, to_text
+
+#: Rows per Parquet record batch read.
+PARQUET_BATCH_ROWS = 65536
+
+
+def file_pieces(path: str | Path, wanted: list[str], encoding: str | None,
+                delimiter: str | None, numbered: bool = True) -> Generator[Piece, None, None] | None:
+    """The rows of ``path`` (columns ``wanted``, which the file must have), or None for JSONL;
+    ``numbered=False``: row numbers may be missing (see :class:`CsvChunks`)."""
+    kind = file_format(path)
+    if kind == "csv":
+        header = read_header(path, encoding=encoding, delimiter=delimiter)
+        return CsvChunks(path, header, wanted, encoding, delimiter, numbered).pieces()
+    if kind == "parquet":
+        return _parquet_pieces(path, wanted)
+    return None
+
+
+def _parquet_pieces(path: str | Path, wanted: list[str]) -> Generator[Piece, None, None]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(f"not a readable Parquet file: {error}", file=path) from None
+    first = 1
+    with parquet:
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
+            table = pa.Table.from_batches([batch]).select(wanted)
+            if all(pa.types.is_string(t) or pa.types.is_large_string(t) for t in table.schema.types):
+                yield Piece(first_row=first, table=table)
+            else:
+                columns = [column.to_pylist() for column in table.columns]
+                rows = [(first + i, [to_text(value) for value in values])
+                        for i, values in enumerate(zip(*columns, strict=True))]
+                yield Piece(rows=rows)
+            first += table.num_rows
