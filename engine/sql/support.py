@@ -54,7 +54,8 @@ def expressions(cp: CompiledPlaybook) -> Iterator[tuple[NodePath, str, CompiledE
             yield stage.rule.path, f"stages.{stage.rule.id}", stage.rule.expr
     for reason in cp.recycle:
         if reason.reenter is not None:
-            yield (*reason.rule.path, "reenter_when"), f"recycle.{reason.rule.id}.reenter_when", reason.reenter
+            where = f"recycle.{reason.rule.id}.reenter_when"
+            yield (*reason.rule.path, "reenter_when"), where, reason.reenter
     for handoff in cp.handoffs:
         if handoff.rule.expr is not None:
             yield handoff.rule.path, f"handoffs.{handoff.rule.id}", handoff.rule.expr
@@ -152,7 +153,8 @@ def _call(node: ast.Call, declared: bool) -> Iterator[str]:
             if kw.arg is None or kw.arg == "within":
                 continue
             value = kw.value
-            if not (isinstance(value, ast.Constant) and (value.value is None or isinstance(value.value, str))):
+            literal = isinstance(value, ast.Constant) and isinstance(value.value, str | None)
+            if not literal:
                 yield f"`{kw.arg}=` filter with a value that is not a literal string or None"
     elif name in ("persona",):
         return
@@ -173,4 +175,4 @@ def lint_no_sql_form(cp: CompiledPlaybook, doc: Document) -> Iterator[Diagnostic
     for path, what in gaps(cp):
         yield doc.diagnostic(path, CODE, f"{what} (`engine evaluate` needs --backend python for it)",
                              severity=Severity.WARNING, key=path[0] == "content" or "content" in path,
-                             hint="rewrite it in a form the SQL backends support, or run with --backend python")
+                             hint="rewrite it in a form the SQL backends support, or use --backend python")
