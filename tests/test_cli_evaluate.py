@@ -164,3 +164,34 @@ def test_encoding_option_reads_cp932(tmp_path: Path) -> None:
                                           *extra], catch_exceptions=False)
         assert json.loads(result.output)["leads"]["decided"] == 20
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+def test_backends_write_the_same_files_and_summary(tmp_path: Path) -> None:
+    leads, events = make_export(tmp_path, 40)
+    outputs = {}
+    for backend in ("python", "duckdb"):
+        folder = tmp_path / backend
+        result = CliRunner().invoke(
+            cli, ["evaluate", str(BENCH_PLAYBOOK), "--leads", str(leads), "--events", str(events),
+                  "--as-of", AS_OF, "--out", str(folder / "d.csv"), "--queues", str(folder / "q"),
+                  "--backend", backend], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+        outputs[backend] = (files, result.output.replace(str(folder), "OUT"))
+    assert outputs["duckdb"] == outputs["python"]
+
+
+def test_construct_without_sql_form_is_a_clear_error(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    playbook = tmp_path / "pb.yaml"
+    text = BENCH_PLAYBOOK.read_text(encoding="utf-8")
+    playbook.write_text(text.replace('"case-study-*"', '"case-study-[0-9]*"'), encoding="utf-8")
+    leads, _ = make_export(tmp_path, 5)
+    args = ["evaluate", str(playbook), "--leads", str(leads), "--as-of", AS_OF,
+            "--out", str(tmp_path / "d.csv")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "case-study-[0-9]*" in err and "--backend python" in err and "Traceback" not in err
+    assert not (tmp_path / "d.csv").exists()
+    assert main([*args, "--backend", "python"]) == 0  # never a silent fallback, but python runs it
+    assert main([*args, "--master", "local[1]"]) == 2  # --master is for --backend spark

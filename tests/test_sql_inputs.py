@@ -1,0 +1,44 @@
+"""Stage 1 of the SQL batch path: DuckDB itself reads regular files; others go through engine.io."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from engine.sql.inputs import ROW, Inputs
+from tests.export_factory import LEAD_COLUMNS, make_rows, write_csv
+
+
+def _scan(path: Path, encoding: str | None = None) -> tuple[bool, list[tuple[object, ...]], list[Path]]:
+    con = duckdb.connect()
+    with Inputs(con) as inputs:
+        scanned = inputs.scan(path, "t", encoding, ["lead_id", "title"])
+        rows = con.execute(f"SELECT {ROW}, lead_id, title FROM t ORDER BY {ROW}").fetchall()
+        temporary = list(inputs._temporary)
+        assert all(p.exists() for p in temporary)
+    assert not any(p.exists() for p in temporary)  # removed when the run ends
+    return scanned.by_duckdb, rows, temporary
+
+
+def test_regular_csv_is_read_by_duckdb_with_line_numbers(tmp_path: Path) -> None:
+    leads, _ = make_rows(30)
+    by_duckdb, rows, temporary = _scan(write_csv(tmp_path / "l.csv", LEAD_COLUMNS, leads))
+    assert by_duckdb and not temporary
+    assert [r[0] for r in rows] == list(range(2, 32)) and rows[0][1] == "L00001"
+
+
+def test_cp932_is_transcoded_to_a_temporary_utf8_copy(tmp_path: Path) -> None:
+    leads, _ = make_rows(30)
+    path = write_csv(tmp_path / "l.csv", LEAD_COLUMNS, leads, encoding="cp932")
+    by_duckdb, rows, temporary = _scan(path)
+    assert by_duckdb and len(temporary) == 1
+    assert {r[2] for r in rows} >= {"部長", "学生"}
+
+
+def test_blank_lines_and_quoted_newlines_fall_back_to_engine_io(tmp_path: Path) -> None:
+    path = tmp_path / "l.csv"
+    path.write_text('lead_id,title\nA,x\n\nB,"two\nlines"\nC,y\n', encoding="utf-8")
+    by_duckdb, rows, _ = _scan(path)
+    assert not by_duckdb
+    assert rows == [(2, "A", "x"), (4, "B", "two\nlines"), (6, "C", "y")]
