@@ -181,21 +181,7 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
     w(2, "age = as_of_us - at")
     w(2, "if age < 0:")
     w(3, "continue  # after as_of")
-    if cp.playbook.scoring.engagement is not None:
-        content = var.get("content", "None")
-        w(2, "w = plain_get(t)")
-        w(2, "if w is None:  # points that depend on content: remembered per (type, content)")
-        w(3, "memo = content_get(t)")
-        w(3, f"w = None if memo is None else memo.get({content})")
-        w(3, "if w is None:")
-        w(4, f"w = weigh(t, {content})")
-        limit = cp.engagement_window_seconds
-        w(2, f"if w{'' if limit is None else f' and age < {_us(limit)}'}:")
-        if cp.half_life_seconds:
-            half_life = ns.constant(cp.half_life_seconds)
-            w(3, f"micro += floor(w * 0.5 ** ((age / 1000000) / {half_life}) * 1e6 + 0.5)")
-        else:
-            w(3, "micro += floor(w * 1e6 + 0.5)")
+    _decayed_points(cp, ns, w, 2, var.get("content", "None"), "micro")
     if cp.surge is not None:
         window = _us(cp.surge_window_seconds)
         guard = "" if cp.surge_events is None else f"t in {ns.constant(cp.surge_events)} and "
@@ -247,6 +233,26 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
                 w(4, f"{name} += 1")
 
 
+def _decayed_points(cp: CompiledPlaybook, ns: Namespace, w: _Writer, indent: int, content: str,
+                    total: str) -> None:
+    """Add the event's decayed points, in whole micro-points, to ``total`` (decide's _engagement)."""
+    if cp.playbook.scoring.engagement is None:
+        return
+    w(indent, "w = plain_get(t)")
+    w(indent, "if w is None:  # points that depend on content: remembered per (type, content)")
+    w(indent + 1, "memo = content_get(t)")
+    w(indent + 1, f"w = None if memo is None else memo.get({content})")
+    w(indent + 1, "if w is None:")
+    w(indent + 2, f"w = weigh(t, {content})")
+    limit = cp.engagement_window_seconds
+    w(indent, f"if w{'' if limit is None else f' and age < {_us(limit)}'}:")
+    if cp.half_life_seconds:
+        half_life = ns.constant(cp.half_life_seconds)
+        w(indent + 1, f"{total} += floor(w * 0.5 ** ((age / 1000000) / {half_life}) * 1e6 + 0.5)")
+    else:
+        w(indent + 1, f"{total} += floor(w * 1e6 + 0.5)")
+
+
 _SINCE_MARK = "#<since-recycle pass>"
 
 
@@ -285,21 +291,7 @@ def _since_loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[s
     w(5, "continue")
     w(4, "events_since += 1")
     w(4, "age = as_of_us - at")
-    if cp.playbook.scoring.engagement is not None:
-        content = var.get("content", "None")
-        w(4, "w = plain_get(t)")
-        w(4, "if w is None:")
-        w(5, "memo = content_get(t)")
-        w(5, f"w = None if memo is None else memo.get({content})")
-        w(5, "if w is None:")
-        w(6, f"w = weigh(t, {content})")
-        limit = cp.engagement_window_seconds
-        w(4, f"if w{'' if limit is None else f' and age < {_us(limit)}'}:")
-        if cp.half_life_seconds:
-            half_life = ns.constant(cp.half_life_seconds)
-            w(5, f"micro_since += floor(w * 0.5 ** ((age / 1000000) / {half_life}) * 1e6 + 0.5)")
-        else:
-            w(5, "micro_since += floor(w * 1e6 + 0.5)")
+    _decayed_points(cp, ns, w, 4, var.get("content", "None"), "micro_since")
     for aggregate, name in since:
         conditions = [f"t == {ns.constant(aggregate.type)}"]
         conditions += [f"{var[k]} == {ns.constant(v)}" for k, v in aggregate.fields]
