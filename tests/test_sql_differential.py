@@ -342,6 +342,21 @@ def test_recycle_cooldown_boundaries_and_reentry() -> None:
             SMB_LEAD,
             [Event("disposition", _at(day), {"reason": "other"}), Event("inquiry", _at(day))],
         ),
+        (  # a trigger after as_of neither recycles nor hides the one before it
+            "future-trigger",
+            SMB_LEAD,
+            [
+                Event("disposition", _at(5 * day), {"reason": "timing"}),
+                Event("email_open", _at(4 * day)),
+                Event("deal_lost", _at(-0.000001)),
+                Event("inquiry", _at(-day)),
+            ],
+        ),
+        (
+            "only-future-trigger",
+            SMB_LEAD,
+            [Event("inquiry", _at(2 * day)), Event("disposition", _at(-1), {"reason": "no_need"})],
+        ),
     ]
     assert_same(cp, leads)
 
