@@ -3,12 +3,13 @@
 The query mirrors ``engine.evaluate.decide`` stage by stage, one CTE per stage
 (facts → personas → targets → scores → surge → exclusions and stage → recycle →
 handoff), each adding columns to the previous one, so a rule's SQL sits next to
-its comment and reads in the order the Python path evaluates. Events are first
-cut at ``as_of`` and deduplicated by ``event_id`` (earliest kept), as
-:class:`engine.history.History` does; every catalogue function is one aggregate
-column per lead. Sticky stages are the stage pipeline evaluated again per (lead,
-earlier event instant) "frame" (see ``_Builder.sticky_floor``): quadratic in a
-lead's events, and only built when a playbook has a sticky stage.
+its comment and reads in the order the Python path evaluates. Events are
+deduplicated by ``event_id`` (earliest kept) and only those at or before ``as_of``
+are read (see ``_events``), as :class:`engine.history.History` does; every
+catalogue function is one aggregate column per lead. Sticky stages are the stage
+pipeline evaluated again per (lead, earlier event instant) "frame" (see
+``_Builder.sticky_floor``): quadratic in a lead's events, and only built when a
+playbook has a sticky stage.
 
 Inputs: ``leads(lead_id, <lead.fields>)`` and ``events(lead_id, event_id,
 occurred_at, type, seq, <event fields>)``; ``seq`` is the input position, used
