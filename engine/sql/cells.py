@@ -49,9 +49,10 @@ def _whitespace_class() -> str:
 
 
 def strip(cell: str) -> str:
-    """``cell.strip()`` in SQL, with Python's definition of whitespace."""
+    """``cell.strip()`` in SQL, with Python's definition of whitespace (regexp only when needed)."""
     ws = _whitespace_class()
-    return f"regexp_replace({cell}, {literal(f'^{ws}+|{ws}+$')}, '', 'g')"
+    return (f"CASE WHEN regexp_matches({cell}, {literal(f'^{ws}|{ws}$')}) "
+            f"THEN regexp_replace({cell}, {literal(f'^{ws}+|{ws}+$')}, '', 'g') ELSE {cell} END")
 
 
 def _ascii(text: str) -> str:
@@ -73,6 +74,19 @@ class Cells:
         self.con, self.table, self.mapping = con, table, mapping
         self.joins: list[str] = []
         self._count = itertools.count()
+        self._stripped: dict[str, str] = {}
+
+    def stripped(self, cell: str) -> str:
+        """``cell.strip()``, computed once per row however often the SQL mentions it."""
+        if cell not in self._stripped:
+            self._stripped[cell] = quote(f"__stripped_{len(self._stripped)}")
+        return self._stripped[cell]
+
+    def source(self, only: str | None = None) -> str:
+        """The table with its stripped columns (all of them, or ``only`` one's) added."""
+        added = "".join(f", {strip(cell)} AS {alias}" for cell, alias in self._stripped.items()
+                        if only is None or cell == only)
+        return f"(SELECT *{added} FROM {self.table}) AS {self.table}"
 
     def field(self, spec: FieldSpec, present: bool) -> Converted:
         """``make_converter(spec)`` over column ``spec.column`` (absent column: NULL, no reject)."""
@@ -97,7 +111,7 @@ class Cells:
     # -- the SQL half -----------------------------------------------------------------
 
     def _fast(self, spec: FieldSpec, cell: str, nulls: frozenset[str]) -> _Fast:
-        stripped = strip(cell)
+        stripped = self.stripped(cell)
         ascii_nulls = sorted(n for n in nulls if n.isascii())
         longest = max((len(n) for n in nulls), default=-1)
         in_nulls = f"lower({stripped}) IN ({', '.join(literal(n) for n in ascii_nulls)})" if ascii_nulls \
@@ -144,7 +158,7 @@ class Cells:
         import pyarrow as pa
 
         odd = f"{cell} IS NOT NULL AND NOT {fast.is_null} AND NOT {fast.valid}"
-        query = f"SELECT DISTINCT {cell} FROM {self.table} WHERE {odd}"
+        query = f"SELECT DISTINCT {cell} FROM {self.source(only=cell)} WHERE {odd}"
         raws = [r for (r,) in self.con.execute(query).fetchall()]
         if not raws:
             value = (f"CASE WHEN {cell} IS NULL OR {fast.is_null} THEN CAST(NULL AS {sql_type}) "

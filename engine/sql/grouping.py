@@ -65,11 +65,12 @@ def group(con: Any, leads_file: str, events_file: str | None, lead_structural: l
                row_number() OVER (PARTITION BY lead_id ORDER BY {ROW}) AS __nth
         FROM lead_rows WHERE __reason IS NULL""")
     con.execute("CREATE OR REPLACE TEMP TABLE decided_leads AS SELECT * FROM usable_leads WHERE __nth = 1")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE usable_events AS
-        SELECT e.*, row_number() OVER (ORDER BY e.{ROW}) - 1 AS __j, d.lead_id IS NOT NULL AS __matched
-        FROM event_rows e LEFT JOIN (SELECT lead_id FROM decided_leads) d USING (lead_id)
-        WHERE e.__reason IS NULL""")
-    con.execute("CREATE OR REPLACE TEMP TABLE matched_events AS "
+    # An event's position among usable rows only orders ties (Event.seq) and rejects, so
+    # its row number, which ascends with it, serves for both without a window over every event.
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW usable_events AS
+        SELECT e.*, e.{ROW} AS __j, e.lead_id IN (SELECT lead_id FROM decided_leads) AS __matched
+        FROM event_rows e WHERE e.__reason IS NULL""")
+    con.execute("CREATE OR REPLACE TEMP VIEW matched_events AS "
                 "SELECT * EXCLUDE (__matched), __j AS seq FROM usable_events WHERE __matched")
     leads = literal(leads_file)
     events = literal(events_file or "")

@@ -22,7 +22,7 @@ from engine.io import ActivityRule, FieldSpec, InputError, Mapping
 from engine.io.convert import ConversionError, null_set, to_number
 from engine.io.mapping import AtColumn, field_spec
 from engine.io.records import check_columns
-from engine.sql.cells import SQL_TYPES, Cells, strip
+from engine.sql.cells import SQL_TYPES, Cells
 from engine.sql.inputs import ROW, Inputs, Scanned, literal, quote
 
 #: Per row: the problem's column, value and reason (NULL reason: the row is usable).
@@ -102,8 +102,9 @@ def lead_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
     scanned = inputs.scan(path, "lead_scan", encoding, wanted)
     cells = Cells(inputs.con, "lead_scan", mapping)
     raw_id = quote(spec.id)
-    selects = [ROW, f"{raw_id} AS __raw_id", f"{strip(raw_id)} AS lead_id"]
-    checks = [(f"COALESCE({strip(raw_id)}, '') = ''", literal(spec.id), raw_id, literal("missing lead id"))]
+    stripped_id = cells.stripped(raw_id)
+    selects = [ROW, f"{raw_id} AS __raw_id", f"{stripped_id} AS lead_id"]
+    checks = [(f"COALESCE({stripped_id}, '') = ''", literal(spec.id), raw_id, literal("missing lead id"))]
     fields, field_checks = _fields_sql(cells, plan, scanned)
     selects += fields
     checks += field_checks
@@ -113,7 +114,7 @@ def lead_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
         checks += rule_checks
     selects += _problems(checks)
     inputs.con.execute(f"CREATE OR REPLACE TEMP TABLE lead_rows AS SELECT {', '.join(selects)} "
-                       f"FROM lead_scan {' '.join(cells.joins)}")
+                       f"FROM {cells.source()} {' '.join(cells.joins)}")
     return scanned, plan
 
 
@@ -142,8 +143,8 @@ def _rule_sql(cells: Cells, mapping: Mapping, index: int, rule: ActivityRule, as
     tests = []
     for column, expected in (rule.when_column_equals or {}).items():
         accepted = [expected] if isinstance(expected, str) else expected
-        cell = "COALESCE(" + quote(column) + ", '')"
-        tests.append(f"{strip(cell)} IN ({', '.join(literal(v) for v in accepted)})")
+        cell = "COALESCE(" + cells.stripped(quote(column)) + ", '')"
+        tests.append(f"{cell} IN ({', '.join(literal(v) for v in accepted)})")
     when = " AND ".join(tests) or "TRUE"
     checks: list[tuple[str, str, str, str]] = []
     if rule.count_column:
@@ -226,8 +227,9 @@ def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None
     scanned = inputs.scan(path, "event_scan", encoding, wanted)
     cells = Cells(inputs.con, "event_scan", mapping)
     raw_id = quote(spec.lead_id)
-    selects = [ROW, f"{strip(raw_id)} AS lead_id"]
-    checks = [(f"COALESCE({strip(raw_id)}, '') = ''", literal(spec.lead_id), raw_id,
+    stripped_id = cells.stripped(raw_id)
+    selects = [ROW, f"{stripped_id} AS lead_id"]
+    checks = [(f"COALESCE({stripped_id}, '') = ''", literal(spec.lead_id), raw_id,
                literal("missing lead id"))]
     kind = _EventType(spec.type, spec.type_constant, spec.types, allowed)
     if spec.type is not None:
@@ -253,11 +255,11 @@ def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None
     fields, field_checks = _fields_sql(cells, plan, scanned)
     selects += fields
     checks += field_checks
-    event_id = f"NULLIF({strip(quote(spec.id))}, '')" if spec.id else "CAST(NULL AS VARCHAR)"
+    event_id = f"NULLIF({cells.stripped(quote(spec.id))}, '')" if spec.id else "CAST(NULL AS VARCHAR)"
     selects.append(f"{event_id} AS event_id")
     selects += _problems(checks)
     inputs.con.execute(f"CREATE OR REPLACE TEMP TABLE event_rows AS SELECT {', '.join(selects)} "
-                       f"FROM event_scan {' '.join(cells.joins)}")
+                       f"FROM {cells.source()} {' '.join(cells.joins)}")
     return scanned, plan
 
 
