@@ -314,3 +314,23 @@ def test_construct_without_sql_form_names_it_and_suggests_python(tmp_path: Path)
     message = str(caught.value)
     assert "case-study-[0-9]*" in message and "--backend python" in message
     assert not (tmp_path / "d.csv").exists() and not (tmp_path / "d.rejects.csv").exists()
+
+
+@pytest.mark.parametrize("broken", ["leads", "events"])
+def test_events_sorted_promise_broken_is_the_same_error(bench: CompiledPlaybook, tmp_path: Path,
+                                                        broken: str) -> None:
+    leads, events = make_rows(30)
+    if broken == "leads":
+        leads[5], leads[6] = leads[6], leads[5]
+    else:
+        events[5], events[-1] = events[-1], events[5]
+    lp = write_csv(tmp_path / "l.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "e.csv", EVENT_COLUMNS, events)
+    errors = []
+    for run in (evaluate_export, evaluate_export_sql):
+        request = BatchRequest(leads=lp, events=ep, out=tmp_path / "d.csv", as_of=AS_OF,
+                               mapping=load_mapping("canonical"), events_sorted=True)
+        with pytest.raises(InputError) as caught:
+            run(bench, request)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1] and "sorted" in errors[0]

@@ -14,9 +14,9 @@ emits them. That order depends on which strategy engine.io picks:
   between. Each reject's sort key below is its place in that pass.
 
 Tables made: ``decided_leads`` (usable, first occurrences, with ``__row``),
-``matched_events`` (file events of decided leads, ``seq`` = position among usable
-event rows, as engine.io numbers them) and ``rejects`` (file, row, column, value,
-reason, k1..k5: the order).
+``matched_events`` (file events of decided leads; ``seq`` is the row number, which
+ascends with engine.io's position among usable rows, so ties order the same) and
+``rejects`` (file, row, column, value, reason, k1..k5: the order).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def group(con: Any, leads_file: str, events_file: str | None, lead_structural: l
                     "CAST(NULL AS VARCHAR) AS __value, CAST(NULL AS VARCHAR) AS __reason WHERE FALSE")
     merge = events_sorted if events_sorted is not None else _both_ascending(con)
     if events_sorted:
-        _check_sorted(con)
+        _check_sorted(con, events_file)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE usable_leads AS
         SELECT *, row_number() OVER (ORDER BY {ROW}) - 1 AS __k,
                row_number() OVER (PARTITION BY lead_id ORDER BY {ROW}) AS __nth
@@ -122,7 +122,7 @@ def _both_ascending(con: Any) -> bool:
     return bool(leads and events)
 
 
-def _check_sorted(con: Any) -> None:
+def _check_sorted(con: Any, events_file: str | None) -> None:
     """``--events-sorted`` promised the order: a violation is engine.io's error, not a wrong answer."""
     query = """SELECT min(__row) FROM (
         SELECT __row, lead_id, lag(lead_id) OVER (ORDER BY __row) AS previous FROM {table}
@@ -133,7 +133,7 @@ def _check_sorted(con: Any) -> None:
                          file=None, line=int(row), hint="drop --events-sorted")
     row = con.execute(query.format(op="<", table="event_rows")).fetchall()[0][0]
     if row is not None:
-        raise InputError("events are not sorted by lead id, as was promised", file=None, line=int(row),
+        raise InputError("events are not sorted by lead id, as was promised", file=events_file, line=int(row),
                          hint="drop --events-sorted; unsorted events are indexed on disk instead")
 
 
