@@ -29,8 +29,11 @@ from engine.io.convert import ConversionError, Converter
 from engine.io.csv_chunks import Piece
 from engine.io.errors import Reject
 from engine.io.pieces import file_pieces
+from engine.io.prefetch import prefetched
 from engine.io.records import EventLayout, EventsFile, LeadEvent, event_type
 
+#: Read the next block on a thread while the caller uses this one (see engine.io.prefetch).
+PREFETCH = True
 #: Environment variable that forces the row-by-row reader everywhere.
 ROW_PATH_ENV = "ENGINE_IO_ROW_PATH"
 
@@ -71,7 +74,8 @@ def event_blocks(events: EventsFile) -> Iterator[EventBlock] | None:
     pieces = file_pieces(events.path, layout.wanted, layout.encoding, events.delimiter)
     if pieces is None:
         return None
-    return _Blocks(layout).blocks(pieces)
+    blocks = _Blocks(layout).blocks(pieces)
+    return prefetched(blocks) if PREFETCH else blocks
 
 
 class _Blocks:
