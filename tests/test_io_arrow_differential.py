@@ -132,11 +132,23 @@ def _write(folder: Path, seed: int) -> tuple[Path, Path]:
     leads, _ = make_rows(n, seed=seed)
     if rng.random() < 0.2:
         leads.insert(rng.randrange(len(leads)), list(leads[rng.randrange(len(leads))]))  # repeated id
+    for _ in range(rng.randrange(0, 4) if rng.random() < 0.6 else 0):
+        at = rng.randrange(len(leads))
+        row = list(leads[at])
+        what = rng.randrange(4)
+        if what == 0:
+            row[0] = rng.choice(["", " "]) if rng.random() < 0.5 else f" {row[0]}"
+        elif what == 1:
+            row[4] = rng.choice(["lots", "1,200", "N/A", "３"])
+        elif what == 2:
+            row[8] = rng.choice(ODD_TIMES + GOOD_TIMES)
+        else:
+            row[5] = rng.choice(['"Head, Sales"', "  課長  ", "-"])
+        leads[at] = row
     header, events = _events(rng, n)
     kind = rng.choices(["csv", "parquet", "jsonl"], [8, 2, 1])[0]
     leads_path = folder / "leads.csv"
-    leads_path.write_text(",".join(LEAD_COLUMNS) + "\n" + "\n".join(",".join(r) for r in leads) + "\n",
-                          encoding="utf-8")
+    leads_path.write_text(_csv_text(LEAD_COLUMNS, leads, rng), encoding="utf-8")
     events_path = folder / f"events.{kind}"
     if kind == "csv":
         text = _csv_text(header, events, rng)

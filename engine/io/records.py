@@ -261,47 +261,80 @@ def read_leads(
 
     ``as_of`` is needed only by activity rules with ``at: as_of``.
     """
-    spec = mapping.leads
-    plan, required, optional = _plan_fields(spec.fields, mapping, spec.fields_required)
-    rules = [_Activity(i, rule, mapping) for i, rule in enumerate(spec.activity)]
-    _check_rules(spec.activity, as_of, allowed_types)
-    needed = [spec.id, *required] + [c for rule in rules for c in rule.columns()]
-    encoding = encoding or mapping.encoding
-    table = _Table(path, encoding, delimiter)
-    columns = table.columns
-    needed = list(dict.fromkeys(needed))
-    if columns is not None:
-        check_columns(path, needed, columns)
-        plan = [item for item in plan if item[1] in columns or item[1] not in optional]
-        missing = {name for name, col, _ in _plan_all(spec.fields) if col not in columns}
-    else:
-        missing = set()
-    check = _FirstRows(path, needed) if columns is None else None
-    wanted = [*needed, *(column for _, column, _ in plan)]
-    rows = table.rows(wanted, on_reject, check)
-    bound = _bind(plan, table.position)
-    for rule in rules:
-        rule.bind(table.position)
-    id_at = table.position[spec.id]
-    source = str(path)
-    for number, values in rows:
-        if check is not None:
-            check.active = False
-        try:
-            raw_id = values[id_at]
-            lead_id = raw_id.strip() if raw_id else ""
-            if not lead_id:
-                raise _RowProblem(spec.id, raw_id, "missing lead id")
-            fields = _convert_fields(bound, values)
-            for name in missing:
-                fields[name] = None
-            activity: list[Event] = []
-            for rule in rules:
-                activity.extend(rule.events(lead_id, values, as_of))
-        except _RowProblem as problem:
-            on_reject(Reject(source, number, problem.column, problem.value, problem.reason))
-            continue
-        yield LeadRecord(lead_id, fields, number, tuple(activity))
+    layout = LeadLayout(path, mapping, as_of, allowed_types, encoding, delimiter)
+    table = layout.table
+    check = _FirstRows(path, layout.needed) if table.columns is None else None
+    rows = table.rows(layout.wanted, on_reject, check)
+    return layout.maker(table.position)(rows, on_reject, check)
+
+
+class LeadLayout:
+    """What reading a leads file needs, worked out once (see :class:`EventLayout`)."""
+
+    def __init__(self, path: str | Path, mapping: Mapping, as_of: datetime | None,
+                 allowed_types: Collection[str] | None, encoding: str | None,
+                 delimiter: str | None) -> None:
+        spec = mapping.leads
+        self.path, self.mapping, self.spec, self.as_of = path, mapping, spec, as_of
+        plan, required, optional = _plan_fields(spec.fields, mapping, spec.fields_required)
+        rules = [_Activity(i, rule, mapping) for i, rule in enumerate(spec.activity)]
+        _check_rules(spec.activity, as_of, allowed_types)
+        needed = [spec.id, *required] + [c for rule in rules for c in rule.columns()]
+        self.encoding = encoding or mapping.encoding
+        self.table = _Table(path, self.encoding, delimiter)
+        columns = self.table.columns
+        self.needed = list(dict.fromkeys(needed))
+        if columns is not None:
+            check_columns(path, self.needed, columns)
+            plan = [item for item in plan if item[1] in columns or item[1] not in optional]
+            self.missing = {name for name, col, _ in _plan_all(spec.fields) if col not in columns}
+        else:
+            self.missing = set()
+        self.plan, self.has_activity = plan, bool(rules)
+        self.wanted = list(dict.fromkeys([*self.needed, *(column for _, column, _ in plan)]))
+
+    def maker(self, position: dict[str, int]) -> LeadRows:
+        """The per-row conversion for rows whose cells sit at ``position``."""
+        return LeadRows(self, position)
+
+
+class LeadRows:
+    """The row-by-row conversion of leads: every check and reject reason, in one loop."""
+
+    def __init__(self, layout: LeadLayout, position: dict[str, int]) -> None:
+        self.layout = layout
+        mapping, spec = layout.mapping, layout.spec
+        self.bound = _bind(layout.plan, position)
+        self.rules = [_Activity(i, rule, mapping) for i, rule in enumerate(spec.activity)]
+        for rule in self.rules:
+            rule.bind(position)
+        self.id_at = position[spec.id]
+
+    def __call__(self, rows: Iterable[tuple[int, Values]], on_reject: RejectSink,
+                 check: _FirstRows | None = None) -> Iterator[LeadRecord]:
+        """Leads of ``rows``; bad rows go to ``on_reject``."""
+        layout = self.layout
+        spec, missing, as_of = layout.spec, layout.missing, layout.as_of
+        bound, rules, id_at = self.bound, self.rules, self.id_at
+        source = str(layout.path)
+        for number, values in rows:
+            if check is not None:
+                check.active = False
+            try:
+                raw_id = values[id_at]
+                lead_id = raw_id.strip() if raw_id else ""
+                if not lead_id:
+                    raise _RowProblem(spec.id, raw_id, "missing lead id")
+                fields = _convert_fields(bound, values)
+                for name in missing:
+                    fields[name] = None
+                activity: list[Event] = []
+                for rule in rules:
+                    activity.extend(rule.events(lead_id, values, as_of))
+            except _RowProblem as problem:
+                on_reject(Reject(source, number, problem.column, problem.value, problem.reason))
+                continue
+            yield LeadRecord(lead_id, fields, number, tuple(activity))
 
 
 def _plan_all(entries: dict[str, str | FieldSpec]) -> list[tuple[str, str, None]]:
@@ -514,6 +547,11 @@ class LeadsFile:
         self.delimiter = delimiter
 
     def __iter__(self) -> Iterator[LeadRecord]:
+        from engine.io.arrow_leads import lead_records  # it builds on this module
+
+        fast = lead_records(self)
+        if fast is not None:
+            return fast
         return read_leads(
             self.path,
             self.mapping,
