@@ -356,9 +356,10 @@ def bench_size(leads: int, folder: Path, args: argparse.Namespace, cli: bool) ->
                 _agreement_line("CLI", outputs["hand-csv"], outputs["cli"]),
             ]
         else:
-            lines.append(
-                "  end to end: not measured (`engine evaluate` has no --backend here; --cli on forces it)"
-            )
+            why = "--cli off"
+            if args.cli != "off":
+                why = "`engine evaluate` has no --backend here; --cli on forces it"
+            lines.append(f"  end to end: not measured ({why})")
         for line in lines:
             print(line, flush=True)
         return lines
