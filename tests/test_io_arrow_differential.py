@@ -123,7 +123,8 @@ def _csv_text(header: list[str], rows: list[list[str]], rng: random.Random) -> s
         elif roll < 0.03:
             lines.append(",".join([*row, ""]))  # trailing comma
     end = newline if rng.random() < 0.8 else ""
-    return newline.join(lines) + end
+    ends = [("\r" if rng.random() < 0.01 else newline) for _ in lines]  # a lone CR ends a line too
+    return "".join(line + sep for line, sep in zip(lines[:-1], ends, strict=False)) + lines[-1] + end
 
 
 def _write(folder: Path, seed: int) -> tuple[Path, Path]:

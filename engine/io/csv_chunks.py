@@ -3,8 +3,8 @@
 Arrow's C++ parser is several times faster than ``csv.reader`` but does not number rows
 by line, skip blank lines or read short rows the way :func:`engine.io.readers.read_csv_lists`
 does. So the file is cut into byte chunks at line ends, and a chunk goes to Arrow only
-when it is *plain*: no quote character, no NUL, no blank line, no lone ``\\r``. In a plain
-chunk every line is exactly one row, so row numbers are the line numbers, and Arrow and
+when it is *plain*: no quote character, no NUL, no blank line. In a plain chunk every
+line is exactly one row, so row numbers are the line numbers, and Arrow and
 the csv module cannot read it differently (a row of the wrong width makes Arrow fail,
 and the chunk is then read by the csv module). Anything else is read by the row path's
 own loop (:func:`engine.io.readers.csv_lists_at`), numbered from the chunk's first line:
@@ -125,7 +125,7 @@ class CsvChunks:
         return _header(self.path, text.rstrip("\r\n").split(self.separator)) == self.header
 
     def _chunk(self, chunk: bytes, line: int, lines: int) -> Iterator[Piece]:
-        if _plain(chunk):
+        if b"\x00" not in chunk:
             table = self._arrow(chunk)
             if table is not None and table.num_rows == lines:
                 yield Piece(first_row=line, table=table)
@@ -182,16 +182,9 @@ class CsvChunks:
             yield piece
 
 
-def _plain(chunk: bytes) -> bool:
-    """No NUL and no lone CR. (Blank lines Arrow skips: the row count then falls short of
-    the line count and the chunk is read by the csv module.)"""
-    if b"\r" in chunk and chunk.count(b"\r") != chunk.count(b"\r\n"):
-        return False
-    return b"\x00" not in chunk
-
-
 def _lines(chunk: bytes) -> int:
-    """Lines as the csv module counts them: CR, LF and CRLF each end one."""
+    """Lines as the csv module counts them: CR, LF and CRLF each end one (and so they
+    do for Arrow: a lone CR is a row end to both)."""
     ends = chunk.count(b"\n")
     if b"\r" in chunk:
         ends += chunk.count(b"\r") - chunk.count(b"\r\n")
