@@ -67,26 +67,48 @@ class Converted:
     reason: str
 
 
+@dataclass
+class _Pending:
+    """A column whose odd cells go to Python once the prepared table exists."""
+
+    cell: str
+    odd: str
+    sql_type: str
+    convert: Callable[[str], Any]
+    name: str
+
+
 class Cells:
-    """Builds the SQL for converted columns of one scanned table, with their Python lookups."""
+    """Builds the SQL for converted columns of one scanned table, with their Python lookups.
+
+    Two passes over the rows: :meth:`prepare` materializes, per column, the SQL value
+    where SQL is exact and a flag for the cells it is not (each computed once); the
+    flagged cells' distinct values then go through the Python converter, and the final
+    select (``FROM`` :meth:`source`, plus :attr:`joins`) picks one or the other.
+    """
 
     def __init__(self, con: Any, table: str, mapping: Mapping) -> None:
         self.con, self.table, self.mapping = con, table, mapping
         self.joins: list[str] = []
         self._count = itertools.count()
+        self._prepared: list[tuple[str, str]] = []  # (alias, SQL) computed in the first pass
         self._stripped: dict[str, str] = {}
+        self._pending: list[_Pending] = []
+
+    def _column(self, prefix: str, sql: str) -> str:
+        alias = quote(f"__{prefix}{next(self._count)}")
+        self._prepared.append((alias, sql))
+        return alias
 
     def stripped(self, cell: str) -> str:
         """``cell.strip()``, computed once per row however often the SQL mentions it."""
         if cell not in self._stripped:
-            self._stripped[cell] = quote(f"__stripped_{len(self._stripped)}")
+            self._stripped[cell] = self._column("s", strip(cell))
         return self._stripped[cell]
 
-    def source(self, only: str | None = None) -> str:
-        """The table with its stripped columns (all of them, or ``only`` one's) added."""
-        added = "".join(f", {strip(cell)} AS {alias}" for cell, alias in self._stripped.items()
-                        if only is None or cell == only)
-        return f"(SELECT *{added} FROM {self.table}) AS {self.table}"
+    def source(self) -> str:
+        """The prepared table (call after every :meth:`field`, once :meth:`prepare` ran)."""
+        return f"{self.table}_prepared AS {self.table}"
 
     def field(self, spec: FieldSpec, present: bool) -> Converted:
         """``make_converter(spec)`` over column ``spec.column`` (absent column: NULL, no reject)."""
@@ -96,105 +118,117 @@ class Cells:
         convert = make_converter(spec, self.mapping)
         nulls = null_set(spec.null_values if spec.null_values is not None else self.mapping.null_values)
         cell = quote(spec.column)
-        fast = self._fast(spec, cell, nulls)
-        return self._with_lookup(cell, sql_type, fast, convert)
+        return self._split(cell, sql_type, self._fast(spec, cell, nulls), convert)
 
     def cleaned(self, column: str, present: bool) -> str:
         """An activity field: stripped, the mapping's null markers NULL (``_Activity._clean``)."""
         return self.field(FieldSpec(column=column), present).value
 
-    def lookup(self, cell: str, sql_type: str, convert: Callable[[str], Any],
-               domain: str = "TRUE") -> Converted:
-        """Every distinct non-NULL cell (where ``domain``) through ``convert``: value or reason."""
-        return self._with_lookup(cell, sql_type, _Fast(f"NOT ({domain})", "NULL", "FALSE"), convert)
+    def lookup(self, cell: str, sql_type: str, convert: Callable[[str], Any]) -> Converted:
+        """Every distinct non-NULL cell through ``convert``: its value or its reason."""
+        return self._split(cell, sql_type, _Fast("NULL", "FALSE", "FALSE"), convert)
 
     # -- the SQL half -----------------------------------------------------------------
 
     def _fast(self, spec: FieldSpec, cell: str, nulls: frozenset[str]) -> _Fast:
-        stripped = self.stripped(cell)
+        """(SQL value where exact, its condition, the null-marker test), per field type."""
         ascii_nulls = sorted(n for n in nulls if n.isascii())
         longest = max((len(n) for n in nulls), default=-1)
-        in_nulls = f"lower({stripped}) IN ({', '.join(literal(n) for n in ascii_nulls)})" if ascii_nulls \
-            else "FALSE"
-        is_null = f"({_ascii(stripped)} AND {in_nulls})"
+        listed = ", ".join(literal(n) for n in ascii_nulls)
+
+        def is_null(text: str) -> str:
+            return f"({_ascii(text)} AND lower({text}) IN ({listed}))" if ascii_nulls else "FALSE"
+
         if spec.type == "string":
+            stripped = self.stripped(cell)
             # Not a null marker for sure: longer than all of them (casefold never shortens)
             # or ASCII (where casefold is lower) and not one of them.
             sure = f"(length({stripped}) > {longest} OR {_ascii(stripped)})"
-            return _Fast(is_null, stripped, sure)
+            return _Fast(stripped, f"(NOT {is_null(stripped)} AND {sure})", is_null(stripped))
+        plain_ok = f"lower({cell}) NOT IN ({listed})" if ascii_nulls else "TRUE"  # fast forms are ASCII
+        slow_null = is_null(strip(cell))
         if spec.type == "number":
             plain = f"regexp_full_match({cell}, {literal(_NUMBER)})"
             grouped = f"regexp_full_match({cell}, {literal(_THOUSANDS)})"
             value = (f"CASE WHEN {plain} THEN TRY_CAST({cell} AS DOUBLE) "
-                     f"ELSE TRY_CAST(replace({cell}, ',', '') AS DOUBLE) END")
-            return _Fast(is_null, value, f"({plain} OR {grouped})")
+                     f"WHEN {grouped} THEN TRY_CAST(replace({cell}, ',', '') AS DOUBLE) END")
+            return _Fast(value, f"({plain} OR {grouped}) AND {plain_ok}", slow_null)
         if spec.type == "integer":
-            return _Fast(is_null, f"CAST(CAST({cell} AS BIGINT) AS DOUBLE)",
-                         f"regexp_full_match({cell}, {literal(_INTEGER)})")
+            valid = f"regexp_full_match({cell}, {literal(_INTEGER)})"
+            return _Fast(f"CASE WHEN {valid} THEN CAST(CAST({cell} AS BIGINT) AS DOUBLE) END",
+                         f"{valid} AND {plain_ok}", slow_null)
         if spec.type == "datetime":
             formats = spec.formats if spec.formats is not None else self.mapping.timestamp_formats
             if formats:
-                return _Fast(is_null, "NULL", "FALSE")  # strptime formats: Python decides
-            return self._iso(is_null, cell)
-        return _Fast(is_null, "NULL", "FALSE")  # bool: a handful of distinct cells
+                return _Fast("NULL", "FALSE", slow_null)  # strptime formats: Python decides
+            return self._iso(cell, plain_ok, slow_null)
+        return _Fast("NULL", "FALSE", slow_null)  # bool: a handful of distinct cells
 
-    def _iso(self, is_null: str, cell: str) -> _Fast:
+    def _iso(self, cell: str, plain_ok: str, slow_null: str) -> _Fast:
         zone = self.mapping.timezone
         text = f"replace(replace({cell}, 'T', ' '), 'Z', '+00:00')"
         aware = f"regexp_matches({cell}, {literal(_OFFSET)})"
         naive = f"timezone({literal(zone)}, TRY_CAST({text} AS TIMESTAMP))"
-        value = f"CASE WHEN {aware} THEN TRY_CAST({text} AS TIMESTAMPTZ) ELSE {naive} END"
-        valid = f"(regexp_full_match({cell}, {literal(_ISO)}) AND ({value}) IS NOT NULL)"
+        shape = f"regexp_full_match({cell}, {literal(_ISO)})"
         days = _changeover_days(get_timezone(zone))
         if days:  # a naive time on a day the clocks change: Python's fold rules decide
             listed = ", ".join(literal(d) for d in days)
-            valid = f"({valid} AND ({aware} OR left({cell}, 10) NOT IN ({listed})))"
-        return _Fast(is_null, value, valid)
+            shape = f"({shape} AND ({aware} OR left({cell}, 10) NOT IN ({listed})))"
+        value = (f"CASE WHEN {shape} AND {plain_ok} THEN "
+                 f"(CASE WHEN {aware} THEN TRY_CAST({text} AS TIMESTAMPTZ) ELSE {naive} END) END")
+        return _Fast(value, "", slow_null)  # valid: the value is not NULL
 
     # -- the Python half --------------------------------------------------------------
 
-    def _with_lookup(self, cell: str, sql_type: str, fast: _Fast,
-                     convert: Callable[[str], Any]) -> Converted:
+    def _split(self, cell: str, sql_type: str, fast: _Fast, convert: Callable[[str], Any]) -> Converted:
+        if fast.valid == "":  # the fast value is NULL exactly when SQL cannot decide
+            value = self._column("v", f"CAST({fast.value} AS {sql_type})")
+            decided = f"{value} IS NOT NULL"
+        else:
+            value = self._column("v", f"CASE WHEN {fast.valid} THEN CAST({fast.value} AS {sql_type}) END")
+            decided = fast.valid
+        odd = self._column("o", f"CASE WHEN {cell} IS NULL OR {decided} OR {fast.is_null} "
+                                "THEN FALSE ELSE TRUE END")
+        name = f"__lookup_{next(self._count)}_{self.table}"
+        self._pending.append(_Pending(cell, odd, sql_type, convert, name))
+        return Converted(f"CASE WHEN {odd} THEN CAST({name}.value AS {sql_type}) ELSE {value} END",
+                         f"CASE WHEN {odd} THEN {name}.reason END")
+
+    def prepare(self) -> None:
+        """First pass, then each column's odd cells through Python (a table each, joined)."""
         import pyarrow as pa
 
-        odd = f"{cell} IS NOT NULL AND NOT {fast.is_null} AND NOT {fast.valid}"
-        query = f"SELECT DISTINCT {cell} FROM {self.source(only=cell)} WHERE {odd}"
-        raws = [r for (r,) in self.con.execute(query).fetchall()]
-        if not raws:
-            value = (f"CASE WHEN {cell} IS NULL OR {fast.is_null} THEN CAST(NULL AS {sql_type}) "
-                     f"ELSE CAST({fast.value} AS {sql_type}) END")
-            return Converted(value, "CAST(NULL AS VARCHAR)")
-        values: list[Any] = []
-        reasons: list[str | None] = []
-        for raw in raws:
-            try:
-                values.append(convert(raw))
-                reasons.append(None)
-            except ConversionError as error:
-                values.append(None)
-                reasons.append(str(error))
-        name = f"__lookup_{next(self._count)}_{self.table}"
-        arrow_type = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
-                      "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"), "BIGINT": pa.int64()}[sql_type]
-        table = pa.table({"raw": pa.array(raws, pa.string()),
-                          "value": pa.array([_arrow_value(v, sql_type) for v in values], arrow_type),
-                          "reason": pa.array(reasons, pa.string())})
-        self.con.register(f"{name}_arrow", table)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
-        self.con.unregister(f"{name}_arrow")
-        self.joins.append(f"LEFT JOIN {name} ON {name}.raw = {cell}")
-        value = (f"CASE WHEN {cell} IS NULL OR {fast.is_null} THEN CAST(NULL AS {sql_type}) "
-                 f"WHEN {fast.valid} THEN CAST({fast.value} AS {sql_type}) ELSE {name}.value END")
-        reason = (f"CASE WHEN {cell} IS NULL OR {fast.is_null} OR {fast.valid} THEN CAST(NULL AS VARCHAR) "
-                  f"ELSE {name}.reason END")
-        return Converted(value, reason)
+        added = "".join(f", {sql} AS {alias}" for alias, sql in self._prepared)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {self.table}_prepared AS "
+                         f"SELECT *{added} FROM {self.table}")
+        for item in self._pending:
+            query = f"SELECT DISTINCT {item.cell} FROM {self.table}_prepared WHERE {item.odd}"
+            raws = [r for (r,) in self.con.execute(query).fetchall()]
+            values: list[Any] = []
+            reasons: list[str | None] = []
+            for raw in raws:
+                try:
+                    values.append(item.convert(raw))
+                    reasons.append(None)
+                except ConversionError as error:
+                    values.append(None)
+                    reasons.append(str(error))
+            arrow_type = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
+                          "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"), "BIGINT": pa.int64()}[item.sql_type]
+            table = pa.table({"raw": pa.array(raws, pa.string()),
+                              "value": pa.array([_arrow_value(v, item.sql_type) for v in values], arrow_type),
+                              "reason": pa.array(reasons, pa.string())})
+            self.con.register(f"{item.name}_arrow", table)
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {item.name} AS SELECT * FROM {item.name}_arrow")
+            self.con.unregister(f"{item.name}_arrow")
+            self.joins.append(f"LEFT JOIN {item.name} ON {item.name}.raw = {item.cell}")
 
 
 @dataclass
 class _Fast:
-    is_null: str
     value: str
     valid: str
+    is_null: str
 
 
 def _arrow_value(value: Any, sql_type: str) -> Any:

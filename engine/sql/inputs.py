@@ -88,6 +88,14 @@ class Inputs:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def drop(self, table: str) -> None:
+        """Forget a scanned table once its rows are converted (DuckDB slows down holding copies)."""
+        kinds = dict(self.con.execute(
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_name IN (?, ?)",
+            [table, f"{table}_file"]).fetchall())
+        for name, kind in kinds.items():
+            self.con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
+
     # -- columns first: missing columns are errors before any reading -------------------
 
     def columns(self, path: Path, encoding: str | None) -> tuple[list[str] | None, list[str] | None]:
@@ -174,10 +182,9 @@ class Inputs:
 
     def _create(self, table: str, scan: str, cells: list[str], row: str) -> bool:
         select = ", ".join([f"CAST({row} AS BIGINT) AS {ROW}", *cells])
-        try:
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_scan AS SELECT * FROM {scan}")
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM {table}_scan")
-            self.con.execute(f"DROP TABLE {table}_scan")
+        try:  # the file once, as DuckDB read it; the cells as a view (row numbers from rowid)
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_file AS SELECT * FROM {scan}")
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT {select} FROM {table}_file")
         except Exception:
             return False
         return True
@@ -193,7 +200,7 @@ class Inputs:
         import pyarrow as pa
 
         scanned.by_duckdb = False
-        self.con.execute(f"DROP TABLE IF EXISTS {scanned.table}")
+        self.drop(scanned.table)
         names = scanned.present
         schema = pa.schema([(ROW, pa.int64()), *((n, pa.string()) for n in names)])
         rows = read_rows(scanned.path, encoding=encoding, on_reject=scanned.rejects.append)

@@ -113,8 +113,11 @@ def lead_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
         selects += rule_selects
         checks += rule_checks
     selects += _problems(checks)
+    cells.prepare()
     inputs.con.execute(f"CREATE OR REPLACE TEMP TABLE lead_rows AS SELECT {', '.join(selects)} "
                        f"FROM {cells.source()} {' '.join(cells.joins)}")
+    inputs.con.execute("DROP TABLE lead_scan_prepared")
+    inputs.drop("lead_scan")
     return scanned, plan
 
 
@@ -258,8 +261,11 @@ def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None
     event_id = f"NULLIF({cells.stripped(quote(spec.id))}, '')" if spec.id else "CAST(NULL AS VARCHAR)"
     selects.append(f"{event_id} AS event_id")
     selects += _problems(checks)
+    cells.prepare()
     inputs.con.execute(f"CREATE OR REPLACE TEMP TABLE event_rows AS SELECT {', '.join(selects)} "
                        f"FROM {cells.source()} {' '.join(cells.joins)}")
+    inputs.con.execute("DROP TABLE event_scan_prepared")
+    inputs.drop("event_scan")
     return scanned, plan
 
 
