@@ -76,3 +76,17 @@ def test_formats_and_digit_null_markers_turn_arrow_off() -> None:
     assert usable(None, [""]) and usable([], ["", "N/A"])
     assert not usable(["%d/%m/%Y %H:%M"], [""])
     assert not usable(None, ["0000-00-00"])
+
+
+@settings(max_examples=500)
+@given(st.from_regex(ISO_INSTANT, fullmatch=True))
+def test_utc_moments_are_our_datetimes_exactly(text: str) -> None:
+    """Same instant, same tzinfo (so the same isoformat too) as TimestampParser's."""
+    from engine.io.arrow_convert import utc_moments
+
+    moments = utc_moments(pa.array([text]))
+    if moments is None:
+        return
+    ours = TimestampParser((), "Asia/Tokyo").parse(text)
+    assert moments == [ours]
+    assert moments[0].tzinfo is ours.tzinfo and moments[0].isoformat() == ours.isoformat()

@@ -20,12 +20,13 @@ the moment the row path would have — so the rejects file reads in the same ord
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from engine.events import epoch_us
 from engine.io import arrow_instants
-from engine.io.convert import ConversionError, Converter
+from engine.io.arrow_convert import Rejected, by_value, column_values
+from engine.io.convert import Converter
 from engine.io.csv_chunks import Piece
 from engine.io.errors import Reject
 from engine.io.pieces import file_pieces
@@ -89,6 +90,7 @@ class _Blocks:
         formats = self.spec.formats if self.spec.formats is not None else mapping.timestamp_formats
         self.fast_at = arrow_instants.usable(formats, mapping.null_values)
         self.converters: list[tuple[str, str, Converter]] = [(n, c, f) for n, c, f in layout.plan]
+        self.specs = {name: (spec, mapping) for name, _, spec in layout.field_specs}
 
     def blocks(self, pieces: Iterator[Piece]) -> Iterator[EventBlock]:
         seq = 0
@@ -123,7 +125,7 @@ class _Blocks:
                 return None  # missing, or padded (the row path strips): rejected or renamed
         starts.append(n)
         if spec.type is not None:
-            types = _by_value(table.column(spec.type), self._kind)
+            types = by_value(table.column(spec.type), self._kind)
         else:
             kind = event_type(self.layout, None)
             types = [kind] * n if kind is not None else None
@@ -134,7 +136,7 @@ class _Blocks:
             return None
         fields: dict[str, list[Any]] = {}
         for name, column, convert in self.converters:
-            values = _by_value(table.column(column), _strict(convert))
+            values = column_values(table.column(column), convert, self.specs[name])
             if values is None:
                 return None
             fields[name] = values
@@ -147,7 +149,7 @@ class _Blocks:
     def _kind(self, cell: str | None) -> str:
         kind = event_type(self.layout, cell)
         if kind is None:
-            raise _Rejected
+            raise Rejected
         return kind
 
     def _by_row(self, piece: Piece, seq: int) -> EventBlock:
@@ -199,42 +201,6 @@ def _as_rows(piece: Piece) -> Piece:
     columns = [column.to_pylist() for column in piece.table.columns]
     first = piece.first_row
     return Piece(rows=[(first + i, list(values)) for i, values in enumerate(zip(*columns, strict=True))])
-
-
-class _Rejected(Exception):
-    """A value the row path would reject: the batch goes to it."""
-
-
-def _strict(convert: Converter) -> Converter:
-    def converted(raw: str | None) -> Any:
-        try:
-            return convert(raw)
-        except ConversionError:
-            raise _Rejected from None
-
-    return converted
-
-
-def _by_value(column: Any, convert: Callable[[Any], Any]) -> list[Any] | None:
-    """``convert`` applied once per distinct value of an Arrow column, spread over its rows;
-    None when it raises :class:`_Rejected` for a value (the batch then takes the row path).
-    """
-    import pyarrow.compute as pc
-
-    encoded = pc.dictionary_encode(column.combine_chunks() if hasattr(column, "combine_chunks") else column)
-    distinct = encoded.dictionary.to_pylist()
-    try:
-        converted = [convert(value) for value in distinct]
-    except _Rejected:
-        return None
-    indices = encoded.indices
-    if indices.null_count:
-        try:
-            converted.append(convert(None))
-        except _Rejected:
-            return None
-        indices = pc.fill_null(indices, len(distinct))
-    return list(map(converted.__getitem__, indices.to_pylist()))
 
 
 __all__ = ["ROW_PATH_ENV", "EventBlock", "block_of", "enabled", "event_blocks"]

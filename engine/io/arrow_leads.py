@@ -11,11 +11,14 @@ and any file with activity rules (they synthesize events per row) is read by
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import repeat
 from typing import Any
 
-from engine.io.arrow_events import _by_value, _strict, enabled
+from engine.io.arrow_convert import column_values
+from engine.io.arrow_events import enabled
 from engine.io.csv_chunks import Piece
 from engine.io.errors import RejectSink
+from engine.io.mapping import field_spec
 from engine.io.pieces import file_pieces
 from engine.io.records import LeadLayout, LeadRecord, LeadRows, LeadsFile
 
@@ -53,19 +56,20 @@ def _columnar(layout: LeadLayout, table: Any, first_row: int) -> list[LeadRecord
             return None  # missing or padded: the row path rejects or strips it
     names: list[str] = []
     columns: list[list[Any]] = []
+    specs = {name: field_spec(raw) for name, raw in layout.spec.fields.items()}
     for name, column, convert in layout.plan:
-        values = _by_value(table.column(column), _strict(convert))
+        values = column_values(table.column(column), convert, (specs[name], layout.mapping))
         if values is None:
             return None
         names.append(name)
         columns.append(values)
-    missing = list(layout.missing)
-    nones = [None] * len(missing)
-    names += missing
-    return [
-        LeadRecord(lead_id, dict(zip(names, [*values, *nones], strict=True)), first_row + i)
-        for i, (lead_id, *values) in enumerate(zip(ids, *columns, strict=True))
-    ]
+    n = len(ids)
+    for name in layout.missing:
+        names.append(name)
+        columns.append([None] * n)
+    # All C-level iteration: a dict per lead from the columns, then the records.
+    fields = list(map(dict, map(zip, repeat(names), zip(*columns, strict=True))))
+    return list(map(LeadRecord, ids, fields, range(first_row, first_row + n)))
 
 
 def _as_rows(piece: Piece) -> Piece:
