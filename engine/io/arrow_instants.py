@@ -12,6 +12,7 @@ blanks, impossible dates that Arrow rejects — makes the caller use the row pat
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 #: What Arrow may parse for us. Field ranges are checked by Arrow (Feb 30 fails the cast).
@@ -30,7 +31,8 @@ def epoch_micros(text: Any) -> list[int] | None:
 
     if text.null_count:
         return None
-    if len(text) and not pc.all(pc.match_substring_regex(text, ISO_INSTANT)).as_py():
+    if len(text) and not _utc_seconds(text) \
+            and not pc.all(pc.match_substring_regex(text, ISO_INSTANT)).as_py():
         return None
     try:
         instants = pc.cast(text, pa.timestamp("us", "UTC"))
@@ -38,6 +40,30 @@ def epoch_micros(text: Any) -> list[int] | None:
         return None
     micros: list[int] = instants.cast(pa.int64()).to_pylist()
     return micros
+
+
+#: ``YYYY-MM-DDThh:mm:ssZ`` by byte position: what a byte there may be.
+_SHAPE = [b"12", *[b"0123456789"] * 3, b"-", b"01", b"0123456789", b"-", b"0123", b"0123456789", b"T ",
+          b"012", b"0123456789", b":", b"012345", b"0123456789", b":", b"012345", b"0123456789", b"Z"]
+
+
+def _utc_seconds(text: Any) -> bool:
+    """Every value is ``YYYY-MM-DD[T ]hh:mm:ssZ`` (a subset of :data:`ISO_INSTANT`, less
+    the exact day/hour ranges, which Arrow's cast enforces): the usual export, checked
+    position by position over the values' bytes, a few times faster than the regex."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    width = len(_SHAPE)
+    if text.type != pa.string() or not len(text):
+        return False
+    lengths = pc.min_max(pc.binary_length(text)).as_py()
+    if lengths["min"] != width or lengths["max"] != width:
+        return False
+    _, offsets, values = text.buffers()
+    (start,) = struct.unpack_from("<i", offsets, 4 * text.offset)
+    data = memoryview(values)[start:start + width * len(text)].tobytes()
+    return all(not data[at::width].translate(None, allowed) for at, allowed in enumerate(_SHAPE))
 
 
 def usable(formats: list[str] | None, null_values: list[str]) -> bool:

@@ -12,6 +12,8 @@ Also here: the merge pre-scan (do the lead ids ascend?) over Arrow columns.
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -33,35 +35,39 @@ class _Runs:
     def __init__(self, blocks: Iterator[EventBlock], on_reject: RejectSink) -> None:
         self.blocks, self.on_reject = blocks, on_reject
         self.block: EventBlock | None = None
-        self.run = 0  # next run of self.block
         self.sent = 0  # rejects of self.block sent so far
-        self.last: str | None = None
+        self.next = functools.partial(next, self._stream(), None)
 
-    def next(self) -> Run | None:
-        """The next run; first the rejects the row path would have sent before it."""
-        while True:
-            block = self.block
-            if block is not None and self.run < len(block.lead_ids):
-                k = self.run
-                start = block.starts[k]
+    def _stream(self) -> Iterator[Run]:
+        """Each run, after the rejects the row path would have sent before it.
+
+        A block with no rejects whose ids ascend from where the last one stopped (a C
+        ``sorted`` compare) hands its runs over without a Python step per run.
+        """
+        last: str | None = None
+        for block in self.blocks:
+            self.block, self.sent = block, 0
+            lead_ids, starts = block.lead_ids, block.starts
+            if not lead_ids:
+                self.send(len(block))
+                continue
+            if not block.rejects and (last is None or lead_ids[0] >= last) and lead_ids == sorted(lead_ids):
+                yield from zip(lead_ids, itertools.repeat(block), starts, itertools.islice(starts, 1, None))
+                last = lead_ids[-1]
+                continue
+            for k, lead_id in enumerate(lead_ids):
+                start = starts[k]
                 self.send(start)
-                lead_id = block.lead_ids[k]
-                if self.last is not None and lead_id < self.last:
+                if last is not None and lead_id < last:
                     raise InputError(
                         "events are not sorted by lead id, as was promised",
                         file=block.file,
                         line=block.rows[start],
                         hint="drop --events-sorted; unsorted events are indexed on disk instead",
                     )
-                self.last = lead_id
-                self.run = k + 1
-                return lead_id, block, start, block.starts[k + 1]
-            if block is not None:
-                self.send(len(block))
-            self.block = next(self.blocks, None)
-            self.run = self.sent = 0
-            if self.block is None:
-                return None
+                last = lead_id
+                yield lead_id, block, start, starts[k + 1]
+            self.send(len(block))
 
     def send(self, upto: int) -> None:
         """Send the current block's rejects that come before event ``upto``."""
