@@ -10,6 +10,12 @@ Two strategies, chosen automatically when both inputs can be read twice:
 
 One-shot iterators are spilled unless the caller vouches for the order with
 ``events_sorted=True``, in which case a violation is an error, never a wrong answer.
+
+The merge of an :class:`EventsFile` that Arrow can read (CSV, Parquet) runs over
+blocks of columns (:mod:`engine.io.arrow_events`, :mod:`engine.io.block_merge`) and
+yields each lead's events as :class:`~engine.events.EventColumns`; the pre-scan reads
+the id columns in Arrow too. Leads, rejects and errors are the row path's, in the same
+order (tests/test_io_arrow_differential.py). The spill stays row by row.
 """
 
 from __future__ import annotations
