@@ -9,8 +9,8 @@ over the lead's events (see :mod:`engine.kernel.source`). It reads
 
 Same answers as ``decide(..., detail=False)``, to the bit (tests/test_kernel.py checks
 it on generated leads and recycle edge cases). What the kernel does not cover — a
-playbook with sticky stages, an expression with no generated form, a lead whose events
-repeat an event id, or any exception — returns None, and the caller uses ``decide``.
+expression with no generated form, a lead whose events repeat an event id, or any
+exception — returns None, and the caller uses ``decide``.
 """
 
 from __future__ import annotations
@@ -45,10 +45,12 @@ class Kernel:
         self.cp = cp
         self._memo: dict[str, dict[Any, float]] = {}  # type → content → points
         self._memo_size = 0
+        self._stage_index = {s.rule.id: i for i, s in enumerate(cp.stages)}
         helpers: dict[str, Callable[..., Any]] = {
             "score": score, "floor": floor, "Decision": Decision.from_values, "to_datetime": to_datetime,
             "make_handoff": self._handoff, "make_recycle": self._recycle, "weigh": self._weigh,
             "plain_get": cp.plain_weights.get, "content_get": self._memo.get,
+            "sticky_floor": self._sticky_floor,
             "stage_of": cp.content_stage_of, "NO_PRIORITY": _NO_PRIORITY,  # type: ignore[dict-item]
         }
         generated = generate(cp, helpers)
@@ -95,6 +97,27 @@ class Kernel:
             self._memo.setdefault(event_type, {})[content] = points
             self._memo_size += 1
         return points
+
+    def _sticky_floor(self, lead: Mapping[str, Any], at_us: Sequence[int], types: Sequence[str],
+                      *rest: Any) -> int:
+        """decide's ``_sticky_floor``: the highest sticky stage decided at an earlier event.
+
+        ``rest`` is the field columns, ids, seqs, as_of and the stage found now. Each
+        earlier decision is this kernel at that instant (itself sticky, as decide recurses).
+        """
+        *columns, ids, seqs, as_of_us, current = rest
+        cp = self.cp
+        sticky = [s.sticky for s in cp.stages]
+        best = cp.last_sticky
+        floor_ = current
+        for instant in sorted({at for at in at_us if at < as_of_us}, reverse=True):
+            if floor_ >= best:
+                break
+            earlier = self._run(lead, at_us, types, *columns, ids, seqs, instant, "", "")
+            index = self._stage_index[earlier.stage]
+            if sticky[index] and index > floor_:
+                floor_ = index
+        return floor_
 
     def _recycle(self, index: int, recycled_at: int, reentered: bool,
                  as_of_us: int) -> tuple[Recycle, bool, int | None]:

@@ -235,8 +235,11 @@ class Emitter:
                 return f"(({temp} := {a.text}) is not None and {temp} {symbol} {b.text})"
         if isinstance(op, ast.Eq | ast.NotEq) and (b.scalar or a.scalar):
             return f"({a.text} {'==' if isinstance(op, ast.Eq) else '!='} {b.text})"
-        if isinstance(op, ast.In | ast.NotIn) and b.members:
-            return f"({a.text} {'in' if isinstance(op, ast.In) else 'not in'} {b.text})"
+        if isinstance(op, ast.In) and b.members:  # None is in no such set: False, as _member
+            return f"({a.text} in {b.text})"
+        if isinstance(op, ast.NotIn) and b.members:  # but `None not in` is False in _member too
+            temp = self.temp()
+            return f"(({temp} := {a.text}) is not None and {temp} not in {b.text})"
         return f"{self.helper(COMPARE[type(op)])}({a.text}, {b.text})"
 
     def temp(self) -> str:

@@ -8,8 +8,8 @@ windows, each ``count``/``last``/``content_stage`` call), then the rules run as 
 maxima), which is also why the SQL backend can compute them with plain aggregates.
 
 Recycling takes a second pass, only for a lead whose latest trigger has ``reenter_when``
-(events after the trigger). Playbooks with sticky stages (decide re-decides at every
-earlier event) and expressions :mod:`engine.kernel.emit` cannot express raise
+(events after the trigger); a sticky stage re-runs the function at earlier event
+instants, as decide does. Expressions :mod:`engine.kernel.emit` cannot express raise
 :class:`NoKernel`; ``decide`` keeps handling those.
 """
 
@@ -51,8 +51,6 @@ class _Writer:
 
 def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Generated:
     """The source of ``run(lead, at_us, types, *field_columns, as_of_us, lead_id, as_of_text)``."""
-    if cp.last_sticky >= 0:
-        raise NoKernel("sticky stages have no kernel form")
     ns = Namespace()
     for name, value in helpers.items():
         ns.constants[name] = value
@@ -113,6 +111,10 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
         if index:
             body(1, f"if {test(stage.rule)}:")
             body(2, f"v_stage = {index}")
+    if cp.last_sticky >= 0:  # decide's _sticky_floor: this same function at earlier instants
+        columns_text = "".join(f"c{i}, " for i in range(len(_fields(cp, ns))))
+        body(1, f"if v_stage < {cp.last_sticky}:")
+        body(2, f"v_stage = sticky_floor(lead, at_us, types, {columns_text}ids, seqs, as_of_us, v_stage)")
     body(1, "held = False")
     body(1, "released = recycle = None")
     if cp.recycle:
