@@ -22,7 +22,7 @@ from typing import Any
 
 from engine.compile import CompiledPlaybook, Rule
 from engine.expr import CompiledExpression
-from engine.kernel.emit import Aggregate, Emitter, Namespace, NoKernel
+from engine.kernel.emit import Aggregate, Emitter, Namespace
 
 _US = 1_000_000
 
