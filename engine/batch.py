@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -307,7 +307,7 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Re
 
 
 def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Rejects,
-               pairs: Iterator[tuple[LeadRecord, list[Event]]],
+               pairs: Iterator[tuple[LeadRecord, Sequence[Event]]],
                progress: Progress | None) -> Iterator[dict[str, Any]]:
     """Decide each lead in file order and account for it; yield its output row."""
     leads_file = str(request.leads)
