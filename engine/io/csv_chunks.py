@@ -29,12 +29,14 @@ from engine.io.readers import _header, csv_codec, csv_delimiter, csv_lists_at, r
 
 #: Bytes per chunk: large enough to amortise Arrow's per-call cost, small enough that a
 #: chunk's Python lists stay a few MiB.
-CHUNK_BYTES = 1 << 22
+CHUNK_BYTES = 1 << 21
 #: Rows per piece when the csv module reads (the row path from a quote to the end).
 ROWS_PER_PIECE = 65536
 Row = tuple[int, list[str | None]]
-#: Arrow may parse a chunk on several threads.
-USE_THREADS = True
+#: Arrow may parse a chunk on several threads. Off: the chunks are read ahead on a
+#: thread already (engine.io.prefetch), and on a shared two-core machine Arrow's pool
+#: added memory (~30 MiB) more than speed.
+USE_THREADS = False
 #: Codecs in which a newline, a quote and a delimiter byte are always that character.
 _BYTE_SAFE = {"utf-8", "utf-8-sig", "cp932"}
 
