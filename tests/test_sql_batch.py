@@ -334,3 +334,19 @@ def test_events_sorted_promise_broken_is_the_same_error(bench: CompiledPlaybook,
             run(bench, request)
         errors.append(str(caught.value))
     assert errors[0] == errors[1] and "sorted" in errors[0]
+
+
+SHARED = REPO.parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "leads-x-education" / "Leads.csv").exists(),
+                    reason="the real exports are read from ../shared/data/, absent here")
+def test_real_exports_full_size(tmp_path: Path) -> None:
+    """X Education (9,240 leads, activity columns) and the full Olist funnel, both backends."""
+    both(_cp(REPO / "playbooks" / "x-education.yaml"), tmp_path / "xe",
+         SHARED / "leads-x-education" / "Leads.csv", None, mapping=load_mapping("leads-x-education"),
+         out="d.parquet", overflow=True)
+    olist = SHARED / "olist-marketing-funnel"
+    both(_cp(REPO / "playbooks" / "olist.yaml"), tmp_path / "olist",
+         olist / "olist_marketing_qualified_leads_dataset.csv", olist / "olist_closed_deals_dataset.csv",
+         mapping=load_mapping("olist"), as_of=AS_OF.replace(year=2018, month=6, day=1), overflow=True)
