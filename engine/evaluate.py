@@ -9,9 +9,12 @@ recycle → handoff), so each expression sees exactly what is known at its point
 Rounding: fit, engagement and priority are rounded to two decimals with Python's
 ``round`` — correctly rounded on the binary value, ties to even. Every backend
 must round the same way. Engagement is summed exactly: each event's decayed points
-become whole micro-points (``floor(points * 1e6 + 0.5)``), integers add the same in
-any order, and the total is divided back. So no backend has to reproduce Python's
-order of floating-point additions (SQL's ``SUM`` has no order at all).
+become a whole number of 2**-32 points (``floor(points * 2**32 + 0.5)``), integers
+add the same in any order, and the total is divided back. So no backend has to
+reproduce Python's order of floating-point additions (SQL's ``SUM`` has no order at
+all). 2**-32 is fine enough that the rounded score matches a plain floating-point sum
+(an error of about 1e-10 per event) and coarse enough for 64-bit integers (1,000
+points, the most one event can score, are 2**42).
 
 Recycling: the latest triggering event (a ``disposition`` whose ``reason`` is the
 recycle key, or an event of the reason's ``on`` type) starts a cooldown; the lead
@@ -37,7 +40,7 @@ from engine.expr import CompiledExpression, Scope
 from engine.history import History
 
 ROUND_DIGITS = 2
-MICRO = 1_000_000  # engagement is summed in whole micro-points (see the module docstring)
+QUANTUM = 4294967296  # 2**32: engagement is summed in units of 2**-32 points (see the module docstring)
 _MEMO_LIMIT = 100_000  # content ids remembered per playbook (bounded memory)
 
 
@@ -259,7 +262,7 @@ def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None =
                 breakdown: dict[str, int] | None = None) -> float:
     """Decayed points of the events in the window (after ``after``), capped and rounded.
 
-    Each event adds its decayed points as whole micro-points (an exact integer sum,
+    Each event adds its decayed points in whole 2**-32 units (an exact integer sum,
     the same in any order and in SQL). With ``breakdown``, also adds them under the
     event's type (and content) — the slow part, so the per-lead export path leaves it out.
     """
@@ -290,13 +293,13 @@ def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None =
             continue
         if half_life:
             points *= 0.5 ** ((as_of - event.at).total_seconds() / half_life)
-        micro = floor(points * 1e6 + 0.5)
-        total += micro
+        units = floor(points * 4294967296.0 + 0.5)
+        total += units
         if breakdown is not None:
             content = event.fields.get("content")
             label = f"{event.type}:{content}" if content else event.type
-            breakdown[label] = breakdown.get(label, 0) + micro
-    points_total = total / MICRO
+            breakdown[label] = breakdown.get(label, 0) + units
+    points_total = total / QUANTUM
     if cp.engagement_cap is not None:
         points_total = min(points_total, cp.engagement_cap)
     return score(points_total)
@@ -422,7 +425,7 @@ def decide(
     surge = bool(cp.surge and ev.test("surge", cp.surge) is True)
     parts: dict[str, int] | None = {} if detail else None
     engagement = _engagement(cp, history, breakdown=parts)
-    engagement_breakdown = {k: score(v / MICRO) for k, v in sorted(parts.items())} if parts else {}
+    engagement_breakdown = {k: score(v / QUANTUM) for k, v in sorted(parts.items())} if parts else {}
     values.update(fit=fit, engagement=engagement, surge=surge)
     excluded = next((r.id for r in cp.exclusions if ev.test("exclusions", r) is True), None)
     stage_index = _stage_index(ev)

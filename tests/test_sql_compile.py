@@ -55,11 +55,11 @@ def test_rules_are_commented_and_output_is_stable(capsys: pytest.CaptureFixture[
 
 
 def test_every_dialect_sums_engagement_exactly_without_an_order(capsys: pytest.CaptureFixture[str]) -> None:
-    """Whole micro-points summed as integers: no dialect needs an ordered fold or a caveat."""
+    """Whole 2**-32 units summed as integers: no dialect needs an ordered fold or a caveat."""
     for target in ("duckdb", "bigquery", "spark"):
         assert main(["compile", str(PLAYBOOKS / "smb-saas.yaml"), "--target", target]) == 0
         out = capsys.readouterr().out
-        assert "1000000" in out and "LIST_REDUCE" not in out.upper()
+        assert "4294967296" in out and "LIST_REDUCE" not in out.upper()
         assert "addition order" not in out and "engagement sums use SUM" not in out
 
 

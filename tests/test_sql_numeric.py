@@ -67,7 +67,7 @@ def test_duckdb_round_alone_would_not() -> None:
 
 def test_engagement_is_an_exact_micro_point_sum_in_any_order_and_in_sql() -> None:
     """Same-instant events of several types: (a + b) + c != (a + c) + b in floating point,
-    so engagement is summed as whole micro-points. The SQL total (a plain SUM) must equal
+    so engagement is summed in whole 2**-32 units. The SQL total (a plain SUM) must equal
     the Python total to the bit, and the Python total must not depend on input order."""
     from datetime import timedelta
 
@@ -99,7 +99,7 @@ def test_engagement_is_an_exact_micro_point_sum_in_any_order_and_in_sql() -> Non
         history = History(events, AS_OF)
         sensitive += _float_total(cp, history) != _float_total(cp, history, by_input=True)
         shuffled = [Event(e.type, e.at, e.fields, e.id, i) for i, e in enumerate(reversed(events))]
-        assert _micro_total(cp, History(shuffled, AS_OF)) == _micro_total(cp, history)
+        assert _exact_total(cp, History(shuffled, AS_OF)) == _exact_total(cp, history)
     assert sensitive > 10  # the data can tell floating-point addition orders apart
 
     con = duckdb.connect()
@@ -111,7 +111,7 @@ def test_engagement_is_an_exact_micro_point_sum_in_any_order_and_in_sql() -> Non
     probe.set("from_", exp.From(this=exp.to_table("lead_facts")))
     got = dict(con.execute(probe.sql("duckdb")).fetchall())
     for lead_id, _, events in leads:
-        assert got[lead_id] == _micro_total(cp, History(events, AS_OF)), lead_id
+        assert got[lead_id] == _exact_total(cp, History(events, AS_OF)), lead_id
 
 
 def _decayed(cp: object, history: object, events: object) -> list[float]:
@@ -124,10 +124,10 @@ def _decayed(cp: object, history: object, events: object) -> list[float]:
     return out
 
 
-def _micro_total(cp: object, history: object) -> float:
-    """engine.evaluate._engagement's total before the cap: whole micro-points, summed exactly."""
-    micro = sum(math.floor(p * 1e6 + 0.5) for p in _decayed(cp, history, history.events))  # type: ignore[attr-defined]
-    return micro / 1_000_000
+def _exact_total(cp: object, history: object) -> float:
+    """engine.evaluate._engagement's total before the cap: whole 2**-32 units, summed exactly."""
+    units = sum(math.floor(p * 2**32 + 0.5) for p in _decayed(cp, history, history.events))  # type: ignore[attr-defined]
+    return units / 2**32
 
 
 def _float_total(cp: object, history: object, by_input: bool = False) -> float:

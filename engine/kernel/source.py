@@ -2,7 +2,7 @@
 
 The function does what ``engine.evaluate.decide(..., detail=False)`` does, in the same
 order, but as straight-line code for *this* playbook: one loop over the lead's events
-computes every aggregate the playbook reads (decayed engagement in micro-points, surge
+computes every aggregate the playbook reads (decayed engagement in 2**-32 units, surge
 windows, each ``count``/``last``/``content_stage`` call), then the rules run as plain
 ``if`` statements. It never sorts: every aggregate is order-free (integer sums, counts,
 maxima), which is also why the SQL backend can compute them with plain aggregates.
@@ -98,7 +98,7 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
     else:
         body(1, "v_recent = v_prior = 0")
         body(1, "v_surge = False")
-    body(1, "engagement_total = micro / 1000000")
+    body(1, "engagement_total = micro / 4294967296")
     if cp.engagement_cap is not None:
         body(1, f"engagement_total = min(engagement_total, {ns.constant(cp.engagement_cap)})")
     body(1, "v_engagement = score(engagement_total)")
@@ -237,7 +237,7 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
 
 def _decayed_points(cp: CompiledPlaybook, ns: Namespace, w: _Writer, indent: int, content: str,
                     total: str) -> None:
-    """Add the event's decayed points, in whole micro-points, to ``total`` (decide's _engagement)."""
+    """Add the event's decayed points, in whole 2**-32 units, to ``total`` (decide's _engagement)."""
     if cp.playbook.scoring.engagement is None:
         return
     w(indent, "w = plain_get(t)")
@@ -250,9 +250,9 @@ def _decayed_points(cp: CompiledPlaybook, ns: Namespace, w: _Writer, indent: int
     w(indent, f"if w{'' if limit is None else f' and age < {_us(limit)}'}:")
     if cp.half_life_seconds:
         half_life = ns.constant(cp.half_life_seconds)
-        w(indent + 1, f"{total} += floor(w * 0.5 ** ((age / 1000000) / {half_life}) * 1e6 + 0.5)")
+        w(indent + 1, f"{total} += floor(w * 0.5 ** ((age / 1000000) / {half_life}) * 4294967296.0 + 0.5)")
     else:
-        w(indent + 1, f"{total} += floor(w * 1e6 + 0.5)")
+        w(indent + 1, f"{total} += floor(w * 4294967296.0 + 0.5)")
 
 
 _SINCE_MARK = "#<since-recycle pass>"
@@ -299,7 +299,7 @@ def _since_loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[s
         conditions += [f"{var[k]} == {ns.constant(v)}" for k, v in aggregate.fields]
         w(4, f"if {' and '.join(conditions)}:")
         w(5, f"{name} += 1")
-    w(3, "engagement_since = micro_since / 1000000")
+    w(3, "engagement_since = micro_since / 4294967296")
     if cp.engagement_cap is not None:
         w(3, f"engagement_since = min(engagement_since, {ns.constant(cp.engagement_cap)})")
     w(3, "v_engagement_since_recycle = score(engagement_since)")

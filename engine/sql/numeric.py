@@ -10,7 +10,7 @@ value is its integer part; the parts are short enough that multiplying them by 2
 is exact too). Valid for |x| < 2**45.
 
 ``micro_sum`` is the Python path's engagement sum: each term becomes whole
-micro-points, ``floor(x * 1e6 + 0.5)``, and integers add exactly in any order,
+2**-32 units, ``floor(x * 2**32 + 0.5)``, and integers add exactly in any order,
 so a plain ``SUM`` matches Python to the bit in every dialect (a floating-point
 ``SUM`` would depend on the order the warehouse adds in).
 """
@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from sqlglot import exp
 
 _TWO_24 = 16777216
+QUANTUM = 4294967296  # engine.evaluate.QUANTUM: engagement in whole 2**-32 points
 
 
 def _num(value: int | float | str) -> exp.Expr:
@@ -118,16 +119,16 @@ def naive_sum(terms: Sequence[exp.Expr]) -> exp.Expr:
 
 
 def micro_sum(value: exp.Expr, where: exp.Expr | None = None) -> exp.Expr:
-    """Aggregate: ``sum(floor(value * 1e6 + 0.5) for rows where ``where``) / 1e6`` as a DOUBLE.
+    """Aggregate: ``sum(floor(value * 2**32 + 0.5) for rows where ``where``) / 2**32`` as a DOUBLE.
 
     ``where`` None sums every row (no CASE per row).
     """
     micro: exp.Expr = exp.cast(
-        exp.Floor(this=exp.Add(this=exp.Mul(this=value, expression=_d(_num(1_000_000))),
+        exp.Floor(this=exp.Add(this=exp.Mul(this=value, expression=_d(_num(QUANTUM))),
                                expression=_d(_num("0.5")))),
         "BIGINT",
     )
     if where is not None:
         micro = exp.Case(ifs=[exp.If(this=where, true=micro)], default=exp.cast(_num(0), "BIGINT"))
     total = exp.Coalesce(this=exp.Sum(this=micro), expressions=[exp.cast(_num(0), "BIGINT")])
-    return exp.Div(this=_d(total), expression=_d(_num(1_000_000)))
+    return exp.Div(this=_d(total), expression=_d(_num(QUANTUM)))

@@ -293,11 +293,11 @@ class _Builder:
         return [("all_events", every), ("history", kept)]
 
     def _decayed(self) -> exp.Expr:
-        """Engagement before the cap: decayed points as whole micro-points, summed exactly.
+        """Engagement before the cap: decayed points in whole 2**-32 units, summed exactly.
 
-        The Python path adds ``floor(points * 1e6 + 0.5)`` per event as integers, so a
+        The Python path adds ``floor(points * 2**32 + 0.5)`` per event as integers, so a
         plain ``SUM`` (any order, any dialect) gives the same total to the bit. Python
-        skips events worth 0 points; here they add ``floor(0 * factor * 1e6 + 0.5) = 0``
+        skips events worth 0 points; here they add ``floor(0 * factor * 2**32 + 0.5) = 0``
         (the factor is finite: ages are never negative), so no per-row test is needed.
         """
         cp = self.cp
