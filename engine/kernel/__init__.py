@@ -109,7 +109,7 @@ class Kernel:
         cp = self.cp
         sticky = [s.sticky for s in cp.stages]
         best = cp.last_sticky
-        floor_ = current
+        floor_: int = current
         for instant in sorted({at for at in at_us if at < as_of_us}, reverse=True):
             if floor_ >= best:
                 break
