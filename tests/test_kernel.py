@@ -54,7 +54,7 @@ def test_generated_leads_decide_the_same(name: str) -> None:
     fallbacks = 0
     seen: set[str] = set()
 
-    @settings(max_examples=60, derandomize=True, deadline=None, database=None,
+    @settings(max_examples=25, derandomize=True, deadline=None, database=None,
               phases=(Phase.explicit, Phase.generate),
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(st.data())
