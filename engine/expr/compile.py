@@ -116,6 +116,14 @@ def _plus(v: Any) -> Any:
     return v if _num(v) else None
 
 
+def literal_list(values: list[Any]) -> frozenset[Any] | tuple[Any, ...]:
+    """A list of literals as the value ``in`` tests: a frozenset, or a tuple if unhashable."""
+    try:
+        return frozenset(values)
+    except TypeError:
+        return tuple(values)
+
+
 class _Const:
     """Marks a closure whose value is known at compile time (for specialising)."""
 
@@ -168,11 +176,7 @@ class Compiler:
     def c_List(self, node: ast.List) -> Fn | _Const:
         items = [self.c(e) for e in node.elts]
         if all(isinstance(i, _Const) for i in items):
-            values = [i.value for i in items if isinstance(i, _Const)]
-            try:
-                return _Const(frozenset(values))
-            except TypeError:
-                return _Const(tuple(values))
+            return _Const(literal_list([i.value for i in items if isinstance(i, _Const)]))
         fns = [self._fn(i) for i in items]
         return lambda s: tuple(f(s) for f in fns)
 

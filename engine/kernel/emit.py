@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.expr import CompiledExpression
-from engine.expr.compile import ARITH, COMPARE
+from engine.expr.compile import ARITH, COMPARE, literal_list
 from engine.expr.regex import Pattern
 from engine.functions import FUNCTIONS
 
@@ -165,11 +165,7 @@ class Emitter:
     def n_List(self, node: ast.List) -> Emitted | _Const:
         items = [self.node(e) for e in node.elts]
         if all(isinstance(i, _Const) for i in items):
-            values = [i.value for i in items if isinstance(i, _Const)]
-            try:
-                return _Const(frozenset(values))
-            except TypeError:
-                return _Const(tuple(values))
+            return _Const(literal_list([i.value for i in items if isinstance(i, _Const)]))
         texts = [self._out(i).text for i in items]
         return Emitted("(" + "".join(f"{t}, " for t in texts) + ")")
 
