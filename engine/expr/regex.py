@@ -54,7 +54,7 @@ class Pattern:
     turns that into a dict lookup.
     """
 
-    __slots__ = ("_ascii_only", "_fast", "_memo", "_no_trailing_newline", "_regex", "source")
+    __slots__ = ("_ascii_only", "_fast", "_looked", "_memo", "_no_trailing_newline", "_regex", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -67,15 +67,22 @@ class Pattern:
                 detail = detail.decode("utf-8", errors="replace")
             raise PatternError(str(detail)) from None
         self._fast: re.Pattern[str] | None = None
+        self._looked = False  # whether _fast was decided (on the first search)
         self._ascii_only = self._no_trailing_newline = False
-        shape = _repetition_free(source)
+
+    def _python_pattern(self) -> re.Pattern[str] | None:
+        """``re``'s compiled pattern when ``re`` may run this one; decided on first search
+        (validate compiles every pattern and searches none: it need not pay for this)."""
+        shape = _repetition_free(self.source)
+        self._looked = True
         if shape is not None:
-            self._fast = re.compile(source)
+            self._fast = re.compile(self.source)
             self._ascii_only, self._no_trailing_newline = shape
+        return self._fast
 
     def search(self, text: str) -> bool:
         """Whether the pattern occurs anywhere in ``text``."""
-        fast = self._fast
+        fast = self._fast if self._looked else self._python_pattern()
         if (
             fast is not None
             and not (self._ascii_only and not text.isascii())
