@@ -88,6 +88,18 @@ class _Runs:
             self.on_reject(Reject(block.file, block.rows[k], "lead_id", lead_id, _ORPHAN))
 
 
+def next_ascending(lead: LeadRecord, previous: str | None) -> str:
+    """This lead's id, which a merge join needs strictly above the previous lead's."""
+    if previous is not None and lead.lead_id <= previous:
+        raise InputError(
+            "lead ids are not in ascending order, which sorted events require",
+            file=None,
+            line=lead.row,
+            hint="drop --events-sorted",
+        )
+    return lead.lead_id
+
+
 def merge_blocks(leads: Iterable[LeadRecord], blocks: Iterator[EventBlock],
                  on_reject: RejectSink) -> Iterator[tuple[LeadRecord, list[Event] | EventColumns]]:
     """``(lead, events)`` in the leads' order; events as columns unless the lead has activity."""
@@ -95,15 +107,7 @@ def merge_blocks(leads: Iterable[LeadRecord], blocks: Iterator[EventBlock],
     pending = runs.next()
     previous_lead: str | None = None
     for lead in leads:
-        lead_id = lead.lead_id
-        if previous_lead is not None and lead_id <= previous_lead:
-            raise InputError(
-                "lead ids are not in ascending order, which sorted events require",
-                file=None,
-                line=lead.row,
-                hint="drop --events-sorted",
-            )
-        previous_lead = lead_id
+        lead_id = previous_lead = next_ascending(lead, previous_lead)
         while pending is not None and pending[0] < lead_id:
             runs.orphans(pending)
             pending = runs.next()

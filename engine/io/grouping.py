@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 
 from engine.events import Event, EventColumns
 from engine.io.arrow_events import event_blocks
-from engine.io.block_merge import ids_ascending, merge_blocks
+from engine.io.block_merge import ids_ascending, merge_blocks, next_ascending
 from engine.io.errors import InputError, Reject, RejectSink
 from engine.io.records import EventsFile, LeadEvent, LeadRecord, LeadsFile
 
@@ -106,15 +106,7 @@ def _merge(
     pending: LeadEvent | None = next(stream, None)
     previous_lead: str | None = None
     for lead in leads:
-        lead_id = lead.lead_id
-        if previous_lead is not None and lead_id <= previous_lead:
-            raise InputError(
-                "lead ids are not in ascending order, which sorted events require",
-                file=None,
-                line=lead.row,
-                hint="drop --events-sorted",
-            )
-        previous_lead = lead_id
+        lead_id = previous_lead = next_ascending(lead, previous_lead)
         while pending is not None and pending.lead_id < lead_id:
             _orphan(pending, on_reject)
             pending = _following(stream, pending.lead_id)

@@ -171,8 +171,8 @@ def _read_csv_lists(
     """``(1, header)``, then the data rows, each padded with None to the header's width.
 
     Numbered by their first line; blank lines skipped; rows with more (non-blank)
-    values than the header has names rejected. This loop is the hot path of every CSV
-    read, so it is one generator doing as little as it can per row. ``expected`` is
+    values than the header has names rejected. The row loop (``_padded_rows``, shared
+    with :func:`csv_lists_at`) does as little as it can per row. ``expected`` is
     the header a caller resolved positions from: another one now is an error.
     """
     with _open_text(path, encoding) as text:
@@ -183,21 +183,7 @@ def _read_csv_lists(
             if expected is not None and header != expected:
                 raise InputError("the header changed while the file was being read", file=path, line=1)
             yield 1, [*header]
-            width = len(header)
-            last_line = start = reader.line_num
-            values: list[str | None]
-            for values in reader:
-                start = last_line + 1
-                last_line = reader.line_num
-                count = len(values)
-                if count == width and count:
-                    yield start, values
-                elif _usable(path, start, values, width, on_reject):
-                    if count < width:
-                        values.extend([None] * (width - count))
-                    yield start, values
-            if last_line - start > 0:
-                _check_closed_quote(path, text.encoding, delimiter, start, last_line)
+            yield from _padded_rows(path, reader, len(header), 0, text.encoding, delimiter, on_reject)
         except UnicodeDecodeError:
             raise decode_error(path, text.encoding) from None
         except csv.Error as error:
@@ -234,27 +220,37 @@ def csv_lists_at(
     text = io.TextIOWrapper(raw, encoding="utf-8" if codec == "utf-8-sig" else codec, newline="",
                             errors="strict")
     reader: Any = csv.reader(text, delimiter=_delimiter(path, delimiter))
-    last_line = start = line_base
-    values: list[str | None]
     try:
-        for values in reader:
-            start = last_line + 1
-            last_line = line_base + reader.line_num
-            count = len(values)
-            if count == width and count:
-                yield start, values
-            elif _usable(path, start, values, width, on_reject):
-                if count < width:
-                    values.extend([None] * (width - count))
-                yield start, values
-        if last_line - start > 0:
-            _check_closed_quote(path, codec, delimiter, start, last_line)
+        yield from _padded_rows(path, reader, width, line_base, codec, delimiter, on_reject)
     except UnicodeDecodeError:
         raise decode_error(path, codec) from None
     except csv.Error as error:
         raise InputError(f"malformed CSV: {error}", file=path, line=line_base + reader.line_num) from None
     finally:
         text.detach()  # ``raw`` is the caller's to close
+
+
+def _padded_rows(
+    path: str | Path, reader: Any, width: int, line_base: int, codec: str, delimiter: str | None,
+    on_reject: RejectSink | None,
+) -> Iterator[tuple[int, list[str | None]]]:
+    """The loop both CSV readers share: each row numbered by its first line (``line_base``
+    lines precede the reader's), padded with None to ``width``; a row with more non-blank
+    values than names rejected; an open quote at the end of the file an error."""
+    last_line = start = line_base + reader.line_num
+    values: list[str | None]
+    for values in reader:
+        start = last_line + 1
+        last_line = line_base + reader.line_num
+        count = len(values)
+        if count == width and count:
+            yield start, values
+        elif _usable(path, start, values, width, on_reject):
+            if count < width:
+                values.extend([None] * (width - count))
+            yield start, values
+    if last_line - start > 0:
+        _check_closed_quote(path, codec, delimiter, start, last_line)
 
 
 def _check_closed_quote(path: str | Path, codec: str, delimiter: str | None, start: int,
