@@ -112,9 +112,8 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
             body(1, f"if {test(stage.rule)}:")
             body(2, f"v_stage = {index}")
     if cp.last_sticky >= 0:  # decide's _sticky_floor: this same function at earlier instants
-        columns_text = "".join(f"c{i}, " for i in range(len(_fields(cp, ns))))
-        body(1, f"if v_stage < {cp.last_sticky}:")
-        body(2, f"v_stage = sticky_floor(lead, at_us, types, {columns_text}ids, seqs, as_of_us, v_stage)")
+        body(1, f"if v_stage < {cp.last_sticky}:")  # (the columns are known once every rule is emitted)
+        body(2, f"v_stage = sticky_floor(lead, at_us, types, {_COLUMNS_MARK}ids, seqs, as_of_us, v_stage)")
     body(1, "held = False")
     body(1, "released = recycle = None")
     if cp.recycle:
@@ -134,16 +133,16 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
     fields = _fields(cp, ns)
     head = _Writer()
     columns = "".join(f"c{i}, " for i in range(len(fields)))
-    names = list(ns.constants)
-    bound = "".join(f", {n}={n}" for n in names)  # constants as locals (LOAD_FAST in the loop)
-    head(0, f"def run(lead, at_us, types, {columns}ids, seqs, as_of_us, lead_id, as_of_text{bound}):")
-    head(1, "lead_get = lead.get")
-    _loop(cp, ns, head, fields)
+    loop = _Writer()
+    _loop(cp, ns, loop, fields)
     if cp.recycle:
         _since_loop(cp, ns, since, fields)
-    lines = list(head.lines)
+    bound = "".join(f", {n}={n}" for n in ns.constants)  # every constant a local (LOAD_FAST)
+    head(0, f"def run(lead, at_us, types, {columns}ids, seqs, as_of_us, lead_id, as_of_text{bound}):")
+    head(1, "lead_get = lead.get")
+    lines = head.lines + loop.lines
     for line in body.lines:  # the after-trigger pass goes where each reenter_when needs it
-        lines.extend(since.lines if line.strip() == _SINCE_MARK else [line])
+        lines.extend(since.lines if line.strip() == _SINCE_MARK else [line.replace(_COLUMNS_MARK, columns)])
     source = "\n".join(lines) + "\n"
     return Generated(source, ns.constants, fields)
 
@@ -256,6 +255,7 @@ def _decayed_points(cp: CompiledPlaybook, ns: Namespace, w: _Writer, indent: int
 
 
 _SINCE_MARK = "#<since-recycle pass>"
+_COLUMNS_MARK = "<field columns>"
 
 
 def _recycle(cp: CompiledPlaybook, ns: Namespace, body: _Writer,
