@@ -28,13 +28,13 @@ that is shorter (seed 001: an enquiry is called at once).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from math import floor
 from typing import Any
 
-from engine.compile import CompiledPlaybook, Rule
+from engine.compile import CompiledPlaybook, HandoffRule, RecycleRule, Rule
 from engine.events import Event
 from engine.expr import CompiledExpression, Scope
 from engine.history import History
@@ -350,39 +350,61 @@ def _recycle(ev: _Evaluation) -> tuple[Recycle | None, bool, datetime | None]:
     if latest is None:
         return None, False, None
     event, rule = latest
-    until = event.at + timedelta(seconds=rule.cooldown_seconds)
     reentered = False
     if rule.reenter is not None:
         ev.values["recycled_at"] = event.at
         ev.values["engagement_since_recycle"] = _engagement(cp, history, after=event.at)
         ev.values["events_since_recycle"] = len(history.since(None, event.at))
         reentered = ev.test("recycle", rule.rule, rule.reenter) is True
-    active = history.as_of < until and not reentered
-    state = Recycle(rule.rule.id, _iso(cp, event.at), _iso(cp, until), active, reentered)
-    released = until if not active and not reentered else None
-    return state, active, released
+    return recycle_state(cp, rule, event.at, history.as_of, reentered)
+
+
+def recycle_state(cp: CompiledPlaybook, rule: RecycleRule, recycled_at: datetime, as_of: datetime,
+                  reentered: bool) -> tuple[Recycle, bool, datetime | None]:
+    """A trigger's state: (Recycle, held now, when the cooldown ran out if it did unbroken).
+
+    Shared with the batch kernel, which finds the trigger its own way.
+    """
+    until = recycled_at + timedelta(seconds=rule.cooldown_seconds)
+    active = as_of < until and not reentered
+    state = Recycle(rule.rule.id, _iso(cp, recycled_at), _iso(cp, until), active, reentered)
+    return state, active, (until if not active and not reentered else None)
 
 
 def _handoff(ev: _Evaluation, lead: Mapping[str, Any],
              released: datetime | None) -> Handoff | None:
-    cp = ev.cp
-    for handoff in cp.handoffs:
+    history = ev.history
+
+    def latest() -> datetime:
+        last = history.last()
+        return last.at if last is not None else history.as_of
+
+    for handoff in ev.cp.handoffs:
         if ev.test("handoffs", handoff.rule) is not True:
             continue
-        priority = None
-        if handoff.priority is not None:
-            value = ev.run(handoff.priority)
-            priority = score(float(value)) if isinstance(value, int | float) else None
-        slas = [s for s in (handoff.sla_seconds, _source_sla(cp, lead)) if s is not None]
-        due = None
-        if slas:
-            last = ev.history.last()
-            anchor = last.at if last is not None else ev.history.as_of
-            if released is not None and released > anchor:
-                anchor = released  # the cooldown ended after the last activity
-            due = _iso(cp, anchor + timedelta(seconds=min(slas)))
-        return Handoff(handoff.rule.id, handoff.to, due, priority)
+        value = ev.run(handoff.priority) if handoff.priority is not None else None
+        return handoff_of(ev.cp, handoff, lead, value, latest, released)
     return None
+
+
+def handoff_of(cp: CompiledPlaybook, handoff: HandoffRule, lead: Mapping[str, Any], priority_value: Any,
+               latest: Callable[[], datetime], released: datetime | None) -> Handoff:
+    """The Handoff a rule that fired makes: its priority rounded, its due time.
+
+    ``latest`` gives the lead's latest activity at or before t (else t); it is asked
+    only when an SLA applies. Shared with the batch kernel.
+    """
+    priority = None
+    if handoff.priority is not None and isinstance(priority_value, int | float):
+        priority = score(float(priority_value))
+    slas = [s for s in (handoff.sla_seconds, _source_sla(cp, lead)) if s is not None]
+    due = None
+    if slas:
+        anchor = latest()
+        if released is not None and released > anchor:
+            anchor = released  # the cooldown ended after the last activity
+        due = _iso(cp, anchor + timedelta(seconds=min(slas)))
+    return Handoff.from_values(handoff.rule.id, handoff.to, due, priority)
 
 
 def _source_sla(cp: CompiledPlaybook, lead: Mapping[str, Any]) -> int | None:

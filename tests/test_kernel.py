@@ -14,21 +14,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from engine.compile import CompiledPlaybook
 from engine.evaluate import decide, decide_for_row
 from engine.events import Event, EventColumns
 from engine.kernel import kernel_for
-from engine.validate import load_playbook
 
-from .test_sql_differential import AS_OF, PLAYBOOKS, _lead
+from .test_sql_differential import AS_OF, PLAYBOOKS, _compiled, _lead
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _compiled(path: Path) -> CompiledPlaybook:
-    cp = load_playbook(path).compiled
-    assert cp is not None
-    return cp
 
 
 KERNEL_PLAYBOOKS = {

@@ -22,14 +22,13 @@ from math import floor
 from typing import Any
 
 from engine.compile import CompiledPlaybook
-from engine.evaluate import _MEMO_LIMIT, Decision, Handoff, Recycle, _iso, _source_sla, score
+from engine.evaluate import _MEMO_LIMIT, Decision, Handoff, Recycle, _iso, handoff_of, recycle_state, score
 from engine.events import _EPOCH, Event, EventColumns, epoch_us
 from engine.kernel.emit import NoKernel
 from engine.kernel.source import generate
 
 __all__ = ["Kernel", "NoKernel", "kernel_for"]
 
-_NO_PRIORITY = object()
 _CACHE: dict[int, tuple[CompiledPlaybook, Kernel | None]] = {}
 
 
@@ -51,7 +50,7 @@ class Kernel:
             "make_handoff": self._handoff, "make_recycle": self._recycle, "weigh": self._weigh,
             "plain_get": cp.plain_weights.get, "content_get": self._memo.get,
             "sticky_floor": self._sticky_floor,
-            "stage_of": cp.content_stage_of, "NO_PRIORITY": _NO_PRIORITY,  # type: ignore[dict-item]
+            "stage_of": cp.content_stage_of,
         }
         generated = generate(cp, helpers)
         self.source = generated.source
@@ -120,36 +119,23 @@ class Kernel:
         return floor_
 
     def _recycle(self, index: int, recycled_at: int, reentered: bool,
-                 as_of_us: int) -> tuple[Recycle, bool, int | None]:
-        """decide's recycle state from the chosen trigger: (state, held now, released at)."""
+                 as_of_us: int) -> tuple[Recycle, bool, datetime | None]:
+        """decide's recycle state for the trigger the generated code chose."""
         cp = self.cp
-        rule = cp.recycle[index]
-        until = recycled_at + rule.cooldown_seconds * 1_000_000
-        active = as_of_us < until and not reentered
-        state = Recycle(rule.rule.id, _iso(cp, to_datetime(recycled_at)), _iso(cp, to_datetime(until)),
-                        active, reentered)
-        return state, active, (until if not active and not reentered else None)
+        return recycle_state(cp, cp.recycle[index], to_datetime(recycled_at), to_datetime(as_of_us),
+                             reentered)
 
     def _handoff(self, index: int, lead: Mapping[str, Any], priority_value: Any, at_us: Sequence[int],
-                 as_of_us: int, released: int | None) -> Handoff:
-        cp = self.cp
-        handoff = cp.handoffs[index]
-        priority = None
-        if priority_value is not _NO_PRIORITY:
-            value = priority_value
-            priority = score(float(value)) if isinstance(value, int | float) else None
-        slas = [s for s in (handoff.sla_seconds, _source_sla(cp, lead)) if s is not None]
-        due = None
-        if slas:
-            # the latest activity at or before as_of (History.last()), else as_of itself
+                 as_of_us: int, released: datetime | None) -> Handoff:
+        """decide's Handoff for the rule the generated code found holding."""
+
+        def latest() -> datetime:  # History.last(): the latest activity at or before as_of
             last_us = max(at_us, default=as_of_us)
             if last_us > as_of_us:  # events after as_of (rare): skip them
                 last_us = max((at for at in at_us if at <= as_of_us), default=as_of_us)
-            if released is not None and released > last_us:
-                last_us = released  # the cooldown ended after the last activity
-            anchor = to_datetime(last_us)
-            due = _iso(cp, anchor + timedelta(seconds=min(slas)))
-        return Handoff.from_values(handoff.rule.id, handoff.to, due, priority)
+            return to_datetime(last_us)
+
+        return handoff_of(self.cp, self.cp.handoffs[index], lead, priority_value, latest, released)
 
 
 def _repeats(ids: Sequence[str | None]) -> bool:

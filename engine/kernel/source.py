@@ -123,7 +123,7 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
         body(1, "if excluded is None and not held:")
         for index, handoff in enumerate(cp.handoffs):
             body(2, f"{'if' if index == 0 else 'elif'} {test(handoff.rule)}:")
-            priority = "NO_PRIORITY" if handoff.priority is None else emit(handoff.priority)
+            priority = "None" if handoff.priority is None else emit(handoff.priority)
             body(3, f"handoff = make_handoff({index}, lead, {priority}, at_us, as_of_us, released)")
     stage_ids, owners = ns.constant(tuple(stages)), ns.constant(tuple(s.owner for s in cp.stages))
     body(1, "return Decision(lead_id, as_of_text, excluded, personas, v_target_account, v_target_lead, "
