@@ -29,7 +29,7 @@ from engine.io.arrow_convert import Rejected, by_value, column_values
 from engine.io.convert import Converter
 from engine.io.csv_chunks import Piece
 from engine.io.errors import Reject
-from engine.io.pieces import file_pieces
+from engine.io.pieces import as_rows, file_pieces, piece_rows
 from engine.io.prefetch import prefetched
 from engine.io.records import EventLayout, EventsFile, LeadEvent, event_type
 
@@ -99,7 +99,7 @@ class _Blocks:
             if piece.table is not None:
                 block = self._columnar(piece.table, piece.first_row, seq)
                 if block is None:
-                    piece = _as_rows(piece)
+                    piece = as_rows(piece)
             if block is None:
                 block = self._by_row(piece, seq)
             seq += len(block)
@@ -160,18 +160,7 @@ class _Blocks:
         def sink(reject: Reject) -> None:
             rejects.append((len(made), reject))
 
-        def rows() -> Iterator[tuple[int, list[str | None]]]:
-            pending = piece.rejects
-            at = 0
-            for i, row in enumerate(piece.rows):
-                while at < len(pending) and pending[at][0] <= i:
-                    sink(pending[at][1])
-                    at += 1
-                yield row
-            for _, reject in pending[at:]:
-                sink(reject)
-
-        for item in self.maker(rows(), sink, seq):
+        for item in self.maker(piece_rows(piece, sink), sink, seq):
             made.append(item)
         return block_of(self.source, made, self.layout, seq, rejects)
 
@@ -194,13 +183,6 @@ def block_of(source: str, made: list[LeadEvent], layout: EventLayout, seq: int,
     return EventBlock(source, lead_ids, starts, [epoch_us(event.at) for event in events],
                       [event.type for event in events], fields, ids, seq,
                       [item.row for item in made], rejects)
-
-
-def _as_rows(piece: Piece) -> Piece:
-    """An Arrow piece as rows of cells (for the row path)."""
-    columns = [column.to_pylist() for column in piece.table.columns]
-    first = piece.first_row
-    return Piece(rows=[(first + i, list(values)) for i, values in enumerate(zip(*columns, strict=True))])
 
 
 __all__ = ["ROW_PATH_ENV", "EventBlock", "block_of", "enabled", "event_blocks"]

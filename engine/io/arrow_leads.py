@@ -19,7 +19,7 @@ from engine.io.arrow_events import enabled
 from engine.io.csv_chunks import Piece
 from engine.io.errors import RejectSink
 from engine.io.mapping import field_spec
-from engine.io.pieces import file_pieces
+from engine.io.pieces import as_rows, file_pieces, piece_rows
 from engine.io.records import LeadLayout, LeadRecord, LeadRows, LeadsFile
 
 
@@ -45,8 +45,8 @@ def _records(layout: LeadLayout, pieces: Iterator[Piece], on_reject: RejectSink)
             if records is not None:
                 yield from records
                 continue
-            piece = _as_rows(piece)
-        yield from maker(_rows(piece, on_reject), on_reject)
+            piece = as_rows(piece)
+        yield from maker(piece_rows(piece, on_reject), on_reject)
 
 
 def _columnar(layout: LeadLayout, table: Any, first_row: int) -> list[LeadRecord] | None:
@@ -70,24 +70,6 @@ def _columnar(layout: LeadLayout, table: Any, first_row: int) -> list[LeadRecord
     # All C-level iteration: a dict per lead from the columns, then the records.
     fields = list(map(dict, map(zip, repeat(names), zip(*columns, strict=True))))
     return list(map(LeadRecord, ids, fields, range(first_row, first_row + n)))
-
-
-def _as_rows(piece: Piece) -> Piece:
-    columns = [column.to_pylist() for column in piece.table.columns]
-    first = piece.first_row
-    return Piece(rows=[(first + i, list(values)) for i, values in enumerate(zip(*columns, strict=True))])
-
-
-def _rows(piece: Piece, on_reject: RejectSink) -> Iterator[tuple[int, list[str | None]]]:
-    """The piece's rows, sending the csv reading's own rejects when the row path would."""
-    pending, at = piece.rejects, 0
-    for i, row in enumerate(piece.rows):
-        while at < len(pending) and pending[at][0] <= i:
-            on_reject(pending[at][1])
-            at += 1
-        yield row
-    for _, reject in pending[at:]:
-        on_reject(reject)
 
 
 __all__ = ["LeadRows", "lead_records"]

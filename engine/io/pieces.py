@@ -8,11 +8,11 @@ Arrow columns (anything else is turned into text cells exactly as the row path's
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 from engine.io.csv_chunks import CsvChunks, Piece
-from engine.io.errors import InputError
+from engine.io.errors import InputError, RejectSink
 from engine.io.readers import file_format, read_header, to_text
 
 #: Rows per Parquet record batch read.
@@ -52,3 +52,22 @@ def _parquet_pieces(path: str | Path, wanted: list[str]) -> Generator[Piece, Non
                         for i, values in enumerate(zip(*columns, strict=True))]
                 yield Piece(rows=rows)
             first += table.num_rows
+
+
+def as_rows(piece: Piece) -> Piece:
+    """An Arrow piece as rows of cells, for the row path."""
+    columns = [column.to_pylist() for column in piece.table.columns]
+    first = piece.first_row
+    return Piece(rows=[(first + i, list(values)) for i, values in enumerate(zip(*columns, strict=True))])
+
+
+def piece_rows(piece: Piece, on_reject: RejectSink) -> Iterator[tuple[int, list[str | None]]]:
+    """The piece's rows, sending the csv reading's own rejects where the row path would."""
+    pending, at = piece.rejects, 0
+    for i, row in enumerate(piece.rows):
+        while at < len(pending) and pending[at][0] <= i:
+            on_reject(pending[at][1])
+            at += 1
+        yield row
+    for _, reject in pending[at:]:
+        on_reject(reject)
