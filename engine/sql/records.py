@@ -112,12 +112,7 @@ def lead_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
         rule_selects, rule_checks = _rule_sql(cells, mapping, index, rule, as_of, scanned)
         selects += rule_selects
         checks += rule_checks
-    selects += _problems(checks)
-    cells.prepare()
-    inputs.con.execute(f"CREATE OR REPLACE TEMP TABLE lead_rows AS SELECT {', '.join(selects)} "
-                       f"FROM {cells.source()} {' '.join(cells.joins)}")
-    inputs.con.execute("DROP TABLE lead_scan_prepared")
-    inputs.drop("lead_scan")
+    _materialize(inputs, cells, [*selects, *_problems(checks)], "lead_rows", "lead_scan")
     return scanned, plan
 
 
@@ -260,12 +255,7 @@ def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None
     checks += field_checks
     event_id = f"NULLIF({cells.stripped(quote(spec.id))}, '')" if spec.id else "CAST(NULL AS VARCHAR)"
     selects.append(f"{event_id} AS event_id")
-    selects += _problems(checks)
-    cells.prepare()
-    inputs.con.execute(f"CREATE OR REPLACE TEMP TABLE event_rows AS SELECT {', '.join(selects)} "
-                       f"FROM {cells.source()} {' '.join(cells.joins)}")
-    inputs.con.execute("DROP TABLE event_scan_prepared")
-    inputs.drop("event_scan")
+    _materialize(inputs, cells, [*selects, *_problems(checks)], "event_rows", "event_scan")
     return scanned, plan
 
 
@@ -296,6 +286,15 @@ class _EventType:
         kind = self._kind(cell)
         return kind if kind is not None and kind not in self.allowed else None
 
+
+
+def _materialize(inputs: Inputs, cells: Cells, selects: list[str], table: str, scan: str) -> None:
+    """The converted rows as ``table``; the scanned cells, no longer needed, dropped."""
+    cells.prepare()
+    inputs.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {', '.join(selects)} "
+                       f"FROM {cells.source()} {' '.join(cells.joins)}")
+    inputs.con.execute(f"DROP TABLE {scan}_prepared")
+    inputs.drop(scan)
 
 def event_field_sql(plan: Plan, name: str) -> str:
     """An event field as the decision query reads it (text)."""
