@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -62,9 +61,10 @@ def load_engine(data: Path) -> tuple[CompiledPlaybook, datetime, Pairs]:
     return cp, as_of, pairs
 
 
-def engine_pass(cp: CompiledPlaybook, as_of: datetime, pairs: Pairs) -> list[dict[str, Any]]:
-    """``decide_for_row`` + ``to_row`` per lead, exactly as engine/batch.py calls them."""
-    return [decide_for_row(cp, lead.fields, events, as_of, lead_id=lead.lead_id).to_row()
+def engine_pass(cp: CompiledPlaybook, as_of: datetime, pairs: Pairs) -> list[list[str]]:
+    """``decide_for_row`` + ``to_cells`` per lead, exactly as engine/batch.py calls them for
+    a CSV export (the SPEC ``decide`` returns its row as a dict of 7 values; these are 18)."""
+    return [decide_for_row(cp, lead.fields, events, as_of, lead_id=lead.lead_id).to_cells()
             for lead, events in pairs]
 
 
@@ -114,7 +114,7 @@ def main() -> int:
         spec_times.append(median_time(lambda: spec_pass(spec), 1))
     engine_s, spec_s = statistics.median(engine_times), statistics.median(spec_times)
     ratio = statistics.median(e / s for e, s in zip(engine_times, spec_times, strict=True))
-    print(f"engine decide+to_row  {engine_s * 1000:8.1f} ms  ({engine_s / len(pairs) * 1e6:6.1f} µs/lead)")
+    print(f"engine decide+to_cells{engine_s * 1000:8.1f} ms  ({engine_s / len(pairs) * 1e6:6.1f} µs/lead)")
     print(f"SPEC python decide    {spec_s * 1000:8.1f} ms  ({spec_s / len(spec) * 1e6:6.1f} µs/lead)")
     print(f"ratio engine/SPEC     {ratio:8.2f}×  (median of {args.repeat} alternating rounds)")
 

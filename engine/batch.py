@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
@@ -41,6 +41,7 @@ from engine.io import (
     file_format,
     iter_leads_with_events,
     parse_timestamp,
+    write_cells,
     write_rows,
 )
 from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue
@@ -63,6 +64,7 @@ SHOWN_REJECTS = 5
 _PROGRESS_EVERY = 500
 
 Progress = Callable[[int], None]
+RowT = TypeVar("RowT")
 
 
 class TooManyRejects(EngineError):
@@ -298,8 +300,11 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Re
                             allowed_types=allowed, encoding=request.encoding)
     pairs = iter_leads_with_events(leads, events, on_reject=sink, events_sorted=request.events_sorted)
     try:
-        rows = _decisions(cp, request, summary, sink, pairs, progress)
-        write_decisions(staging, rows)
+        if file_format(staging) == "csv":  # rows spelled as text straight from each Decision
+            write_cells(staging, DECISION_COLUMNS, _decisions(cp, request, summary, sink, pairs, progress,
+                                                              Decision.to_cells))
+        else:
+            write_decisions(staging, _decisions(cp, request, summary, sink, pairs, progress, Decision.to_row))
     finally:
         close = getattr(pairs, "close", None)
         if close is not None:
@@ -308,15 +313,16 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Re
 
 def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Rejects,
                pairs: Iterator[tuple[LeadRecord, Sequence[Event]]],
-               progress: Progress | None) -> Iterator[dict[str, Any]]:
-    """Decide each lead in file order and account for it; yield its output row."""
+               progress: Progress | None, shape: Callable[[Decision], RowT]) -> Iterator[RowT]:
+    """Decide each lead in file order and account for it; yield its output row, as ``shape``
+    makes it (``Decision.to_cells`` for CSV, ``Decision.to_row`` for the other formats)."""
     leads_file = str(request.leads)
     matched = 0
     for count, (lead, events) in enumerate(pairs, start=1):
         matched += len(events) - len(lead.activity)
         try:
             decision = decide(cp, lead.fields, events, request.as_of, lead_id=lead.lead_id)
-            row = decision.to_row()
+            row = shape(decision)
         except Exception as error:  # one lead's failure must not lose the run
             sink(Reject(leads_file, lead.row, None, lead.lead_id,
                         f"evaluation failed: {type(error).__name__}: {error}"))

@@ -14,9 +14,14 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from engine.batch import DECISION_COLUMNS
 from engine.evaluate import decide, decide_for_row
 from engine.events import Event, EventColumns
+from engine.fixtures import discover_fixtures, load_fixture
+from engine.io.writers import format_cell
 from engine.kernel import kernel_for
+from engine.replay import replay
+from engine.validate import load_playbook
 
 from .test_sql_differential import AS_OF, PLAYBOOKS, _compiled, _lead
 
@@ -130,6 +135,26 @@ def test_a_rows_rules_are_the_deciding_rules(name: str) -> None:
 
     check()
     assert {"stage", "handoff", "exclusion"} <= kinds
+
+
+def test_csv_cells_are_the_row_as_the_writer_spells_it() -> None:
+    """to_cells() (what a CSV export writes) must stay to_row() spelled by format_cell.
+
+    Every step of every shipped fixture: together they reach each rule of the example
+    playbooks, so every column is seen both filled and empty."""
+    filled: set[tuple[str, bool]] = set()
+    for path in discover_fixtures([ROOT / "fixtures"]):
+        fixture = load_fixture(path)
+        cp = load_playbook(fixture.playbook_path).compiled
+        assert cp is not None
+        timeline = replay(cp, fixture.lead, fixture.events, fixture.as_of, lead_id=fixture.lead_id,
+                          check_at=fixture.check_at)
+        for step in timeline.steps:
+            row, cells = step.decision.to_row(), step.decision.to_cells()
+            assert cells == [format_cell(row[name]) for name in DECISION_COLUMNS], (path, step)
+            filled.update((name, cell != "") for name, cell in zip(DECISION_COLUMNS, cells, strict=True))
+    optional = ("excluded", "personas", "recycle_reason", "recycle_until", "handoff_rule", "due", "priority")
+    assert {(name, seen) for name in optional for seen in (True, False)} <= filled
 
 
 def test_events_after_as_of_and_window_edges() -> None:

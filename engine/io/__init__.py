@@ -22,7 +22,7 @@ from engine.io.mapping import (
 from engine.io.readers import file_format, read_columns, read_rows
 from engine.io.records import EventsFile, LeadEvent, LeadRecord, LeadsFile, read_events, read_leads
 from engine.io.timestamps import TimestampError, TimestampParser, parse_timestamp
-from engine.io.writers import RejectsWriter, atomic_path, write_rows
+from engine.io.writers import RejectsWriter, atomic_path, write_cells, write_rows
 
 __all__ = [
     "ActivityRule",
@@ -52,5 +52,6 @@ __all__ = [
     "read_events",
     "read_leads",
     "read_rows",
+    "write_cells",
     "write_rows",
 ]

@@ -150,14 +150,30 @@ class _CsvOut:
 def _write_csv(
     temp: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]], encoding: str, tsv: bool
 ) -> int:
+    # text cells as they are; the rest spelled by format_cell
+    cells = ([v if type(v) is str else format_cell(v) for v in map(row.get, columns)] for row in rows)
+    return _write_cells(temp, columns, cells, encoding, tsv)
+
+
+def _write_cells(temp: Path, columns: Sequence[str], rows: Iterable[Sequence[str]], encoding: str,
+                 tsv: bool) -> int:
     count = 0
     with open(temp, "w", encoding=encoding, newline="") as handle:
         writer = _CsvOut(handle, "\t" if tsv else ",")
         writer.writerow(columns)
-        for row in rows:  # text cells as they are; the rest spelled by format_cell
-            writer.writerow([v if type(v) is str else format_cell(v) for v in map(row.get, columns)])
+        for cells in rows:
+            writer.writerow(cells)
             count += 1
     return count
+
+
+def write_cells(target: str | Path, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> int:
+    """``write_rows`` for a CSV or TSV ``target`` whose rows are already text, one cell per
+    column in order, spelled as :func:`format_cell` would (``Decision.to_cells``)."""
+    if file_format(target) != "csv":
+        raise ValueError(f"{target}: write_cells writes CSV or TSV only")
+    with atomic_path(target) as temp:
+        return _write_cells(temp, columns, rows, "utf-8", Path(target).suffix.lower() == ".tsv")
 
 
 def _write_jsonl(temp: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> int:

@@ -22,7 +22,17 @@ from math import floor
 from typing import Any
 
 from engine.compile import CompiledPlaybook
-from engine.evaluate import _MEMO_LIMIT, Decision, Handoff, Recycle, _iso, handoff_of, recycle_state, score
+from engine.evaluate import (
+    _MEMO_LIMIT,
+    Decision,
+    Handoff,
+    Recycle,
+    _iso,
+    handoff_of,
+    priority_of,
+    recycle_state,
+    score,
+)
 from engine.events import _EPOCH, Event, EventColumns, epoch_us
 from engine.kernel.emit import NoKernel
 from engine.kernel.source import generate
@@ -42,19 +52,20 @@ class Kernel:
 
     def __init__(self, cp: CompiledPlaybook) -> None:
         self.cp = cp
-        self._memo: dict[str, dict[Any, float]] = {}  # type → content → points
+        self._memo: list[dict[Any, float]] = []  # type code → content → points
         self._memo_size = 0
         self._stage_index = {s.rule.id: i for i, s in enumerate(cp.stages)}
         helpers: dict[str, Callable[..., Any]] = {
             "score": score, "floor": floor, "Decision": Decision.from_values, "to_datetime": to_datetime,
-            "make_handoff": self._handoff, "make_recycle": self._recycle, "weigh": self._weigh,
-            "plain_get": cp.plain_weights.get, "content_get": self._memo.get,
+            "make_handoff": self._handoff, "new_handoff": Handoff.from_values, "priority_of": priority_of,
+            "make_recycle": self._recycle, "weigh": self._weigh,
             "sticky_floor": self._sticky_floor,
             "stage_of": cp.content_stage_of,
         }
         generated = generate(cp, helpers)
         self.source = generated.source
         self.fields = generated.fields
+        self._memo = generated.content_memo
         namespace: dict[str, Any] = dict(generated.constants)
         namespace["__builtins__"] = {"zip": zip, "tuple": tuple, "bool": bool, "min": min,
                                      "isinstance": isinstance, "str": str}
@@ -89,11 +100,11 @@ class Kernel:
         except Exception:
             return None
 
-    def _weigh(self, event_type: str, content: Any) -> float:
+    def _weigh(self, code: int, event_type: str, content: Any) -> float:
         """``cp.weight`` for a type whose points depend on content; remembered (bounded)."""
         points = self.cp.weight(Event(event_type, _EPOCH, {"content": content}))
         if self._memo_size < _MEMO_LIMIT and (content is None or type(content) is str):
-            self._memo.setdefault(event_type, {})[content] = points
+            self._memo[code][content] = points
             self._memo_size += 1
         return points
 

@@ -293,12 +293,29 @@ class Emitter:
         return Emitted(f"(None if {last} is None else ((as_of_us - {last}) / 1000000) / 86400)")
 
 
+#: Texts whose answer one ``matches`` call site remembers (titles and domains repeat
+#: across an export; once full, the first ones seen stay: no churn on unique emails).
+_MATCH_MEMO = 4096
+
+
 def _searcher(pattern: Pattern) -> Callable[[Any], bool]:
-    """``matches(text, <literal pattern>)``: False for a text that is not a string."""
+    """``matches(text, <literal pattern>)``: False for a text that is not a string.
+
+    Remembers its answers: a lead field is a scalar, so hashable (anything else raises,
+    and the kernel hands that lead to ``decide``). A string never equals a non-string
+    key, and every non-string answers False, so the memo cannot mix them up.
+    """
     search = pattern.search
+    memo: dict[Any, bool] = {}
+    remembered = memo.get
 
     def matches(text: Any) -> bool:
-        return isinstance(text, str) and search(text)
+        found = remembered(text)
+        if found is None:
+            found = isinstance(text, str) and search(text)
+            if len(memo) < _MATCH_MEMO:
+                memo[text] = found
+        return found
 
     return matches
 

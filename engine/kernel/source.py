@@ -15,12 +15,13 @@ instants, as decide does. Expressions :mod:`engine.kernel.emit` cannot express r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from engine.compile import CompiledPlaybook, Rule
+from engine.evaluate import Handoff
 from engine.expr import CompiledExpression
 from engine.kernel.emit import Aggregate, Emitter, Namespace
 
@@ -39,6 +40,8 @@ class Generated:
     source: str
     constants: dict[str, Any]
     fields: tuple[str, ...]
+    codes: dict[str, int]  # event type → index into the tables below
+    content_memo: list[dict[Any, float]]  # per code: content → points (types whose points vary)
 
 
 class _Writer:
@@ -124,19 +127,36 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
         for index, handoff in enumerate(cp.handoffs):
             body(2, f"{'if' if index == 0 else 'elif'} {test(handoff.rule)}:")
             priority = "None" if handoff.priority is None else emit(handoff.priority)
-            body(3, f"handoff = make_handoff({index}, lead, {priority}, at_us, as_of_us, released)")
+            if handoff.sla_seconds is None and not cp.sources:  # no due time: nothing per lead
+                if handoff.priority is None:
+                    fixed = Handoff.from_values(handoff.rule.id, handoff.to, None, None)
+                    body(3, f"handoff = {ns.constant(fixed)}")  # frozen: one object serves all
+                else:
+                    rule_id, to = ns.constant(handoff.rule.id), ns.constant(handoff.to)
+                    body(3, f"handoff = new_handoff({rule_id}, {to}, None, priority_of({priority}))")
+            else:
+                body(3, f"handoff = make_handoff({index}, lead, {priority}, at_us, as_of_us, released)")
     stage_ids, owners = ns.constant(tuple(stages)), ns.constant(tuple(s.owner for s in cp.stages))
     body(1, "return Decision(lead_id, as_of_text, excluded, personas, v_target_account, v_target_lead, "
             "v_fit, fit_breakdown, v_engagement, {}, v_recent, v_prior, v_surge, "
             f"{stage_ids}[v_stage], {owners}[v_stage], recycle, handoff)")
 
     fields = _fields(cp, ns)
+    by_type: dict[str, list[tuple[Aggregate, str]]] = {}
+    for aggregate, name in ns.aggregates.items():
+        if aggregate.fn not in ("since_count", "content_stage"):
+            assert aggregate.type is not None
+            by_type.setdefault(aggregate.type, []).append((aggregate, name))
+    codes = type_codes(cp, by_type)
+    content_memo: list[dict[Any, float]] = [{} for _ in codes]
+    ns.constants["weights"] = _weights_by_code(cp, codes)
+    ns.constants["content_memo"] = content_memo
     head = _Writer()
     columns = "".join(f"c{i}, " for i in range(len(fields)))
     loop = _Writer()
-    _loop(cp, ns, loop, fields)
+    _loop(cp, ns, loop, fields, codes, by_type)
     if cp.recycle:
-        _since_loop(cp, ns, since, fields)
+        _since_loop(cp, ns, since, fields, codes)
     bound = "".join(f", {n}={n}" for n in ns.constants)  # every constant a local (LOAD_FAST)
     head(0, f"def run(lead, at_us, types, {columns}ids, seqs, as_of_us, lead_id, as_of_text{bound}):")
     head(1, "lead_get = lead.get")
@@ -144,7 +164,7 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
     for line in body.lines:  # the after-trigger pass goes where each reenter_when needs it
         lines.extend(since.lines if line.strip() == _SINCE_MARK else [line.replace(_COLUMNS_MARK, columns)])
     source = "\n".join(lines) + "\n"
-    return Generated(source, ns.constants, fields)
+    return Generated(source, ns.constants, fields, codes, content_memo)
 
 
 def _fields(cp: CompiledPlaybook, ns: Namespace) -> tuple[str, ...]:
@@ -163,7 +183,8 @@ def _fields(cp: CompiledPlaybook, ns: Namespace) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ...]) -> None:
+def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ...], codes: dict[str, int],
+          by_type: dict[str, list[tuple[Aggregate, str]]]) -> None:
     """The one pass over the events: every aggregate, with the cut at ``as_of``."""
     var = {name: f"f{i}" for i, name in enumerate(fields)}
     w(1, "micro = 0")
@@ -182,6 +203,8 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
     w(2, "age = as_of_us - at")
     w(2, "if age < 0:")
     w(3, "continue  # after as_of")
+    if cp.playbook.scoring.engagement is not None or by_type:  # one lookup serves both
+        w(2, f"code = {ns.constant(codes)}[t]  # an unknown type raises: decide handles the lead")
     _decayed_points(cp, ns, w, 2, var.get("content", "None"), "micro")
     if cp.surge is not None:
         window = _us(cp.surge_window_seconds)
@@ -197,10 +220,7 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
         w(3, "key = (at, i or '', s)")
         w(3, f"if r{index} is None or key > r{index}:")
         w(4, f"r{index} = key")
-    by_type: dict[str, list[tuple[Aggregate, str]]] = {}
     for aggregate, name in ns.aggregates.items():
-        if aggregate.fn == "since_count":
-            continue
         if aggregate.fn == "content_stage":
             conditions = [f"not {name}"]
             if aggregate.within is not None:
@@ -209,15 +229,10 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
             conditions.append(f"isinstance({c}, str) and stage_of({c}) == {ns.constant(aggregate.stage)}")
             w(2, f"if {' and '.join(conditions)}:")
             w(3, f"{name} = True")
-        else:
-            assert aggregate.type is not None
-            by_type.setdefault(aggregate.type, []).append((aggregate, name))
-    if by_type:
-        codes = {event_type: code for code, event_type in enumerate(by_type)}
-        w(2, f"code = {ns.constant(codes)}.get(t)")
-        w(2, "if code is not None:")
+    if by_type:  # the counted types have the highest codes: one compare skips the rest
+        w(2, f"if code >= {codes[next(iter(by_type))]}:")
     for index, (event_type, aggregates) in enumerate(by_type.items()):
-        w(3, f"{'if' if index == 0 else 'elif'} code == {index}:  # {_comment(event_type)}")
+        w(3, f"{'if' if index == 0 else 'elif'} code == {codes[event_type]}:  # {_comment(event_type)}")
         for aggregate, name in aggregates:
             if aggregate.fn == "last":
                 w(4, f"if {name} is None or at > {name}:")
@@ -234,17 +249,33 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
                 w(4, f"{name} += 1")
 
 
+def type_codes(cp: CompiledPlaybook, counted: Mapping[str, object]) -> dict[str, int]:
+    """Each event type's index into the kernel's tables; the ``counted`` types last, in order.
+
+    The loop looks a type up once, then indexes lists by the code (``weights``,
+    ``content_memo``) and compares small ints to find the aggregates it feeds.
+    """
+    order = [t for t in cp.playbook.events if t not in counted] + list(counted)
+    return {event_type: code for code, event_type in enumerate(order)}
+
+
+def _weights_by_code(cp: CompiledPlaybook, codes: dict[str, int]) -> list[float | None]:
+    """Each code's points, as ``cp.weight`` gives them; None where they depend on content."""
+    engagement = cp.playbook.scoring.engagement
+    varying = set() if engagement is None else set(engagement.points) - set(cp.plain_weights)
+    return [None if t in varying else cp.plain_weights.get(t, 0.0) for t in codes]
+
+
 def _decayed_points(cp: CompiledPlaybook, ns: Namespace, w: _Writer, indent: int, content: str,
                     total: str) -> None:
     """Add the event's decayed points, in whole 2**-32 units, to ``total`` (decide's _engagement)."""
     if cp.playbook.scoring.engagement is None:
         return
-    w(indent, "w = plain_get(t)")
+    w(indent, "w = weights[code]")
     w(indent, "if w is None:  # points that depend on content: remembered per (type, content)")
-    w(indent + 1, "memo = content_get(t)")
-    w(indent + 1, f"w = None if memo is None else memo.get({content})")
+    w(indent + 1, f"w = content_memo[code].get({content})")
     w(indent + 1, "if w is None:")
-    w(indent + 2, f"w = weigh(t, {content})")
+    w(indent + 2, f"w = weigh(code, t, {content})")
     limit = cp.engagement_window_seconds
     w(indent, f"if w{'' if limit is None else f' and age < {_us(limit)}'}:")
     if cp.half_life_seconds:
@@ -279,7 +310,8 @@ def _recycle(cp: CompiledPlaybook, ns: Namespace, body: _Writer,
     body(2, "recycle, held, released = make_recycle(chosen, recycled_at, reentered, as_of_us)")
 
 
-def _since_loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ...]) -> None:
+def _since_loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ...],
+                codes: dict[str, int]) -> None:
     """The pass over the events after the trigger: what ``reenter_when`` reads."""
     var = {name: f"f{i}" for i, name in enumerate(fields)}
     since = [(a, n) for a, n in ns.aggregates.items() if a.fn == "since_count"]
@@ -293,6 +325,8 @@ def _since_loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[s
     w(5, "continue")
     w(4, "events_since += 1")
     w(4, "age = as_of_us - at")
+    if cp.playbook.scoring.engagement is not None:
+        w(4, f"code = {ns.constant(codes)}[t]")
     _decayed_points(cp, ns, w, 4, var.get("content", "None"), "micro_since")
     for aggregate, name in since:
         conditions = [f"t == {ns.constant(aggregate.type)}"]
