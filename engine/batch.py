@@ -38,6 +38,7 @@ from engine.io import (
     Mapping,
     Reject,
     RejectsWriter,
+    UnsortedInput,
     file_format,
     iter_leads_with_events,
     parse_timestamp,
@@ -221,6 +222,16 @@ def evaluate_export(
     def produce(summary: Summary, sink: Rejects, staging: Path, req: BatchRequest) -> None:
         _run(cp, req, summary, sink, staging, progress)
 
+    if request.events_sorted is None and request.events is not None:
+        # Assume the order a merge join needs (most exports are ORDER BY lead id) instead of
+        # reading both files once more to check it: the merge meets any lead id below the
+        # one before it, and then nothing has been written (staging, rejects and queues
+        # are only renamed into place at the end), so the run starts again with the
+        # on-disk index. Every row a merge rejects before that, the index rejects too.
+        try:
+            return run_export(cp, replace(request, events_sorted=True), produce, playbook_name=playbook_name)
+        except UnsortedInput:
+            request = replace(request, events_sorted=False)
     return run_export(cp, request, produce, playbook_name=playbook_name)
 
 

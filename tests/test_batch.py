@@ -272,3 +272,42 @@ def test_x_education_export_routes_converters_to_sales(tmp_path: Path) -> None:
     lift = (sum(converted[i] for i in routed) / len(routed)) / (sum(converted.values()) / len(converted))
     assert lift > 1.5  # 1.86 when written; a change that loses the signal fails here
     assert len(read_csv(tmp_path / "q" / "inside_sales.csv")) == 800
+
+
+@pytest.mark.parametrize("late", ["event", "lead"])
+def test_a_merge_that_meets_unsorted_ids_starts_again_with_the_index(
+        cp: CompiledPlaybook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, late: str) -> None:
+    """No pre-scan: the merge join is assumed; ids found out of order far into the files
+    (after decisions and rejects were made) restart the run on the on-disk index, and
+    every file and count is then the index's, byte for byte."""
+    leads, events = make_rows(300)
+    leads[4][4] = "lots"  # a reject before the disorder
+    events.insert(3, ["L00001", "yesterday", "page_view", ""])
+    if late == "event":
+        events.append(list(events[0]))  # lead 1's event again, at the very end
+    else:
+        leads.append(list(leads[2]))  # a repeated lead id, at the very end
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    strategies: list[bool | None] = []
+    real = batch.iter_leads_with_events
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        strategies.append(kwargs.get("events_sorted"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "iter_leads_with_events", spy)
+    assumed = run(cp, lp, ep, tmp_path / "a" / "d.csv").to_dict()
+    assert strategies == [True, False]  # merged, met the disorder, indexed
+    told = run(cp, lp, ep, tmp_path / "b" / "d.csv", events_sorted=False).to_dict()
+    for name in ("d.csv", "d.rejects.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    for summary in (assumed, told):
+        for key in ("output", "rejects"):
+            summary.pop(key)
+    assert assumed == told
+    assert assumed["leads"]["read"] == len(leads) and assumed["events"]["read"] == len(events)
+    strategies.clear()
+    sorted_leads, sorted_events = make_export(tmp_path, 50)
+    run(cp, sorted_leads, sorted_events, tmp_path / "c" / "d.csv")
+    assert strategies == [True]  # sorted files: one pass, no restart

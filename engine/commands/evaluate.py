@@ -36,8 +36,9 @@ import click
               help="How the summary is printed.")
 @click.option("--encoding", help="Encoding of CSV inputs (utf-8, utf-8-sig, cp932); detected if omitted.")
 @click.option("--events-sorted", is_flag=True, default=None,
-              help="Both files are sorted by lead id: skip the pre-scan that checks it (a "
-                   "violation stops the run with an error, never a wrong answer).")
+              help="Both files are sorted by lead id, promised: a violation stops the run with "
+                   "an error, never a wrong answer. Without it the python backend assumes the "
+                   "order and starts again on an on-disk index if it is broken; duckdb checks first.")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 @click.option("--backend", type=click.Choice(["duckdb", "python", "spark"]), default="duckdb",
               show_default=True,

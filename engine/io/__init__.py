@@ -7,7 +7,7 @@ whole file is unusable) or a :class:`Reject` (one row is), never as a traceback.
 from __future__ import annotations
 
 from engine.io.encoding import detect_encoding
-from engine.io.errors import InputError, Reject, RejectSink
+from engine.io.errors import InputError, Reject, RejectSink, UnsortedInput
 from engine.io.grouping import iter_leads_with_events
 from engine.io.mapping import (
     ActivityRule,
@@ -40,6 +40,7 @@ __all__ = [
     "RejectsWriter",
     "TimestampError",
     "TimestampParser",
+    "UnsortedInput",
     "atomic_path",
     "detect_encoding",
     "file_format",

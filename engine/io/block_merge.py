@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.events import Event, EventColumns
 from engine.io.arrow_events import EventBlock, enabled
-from engine.io.errors import InputError, Reject, RejectSink
+from engine.io.errors import InputError, Reject, RejectSink, UnsortedInput
 from engine.io.pieces import file_pieces
 from engine.io.records import EventsFile, LeadRecord, LeadsFile
 
@@ -59,7 +59,7 @@ class _Runs:
                 start = starts[k]
                 self.send(start)
                 if last is not None and lead_id < last:
-                    raise InputError(
+                    raise UnsortedInput(
                         "events are not sorted by lead id, as was promised",
                         file=block.file,
                         line=block.rows[start],
@@ -91,7 +91,7 @@ class _Runs:
 def next_ascending(lead: LeadRecord, previous: str | None) -> str:
     """This lead's id, which a merge join needs strictly above the previous lead's."""
     if previous is not None and lead.lead_id <= previous:
-        raise InputError(
+        raise UnsortedInput(
             "lead ids are not in ascending order, which sorted events require",
             file=None,
             line=lead.row,

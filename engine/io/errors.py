@@ -48,6 +48,14 @@ class InputError(Exception):
         return text
 
 
+class UnsortedInput(InputError):
+    """A merge join met a lead id below the one before it: the inputs are not sorted.
+
+    An error when the user promised the order (``--events-sorted``); when the engine
+    only assumed it, the run starts again with the on-disk index (``engine.batch``).
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Reject:
     """One input row that could not be used, and why; written to the rejects file."""

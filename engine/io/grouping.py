@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from engine.events import Event, EventColumns
 from engine.io.arrow_events import event_blocks
 from engine.io.block_merge import ids_ascending, merge_blocks, next_ascending
-from engine.io.errors import InputError, Reject, RejectSink
+from engine.io.errors import Reject, RejectSink, UnsortedInput
 from engine.io.records import EventsFile, LeadEvent, LeadRecord, LeadsFile
 
 _ORPHAN = "event for a lead id that is not in the leads file"
@@ -131,7 +131,7 @@ def _following(stream: Iterator[LeadEvent], last: str) -> LeadEvent | None:
 
 
 def _unsorted(item: LeadEvent) -> None:
-    raise InputError(
+    raise UnsortedInput(
         "events are not sorted by lead id, as was promised",
         file=item.file,
         line=item.row,
