@@ -45,6 +45,7 @@ from engine.io import (
     write_cells,
     write_rows,
 )
+from engine.kernel import kernel_for
 from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue
 
 #: The columns of :meth:`engine.evaluate.Decision.to_row`, in order (a test keeps them equal).
@@ -309,7 +310,10 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Re
     if request.events is not None:
         events = EventsFile(request.events, request.mapping, on_reject=sink,
                             allowed_types=allowed, encoding=request.encoding)
-    pairs = iter_leads_with_events(leads, events, on_reject=sink, events_sorted=request.events_sorted)
+    kernel = kernel_for(cp)  # its blocks of events come with their decayed points
+    prepare = kernel.preparer(request.as_of) if kernel is not None else None
+    pairs = iter_leads_with_events(leads, events, on_reject=sink, events_sorted=request.events_sorted,
+                                   prepare=prepare)
     try:
         if file_format(staging) == "csv":  # rows spelled as text straight from each Decision
             write_cells(staging, DECISION_COLUMNS, _decisions(cp, request, summary, sink, pairs, progress,

@@ -53,7 +53,8 @@ class EventBlock:
     row numbers; ``rejects`` ``(event index, reject)`` in order, sent before that event.
     """
 
-    __slots__ = ("at_us", "fields", "file", "ids", "lead_ids", "rejects", "rows", "seq0", "starts", "types")
+    __slots__ = ("at_us", "fields", "file", "ids", "lead_ids", "points", "points_key", "rejects", "rows",
+                 "seq0", "starts", "types")
 
     def __init__(self, file: str, lead_ids: list[str], starts: list[int], at_us: list[int],
                  types: list[str], fields: dict[str, list[Any]], ids: list[str | None] | None,
@@ -61,6 +62,8 @@ class EventBlock:
         self.file, self.lead_ids, self.starts = file, lead_ids, starts
         self.at_us, self.types, self.fields, self.ids = at_us, types, fields, ids
         self.seq0, self.rows, self.rejects = seq0, rows, rejects
+        self.points: list[int] | None = None  # set by a merge's ``prepare`` (engine.kernel.decay)
+        self.points_key: object = None
 
     def __len__(self) -> int:
         return len(self.at_us)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from engine.events import Event, EventColumns
@@ -100,9 +100,17 @@ def next_ascending(lead: LeadRecord, previous: str | None) -> str:
     return lead.lead_id
 
 
-def merge_blocks(leads: Iterable[LeadRecord], blocks: Iterator[EventBlock],
-                 on_reject: RejectSink) -> Iterator[tuple[LeadRecord, list[Event] | EventColumns]]:
+#: Called on each block before its runs are handed out (it may set ``points``).
+PrepareBlock = Callable[[EventBlock], None]
+
+
+def merge_blocks(
+    leads: Iterable[LeadRecord], blocks: Iterator[EventBlock], on_reject: RejectSink,
+    prepare: PrepareBlock | None = None,
+) -> Iterator[tuple[LeadRecord, list[Event] | EventColumns]]:
     """``(lead, events)`` in the leads' order; events as columns unless the lead has activity."""
+    if prepare is not None:
+        blocks = _prepared(blocks, prepare)
     runs = _Runs(blocks, on_reject)
     pending = runs.next()
     previous_lead: str | None = None
@@ -122,17 +130,25 @@ def merge_blocks(leads: Iterable[LeadRecord], blocks: Iterator[EventBlock],
         pending = runs.next()
 
 
+def _prepared(blocks: Iterator[EventBlock], prepare: PrepareBlock) -> Iterator[EventBlock]:
+    for block in blocks:
+        prepare(block)
+        yield block
+
+
 def _columns(parts: list[Run]) -> EventColumns:
     """The events of consecutive runs as one lead's columns (slices of the blocks' lists)."""
     if len(parts) == 1:
         _, block, start, end = parts[0]
-        ids = block.ids
+        ids, points = block.ids, block.points
         return EventColumns(
             block.at_us[start:end],
             block.types[start:end],
             {name: values[start:end] for name, values in block.fields.items()},
             ids[start:end] if ids is not None else None,
             list(range(block.seq0 + start, block.seq0 + end)),
+            points[start:end] if points is not None else None,
+            block.points_key,
         )
     if not parts:
         return EventColumns([], [], {}, None, [])
@@ -149,7 +165,12 @@ def _columns(parts: list[Run]) -> EventColumns:
         if ids_or_none is not None and block.ids is not None:
             ids_or_none += block.ids[start:end]
         seqs += range(block.seq0 + start, block.seq0 + end)
-    return EventColumns(at_us, types, fields, ids_or_none, seqs)
+    keys = {block.points_key for _, block, _, _ in parts}
+    joined: list[int] | None = None
+    if len(keys) == 1 and all(block.points is not None for _, block, _, _ in parts):
+        joined = [q for _, block, start, end in parts for q in block.points[start:end]]  # type: ignore[index]
+    key = keys.pop() if joined is not None else None
+    return EventColumns(at_us, types, fields, ids_or_none, seqs, joined, key)
 
 
 def ids_ascending(items: LeadsFile | EventsFile, strict: bool) -> bool | None:

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 
 from engine.events import Event, EventColumns
 from engine.io.arrow_events import event_blocks
-from engine.io.block_merge import ids_ascending, merge_blocks, next_ascending
+from engine.io.block_merge import PrepareBlock, ids_ascending, merge_blocks, next_ascending
 from engine.io.errors import Reject, RejectSink, UnsortedInput
 from engine.io.records import EventsFile, LeadEvent, LeadRecord, LeadsFile
 
@@ -44,6 +44,7 @@ def iter_leads_with_events(
     on_reject: RejectSink,
     events_sorted: bool | None = None,
     spill_dir: str | None = None,
+    prepare: PrepareBlock | None = None,
 ) -> Iterator[tuple[LeadRecord, list[Event] | EventColumns]]:
     """Yield ``(lead, events)`` for every lead, in the leads' order.
 
@@ -51,13 +52,14 @@ def iter_leads_with_events(
     file order. Merged from an events file the columnar path reads, a lead without
     activity gets an :class:`~engine.events.EventColumns` (equal, event for event, to
     the list the row path gives). Orphan events and repeated lead ids go to ``on_reject``.
+    ``prepare`` sees each block of such a merge first (the kernel adds decayed points).
     """
     if events_sorted is None:
         events_sorted = _both_ascending(leads, events)
     if events_sorted:
         blocks = event_blocks(events) if isinstance(events, EventsFile) else None
         if blocks is not None:
-            return merge_blocks(leads, blocks, on_reject)
+            return merge_blocks(leads, blocks, on_reject, prepare)
         return _merge(leads, events, on_reject)
     return _spill(leads, events, on_reject, spill_dir)
 

@@ -34,6 +34,7 @@ from engine.evaluate import (
     score,
 )
 from engine.events import _EPOCH, Event, EventColumns, epoch_us
+from engine.kernel.decay import block_points
 from engine.kernel.emit import NoKernel
 from engine.kernel.source import generate
 
@@ -71,15 +72,40 @@ class Kernel:
                                      "isinstance": isinstance, "str": str}
         exec(compile(self.source, f"<kernel {cp.playbook.metadata.name}>", "exec"), namespace)
         self._run: Callable[..., Decision] = namespace["run"]
-        self._as_of: tuple[datetime, int, str] | None = None
+        self._run_points: Callable[..., Decision] | None = namespace.get("run_points")
+        self._as_of: tuple[datetime, int, str, tuple[object, int]] | None = None
+        self._token = object()  # names this kernel in the points it computed
+
+    def aware_as_of(self, as_of: datetime) -> tuple[datetime, int, str, tuple[object, int]]:
+        """``as_of``, its epoch µs, its text, and the key of points computed for it (cached)."""
+        if self._as_of is None or self._as_of[0] is not as_of:
+            aware = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=self.cp.tz)
+            us = epoch_us(aware)
+            self._as_of = (as_of, us, _iso(self.cp, aware), (self._token, us))
+        return self._as_of
+
+    def preparer(self, as_of: datetime) -> Callable[[Any], None] | None:
+        """What a merge calls on each block of events: sets the block's decayed points at
+        ``as_of`` (:mod:`engine.kernel.decay`), so ``decide`` adds them instead of computing
+        them event by event. None when the playbook scores no engagement."""
+        if self._run_points is None:
+            return None
+        _, as_of_us, _, key = self.aware_as_of(as_of)
+        half_life = self.cp.half_life_seconds
+        weigh = self._weigh_type
+
+        def prepare(block: Any) -> None:
+            block.points = block_points(block.at_us, block.types, block.fields.get("content"), as_of_us,
+                                        half_life, weigh)
+            block.points_key = key if block.points is not None else None
+
+        return prepare
 
     def decide(self, lead: Mapping[str, Any], events: Sequence[Event], as_of: datetime,
                lead_id: str = "") -> Decision | None:
         """``decide(cp, lead, events, as_of, lead_id=..., detail=False)``, or None: use decide."""
-        if self._as_of is None or self._as_of[0] is not as_of:
-            aware = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=self.cp.tz)
-            self._as_of = (as_of, epoch_us(aware), _iso(self.cp, aware))
-        _, as_of_us, as_of_text = self._as_of
+        _, as_of_us, as_of_text, key = self._as_of if self._as_of is not None and self._as_of[0] is as_of \
+            else self.aware_as_of(as_of)
         if isinstance(events, EventColumns):
             ids = events.ids
             if ids is not None and _repeats(ids):
@@ -89,6 +115,12 @@ class Kernel:
             at_us, types = events.at_us, events.types
             id_column: Any = ids if ids is not None else repeat(None)
             seqs: Any = events.seqs
+            if events.points_key == key and self._run_points is not None:
+                try:
+                    return self._run_points(lead, at_us, types, *columns, events.points, id_column, seqs,
+                                            as_of_us, lead_id, as_of_text)
+                except Exception:
+                    return None
         else:
             if _repeats([e.id for e in events]):
                 return None
@@ -99,6 +131,10 @@ class Kernel:
             return self._run(lead, at_us, types, *columns, id_column, seqs, as_of_us, lead_id, as_of_text)
         except Exception:
             return None
+
+    def _weigh_type(self, event_type: str, content: Any) -> float:
+        """``cp.weight`` of an event of this type and content (a block's distinct pairs)."""
+        return self.cp.weight(Event(event_type, _EPOCH, {"content": content}))
 
     def _weigh(self, code: int, event_type: str, content: Any) -> float:
         """``cp.weight`` for a type whose points depend on content; remembered (bounded)."""

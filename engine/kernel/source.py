@@ -151,18 +151,25 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
     content_memo: list[dict[Any, float]] = [{} for _ in codes]
     ns.constants["weights"] = _weights_by_code(cp, codes)
     ns.constants["content_memo"] = content_memo
-    head = _Writer()
     columns = "".join(f"c{i}, " for i in range(len(fields)))
-    loop = _Writer()
-    _loop(cp, ns, loop, fields, codes, by_type)
     if cp.recycle:
         _since_loop(cp, ns, since, fields, codes)
-    bound = "".join(f", {n}={n}" for n in ns.constants)  # every constant a local (LOAD_FAST)
-    head(0, f"def run(lead, at_us, types, {columns}ids, seqs, as_of_us, lead_id, as_of_text{bound}):")
-    head(1, "lead_get = lead.get")
-    lines = head.lines + loop.lines
-    for line in body.lines:  # the after-trigger pass goes where each reenter_when needs it
-        lines.extend(since.lines if line.strip() == _SINCE_MARK else [line.replace(_COLUMNS_MARK, columns)])
+    lines: list[str] = []
+    # run: computes each event's points; run_points: is handed them (engine.kernel.decay)
+    variants = (False, True) if cp.playbook.scoring.engagement is not None else (False,)
+    for points in variants:
+        head, loop = _Writer(), _Writer()
+        _loop(cp, ns, loop, fields, codes, by_type, points)
+        bound = "".join(f", {n}={n}" for n in ns.constants)  # every constant a local (LOAD_FAST)
+        name, extra = ("run_points", "points, ") if points else ("run", "")
+        head(0, f"def {name}(lead, at_us, types, {columns}{extra}ids, seqs, as_of_us, lead_id, as_of_text"
+                f"{bound}):")
+        head(1, "lead_get = lead.get")
+        lines += head.lines + loop.lines
+        for line in body.lines:  # the after-trigger pass goes where each reenter_when needs it
+            lines.extend(since.lines if line.strip() == _SINCE_MARK else
+                         [line.replace(_COLUMNS_MARK, columns)])
+        lines.append("")
     source = "\n".join(lines) + "\n"
     return Generated(source, ns.constants, fields, codes, content_memo)
 
@@ -184,8 +191,10 @@ def _fields(cp: CompiledPlaybook, ns: Namespace) -> tuple[str, ...]:
 
 
 def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ...], codes: dict[str, int],
-          by_type: dict[str, list[tuple[Aggregate, str]]]) -> None:
-    """The one pass over the events: every aggregate, with the cut at ``as_of``."""
+          by_type: dict[str, list[tuple[Aggregate, str]]], points: bool) -> None:
+    """The one pass over the events: every aggregate, with the cut at ``as_of``.
+
+    With ``points``, each event's decayed points come precomputed in a column."""
     var = {name: f"f{i}" for i, name in enumerate(fields)}
     w(1, "micro = 0")
     w(1, "recent = prior = 0")
@@ -197,15 +206,25 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
         w(1, f"r{index} = None  # the recycle trigger's (at, id, seq), the latest")
     loop_vars = "".join(f", {var[f]}" for f in fields)
     columns = "".join(f", c{i}" for i in range(len(fields)))
+    if points:
+        loop_vars, columns = loop_vars + ", q", columns + ", points"
     if cp.recycle:
         loop_vars, columns = loop_vars + ", i, s", columns + ", ids, seqs"
     w(1, f"for at, t{loop_vars} in zip(at_us, types{columns}):")
     w(2, "age = as_of_us - at")
     w(2, "if age < 0:")
     w(3, "continue  # after as_of")
-    if cp.playbook.scoring.engagement is not None or by_type:  # one lookup serves both
+    if by_type or (cp.playbook.scoring.engagement is not None and not points):  # one lookup serves both
         w(2, f"code = {ns.constant(codes)}[t]  # an unknown type raises: decide handles the lead")
-    _decayed_points(cp, ns, w, 2, var.get("content", "None"), "micro")
+    if points:
+        limit = cp.engagement_window_seconds
+        if limit is None:
+            w(2, "micro += q")
+        else:
+            w(2, f"if age < {_us(limit)}:")
+            w(3, "micro += q")
+    else:
+        _decayed_points(cp, ns, w, 2, var.get("content", "None"), "micro")
     if cp.surge is not None:
         window = _us(cp.surge_window_seconds)
         guard = "" if cp.surge_events is None else f"t in {ns.constant(cp.surge_events)} and "
