@@ -3,9 +3,12 @@
 Reading is measured by bench_io.py and changes separately; this isolates the per-lead
 decision cost. Both inputs are loaded once, outside the timing: the engine's leads and
 events grouped as ``engine evaluate`` groups them (EventColumns, as the batch reader
-yields them), and SPEC's (lead, events) tuples from bench/spec_python.py. Then, in the
-same run, ``--repeat`` rounds alternating the two (so load on the machine hits both
-alike): medians of each, and the median of the per-round ratios.
+yields them), and SPEC's (lead, events) tuples from bench/spec_python.py (its reader
+has already turned each timestamp into an age and dropped events after as_of). The
+engine's timing includes what ``engine evaluate`` does per block of events before
+deciding: the decayed engagement points of the whole block (engine/kernel/decay.py).
+Then, in the same run, ``--repeat`` rounds alternating the two (so load on the machine
+hits both alike): medians of each, and the median of the per-round ratios.
 
     python bench/bench_decide.py [--data bench/data/5000] [--repeat 5]
         [--save FILE | --compare FILE]   # every Decision field, to prove a change is exact
@@ -35,8 +38,11 @@ from engine.batch import parse_as_of  # noqa: E402
 from engine.compile import CompiledPlaybook  # noqa: E402
 from engine.evaluate import decide, decide_for_row  # noqa: E402
 from engine.events import Event, EventColumns  # noqa: E402
-from engine.io import iter_leads_with_events, load_mapping  # noqa: E402
+from engine.io import load_mapping  # noqa: E402
+from engine.io.arrow_events import EventBlock, event_blocks  # noqa: E402
+from engine.io.block_merge import merge_blocks  # noqa: E402
 from engine.io.records import EventsFile, LeadRecord, LeadsFile  # noqa: E402
+from engine.kernel import kernel_for  # noqa: E402
 from engine.validate import load_playbook  # noqa: E402
 
 PLAYBOOK = REPO / "playbooks" / "bench-reference.yaml"
@@ -44,8 +50,9 @@ AS_OF = "2026-11-01T00:00:00Z"
 Pairs = list[tuple[LeadRecord, list[Event] | EventColumns]]
 
 
-def load_engine(data: Path) -> tuple[CompiledPlaybook, datetime, Pairs]:
-    """The compiled playbook and every (lead, events) pair, as batch reads them."""
+def load_engine(data: Path) -> tuple[CompiledPlaybook, datetime, Pairs, list[EventBlock]]:
+    """The compiled playbook, every (lead, events) pair and the blocks of events, as
+    ``engine evaluate`` reads them (events as EventColumns with their blocks' points)."""
     cp = load_playbook(PLAYBOOK).compiled
     assert cp is not None
     as_of = parse_as_of(AS_OF, cp)
@@ -56,14 +63,30 @@ def load_engine(data: Path) -> tuple[CompiledPlaybook, datetime, Pairs]:
                       allowed_types=allowed)
     events = EventsFile(data / "events.csv", mapping, on_reject=rejects.append,
                         allowed_types=allowed)
-    pairs = [(lead, EventColumns.from_events(found))  # as the batch reader yields them
-             for lead, found in iter_leads_with_events(leads, events, on_reject=rejects.append)]
-    return cp, as_of, pairs
+    read = event_blocks(events)
+    assert read is not None, "the columnar reader reads gen.py's CSV"
+    blocks = list(read)
+    pairs = list(merge_blocks(leads, iter(blocks), rejects.append, _preparer(cp, as_of)))
+    assert all(isinstance(found, EventColumns) and found.points is not None for _, found in pairs)
+    return cp, as_of, pairs, blocks
 
 
-def engine_pass(cp: CompiledPlaybook, as_of: datetime, pairs: Pairs) -> list[list[str]]:
-    """``decide_for_row`` + ``to_cells`` per lead, exactly as engine/batch.py calls them for
-    a CSV export (the SPEC ``decide`` returns its row as a dict of 7 values; these are 18)."""
+def _preparer(cp: CompiledPlaybook, as_of: datetime) -> Callable[[EventBlock], None]:
+    kernel = kernel_for(cp)
+    assert kernel is not None
+    prepare = kernel.preparer(as_of)
+    assert prepare is not None
+    return prepare
+
+
+def engine_pass(cp: CompiledPlaybook, as_of: datetime, pairs: Pairs,
+                blocks: list[EventBlock]) -> list[list[str]]:
+    """Each block's points, then ``decide_for_row`` + ``to_cells`` per lead, exactly as
+    engine/batch.py does for a CSV export (the SPEC ``decide`` returns a dict of 7 values;
+    these are 18)."""
+    prepare = _preparer(cp, as_of)
+    for block in blocks:
+        prepare(block)
     return [decide_for_row(cp, lead.fields, events, as_of, lead_id=lead.lead_id).to_cells()
             for lead, events in pairs]
 
@@ -103,14 +126,14 @@ def main() -> int:
     parser.add_argument("--compare", type=Path, help="check every Decision against a --save file")
     args = parser.parse_args()
 
-    cp, as_of, pairs = load_engine(args.data)
+    cp, as_of, pairs, blocks = load_engine(args.data)
     spec = list(spec_python.grouped(str(args.data)))
     n_events = sum(len(events) for _, events in pairs)
     print(f"{len(pairs):,} leads, {n_events:,} events (loaded outside the timing)")
 
     engine_times, spec_times = [], []
     for _ in range(args.repeat):  # alternate: a burst of load on the machine hits both
-        engine_times.append(median_time(lambda: engine_pass(cp, as_of, pairs), 1))
+        engine_times.append(median_time(lambda: engine_pass(cp, as_of, pairs, blocks), 1))
         spec_times.append(median_time(lambda: spec_pass(spec), 1))
     engine_s, spec_s = statistics.median(engine_times), statistics.median(spec_times)
     ratio = statistics.median(e / s for e, s in zip(engine_times, spec_times, strict=True))

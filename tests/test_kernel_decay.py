@@ -12,12 +12,14 @@ from math import floor
 from types import SimpleNamespace
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from engine.evaluate import decide
 from engine.events import Event, EventColumns, epoch_us
+from engine.io.arrow_convert import Encoded
 from engine.kernel import kernel_for
 from engine.kernel.decay import block_points
 
@@ -60,6 +62,14 @@ def test_block_points_are_the_loops_to_the_bit(half_life: float | None) -> None:
     content = [rng.choice([None, "x", "y", "z"]) for _ in ages]
     got = block_points(at_us, types, content, AS_OF_US, half_life, weigh)
     assert got == loop_points(at_us, types, content, half_life)
+    # as the columnar reader keeps them: int64 Arrow instants, types and content encoded
+    # (two raw spellings of one value, and a value no row uses, as converters may leave)
+    codes = {"a": 0, "b": 1, "c": 2, "d": 3, "e": 4, "f": 5}
+    kinds = Encoded(pa.array([codes[t] for t in types], pa.int32()),
+                    list("abcdef"))
+    texts = Encoded(pa.array([{None: 0, "x": 1, "y": 3, "z": 4}[c] for c in content], pa.int32()),
+                    [None, "x", "unused", "y", "z", "x"])
+    assert block_points(pa.array(at_us, pa.int64()), kinds, texts, AS_OF_US, half_life, weigh) == got
     assert block_points(at_us, types, None, AS_OF_US, half_life, weigh) == loop_points(
         at_us, types, [None] * len(ages), half_life)
 

@@ -40,8 +40,30 @@ class Rejected(Exception):
     """A cell the row path would reject: the batch goes to it."""
 
 
+class Encoded:
+    """A converted column kept as Arrow dictionary indices (no nulls) into its converted
+    distinct values: what a per-block computation in Arrow (engine.kernel.decay) reads
+    without turning the Python values back into Arrow."""
+
+    __slots__ = ("indices", "values")
+
+    def __init__(self, indices: Any, values: list[Any]) -> None:
+        self.indices, self.values = indices, values
+
+    def expand(self) -> list[Any]:
+        """The converted value of every row."""
+        return list(map(self.values.__getitem__, self.indices.to_pylist()))
+
+
 def column_values(column: Any, convert: Converter, spec: tuple[FieldSpec, Mapping]) -> list[Any] | None:
     """``convert`` over every cell of ``column``, or None if the row path must read the batch."""
+    found = column_encoded(column, convert, spec)
+    return found if found is None or isinstance(found, list) else found.expand()
+
+
+def column_encoded(column: Any, convert: Converter,
+                   spec: tuple[FieldSpec, Mapping]) -> list[Any] | Encoded | None:
+    """:func:`column_values`, kept :class:`Encoded` when converted once per distinct value."""
     import pyarrow.compute as pc
 
     array = column.combine_chunks() if hasattr(column, "combine_chunks") else column
@@ -77,13 +99,19 @@ def utc_moments(array: Any) -> list[datetime] | None:
 def by_value(column: Any, convert: Callable[[Any], Any]) -> list[Any] | None:
     """``convert`` once per distinct value of ``column``, spread over its rows; None when
     it raises :class:`Rejected`."""
+    found = by_value_encoded(column, convert)
+    return found.expand() if found is not None else None
+
+
+def by_value_encoded(column: Any, convert: Callable[[Any], Any]) -> Encoded | None:
+    """:func:`by_value`, kept :class:`Encoded`."""
     import pyarrow.compute as pc
 
     array = column.combine_chunks() if hasattr(column, "combine_chunks") else column
     return _spread(pc.dictionary_encode(array), convert)
 
 
-def _spread(encoded: Any, convert: Callable[[Any], Any]) -> list[Any] | None:
+def _spread(encoded: Any, convert: Callable[[Any], Any]) -> Encoded | None:
     import pyarrow.compute as pc
 
     distinct = encoded.dictionary.to_pylist()
@@ -95,7 +123,7 @@ def _spread(encoded: Any, convert: Callable[[Any], Any]) -> list[Any] | None:
             indices = pc.fill_null(indices, len(distinct))
     except Rejected:
         return None
-    return list(map(converted.__getitem__, indices.to_pylist()))
+    return Encoded(indices, converted)
 
 
 def strings(array: Any, nulls: frozenset[str]) -> list[Any] | None:

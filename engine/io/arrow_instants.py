@@ -26,6 +26,12 @@ ISO_INSTANT = (
 def epoch_micros(text: Any) -> list[int] | None:
     """``text`` (an Arrow string array) as UTC epoch microseconds, or None if any value
     is outside :data:`ISO_INSTANT` or is not a real date and time."""
+    micros = epoch_micros_array(text)
+    return micros.to_pylist() if micros is not None else None
+
+
+def epoch_micros_array(text: Any) -> Any:
+    """:func:`epoch_micros` as an Arrow int64 array (or None)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -38,8 +44,7 @@ def epoch_micros(text: Any) -> list[int] | None:
         instants = pc.cast(text, pa.timestamp("us", "UTC"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    micros: list[int] = instants.cast(pa.int64()).to_pylist()
-    return micros
+    return instants.cast(pa.int64())
 
 
 #: ``YYYY-MM-DDThh:mm:ssZ`` by byte position: what a byte there may be.

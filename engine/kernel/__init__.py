@@ -95,8 +95,10 @@ class Kernel:
         weigh = self._weigh_type
 
         def prepare(block: Any) -> None:
-            block.points = block_points(block.at_us, block.types, block.fields.get("content"), as_of_us,
-                                        half_life, weigh)
+            arrow = getattr(block, "arrow", None) or {}  # the reader's Arrow forms, when it kept them
+            content = arrow.get("content", block.fields.get("content"))
+            block.points = block_points(arrow.get("at", block.at_us), arrow.get("type", block.types), content,
+                                        as_of_us, half_life, weigh)
             block.points_key = key if block.points is not None else None
 
         return prepare

@@ -19,14 +19,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from engine.io.arrow_convert import Encoded
+
 _EXACT = 2**53  # integers below this convert to float64 exactly
 _QUANTUM = 4294967296.0
 
 
 def block_points(
-    at_us: Sequence[int],
-    types: Sequence[str],
-    content: Sequence[Any] | None,
+    at_us: Sequence[int] | Any,
+    types: Sequence[str] | Encoded,
+    content: Sequence[Any] | Encoded | None,
     as_of_us: int,
     half_life: float | None,
     weigh: Callable[[str, Any], float],
@@ -35,19 +37,21 @@ def block_points(
     None when this block must be left to the loop (an age beyond 2**53 µs, a product
     beyond int64, an unknown type: ``weigh`` raises).
 
-    ``weigh(type, content)`` is the playbook's weight; it is asked once per distinct
-    (type, content) pair of the block. Events after ``as_of`` get age 0's points (the
-    loop skips them before reading them).
+    Columns come as Python lists or as the reader kept them in Arrow (``at_us`` an int64
+    array, the others :class:`~engine.io.arrow_convert.Encoded`), which saves turning
+    lists back into Arrow. ``weigh(type, content)`` is the playbook's weight; it is
+    asked once per distinct (type, content) pair of the block. Events after ``as_of``
+    get age 0's points (the loop skips them before reading them).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not at_us:
+    if not len(at_us):
         return []
     if half_life is not None and not (0 < half_life < _EXACT):
         return None
     try:
-        at = pa.array(at_us, pa.int64())
+        at = at_us if isinstance(at_us, pa.Array) else pa.array(at_us, pa.int64())
         low, high = pc.min_max(at).values()
         if as_of_us - low.as_py() >= _EXACT or high.as_py() - as_of_us >= _EXACT:
             return None
@@ -56,13 +60,19 @@ def block_points(
             return None
         # An event after as_of gets age 0's points: the loop skips it before reading them
         # (its own age would overflow ``0.5 **`` for a short half-life, as Python's does).
-        age = pc.cast(pc.max_element_wise(pc.subtract(pa.scalar(as_of_us, pa.int64()), at), 0), pa.float64())
+        # Every constant an Arrow scalar: converting a Python number makes pyarrow try to
+        # import pandas and dateutil, uncached when absent (~0.2 ms a call).
+        def f64(value: float) -> Any:
+            return pa.scalar(value, pa.float64())
+
+        zero, now = pa.scalar(0, pa.int64()), pa.scalar(as_of_us, pa.int64())
+        age = pc.cast(pc.max_element_wise(pc.subtract(now, at), zero), pa.float64())
         points = weights
         if half_life:
-            decay = pc.power(0.5, pc.divide(pc.divide(age, 1000000.0), float(half_life)))
+            decay = pc.power(f64(0.5), pc.divide(pc.divide(age, f64(1000000.0)), f64(float(half_life))))
             points = pc.multiply(weights, decay)
-        units = pc.floor(pc.add(pc.multiply(points, _QUANTUM), 0.5))
-        if not pc.all(pc.less(pc.abs(units), 2.0**63)).as_py():
+        units = pc.floor(pc.add(pc.multiply(points, f64(_QUANTUM)), f64(0.5)))
+        if not pc.all(pc.less(pc.abs(units), f64(2.0**63))).as_py():
             return None
         result: list[int] = pc.cast(units, pa.int64()).to_pylist()
         return result
@@ -70,21 +80,30 @@ def block_points(
         return None
 
 
-def _weights(pa: Any, pc: Any, types: Sequence[str], content: Sequence[Any] | None,
+def _weights(pa: Any, pc: Any, types: Sequence[str] | Encoded, content: Sequence[Any] | Encoded | None,
              weigh: Callable[[str, Any], float]) -> Any:
     """The weight of every event as a float64 array: one ``weigh`` per distinct pair."""
-    kinds = pa.array(types, pa.string()).dictionary_encode()
+    kinds = types if isinstance(types, Encoded) else _encode(pa, types)
     if content is None:
-        table = [weigh(kind, None) for kind in kinds.dictionary.to_pylist()]
+        table = [weigh(kind, None) for kind in kinds.values]
         return pc.take(pa.array(table, pa.float64()), kinds.indices)
-    texts = pa.array(content, pa.string()).dictionary_encode()  # not all text: raises, no points
-    width = len(texts.dictionary) + 1  # the last slot stands for a missing content
-    slot = pc.fill_null(texts.indices.cast(pa.int64()), width - 1)
-    pairs = pc.add(pc.multiply(kinds.indices.cast(pa.int64()), width), slot)
+    texts = content if isinstance(content, Encoded) else _encode(pa, content)
+    width = len(texts.values)
+    pairs = pc.add(pc.multiply(kinds.indices.cast(pa.int64()), width), texts.indices.cast(pa.int64()))
     distinct = pc.unique(pairs)
-    names, values = kinds.dictionary.to_pylist(), texts.dictionary.to_pylist()
     table = []
     for key in distinct.to_pylist():
         kind, index = divmod(key, width)
-        table.append(weigh(names[kind], values[index] if index < width - 1 else None))
+        table.append(weigh(kinds.values[kind], texts.values[index]))
     return pc.take(pa.array(table, pa.float64()), pc.index_in(pairs, distinct))
+
+
+def _encode(pa: Any, values: Sequence[Any]) -> Encoded:
+    """Python values (text or None) as :class:`Encoded`; anything else raises (no points)."""
+    encoded = pa.array(values, pa.string()).dictionary_encode()
+    distinct = encoded.dictionary.to_pylist()
+    indices = encoded.indices
+    if indices.null_count:
+        distinct.append(None)
+        indices = indices.fill_null(len(distinct) - 1)
+    return Encoded(indices, distinct)
