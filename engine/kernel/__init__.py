@@ -41,6 +41,7 @@ from engine.kernel.source import generate
 __all__ = ["Kernel", "NoKernel", "kernel_for"]
 
 _CACHE: dict[int, tuple[CompiledPlaybook, Kernel | None]] = {}
+_NONES = repeat(None)  # a column the input lacks (stateless: every call may share it)
 
 
 def to_datetime(us: int) -> datetime:
@@ -113,9 +114,9 @@ class Kernel:
             if ids is not None and _repeats(ids):
                 return None
             got = events.fields
-            columns: list[Any] = [got.get(name) or repeat(None) for name in self.fields]
+            columns: list[Any] = [got.get(name) or _NONES for name in self.fields]
             at_us, types = events.at_us, events.types
-            id_column: Any = ids if ids is not None else repeat(None)
+            id_column: Any = ids if ids is not None else _NONES
             seqs: Any = events.seqs
             if events.points_key == key and self._run_points is not None:
                 try:

@@ -89,7 +89,8 @@ def _weights(pa: Any, pc: Any, types: Sequence[str] | Encoded, content: Sequence
         return pc.take(pa.array(table, pa.float64()), kinds.indices)
     texts = content if isinstance(content, Encoded) else _encode(pa, content)
     width = len(texts.values)
-    pairs = pc.add(pc.multiply(kinds.indices.cast(pa.int64()), width), texts.indices.cast(pa.int64()))
+    pairs = pc.add(pc.multiply(kinds.indices.cast(pa.int64()), pa.scalar(width, pa.int64())),
+                   texts.indices.cast(pa.int64()))
     distinct = pc.unique(pairs)
     table = []
     for key in distinct.to_pylist():
@@ -105,5 +106,5 @@ def _encode(pa: Any, values: Sequence[Any]) -> Encoded:
     indices = encoded.indices
     if indices.null_count:
         distinct.append(None)
-        indices = indices.fill_null(len(distinct) - 1)
+        indices = indices.fill_null(pa.scalar(len(distinct) - 1, indices.type))
     return Encoded(indices, distinct)
