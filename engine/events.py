@@ -50,16 +50,17 @@ class EventColumns(Sequence[Event]):
     reader mapped (``None`` where a row had no value); ``ids`` is None when the input
     has no event-id column; ``seqs`` are the events' input positions. ``points`` are the
     events' decayed engagement points as the kernel computed them for a whole block
-    (:mod:`engine.kernel.decay`), valid only for the kernel and instant ``points_key`` names.
+    (:mod:`engine.kernel.decay`), and ``sums`` the lead's totals the kernel's loop would
+    make (:mod:`engine.kernel.sums`): valid only for the kernel and instant ``points_key`` names.
     """
 
-    __slots__ = ("at_us", "fields", "ids", "points", "points_key", "seqs", "types")
+    __slots__ = ("at_us", "fields", "ids", "points", "points_key", "seqs", "sums", "types")
 
     def __init__(self, at_us: list[int], types: list[str], fields: dict[str, list[Any]],
                  ids: list[str | None] | None, seqs: list[int], points: list[int] | None = None,
-                 points_key: object = None) -> None:
+                 points_key: object = None, sums: tuple[int, ...] | None = None) -> None:
         self.at_us, self.types, self.fields, self.ids, self.seqs = at_us, types, fields, ids, seqs
-        self.points, self.points_key = points, points_key
+        self.points, self.points_key, self.sums = points, points_key, sums
 
     @classmethod
     def from_events(cls, events: Sequence[Event]) -> EventColumns:

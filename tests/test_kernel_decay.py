@@ -91,7 +91,12 @@ def test_decisions_from_block_points_are_decides(name: str) -> None:
     cp = KERNEL_PLAYBOOKS[name]
     kernel = kernel_for(cp)
     assert kernel is not None
-    prepare = kernel.preparer(AS_OF)
+    totals = kernel._totals
+    kernel._totals = None  # no run_sums (tests/test_kernel_sums.py): the points path
+    try:
+        prepare = kernel.preparer(AS_OF)
+    finally:
+        kernel._totals = totals
     if cp.playbook.scoring.engagement is None:
         assert prepare is None
         return
@@ -115,7 +120,8 @@ def test_decisions_from_block_points_are_decides(name: str) -> None:
             for i in range(data.draw(st.integers(1, 10))):
                 lead_id, lead, events = data.draw(_lead(cp, i))
                 columns = EventColumns.from_events(events)
-                block = SimpleNamespace(at_us=columns.at_us, types=columns.types, fields=columns.fields)
+                block = SimpleNamespace(at_us=columns.at_us, types=columns.types, fields=columns.fields,
+                                        starts=[0, len(columns)])
                 prepare(block)
                 with_points = EventColumns(columns.at_us, columns.types, columns.fields, columns.ids,
                                            columns.seqs, block.points, block.points_key)

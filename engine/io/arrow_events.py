@@ -54,7 +54,7 @@ class EventBlock:
     """
 
     __slots__ = ("arrow", "at_us", "fields", "file", "ids", "lead_ids", "points", "points_key", "rejects",
-                 "rows", "seq0", "starts", "types")
+                 "rows", "seq0", "starts", "sums", "types")
 
     def __init__(self, file: str, lead_ids: list[str], starts: list[int], at_us: list[int],
                  types: list[str], fields: dict[str, list[Any]], ids: list[str | None] | None,
@@ -64,6 +64,7 @@ class EventBlock:
         self.seq0, self.rows, self.rejects = seq0, rows, rejects
         self.points: list[int] | None = None  # set by a merge's ``prepare`` (engine.kernel.decay)
         self.points_key: object = None
+        self.sums: dict[int, tuple[int, ...]] | None = None  # a run's start → its totals
         #: The columnar path's Arrow forms: "at" (int64 epoch µs), "type" and fields as
         #: :class:`~engine.io.arrow_convert.Encoded` where converted per distinct value.
         self.arrow: dict[str, Any] | None = None

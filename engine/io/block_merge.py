@@ -149,6 +149,7 @@ def _columns(parts: list[Run]) -> EventColumns:
             list(range(block.seq0 + start, block.seq0 + end)),
             points[start:end] if points is not None else None,
             block.points_key,
+            block.sums[start] if block.sums is not None else None,
         )
     if not parts:
         return EventColumns([], [], {}, None, [])
@@ -169,8 +170,12 @@ def _columns(parts: list[Run]) -> EventColumns:
     joined: list[int] | None = None
     if len(keys) == 1 and all(block.points is not None for _, block, _, _ in parts):
         joined = [q for _, block, start, end in parts for q in block.points[start:end]]  # type: ignore[index]
-    key = keys.pop() if joined is not None else None
-    return EventColumns(at_us, types, fields, ids_or_none, seqs, joined, key)
+    sums: tuple[int, ...] | None = None
+    if len(keys) == 1 and all(block.sums is not None for _, block, _, _ in parts):
+        totals = [block.sums[start] for _, block, start, _ in parts]  # type: ignore[index]
+        sums = tuple(sum(column) for column in zip(*totals, strict=True))
+    key = keys.pop() if joined is not None or sums is not None else None
+    return EventColumns(at_us, types, fields, ids_or_none, seqs, joined, key, sums)
 
 
 def ids_ascending(items: LeadsFile | EventsFile, strict: bool) -> bool | None:

@@ -37,6 +37,7 @@ from engine.events import _EPOCH, Event, EventColumns, epoch_us
 from engine.kernel.decay import block_points
 from engine.kernel.emit import NoKernel
 from engine.kernel.source import generate
+from engine.kernel.sums import block_sums
 
 __all__ = ["Kernel", "NoKernel", "kernel_for"]
 
@@ -74,6 +75,9 @@ class Kernel:
         exec(compile(self.source, f"<kernel {cp.playbook.metadata.name}>", "exec"), namespace)
         self._run: Callable[..., Decision] = namespace["run"]
         self._run_points: Callable[..., Decision] | None = namespace.get("run_points")
+        self._run_sums: Callable[..., Decision] | None = namespace.get("run_sums")
+        self._totals = generated.totals
+        self._known_types = frozenset(generated.codes)
         self._as_of: tuple[datetime, int, str, tuple[object, int]] | None = None
         self._token = object()  # names this kernel in the points it computed
 
@@ -95,12 +99,20 @@ class Kernel:
         half_life = self.cp.half_life_seconds
         weigh = self._weigh_type
 
+        totals, known = self._totals, self._known_types
+
         def prepare(block: Any) -> None:
             arrow = getattr(block, "arrow", None) or {}  # the reader's Arrow forms, when it kept them
-            content = arrow.get("content", block.fields.get("content"))
-            block.points = block_points(arrow.get("at", block.at_us), arrow.get("type", block.types), content,
-                                        as_of_us, half_life, weigh)
-            block.points_key = key if block.points is not None else None
+            at, types = arrow.get("at", block.at_us), arrow.get("type", block.types)
+            fields = {**block.fields, **{k: v for k, v in arrow.items() if k in block.fields}}
+            if totals is not None:
+                sums = block_sums(totals, block.starts, at, types, fields, as_of_us, half_life, weigh, known)
+                if sums is not None:
+                    block.sums = dict(zip(block.starts, sums, strict=False))  # run start → totals
+                    block.points, block.points_key = None, key
+                    return
+            block.points = block_points(at, types, fields.get("content"), as_of_us, half_life, weigh)
+            block.sums, block.points_key = None, key if block.points is not None else None
 
         return prepare
 
@@ -118,10 +130,13 @@ class Kernel:
             at_us, types = events.at_us, events.types
             id_column: Any = ids if ids is not None else _NONES
             seqs: Any = events.seqs
-            if events.points_key == key and self._run_points is not None:
+            if events.points_key == key:
                 try:
-                    return self._run_points(lead, at_us, types, *columns, events.points, id_column, seqs,
-                                            as_of_us, lead_id, as_of_text)
+                    if events.sums is not None and self._run_sums is not None:
+                        return self._run_sums(lead, events.sums, as_of_us, lead_id, as_of_text)
+                    if events.points is not None and self._run_points is not None:
+                        return self._run_points(lead, at_us, types, *columns, events.points, id_column, seqs,
+                                                as_of_us, lead_id, as_of_text)
                 except Exception:
                     return None
         else:

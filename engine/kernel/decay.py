@@ -43,11 +43,24 @@ def block_points(
     asked once per distinct (type, content) pair of the block. Events after ``as_of``
     get age 0's points (the loop skips them before reading them).
     """
+    if not len(at_us):
+        return []
+    points = points_array(at_us, types, content, as_of_us, half_life, weigh)
+    return points.to_pylist() if points is not None else None
+
+
+def points_array(
+    at_us: Sequence[int] | Any,
+    types: Sequence[str] | Encoded,
+    content: Sequence[Any] | Encoded | None,
+    as_of_us: int,
+    half_life: float | None,
+    weigh: Callable[[str, Any], float],
+) -> Any:
+    """:func:`block_points` as an Arrow int64 array (or None)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not len(at_us):
-        return []
     if half_life is not None and not (0 < half_life < _EXACT):
         return None
     try:
@@ -74,8 +87,7 @@ def block_points(
         units = pc.floor(pc.add(pc.multiply(points, f64(_QUANTUM)), f64(0.5)))
         if not pc.all(pc.less(pc.abs(units), f64(2.0**63))).as_py():
             return None
-        result: list[int] = pc.cast(units, pa.int64()).to_pylist()
-        return result
+        return pc.cast(units, pa.int64())
     except (pa.ArrowException, KeyError, TypeError, ValueError, OverflowError):
         return None
 
@@ -83,11 +95,11 @@ def block_points(
 def _weights(pa: Any, pc: Any, types: Sequence[str] | Encoded, content: Sequence[Any] | Encoded | None,
              weigh: Callable[[str, Any], float]) -> Any:
     """The weight of every event as a float64 array: one ``weigh`` per distinct pair."""
-    kinds = types if isinstance(types, Encoded) else _encode(pa, types)
+    kinds = types if isinstance(types, Encoded) else encode(pa, types)
     if content is None:
         table = [weigh(kind, None) for kind in kinds.values]
         return pc.take(pa.array(table, pa.float64()), kinds.indices)
-    texts = content if isinstance(content, Encoded) else _encode(pa, content)
+    texts = content if isinstance(content, Encoded) else encode(pa, content)
     width = len(texts.values)
     pairs = pc.add(pc.multiply(kinds.indices.cast(pa.int64()), pa.scalar(width, pa.int64())),
                    texts.indices.cast(pa.int64()))
@@ -99,7 +111,7 @@ def _weights(pa: Any, pc: Any, types: Sequence[str] | Encoded, content: Sequence
     return pc.take(pa.array(table, pa.float64()), pc.index_in(pairs, distinct))
 
 
-def _encode(pa: Any, values: Sequence[Any]) -> Encoded:
+def encode(pa: Any, values: Sequence[Any]) -> Encoded:
     """Python values (text or None) as :class:`Encoded`; anything else raises (no points)."""
     encoded = pa.array(values, pa.string()).dictionary_encode()
     distinct = encoded.dictionary.to_pylist()

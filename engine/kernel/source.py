@@ -42,6 +42,7 @@ class Generated:
     fields: tuple[str, ...]
     codes: dict[str, int]  # event type → index into the tables below
     content_memo: list[dict[Any, float]]  # per code: content → points (types whose points vary)
+    totals: list[Total] | None  # what run_sums is handed; None: the playbook has no run_sums
 
 
 class _Writer:
@@ -170,8 +171,61 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
             lines.extend(since.lines if line.strip() == _SINCE_MARK else
                          [line.replace(_COLUMNS_MARK, columns)])
         lines.append("")
+    plan = _sums_plan(cp, ns)
+    if plan is not None:  # run_sums: handed each total the loop would have made
+        bound = "".join(f", {n}={n}" for n in ns.constants)
+        lines.append(f"def run_sums(lead, sums, as_of_us, lead_id, as_of_text{bound}):")
+        lines.append("    lead_get = lead.get")
+        names = [name for name, _ in plan]
+        lines.append(f"    {', '.join(names)}, = sums")
+        if "micro" not in names:
+            lines.append("    micro = 0")
+        if "recent" not in names:
+            lines.append("    recent = prior = 0")
+        lines += body.lines
+        lines.append("")
     source = "\n".join(lines) + "\n"
-    return Generated(source, ns.constants, fields, codes, content_memo)
+    totals = None if plan is None else [total for _, total in plan]
+    return Generated(source, ns.constants, fields, codes, content_memo, totals)
+
+
+@dataclass(frozen=True)
+class Total:
+    """One per-lead total of ``run_sums``: events with ``low <= age < high`` µs (no
+    ``high``: any age from ``low``), of ``types`` (None: any), whose ``fields`` equal the
+    values given; their decayed points (``points``) or their number."""
+
+    points: bool
+    low_us: int = 0
+    high_us: int | None = None
+    types: frozenset[str] | None = None
+    fields: tuple[tuple[str, Any], ...] = ()
+
+
+def _sums_plan(cp: CompiledPlaybook, ns: Namespace) -> list[tuple[str, Total]] | None:
+    """What ``run_sums`` is handed, in order, when the loop's every result is a sum over
+    events (engine.kernel.sums adds them up per block); None when the playbook needs the
+    events themselves: recycling (triggers, the pass after), sticky stages (earlier
+    instants), ``last``/``days_since``/``content_stage``, or a due time (latest activity)."""
+    if cp.recycle or cp.last_sticky >= 0 or cp.sources:
+        return None
+    if any(h.sla_seconds is not None for h in cp.handoffs):
+        return None
+    plan: list[tuple[str, Total]] = []
+    if cp.playbook.scoring.engagement is not None:
+        limit = cp.engagement_window_seconds
+        plan.append(("micro", Total(True, 0, None if limit is None else _us(limit))))
+    if cp.surge is not None:
+        window = _us(cp.surge_window_seconds)
+        plan.append(("recent", Total(False, 0, window, cp.surge_events)))
+        plan.append(("prior", Total(False, window, 2 * window, cp.surge_events)))
+    for aggregate, name in ns.aggregates.items():
+        if aggregate.fn != "count":
+            return None
+        assert aggregate.type is not None
+        within = None if aggregate.within is None else _us(aggregate.within)
+        plan.append((name, Total(False, 0, within, frozenset({aggregate.type}), aggregate.fields)))
+    return plan
 
 
 def _fields(cp: CompiledPlaybook, ns: Namespace) -> tuple[str, ...]:
