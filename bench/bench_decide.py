@@ -50,41 +50,55 @@ AS_OF = "2026-11-01T00:00:00Z"
 Pairs = list[tuple[LeadRecord, list[Event] | EventColumns]]
 
 
-def load_engine(data: Path) -> tuple[CompiledPlaybook, datetime, Pairs, list[EventBlock]]:
-    """The compiled playbook, every (lead, events) pair and the blocks of events, as
-    ``engine evaluate`` reads them (events as EventColumns with their blocks' points)."""
+#: How ``engine evaluate`` can hand a lead's events to the kernel, fastest first:
+#: per-lead totals from the block (engine/kernel/sums.py), the block's decayed points
+#: (engine/kernel/decay.py), or neither (the generated loop does everything per event).
+VARIANTS = ("block totals", "block points", "per-event loop")
+
+
+def load_engine(data: Path) -> tuple[CompiledPlaybook, datetime, dict[str, Pairs], list[EventBlock]]:
+    """The compiled playbook, every (lead, events) pair per variant and the blocks of
+    events, as ``engine evaluate`` reads them (events as EventColumns)."""
     cp = load_playbook(PLAYBOOK).compiled
     assert cp is not None
     as_of = parse_as_of(AS_OF, cp)
     mapping = load_mapping("canonical")
     allowed = frozenset(cp.playbook.events)
     rejects: list[object] = []
-    leads = LeadsFile(data / "leads.csv", mapping, on_reject=rejects.append, as_of=as_of,
-                      allowed_types=allowed)
+    leads = list(LeadsFile(data / "leads.csv", mapping, on_reject=rejects.append, as_of=as_of,
+                           allowed_types=allowed))
     events = EventsFile(data / "events.csv", mapping, on_reject=rejects.append,
                         allowed_types=allowed)
     read = event_blocks(events)
     assert read is not None, "the columnar reader reads gen.py's CSV"
     blocks = list(read)
-    pairs = list(merge_blocks(leads, iter(blocks), rejects.append, _preparer(cp, as_of)))
-    assert all(isinstance(found, EventColumns) and found.points is not None for _, found in pairs)
+    pairs = {}
+    for variant in VARIANTS:
+        prepare = _preparer(cp, as_of, variant)
+        pairs[variant] = list(merge_blocks(leads, iter(blocks), rejects.append, prepare))
+    assert all(isinstance(e, EventColumns) and e.sums is not None for _, e in pairs[VARIANTS[0]])
+    assert all(isinstance(e, EventColumns) and e.points is not None for _, e in pairs[VARIANTS[1]])
     return cp, as_of, pairs, blocks
 
 
-def _preparer(cp: CompiledPlaybook, as_of: datetime) -> Callable[[EventBlock], None]:
+def _preparer(cp: CompiledPlaybook, as_of: datetime, variant: str) -> Callable[[EventBlock], None]:
     kernel = kernel_for(cp)
     assert kernel is not None
-    prepare = kernel.preparer(as_of)
+    prepare = kernel.preparer(as_of, totals=variant == VARIANTS[0])
     assert prepare is not None
+    if variant == VARIANTS[2]:
+        def nothing(block: EventBlock) -> None:
+            block.sums = block.points = block.points_key = None
+        return nothing
     return prepare
 
 
-def engine_pass(cp: CompiledPlaybook, as_of: datetime, pairs: Pairs,
-                blocks: list[EventBlock]) -> list[list[str]]:
-    """Each block's points, then ``decide_for_row`` + ``to_cells`` per lead, exactly as
-    engine/batch.py does for a CSV export (the SPEC ``decide`` returns a dict of 7 values;
-    these are 18)."""
-    prepare = _preparer(cp, as_of)
+def engine_pass(cp: CompiledPlaybook, as_of: datetime, pairs: Pairs, blocks: list[EventBlock],
+                variant: str) -> list[list[str]]:
+    """Each block's totals or points, then ``decide_for_row`` + ``to_cells`` per lead,
+    exactly as engine/batch.py does for a CSV export (the SPEC ``decide`` returns a dict
+    of 7 values; these are 18)."""
+    prepare = _preparer(cp, as_of, variant)
     for block in blocks:
         prepare(block)
     return [decide_for_row(cp, lead.fields, events, as_of, lead_id=lead.lead_id).to_cells()
@@ -128,21 +142,26 @@ def main() -> int:
 
     cp, as_of, pairs, blocks = load_engine(args.data)
     spec = list(spec_python.grouped(str(args.data)))
-    n_events = sum(len(events) for _, events in pairs)
-    print(f"{len(pairs):,} leads, {n_events:,} events (loaded outside the timing)")
+    n_events = sum(len(events) for _, events in pairs[VARIANTS[0]])
+    print(f"{len(spec):,} leads, {n_events:,} events (loaded outside the timing)")
 
-    engine_times, spec_times = [], []
-    for _ in range(args.repeat):  # alternate: a burst of load on the machine hits both
-        engine_times.append(median_time(lambda: engine_pass(cp, as_of, pairs, blocks), 1))
-        spec_times.append(median_time(lambda: spec_pass(spec), 1))
-    engine_s, spec_s = statistics.median(engine_times), statistics.median(spec_times)
-    ratio = statistics.median(e / s for e, s in zip(engine_times, spec_times, strict=True))
-    print(f"engine decide+to_cells{engine_s * 1000:8.1f} ms  ({engine_s / len(pairs) * 1e6:6.1f} µs/lead)")
-    print(f"SPEC python decide    {spec_s * 1000:8.1f} ms  ({spec_s / len(spec) * 1e6:6.1f} µs/lead)")
-    print(f"ratio engine/SPEC     {ratio:8.2f}×  (median of {args.repeat} alternating rounds)")
+    times: dict[str, list[float]] = {}
+    for _ in range(args.repeat):  # alternate: a burst of load on the machine hits all alike
+        for variant in VARIANTS:
+            times.setdefault(variant, []).append(
+                median_time(lambda v=variant: engine_pass(cp, as_of, pairs[v], blocks, v), 1))  # type: ignore[misc]
+        times.setdefault("SPEC", []).append(median_time(lambda: spec_pass(spec), 1))
+    for label, runs in times.items():
+        median = statistics.median(runs)
+        ratio = statistics.median(e / s for e, s in zip(runs, times["SPEC"], strict=True))
+        name = "SPEC python decide" if label == "SPEC" else f"engine, {label}"
+        print(f"{name:<28}{median * 1000:8.1f} ms  ({median / len(spec) * 1e6:6.1f} µs/lead)  "
+              f"{ratio:5.2f}× SPEC")
+    print(f"(ratios: median of {args.repeat} alternating rounds; engine: decide + to_cells, "
+          "with the blocks' totals or points computed in the timing)")
 
     if args.save or args.compare:
-        digest = full_digest(cp, as_of, pairs)
+        digest = full_digest(cp, as_of, pairs[VARIANTS[0]])
         if args.save:
             args.save.write_text(json.dumps(digest))
             print(f"saved {len(digest):,} decision digests to {args.save}")

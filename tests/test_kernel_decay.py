@@ -91,12 +91,7 @@ def test_decisions_from_block_points_are_decides(name: str) -> None:
     cp = KERNEL_PLAYBOOKS[name]
     kernel = kernel_for(cp)
     assert kernel is not None
-    totals = kernel._totals
-    kernel._totals = None  # no run_sums (tests/test_kernel_sums.py): the points path
-    try:
-        prepare = kernel.preparer(AS_OF)
-    finally:
-        kernel._totals = totals
+    prepare = kernel.preparer(AS_OF, totals=False)  # run_sums: tests/test_kernel_sums.py
     if cp.playbook.scoring.engagement is None:
         assert prepare is None
         return

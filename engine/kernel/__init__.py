@@ -89,30 +89,33 @@ class Kernel:
             self._as_of = (as_of, us, _iso(self.cp, aware), (self._token, us))
         return self._as_of
 
-    def preparer(self, as_of: datetime) -> Callable[[Any], None] | None:
-        """What a merge calls on each block of events: sets the block's decayed points at
-        ``as_of`` (:mod:`engine.kernel.decay`), so ``decide`` adds them instead of computing
-        them event by event. None when the playbook scores no engagement."""
-        if self._run_points is None:
+    def preparer(self, as_of: datetime, *, totals: bool = True) -> Callable[[Any], None] | None:
+        """What a merge calls on each block of events: sets each lead's totals at ``as_of``
+        when the playbook decides from totals (:mod:`engine.kernel.sums`; not with
+        ``totals=False``), else the events' decayed points (:mod:`engine.kernel.decay`),
+        so ``decide`` adds them instead of computing them event by event. None when there
+        is nothing to precompute (no totals, no engagement)."""
+        wanted = self._totals if totals else None
+        if self._run_points is None and wanted is None:
             return None
         _, as_of_us, _, key = self.aware_as_of(as_of)
         half_life = self.cp.half_life_seconds
-        weigh = self._weigh_type
-
-        totals, known = self._totals, self._known_types
+        weigh, known, points = self._weigh_type, self._known_types, self._run_points is not None
 
         def prepare(block: Any) -> None:
             arrow = getattr(block, "arrow", None) or {}  # the reader's Arrow forms, when it kept them
             at, types = arrow.get("at", block.at_us), arrow.get("type", block.types)
             fields = {**block.fields, **{k: v for k, v in arrow.items() if k in block.fields}}
-            if totals is not None:
-                sums = block_sums(totals, block.starts, at, types, fields, as_of_us, half_life, weigh, known)
+            block.sums = block.points = block.points_key = None
+            if wanted is not None:
+                sums = block_sums(wanted, block.starts, at, types, fields, as_of_us, half_life, weigh, known)
                 if sums is not None:
                     block.sums = dict(zip(block.starts, sums, strict=False))  # run start → totals
-                    block.points, block.points_key = None, key
+                    block.points_key = key
                     return
-            block.points = block_points(at, types, fields.get("content"), as_of_us, half_life, weigh)
-            block.sums, block.points_key = None, key if block.points is not None else None
+            if points:
+                block.points = block_points(at, types, fields.get("content"), as_of_us, half_life, weigh)
+                block.points_key = key if block.points is not None else None
 
         return prepare
 
@@ -125,18 +128,21 @@ class Kernel:
             ids = events.ids
             if ids is not None and _repeats(ids):
                 return None
+            prepared = events.points_key == key
+            if prepared and events.sums is not None and self._run_sums is not None:
+                try:
+                    return self._run_sums(lead, events.sums, as_of_us, lead_id, as_of_text)
+                except Exception:
+                    return None
             got = events.fields
             columns: list[Any] = [got.get(name) or _NONES for name in self.fields]
             at_us, types = events.at_us, events.types
             id_column: Any = ids if ids is not None else _NONES
             seqs: Any = events.seqs
-            if events.points_key == key:
+            if prepared and events.points is not None and self._run_points is not None:
                 try:
-                    if events.sums is not None and self._run_sums is not None:
-                        return self._run_sums(lead, events.sums, as_of_us, lead_id, as_of_text)
-                    if events.points is not None and self._run_points is not None:
-                        return self._run_points(lead, at_us, types, *columns, events.points, id_column, seqs,
-                                                as_of_us, lead_id, as_of_text)
+                    return self._run_points(lead, at_us, types, *columns, events.points, id_column, seqs,
+                                            as_of_us, lead_id, as_of_text)
                 except Exception:
                     return None
         else:

@@ -57,7 +57,9 @@ def block_sums(
         age = pc.subtract(pa.scalar(as_of_us, pa.int64()), at)
         zero = pa.scalar(0, pa.int64())
         past = pc.greater_equal(age, zero)  # events after as_of count nowhere
-        edges = pa.array(list(starts), pa.int64())
+        if any(b <= a for a, b in pairwise(starts)):
+            return None  # a run with no events (the reader never makes one)
+        last_of_run = pa.array([end - 1 for end in starts[1:]], pa.int64())
         columns = []
         for total in totals:
             keep = past
@@ -81,9 +83,10 @@ def block_sums(
                 values = pc.if_else(keep, points, zero)
             else:
                 values = pc.cast(keep, pa.int64())
-            running = pc.cumulative_sum_checked(pa.concat_arrays([pa.array([0], pa.int64()), values]))
-            at_edges = pc.take(running, edges).to_pylist()
-            columns.append([b - a for a, b in pairwise(at_edges)])
+            # a run's total: the running sum at its last event less the one before it starts
+            at_ends = pc.take(pc.cumulative_sum_checked(values), last_of_run)
+            before = pa.concat_arrays([pa.array([0], pa.int64()), at_ends.slice(0, len(at_ends) - 1)])
+            columns.append(pc.subtract(at_ends, before).to_pylist())
         return list(zip(*columns, strict=True))
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         return None
@@ -95,5 +98,4 @@ def _equals(wanted: Any, value: Any) -> bool:
 
 def _where(pa: Any, pc: Any, encoded: Encoded, test: Callable[[Any], bool]) -> Any:
     """Rows whose (converted) value passes ``test``, decided once per distinct value."""
-    chosen = [index for index, value in enumerate(encoded.values) if test(value)]
-    return pc.is_in(encoded.indices, value_set=pa.array(chosen, encoded.indices.type))
+    return pc.take(pa.array([test(value) for value in encoded.values], pa.bool_()), encoded.indices)
