@@ -8,6 +8,8 @@ per event; a block's points come from Arrow. Equal to the bit, or the SQL backen
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from math import floor
 from types import SimpleNamespace
 from typing import Any
@@ -20,8 +22,8 @@ from hypothesis import strategies as st
 from engine.evaluate import decide
 from engine.events import Event, EventColumns, epoch_us
 from engine.io.arrow_convert import Encoded
-from engine.kernel import kernel_for
-from engine.kernel.decay import block_points
+from engine.kernel import Kernel, kernel_for
+from engine.kernel.decay import block_points as points_array
 
 from .test_kernel import KERNEL_PLAYBOOKS
 from .test_sql_differential import AS_OF, _lead
@@ -30,10 +32,41 @@ AS_OF_US = epoch_us(AS_OF)
 WEIGHTS = {"a": 1.0, "b": 3.5, "c": -2.0, "d": 0.0, "e": 1e-7, "f": 40.0}
 
 
+def generated(examples: int) -> Any:
+    """Hypothesis settings for the generated-lead tests (derandomized, no deadline)."""
+    return settings(max_examples=examples, derandomize=True, deadline=None, database=None,
+                    phases=(Phase.explicit, Phase.generate),
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@contextmanager
+def counted_calls(kernel: Kernel, attribute: str) -> Iterator[list[int]]:
+    """Count the calls of one of the kernel's generated functions: proof its path was taken."""
+    real = getattr(kernel, attribute)
+    assert real is not None
+    calls = [0]
+
+    def counting(*args: Any) -> Any:
+        calls[0] += 1
+        return real(*args)
+
+    setattr(kernel, attribute, counting)
+    try:
+        yield calls
+    finally:
+        setattr(kernel, attribute, real)
+
+
 def weigh(kind: str, content: Any) -> float:
     if kind == "f" and content is not None:
         return {"x": 12.0, "y": 0.3}.get(content, 7.25)
     return WEIGHTS[kind]
+
+
+def block_points(*args: Any) -> list[int] | None:
+    """engine.kernel.decay.block_points as a list (None stays None)."""
+    found = points_array(*args)
+    return None if found is None else found.to_pylist()
 
 
 def loop_points(at_us: list[int], types: list[str], content: list[Any], half_life: float | None) -> list[int]:
@@ -96,20 +129,8 @@ def test_decisions_from_block_points_are_decides(name: str) -> None:
         assert prepare is None
         return
     assert prepare is not None
-    taken = 0
-    real = kernel._run_points
-    assert real is not None
-
-    def counting(*args: Any) -> Any:
-        nonlocal taken
-        taken += 1
-        return real(*args)
-
-    kernel._run_points = counting
-    try:
-        @settings(max_examples=20, derandomize=True, deadline=None, database=None,
-                  phases=(Phase.explicit, Phase.generate),
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    with counted_calls(kernel, "_run_points") as taken:
+        @generated(20)
         @given(st.data())
         def check(data: st.DataObject) -> None:
             for i in range(data.draw(st.integers(1, 10))):
@@ -126,9 +147,7 @@ def test_decisions_from_block_points_are_decides(name: str) -> None:
                 assert got == decide(cp, lead, events, AS_OF, lead_id=lead_id, detail=False), events
 
         check()
-    finally:
-        kernel._run_points = real
-    assert taken > 0
+    assert taken[0] > 0
 
 
 def test_points_for_another_instant_are_not_used() -> None:

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.evaluate import decide
@@ -23,7 +23,7 @@ from engine.kernel.source import Total
 from engine.kernel.sums import block_sums
 
 from .test_kernel import KERNEL_PLAYBOOKS
-from .test_kernel_decay import AS_OF_US, weigh
+from .test_kernel_decay import AS_OF_US, counted_calls, generated, weigh
 from .test_sql_differential import AS_OF, _lead
 
 ELIGIBLE = sorted(name for name, cp in KERNEL_PLAYBOOKS.items() if kernel_for(cp)._totals is not None)  # type: ignore[union-attr]
@@ -77,19 +77,8 @@ def test_totals_from_one_block_and_from_two(name: str) -> None:
     assert kernel is not None and kernel._run_sums is not None
     prepare = kernel.preparer(AS_OF)
     assert prepare is not None
-    taken = 0
-    real = kernel._run_sums
-
-    def counting(*args: Any) -> Any:
-        nonlocal taken
-        taken += 1
-        return real(*args)
-
-    kernel._run_sums = counting
-    try:
-        @settings(max_examples=15, derandomize=True, deadline=None, database=None,
-                  phases=(Phase.explicit, Phase.generate),
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    with counted_calls(kernel, "_run_sums") as taken:
+        @generated(15)
         @given(st.data())
         def check(data: st.DataObject) -> None:
             drawn = [data.draw(_lead(cp, i)) for i in range(data.draw(st.integers(1, 12)))]
@@ -117,9 +106,7 @@ def test_totals_from_one_block_and_from_two(name: str) -> None:
             _decide_all(kernel, leads, runs + rest)
 
         check()
-    finally:
-        kernel._run_sums = real
-    assert taken > 0
+    assert taken[0] > 0
 
 
 def test_blocks_that_cannot_give_totals_give_none() -> None:

@@ -114,8 +114,9 @@ class Kernel:
                     block.points_key = key
                     return
             if points:
-                block.points = block_points(at, types, fields.get("content"), as_of_us, half_life, weigh)
-                block.points_key = key if block.points is not None else None
+                found = block_points(at, types, fields.get("content"), as_of_us, half_life, weigh)
+                if found is not None:
+                    block.points, block.points_key = found.to_pylist(), key
 
         return prepare
 

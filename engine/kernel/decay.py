@@ -32,10 +32,10 @@ def block_points(
     as_of_us: int,
     half_life: float | None,
     weigh: Callable[[str, Any], float],
-) -> list[int] | None:
-    """Each event's points in 2**-32 units at ``as_of_us`` (0 where its weight is 0), or
-    None when this block must be left to the loop (an age beyond 2**53 µs, a product
-    beyond int64, an unknown type: ``weigh`` raises).
+) -> Any:
+    """Each event's points in 2**-32 units at ``as_of_us`` (0 where its weight is 0), as an
+    Arrow int64 array; or None when this block must be left to the loop (an age beyond
+    2**53 µs, a product beyond int64, an unknown type: ``weigh`` raises).
 
     Columns come as Python lists or as the reader kept them in Arrow (``at_us`` an int64
     array, the others :class:`~engine.io.arrow_convert.Encoded`), which saves turning
@@ -43,24 +43,11 @@ def block_points(
     asked once per distinct (type, content) pair of the block. Events after ``as_of``
     get age 0's points (the loop skips them before reading them).
     """
-    if not len(at_us):
-        return []
-    points = points_array(at_us, types, content, as_of_us, half_life, weigh)
-    return points.to_pylist() if points is not None else None
-
-
-def points_array(
-    at_us: Sequence[int] | Any,
-    types: Sequence[str] | Encoded,
-    content: Sequence[Any] | Encoded | None,
-    as_of_us: int,
-    half_life: float | None,
-    weigh: Callable[[str, Any], float],
-) -> Any:
-    """:func:`block_points` as an Arrow int64 array (or None)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if not len(at_us):
+        return pa.array([], pa.int64())
     if half_life is not None and not (0 < half_life < _EXACT):
         return None
     try:

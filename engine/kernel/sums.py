@@ -22,7 +22,7 @@ from itertools import pairwise
 from typing import Any
 
 from engine.io.arrow_convert import Encoded
-from engine.kernel.decay import encode, points_array
+from engine.kernel.decay import block_points, encode
 from engine.kernel.source import Total
 
 
@@ -77,7 +77,7 @@ def block_sums(
                 keep = pc.and_(keep, _where(pa, pc, encoded, partial(_equals, wanted)))
             if total.points:
                 content = fields.get("content")
-                points = points_array(at, kinds, content, as_of_us, half_life, weigh)
+                points = block_points(at, kinds, content, as_of_us, half_life, weigh)
                 if points is None:
                     return None
                 values = pc.if_else(keep, points, zero)
