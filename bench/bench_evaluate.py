@@ -136,15 +136,19 @@ def main() -> int:
         out = Path(tmp)
         ratios = timings(data, out, args.repeat, events) if args.repeat > 0 else None
         print("one subprocess each (wall time, peak RSS):")
+        # the same work as the baselines (decisions only); then once more writing the
+        # per-team work queues too, which the baselines do not
         engine_cmd = [str(Path(sys.executable).with_name("engine")), "evaluate", str(PLAYBOOK),
                       "--leads", str(data / "leads.csv"), "--events", str(data / "events.csv"),
-                      "--as-of", AS_OF, "--out", str(out / "engine-sub.csv"), "--queues", str(out / "q"),
+                      "--as-of", AS_OF, "--out", str(out / "engine-sub.csv"),
                       "--no-progress", "--backend", "python"]
+        queues_cmd = [*engine_cmd, "--queues", str(out / "q")]
+        queues_cmd[queues_cmd.index("--out") + 1] = str(out / "engine-queues.csv")
         duck_cmd = [*engine_cmd[:-1], "duckdb"]
         duck_cmd[duck_cmd.index("--out") + 1] = str(out / "engine-duck.csv")
-        duck_cmd[duck_cmd.index("--queues") + 1] = str(out / "qd")
         for name, cmd in (
             ("engine evaluate --backend python", engine_cmd),
+            ("  the same, writing --queues", queues_cmd),
             ("engine evaluate --backend duckdb", duck_cmd),
             ("plain Python", [sys.executable, str(HERE / "spec_python.py"), str(data), str(out / "p2.csv")]),
             ("DuckDB SQL", [sys.executable, str(HERE / "spec_duckdb.py"), str(data), str(out / "d2.csv")]),

@@ -22,15 +22,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from engine.io import arrow_instants
 from engine.io.convert import ConversionError, Converter, null_set
 from engine.io.mapping import FieldSpec, Mapping
 
-#: Every character ``str.strip()`` removes, as an RE2 class.
-_SPACE = "".join(f"\\x{{{code:x}}}" for code in range(sys.maxunicode + 1) if chr(code).isspace())
-_PADDED = f"^[{_SPACE}]|[{_SPACE}]$"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Above this share of distinct values a string column is converted in Arrow.
 _DISTINCT_SHARE = 0.25
@@ -126,12 +124,20 @@ def _spread(encoded: Any, convert: Callable[[Any], Any]) -> Encoded | None:
     return Encoded(indices, converted)
 
 
+@cache
+def _padded() -> str:
+    """A value that starts or ends with a character ``str.strip()`` removes, as an RE2
+    pattern (built on first use: scanning every code point takes ~90 ms of start-up)."""
+    space = "".join(f"\\x{{{code:x}}}" for code in range(sys.maxunicode + 1) if chr(code).isspace())
+    return f"^[{space}]|[{space}]$"
+
+
 def strings(array: Any, nulls: frozenset[str]) -> list[Any] | None:
     """``to_string`` over a string array in Arrow; None if a value is padded (Python strips)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if len(array) and pc.any(pc.match_substring_regex(array, _PADDED)).as_py():
+    if len(array) and pc.any(pc.match_substring_regex(array, _padded())).as_py():
         return None
     longest = max((len(marker) for marker in nulls), default=-1)
     # Case folding never shortens text, so only values this short can be a marker.
