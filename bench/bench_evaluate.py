@@ -8,7 +8,7 @@ duckdb``), the plain-Python SPEC (bench/spec_python.py) and the DuckDB SPEC
 check all agree on every lead (fit, engagement, surge, stage, route), the two backends
 byte for byte.
 
-    python bench/bench_evaluate.py [--leads 100000] [--repeat 3] [--profile]
+    python bench/bench_evaluate.py [--leads 100000] [--repeat 3] [--sub-repeat 1] [--profile]
 
 The engine keeps an excluded lead's computed stage; SPEC calls it 'excluded', so the
 comparison maps stage → 'excluded' when ``excluded`` is set.
@@ -125,6 +125,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3,
                         help="in-process runs per implementation; 0: subprocess runs only (for 1M)")
     parser.add_argument("--gen", type=Path, default=GEN)
+    parser.add_argument("--sub-repeat", type=int, default=1,
+                        help="rounds of the subprocess runs, alternating (medians and ratios when > 1)")
     parser.add_argument("--profile", action="store_true", help="cProfile one in-process engine run")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
@@ -146,15 +148,24 @@ def main() -> int:
         queues_cmd[queues_cmd.index("--out") + 1] = str(out / "engine-queues.csv")
         duck_cmd = [*engine_cmd[:-1], "duckdb"]
         duck_cmd[duck_cmd.index("--out") + 1] = str(out / "engine-duck.csv")
-        for name, cmd in (
+        plan = (
             ("engine evaluate --backend python", engine_cmd),
             ("  the same, writing --queues", queues_cmd),
             ("engine evaluate --backend duckdb", duck_cmd),
             ("plain Python", [sys.executable, str(HERE / "spec_python.py"), str(data), str(out / "p2.csv")]),
             ("DuckDB SQL", [sys.executable, str(HERE / "spec_duckdb.py"), str(data), str(out / "d2.csv")]),
-        ):
-            elapsed, rss = in_subprocess(cmd)
-            print(f"  {name:<32} {elapsed:8.2f} s   peak RSS {rss / 2**20:8.1f} MiB", flush=True)
+        )
+        walls: dict[str, list[float]] = {}
+        for _ in range(args.sub_repeat):  # alternating, as in process
+            for name, cmd in plan:
+                elapsed, rss = in_subprocess(cmd)
+                walls.setdefault(name, []).append(elapsed)
+                print(f"  {name:<32} {elapsed:8.2f} s   peak RSS {rss / 2**20:8.1f} MiB", flush=True)
+        if args.sub_repeat > 1:
+            python_walls = walls["plain Python"]
+            for name, times in walls.items():
+                ratio = statistics.median(t / p for t, p in zip(times, python_walls, strict=True))
+                print(f"  {name:<32} median {statistics.median(times):8.2f} s   / plain Python {ratio:5.2f}x")
         print("correctness (fit, engagement, surge, stage, route on every lead):")
         reference = load(out / "p2.csv", engine=False)
         bad_engine = compare(reference, load(out / "engine-sub.csv", engine=True), "engine")
