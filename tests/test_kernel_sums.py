@@ -7,7 +7,9 @@ across its parts, as engine.io.block_merge joins them).
 
 from __future__ import annotations
 
+import csv
 from itertools import pairwise
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,12 +17,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from engine.batch import BatchRequest, evaluate_export
 from engine.evaluate import decide
 from engine.events import Event, EventColumns
+from engine.io import load_mapping
 from engine.io.block_merge import _columns
 from engine.kernel import Kernel, kernel_for
 from engine.kernel.source import Total
 from engine.kernel.sums import block_sums
+from engine.validate import load_playbook
+from tests.export_factory import write_csv
 
 from .test_kernel import KERNEL_PLAYBOOKS
 from .test_kernel_decay import AS_OF_US, counted_calls, generated, weigh
@@ -123,3 +129,46 @@ def test_blocks_that_cannot_give_totals_give_none() -> None:
     assert block_sums(count, [0, 1, 3], after, ["a", "a", "a"], {"content": ["x", "x", "x"]},
                       known_types=known, **args) == [(0,), (2,)]  # after as_of: nowhere
     assert block_sums(count, [0], [], [], {"content": []}, known_types=known, **args) == []
+
+
+FIT_ONLY = """\
+apiVersion: engine/v1
+kind: Playbook
+metadata: {name: fit-only, version: 2026.11.1}
+timezone: UTC
+teams: {marketing: {}}
+lead:
+  fields: {industry: string}
+events:
+  page_view: {}
+scoring:
+  fit:
+    rules:
+      - {id: industry, when: lead.industry == "software", points: 20}
+stages:
+  - {id: lead, owner: marketing}
+  - {id: fit, owner: marketing, entry: fit >= 20}
+handoffs:
+  - {id: all, to: marketing, when: "True"}
+"""
+
+
+def test_a_playbook_that_reads_nothing_of_a_history(tmp_path: Path) -> None:
+    """No engagement, no surge, no count(): zero totals, and an export still decides."""
+    (tmp_path / "fit-only.yaml").write_text(FIT_ONLY, encoding="utf-8")
+    cp = load_playbook(tmp_path / "fit-only.yaml").compiled
+    assert cp is not None
+    kernel = kernel_for(cp)
+    assert kernel is not None and kernel._totals == [] and kernel._run_sums is not None
+    leads = write_csv(tmp_path / "leads.csv", ["lead_id", "industry"],
+                      [["L1", "software"], ["L2", "retail"], ["L3", ""]])
+    events = write_csv(tmp_path / "events.csv", ["lead_id", "occurred_at", "type"],
+                       [["L1", "2026-10-01T00:00:00Z", "page_view"],
+                        ["L3", "2026-10-02T00:00:00Z", "page_view"]])
+    with counted_calls(kernel, "_run_sums") as taken:
+        evaluate_export(cp, BatchRequest(leads=leads, events=events, out=tmp_path / "d.csv", as_of=AS_OF,
+                                         mapping=load_mapping("canonical")))
+    assert taken[0] == 2  # the two leads with events; L2 has none (no run, no totals)
+    with open(tmp_path / "d.csv", encoding="utf-8", newline="") as handle:
+        rows = {row["lead_id"]: (row["fit"], row["stage"]) for row in csv.DictReader(handle)}
+    assert rows == {"L1": ("20.0", "fit"), "L2": ("0.0", "lead"), "L3": ("0.0", "lead")}

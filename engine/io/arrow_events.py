@@ -65,8 +65,8 @@ class EventBlock:
         self.points: list[int] | None = None  # set by a merge's ``prepare`` (engine.kernel.decay)
         self.points_key: object = None
         self.sums: dict[int, tuple[int, ...]] | None = None  # a run's start → its totals
-        #: The columnar path's Arrow forms: "at" (int64 epoch µs), "type" and fields as
-        #: :class:`~engine.io.arrow_convert.Encoded` where converted per distinct value.
+        #: The columnar path's Arrow forms: "at" (int64 epoch µs), "type" and "fields" (by
+        #: name) as :class:`~engine.io.arrow_convert.Encoded`, where converted per distinct value.
         self.arrow: dict[str, Any] | None = None
 
     def __len__(self) -> int:
@@ -153,7 +153,7 @@ class _Blocks:
             if found is None:
                 return None
             if isinstance(found, Encoded):
-                arrow[name] = found
+                arrow.setdefault("fields", {})[name] = found
                 found = found.expand()
             fields[name] = found
         ids: list[str | None] | None = None

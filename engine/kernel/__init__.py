@@ -105,7 +105,7 @@ class Kernel:
         def prepare(block: Any) -> None:
             arrow = getattr(block, "arrow", None) or {}  # the reader's Arrow forms, when it kept them
             at, types = arrow.get("at", block.at_us), arrow.get("type", block.types)
-            fields = {**block.fields, **{k: v for k, v in arrow.items() if k in block.fields}}
+            fields = {**block.fields, **arrow.get("fields", {})}
             block.sums = block.points = block.points_key = None
             if wanted is not None:
                 sums = block_sums(wanted, block.starts, at, types, fields, as_of_us, half_life, weigh, known)

@@ -177,7 +177,8 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
         lines.append(f"def run_sums(lead, sums, as_of_us, lead_id, as_of_text{bound}):")
         lines.append("    lead_get = lead.get")
         names = [name for name, _ in plan]
-        lines.append(f"    {', '.join(names)}, = sums")
+        if names:  # (a playbook may read nothing of a history: no totals at all)
+            lines.append(f"    {', '.join(names)}, = sums")
         if "micro" not in names:
             lines.append("    micro = 0")
         if "recent" not in names:

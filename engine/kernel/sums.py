@@ -47,7 +47,7 @@ def block_sums(
 
     if len(starts) < 2:
         return []
-    if not len(at_us):
+    if not len(at_us) or not totals:
         return [(0,) * len(totals)] * (len(starts) - 1)
     try:
         kinds = types if isinstance(types, Encoded) else encode(pa, types)
