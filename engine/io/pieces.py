@@ -12,8 +12,8 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 from engine.io.csv_chunks import CsvChunks, Piece
-from engine.io.errors import InputError, RejectSink
-from engine.io.readers import file_format, read_header, to_text
+from engine.io.errors import RejectSink
+from engine.io.readers import file_format, open_parquet, read_header, to_text
 
 #: Rows per Parquet record batch read.
 PARQUET_BATCH_ROWS = 65536
@@ -34,12 +34,8 @@ def file_pieces(path: str | Path, wanted: list[str], encoding: str | None,
 
 def _parquet_pieces(path: str | Path, wanted: list[str]) -> Generator[Piece, None, None]:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    try:
-        parquet = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as error:
-        raise InputError(f"not a readable Parquet file: {error}", file=path) from None
+    parquet = open_parquet(path)
     first = 1
     with parquet:
         for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):

@@ -340,14 +340,19 @@ def to_text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def _read_parquet(path: str | Path) -> Iterator[tuple[int, Row]]:
+def open_parquet(path: str | Path) -> Any:
+    """The file as a ``pyarrow.parquet.ParquetFile``, or the InputError saying it is not one."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as error:
         raise InputError(f"not a readable Parquet file: {error}", file=path) from None
+
+
+def _read_parquet(path: str | Path) -> Iterator[tuple[int, Row]]:
+    parquet = open_parquet(path)
     number = 0
     with parquet:
         for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
