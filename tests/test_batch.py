@@ -231,16 +231,19 @@ def _xe_row(pid: str, origin: str, dne: str, visits: str, seconds: str, activity
             "Select", "Select", job, tags, "", "Select", activity, ""]
 
 
+#: X Education rows: a form lead, an empty count, do-not-email, a tagged student, a bad count.
+XE_ROWS = [
+    _xe_row("a-1", "Lead Add Form", "No", "5", "1200", "Email Opened", "Working Professional", ""),
+    _xe_row("a-2", "API", "No", "", "0", "Select", "Unemployed", ""),
+    _xe_row("a-3", "API", "Yes", "3", "100", "Email Opened", "Unemployed", ""),
+    _xe_row("a-4", "API", "No", "2", "50", "Email Opened", "Student", "Already a student"),
+    _xe_row("a-5", "API", "No", "lots", "50", "Email Opened", "Student", ""),
+]
+
+
 def test_single_leads_file_with_aggregated_activity(tmp_path: Path) -> None:
     """X Education's layout: no event log; the preset makes events from aggregate columns."""
-    rows = [
-        _xe_row("a-1", "Lead Add Form", "No", "5", "1200", "Email Opened", "Working Professional", ""),
-        _xe_row("a-2", "API", "No", "", "0", "Select", "Unemployed", ""),
-        _xe_row("a-3", "API", "Yes", "3", "100", "Email Opened", "Unemployed", ""),
-        _xe_row("a-4", "API", "No", "2", "50", "Email Opened", "Student", "Already a student"),
-        _xe_row("a-5", "API", "No", "lots", "50", "Email Opened", "Student", ""),
-    ]
-    lp = write_csv(tmp_path / "Leads.csv", XE_HEADER, rows)
+    lp = write_csv(tmp_path / "Leads.csv", XE_HEADER, XE_ROWS)
     cp = load_playbook(Path(BENCH_PLAYBOOK).parent / "x-education.yaml").compiled
     assert cp is not None
     summary = run(cp, lp, None, tmp_path / "d.csv", mapping=load_mapping("leads-x-education"))

@@ -36,7 +36,7 @@ from tests.export_factory import (
     write_csv,
 )
 
-from .test_batch import XE_HEADER, _xe_row
+from .test_batch import XE_HEADER, XE_ROWS, _xe_row
 
 
 def _cp(path: Path) -> CompiledPlaybook:
@@ -212,11 +212,7 @@ def test_irregular_files_are_read_by_engine_io(bench: CompiledPlaybook, tmp_path
 
 def test_aggregated_activity_preset(tmp_path: Path) -> None:
     rows = [
-        _xe_row("a-1", "Lead Add Form", "No", "5", "1200", "Email Opened", "Working Professional", ""),
-        _xe_row("a-2", "API", "No", "", "0", "Select", "Unemployed", ""),
-        _xe_row("a-3", "API", "Yes", "3", "100", "Email Opened", "Unemployed", ""),
-        _xe_row("a-4", "API", "No", "2", "50", "Email Opened", "Student", "Already a student"),
-        _xe_row("a-5", "API", "No", "lots", "50", "Email Opened", "Student", ""),
+        *XE_ROWS,
         _xe_row("a-6", "API", "No", "2.5", "50", "Email Opened", "Student", ""),
         _xe_row("a-7", "API", "No", "5000", "50", "Form Submitted on Website", "Student", ""),
         _xe_row("a-8", "API", "Maybe", "1", "50", "Email Link Clicked", "Student", ""),

@@ -9,13 +9,11 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from engine.build import build
 from engine.cli import main
-from engine.compile import compile_playbook
-from engine.load import load_text
 from engine.sql import TARGETS, NoSqlForm, render
 
 from .conftest import PLAYBOOKS
+from .test_sql_differential import compile_text
 
 CASES = Path(__file__).parent / "sql_cases"
 COMPILABLE = [
@@ -114,13 +112,7 @@ def _compiled(entry: str, content: str = "{}", fields: bool = True) -> object:
     text = BASE.replace("ENTRY", entry).replace("CONTENT", content)
     if not fields:
         text = text.replace("lead: {fields: {title: string, pattern: string}}", "")
-    doc, problems = load_text(text, "t.yaml")
-    assert doc is not None, problems
-    playbook, problems = build(doc)
-    assert playbook is not None, problems
-    cp, problems = compile_playbook(playbook, Path("."), doc)
-    assert cp is not None, problems
-    return cp
+    return compile_text(text, "t.yaml")
 
 
 @pytest.mark.parametrize(

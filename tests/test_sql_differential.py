@@ -30,6 +30,21 @@ AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 Lead = tuple[str, dict[str, Any], list[Event]]
 
 
+def compile_text(text: str, name: str) -> CompiledPlaybook:
+    """A playbook written inline in a test, loaded, built and compiled (no problem allowed)."""
+    from engine.build import build
+    from engine.compile import compile_playbook
+    from engine.load import load_text
+
+    doc, problems = load_text(text, name)
+    assert doc is not None, problems
+    playbook, problems = build(doc)
+    assert playbook is not None, problems
+    cp, problems = compile_playbook(playbook, Path("."), doc)
+    assert cp is not None, problems
+    return cp
+
+
 def _compiled(path: Path) -> CompiledPlaybook:
     cp = load_playbook(path).compiled
     assert cp is not None
@@ -403,16 +418,7 @@ def test_content_points_exact_id_before_globs_first_glob_wins() -> None:
     """An exact id beats a glob it also matches (g-x: 2, not g-* or g-?); among globs the
     first declared wins; catalogue ids without points and unmatched ids get the type's
     points; a catch-all glob does not make a missing content match."""
-    from engine.build import build
-    from engine.compile import compile_playbook
-    from engine.load import load_text
-
-    doc, problems = load_text(_WEIGHTS, "weights.yaml")
-    assert doc is not None, problems
-    playbook, problems = build(doc)
-    assert playbook is not None, problems
-    cp, problems = compile_playbook(playbook, Path("."), doc)
-    assert cp is not None, problems
+    cp = compile_text(_WEIGHTS, "weights.yaml")
     contents = [None, "g-x", "g-y", "g-yy", "a-z", "g-z", "h", "doc-a", "doc-b", "zzz", "*", "g-*"]
     leads: list[Lead] = [
         (f"w{i:02d}", {"title": None}, [Event(t, _at(3600 * (i + 1)), {"content": c} if c else {})])
