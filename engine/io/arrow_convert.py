@@ -2,7 +2,7 @@
 
 Two ways, both giving what ``convert(cell)`` gives for every cell:
 
-* once per distinct value (:func:`by_value`): the converter itself runs on the
+* once per distinct value (:func:`by_value_encoded`): the converter itself runs on the
   dictionary of the column and the results are spread over the rows — exact by
   construction, and cheap when a column repeats itself (types, content ids, flags);
 * string fields whose values are nearly all different (emails, domains): the strip
@@ -94,15 +94,9 @@ def utc_moments(array: Any) -> list[datetime] | None:
     return [_EPOCH + timedelta(microseconds=us) for us in micros]
 
 
-def by_value(column: Any, convert: Callable[[Any], Any]) -> list[Any] | None:
-    """``convert`` once per distinct value of ``column``, spread over its rows; None when
-    it raises :class:`Rejected`."""
-    found = by_value_encoded(column, convert)
-    return found.expand() if found is not None else None
-
-
 def by_value_encoded(column: Any, convert: Callable[[Any], Any]) -> Encoded | None:
-    """:func:`by_value`, kept :class:`Encoded`."""
+    """``convert`` once per distinct value of ``column``, kept :class:`Encoded` (``expand()``
+    spreads it over the rows); None when it raises :class:`Rejected`."""
     import pyarrow.compute as pc
 
     array = column.combine_chunks() if hasattr(column, "combine_chunks") else column
