@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from engine.compile import CompiledPlaybook, NodePath
 from engine.diagnostics import Diagnostic, Severity
 from engine.expr import CompiledExpression
+from engine.expr.reach import never_holds, stages_where_certain, stages_where_possible
 from engine.load import Document
 
 #: The event type whose points the opens-only lint looks at (seed 003).
@@ -62,18 +63,40 @@ def lint_unreachable_thresholds(cp: CompiledPlaybook, doc: Document) -> Iterator
                 )
 
 
-def _engagement_only(node: ast.expr) -> bool:
-    """True if ``node`` holds on engagement comparisons alone (no fit, stage, event test)."""
-    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
-        return all(_engagement_only(v) for v in node.values)
-    if isinstance(node, ast.Compare) and len(node.ops) == 1:
-        sides = [node.left, *node.comparators]
-        names = [s.id for s in sides if isinstance(s, ast.Name)]
-        consts = [s for s in sides if isinstance(s, ast.Constant)]
-        return names == ["engagement"] and len(consts) == 1 and isinstance(
-            node.ops[0], ast.Gt | ast.GtE
-        )
-    return False
+def _opens_count(node: ast.AST) -> bool:
+    """``count("email_open", ...)``: a count of e-mail opens alone."""
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id == "count" and bool(node.args)
+            and isinstance(node.args[0], ast.Constant) and node.args[0].value == EMAIL_OPEN)
+
+
+def _opens_fillable(node: ast.expr) -> bool:
+    """``engagement > N`` or ``count("email_open", ...) > N``: a test opens alone can pass."""
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1):
+        return False
+    left, right, op = node.left, node.comparators[0], node.ops[0]
+    if isinstance(left, ast.Constant):
+        left, right = right, left
+        op = {ast.Lt: ast.Gt(), ast.LtE: ast.GtE()}.get(type(op), ast.Eq())
+    if not (isinstance(right, ast.Constant) and isinstance(op, ast.Gt | ast.GtE)):
+        return False
+    return (isinstance(left, ast.Name) and left.id == "engagement") or _opens_count(left)
+
+
+def _engagement_only(node: ast.expr, order: list[str]) -> bool:
+    """True if ``node`` holds on opens-fillable tests alone (no fit, event or real stage test).
+
+    A stage test that a brand-new lead passes (``stage < "opportunity"``) requires nothing.
+    """
+    parts = node.values if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And) else [node]
+    neutral = [0 in stages_where_possible(p, order) and not _opens_fillable(p)
+               and _is_stage_test(p) for p in parts]
+    return all(n or _opens_fillable(p) for n, p in zip(neutral, parts, strict=True)) and not all(neutral)
+
+
+def _is_stage_test(node: ast.expr) -> bool:
+    return isinstance(node, ast.Compare) and any(
+        isinstance(n, ast.Name) and n.id == "stage" for n in (node.left, *node.comparators))
 
 
 def _disjuncts(node: ast.expr) -> list[ast.expr]:
@@ -87,9 +110,8 @@ def lint_opens_alone(cp: CompiledPlaybook, doc: Document) -> Iterator[Diagnostic
     if EMAIL_OPEN not in cp.playbook.events:
         return
     opens = cp.weight_of_type(EMAIL_OPEN)
-    if opens <= 0:
-        return
     first_owner = cp.stages[0].owner
+    order = [s.rule.id for s in cp.stages]
     targets: list[tuple[NodePath, CompiledExpression, str]] = [
         (h.rule.path, h.rule.expr, f"handoff `{h.rule.id}`")
         for h in cp.handoffs if h.rule.expr is not None
@@ -99,12 +121,64 @@ def lint_opens_alone(cp: CompiledPlaybook, doc: Document) -> Iterator[Diagnostic
         for s in cp.stages if s.rule.expr is not None and s.owner != first_owner
     ]
     for path, expr, what in targets:
-        if any(_engagement_only(d) for d in _disjuncts(expr.tree)):
+        alone = [d for d in _disjuncts(expr.tree) if _engagement_only(d, order)]
+        counted = any(_opens_count(n) for d in alone for n in ast.walk(d))
+        # An engagement threshold only counts when opens score; a count of opens always does.
+        if alone and (opens > 0 or counted):
+            how = (f"a count of {EMAIL_OPEN} is compared with a number" if counted
+                   else f"{EMAIL_OPEN} scores {opens:g}")
             yield doc.diagnostic(
                 path, "W-OPENS-ONLY",
-                f"{what} can be reached by email opens alone ({EMAIL_OPEN} scores {opens:g}, "
-                "and nothing else is required)", severity=Severity.WARNING,
+                f"{what} can be reached by email opens alone ({how}, "
+                "and nothing else is required)",
+                severity=Severity.WARNING,
                 hint="require fit or a consideration signal (content_stage, an enquiry) too",
+            )
+
+
+def lint_never_holds(cp: CompiledPlaybook, doc: Document) -> Iterator[Diagnostic]:
+    """`fit >= 50 and fit < 20`: a rule whose own comparisons contradict each other is dead."""
+    for path, expr in _expressions(cp):
+        name = never_holds(expr.tree)
+        if name is not None:
+            yield doc.diagnostic(
+                path, "E-NEVER-HOLDS",
+                f"`{expr.source}` can never hold: no value of {name} satisfies all its "
+                "comparisons together", hint="check the bounds (a typo in < or >?)",
+            )
+
+
+def lint_upstream_handoff(cp: CompiledPlaybook, doc: Document) -> Iterator[Diagnostic]:
+    """A handoff that sends a lead back to a team upstream of its stage's owner.
+
+    Teams are ranked by the first stage each owns (the funnel's order): a won customer
+    routed to inside sales takes a slot meant for new leads. The stages a handoff can fire
+    at come from its `stage` tests, less those where an earlier handoff surely fires (first
+    match wins); a handoff with no stage test can fire at every stage. Handing back to the
+    first stage's owner (marketing's nurture) is how THE MODEL recycles, so it is allowed.
+    """
+    order = [s.rule.id for s in cp.stages]
+    rank: dict[str, int] = {}
+    for i, stage in enumerate(cp.stages):
+        rank.setdefault(stage.owner, i)
+    taken: frozenset[int] = frozenset()
+    for handoff in cp.handoffs:
+        if handoff.rule.expr is None:
+            break  # always fires: nothing after it is reached
+        tree = handoff.rule.expr.tree
+        possible = stages_where_possible(tree, order) - taken
+        taken |= stages_where_certain(tree, order)
+        if handoff.to not in rank or rank[handoff.to] == 0:
+            continue
+        behind = [order[i] for i in sorted(possible)
+                  if rank.get(cp.stages[i].owner, -1) > rank[handoff.to]]
+        if behind:
+            yield doc.diagnostic(
+                handoff.rule.path, "W-HANDOFF-UPSTREAM",
+                f"handoff `{handoff.rule.id}` can send leads at stage "
+                f"{', '.join(behind)} back to {handoff.to}, upstream of the stage's owner",
+                severity=Severity.WARNING,
+                hint=f'limit it by stage, e.g. `... and stage < "{behind[0]}"`',
             )
 
 
@@ -116,7 +190,8 @@ def lint_no_sql_form(cp: CompiledPlaybook, doc: Document) -> Iterable[Diagnostic
 
 
 Lint = Callable[[CompiledPlaybook, Document], Iterable[Diagnostic]]
-LINTS: tuple[Lint, ...] = (lint_unreachable_thresholds, lint_opens_alone, lint_no_sql_form)
+LINTS: tuple[Lint, ...] = (lint_unreachable_thresholds, lint_never_holds, lint_opens_alone,
+                           lint_upstream_handoff, lint_no_sql_form)
 
 
 def run_lints(cp: CompiledPlaybook, doc: Document) -> list[Diagnostic]:

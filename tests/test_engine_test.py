@@ -41,8 +41,8 @@ def test_examples_pass_with_full_coverage(project: Path) -> None:
     ("old", "new"),
     [
         ("      inquiry: 40\n", "      inquiry: 35\n"),  # a weight
-        ("stage >= \"promising\" or (surge and fit >= 30)",
-         "stage >= \"promising\" or (surge and fit >= 50)"),  # a threshold
+        ("(surge and fit >= 30 and stage < \"promising\")",
+         "(surge and fit >= 50 and stage < \"promising\")"),  # a threshold
     ],
 )
 def test_changed_rule_fails_with_readable_diff(project: Path, old: str, new: str) -> None:

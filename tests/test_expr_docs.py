@@ -8,10 +8,11 @@ from types import ModuleType
 import pytest
 
 import engine.expr
+import engine.expr.reach
 import engine.functions
 import engine.history
 
-MODULES = [engine.expr, engine.functions, engine.history]
+MODULES = [engine.expr, engine.expr.reach, engine.functions, engine.history]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])
