@@ -132,22 +132,45 @@ def _open_text(path: str | Path, encoding: str | None) -> io.TextIOWrapper:
 
 
 def _header(path: str | Path, names: list[str]) -> list[str]:
-    """Header names with a stray BOM and surrounding blanks removed; duplicates refused."""
+    """Header names with a stray BOM and surrounding blanks removed.
+
+    A name given more than once cannot say which of its cells is meant (HubSpot's
+    "export all properties" repeats "Billing Contact"): every one of them is left
+    unnamed, like a column without a name, which no reader reads. A mapping that needs
+    such a name is told so by :func:`engine.io.records.check_columns`.
+    """
     cleaned = [name.strip() for name in names]
     if cleaned:
         cleaned[0] = cleaned[0].lstrip("\ufeff").strip()
+    repeated = _repeated(cleaned)
+    return [name if name not in repeated else "" for name in cleaned] if repeated else cleaned
+
+
+def _repeated(names: list[str]) -> set[str]:
     seen: set[str] = set()
-    for name in cleaned:
+    repeated: set[str] = set()
+    for name in names:
         if name and name in seen:
-            raise InputError(
-                "the header names this column twice",
-                file=path,
-                line=1,
-                column=name,
-                hint="rename one of them in the export",
-            )
+            repeated.add(name)
         seen.add(name)
-    return cleaned
+    return repeated
+
+
+def repeated_names(
+    path: str | Path, *, encoding: str | None = None, delimiter: str | None = None
+) -> set[str]:
+    """The names a CSV file's header gives more than once (left unnamed by :func:`read_header`)."""
+    if not Path(path).is_file() or file_format(path) != "csv":
+        return set()
+    with _open_text(path, encoding) as text:
+        try:
+            names = next(csv.reader(text, delimiter=_delimiter(path, delimiter)), [])
+        except (UnicodeDecodeError, csv.Error):
+            return set()
+    cleaned = [name.strip() for name in names]
+    if cleaned:
+        cleaned[0] = cleaned[0].lstrip("\ufeff").strip()
+    return _repeated(cleaned)
 
 
 def _read_csv(

@@ -17,7 +17,15 @@ from engine.events import Event
 from engine.io.convert import ConversionError, Converter, make_converter, null_set, to_number
 from engine.io.errors import InputError, Reject, RejectSink
 from engine.io.mapping import ActivityRule, AtColumn, FieldSpec, Mapping, field_spec
-from engine.io.readers import Row, file_format, read_columns, read_csv_lists, read_header, read_rows
+from engine.io.readers import (
+    Row,
+    file_format,
+    read_columns,
+    read_csv_lists,
+    read_header,
+    read_rows,
+    repeated_names,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +69,14 @@ def check_columns(path: str | Path, needed: list[str], available: Collection[str
     for column in needed:
         if column in available:
             continue
+        if column in repeated_names(path):
+            raise InputError(
+                "the header names this column more than once, so which cell to read is unclear",
+                file=path,
+                line=1,
+                column=column,
+                hint="rename one of them in the file, or map another column",
+            )
         close = difflib.get_close_matches(column, list(available), n=1, cutoff=0.6)
         folded = [name for name in available if name.casefold() == column.casefold()]
         guess = (folded or close or [""])[0]
