@@ -136,7 +136,7 @@ def test_cli_markdown_plan_replays_fixtures(repo: Path, snapshot: Any) -> None:
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert result.output.startswith(MARKER)
-    assert "2 of 4 fixture lead(s) change decision" in result.output
+    assert "2 of 4 fixture(s) change" in result.output
     snapshot.assert_match(result.output, "plan.md")
 
 
