@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from engine.compile import CompiledPlaybook
-from engine.model import Metadata
 from engine.diff_impact import Case, ImpactReport, Transition, impact
+from engine.model import Metadata
 
 __all__ = ["Case", "ImpactReport", "Transition", "impact"]  # impact lives in engine.diff_impact
 

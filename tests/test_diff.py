@@ -202,3 +202,12 @@ def test_markdown_is_capped_with_a_note(repo: Path) -> None:
     assert text.count("<details>") < 120
     short = render_markdown(diffs, "a", "b", limit=3000)
     assert len(short) <= 3000 and "and 1" in short and "Output truncated" in short
+
+
+def test_paths_matching_nothing_are_an_error(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli import main
+
+    assert main(["diff", "HEAD~1", "HEAD", "--", "playbook/"]) == 1  # a typo: no such folder
+    assert "no playbook matches playbook/ at HEAD~1 or HEAD" in capsys.readouterr().err
+    assert main(["diff", "HEAD~1", "HEAD", "--", "playbooks/"]) == 0
+    assert "webinar_attend: 10 → 20" in capsys.readouterr().out

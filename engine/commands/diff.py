@@ -158,8 +158,8 @@ def _repo_paths(paths: list[str]) -> list[str]:
         try:
             (Path.cwd() / path).resolve().relative_to(top)
         except ValueError:
-            raise EngineError(f"{path}: outside the repository {top}",
-                              hint="give paths inside the repository") from None
+            raise EngineError(f"{path}: outside the repository {top} (give paths inside "
+                              "the repository)") from None
     return paths
 
 
@@ -193,8 +193,8 @@ def _plan(sides: list[str], base_opt: str | None, paths: list[str],
     scope = paths or ["playbooks"]
     names = sorted(set(base.list_playbooks(scope)) | set(head.list_playbooks(scope)))
     if paths and not names:
-        raise EngineError(f"no playbook matches {' '.join(paths)} at {base.label} or {head.label}",
-                          hint="check the path (engine diff BASE HEAD -- playbooks/NAME.yaml)")
+        raise EngineError(f"no playbook matches {' '.join(paths)} at {base.label} or "
+                          f"{head.label}: check the path (engine diff BASE HEAD -- playbooks/NAME.yaml)")
     return base.label, head.label, [_diff_one(base, head, name, fixture_dirs, export, progress)
                                     for name in names]
 
