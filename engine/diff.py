@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from engine.compile import CompiledPlaybook
-from engine.evaluate import decide
-from engine.events import Event
+from engine.diff_impact import Case, ImpactReport, Transition, impact
+from engine.model import Metadata
+
+__all__ = ["Case", "ImpactReport", "Transition", "impact"]  # impact lives in engine.diff_impact
 
 #: List sections whose items carry an ``id`` (compared by id, not by position).
 KEYED: frozenset[str] = frozenset({"exclusions", "stages", "handoffs", "scoring.fit.rules"})
 #: Keyed sections where the first match wins, so the order of rules is behaviour.
 ORDERED: frozenset[str] = frozenset({"exclusions", "stages", "handoffs"})
-#: Examples of lead ids kept per impact cell.
-EXAMPLES = 3
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
@@ -230,108 +229,25 @@ def touched_sections(changes: Iterable[Change]) -> list[str]:
     return list(found)
 
 
-def approvals(changes: Sequence[Change], base_owners: Mapping[Any, Sequence[str]],
-              head_owners: Mapping[Any, Sequence[str]]) -> list[Approval]:
-    """Per touched section, in document order, the owners whose approval it needs."""
+def approvals(changes: Sequence[Change], base: Metadata, head: Metadata) -> list[Approval]:
+    """Per touched section, in document order, the base's owners (``default`` when it names none).
+
+    The base's owners decide, so a pull request cannot approve itself by editing
+    ``metadata.owners``; the head's are shown when they differ.
+    """
     result = []
     for section in touched_sections(changes):
-        owners = tuple(base_owners.get(section, ()))
-        head = tuple(head_owners.get(section, ()))
-        result.append(Approval(section, owners, head if head != owners else None))
+        owners, after = tuple(base.owners_of(section)), tuple(head.owners_of(section))
+        result.append(Approval(section, owners, after if after != owners else None))
     return result
 
 
-# --- impact ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Case:
-    """One lead to replay: its attributes, its events, and the instant of the decision."""
-
-    lead_id: str
-    lead: Mapping[str, Any]
-    events: Sequence[Event]
-    as_of: datetime
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One cell of a from→to matrix: how many leads, and a few of them."""
-
-    before: str
-    after: str
-    count: int
-    examples: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return {"from": self.before, "to": self.after, "count": self.count,
-                "examples": list(self.examples)}
-
-
-@dataclass(frozen=True)
-class ImpactReport:
-    """Both versions' decisions over the same leads: stage and route matrices, leads changed.
-
-    A lead's decision changes when its stage, its route or its exclusion differs.
-    """
-
-    total: int
-    changed: int
-    stages: tuple[Transition, ...]
-    routes: tuple[Transition, ...]
-    changed_examples: tuple[str, ...] = field(default=())
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return {"total": self.total, "changed": self.changed,
-                "changed_examples": list(self.changed_examples),
-                "stages": [t.to_dict() for t in self.stages],
-                "routes": [t.to_dict() for t in self.routes]}
-
-
-class _Matrix:
-    def __init__(self) -> None:
-        self.cells: dict[tuple[str, str], list[str]] = {}
-        self.counts: dict[tuple[str, str], int] = {}
-
-    def add(self, before: str, after: str, lead_id: str) -> None:
-        key = (before, after)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        examples = self.cells.setdefault(key, [])
-        if len(examples) < EXAMPLES:
-            examples.append(lead_id)
-
-    def transitions(self, order: Sequence[str]) -> tuple[Transition, ...]:
-        rank = {name: i for i, name in enumerate(order)}
-
-        def sort_key(key: tuple[str, str]) -> tuple[int, str, int, str]:
-            return (rank.get(key[0], len(rank)), key[0], rank.get(key[1], len(rank)), key[1])
-
-        return tuple(Transition(b, a, self.counts[(b, a)], tuple(self.cells[(b, a)]))
-                     for b, a in sorted(self.counts, key=sort_key))
-
-
-def impact(base_cp: CompiledPlaybook, head_cp: CompiledPlaybook,
-           cases: Iterable[Case]) -> ImpactReport:
-    """Replay every case under both versions and tabulate how decisions move."""
-    stages, routes = _Matrix(), _Matrix()
-    total = changed = 0
-    changed_examples: list[str] = []
-    for case in cases:
-        old = decide(base_cp, case.lead, case.events, case.as_of, lead_id=case.lead_id)
-        new = decide(head_cp, case.lead, case.events, case.as_of, lead_id=case.lead_id)
-        total += 1
-        stages.add(old.stage, new.stage, case.lead_id)
-        routes.add(old.route, new.route, case.lead_id)
-        if (old.stage, old.route, old.excluded) != (new.stage, new.route, new.excluded):
-            changed += 1
-            if len(changed_examples) < EXAMPLES:
-                changed_examples.append(case.lead_id)
-    stage_order = [s.rule.id for s in base_cp.stages] + [s.rule.id for s in head_cp.stages]
-    route_order = ["none"] + [h.to for h in base_cp.handoffs] + [h.to for h in head_cp.handoffs]
-    return ImpactReport(total, changed, stages.transitions(stage_order),
-                        routes.transitions(route_order), tuple(changed_examples))
+def approvers_of(change: Change, base: Metadata) -> list[str]:
+    """Who must approve one change: the base's owners of every section it touches."""
+    found: dict[str, None] = {}
+    for section in touched_sections([change]):
+        found.update(dict.fromkeys(base.owners_of(section)))
+    return list(found)
 
 
 # --- one playbook, both sides ------------------------------------------------------------
@@ -339,7 +255,11 @@ def impact(base_cp: CompiledPlaybook, head_cp: CompiledPlaybook,
 
 @dataclass(frozen=True)
 class PlaybookDiff:
-    """Everything ``engine diff`` reports about one playbook file."""
+    """Everything ``engine diff`` reports about one playbook file.
+
+    ``impact`` is over the fixtures (whole timelines), ``export`` over the leads of an
+    export (``--leads``) with each team's queue at capacity.
+    """
 
     path: str
     status: str  # added | removed | changed | unchanged
@@ -347,36 +267,71 @@ class PlaybookDiff:
     approvals: tuple[Approval, ...] = ()
     impact: ImpactReport | None = None
     impact_note: str | None = None
+    export: ImpactReport | None = None
+    approvers: tuple[tuple[str, ...], ...] = ()  # per change, who must approve it
+    version: tuple[str | None, str | None] = (None, None)  # metadata.version, base → head
 
     @property
     def owned_change(self) -> bool:
         """Whether any changed section has owners (``--fail-on-owner-change``)."""
         return any(a.owners or a.head_owners for a in self.approvals)
 
+    @property
+    def unowned_sections(self) -> list[str]:
+        """Changed sections nobody owns on the base side: nobody could approve them."""
+        return [a.section for a in self.approvals if not a.owners]
+
+    @property
+    def semantic(self) -> bool:
+        """Whether decisions may differ: a change outside ``metadata`` (owners, version, text)."""
+        return any(c.section != "metadata" for c in self.changes)
+
+    def required_approvers(self) -> list[str]:
+        """Everyone whose approval this playbook's change needs (the base's owners), sorted."""
+        return sorted({o for a in self.approvals for o in a.owners})
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
+        changes = [c.to_dict() for c in self.changes]
+        for data, who in zip(changes, self.approvers, strict=False):
+            data["approvers"] = list(who)
         return {"path": self.path, "status": self.status,
-                "changes": [c.to_dict() for c in self.changes],
+                "version": {"before": self.version[0], "after": self.version[1]},
+                "changes": changes,
                 "approvals": [a.to_dict() for a in self.approvals],
+                "required_approvers": self.required_approvers(),
                 "impact": self.impact.to_dict() if self.impact else None,
+                "export_impact": self.export.to_dict() if self.export else None,
                 "impact_note": self.impact_note}
 
 
 def diff_playbooks(path: str, base: CompiledPlaybook | None, head: CompiledPlaybook | None,
-                   cases: Iterable[Case] | None = None) -> PlaybookDiff:
-    """Compare one playbook's two versions; either may be missing (added or removed)."""
+                   cases: Iterable[Case] | None = None,
+                   export_cases: Iterable[Case] | None = None,
+                   progress: Callable[[int], None] | None = None) -> PlaybookDiff:
+    """Compare one playbook's two versions; either may be missing (added or removed).
+
+    ``cases`` are fixtures (their whole timelines compared); ``export_cases`` the leads
+    of an export, whose queues are also cut at capacity on both sides.
+    """
     if base is None and head is None:
         raise ValueError("a playbook diff needs at least one side")
     if base is None or head is None:
         present = base or head
         assert present is not None
-        owners = present.playbook.metadata.owners
+        meta = present.playbook.metadata
         status = "added" if base is None else "removed"
-        owned = tuple(Approval(s, tuple(o)) for s, o in owners.items())
-        return PlaybookDiff(path, status, approvals=owned)
+        owned = tuple(Approval(s, tuple(o)) for s, o in meta.owners.items())
+        version = (None, meta.version) if base is None else (meta.version, None)
+        return PlaybookDiff(path, status, approvals=owned, version=version)
+    versions = (base.playbook.metadata.version, head.playbook.metadata.version)
     changes = tuple(diff_data(snapshot(base), snapshot(head)))
     if not changes:
-        return PlaybookDiff(path, "unchanged")
-    needed = tuple(approvals(changes, base.playbook.metadata.owners, head.playbook.metadata.owners))
+        return PlaybookDiff(path, "unchanged", version=versions)
+    old_meta, new_meta = base.playbook.metadata, head.playbook.metadata
+    needed = tuple(approvals(changes, old_meta, new_meta))
+    who = tuple(tuple(approvers_of(c, old_meta)) for c in changes)
     report = impact(base, head, cases) if cases is not None else None
-    return PlaybookDiff(path, "changed", changes, needed, report)
+    export = impact(base, head, export_cases, queues=True,
+                                  progress=progress) if export_cases is not None else None
+    return PlaybookDiff(path, "changed", changes, needed, report, None, export, who, versions)

@@ -1,4 +1,4 @@
-"""Impact over an export: the leads of a CRM export as cases for ``engine diff``.
+"""The leads of a CRM export as cases: for ``engine diff`` (impact) and ``engine explain``.
 
 Streams the export through the same readers ``engine evaluate`` uses (mappings,
 encodings, rejects), so a reviewer sees how a rule change moves real leads, not
@@ -51,6 +51,15 @@ class ExportSource:
                 yield Case(lead.lead_id, lead.fields, history, as_of)
         except (InputError, ValueError) as error:
             raise EngineError(f"export for impact: {error}") from None
+
+    def find(self, cp: CompiledPlaybook, lead_id: str) -> Case:
+        """One lead of the export with its events (``engine explain --leads``), or an error."""
+        for case in self.cases(cp):
+            if case.lead_id == lead_id:
+                return case
+        rejected = f"; {self.rejected} row(s) were rejected" if self.rejected else ""
+        first = f" (e.g. row {self.samples[0].row}: {self.samples[0].reason})" if self.samples else ""
+        raise EngineError(f"lead {lead_id!r} is not in {self.leads}{rejected}{first}")
 
     def note(self) -> str:
         """What the summary says about the export: where it came from, what was rejected."""

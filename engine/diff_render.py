@@ -11,11 +11,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine.diff import Added, Approval, Change, ImpactReport, Moved, PlaybookDiff, Removed, Transition
+from engine.diff_impact import ColumnImpact, QueueImpact
 
 #: Marks the PR comment so CI finds and updates it instead of posting another.
 MARKER = "<!-- engine-diff -->"
 #: GitHub rejects comments over 65,536 characters; stay well below.
 MAX_MARKDOWN = 60_000
+#: Plan lines shown per playbook in the PR comment (the rest: run ``engine diff``).
+MAX_CHANGE_LINES = 40
+#: Kinds of change shown per decision column.
+MOVES_SHOWN = 3
 
 
 def _value(value: Any) -> str:
@@ -55,13 +60,47 @@ def _changed_cells(cells: Sequence[Transition]) -> list[Transition]:
     return [t for t in cells if t.before != t.after]
 
 
-def impact_lines(report: ImpactReport) -> list[str]:
-    """The impact as text: totals, then each non-diagonal cell of both matrices."""
-    lines = [f"{report.changed} of {report.total} lead(s) change decision"]
-    for name, cells in (("stage", report.stages), ("route", report.routes)):
-        for cell in _changed_cells(cells):
-            lines.append(f"  {name} {cell.before} → {cell.after}: {cell.count} "
-                         f"(e.g. {', '.join(cell.examples)})")
+def _moves(column: ColumnImpact, shown: int = MOVES_SHOWN) -> str:
+    parts = [f"{m.change} for {m.count:,} (e.g. {', '.join(m.examples)})"
+             for m in column.moves[:shown]]
+    rest = sum(m.count for m in column.moves[shown:]) + column.other
+    if rest:
+        parts.append(f"{rest:,} other")
+    return "; ".join(parts)
+
+
+def _capacity(value: int | None) -> str:
+    return "unlimited" if value is None else f"{value:,}/wk"
+
+
+def queue_line(q: QueueImpact) -> str:
+    """One team's queue at capacity, before → after."""
+    capacity = _capacity(q.capacity_before)
+    if q.capacity_after != q.capacity_before:
+        capacity += f" → {_capacity(q.capacity_after)}"
+    line = (f"{q.team} (capacity {capacity}): handoffs {q.handoffs_before:,} → {q.handoffs_after:,}, "
+            f"queued {q.queued_before:,} → {q.queued_after:,}, overflow {q.overflow_before:,} → "
+            f"{q.overflow_after:,}; {q.entered:,} entered the queue, {q.left:,} left")
+    if q.entered_examples or q.left_examples:
+        line += (f" (e.g. in {', '.join(q.entered_examples) or '-'}; "
+                 f"out {', '.join(q.left_examples) or '-'})")
+    return line
+
+
+def _headline(report: ImpactReport, fixtures: bool) -> str:
+    if fixtures:
+        return (f"{report.changed} of {report.total} fixture(s) change "
+                "(replayed timeline differs: `engine test` fails on exactly these)")
+    return f"{report.changed:,} of {report.total:,} lead(s) change decision"
+
+
+def impact_lines(report: ImpactReport, fixtures: bool = False) -> list[str]:
+    """The impact as text: the headline, each column that moved (most leads first), queues."""
+    lines = [_headline(report, fixtures)]
+    lines += [f"  {c.column} ({c.changed:,} lead(s)): {_moves(c)}" for c in report.columns]
+    if report.queues:
+        lines.append("  queues at capacity:")
+        lines += [f"    {queue_line(q)}" for q in report.queues]
     return lines
 
 
@@ -79,8 +118,11 @@ def render_text(diffs: Sequence[PlaybookDiff], base: str, head: str) -> str:
             out.append("  approvals:")
             out += [f"    {approval_line(a)}" for a in diff.approvals]
         if diff.impact is not None:
-            out.append("  impact:")
-            out += [f"    {line}" for line in impact_lines(diff.impact)]
+            out.append("  impact on fixtures:")
+            out += [f"    {line}" for line in impact_lines(diff.impact, fixtures=True)]
+        if diff.export is not None:
+            out.append("  impact on the export:")
+            out += [f"    {line}" for line in impact_lines(diff.export)]
         if diff.impact_note:
             out.append(f"  impact: {diff.impact_note}")
     return "\n".join(out) + "\n"
@@ -117,25 +159,70 @@ def _summary(diff: PlaybookDiff) -> str:
     owners = sorted({o for a in diff.approvals for o in (*a.owners, *(a.head_owners or ()))})
     if owners:
         parts.append(f"approval: {', '.join(owners)}")
+    if diff.unowned_sections:
+        parts.append(f"**no owner** for {', '.join(diff.unowned_sections)}")
     if diff.impact is not None:
-        parts.append(f"{diff.impact.changed} of {diff.impact.total} fixture lead(s) change decision")
+        parts.append(f"{diff.impact.changed} of {diff.impact.total} fixture(s) change")
+    if diff.export is not None:
+        moved = [f"{q.team} queue +{q.entered:,}/−{q.left:,}" for q in diff.export.queues
+                 if q.entered or q.left]
+        parts.append(f"{diff.export.changed:,} of {diff.export.total:,} export lead(s) change"
+                     + (f" ({'; '.join(moved)})" if moved else ""))
     return " — ".join(parts)
+
+
+def _columns_md(report: ImpactReport) -> list[str]:
+    """Each decision column that moved, most leads first, with its commonest changes."""
+    if not report.columns:
+        return []
+    lines = ["| column | leads | changes |", "|---|---:|---|"]
+    lines += [f"| `{c.column}` | {c.changed:,} | {_md_cell(_moves(c))} |" for c in report.columns]
+    return [*lines, ""]
+
+
+def _queues_md(report: ImpactReport) -> list[str]:
+    if not report.queues:
+        return []
+    lines = ["**Queues at weekly capacity** (before → after)", "",
+             "| team | capacity | handoffs | queued | overflow | entered | left |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for q in report.queues:
+        capacity = _capacity(q.capacity_before)
+        if q.capacity_after != q.capacity_before:
+            capacity += f" → {_capacity(q.capacity_after)}"
+        lines.append(f"| `{q.team}` | {capacity} | {q.handoffs_before:,} → {q.handoffs_after:,} | "
+                     f"{q.queued_before:,} → {q.queued_after:,} | {q.overflow_before:,} → "
+                     f"{q.overflow_after:,} | **{q.entered:,}** | **{q.left:,}** |")
+    return [*lines, ""]
+
+
+def _impact_md(title: str, report: ImpactReport, fixtures: bool) -> list[str]:
+    lines = [f"**{title}**: {_headline(report, fixtures)}.", ""]
+    lines += _queues_md(report) + _columns_md(report)
+    if any(t.before != t.after for t in report.stages):
+        lines += _matrix_md("Stages", report.stages)
+    if any(t.before != t.after for t in report.routes):
+        lines += _matrix_md("Routes", report.routes)
+    return lines
 
 
 def _details_md(diff: PlaybookDiff) -> list[str]:
     lines = ["<details>", f"<summary><code>{diff.path}</code>: {diff.status}</summary>", ""]
     if diff.changes:
-        lines += ["```diff", *[line for c in diff.changes for line in change_lines(c)], "```", ""]
+        plan = [line for c in diff.changes for line in change_lines(c)]
+        if len(plan) > MAX_CHANGE_LINES:
+            cut = len(plan) - MAX_CHANGE_LINES
+            plan = [*plan[:MAX_CHANGE_LINES], f"# … {cut} more line(s): run `engine diff` for all"]
+        lines += ["```diff", *plan, "```", ""]
     if diff.approvals:
         lines += ["| section | approvers |", "|---|---|"]
         lines += [f"| {a.section} | {_md_cell(approval_line(a).split(': ', 1)[1])} |"
                   for a in diff.approvals]
         lines.append("")
+    if diff.export is not None:
+        lines += _impact_md("Impact on the export", diff.export, fixtures=False)
     if diff.impact is not None:
-        lines += [f"{diff.impact.changed} of {diff.impact.total} lead(s) change decision.", ""]
-        if diff.impact.changed:
-            lines += _matrix_md("Stages", diff.impact.stages)
-            lines += _matrix_md("Routes", diff.impact.routes)
+        lines += _impact_md("Impact on fixtures", diff.impact, fixtures=True)
     if diff.impact_note:
         lines += [f"_Impact: {diff.impact_note}_", ""]
     return [*lines, "</details>", ""]

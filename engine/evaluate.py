@@ -257,6 +257,8 @@ class _Evaluation:
         seen: dict[str, Any] = {}
         for name in sorted(expr.names - {"lead", "lists"}):
             seen[name] = self.values.get(name)
+        if isinstance(seen.get("stage"), int):  # stages compare by order; people read names
+            seen["stage"] = self.cp.stages[seen["stage"]].rule.id
         lead = self.values["lead"]
         for dotted in sorted(expr.fields):
             base, _, attr = dotted.partition(".")

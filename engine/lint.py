@@ -15,6 +15,7 @@ from engine.diagnostics import Diagnostic, Severity
 from engine.expr import CompiledExpression
 from engine.expr.reach import never_holds, stages_where_certain, stages_where_possible
 from engine.load import Document
+from engine.model import SECTIONS, Playbook
 
 #: The event type whose points the opens-only lint looks at (seed 003).
 EMAIL_OPEN = "email_open"
@@ -187,6 +188,32 @@ def lint_no_sql_form(cp: CompiledPlaybook, doc: Document) -> Iterable[Diagnostic
     from engine.sql.support import lint_no_sql_form as lint
 
     return lint(cp, doc)
+
+
+def lint_owners(playbook: Playbook, doc: Document) -> Iterator[Diagnostic]:
+    """Every section written must have someone to approve its changes (``engine approvals``).
+
+    Run once the playbook is otherwise valid: ownership is a review concern, and a
+    broken file's own errors come first.
+    """
+    meta = playbook.metadata
+    written = [s for s in ("timezone", *SECTIONS) if s in playbook.model_fields_set]
+    if not meta.owners:
+        yield doc.diagnostic(
+            ["metadata"], "W-UNOWNED-SECTION",
+            "no `metadata.owners`: a change to this playbook needs nobody's approval",
+            severity=Severity.WARNING, key=True,
+            hint="add `owners: {default: [TEAM]}` under metadata (and per-section owners)",
+        )
+        return
+    for section in written:
+        if not meta.owners_of(section):
+            yield doc.diagnostic(
+                [section], "W-UNOWNED-SECTION",
+                f"nobody owns `{section}`: a change to it needs nobody's approval",
+                severity=Severity.WARNING, key=True,
+                hint=f"add `default: [TEAM]` or `{section}: [TEAM]` under metadata.owners",
+            )
 
 
 Lint = Callable[[CompiledPlaybook, Document], Iterable[Diagnostic]]

@@ -50,6 +50,13 @@ Section = Literal[
     "exclusions", "stages", "handoffs", "recycle", "sources",
 ]
 SECTIONS: tuple[str, ...] = Section.__args__  # type: ignore[attr-defined]
+#: Keys of ``metadata.owners``: the rule sections, ``metadata`` and ``timezone`` themselves,
+#: and ``default`` — who owns every section that names no owners of its own.
+OwnedKey = Literal[
+    "default", "metadata", "timezone",
+    "teams", "lead", "events", "lists", "personas", "targets", "content", "scoring",
+    "exclusions", "stages", "handoffs", "recycle", "sources",
+]
 
 
 class Strict(BaseModel):
@@ -64,10 +71,16 @@ class Metadata(Strict):
     name: Annotated[str, Field(pattern=ID_PATTERN)]
     version: str = Field(description="The playbook's own version, e.g. `2026.11.1`.")
     description: str | None = None
-    owners: dict[Section, list[str]] = Field(
+    owners: dict[OwnedKey, list[str]] = Field(
         default_factory=dict,
-        description="Per section, the teams or people whose approval a change needs.",
+        description="Per section, the teams or people whose approval a change needs; "
+                    "`default` owns every section not named.",
     )
+
+    def owners_of(self, section: str) -> list[str]:
+        """Who approves a change to ``section``: its own owners, else the ``default`` ones."""
+        table: dict[str, list[str]] = {str(key): value for key, value in self.owners.items()}
+        return list(table.get(section) or table.get("default", []))
 
 
 class Team(Strict):

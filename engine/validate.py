@@ -14,7 +14,7 @@ from engine.build import build
 from engine.check import CheckContext, run_checks
 from engine.compile import CompiledPlaybook, compile_playbook
 from engine.diagnostics import Diagnostic, EngineError, Severity, sort_diagnostics
-from engine.lint import run_lints
+from engine.lint import lint_owners, run_lints
 from engine.load import Document, declared_kind, load_file
 from engine.model import Playbook
 
@@ -51,6 +51,8 @@ def validate_path(path: Path) -> ValidationResult:
     found += problems
     if compiled is not None:
         found += run_lints(compiled, doc)
+        if not any(d.severity is Severity.ERROR for d in found):
+            found += lint_owners(playbook, doc)
     return ValidationResult(path, doc, playbook, sort_diagnostics(found), compiled)
 
 

@@ -136,7 +136,7 @@ def test_cli_markdown_plan_replays_fixtures(repo: Path, snapshot: Any) -> None:
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert result.output.startswith(MARKER)
-    assert "2 of 4 fixture lead(s) change decision" in result.output
+    assert "2 of 4 fixture(s) change" in result.output
     snapshot.assert_match(result.output, "plan.md")
 
 
@@ -202,3 +202,56 @@ def test_markdown_is_capped_with_a_note(repo: Path) -> None:
     assert text.count("<details>") < 120
     short = render_markdown(diffs, "a", "b", limit=3000)
     assert len(short) <= 3000 and "and 1" in short and "Output truncated" in short
+
+
+def test_paths_matching_nothing_are_an_error(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli import main
+
+    assert main(["diff", "HEAD~1", "HEAD", "--", "playbook/"]) == 1  # a typo: no such folder
+    assert "no playbook matches playbook/ at HEAD~1 or HEAD" in capsys.readouterr().err
+    assert main(["diff", "HEAD~1", "HEAD", "--", "playbooks/"]) == 0
+    assert "webinar_attend: 10 → 20" in capsys.readouterr().out
+
+
+def test_every_change_names_its_approvers_and_unowned_changes_fail(
+        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A content stage change once slipped past --fail-on-owner-change ("(no owners)")."""
+    from engine.cli import main
+
+    text = (repo / PB).read_text(encoding="utf-8")
+    edited = text.replace("pricing:         {kind: page, stage: promising}",
+                          "pricing:         {kind: page, stage: nurturing}")
+    assert edited != text
+    (repo / PB).write_text(edited, encoding="utf-8")
+    assert main(["diff", "--base", "HEAD", "--format", "json", "--no-impact",
+                 "--fail-on-owner-change"]) == 1
+    plan = json.loads(capsys.readouterr().out)["playbooks"][0]
+    assert plan["changes"][0]["path"] == 'content.pricing.stage'
+    assert plan["changes"][0]["approvers"] == ["sales-ops"]  # metadata.owners.default
+    assert plan["required_approvers"] == ["sales-ops"]
+
+    unowned = edited.replace("    default: [sales-ops]        # every section not named below\n", "")
+    (repo / PB).write_text(unowned, encoding="utf-8")
+    _git(repo, "commit", "-q", "-am", "no default owner")
+    (repo / PB).write_text(unowned.replace("stage: nurturing}", "stage: promising}"), encoding="utf-8")
+    assert main(["diff", "--base", "HEAD", "--no-impact", "--fail-on-owner-change"]) == 1
+    captured = capsys.readouterr()
+    assert "content: (no owners)" in captured.out
+    assert "nobody owns content" in captured.err
+
+
+def test_check_version_wants_a_newer_version_for_rule_changes(
+        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli import main
+
+    args = ["diff", "HEAD~1", "HEAD", "--no-impact", "--check-version"]
+    assert main(args) == 1
+    assert "metadata.version is still '2026.11.1'; raise it (e.g. '2026.11.2')" in capsys.readouterr().err
+    text = (repo / PB).read_text(encoding="utf-8")
+    for version, code in (("2026.11.2", 0), ("2026.10.9", 1), ("autumn", 0)):
+        (repo / PB).write_text(text.replace("version: 2026.11.1", f"version: {version}"))
+        assert main(["diff", "--base", "HEAD~1", "--no-impact", "--check-version"]) == code, version
+    assert "cannot be ordered; accepted because it changed" in capsys.readouterr().err
+    # owners or description alone change no decision: no new version needed
+    (repo / PB).write_text(text.replace("[marketing-ops]", "[marketing-ops, growth]", 1))
+    assert main(["diff", "--base", "HEAD", "--no-impact", "--check-version"]) == 0

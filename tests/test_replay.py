@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,37 @@ def test_functions_cli_lists_every_name(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["functions", "--format", "json"]) == 0
     listed = {row["name"] for row in json.loads(capsys.readouterr().out)}
     assert listed == set(FUNCTIONS) | set(NAMES)
+
+
+EXPORT_LEADS = """lead_id,email,company_domain,industry,employees,title,country,lead_source
+A1,a@x.example.jp,x.example.jp,software,250,部長,JP,web_form
+A2,b@y.example.jp,y.example.jp,retail,5,Engineer,JP,expo
+"""
+EXPORT_EVENTS = """lead_id,occurred_at,type,content_id
+A1,2026-10-30T10:00:00Z,webinar_attend,
+A1,2026-10-31T10:00:00Z,inquiry,
+A2,2026-10-31T10:00:00Z,email_open,
+"""
+
+
+def test_explain_a_lead_of_an_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "leads.csv").write_text(EXPORT_LEADS, encoding="utf-8")
+    (tmp_path / "events.csv").write_text(EXPORT_EVENTS, encoding="utf-8")
+    args = ["explain", str(PLAYBOOKS / "smb-saas.yaml"), "--leads", str(tmp_path / "leads.csv"),
+            "--events", str(tmp_path / "events.csv"), "--as-of", "2026-11-01T00:00:00Z"]
+    assert main([*args, "--lead", "A1", "--format", "json"]) == 0
+    decision = json.loads(capsys.readouterr().out)
+    assert decision["lead_id"] == "A1" and decision["handoff"]["rule"] == "fast-pass"
+    assert any(step["rule"] == "fast-pass" and step["result"] for step in decision["trace"])
+    assert main([*args, "--lead", "A2"]) == 0
+    assert "decision for A2" in capsys.readouterr().out
+    assert main([*args, "--lead", "A9"]) == 1
+    assert "lead 'A9' is not in" in capsys.readouterr().err
+    assert main([*args[:2], "--lead", "A1"]) == 2  # a fixture or an export, one of them
+
+
+def test_explain_shows_stage_names_not_positions(capsys: pytest.CaptureFixture[str]) -> None:
+    enterprise = PLAYBOOKS.parent / "fixtures" / "enterprise" / "bant-to-won.yaml"
+    assert main(["explain", str(PLAYBOOKS / "enterprise.yaml"), str(enterprise)]) == 0
+    out = capsys.readouterr().out
+    assert "saw stage='won'" in out.replace('"', "'") and "stage=9" not in out

@@ -54,11 +54,13 @@ def test_only_first_party_actions_are_used() -> None:
 
 def test_ci_runs_the_checks_and_updates_one_marked_comment() -> None:
     ci = _load(ROOT / ".github" / "workflows" / "ci.yml")
-    assert set(ci[True] if True in ci else ci["on"]) == {"pull_request", "push"}
+    assert set(ci[True] if True in ci else ci["on"]) == {"pull_request", "pull_request_review", "push"}
     runs = "\n".join(str(step.get("run", "")) for step in _steps())
     for command in ("engine validate --format github", "engine fmt --check", "python -m pytest",
                     "engine diff --base \"origin/${BASE_REF}\" --format markdown",
-                    "engine owners --check .github/CODEOWNERS"):
+                    "engine owners --check .github/CODEOWNERS",
+                    "engine diff --base \"origin/${BASE_REF}\" --check-version",
+                    "engine approvals --plan engine-plan.json"):
         assert command in runs
     script = next(s["with"]["script"] for s in _steps() if "github-script" in str(s.get("uses")))
     assert f"'{MARKER}'" in script and "updateComment" in script
@@ -74,3 +76,19 @@ def test_pre_commit_hooks_name_existing_commands() -> None:
         program, command = hook["entry"].split()[:2]
         assert program == "engine" and command in names
         assert hook["language"] == "python" and "playbooks/" in hook["files"]
+
+
+def test_approvals_job_runs_the_base_engine_on_reviews_with_the_documented_secret() -> None:
+    ci = _load(ROOT / ".github" / "workflows" / "ci.yml")
+    job = ci["jobs"]["approvals"]
+    assert "push" in job["if"] and "pull_request_review" in ci["jobs"]["check"]["if"]
+    runs = [str(step.get("run", "")) for step in job["steps"]]
+    install = next(r for r in runs if "pip install" in r)
+    assert "engine-base" in install and "-e ." not in install  # never the PR's own engine
+    step = next(s for s in job["steps"] if "engine approvals" in str(s.get("run")))
+    assert step["env"]["ENGINE_ORG_TOKEN"] == "${{ secrets.ENGINE_ORG_TOKEN }}"
+    text = (ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
+    assert "ENGINE_ORG_TOKEN" in text.split("name: ci")[0]  # documented in the header
+    from engine.approvals import ORG_TOKEN_ENV
+
+    assert ORG_TOKEN_ENV == "ENGINE_ORG_TOKEN"

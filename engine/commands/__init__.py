@@ -24,6 +24,8 @@ COMMAND_PATHS: dict[str, str] = {
     "fmt": "engine.commands.fmt:fmt",
     "diff": "engine.commands.diff:diff",
     "owners": "engine.commands.owners:owners",
+    "approvals": "engine.commands.approvals:approvals",
+    "log": "engine.commands.log:log",
     "compile": "engine.commands.compile:compile_command",
 }
 

@@ -39,17 +39,31 @@ class _DiffCommand(click.Command):
               help="Column mapping of the export: a preset name or a mapping file.")
 @click.option("--as-of", "as_of", help="When to decide the export's leads (ISO 8601; with --leads).")
 @click.option("--fail-on-owner-change", is_flag=True,
-              help="Exit 1 when a section with owners changed (CI can then require approval).")
+              help="Exit 1 when a changed section has owners, or has none at all (nobody could "
+                   "approve it).")
+@click.option("--check-version", is_flag=True,
+              help="Exit 1 when a playbook's rules changed but its metadata.version did not move "
+                   "forward (CI runs it on pull requests).")
+@click.option("--no-progress", is_flag=True, help="Say nothing on stderr while comparing --leads.")
 def diff(sides: tuple[str, ...], base_opt: str | None, fmt: str, fixture_dirs: tuple[Path, ...],
          no_impact: bool, leads: Path | None, events: Path | None, mapping: str,
-         as_of: str | None, fail_on_owner_change: bool) -> None:
+         as_of: str | None, fail_on_owner_change: bool, check_version: bool,
+         no_progress: bool) -> None:
     """Semantic diff of playbooks between two revisions or two files, like a plan.
 
     BASE and HEAD are git revisions (HEAD omitted: the work tree) or two playbook
     files. Rules are compared by id, so comments, layout and key order never show;
     rule moves in first-match-wins sections (exclusions, stages, handoffs) do. For
-    each changed section the owners from BASE's metadata.owners are listed, and the
-    fixtures of each changed playbook are replayed under both versions.
+    each changed section the owners from BASE's metadata.owners are listed (a section
+    without owners falls to metadata.owners.default), and the JSON names the approvers
+    of every change (`engine approvals` checks them against a PR's reviews).
+
+    Impact: every fixture of a changed playbook is replayed under both versions and
+    counts as changed exactly when `engine test` would fail on it (its whole timeline
+    differs); each decision column that moved is summarised (fit +10: 12 leads, stage
+    nurturing → promising: 3 …). With --leads, the export's leads are decided under both
+    versions and each team's queue is cut at its weekly capacity on both sides: handoffs
+    before → after, leads entering and leaving the queue, the overflow.
 
     \b
     Examples:
@@ -57,6 +71,7 @@ def diff(sides: tuple[str, ...], base_opt: str | None, fmt: str, fixture_dirs: t
       engine diff --base origin/main --format markdown
       engine diff old.yaml new.yaml
       engine diff --base origin/main --leads export.csv --events activity.csv --as-of 2026-11-01
+      engine diff --base origin/main --check-version --no-impact
     """
     from engine.diff_render import RENDERERS
 
@@ -64,6 +79,8 @@ def diff(sides: tuple[str, ...], base_opt: str | None, fmt: str, fixture_dirs: t
     if (events or as_of) and not leads:
         raise click.UsageError("--events and --as-of go with --leads")
     if leads is not None:
+        if no_impact:
+            raise click.UsageError("--leads asks for the impact on an export; --no-impact skips it")
         if as_of is None:
             raise click.UsageError("--leads needs --as-of: the instant to decide the export's leads at")
         from engine.diff_export import ExportSource
@@ -71,40 +88,89 @@ def diff(sides: tuple[str, ...], base_opt: str | None, fmt: str, fixture_dirs: t
         export = ExportSource(leads, events, mapping, as_of)
     ctx = click.get_current_context()
     paths = [str(p) for p in ctx.meta.get("engine.diff.paths", [])]
+    progress = _Progress(not no_progress) if export is not None else None
     base_label, head_label, diffs = _plan(list(sides), base_opt, paths,
                                           None if no_impact else (fixture_dirs or (Path("fixtures"),)),
-                                          export)
+                                          export, progress)
     click.echo(RENDERERS[fmt](diffs, base_label, head_label), nl=False)
-    if fail_on_owner_change and any(d.owned_change for d in diffs):
-        click.echo("owned sections changed: their owners must approve", err=True)
+    failed = False
+    if check_version:
+        from engine.versions import notes, version_problems
+
+        for note in notes(diffs):
+            click.echo(f"warning: {note}", err=True)
+        for problem in version_problems(diffs):
+            click.echo(f"error: {problem}", err=True)
+            failed = True
+    if fail_on_owner_change:
+        for d in diffs:
+            if d.unowned_sections:
+                click.echo(f"error: {d.path}: nobody owns {', '.join(d.unowned_sections)}: add "
+                           "metadata.owners (or metadata.owners.default)", err=True)
+                failed = True
+        if any(d.owned_change for d in diffs):
+            click.echo("owned sections changed: their owners must approve", err=True)
+            failed = True
+    if failed:
         sys.exit(1)
 
 
-def _with_export(cases: list[Any] | None, cp: Any, export: Any) -> Any:
-    """The fixture cases followed by the export's leads, streamed."""
-    if export is None:
-        return cases
-    from itertools import chain
+class _Progress:
+    """Export leads compared so far, on stderr: a line redrawn on a terminal, else every 10 s."""
 
-    return chain(cases or (), export.cases(cp))
+    def __init__(self, enabled: bool) -> None:
+        import time
+
+        self.enabled, self.clock = enabled, time.monotonic
+        self.started = self.last = self.clock()
+        self.tty = sys.stderr.isatty()
+        self.count = 0
+
+    def __call__(self, count: int) -> None:
+        self.count = count
+        now = self.clock()
+        if not self.enabled or (not self.tty and now - self.last < 10):
+            return
+        self.last = now
+        click.echo(f"{chr(13) if self.tty else ''}impact: {count:,} export lead(s) compared",
+                   err=True, nl=not self.tty)
+
+    def done(self, count: int) -> None:
+        if self.enabled:
+            seconds = self.clock() - self.started
+            click.echo(f"{chr(13) if self.tty else ''}impact: {count:,} export lead(s) decided "
+                       f"under both versions in {seconds:.1f} s", err=True)
 
 
-def _export_note(note: str | None, export: Any) -> str | None:
-    """After the replay: name the export and what it rejected, then the fixture note."""
-    if export is None:
-        return note
-    said: str = export.note()
-    return said + (f"; {note}" if note else "")
+def _repo_paths(paths: list[str]) -> list[str]:
+    """PATHS as given, refused when they leave the repository (a PR must not name /etc)."""
+    from engine.diagnostics import EngineError
+    from engine.revisions import git
+
+    for path in paths:
+        if path.startswith("-"):
+            raise click.UsageError(f"{path!r} after '--': options go before '--', paths after it")
+    try:
+        top = Path(git("rev-parse", "--show-toplevel").strip()).resolve()
+    except EngineError:
+        return paths  # not a repository: two files, or a work tree only
+    for path in paths:
+        try:
+            (Path.cwd() / path).resolve().relative_to(top)
+        except ValueError:
+            raise EngineError(f"{path}: outside the repository {top} (give paths inside "
+                              "the repository)") from None
+    return paths
 
 
 def _plan(sides: list[str], base_opt: str | None, paths: list[str],
-          fixture_dirs: tuple[Path, ...] | None, export: Any = None) -> tuple[str, str, list[Any]]:
+          fixture_dirs: tuple[Path, ...] | None, export: Any = None,
+          progress: _Progress | None = None) -> tuple[str, str, list[Any]]:
     """Resolve the two sides and diff every playbook present on either."""
-    from dataclasses import replace
+    from engine.diagnostics import EngineError
+    from engine.revisions import Side, is_revision
 
-    from engine.diff import diff_playbooks
-    from engine.revisions import Side, compile_side, is_revision
-
+    paths = _repo_paths(paths)
     if base_opt is not None:
         if len(sides) > 1 or (sides and not is_revision(sides[0])):
             raise click.UsageError("with --base, give at most one HEAD revision (PATHS go after --)")
@@ -112,7 +178,8 @@ def _plan(sides: list[str], base_opt: str | None, paths: list[str],
         if not is_revision(base_opt):
             raise click.UsageError(f"--base {base_opt!r} is not a git revision")
     elif len(sides) == 2 and all(Path(s).is_file() for s in sides) and not paths:
-        return sides[0], sides[1], [_diff_files(Path(sides[0]), Path(sides[1]), fixture_dirs, export)]
+        return sides[0], sides[1], [_diff_files(Path(sides[0]), Path(sides[1]), fixture_dirs,
+                                                export, progress)]
     else:
         revisions: list[str] = []
         while sides and len(revisions) < 2 and is_revision(sides[0]):
@@ -121,36 +188,50 @@ def _plan(sides: list[str], base_opt: str | None, paths: list[str],
         if not revisions:
             raise click.UsageError("give BASE (and HEAD) as git revisions, two playbook files, "
                                    "or --base REV")
+        paths = _repo_paths(paths)
         base, head = Side(revisions[0]), Side(revisions[1] if len(revisions) > 1 else None)
     scope = paths or ["playbooks"]
     names = sorted(set(base.list_playbooks(scope)) | set(head.list_playbooks(scope)))
-    diffs = []
-    for name in names:
-        old, new = compile_side(base, name), compile_side(head, name)
-        cases, note = _cases(Path(name), fixture_dirs) if old and new else (None, None)
-        if old and new and fixture_dirs is not None:
-            cases = _with_export(cases, new, export)
-        result = diff_playbooks(name, old, new, cases)
-        note = _export_note(note, export) if fixture_dirs is not None else note
-        if result.status == "changed" and note:
-            result = replace(result, impact_note=note)
-        diffs.append(result)
-    return base.label, head.label, diffs
+    if paths and not names:
+        raise EngineError(f"no playbook matches {' '.join(paths)} at {base.label} or "
+                          f"{head.label}: check the path (engine diff BASE HEAD -- playbooks/NAME.yaml)")
+    return base.label, head.label, [_diff_one(base, head, name, fixture_dirs, export, progress)
+                                    for name in names]
+
+
+def _diff_one(base: Any, head: Any, name: str, fixture_dirs: tuple[Path, ...] | None,
+              export: Any, progress: _Progress | None) -> Any:
+    from engine.revisions import compile_side
+
+    old, new = compile_side(base, name), compile_side(head, name)
+    cases, note = _cases(Path(name), fixture_dirs) if old and new else (None, None)
+    return _compare(name, old, new, cases, note, export, progress)
 
 
 def _diff_files(base: Path, head: Path, fixture_dirs: tuple[Path, ...] | None,
-                export: Any = None) -> Any:
-    from dataclasses import replace
-
-    from engine.diff import diff_playbooks
+                export: Any = None, progress: _Progress | None = None) -> Any:
     from engine.validate import load_playbook
 
     old, new = load_playbook(base).compiled, load_playbook(head).compiled
     cases, note = _cases(head, fixture_dirs, also=base)
-    if fixture_dirs is not None:
-        cases = _with_export(cases, new, export)
-    result = diff_playbooks(str(head), old, new, cases)
-    note = _export_note(note, export) if fixture_dirs is not None else note
+    return _compare(str(head), old, new, cases, note, export, progress)
+
+
+def _compare(name: str, old: Any, new: Any, cases: list[Any] | None, note: str | None,
+             export: Any, progress: _Progress | None) -> Any:
+    """One playbook: fixtures replayed in full, then the export's leads streamed (if any)."""
+    from dataclasses import replace
+
+    from engine.diff import diff_playbooks
+
+    export_cases = export.cases(new) if export is not None and old and new else None
+    result = diff_playbooks(name, old, new, cases, export_cases,
+                            progress=progress if export is not None else None)
+    if export is not None and old and new and result.status == "changed":
+        if progress is not None and result.export is not None:
+            progress.done(result.export.total)
+        said: str = export.note()
+        note = said + (f"; {note}" if note else "")
     return replace(result, impact_note=note) if result.status == "changed" and note else result
 
 
@@ -176,7 +257,8 @@ def _cases(playbook: Path, fixture_dirs: tuple[Path, ...] | None,
             skipped += 1  # e.g. written for another playbook version; `engine test` reports it
             continue
         if fixture.playbook_path.resolve() in targets:
-            cases.append(Case(fixture.lead_id, fixture.lead, fixture.events, fixture.as_of))
+            cases.append(Case(fixture.lead_id, fixture.lead, fixture.events, fixture.as_of,
+                              fixture=True, check_at=tuple(fixture.check_at)))
     if not cases:
         return None, "no fixtures for this playbook under " + ", ".join(map(str, fixture_dirs))
     note = f"{skipped} fixture file(s) could not be loaded and were skipped" if skipped else None

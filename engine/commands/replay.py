@@ -52,29 +52,61 @@ def replay(playbook: Path, fixture: Path, fmt: str) -> None:
 
 @click.command()
 @click.argument("playbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("fixture", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("fixture", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--at", "at", default=None, help="Decide at this ISO time (default: the fixture's as_of).")
+@click.option("--leads", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Explain a lead of this export instead of a fixture (with --lead and --as-of).")
+@click.option("--events", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The export's activity file (with --leads).")
+@click.option("--mapping", default="canonical", show_default=True,
+              help="Column mapping of the export: a preset name or a mapping file.")
+@click.option("--lead", "lead_id", help="The id of the lead to explain (with --leads).")
+@click.option("--as-of", "as_of", help="When to decide the lead (ISO 8601; with --leads).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-def explain(playbook: Path, fixture: Path, at: str | None, fmt: str) -> None:
+def explain(playbook: Path, fixture: Path | None, at: str | None, leads: Path | None,
+            events: Path | None, mapping: str, lead_id: str | None, as_of: str | None,
+            fmt: str) -> None:
     """Explain one decision: every rule evaluated, the values it saw, its result.
 
+    The lead is a fixture's, or one lead of an export read as `engine evaluate`
+    reads it (same mappings, encodings and rejects): --leads, --events, --mapping,
+    --lead and --as-of.
+
     \b
-    Example:
+    Examples:
       engine explain playbooks/smb-saas.yaml fixtures/smb-saas/hot-enquiry.yaml
+      engine explain playbooks/x-education.yaml --leads Leads.csv --mapping leads-x-education \\
+          --lead 7927b2df-8bba-4d29-b9a2-b6e0beafe620 --as-of 2020-01-01
     """
     from engine.diagnostics import EngineError
     from engine.evaluate import decide
     from engine.render import render_decision, render_trace
 
-    cp, fx = _load(playbook, fixture)
-    when = fx.as_of
-    if at is not None:
-        try:
-            when = datetime.fromisoformat(at.replace("Z", "+00:00"))
-        except ValueError:
-            raise EngineError(f"--at {at!r} is not an ISO 8601 time") from None
-    decision = decide(cp, fx.lead, fx.events, when, lead_id=fx.lead_id, trace=True)
+    if (fixture is None) == (leads is None):
+        raise click.UsageError("give a FIXTURE, or an export with --leads (not both)")
+    if leads is None and (events or lead_id or as_of):
+        raise click.UsageError("--events, --lead and --as-of go with --leads")
+    if leads is not None:
+        if lead_id is None or as_of is None or at is not None:
+            raise click.UsageError("--leads needs --lead ID and --as-of TIME (not --at)")
+        from engine.diff_export import ExportSource
+        from engine.validate import load_playbook
+
+        cp = load_playbook(playbook).compiled
+        assert cp is not None
+        case = ExportSource(leads, events, mapping, as_of).find(cp, lead_id)
+        lead, history, when, name = dict(case.lead), list(case.events), case.as_of, case.lead_id
+    else:
+        assert fixture is not None
+        cp, fx = _load(playbook, fixture)
+        lead, history, when, name = fx.lead, list(fx.events), fx.as_of, fx.lead_id
+        if at is not None:
+            try:
+                when = datetime.fromisoformat(at.replace("Z", "+00:00"))
+            except ValueError:
+                raise EngineError(f"--at {at!r} is not an ISO 8601 time") from None
+    decision = decide(cp, lead, history, when, lead_id=name, trace=True)
     if fmt == "json":
         click.echo(json.dumps(decision.to_dict(with_trace=True), ensure_ascii=False, indent=2,
                               sort_keys=True, default=str))
