@@ -7,6 +7,7 @@ line and column of the YAML node and rewrites the message for a playbook author
 
 from __future__ import annotations
 
+import json
 import types
 import typing
 from typing import Any
@@ -80,6 +81,18 @@ def _doc_path(doc: Document, loc: tuple[Any, ...]) -> list[str | int]:
     return path
 
 
+#: Type errors, which strict models raise for `true` as points or `"5"` as a number.
+_TYPES = {
+    "float_type": ("a number", "write a number such as `1` or `2.5`, without quotes"),
+    "int_type": ("a whole number", "write a whole number such as `2`, without quotes"),
+    "bool_type": ("true or false", "write `true` or `false`, without quotes"),
+    "string_type": ("text", "quote it if it is meant as text, e.g. \"1.0\""),
+}
+#: Checks the JSON Schema cannot state (see engine.model): their own codes, so that
+#: "E-SCHEMA" means exactly what an editor with the schema also reports.
+_VALUE_CODES = {"timezone": "E-TIMEZONE", "duration": "E-DURATION"}
+
+
 def _friendly(error: Any) -> tuple[str, str | None]:
     kind = error["type"]
     ctx = error.get("ctx") or {}
@@ -92,6 +105,10 @@ def _friendly(error: Any) -> tuple[str, str | None]:
             return (f"{value!r} is not a duration",
                     "write a whole number and a unit: s, m, h, d or w, e.g. `14d`")
         return f"{value!r} does not have the expected form ({ctx.get('pattern')})", None
+    if kind in _TYPES and not isinstance(value, dict | list):
+        written = json.dumps(value, ensure_ascii=False) if value is not None else "null"
+        expected, hint = _TYPES[kind]
+        return f"{written} is not {expected}", hint
     if kind == "literal_error":
         return f"{value!r} is not allowed here: expected {ctx.get('expected')}", None
     message = str(error["msg"])
@@ -132,7 +149,8 @@ def build(doc: Document) -> tuple[Playbook | None, list[Diagnostic]]:
                                         f"missing required key `{loc[-1]}`", key=True)
         else:
             message, hint = _friendly(error)
-            diagnostic = doc.diagnostic(path, "E-SCHEMA", message, hint=hint)
+            code = _VALUE_CODES.get(kind, "E-SCHEMA")
+            diagnostic = doc.diagnostic(path, code, message, hint=hint)
         # Unions report one error per member; one per place and code is enough.
         marker = (diagnostic.path, diagnostic.line, diagnostic.col, diagnostic.code)
         if marker not in seen:

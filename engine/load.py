@@ -157,7 +157,8 @@ def _build(root: Node, yaml: YAML) -> tuple[Any, dict[NodePath, Position]]:
                     raise _LoadError(key_node, "E-LOAD-MERGE", "merge keys (`<<`) are not supported",
                                      "write the entries out; playbooks are reviewed as text")
                 key = _scalar(key_node, yaml)
-                key = key if isinstance(key, str | int) else str(key)
+                # Keys are names, as in JSON: `1:` or `true:` is the text written.
+                key = key if isinstance(key, str) else str(key_node.value)
                 if key in mapping:
                     raise _LoadError(key_node, "E-LOAD-DUPLICATE-KEY", f"duplicate key `{key}`",
                                      "each key may appear once in a mapping; merge the two entries")
