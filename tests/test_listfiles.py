@@ -93,3 +93,57 @@ def test_only_small_regular_text_files_are_read(tmp_path: Path) -> None:
     assert time.monotonic() - started < 5  # the FIFO never blocked
     big.write_bytes(b"x\n" * (MAX_LIST_BYTES // 2))  # exactly the limit: read
     assert read_list_file(repo / "playbooks", "lists/big.txt") == {"x"}
+
+
+FIXTURE = """apiVersion: engine/v1
+kind: Fixture
+playbook: playbook.yaml
+lead: {id: L1, fields: {company: acme}}
+events: []
+as_of: "2026-01-01T00:00:00Z"
+"""
+COMMANDS = {
+    "validate": ["validate", "playbook.yaml"],
+    "compile": ["compile", "playbook.yaml", "--target", "duckdb"],
+    "evaluate": ["evaluate", "playbook.yaml", "--leads", "leads.csv", "--as-of", "2026-01-01",
+                 "--out", "out.csv"],
+    "replay": ["replay", "playbook.yaml", "fixture.yaml"],
+    "explain": ["explain", "playbook.yaml", "fixture.yaml"],
+    "test": ["test", "fixture.yaml"],
+    "diff": ["diff", "base.yaml", "playbook.yaml", "--no-impact"],
+    "fmt": ["fmt", "--check", "playbook.yaml"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("hostile", ["outside-list", "oversized"])
+def test_every_command_reads_playbooks_through_the_same_guards(
+        command: str, hostile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli import main
+    from tests.conftest import PLAYBOOKS
+
+    text = (PLAYBOOKS / "smb-saas.yaml").read_text(encoding="utf-8")
+    (tmp_path / "secret.txt").write_text("root:x:0:0:secret\n")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / ".git").mkdir()
+    monkeypatch.chdir(repo)
+    (repo / "base.yaml").write_text(text.replace("lists/competitors.txt", "[a.example]")
+                                    .replace("lists/partners.txt", "[b.example]"))
+    if hostile == "outside-list":
+        (repo / "playbook.yaml").write_text(text.replace("lists/competitors.txt", "../secret.txt"))
+        expected = ("E-LIST-OUTSIDE", "is outside the repository")
+    else:
+        (repo / "playbook.yaml").write_text(text + "#" * (2 << 20) + "\n")
+        expected = ("E-LOAD-SIZE", "playbooks are limited to")
+    (repo / "fixture.yaml").write_text(FIXTURE)
+    (repo / "leads.csv").write_text("lead_id,company\nL1,acme\n")
+    code = main(COMMANDS[command])
+    out, err = capsys.readouterr()
+    if command == "fmt" and hostile == "outside-list":
+        assert code in (0, 1) and "secret" not in out + err  # fmt reads no list files
+        return
+    assert code == 1, out + err
+    # `engine test` reports through pytest: the message, without the code
+    assert expected[0 if command != "test" else 1] in out + err and "root:x:" not in out + err

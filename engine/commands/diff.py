@@ -49,7 +49,9 @@ def diff(sides: tuple[str, ...], base_opt: str | None, fmt: str, fixture_dirs: t
     files. Rules are compared by id, so comments, layout and key order never show;
     rule moves in first-match-wins sections (exclusions, stages, handoffs) do. For
     each changed section the owners from BASE's metadata.owners are listed, and the
-    fixtures of each changed playbook are replayed under both versions.
+    fixtures of each changed playbook are replayed under both versions. A list's
+    changes show as counts and a sample of five added and removed items; list
+    files at a revision are confined to the repository as in the work tree.
 
     \b
     Examples:
