@@ -7,6 +7,7 @@ line and column of the YAML node and rewrites the message for a playbook author
 
 from __future__ import annotations
 
+import json
 import types
 import typing
 from typing import Any
@@ -80,6 +81,19 @@ def _doc_path(doc: Document, loc: tuple[Any, ...]) -> list[str | int]:
     return path
 
 
+_TYPE_ERRORS = ("_type", "_parsing")
+#: Type errors, which strict models raise for `true` as points or `"5"` as a number.
+_TYPES = {
+    "float_type": ("a number", "write a number such as `1` or `2.5`, without quotes"),
+    "int_type": ("a whole number", "write a whole number such as `2`, without quotes"),
+    "bool_type": ("true or false", "write `true` or `false`, without quotes"),
+    "string_type": ("text", "quote it if it is meant as text, e.g. \"1.0\""),
+}
+#: Checks the JSON Schema cannot state (see engine.model): their own codes, so that
+#: "E-SCHEMA" means exactly what an editor with the schema also reports.
+_VALUE_CODES = {"timezone": "E-TIMEZONE", "duration": "E-DURATION"}
+
+
 def _friendly(error: Any) -> tuple[str, str | None]:
     kind = error["type"]
     ctx = error.get("ctx") or {}
@@ -92,6 +106,11 @@ def _friendly(error: Any) -> tuple[str, str | None]:
             return (f"{value!r} is not a duration",
                     "write a whole number and a unit: s, m, h, d or w, e.g. `14d`")
         return f"{value!r} does not have the expected form ({ctx.get('pattern')})", None
+    if kind in _TYPES:
+        written = ("a mapping" if isinstance(value, dict) else "a list" if isinstance(value, list)
+                   else json.dumps(value, ensure_ascii=False))
+        expected, hint = _TYPES[kind]
+        return f"{written} is not {expected}", hint if not isinstance(value, dict | list) else None
     if kind == "literal_error":
         return f"{value!r} is not allowed here: expected {ctx.get('expected')}", None
     message = str(error["msg"])
@@ -114,10 +133,13 @@ def build(doc: Document) -> tuple[Playbook | None, list[Diagnostic]]:
         path = list(path_key)
         kind = error["type"]
         # A union of a scalar and a mapping: when a mapping was written, the
-        # mapping member's errors are the useful ones; drop "should be a number".
-        if isinstance(error.get("input"), dict) and paths.count(path_key) + sum(
-            1 for other in paths if len(other) > len(path_key) and other[: len(path_key)] == path_key
-        ) > 1 and kind.endswith(("_type", "_parsing")):
+        # mapping member's errors are the useful ones; drop "should be a number" —
+        # but only when such an error exists: a mapping where no member takes one
+        # (`lists: {x: {}}`) must still be reported, never an invalid file in silence.
+        if isinstance(error.get("input"), dict) and kind.endswith(_TYPE_ERRORS) and any(
+            other[: len(path_key)] == path_key and not e["type"].endswith(_TYPE_ERRORS)
+            for other, e in zip(paths, errors, strict=True)
+        ):
             continue
         if kind == "extra_forbidden":
             key = str(loc[-1])
@@ -132,10 +154,14 @@ def build(doc: Document) -> tuple[Playbook | None, list[Diagnostic]]:
                                         f"missing required key `{loc[-1]}`", key=True)
         else:
             message, hint = _friendly(error)
-            diagnostic = doc.diagnostic(path, "E-SCHEMA", message, hint=hint)
+            code = _VALUE_CODES.get(kind, "E-SCHEMA")
+            diagnostic = doc.diagnostic(path, code, message, hint=hint)
         # Unions report one error per member; one per place and code is enough.
         marker = (diagnostic.path, diagnostic.line, diagnostic.col, diagnostic.code)
         if marker not in seen:
             seen.add(marker)
             diagnostics.append(diagnostic)
+    if not diagnostics:  # never an invalid playbook without a word: report pydantic's first
+        message, hint = _friendly(errors[0])
+        diagnostics.append(doc.diagnostic(paths[0], "E-SCHEMA", message, hint=hint))
     return None, diagnostics

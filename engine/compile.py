@@ -1,10 +1,11 @@
 """Playbook → :class:`CompiledPlaybook`: every expression parsed, checked and compiled once.
 
 This is the stage between ``check`` and ``evaluate``: it resolves lists from their
-files, builds the content matcher and the engagement weights, and compiles each
-expression in the context where it sits (personas see no scores; stages see fit
-and engagement; handoffs see the stage). Expression issues are mapped to the
-exact character inside the YAML string.
+files (confined to the repository: :mod:`engine.listfiles`), builds the content
+matcher and the engagement weights, and compiles each expression in the context
+where it sits (personas see no scores; stages see fit and engagement; handoffs see
+the stage). Expression issues are mapped to the exact character inside the YAML
+string.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from engine.diagnostics import Diagnostic, Severity, format_path
 from engine.durations import parse_seconds
 from engine.events import Event
 from engine.expr import CompiledExpression, ExprIssue, Vocabulary, compile_expression
+from engine.listfiles import ListFileError, read_list_file, repository_root
 from engine.load import Document
 from engine.model import ContentItem, EventPoints, Playbook
 
@@ -182,16 +184,6 @@ def _weights(playbook: Playbook, catalogue: Callable[[str], str | None]
     return weight, dict(plain)
 
 
-def read_list(path: Path) -> frozenset[str]:
-    """One item per line; blank lines and ``#`` comments are ignored."""
-    items = set()
-    for line in path.read_text(encoding="utf-8-sig").splitlines():
-        item = line.strip()
-        if item and not item.startswith("#"):
-            items.add(item)
-    return frozenset(items)
-
-
 def vocabulary_of(playbook: Playbook) -> Vocabulary:
     """The plain-data view of a playbook that the expression checker reads."""
     return Vocabulary(
@@ -323,19 +315,18 @@ def compile_playbook(
     if any(d.severity is Severity.ERROR for d in c.diagnostics):
         return None, c.diagnostics
     lists: dict[str, frozenset[str]] = {}
+    root = repository_root(base_dir) if any(isinstance(v, str) for v in pb.lists.values()) else None
     for name, value in pb.lists.items():
         if isinstance(value, list):
             lists[name] = frozenset(value)
             continue
         try:
-            lists[name] = read_list(base_dir / value)
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+            lists[name] = read_list_file(base_dir, value, root)
+        except ListFileError as exc:
             c.diagnostics.append(Diagnostic(
                 file=doc.file if doc else "<playbook>", line=c.line(("lists", name)),
-                col=doc.position(("lists", name))[1] if doc else 1, code="E-LIST-FILE",
-                message=f"list file `{value}` cannot be read: {reason}", path=f"lists.{name}",
-                hint=f"paths are relative to the playbook's folder ({base_dir})",
+                col=doc.position(("lists", name))[1] if doc else 1, code=exc.code,
+                message=exc.message, path=f"lists.{name}", hint=exc.hint,
             ))
     if any(d.severity is Severity.ERROR for d in c.diagnostics):
         return None, c.diagnostics

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from engine.compile import CompiledPlaybook
@@ -42,9 +42,9 @@ class Change:
         """JSON-ready: op, kind, section, path and the values of this kind of change."""
         data: dict[str, Any] = {"op": self.op, "kind": self.kind, "section": self.section,
                                 "path": self.path}
-        for name in ("before", "after", "value"):
-            if hasattr(self, name):
-                data[name] = getattr(self, name)
+        for item in fields(self)[2:]:
+            value = getattr(self, item.name)
+            data[item.name] = list(value) if isinstance(value, tuple) else value
         return data
 
 
@@ -74,6 +74,41 @@ class Updated(Change):
     after: Any = None
     op: ClassVar[str] = "~"
     kind: ClassVar[str] = "changed"
+
+
+@dataclass(frozen=True)
+class ListItems(Change):
+    """A list's items changed: counts and a capped sample, never the whole list.
+
+    A list file can hold thousands of lines, and the plan is posted as a PR comment;
+    the counts say how big the change is, the sample what it looks like.
+    """
+
+    added: int = 0
+    removed: int = 0
+    added_sample: tuple[str, ...] = ()
+    removed_sample: tuple[str, ...] = ()
+    op: ClassVar[str] = "~"
+    kind: ClassVar[str] = "items"
+
+
+#: Items of a changed list shown per direction, and the characters shown of each.
+LIST_SAMPLE = 5
+LIST_ITEM_CHARS = 80
+
+
+def _sample(items: Sequence[str]) -> tuple[str, ...]:
+    return tuple(i if len(i) <= LIST_ITEM_CHARS else i[: LIST_ITEM_CHARS - 1] + "…"
+                 for i in items[:LIST_SAMPLE])
+
+
+def list_items(section: str, path: str, before: Sequence[str], after: Sequence[str]) -> ListItems:
+    """The change from ``before`` to ``after`` (sorted item lists) as counts and samples."""
+    old, new = set(before), set(after)
+    added = [i for i in after if i not in old]
+    removed = [i for i in before if i not in new]
+    return ListItems(section, path, added=len(added), removed=len(removed),
+                     added_sample=_sample(added), removed_sample=_sample(removed))
 
 
 @dataclass(frozen=True)
@@ -128,7 +163,9 @@ def _diff_mapping(base: Mapping[str, Any], head: Mapping[str, Any], path: str, s
     for key in keys:
         where, key_shape = _join(path, key), f"{shape}.{key}" if shape else key
         section = where.split(".", 1)[0].split("[", 1)[0]
-        if key not in head:
+        if shape == "lists" and (key not in head or key not in base):
+            out.extend(_whole_list(base.get(key), head.get(key), where, section))
+        elif key not in head:
             out.append(Removed(section, where, value=base[key]))
         elif key not in base:
             out.append(Added(section, where, value=head[key]))
@@ -145,10 +182,22 @@ def _diff_value(before: Any, after: Any, path: str, shape: str, section: str,
     elif shape in KEYED and isinstance(before, list) and isinstance(after, list):
         _diff_keyed(before, after, path, shape, section, out)
     elif shape.startswith("lists.") and shape.endswith(".items"):
-        out.extend(Removed(section, path, value=item) for item in before if item not in after)
-        out.extend(Added(section, path, value=item) for item in after if item not in before)
+        out.append(list_items(section, path, before, after))
     else:
         out.append(Updated(section, path, before=before, after=after))
+
+
+def _whole_list(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, path: str,
+                section: str) -> list[Change]:
+    """A list added or removed: where it comes from, then its items as counts and a sample."""
+    entry = after if after is not None else before
+    assert entry is not None
+    file = {"file": entry["file"]} if entry["file"] is not None else {"inline": True}
+    head = Added(section, path, value=file) if after is not None else Removed(section, path,
+                                                                                value=file)
+    items = list_items(section, f"{path}.items", before["items"] if before else [],
+                       after["items"] if after else [])
+    return [head, items]
 
 
 def _diff_keyed(before: list[dict[str, Any]], after: list[dict[str, Any]], path: str, shape: str,

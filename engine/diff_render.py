@@ -10,7 +10,17 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engine.diff import Added, Approval, Change, ImpactReport, Moved, PlaybookDiff, Removed, Transition
+from engine.diff import (
+    Added,
+    Approval,
+    Change,
+    ImpactReport,
+    ListItems,
+    Moved,
+    PlaybookDiff,
+    Removed,
+    Transition,
+)
 from engine.diff_impact import ColumnImpact, QueueImpact
 
 #: Marks the PR comment so CI finds and updates it instead of posting another.
@@ -36,12 +46,26 @@ def change_lines(change: Change) -> list[str]:
         return [f"+ {change.path}: {_value(change.value)}"]
     if isinstance(change, Removed):
         return [f"- {change.path}: {_value(change.value)}"]
+    if isinstance(change, ListItems):
+        return _list_lines(change)
     if isinstance(change, Moved):
         return [f"~ {change.path}: moved from position {change.before} to {change.after}"]
     before, after = _value(getattr(change, "before", None)), _value(getattr(change, "after", None))
     if len(before) + len(after) + len(change.path) < 90:
         return [f"~ {change.path}: {before} → {after}"]
     return [f"~ {change.path}:", f"    - {before}", f"    + {after}"]
+
+
+def _list_lines(change: ListItems) -> list[str]:
+    """``~ lists.x.items: +120 -3 item(s)``, then up to a few of each, quoted as JSON strings."""
+    lines = [f"~ {change.path}: +{change.added} -{change.removed} item(s)"]
+    for sign, count, sample in (("+", change.added, change.added_sample),
+                                ("-", change.removed, change.removed_sample)):
+        if sample:
+            more = f" … and {count - len(sample)} more" if count > len(sample) else ""
+            shown = ", ".join(json.dumps(item, ensure_ascii=False) for item in sample)
+            lines.append(f"    {sign} {shown}{more}")
+    return lines
 
 
 def _handles(names: Sequence[str]) -> str:

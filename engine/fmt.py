@@ -27,7 +27,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from engine.diagnostics import EngineError
-from engine.load import load_text
+from engine.load import load_text, read_text_file
 
 #: Top-level order: identity first, then vocabulary, then the rules in evaluation order.
 SECTION_ORDER: tuple[str, ...] = (
@@ -231,10 +231,9 @@ def _realign(source: str, output: str) -> str:
 
 def format_file(path: Path) -> FormatResult:
     """Read and format one file (nothing is written)."""
-    try:
-        original = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EngineError(f"{path}: cannot read: {exc}") from None
+    original, problems = read_text_file(path)  # validate's guards: size, file type, encoding
+    if original is None:
+        raise EngineError(f"{path}: cannot format a file that does not load", problems)
     return FormatResult(path, original, format_text(original, str(path)))
 
 

@@ -14,7 +14,9 @@ separately, where comments matter.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +157,8 @@ def _build(root: Node, yaml: YAML) -> tuple[Any, dict[NodePath, Position]]:
                     raise _LoadError(key_node, "E-LOAD-MERGE", "merge keys (`<<`) are not supported",
                                      "write the entries out; playbooks are reviewed as text")
                 key = _scalar(key_node, yaml)
-                key = key if isinstance(key, str | int) else str(key)
+                # Keys are names, as in JSON: `1:` or `true:` is the text written.
+                key = key if isinstance(key, str) else str(key_node.value)
                 if key in mapping:
                     raise _LoadError(key_node, "E-LOAD-DUPLICATE-KEY", f"duplicate key `{key}`",
                                      "each key may appear once in a mapping; merge the two entries")
@@ -262,11 +265,50 @@ def _nesting(file: str, text: str) -> list[Diagnostic]:
     return []
 
 
+#: What ruamel says it was reading → what the author opened there.
+_OPENED = {"while parsing a flow sequence": "'['", "while parsing a flow mapping": "'{'"}
+
+
+def _syntax_error(file: str, text: str, exc: MarkedYAMLError) -> Diagnostic:
+    """Where the broken construct opened, and where the parser gave up.
+
+    The parser notices an unclosed bracket or quote only where the document stops
+    making sense, often lines later or at the end of the file; the fix is at the
+    opening, so the diagnostic points there and names both places. Other errors
+    (indentation) point where they were noticed and name the block they are in.
+    """
+    problem = (exc.problem or exc.context or "invalid YAML").strip()
+    found, opened = exc.problem_mark, exc.context_mark
+    hint = "check indentation, colons and quotes near this position"
+    if found is None or opened is None or not exc.context or (
+            (opened.line, opened.column) >= (found.line, found.column)):
+        mark = found or opened
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        return _error(file, line, col, "E-LOAD-SYNTAX", f"YAML syntax error: {problem}", hint)
+    context = exc.context.strip()
+    start, end = (opened.line + 1, opened.column + 1), (found.line + 1, found.column + 1)
+    if context == "while scanning a quoted scalar" or context in _OPENED:
+        quote = text[opened.index] if opened.index < len(text) else '"'
+        what = f"unclosed {quote} quote" if context not in _OPENED else f"unclosed {_OPENED[context]}"
+        message = (f"YAML syntax error: {what} opened at {start[0]}:{start[1]}; "
+                   f"the parser noticed at {end[0]}:{end[1]}: {problem}")
+        return _error(file, *start, "E-LOAD-SYNTAX", message,
+                      "close it where it should end; the parser only noticed later")
+    block = context.removeprefix("while ").split(" ", 1)[-1].removeprefix("a ").removeprefix("an ")
+    message = (f"YAML syntax error: {problem} at {end[0]}:{end[1]} "
+               f"(in the {block} that starts at {start[0]}:{start[1]})")
+    return _error(file, *end, "E-LOAD-SYNTAX", message, hint)
+
+
 def load_text(text: str, file: str = "<string>") -> tuple[Document | None, list[Diagnostic]]:
     """Parse ``text`` as one YAML mapping document, or explain why not."""
     if not text.strip():
         return None, [_error(file, 1, 1, "E-LOAD-EMPTY", "file is empty",
                              "a playbook starts with `apiVersion: engine/v1` and `kind: Playbook`")]
+    if len(text) > MAX_BYTES // 4 and len(text.encode("utf-8")) > MAX_BYTES:
+        return None, [_error(file, 1, 1, "E-LOAD-SIZE",
+                             f"text is more than {MAX_BYTES:,} bytes; playbooks are limited to that",
+                             "split the playbook or move long lists into list files")]
     guards = _tab_indent(file, text) or _nesting(file, text)
     if guards:
         return None, guards
@@ -292,47 +334,140 @@ def load_text(text: str, file: str = "<string>") -> tuple[Document | None, list[
         line, col = _mark(exc.node)
         return None, [_error(file, line, col, exc.code, exc.message, exc.hint)]
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = (exc.problem or exc.context or "invalid YAML").strip()
-        return None, [_error(file, line, col, "E-LOAD-SYNTAX", f"YAML syntax error: {problem}",
-                             "check indentation, colons and quotes near this position")]
+        return None, [_syntax_error(file, text, exc)]
     except (YAMLError, RecursionError, ValueError) as exc:
         return None, [_error(file, 1, 1, "E-LOAD-SYNTAX", f"YAML could not be read: {exc}",
                              None)]
     return Document(file=file, text=text, data=data, positions=positions), []
 
 
+class FileRefused(OSError):
+    """A path that names something other than a small regular file; ``strerror`` says what."""
+
+    def __init__(self, reason: str, size: int | None = None) -> None:
+        super().__init__(reason)
+        self.strerror = reason
+        self.size = size
+
+
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+               | getattr(os, "O_CLOEXEC", 0))
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a regular file"
+    return "is not a regular file"
+
+
+def open_regular(path: str | Path, *, dir_fd: int | None = None, follow: bool = True) -> int:
+    """A descriptor on a regular file, opened so that nothing else can block or slip through.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once instead of waiting for a
+    writer; the type is then checked with ``fstat`` on the opened descriptor, so a
+    file swapped after a check cannot be what is read. ``follow=False`` refuses a
+    symbolic link as the last component.
+    """
+    flags = _OPEN_FLAGS | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
+    fd = os.open(path, flags, dir_fd=dir_fd)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise FileRefused(_kind_of(mode))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_fd(fd: int, limit: int, *, head: bool = False) -> bytes:
+    """At most ``limit`` bytes from ``fd`` (closed afterwards); more is refused unless ``head``."""
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit and not head:
+            raise FileRefused(f"is {size:,} bytes; the limit is {limit:,}", size)
+        chunks: list[bytes] = []
+        total = 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    finally:
+        os.close(fd)
+    raw = b"".join(chunks)
+    if head:
+        return raw[:limit]
+    if len(raw) > limit:  # grew since fstat: still refused, never read further
+        raise FileRefused(f"is more than {limit:,} bytes; the limit is {limit:,}", len(raw))
+    return raw
+
+
+def read_regular(path: str | Path, limit: int) -> bytes:
+    """The bytes of a regular file no bigger than ``limit`` (a :class:`FileRefused` otherwise).
+
+    The one way playbooks, fixtures and list files are read: a FIFO, a device, a
+    directory or a huge file ends in an error before anything is parsed.
+    """
+    return read_fd(open_regular(path), limit)
+
+
+def read_text_file(path: Path | str) -> tuple[str | None, list[Diagnostic]]:
+    """The text of a playbook-like file through every guard that needs no parsing.
+
+    Size, file type, NUL bytes and encoding: what every command reading a playbook
+    (validate, test, evaluate, diff, compile, explain, replay, fmt) goes through.
+    """
+    file = str(path)
+    try:
+        raw = read_regular(path, MAX_BYTES)
+    except FileRefused as exc:
+        if exc.size is not None:
+            return None, [_error(file, 1, 1, "E-LOAD-SIZE",
+                                 f"file is {exc.size:,} bytes; playbooks are limited to "
+                                 f"{MAX_BYTES:,}",
+                                 "split the playbook or move long lists into list files")]
+        return None, [_error(file, 1, 1, "E-LOAD-IO", f"cannot read file: it {exc.strerror}",
+                             "give the path of a YAML file")]
+    except OSError as exc:
+        return None, [_error(file, 1, 1, "E-LOAD-IO", f"cannot read file: {exc.strerror}", None)]
+    return _decode(file, raw)
+
+
 _KIND = re.compile(r"^kind:\s*['\"]?([A-Za-z]+)", re.MULTILINE)
+#: How much of a file :func:`declared_kind` reads.
+KIND_WINDOW = 65536
 
 
 def declared_kind(path: Path) -> str | None:
     """The top-level ``kind:`` a YAML file declares (Playbook, Fixture, ...), read cheaply.
 
     Used to sort files found in folders without parsing them; None when the file
-    says no kind or cannot be read.
+    says no kind or cannot be read. Only the head of the file is read.
     """
     try:
-        return kind_of_text(Path(path).read_text(encoding="utf-8", errors="replace"))
+        raw = read_fd(open_regular(path), KIND_WINDOW, head=True)
     except OSError:
         return None
+    return kind_of_text(raw.decode("utf-8", errors="replace"))
 
 
 def kind_of_text(text: str) -> str | None:
     """The top-level ``kind:`` declared in YAML text (its first 64 KiB), or None."""
-    match = _KIND.search(text[:65536])
+    match = _KIND.search(text[:KIND_WINDOW])
     return match.group(1) if match else None
 
 
 def load_file(path: Path | str) -> tuple[Document | None, list[Diagnostic]]:
     """Read and parse a playbook file; unreadable files become diagnostics too."""
-    file = str(path)
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
-    except OSError as exc:
-        return None, [_error(file, 1, 1, "E-LOAD-IO", f"cannot read file: {exc.strerror}", None)]
-    text, problems = _decode(file, raw)
+    text, problems = read_text_file(path)
     if text is None:
         return None, problems
-    return load_text(text, file)
+    return load_text(text, str(path))

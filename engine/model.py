@@ -5,6 +5,14 @@ schema``), never written by hand. Models check shape only — types, required
 keys, unknown keys, durations, identifiers. Whether a stage named in a handoff
 exists, or an expression type-checks, is ``check.py``'s job, because those
 findings need the whole playbook and positions inside strings.
+
+The model and the schema accept the same documents (``tests/test_schema_agreement.py``),
+so an editor's squiggles and ``engine validate`` never disagree: models are strict
+(no ``true`` as points, no ``"5"`` as a number, no ``1`` as a boolean), an integer may be
+written ``2.0`` as JSON Schema allows, and rules the schema states with combinators
+(a fit rule's two forms) are stated there too. Two checks have no schema form and
+keep codes of their own: a time zone must exist (``E-TIMEZONE``) and a duration must
+be at most ten years (``E-DURATION``).
 """
 
 from __future__ import annotations
@@ -12,7 +20,15 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from engine.durations import DurationError, parse_seconds
 
@@ -35,7 +51,14 @@ def _check_duration(value: str) -> str:
     try:
         parse_seconds(value)
     except DurationError as exc:
-        raise ValueError(str(exc)) from None
+        raise PydanticCustomError("duration", str(exc)) from None
+    return value
+
+
+def _integral(value: Any) -> Any:
+    """``2.0`` is an integer to JSON Schema; anything else goes to the strict check as is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -60,9 +83,10 @@ OwnedKey = Literal[
 
 
 class Strict(BaseModel):
-    """Base: unknown keys are errors, values are immutable once loaded."""
+    """Base: unknown keys are errors, values are never coerced, immutable once loaded."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False,
+                              strict=True)
 
 
 class Metadata(Strict):
@@ -90,6 +114,14 @@ class Team(Strict):
     reps: Annotated[int, Field(ge=0, le=100_000)] | None = None
     slots_per_rep_per_week: Annotated[int, Field(ge=0, le=10_000)] | None = None
     handoffs_per_week: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers(cls, data: Any) -> Any:
+        # On the model, not the fields: a field validator would hide the bounds from the schema.
+        if isinstance(data, dict):
+            return {k: _integral(v) for k, v in data.items()}
+        return data
 
     @property
     def capacity(self) -> int | None:
@@ -282,6 +314,7 @@ class Playbook(Strict):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
+        strict=True,
         json_schema_extra={"title": "Revenue playbook"},
     )
 
@@ -317,7 +350,9 @@ class Playbook(Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name like Asia/Tokyo") from None
+            raise PydanticCustomError(
+                "timezone", "unknown time zone {zone}; use an IANA name like Asia/Tokyo",
+                {"zone": repr(value)}) from None
         return value
 
     def stage_ids(self) -> list[str]:
@@ -325,9 +360,43 @@ class Playbook(Strict):
         return [s.id for s in self.stages]
 
 
+def _keys_by_name(node: Any) -> Any:
+    """``patternProperties`` → ``propertyNames`` + ``additionalProperties``, everywhere.
+
+    pydantic states a mapping with constrained keys (``teams: {id: Team}``) as
+    ``patternProperties``, which leaves a key that does not match unchecked and its
+    value free; the model refuses that key, so the schema must too.
+    """
+    if isinstance(node, list):
+        return [_keys_by_name(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _keys_by_name(value) for key, value in node.items()}
+    patterns = out.get("patternProperties")
+    if isinstance(patterns, dict) and len(patterns) == 1 and "additionalProperties" not in out:
+        (pattern, value), = patterns.items()
+        del out["patternProperties"]
+        out["propertyNames"] = {**out.get("propertyNames", {}), "pattern": pattern}
+        out["additionalProperties"] = value
+    return out
+
+
+def _present(name: str) -> dict[str, Any]:
+    """JSON Schema for "``name`` is given and not null" (the model treats null as absent)."""
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+
+#: A fit rule's two forms, as its model validator checks them (see FitRule._one_form).
+_FIT_RULE_FORMS = {"anyOf": [
+    {"allOf": [_present("when"), _present("points"), {"not": _present("first_of")}]},
+    {"allOf": [_present("first_of"), {"not": _present("when")}, {"not": _present("points")}]},
+]}
+
+
 def json_schema() -> dict[str, Any]:
     """The playbook JSON Schema (draft 2020-12), as committed in ``schemas/``."""
-    schema = Playbook.model_json_schema()
+    schema = _keys_by_name(Playbook.model_json_schema())
+    schema["$defs"]["FitRule"].update(_FIT_RULE_FORMS)
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://example.invalid/engine/playbook.schema.json",

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from engine.cli import cli
 from engine.diff import (
-    Added,
     Approval,
     Case,
+    ListItems,
     Moved,
     Removed,
     Transition,
@@ -27,7 +27,7 @@ from engine.diff import (
     impact,
     snapshot,
 )
-from engine.diff_render import MARKER, render_markdown
+from engine.diff_render import MARKER, change_lines, render_markdown
 from engine.events import Event
 from engine.revisions import Side, compile_side
 from engine.validate import load_playbook
@@ -182,15 +182,34 @@ def test_reordering_a_first_match_section_is_a_move_not_delete_and_add() -> None
     assert diff_data(base, head) == [Moved("exclusions", "exclusions[competitor]", before=1, after=2)]
 
 
-def test_fit_rules_are_keyed_and_list_items_diffed_one_by_one() -> None:
+def test_fit_rules_are_keyed_and_list_items_diffed_as_counts() -> None:
     base = _data()
     rules = base["scoring"]["fit"]["rules"]
     scoring = {**base["scoring"], "fit": {**base["scoring"]["fit"], "rules": rules[::-1]}}
     assert diff_data(base, _data(scoring=scoring)) == []  # fit rules add up: order is no change
+    before = base["lists"]["partners"]["items"]
     lists = {**base["lists"], "partners": {"file": None, "items": ["new.example"]}}
     changes = diff_data(base, _data(lists=lists))
-    assert [type(c) for c in changes] == [Removed, Removed, Added]
-    assert changes[-1] == Added("lists", "lists.partners.items", value="new.example")
+    assert changes == [ListItems("lists", "lists.partners.items", added=1, removed=len(before),
+                                 added_sample=("new.example",), removed_sample=tuple(before))]
+
+
+def test_a_long_list_change_shows_counts_and_a_capped_sample() -> None:
+    old = [f"old{i:05}.example" for i in range(5_000)]
+    new = [f"new{i:05}.example" for i in range(20_000)] + ["x" * 500]
+    changes = diff_data(_data(lists={"big": {"file": "lists/big.txt", "items": old}}),
+                        _data(lists={"big": {"file": "lists/big.txt", "items": sorted(new)}}))
+    assert [c.to_dict()["kind"] for c in changes] == ["items"]
+    lines = change_lines(changes[0])
+    assert lines[0] == "~ lists.big.items: +20001 -5000 item(s)"
+    assert lines[1] == ('    + "new00000.example", "new00001.example", "new00002.example", '
+                        '"new00003.example", "new00004.example" … and 19996 more')
+    assert len("\n".join(lines)) < 400
+    dropped = diff_data(_data(lists={"big": {"file": "lists/big.txt", "items": old}}),
+                        _data(lists={}))
+    assert dropped == [Removed("lists", "lists.big", value={"file": "lists/big.txt"}),
+                       ListItems("lists", "lists.big.items", removed=5_000,
+                                 removed_sample=tuple(old[:5]))]
 
 
 def test_markdown_is_capped_with_a_note(repo: Path) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import cli
+from engine.cli import cli, main
 from engine.fmt import format_text
 from engine.validate import validate_path
 from tests.conftest import PLAYBOOKS
@@ -79,3 +81,19 @@ def test_unreadable_yaml_is_a_user_error(tmp_path: Path) -> None:
     path.write_text("kind: Playbook\nkind: Again\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["fmt", "--check", str(path)])
     assert result.exit_code == 1 and "cannot format" in str(result.exception)
+
+
+def test_fmt_has_the_loaders_guards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 40 MB playbook once took 134 s and 1 GB in fmt; now it is refused as validate does."""
+    big = tmp_path / "big.yaml"
+    with big.open("w", encoding="utf-8") as handle:
+        handle.write("apiVersion: engine/v1\nkind: Playbook\nlists:\n  x:\n")
+        handle.writelines(f"    - item{i}\n" for i in range(300_000))
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    for path, code in ((big, "E-LOAD-SIZE"), (fifo, "E-LOAD-IO")):
+        started = time.monotonic()
+        assert main(["fmt", "--check", str(path)]) == 1
+        assert time.monotonic() - started < 10
+        assert f"error[{code}]" in capsys.readouterr().err
+    assert big.stat().st_size > 4_000_000  # never rewritten

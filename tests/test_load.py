@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import pytest
 
-from engine.load import MAX_BYTES, load_file, load_text
+from engine.load import KIND_WINDOW, MAX_BYTES, declared_kind, load_file, load_text
 
 
 def test_positions_point_at_keys_and_values() -> None:
@@ -80,3 +81,53 @@ def test_nesting_guard_cannot_be_sidestepped(text: str) -> None:
 def test_quoted_brackets_do_not_count_as_nesting() -> None:
     doc, problems = load_text("a: '" + "[" * 100 + "'\n")
     assert not problems and doc is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "at", "says"),
+    [
+        ("a: [1, 2\nb: 3\nc: 4\n", (1, 4), "unclosed '[' opened at 1:4; the parser noticed at 2:2"),
+        ("a: {x: 1\n\n\nb: 2\n", (1, 4), "unclosed '{' opened at 1:4; the parser noticed at 4:2"),
+        ('a: 1\nb: "abc\nc: 3\n', (2, 4), 'unclosed " quote opened at 2:4; the parser noticed at 4:1'),
+        # not an opening: where it was noticed, naming the block it sits in
+        ("a:\n  - 1\n b: 2\n", (3, 2), "did not find expected key at 3:2 (in the block mapping "
+                                       "that starts at 1:1)"),
+        ("a: b: c\n", (1, 5), "mapping values are not allowed in this context"),
+    ],
+)
+def test_syntax_errors_name_where_the_construct_opened(text: str, at: tuple[int, int],
+                                                       says: str) -> None:
+    doc, problems = load_text(text, "f.yaml")
+    assert doc is None and [p.code for p in problems] == ["E-LOAD-SYNTAX"]
+    assert (problems[0].line, problems[0].col) == at
+    assert says in problems[0].message
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    doc, problems = load_file(fifo)
+    assert doc is None and problems[0].code == "E-LOAD-IO" and "FIFO" in problems[0].message
+    assert time.monotonic() - started < 5
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    doc, problems = load_file(tmp_path)
+    assert doc is None and problems[0].code == "E-LOAD-IO"
+    assert "is a directory" in problems[0].message
+
+
+def test_text_handed_in_directly_has_the_size_limit_too() -> None:
+    doc, problems = load_text("a: " + "x" * MAX_BYTES)
+    assert doc is None and problems[0].code == "E-LOAD-SIZE"
+    doc, problems = load_text("a: " + "é" * (MAX_BYTES // 2))  # under in characters, over in bytes
+    assert doc is None and problems[0].code == "E-LOAD-SIZE"
+
+
+def test_kind_is_sniffed_from_the_head_only(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_bytes(b"kind: Fixture\n" + b"#" * (KIND_WINDOW * 4))
+    assert declared_kind(path) == "Fixture"
+    os.mkfifo(tmp_path / "pipe.yaml")
+    assert declared_kind(tmp_path / "pipe.yaml") is None

@@ -64,6 +64,8 @@ def diff(sides: tuple[str, ...], base_opt: str | None, fmt: str, fixture_dirs: t
     nurturing → promising: 3 …). With --leads, the export's leads are decided under both
     versions and each team's queue is cut at its weekly capacity on both sides: handoffs
     before → after, leads entering and leaving the queue, the overflow.
+    A list's changes show as counts and a sample of five added and removed items;
+    list files at a revision are confined to the repository as in the work tree.
 
     \b
     Examples:

@@ -23,6 +23,12 @@ def validate(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
     default: playbooks/. Exit 0 when valid, 1 when any error (or, with --strict,
     warning) is found, 2 on a usage error.
 
+    Every command reads playbooks through the same guards: at most 1 MiB, a
+    regular file (never a FIFO or device), UTF-8, no tabs, duplicate keys, alias
+    bombs or deep nesting. List files must be regular files of at most 10 MiB
+    inside the repository (the git work tree containing the playbook, else its
+    folder), never under .git.
+
     \b
     Examples:
       engine validate playbooks/
