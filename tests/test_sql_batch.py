@@ -160,13 +160,12 @@ def test_capacities_queues_and_overflow(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("encoding", ["cp932", "utf-8-sig"])
 def test_encodings_duckdb_cannot_read_are_transcoded(bench: CompiledPlaybook, tmp_path: Path,
-                                                     encoding: str) -> None:
+                                                     encoding: str, private_temp_dir: Path) -> None:
     leads, events = _bad_rows(40)
     lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads, encoding=encoding)
     ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events, encoding=encoding)
-    before = set(Path("/tmp").glob(".engine-utf8-*"))
     both(bench, tmp_path, lp, ep)
-    assert set(Path("/tmp").glob(".engine-utf8-*")) == before  # the UTF-8 copies are removed
+    assert list(private_temp_dir.iterdir()) == []  # the UTF-8 copies (and all scratch) are removed
 
 
 def _jsonl(path: Path, header: list[str], rows: list[list[str]]) -> Path:
