@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
-from engine.evaluate import Decision
+from engine.evaluate import Decision, KernelBug
 from engine.evaluate import decide_for_row as decide  # to_row() shows no breakdown
 from engine.events import Event
 from engine.io import (
@@ -338,6 +338,8 @@ def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, si
         try:
             decision = decide(cp, lead.fields, events, request.as_of, lead_id=lead.lead_id)
             row = shape(decision)
+        except KernelBug:
+            raise  # a bug, not the lead's fault: exit 3, never a reject
         except Exception as error:  # one lead's failure must not lose the run
             sink(Reject(leads_file, lead.row, None, lead.lead_id,
                         f"evaluation failed: {type(error).__name__}: {error}"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+
 import click
 
 from engine.diagnostics import EngineError

@@ -37,8 +37,8 @@ def test_each_crash_gets_its_own_log(monkeypatch: pytest.MonkeyPatch, capsys: py
     assert logs[0] != logs[1] and logs[0].exists()  # the second crash did not overwrite the first
 
 
-def test_no_writable_temp_dir_prints_the_traceback(monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_no_writable_temp_dir_prints_the_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
