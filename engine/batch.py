@@ -45,6 +45,7 @@ from engine.io import (
     write_cells,
     write_rows,
 )
+from engine.io.output_paths import Named, refuse_overlaps
 from engine.kernel import kernel_for
 from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue
 
@@ -91,6 +92,9 @@ class BatchRequest:
     events_sorted: bool | None = None
     #: With ``queues``: also write each capped team's overflow as ``TEAM.overflow.csv``.
     overflow: bool = False
+    #: Other files the run reads (the playbook, a mapping file), by what names them for the
+    #: user (``("the playbook", path)``): no output may overwrite them.
+    reads: tuple[tuple[str, Path], ...] = ()
 
     @property
     def rejects_path(self) -> Path:
@@ -99,8 +103,12 @@ class BatchRequest:
 
 
 def default_rejects_path(out: Path) -> Path:
-    """``out/decisions.csv`` → ``out/decisions.rejects.csv`` (always CSV)."""
-    return out.with_name(f"{out.name.split('.')[0] or out.name}.rejects.csv")
+    """``out/decisions.csv`` → ``out/decisions.rejects.csv`` (always CSV).
+
+    From the whole stem, so ``decisions.v1.csv`` and ``decisions.v2.csv`` keep apart
+    rejects (``decisions.v1.rejects.csv``); only the extension is replaced.
+    """
+    return out.with_name(f"{out.stem}.rejects.csv")
 
 
 def parse_as_of(text: str, cp: CompiledPlaybook) -> datetime:
@@ -252,6 +260,7 @@ def run_export(cp: CompiledPlaybook, request: BatchRequest, produce: Producer, *
     if request.as_of.tzinfo is None:
         request = _with_zone(request, cp)
     summary = _new_summary(cp, request, playbook_name)
+    refuse_overlaps(*_named_paths(request, summary))
     for folder in (request.out.parent, request.rejects_path.parent, request.queues):
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
@@ -277,6 +286,23 @@ def run_export(cp: CompiledPlaybook, request: BatchRequest, produce: Producer, *
         if disk is not None:
             disk.close()
     return summary
+
+
+def _named_paths(request: BatchRequest, summary: Summary) -> tuple[list[Named], list[Named], Named | None]:
+    """The run's inputs, its output files and its queue folder, each with what names it."""
+    inputs: list[Named] = [("--leads", request.leads)]
+    if request.events is not None:
+        inputs.append(("--events", request.events))
+    inputs += request.reads
+    rejects = "--rejects" if request.rejects is not None else "the rejects file (from --out)"
+    outputs: list[Named] = [("--out", request.out), (rejects, request.rejects_path)]
+    if request.queues is None:
+        return inputs, outputs, None
+    for team, queue in summary.teams.items():
+        outputs.append(("the queue file", request.queues / f"{team}.csv"))
+        if request.overflow and queue.capacity is not None:
+            outputs.append(("the overflow file", request.queues / f"{team}.overflow.csv"))
+    return inputs, outputs, ("--queues", request.queues)
 
 
 def _plan_queues(request: BatchRequest, summary: Summary) -> DiskQueue | None:

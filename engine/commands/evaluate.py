@@ -23,9 +23,11 @@ import click
               help="ISO 8601 instant to decide at, e.g. 2026-11-01 or 2026-11-01T09:00+09:00; "
                    "without an offset it is in the playbook's timezone.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Decisions, one row per lead: .csv, .jsonl or .parquet.")
+              help="Decisions, one row per lead: .csv, .jsonl or .parquet. No output may be an "
+                   "input (also through a link) or another output, nor --queues a folder holding an input.")
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
-              help="Rejected rows (CSV) [default: NAME.rejects.csv beside --out; always written].")
+              help="Rejected rows (CSV) [default: beside --out, its extension replaced: "
+                   "d.v1.csv → d.v1.rejects.csv; always written].")
 @click.option("--queues", type=click.Path(file_okay=False, path_type=Path),
               help="Write one work queue per team (TEAM.csv), cut at the team's weekly capacity.")
 @click.option("--overflow", is_flag=True,
@@ -76,6 +78,7 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
             leads=leads, events=events, mapping=load_mapping(mapping), as_of=parse_as_of(as_of, compiled),
             out=out, rejects=rejects, queues=queues, max_errors=max_errors, encoding=encoding,
             events_sorted=events_sorted or None, overflow=overflow,
+            reads=_other_inputs(playbook, mapping),
         )
         if overflow and queues is None:
             raise click.UsageError("--overflow needs --queues")
@@ -96,6 +99,14 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
         click.echo(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
     else:
         click.echo(render_summary(summary), nl=False)
+
+
+def _other_inputs(playbook: Path, mapping: str) -> tuple[tuple[str, Path], ...]:
+    """Files the run reads besides the exports, which no output may overwrite."""
+    reads = [("the playbook", playbook)]
+    if Path(mapping).is_file():  # a mapping file rather than a preset's name
+        reads.append(("--mapping", Path(mapping)))
+    return tuple(reads)
 
 
 def _with_progress(compiled: Any, request: Any, name: str) -> Any:
