@@ -62,6 +62,8 @@ DECISION_TYPES = dict.fromkeys(DECISION_COLUMNS, _STRING) | {
     "target_account": _BOOL, "target_lead": _BOOL, "surge": _BOOL,
     "fit": _FLOAT, "engagement": _FLOAT, "priority": _FLOAT,
 }
+#: Columns the engine writes as numbers or booleans: data, never formula-guarded in a CSV.
+NOT_TEXT = frozenset(name for name, kind in DECISION_TYPES.items() if kind != _STRING)
 #: Rejects shown in the message when ``--max-errors`` stops a run.
 SHOWN_REJECTS = 5
 _PROGRESS_EVERY = 500
@@ -95,6 +97,9 @@ class BatchRequest:
     #: Other files the run reads (the playbook, a mapping file), by what names them for the
     #: user (``("the playbook", path)``): no output may overwrite them.
     reads: tuple[tuple[str, Path], ...] = ()
+    #: CSV outputs (decisions, rejects, queues): a text cell that a spreadsheet would read
+    #: as a formula gets a leading ``'`` (:func:`engine.io.writers.guard_cell`).
+    csv_guard: bool = True
 
     @property
     def rejects_path(self) -> Path:
@@ -267,7 +272,7 @@ def run_export(cp: CompiledPlaybook, request: BatchRequest, produce: Producer, *
     staging = staging_path(request.out)
     disk = _plan_queues(request, summary)
     try:
-        with RejectsWriter(request.rejects_path) as writer:
+        with RejectsWriter(request.rejects_path, csv_guard=request.csv_guard) as writer:
             sink = Rejects(writer, str(request.leads), request.max_errors)
             produce(summary, sink, staging, request)
             summary.leads_rejected = sink.leads
@@ -275,7 +280,7 @@ def run_export(cp: CompiledPlaybook, request: BatchRequest, produce: Producer, *
             summary.events_rejected = sink.events
             summary.events_read = summary.events_matched + sink.events
             if request.queues is not None:
-                _write_queues(request.queues, summary, request.overflow)
+                _write_queues(request.queues, summary, request.overflow, request.csv_guard)
         _fsync(staging)
         os.replace(staging, request.out)
     except BaseException:
@@ -342,8 +347,9 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Re
                                    prepare=prepare)
     try:
         if file_format(staging) == "csv":  # rows spelled as text straight from each Decision
-            write_cells(staging, DECISION_COLUMNS, _decisions(cp, request, summary, sink, pairs, progress,
-                                                              Decision.to_cells))
+            write_cells(staging, DECISION_COLUMNS,
+                        _decisions(cp, request, summary, sink, pairs, progress, Decision.to_cells),
+                        raw_columns=NOT_TEXT, csv_guard=request.csv_guard)
         else:
             write_decisions(staging, _decisions(cp, request, summary, sink, pairs, progress, Decision.to_row))
     finally:
@@ -393,9 +399,10 @@ def record_decision(summary: Summary, decision: Decision, row: int) -> None:
             queue.offer(decision, row)
 
 
-def write_decisions(target: Path, rows: Iterator[dict[str, Any]]) -> None:
+def write_decisions(target: Path, rows: Iterator[dict[str, Any]], *, csv_guard: bool = True) -> None:
+    """Decision rows to ``target`` in its format (Parquet with the fixed :data:`DECISION_TYPES`)."""
     if file_format(target) != "parquet":
-        write_rows(target, DECISION_COLUMNS, rows)
+        write_rows(target, DECISION_COLUMNS, rows, csv_guard=csv_guard)
         return
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -413,12 +420,13 @@ def write_decisions(target: Path, rows: Iterator[dict[str, Any]]) -> None:
             writer.write_table(pa.Table.from_pylist(batch, schema=schema))
 
 
-def _write_queues(folder: Path, summary: Summary, overflow: bool) -> None:
+def _write_queues(folder: Path, summary: Summary, overflow: bool, csv_guard: bool) -> None:
     """One CSV per team that receives handoffs (empty ones too, so no stale queue survives)."""
     for team, queue in summary.teams.items():
-        write_rows(folder / f"{team}.csv", QUEUE_COLUMNS, queue.rows())
+        write_rows(folder / f"{team}.csv", QUEUE_COLUMNS, queue.rows(), csv_guard=csv_guard)
         if overflow and queue.capacity is not None:
-            write_rows(folder / f"{team}.overflow.csv", QUEUE_COLUMNS, queue.overflow_rows())
+            write_rows(folder / f"{team}.overflow.csv", QUEUE_COLUMNS, queue.overflow_rows(),
+                       csv_guard=csv_guard)
 
 
 def count_rows(path: Path) -> int:

@@ -32,6 +32,11 @@ import click
               help="Write one work queue per team (TEAM.csv), cut at the team's weekly capacity.")
 @click.option("--overflow", is_flag=True,
               help="With --queues: also write TEAM.overflow.csv, the handoffs beyond capacity, in order.")
+@click.option("--no-csv-guard", "no_csv_guard", is_flag=True,
+              help="Write text cells of CSV outputs exactly as they are. By default a text cell "
+                   "(a lead id, a rejected value) starting with = + - @, tab or CR, which a spreadsheet "
+                   "would run as a formula, is written with a leading ' (numbers such as -3.5 and "
+                   "the engine's numeric columns are never changed; JSONL and Parquet are never guarded).")
 @click.option("--max-errors", type=click.IntRange(min=0),
               help="Stop with exit 1 and no output once more rows than this are rejected.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -49,7 +54,8 @@ import click
                    "(pip install 'revenue-playbook-engine[spark]', Java 17+).")
 @click.option("--master", help="With --backend spark: the Spark master URL [default: local[*]].")
 def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_of: str, out: Path,
-             rejects: Path | None, queues: Path | None, overflow: bool, max_errors: int | None, fmt: str,
+             rejects: Path | None, queues: Path | None, overflow: bool, no_csv_guard: bool,
+             max_errors: int | None, fmt: str,
              encoding: str | None, events_sorted: bool | None, no_progress: bool, backend: str,
              master: str | None) -> None:
     """Decide every lead of an export at --as-of: stage, route, handoff, exclusions.
@@ -78,7 +84,7 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
             leads=leads, events=events, mapping=load_mapping(mapping), as_of=parse_as_of(as_of, compiled),
             out=out, rejects=rejects, queues=queues, max_errors=max_errors, encoding=encoding,
             events_sorted=events_sorted or None, overflow=overflow,
-            reads=_other_inputs(playbook, mapping),
+            reads=_other_inputs(playbook, mapping), csv_guard=not no_csv_guard,
         )
         if overflow and queues is None:
             raise click.UsageError("--overflow needs --queues")

@@ -92,7 +92,7 @@ def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend:
                 source = run_on_spark(con, cp, req.as_of, query, master)
             else:
                 source = f"({query.tree.sql(dialect='duckdb')})"
-            write_decisions(staging, _rows(con, cp, req, source, summary))
+            write_decisions(staging, _rows(con, cp, req, source, summary), csv_guard=req.csv_guard)
         finally:
             con.close()
             scratch.cleanup()
