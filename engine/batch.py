@@ -4,10 +4,12 @@ Memory stays bounded as the export grows: leads and their events arrive one lead
 time (``engine.io`` merges sorted files or spills unsorted events to disk), each row is
 written as soon as it is decided, and work queues keep at most a team's capacity.
 
-Nothing half-written: decisions go to a hidden staging file next to ``--out``; the
-rejects file and queues are renamed into place first and the decisions file last, so
-its presence means the run finished. A run that stops (too many rejects, an error,
-SIGTERM, SIGKILL) leaves no file under any final name it had not finished.
+Nothing half-written: every output is written in full to the run's scratch folder
+(:mod:`engine.io.scratch`) and renamed into place at the end, the rejects file and
+queues first and the decisions file last, so its presence means the run finished. A run
+that stops (too many rejects, an error, SIGTERM, SIGKILL) leaves nothing new in the
+output folder but, after SIGKILL, a lock file the next run removes; its scratch goes at
+once, or with the next run after SIGKILL.
 
 Every row is accounted for: leads read = decided + rejected, events read = matched +
 rejected. A lead whose evaluation fails (a field of an unexpected type) is a reject
@@ -16,8 +18,6 @@ with the error as its reason, never a crash of the run.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -45,7 +45,9 @@ from engine.io import (
     write_cells,
     write_rows,
 )
+from engine.io.locks import LOCK_SUFFIX, OutputLock, output_locks
 from engine.io.output_paths import Named, refuse_overlaps
+from engine.io.scratch import Run, stall_point, temp_dir
 from engine.kernel import kernel_for
 from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue
 
@@ -215,11 +217,6 @@ def _where(reject: Reject) -> str:
     return f"column {reject.column!r}: " if reject.column else ""
 
 
-def staging_path(out: Path) -> Path:
-    """Where decisions are written until the whole run has succeeded (keeps the extension)."""
-    return out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
-
-
 def evaluate_export(
     cp: CompiledPlaybook,
     request: BatchRequest,
@@ -256,41 +253,59 @@ Producer = Callable[["Summary", "Rejects", Path, BatchRequest], None]
 
 def run_export(cp: CompiledPlaybook, request: BatchRequest, produce: Producer, *,
                playbook_name: str = "") -> Summary:
-    """The frame every backend runs in: summary, rejects file, staging, queues, atomic renames.
+    """The frame every backend runs in: summary, checks, locks, scratch, rejects, queues, renames.
 
-    Shared so the Python and SQL backends cannot differ in what they write or when:
-    the rejects file and queues are renamed into place first and the decisions last.
+    Shared so the Python and SQL backends cannot differ in what they write or when.
+    Every output is written in full to the run's scratch (:mod:`engine.io.scratch`) and
+    renamed into place at the very end, the decisions last; a run that stops earlier,
+    even by SIGKILL, has put nothing new beside its outputs but lock files the next run
+    removes. Two runs writing the same output: the second stops (:mod:`engine.io.locks`).
     """
     file_format(request.out)  # an unknown extension fails before any work
     if request.as_of.tzinfo is None:
         request = _with_zone(request, cp)
     summary = _new_summary(cp, request, playbook_name)
     refuse_overlaps(*_named_paths(request, summary))
-    for folder in (request.out.parent, request.rejects_path.parent, request.queues):
-        if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-    staging = staging_path(request.out)
-    disk = _plan_queues(request, summary)
-    try:
-        with RejectsWriter(request.rejects_path, csv_guard=request.csv_guard) as writer:
-            sink = Rejects(writer, str(request.leads), request.max_errors)
-            produce(summary, sink, staging, request)
-            summary.leads_rejected = sink.leads
-            summary.leads_read = summary.decided + sink.leads
-            summary.events_rejected = sink.events
-            summary.events_read = summary.events_matched + sink.events
+    folders = [request.out.parent, request.rejects_path.parent]
+    if request.queues is not None:
+        folders.append(request.queues)
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    with output_locks(_locks(request)), Run(folders) as run:
+        stall_point("started")
+        staged: list[tuple[Path, Path]] = []
+
+        def stage(final: Path) -> Path:
+            staged.append((run.stage(final), final))
+            return staged[-1][0]
+
+        decisions = run.stage(request.out)
+        disk = _plan_queues(request, summary)
+        try:
+            with RejectsWriter(stage(request.rejects_path), csv_guard=request.csv_guard) as writer:
+                sink = Rejects(writer, str(request.leads), request.max_errors)
+                produce(summary, sink, decisions, request)
+                summary.leads_rejected = sink.leads
+                summary.leads_read = summary.decided + sink.leads
+                summary.events_rejected = sink.events
+                summary.events_read = summary.events_matched + sink.events
             if request.queues is not None:
-                _write_queues(request.queues, summary, request.overflow, request.csv_guard)
-        _fsync(staging)
-        os.replace(staging, request.out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            staging.unlink()
-        raise
-    finally:
-        if disk is not None:
-            disk.close()
+                _write_queues(request.queues, summary, request.overflow, request.csv_guard, stage)
+        finally:
+            if disk is not None:
+                disk.close()
+        staged.append((decisions, request.out))  # last: its presence means the run finished
+        stall_point("commit")
+        run.commit(staged)
     return summary
+
+
+def _locks(request: BatchRequest) -> list[OutputLock]:
+    """A lock beside each output file, and one inside the queue folder."""
+    locks = [OutputLock("--out", request.out), OutputLock("the rejects file", request.rejects_path)]
+    if request.queues is not None:
+        locks.append(OutputLock("--queues", request.queues, request.queues / f".queues{LOCK_SUFFIX}"))
+    return locks
 
 
 def _named_paths(request: BatchRequest, summary: Summary) -> tuple[list[Named], list[Named], Named | None]:
@@ -315,17 +330,11 @@ def _plan_queues(request: BatchRequest, summary: Summary) -> DiskQueue | None:
     keep = request.queues is not None
     teams = summary.teams.values()
     needs_disk = keep and any(q.capacity is None or request.overflow for q in teams)
-    disk = DiskQueue() if needs_disk else None
+    disk = DiskQueue(temp_dir()) if needs_disk else None
     for queue in teams:
         queue.keep = keep
         queue.disk = disk if queue.capacity is None or request.overflow else None
     return disk
-
-
-def _fsync(path: Path) -> None:
-    """The decisions are on disk before their name says the run finished."""
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
 
 
 def _with_zone(request: BatchRequest, cp: CompiledPlaybook) -> BatchRequest:
@@ -344,7 +353,7 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Re
     kernel = kernel_for(cp)  # its blocks of events come with their decayed points
     prepare = kernel.preparer(request.as_of) if kernel is not None else None
     pairs = iter_leads_with_events(leads, events, on_reject=sink, events_sorted=request.events_sorted,
-                                   prepare=prepare)
+                                   prepare=prepare, spill_dir=temp_dir())
     try:
         if file_format(staging) == "csv":  # rows spelled as text straight from each Decision
             write_cells(staging, DECISION_COLUMNS,
@@ -386,6 +395,8 @@ def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, si
 def record_decision(summary: Summary, decision: Decision, row: int) -> None:
     """Count one decided lead in the summary and offer its handoff to the team's queue."""
     summary.decided += 1
+    if summary.decided == 1:
+        stall_point("deciding")  # a test hook (outputs are being written); see engine.io.scratch
     summary.stages[decision.stage] = summary.stages.get(decision.stage, 0) + 1
     summary.routes[decision.route] = summary.routes.get(decision.route, 0) + 1
     if decision.excluded:
@@ -420,12 +431,14 @@ def write_decisions(target: Path, rows: Iterator[dict[str, Any]], *, csv_guard: 
             writer.write_table(pa.Table.from_pylist(batch, schema=schema))
 
 
-def _write_queues(folder: Path, summary: Summary, overflow: bool, csv_guard: bool) -> None:
-    """One CSV per team that receives handoffs (empty ones too, so no stale queue survives)."""
+def _write_queues(folder: Path, summary: Summary, overflow: bool, csv_guard: bool,
+                  stage: Callable[[Path], Path]) -> None:
+    """One CSV per team that receives handoffs (empty ones too, so no stale queue survives),
+    each written where ``stage`` says (renamed into place with the rest of the run)."""
     for team, queue in summary.teams.items():
-        write_rows(folder / f"{team}.csv", QUEUE_COLUMNS, queue.rows(), csv_guard=csv_guard)
+        write_rows(stage(folder / f"{team}.csv"), QUEUE_COLUMNS, queue.rows(), csv_guard=csv_guard)
         if overflow and queue.capacity is not None:
-            write_rows(folder / f"{team}.overflow.csv", QUEUE_COLUMNS, queue.overflow_rows(),
+            write_rows(stage(folder / f"{team}.overflow.csv"), QUEUE_COLUMNS, queue.overflow_rows(),
                        csv_guard=csv_guard)
 
 
