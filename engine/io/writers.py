@@ -32,9 +32,14 @@ REJECT_COLUMNS = ("file", "row", "column", "value", "reason")
 FORMULA_START = frozenset("=+-@\t\r")
 #: A text cell spreadsheets read as a plain number (``-3.5``, ``+81``): data, left as it is.
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-#: A row with a cell that may need the guard, found with one search over the joined row
-#: (a false hit, ``\x1f`` inside a cell, only costs the per-cell check).
-_SUSPECT = re.compile("(?:^|\x1f)[=+\\-@\t\r]")
+#: A row with a cell that may need the guard, found with one search over the row joined
+#: by ``\x1f`` with one in front (:func:`_suspect`; a false hit, ``\x1f`` inside a cell,
+#: only costs the per-cell check). A literal first character keeps the search fast.
+_SUSPECT = re.compile("\x1f[=+\\-@\t\r]")
+
+
+def _suspect(cells: Sequence[str]) -> bool:
+    return _SUSPECT.search("\x1f" + "\x1f".join(cells)) is not None
 
 
 def guard_cell(text: str) -> str:
@@ -181,11 +186,11 @@ def _write_csv(
 ) -> int:
     def cells() -> Iterator[list[str]]:
         for row in rows:
-            values = list(map(row.get, columns))
             # text cells as they are (guarded); the rest spelled by format_cell
-            texts = [v if type(v) is str else format_cell(v) for v in values]
-            if csv_guard and _SUSPECT.search("\x1f".join(texts)):
-                texts = [guard_cell(t) if type(v) is str else t for v, t in zip(values, texts, strict=True)]
+            texts = [v if type(v) is str else format_cell(v) for v in map(row.get, columns)]
+            if csv_guard and _suspect(texts):
+                texts = [guard_cell(t) if type(v) is str else t
+                         for v, t in zip(map(row.get, columns), texts, strict=True)]
             yield texts
 
     return _write_cells(temp, columns, cells(), encoding, tsv)
@@ -194,7 +199,7 @@ def _write_csv(
 def _guarded(rows: Iterable[Sequence[str]], raw: Collection[int]) -> Iterator[Sequence[str]]:
     """Rows of text with :func:`guard_cell` applied to every cell but those at ``raw`` positions."""
     for cells in rows:
-        if _SUSPECT.search("\x1f".join(cells)):
+        if _suspect(cells):
             cells = [c if i in raw else guard_cell(c) for i, c in enumerate(cells)]
         yield cells
 
