@@ -60,10 +60,16 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
              master: str | None) -> None:
     """Decide every lead of an export at --as-of: stage, route, handoff, exclusions.
 
-    Writes one row per lead to --out (in the leads file's order, atomically: an
-    interrupted run leaves no partial file), rejected rows to the rejects file, and with
-    --queues one call list per team. Prints a summary; exit 0 on success, 1 on a bad
-    playbook or input, or more rejects than --max-errors.
+    Writes one row per lead to --out (in the leads file's order), rejected rows to the
+    rejects file, and with --queues one call list per team. Prints a summary; exit 0 on
+    success, 1 on a bad playbook or input, an output that is an input, an output another
+    run is writing, or more rejects than --max-errors; 3 on a bug (a crash log is named).
+
+    Every output is written in full to the run's scratch folder in the temp directory
+    (engine-run-<pid>-<token>) and renamed into place at the end: a run that is stopped,
+    even by kill -9, leaves no partial file beside its outputs, and the next run removes a
+    dead run's scratch. CSV text cells that a spreadsheet would run as formulas get a
+    leading ' (see --no-csv-guard).
 
     \b
     Example:
