@@ -270,7 +270,13 @@ def run_export(cp: CompiledPlaybook, request: BatchRequest, produce: Producer, *
     if request.queues is not None:
         folders.append(request.queues)
     for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            why = "a file is in the way" if isinstance(error, FileExistsError | NotADirectoryError) \
+                else error.strerror or str(error)
+            raise EngineError(f"cannot make the output folder {folder}: {why} "
+                              "(hint: give a path to a folder, or to where one can be made)") from None
     with output_locks(_locks(request)), Run(folders) as run:
         stall_point("started")
         staged: list[tuple[Path, Path]] = []

@@ -149,3 +149,16 @@ def test_sweep_removes_only_folders_of_dead_owners(tmp_path: Path) -> None:
     assert live.path.exists() and not dead.exists() and unrelated.exists()
     live.remove()
     assert not live.path.exists()
+
+
+def test_an_unusable_temp_dir_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import tempfile
+
+    make_export(tmp_path, 5)
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "file" / "tmp"))
+    assert main(_args(tmp_path, "python")) == 1
+    err = capsys.readouterr().err
+    assert "cannot make the run's scratch folder" in err and "TMPDIR" in err
+    assert _files(tmp_path / "o") == set()  # its locks were released and removed

@@ -97,7 +97,11 @@ class OutputLock:
     def acquire(self) -> None:
         """Take the lock, or raise :class:`EngineError` naming the run that holds it."""
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as error:
+                raise EngineError(f"{self.label} {self.target}: cannot write beside it ({self.path}: "
+                                  f"{error.strerror or error}); nothing was written") from None
             if not try_lock(fd):
                 pid = _read_pid(fd)
                 os.close(fd)

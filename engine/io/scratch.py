@@ -32,6 +32,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from engine.diagnostics import EngineError
 from engine.io.locks import pid_alive, remove_if_stale, sweep_stale_locks, try_lock
 
 PREFIX = "engine-run-"
@@ -69,7 +70,11 @@ class _Owned:
     def __init__(self, parent: Path, hidden: bool) -> None:
         name = f"{'.' if hidden else ''}{PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
         self.path = parent / name
-        self.path.mkdir(mode=0o700)
+        try:
+            self.path.mkdir(mode=0o700)
+        except OSError as error:
+            raise EngineError(f"cannot make the run's scratch folder in {parent}: {error.strerror or error} "
+                              "(hint: set TMPDIR to a writable folder)") from None
         self._fd = os.open(self.path / _OWNER, os.O_RDWR | os.O_CREAT, 0o600)
         try_lock(self._fd)
         os.pwrite(self._fd, f"{os.getpid()}\n".encode("ascii"), 0)
