@@ -4,10 +4,12 @@ Memory stays bounded as the export grows: leads and their events arrive one lead
 time (``engine.io`` merges sorted files or spills unsorted events to disk), each row is
 written as soon as it is decided, and work queues keep at most a team's capacity.
 
-Nothing half-written: decisions go to a hidden staging file next to ``--out``; the
-rejects file and queues are renamed into place first and the decisions file last, so
-its presence means the run finished. A run that stops (too many rejects, an error,
-SIGTERM, SIGKILL) leaves no file under any final name it had not finished.
+Nothing half-written: every output is written in full to the run's scratch folder
+(:mod:`engine.io.scratch`) and renamed into place at the end, the rejects file and
+queues first and the decisions file last, so its presence means the run finished. A run
+that stops (too many rejects, an error, SIGTERM, SIGKILL) leaves nothing new in the
+output folder but, after SIGKILL, a lock file the next run removes; its scratch goes at
+once, or with the next run after SIGKILL.
 
 Every row is accounted for: leads read = decided + rejected, events read = matched +
 rejected. A lead whose evaluation fails (a field of an unexpected type) is a reject
@@ -16,8 +18,6 @@ with the error as its reason, never a crash of the run.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
-from engine.evaluate import Decision
+from engine.evaluate import Decision, KernelBug
 from engine.evaluate import decide_for_row as decide  # to_row() shows no breakdown
 from engine.events import Event
 from engine.io import (
@@ -45,6 +45,9 @@ from engine.io import (
     write_cells,
     write_rows,
 )
+from engine.io.locks import LOCK_SUFFIX, OutputLock, output_locks
+from engine.io.output_paths import Named, refuse_overlaps
+from engine.io.scratch import Run, stall_point, temp_dir
 from engine.kernel import kernel_for
 from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue
 
@@ -61,6 +64,8 @@ DECISION_TYPES = dict.fromkeys(DECISION_COLUMNS, _STRING) | {
     "target_account": _BOOL, "target_lead": _BOOL, "surge": _BOOL,
     "fit": _FLOAT, "engagement": _FLOAT, "priority": _FLOAT,
 }
+#: Columns the engine writes as numbers or booleans: data, never formula-guarded in a CSV.
+NOT_TEXT = frozenset(name for name, kind in DECISION_TYPES.items() if kind != _STRING)
 #: Rejects shown in the message when ``--max-errors`` stops a run.
 SHOWN_REJECTS = 5
 _PROGRESS_EVERY = 500
@@ -91,6 +96,12 @@ class BatchRequest:
     events_sorted: bool | None = None
     #: With ``queues``: also write each capped team's overflow as ``TEAM.overflow.csv``.
     overflow: bool = False
+    #: Other files the run reads (the playbook, a mapping file), by what names them for the
+    #: user (``("the playbook", path)``): no output may overwrite them.
+    reads: tuple[tuple[str, Path], ...] = ()
+    #: CSV outputs (decisions, rejects, queues): a text cell that a spreadsheet would read
+    #: as a formula gets a leading ``'`` (:func:`engine.io.writers.guard_cell`).
+    csv_guard: bool = True
 
     @property
     def rejects_path(self) -> Path:
@@ -99,8 +110,12 @@ class BatchRequest:
 
 
 def default_rejects_path(out: Path) -> Path:
-    """``out/decisions.csv`` → ``out/decisions.rejects.csv`` (always CSV)."""
-    return out.with_name(f"{out.name.split('.')[0] or out.name}.rejects.csv")
+    """``out/decisions.csv`` → ``out/decisions.rejects.csv`` (always CSV).
+
+    From the whole stem, so ``decisions.v1.csv`` and ``decisions.v2.csv`` keep apart
+    rejects (``decisions.v1.rejects.csv``); only the extension is replaced.
+    """
+    return out.with_name(f"{out.stem}.rejects.csv")
 
 
 def parse_as_of(text: str, cp: CompiledPlaybook) -> datetime:
@@ -202,11 +217,6 @@ def _where(reject: Reject) -> str:
     return f"column {reject.column!r}: " if reject.column else ""
 
 
-def staging_path(out: Path) -> Path:
-    """Where decisions are written until the whole run has succeeded (keeps the extension)."""
-    return out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
-
-
 def evaluate_export(
     cp: CompiledPlaybook,
     request: BatchRequest,
@@ -243,40 +253,82 @@ Producer = Callable[["Summary", "Rejects", Path, BatchRequest], None]
 
 def run_export(cp: CompiledPlaybook, request: BatchRequest, produce: Producer, *,
                playbook_name: str = "") -> Summary:
-    """The frame every backend runs in: summary, rejects file, staging, queues, atomic renames.
+    """The frame every backend runs in: summary, checks, locks, scratch, rejects, queues, renames.
 
-    Shared so the Python and SQL backends cannot differ in what they write or when:
-    the rejects file and queues are renamed into place first and the decisions last.
+    Shared so the Python and SQL backends cannot differ in what they write or when.
+    Every output is written in full to the run's scratch (:mod:`engine.io.scratch`) and
+    renamed into place at the very end, the decisions last; a run that stops earlier,
+    even by SIGKILL, has put nothing new beside its outputs but lock files the next run
+    removes. Two runs writing the same output: the second stops (:mod:`engine.io.locks`).
     """
     file_format(request.out)  # an unknown extension fails before any work
     if request.as_of.tzinfo is None:
         request = _with_zone(request, cp)
     summary = _new_summary(cp, request, playbook_name)
-    for folder in (request.out.parent, request.rejects_path.parent, request.queues):
-        if folder is not None:
+    refuse_overlaps(*_named_paths(request, summary))
+    folders = [request.out.parent, request.rejects_path.parent]
+    if request.queues is not None:
+        folders.append(request.queues)
+    for folder in folders:
+        try:
             folder.mkdir(parents=True, exist_ok=True)
-    staging = staging_path(request.out)
-    disk = _plan_queues(request, summary)
-    try:
-        with RejectsWriter(request.rejects_path) as writer:
-            sink = Rejects(writer, str(request.leads), request.max_errors)
-            produce(summary, sink, staging, request)
-            summary.leads_rejected = sink.leads
-            summary.leads_read = summary.decided + sink.leads
-            summary.events_rejected = sink.events
-            summary.events_read = summary.events_matched + sink.events
+        except OSError as error:
+            why = "a file is in the way" if isinstance(error, FileExistsError | NotADirectoryError) \
+                else error.strerror or str(error)
+            raise EngineError(f"cannot make the output folder {folder}: {why} "
+                              "(hint: give a path to a folder, or to where one can be made)") from None
+    with output_locks(_locks(request)), Run(folders) as run:
+        stall_point("started")
+        staged: list[tuple[Path, Path]] = []
+
+        def stage(final: Path) -> Path:
+            staged.append((run.stage(final), final))
+            return staged[-1][0]
+
+        decisions = run.stage(request.out)
+        disk = _plan_queues(request, summary)
+        try:
+            with RejectsWriter(stage(request.rejects_path), csv_guard=request.csv_guard) as writer:
+                sink = Rejects(writer, str(request.leads), request.max_errors)
+                produce(summary, sink, decisions, request)
+                summary.leads_rejected = sink.leads
+                summary.leads_read = summary.decided + sink.leads
+                summary.events_rejected = sink.events
+                summary.events_read = summary.events_matched + sink.events
             if request.queues is not None:
-                _write_queues(request.queues, summary, request.overflow)
-        _fsync(staging)
-        os.replace(staging, request.out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            staging.unlink()
-        raise
-    finally:
-        if disk is not None:
-            disk.close()
+                _write_queues(request.queues, summary, request.overflow, request.csv_guard, stage)
+        finally:
+            if disk is not None:
+                disk.close()
+        staged.append((decisions, request.out))  # last: its presence means the run finished
+        stall_point("commit")
+        run.commit(staged)
     return summary
+
+
+def _locks(request: BatchRequest) -> list[OutputLock]:
+    """A lock beside each output file, and one inside the queue folder."""
+    locks = [OutputLock("--out", request.out), OutputLock("the rejects file", request.rejects_path)]
+    if request.queues is not None:
+        locks.append(OutputLock("--queues", request.queues, request.queues / f".queues{LOCK_SUFFIX}"))
+    return locks
+
+
+def _named_paths(request: BatchRequest, summary: Summary) -> tuple[list[Named], list[Named], Named | None]:
+    """The run's inputs, its output files and its queue folder, each with what names it."""
+    inputs: list[Named] = [("--leads", request.leads)]
+    if request.events is not None:
+        inputs.append(("--events", request.events))
+    inputs += request.reads
+    rejects = "--rejects" if request.rejects is not None else "the rejects file (from --out)"
+    outputs: list[Named] = [("--out", request.out), (rejects, request.rejects_path)]
+    if request.queues is None:
+        return inputs, outputs, None
+    for team, queue in summary.teams.items():
+        outputs.append(("the queue file", request.queues / f"{team}.csv"))
+        if request.overflow and queue.capacity is not None:
+            outputs.append(("the overflow file", request.queues / f"{team}.overflow.csv"))
+    return inputs, outputs, ("--queues", request.queues)
 
 
 def _plan_queues(request: BatchRequest, summary: Summary) -> DiskQueue | None:
@@ -284,17 +336,11 @@ def _plan_queues(request: BatchRequest, summary: Summary) -> DiskQueue | None:
     keep = request.queues is not None
     teams = summary.teams.values()
     needs_disk = keep and any(q.capacity is None or request.overflow for q in teams)
-    disk = DiskQueue() if needs_disk else None
+    disk = DiskQueue(temp_dir()) if needs_disk else None
     for queue in teams:
         queue.keep = keep
         queue.disk = disk if queue.capacity is None or request.overflow else None
     return disk
-
-
-def _fsync(path: Path) -> None:
-    """The decisions are on disk before their name says the run finished."""
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
 
 
 def _with_zone(request: BatchRequest, cp: CompiledPlaybook) -> BatchRequest:
@@ -313,11 +359,12 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Re
     kernel = kernel_for(cp)  # its blocks of events come with their decayed points
     prepare = kernel.preparer(request.as_of) if kernel is not None else None
     pairs = iter_leads_with_events(leads, events, on_reject=sink, events_sorted=request.events_sorted,
-                                   prepare=prepare)
+                                   prepare=prepare, spill_dir=temp_dir())
     try:
         if file_format(staging) == "csv":  # rows spelled as text straight from each Decision
-            write_cells(staging, DECISION_COLUMNS, _decisions(cp, request, summary, sink, pairs, progress,
-                                                              Decision.to_cells))
+            write_cells(staging, DECISION_COLUMNS,
+                        _decisions(cp, request, summary, sink, pairs, progress, Decision.to_cells),
+                        raw_columns=NOT_TEXT, csv_guard=request.csv_guard)
         else:
             write_decisions(staging, _decisions(cp, request, summary, sink, pairs, progress, Decision.to_row))
     finally:
@@ -338,6 +385,8 @@ def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, si
         try:
             decision = decide(cp, lead.fields, events, request.as_of, lead_id=lead.lead_id)
             row = shape(decision)
+        except KernelBug:
+            raise  # a bug, not the lead's fault: exit 3, never a reject
         except Exception as error:  # one lead's failure must not lose the run
             sink(Reject(leads_file, lead.row, None, lead.lead_id,
                         f"evaluation failed: {type(error).__name__}: {error}"))
@@ -352,6 +401,8 @@ def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, si
 def record_decision(summary: Summary, decision: Decision, row: int) -> None:
     """Count one decided lead in the summary and offer its handoff to the team's queue."""
     summary.decided += 1
+    if summary.decided == 1:
+        stall_point("deciding")  # a test hook (outputs are being written); see engine.io.scratch
     summary.stages[decision.stage] = summary.stages.get(decision.stage, 0) + 1
     summary.routes[decision.route] = summary.routes.get(decision.route, 0) + 1
     if decision.excluded:
@@ -365,9 +416,10 @@ def record_decision(summary: Summary, decision: Decision, row: int) -> None:
             queue.offer(decision, row)
 
 
-def write_decisions(target: Path, rows: Iterator[dict[str, Any]]) -> None:
+def write_decisions(target: Path, rows: Iterator[dict[str, Any]], *, csv_guard: bool = True) -> None:
+    """Decision rows to ``target`` in its format (Parquet with the fixed :data:`DECISION_TYPES`)."""
     if file_format(target) != "parquet":
-        write_rows(target, DECISION_COLUMNS, rows)
+        write_rows(target, DECISION_COLUMNS, rows, csv_guard=csv_guard)
         return
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -385,12 +437,15 @@ def write_decisions(target: Path, rows: Iterator[dict[str, Any]]) -> None:
             writer.write_table(pa.Table.from_pylist(batch, schema=schema))
 
 
-def _write_queues(folder: Path, summary: Summary, overflow: bool) -> None:
-    """One CSV per team that receives handoffs (empty ones too, so no stale queue survives)."""
+def _write_queues(folder: Path, summary: Summary, overflow: bool, csv_guard: bool,
+                  stage: Callable[[Path], Path]) -> None:
+    """One CSV per team that receives handoffs (empty ones too, so no stale queue survives),
+    each written where ``stage`` says (renamed into place with the rest of the run)."""
     for team, queue in summary.teams.items():
-        write_rows(folder / f"{team}.csv", QUEUE_COLUMNS, queue.rows())
+        write_rows(stage(folder / f"{team}.csv"), QUEUE_COLUMNS, queue.rows(), csv_guard=csv_guard)
         if overflow and queue.capacity is not None:
-            write_rows(folder / f"{team}.overflow.csv", QUEUE_COLUMNS, queue.overflow_rows())
+            write_rows(stage(folder / f"{team}.overflow.csv"), QUEUE_COLUMNS, queue.overflow_rows(),
+                       csv_guard=csv_guard)
 
 
 def count_rows(path: Path) -> int:

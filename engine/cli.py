@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import click
 
@@ -74,14 +73,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except Exception:
-        import tempfile
-        import traceback
-
-        log = Path(tempfile.gettempdir()) / "engine-crash.log"
-        log.write_text(traceback.format_exc(), encoding="utf-8")
-        click.echo(f"internal error (a bug in engine); details written to {log}", err=True)
+        click.echo(f"internal error (a bug in engine); details written to {_crash_log()}", err=True)
         return 3
     return 0
+
+
+def _crash_log() -> str:
+    """Save the current traceback to a new file of its own and return its path.
+
+    One file per crash (``engine-crash-*.log`` in the temp directory): two runs that
+    crash at once must not overwrite each other's report.
+    """
+    import os
+    import tempfile
+    import traceback
+
+    report = traceback.format_exc()
+    try:
+        handle, name = tempfile.mkstemp(prefix="engine-crash-", suffix=".log")
+        with os.fdopen(handle, "w", encoding="utf-8") as log:
+            log.write(report)
+    except OSError as error:  # no writable temp directory: the report goes to stderr instead
+        click.echo(report, err=True, nl=False)
+        return f"nowhere ({error}); the traceback is above"
+    return name
 
 
 def entry() -> None:

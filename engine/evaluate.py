@@ -527,10 +527,22 @@ def decide_for_row(
     if not isinstance(events, History):
         kernel = _kernel_for(cp)
         if kernel is not None:
-            decision: Decision | None = kernel.decide(lead, events, as_of, lead_id)
+            try:
+                decision: Decision | None = kernel.decide(lead, events, as_of, lead_id)
+            except Exception as error:
+                raise KernelBug(f"the batch kernel failed on lead {lead_id!r}: "
+                                f"{type(error).__name__}: {error}") from error
             if decision is not None:
                 return decision
     return decide(cp, lead, events, as_of, lead_id=lead_id, detail=False)
+
+
+class KernelBug(RuntimeError):
+    """The generated kernel raised outside its known ``decide`` cases (see ``engine.kernel``).
+
+    A bug, never a property of the lead: the batch must not turn it into a reject or hide
+    it behind ``decide``, so ``engine evaluate`` exits 3 with a crash log.
+    """
 
 
 def _kernel_for(cp: CompiledPlaybook) -> Any:

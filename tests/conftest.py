@@ -15,3 +15,19 @@ SHARED = ROOT.parent / "shared"
 def root() -> Path:
     """The repository root."""
     return ROOT
+
+
+@pytest.fixture(autouse=True)
+def private_temp_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets a temp directory of its own, for the engine and any subprocess it starts.
+
+    The engine keeps scratch (queue and spill files, DuckDB's folder, crash logs) in the temp
+    directory; a test that looked in the shared ``/tmp`` would see, or lose, other processes'
+    files (another copy of this suite running beside it). Returned for tests that inspect it.
+    """
+    import tempfile
+
+    folder = tmp_path_factory.mktemp("tmpdir")
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder

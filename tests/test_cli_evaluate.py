@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -83,24 +81,6 @@ def test_bad_as_of_and_unknown_mapping(tmp_path: Path, capsys: pytest.CaptureFix
 def _engine(*args: str, cwd: Path = REPO) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "engine", *args], cwd=cwd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def test_killed_run_leaves_no_output(tmp_path: Path) -> None:
-    leads, events = make_export(tmp_path, 3000)
-    out = tmp_path / "o" / "d.csv"
-    proc = _engine("evaluate", str(BENCH_PLAYBOOK), "--leads", str(leads), "--events", str(events),
-                   "--as-of", AS_OF, "--out", str(out), "--queues", str(tmp_path / "o" / "q"))
-    deadline = time.monotonic() + 30
-    # wait until decisions are being written (a staging file exists), then kill
-    while not any(p.name.startswith(".d.partial") for p in (tmp_path / "o").glob(".*")):
-        assert proc.poll() is None, "the run finished before it could be killed: make it longer"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not out.exists()
-    assert not (tmp_path / "o" / "d.rejects.csv").exists()
-    assert not (tmp_path / "o" / "q" / "inside_sales.csv").exists()
 
 
 README_COMMAND = (
@@ -195,3 +175,57 @@ def test_construct_without_sql_form_is_a_clear_error(tmp_path: Path,
     assert not (tmp_path / "d.csv").exists()
     assert main([*args, "--backend", "python"]) == 0  # never a silent fallback, but python runs it
     assert main([*args, "--master", "local[1]"]) == 2  # --master is for --backend spark
+
+
+def _overlap_cases(tmp: Path) -> list[tuple[str, list[str], str]]:
+    """(name, extra args, what stderr names) for outputs that would destroy an input or each other."""
+    (tmp / "link.csv").symlink_to(tmp / "leads.csv")
+    os.link(tmp / "events.csv", tmp / "hard.csv")
+    mapping = tmp / "mapping.yaml"
+    mapping.write_text((REPO / "engine" / "presets" / "canonical.yaml").read_text(encoding="utf-8"))
+    return [
+        ("out-is-leads", ["--out", str(tmp / "leads.csv")], "is the input --leads"),
+        ("out-is-leads-by-another-spelling", ["--out", str(tmp / "x" / ".." / "leads.csv")],
+         "is the input --leads"),
+        ("out-symlinks-to-leads", ["--out", str(tmp / "link.csv")], "is the input --leads"),
+        ("out-hard-links-events", ["--out", str(tmp / "hard.csv")], "is the input --events"),
+        ("out-is-the-playbook", ["--out", str(tmp / "pb.yaml.csv"), "--rejects", str(tmp / "pb.yaml")],
+         "is the input the playbook"),
+        ("rejects-is-out", ["--out", str(tmp / "o" / "d.csv"), "--rejects", str(tmp / "o" / "d.csv")],
+         "is the output --out"),
+        ("rejects-is-the-mapping", ["--out", str(tmp / "o" / "d.csv"), "--rejects", str(mapping),
+                                    "--mapping", str(mapping)], "is the input --mapping"),
+        ("queues-hold-an-input", ["--out", str(tmp / "o" / "d.csv"), "--queues", str(tmp)],
+         "holds the input --leads"),
+        ("queue-file-is-out", ["--out", str(tmp / "q" / "inside_sales.csv"), "--queues", str(tmp / "q")],
+         "the queue file"),
+    ]
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "python"])
+def test_an_output_that_is_an_input_or_another_output_is_refused(
+        tmp_path: Path, backend: str, capsys: pytest.CaptureFixture[str]) -> None:
+    leads, events = make_export(tmp_path, 5)
+    playbook = tmp_path / "pb.yaml"
+    playbook.write_text(BENCH_PLAYBOOK.read_text(encoding="utf-8"), encoding="utf-8")
+    before = {p: p.read_bytes() for p in (leads, events, playbook)}
+    for name, extra, named in _overlap_cases(tmp_path):
+        listing = sorted(tmp_path.rglob("*"))
+        code = main(["evaluate", str(playbook), "--leads", str(leads), "--events", str(events),
+                     "--as-of", AS_OF, "--backend", backend, *extra])
+        err = capsys.readouterr().err
+        assert code == 1, (name, err)
+        assert named in err and "nothing was written" in err and "Traceback" not in err, (name, err)
+        assert sorted(tmp_path.rglob("*")) == listing, name  # not even a folder was made
+    assert {p: p.read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "python"])
+def test_default_rejects_name_keeps_the_whole_stem(tmp_path: Path, backend: str) -> None:
+    leads, events = make_export(tmp_path, 5)
+    base = ["evaluate", str(BENCH_PLAYBOOK), "--leads", str(leads), "--events", str(events), "--as-of", AS_OF,
+            "--backend", backend]
+    for version in ("v1", "v2"):
+        assert main([*base, "--out", str(tmp_path / "o" / f"decisions.{version}.csv")]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "decisions.v1.csv", "decisions.v1.rejects.csv", "decisions.v2.csv", "decisions.v2.rejects.csv"]

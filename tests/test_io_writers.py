@@ -14,7 +14,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from engine.io import InputError, Reject, RejectsWriter, read_rows, write_rows
+from engine.io import InputError, Reject, RejectsWriter, read_rows, write_cells, write_rows
+from engine.io.writers import guard_cell
 
 ROOT = Path(__file__).parents[1]
 COLUMNS = ["lead_id", "stage", "fit", "score", "excluded", "at", "title"]
@@ -111,6 +112,43 @@ def test_rejects_writer(tmp_path: Path) -> None:
         "leads.csv,7,employees,many,'many' is not a number\n"
         "events.csv,3,,,orphan\n"
     )
+
+
+@pytest.mark.parametrize(("text", "written"), [
+    ("=2+3", "'=2+3"), ("+81-3-1234", "'+81-3-1234"), ("-2+3", "'-2+3"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("\tcmd", "'\tcmd"), ("\rcmd", "'\rcmd"), ("-", "'-"), ("-inf", "'-inf"),
+    ("-3.5", "-3.5"), ("+81", "+81"), ("-1e5", "-1e5"), ("Acme", "Acme"), ("a=b", "a=b"), ("", ""),
+])
+def test_guard_cell(text: str, written: str) -> None:
+    assert guard_cell(text) == written
+
+
+def test_csv_guards_text_cells_only_and_other_formats_keep_values(tmp_path: Path) -> None:
+    columns = ["id", "n", "x", "ok"]
+    rows = [{"id": "=cmd|' /C calc'!A0", "n": -3.5, "x": "-3.5", "ok": True},
+            {"id": "\tL2", "n": -1, "x": "@x", "ok": False}]
+    write_rows(tmp_path / "g.csv", columns, rows)
+    assert (tmp_path / "g.csv").read_text(encoding="utf-8") == (
+        "id,n,x,ok\n'=cmd|' /C calc'!A0,-3.5,-3.5,true\n'\tL2,-1,'@x,false\n")
+    write_rows(tmp_path / "raw.csv", columns, rows, csv_guard=False)
+    assert (tmp_path / "raw.csv").read_text(encoding="utf-8").splitlines()[1:] == [
+        "=cmd|' /C calc'!A0,-3.5,-3.5,true", "\tL2,-1,@x,false"]
+    write_rows(tmp_path / "g.jsonl", columns, rows)
+    assert "'" not in (tmp_path / "g.jsonl").read_text(encoding="utf-8").replace("' /C calc'", "")
+    write_rows(tmp_path / "g.parquet", columns, rows)
+    assert pq.read_table(tmp_path / "g.parquet").column("id").to_pylist() == [rows[0]["id"], "\tL2"]
+    # rows already text: the columns named raw are numbers spelled as text, never guarded
+    write_cells(tmp_path / "c.csv", columns, [["-5", "-3.5", "-3.5x", "true"]], raw_columns={"n"})
+    assert (tmp_path / "c.csv").read_text(encoding="utf-8").splitlines()[1] == "-5,-3.5,'-3.5x,true"
+
+
+def test_rejects_are_guarded_unless_asked_not_to(tmp_path: Path) -> None:
+    for guard, expected in ((True, "leads.csv,7,employees,'=1+1,'@bad\n"),
+                            (False, "leads.csv,7,employees,=1+1,@bad\n")):
+        target = tmp_path / f"r-{guard}.csv"
+        with RejectsWriter(target, csv_guard=guard) as sink:
+            sink(Reject("leads.csv", 7, "employees", "=1+1", "@bad"))
+        assert target.read_text(encoding="utf-8").splitlines(keepends=True)[1] == expected
 
 
 SLOW_WRITER = textwrap.dedent(

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from engine.batch import DECISION_COLUMNS
-from engine.evaluate import decide, decide_for_row
+from engine.evaluate import KernelBug, decide, decide_for_row
 from engine.events import Event, EventColumns
 from engine.fixtures import discover_fixtures, load_fixture
 from engine.io.writers import format_cell
@@ -177,3 +177,65 @@ def test_the_kernel_is_built_once_and_binds_no_playbook_text() -> None:
     assert kernel is not None and kernel_for(cp) is kernel
     assert "rival0.example.com" not in kernel.source and "Director" not in kernel.source
     assert "competitor" not in kernel.source  # ids are constants too, never spliced text
+
+
+_GOOD_LEAD = {"employees": 500, "title": "VP Sales", "country": "JP", "industry": "software",
+              "company_domain": "acme.example.jp", "lead_source": "web"}
+_EVENTS = [Event("page_view", AS_OF - timedelta(days=2), {"content": "pricing"}, id="e1"),
+           Event("inquiry", AS_OF - timedelta(days=1), {}, id="e2")]
+
+
+def test_only_the_known_cases_go_to_decide() -> None:
+    """A mistyped lead field and an undeclared event type are decide's job; the answer is decide's."""
+    cp = KERNEL_PLAYBOOKS["bench-reference"]
+    kernel = kernel_for(cp)
+    assert kernel is not None
+    assert kernel.decide(_GOOD_LEAD, _EVENTS, AS_OF, "L1") is not None  # the kernel's own case
+    mistyped = {**_GOOD_LEAD, "employees": "many"}
+    undeclared = [*_EVENTS, Event("mystery", AS_OF - timedelta(hours=1), {}, id="e3")]
+    for lead, events in ((mistyped, _EVENTS), (_GOOD_LEAD, undeclared)):
+        for given_events in (events, _columns(events)):
+            assert kernel.decide(lead, given_events, AS_OF, "L1") is None
+        expected = decide(cp, lead, events, AS_OF, lead_id="L1", detail=False)
+        assert decide_for_row(cp, lead, events, AS_OF, lead_id="L1") == expected
+
+
+@pytest.mark.parametrize("error", [ZeroDivisionError("bug"), TypeError("bug"), KeyError("bug")])
+def test_any_other_kernel_exception_is_a_bug(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    """Even the exception types of the known cases, when the lead shows neither case."""
+    cp = KERNEL_PLAYBOOKS["bench-reference"]
+    kernel = kernel_for(cp)
+    assert kernel is not None
+
+    def broken(*args: object) -> None:
+        raise error
+
+    monkeypatch.setattr(kernel, "_run", broken)
+    with pytest.raises(KernelBug, match="L1"):
+        decide_for_row(cp, _GOOD_LEAD, _EVENTS, AS_OF, lead_id="L1")
+
+
+def test_a_kernel_bug_in_a_run_exits_3_with_nothing_written(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Never a reject, never a silent fallback: the run stops as a bug (exit 3, a crash log)."""
+    from engine.cli import main
+    from engine.kernel import Kernel
+
+    from .export_factory import BENCH_PLAYBOOK, make_export
+
+    leads, events = make_export(tmp_path, 20)
+
+    def broken(self: Kernel, *args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("a kernel bug")
+
+    monkeypatch.setattr(Kernel, "decide", broken)
+    out = tmp_path / "o" / "d.csv"
+    code = main(["evaluate", str(BENCH_PLAYBOOK), "--leads", str(leads), "--events", str(events),
+                 "--as-of", "2026-11-01", "--out", str(out), "--backend", "python"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "internal error" in err and "Traceback" not in err
+    log = Path(err.split("details written to ")[1].split()[0])
+    report = log.read_text(encoding="utf-8")
+    assert "KernelBug" in report and "a kernel bug" in report
+    assert not out.exists() and not (tmp_path / "o" / "d.rejects.csv").exists()

@@ -160,13 +160,12 @@ def test_capacities_queues_and_overflow(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("encoding", ["cp932", "utf-8-sig"])
 def test_encodings_duckdb_cannot_read_are_transcoded(bench: CompiledPlaybook, tmp_path: Path,
-                                                     encoding: str) -> None:
+                                                     encoding: str, private_temp_dir: Path) -> None:
     leads, events = _bad_rows(40)
     lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads, encoding=encoding)
     ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events, encoding=encoding)
-    before = set(Path("/tmp").glob(".engine-utf8-*"))
     both(bench, tmp_path, lp, ep)
-    assert set(Path("/tmp").glob(".engine-utf8-*")) == before  # the UTF-8 copies are removed
+    assert list(private_temp_dir.iterdir()) == []  # the UTF-8 copies (and all scratch) are removed
 
 
 def _jsonl(path: Path, header: list[str], rows: list[list[str]]) -> Path:
@@ -346,3 +345,49 @@ def test_real_exports_full_size(tmp_path: Path) -> None:
     both(_cp(REPO / "playbooks" / "olist.yaml"), tmp_path / "olist",
          olist / "olist_marketing_qualified_leads_dataset.csv", olist / "olist_closed_deals_dataset.csv",
          mapping=load_mapping("olist"), as_of=AS_OF.replace(year=2018, month=6, day=1), overflow=True)
+
+
+#: Lead ids a spreadsheet would run as formulas, and one that is only a (negative) number
+#: (a leading tab or CR is trimmed by the readers: tests/test_io_writers.py covers those).
+_FORMULA_IDS = ["=2+3", "+81-3-1234", "@SUM(A1)", "-42"]
+
+
+def _formula_export(tmp: Path) -> tuple[CompiledPlaybook, Path, Path]:
+    """The bench playbook with a negative fit rule, and an export whose ids and values are formulas."""
+    text = BENCH_PLAYBOOK.read_text(encoding="utf-8")
+    japan = '{id: japan, when: lead.country == "JP", points: 5}'
+    assert japan in text
+    playbook = tmp / "pb.yaml"
+    playbook.write_text(text.replace(japan, japan.replace("points: 5", "points: -7.5")), encoding="utf-8")
+    leads, events = make_rows(40)
+    renamed = {leads[i][0]: new for i, new in enumerate(_FORMULA_IDS)}
+    for row in leads:
+        row[0] = renamed.get(row[0], row[0])
+    for row in events:
+        row[0] = renamed.get(row[0], row[0])
+    leads[len(_FORMULA_IDS)][4] = "=1+1"  # not a number: a reject whose value is a formula
+    return (_cp(playbook), write_csv(tmp / "leads.csv", LEAD_COLUMNS, leads),
+            write_csv(tmp / "events.csv", EVENT_COLUMNS, events))
+
+
+def test_formula_cells_are_guarded_in_csv_outputs_only(tmp_path: Path) -> None:
+    cp, lp, ep = _formula_export(tmp_path)
+    files = both(cp, tmp_path / "csv", lp, ep)
+    decisions = files["d.csv"].decode()
+    for guarded in ("'=2+3,", "'+81-3-1234,", "'@SUM(A1),"):
+        assert f"\n{guarded}" in decisions, guarded
+    assert "\n-42," in decisions  # a number is data, not a formula
+    # the engine's numeric columns are never guarded: negative fit and priority stay numbers
+    assert ",-7.5," in decisions and "'-7.5" not in decisions
+    queues = b"".join(v for k, v in files.items() if k.startswith("q/")).decode()
+    assert "'=2+3," in queues and ",-7.5," in queues and "'-" not in queues
+    assert ",employees,'=1+1," in files["d.rejects.csv"].decode()
+
+    raw = both(cp, tmp_path / "raw", lp, ep, csv_guard=False)
+    assert "\n=2+3," in raw["d.csv"].decode() and ",employees,=1+1," in raw["d.rejects.csv"].decode()
+    assert "'" not in raw["d.csv"].decode()
+    assert raw["d.csv"] != files["d.csv"]
+
+    jsonl = both(cp, tmp_path / "jsonl", lp, ep, out="d.jsonl")
+    ids = [json.loads(line)["lead_id"] for line in jsonl["d.jsonl"].decode().splitlines()]
+    assert ids[:len(_FORMULA_IDS)] == _FORMULA_IDS  # JSONL keeps the values as they are

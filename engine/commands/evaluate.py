@@ -23,13 +23,20 @@ import click
               help="ISO 8601 instant to decide at, e.g. 2026-11-01 or 2026-11-01T09:00+09:00; "
                    "without an offset it is in the playbook's timezone.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Decisions, one row per lead: .csv, .jsonl or .parquet.")
+              help="Decisions, one row per lead: .csv, .jsonl or .parquet. No output may be an "
+                   "input (also through a link) or another output, nor --queues a folder holding an input.")
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
-              help="Rejected rows (CSV) [default: NAME.rejects.csv beside --out; always written].")
+              help="Rejected rows (CSV) [default: beside --out, its extension replaced: "
+                   "d.v1.csv → d.v1.rejects.csv; always written].")
 @click.option("--queues", type=click.Path(file_okay=False, path_type=Path),
               help="Write one work queue per team (TEAM.csv), cut at the team's weekly capacity.")
 @click.option("--overflow", is_flag=True,
               help="With --queues: also write TEAM.overflow.csv, the handoffs beyond capacity, in order.")
+@click.option("--no-csv-guard", "no_csv_guard", is_flag=True,
+              help="Write text cells of CSV outputs exactly as they are. By default a text cell "
+                   "(a lead id, a rejected value) starting with = + - @, tab or CR, which a spreadsheet "
+                   "would run as a formula, is written with a leading ' (numbers such as -3.5 and "
+                   "the engine's numeric columns are never changed; JSONL and Parquet are never guarded).")
 @click.option("--max-errors", type=click.IntRange(min=0),
               help="Stop with exit 1 and no output once more rows than this are rejected.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -47,15 +54,22 @@ import click
                    "(pip install 'revenue-playbook-engine[spark]', Java 17+).")
 @click.option("--master", help="With --backend spark: the Spark master URL [default: local[*]].")
 def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_of: str, out: Path,
-             rejects: Path | None, queues: Path | None, overflow: bool, max_errors: int | None, fmt: str,
+             rejects: Path | None, queues: Path | None, overflow: bool, no_csv_guard: bool,
+             max_errors: int | None, fmt: str,
              encoding: str | None, events_sorted: bool | None, no_progress: bool, backend: str,
              master: str | None) -> None:
     """Decide every lead of an export at --as-of: stage, route, handoff, exclusions.
 
-    Writes one row per lead to --out (in the leads file's order, atomically: an
-    interrupted run leaves no partial file), rejected rows to the rejects file, and with
-    --queues one call list per team. Prints a summary; exit 0 on success, 1 on a bad
-    playbook or input, or more rejects than --max-errors.
+    Writes one row per lead to --out (in the leads file's order), rejected rows to the
+    rejects file, and with --queues one call list per team. Prints a summary; exit 0 on
+    success, 1 on a bad playbook or input, an output that is an input, an output another
+    run is writing, or more rejects than --max-errors; 3 on a bug (a crash log is named).
+
+    Every output is written in full to the run's scratch folder in the temp directory
+    (engine-run-<pid>-<token>) and renamed into place at the end: a run that is stopped,
+    even by kill -9, leaves no partial file beside its outputs, and the next run removes a
+    dead run's scratch. CSV text cells that a spreadsheet would run as formulas get a
+    leading ' (see --no-csv-guard).
 
     \b
     Example:
@@ -76,6 +90,7 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
             leads=leads, events=events, mapping=load_mapping(mapping), as_of=parse_as_of(as_of, compiled),
             out=out, rejects=rejects, queues=queues, max_errors=max_errors, encoding=encoding,
             events_sorted=events_sorted or None, overflow=overflow,
+            reads=_other_inputs(playbook, mapping), csv_guard=not no_csv_guard,
         )
         if overflow and queues is None:
             raise click.UsageError("--overflow needs --queues")
@@ -96,6 +111,14 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
         click.echo(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
     else:
         click.echo(render_summary(summary), nl=False)
+
+
+def _other_inputs(playbook: Path, mapping: str) -> tuple[tuple[str, Path], ...]:
+    """Files the run reads besides the exports, which no output may overwrite."""
+    reads = [("the playbook", playbook)]
+    if Path(mapping).is_file():  # a mapping file rather than a preset's name
+        reads.append(("--mapping", Path(mapping)))
+    return tuple(reads)
 
 
 def _with_progress(compiled: Any, request: Any, name: str) -> Any:

@@ -13,9 +13,10 @@ import contextlib
 import csv
 import json
 import os
+import re
 import signal
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from types import FrameType
@@ -26,6 +27,36 @@ from engine.io.readers import file_format
 
 PARQUET_BATCH_ROWS = 8192
 REJECT_COLUMNS = ("file", "row", "column", "value", "reason")
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV injection").
+FORMULA_START = frozenset("=+-@\t\r")
+#: A text cell spreadsheets read as a plain number (``-3.5``, ``+81``): data, left as it is.
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+#: A row with a cell that may need the guard, found with one search over the row joined
+#: by ``\x1f`` with one in front (:func:`_suspect`; a false hit, ``\x1f`` inside a cell,
+#: only costs the per-cell check). A literal first character keeps the search fast.
+_SUSPECT = re.compile("\x1f[=+\\-@\t\r]")
+
+
+def _suspect(cells: Sequence[str]) -> bool:
+    return _SUSPECT.search("\x1f" + "\x1f".join(cells)) is not None
+
+
+def guard_cell(text: str) -> str:
+    """``text`` made safe to open in a spreadsheet: a leading ``'`` when it would start a formula.
+
+    The usual rule (OWASP): a cell starting with ``= + - @``, tab or CR gets a ``'``
+    in front, which spreadsheets show as text. A cell that is only a number (``-3.5``)
+    is left alone, as it cannot be a formula. Applied to text cells of CSV outputs only;
+    numbers and booleans the engine writes are never text cells.
+
+    Examples:
+        >>> guard_cell("=1+2"), guard_cell("@SUM(A1)"), guard_cell("-3.5"), guard_cell("Acme")
+        ("'=1+2", "'@SUM(A1)", '-3.5', 'Acme')
+    """
+    if text[:1] in FORMULA_START and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def temp_path(target: Path) -> Path:
@@ -116,16 +147,18 @@ def write_rows(
     rows: Iterable[Mapping[str, Any]],
     *,
     encoding: str = "utf-8",
+    csv_guard: bool = True,
 ) -> int:
     """Write ``rows`` (only ``columns``, in that order) to ``target``; return the row count.
 
     The format follows the extension. ``encoding="utf-8-sig"`` gives a CSV Excel opens
-    correctly in Japanese locales.
+    correctly in Japanese locales. In a CSV, ``csv_guard`` passes every ``str`` value
+    through :func:`guard_cell`; JSONL and Parquet keep values as they are.
     """
     kind = file_format(target)
     with atomic_path(target) as temp:
         if kind == "csv":
-            return _write_csv(temp, columns, rows, encoding, Path(target).suffix.lower() == ".tsv")
+            return _write_csv(temp, columns, rows, encoding, Path(target).suffix.lower() == ".tsv", csv_guard)
         if kind == "jsonl":
             return _write_jsonl(temp, columns, rows)
         return _write_parquet(temp, columns, rows)
@@ -148,11 +181,27 @@ class _CsvOut:
 
 
 def _write_csv(
-    temp: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]], encoding: str, tsv: bool
+    temp: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]], encoding: str, tsv: bool,
+    csv_guard: bool,
 ) -> int:
-    # text cells as they are; the rest spelled by format_cell
-    cells = ([v if type(v) is str else format_cell(v) for v in map(row.get, columns)] for row in rows)
-    return _write_cells(temp, columns, cells, encoding, tsv)
+    def cells() -> Iterator[list[str]]:
+        for row in rows:
+            # text cells as they are (guarded); the rest spelled by format_cell
+            texts = [v if type(v) is str else format_cell(v) for v in map(row.get, columns)]
+            if csv_guard and _suspect(texts):
+                texts = [guard_cell(t) if type(v) is str else t
+                         for v, t in zip(map(row.get, columns), texts, strict=True)]
+            yield texts
+
+    return _write_cells(temp, columns, cells(), encoding, tsv)
+
+
+def _guarded(rows: Iterable[Sequence[str]], raw: Collection[int]) -> Iterator[Sequence[str]]:
+    """Rows of text with :func:`guard_cell` applied to every cell but those at ``raw`` positions."""
+    for cells in rows:
+        if _suspect(cells):
+            cells = [c if i in raw else guard_cell(c) for i, c in enumerate(cells)]
+        yield cells
 
 
 def _write_cells(temp: Path, columns: Sequence[str], rows: Iterable[Sequence[str]], encoding: str,
@@ -167,11 +216,18 @@ def _write_cells(temp: Path, columns: Sequence[str], rows: Iterable[Sequence[str
     return count
 
 
-def write_cells(target: str | Path, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> int:
+def write_cells(target: str | Path, columns: Sequence[str], rows: Iterable[Sequence[str]], *,
+                raw_columns: Collection[str] = (), csv_guard: bool = True) -> int:
     """``write_rows`` for a CSV or TSV ``target`` whose rows are already text, one cell per
-    column in order, spelled as :func:`format_cell` would (``Decision.to_cells``)."""
+    column in order, spelled as :func:`format_cell` would (``Decision.to_cells``).
+
+    ``raw_columns`` hold numbers or booleans spelled as text: never guarded, as
+    ``write_rows`` never guards a value that is not a ``str``.
+    """
     if file_format(target) != "csv":
         raise ValueError(f"{target}: write_cells writes CSV or TSV only")
+    if csv_guard:
+        rows = _guarded(rows, frozenset(i for i, name in enumerate(columns) if name in raw_columns))
     with atomic_path(target) as temp:
         return _write_cells(temp, columns, rows, "utf-8", Path(target).suffix.lower() == ".tsv")
 
@@ -248,8 +304,9 @@ class RejectsWriter:
     Use as a context manager and pass the instance as ``on_reject``.
     """
 
-    def __init__(self, target: str | Path) -> None:
+    def __init__(self, target: str | Path, *, csv_guard: bool = True) -> None:
         self.target = Path(target)
+        self.csv_guard = csv_guard  # every column is text: file names, values, reasons from the data
         self.count = 0
         self._atomic: contextlib.AbstractContextManager[Path] | None = None
         self._handle: IO[str] | None = None
@@ -265,9 +322,8 @@ class RejectsWriter:
 
     def __call__(self, reject: Reject) -> None:
         assert self._writer is not None, "use RejectsWriter as a context manager"
-        self._writer.writerow(
-            [reject.file, str(reject.row), reject.column or "", reject.value or "", reject.reason]
-        )
+        cells = [reject.file, str(reject.row), reject.column or "", reject.value or "", reject.reason]
+        self._writer.writerow([guard_cell(c) for c in cells] if self.csv_guard else cells)
         self.count += 1
 
     def __exit__(self, *exc: Any) -> bool | None:

@@ -8,9 +8,13 @@ over the lead's events (see :mod:`engine.kernel.source`). It reads
 :class:`~engine.events.EventColumns` as the fast reader yields them, or Events.
 
 Same answers as ``decide(..., detail=False)``, to the bit (tests/test_kernel.py checks
-it on generated leads and recycle edge cases). What the kernel does not cover — a
-expression with no generated form, a lead whose events repeat an event id, or any
-exception — returns None, and the caller uses ``decide``.
+it on generated leads and recycle edge cases). What the kernel does not cover returns
+None, and the caller uses ``decide``: a playbook with an expression that has no
+generated form (no kernel at all), and per lead exactly three known cases — events that
+repeat an event id, an event type the playbook does not declare (the loop's type lookup
+raises KeyError), a lead field holding a value not of its declared type (an inlined
+operator raises TypeError). Any other exception is a bug in the kernel and propagates
+(``engine evaluate`` exits 3 with a crash log), never a silent change of path.
 """
 
 from __future__ import annotations
@@ -42,7 +46,11 @@ from engine.kernel.sums import block_sums
 __all__ = ["Kernel", "NoKernel", "kernel_for"]
 
 _CACHE: dict[int, tuple[CompiledPlaybook, Kernel | None]] = {}
-_NONES = repeat(None)  # a column the input lacks (stateless: every call may share it)
+_NONES = repeat(None)
+#: Python types a lead field's value may have, by its declared kind.
+_DECLARED: dict[str, type | tuple[type, ...]] = {
+    "string": str, "number": (int, float), "bool": bool, "datetime": datetime,
+}  # a column the input lacks (stateless: every call may share it)
 
 
 def to_datetime(us: int) -> datetime:
@@ -133,8 +141,10 @@ class Kernel:
             if prepared and events.sums is not None and self._run_sums is not None:
                 try:
                     return self._run_sums(lead, events.sums, as_of_us, lead_id, as_of_text)
-                except Exception:
-                    return None
+                except TypeError:
+                    if self._known(lead, ()):
+                        return None
+                    raise
             got = events.fields
             columns: list[Any] = [got.get(name) or _NONES for name in self.fields]
             at_us, types = events.at_us, events.types
@@ -144,8 +154,10 @@ class Kernel:
                 try:
                     return self._run_points(lead, at_us, types, *columns, events.points, id_column, seqs,
                                             as_of_us, lead_id, as_of_text)
-                except Exception:
-                    return None
+                except (KeyError, TypeError):
+                    if self._known(lead, types):
+                        return None
+                    raise
         else:
             if _repeats([e.id for e in events]):
                 return None
@@ -154,8 +166,25 @@ class Kernel:
             id_column, seqs = [e.id for e in events], [e.seq for e in events]
         try:
             return self._run(lead, at_us, types, *columns, id_column, seqs, as_of_us, lead_id, as_of_text)
-        except Exception:
-            return None
+        except (KeyError, TypeError):
+            if self._known(lead, types):
+                return None
+            raise
+
+    def _known(self, lead: Mapping[str, Any], types: Sequence[str]) -> bool:
+        """Whether a KeyError or TypeError of the generated code is a known case (``decide``'s job):
+        an event type the playbook does not declare, or a lead field whose value is not of its
+        declared type (module docstring). Anything else is a bug and must surface."""
+        return any(t not in self._known_types for t in types) or self._mistyped(lead)
+
+    def _mistyped(self, lead: Mapping[str, Any]) -> bool:
+        """Whether a lead field holds a value (not None) of another type than the playbook declares."""
+        for name, kind in self.cp.playbook.lead.fields.items():
+            value = lead.get(name)
+            if value is not None and (not isinstance(value, _DECLARED[kind])
+                                      or (kind == "number" and type(value) is bool)):
+                return True
+        return False
 
     def _weigh_type(self, event_type: str, content: Any) -> float:
         """``cp.weight`` of an event of this type and content (a block's distinct pairs)."""

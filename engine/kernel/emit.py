@@ -219,8 +219,9 @@ class Emitter:
     def _compare(self, op: ast.cmpop, a: Emitted, b: Emitted) -> str:
         """Inline where Python's operator gives the closures' answer or raises.
 
-        The kernel's caller falls back to ``decide`` on any exception, so an inline
-        ``x >= 10`` on a text field (TypeError) still gets the closures' answer (False).
+        A lead field holding a value of another type than declared makes an inline
+        ``x >= 10`` raise TypeError; the kernel checks that this is the case and hands the
+        lead to ``decide``, which gives the closures' answer (False).
         """
         symbol = _INLINE_ORDER.get(type(op))
         if symbol is not None:

@@ -36,6 +36,7 @@ from engine.batch import (
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
 from engine.evaluate import Decision, Handoff, Recycle
+from engine.io.scratch import temp_dir
 from engine.sql.inputs import Inputs, quote
 from engine.sql.records import Plan, activity_events, event_field_sql, event_rows, lead_rows
 
@@ -75,7 +76,7 @@ def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend:
         # A database file in a scratch folder, under a memory limit: the inputs and the
         # stages' tables page to disk instead of growing with the export (an in-memory
         # database held 7.6 GB for 1M leads / 30M events).
-        scratch = tempfile.TemporaryDirectory(prefix="engine-duckdb-")
+        scratch = tempfile.TemporaryDirectory(prefix="engine-duckdb-", dir=temp_dir())
         con = duckdb.connect(str(Path(scratch.name) / "work.duckdb"),
                              config={"memory_limit": MEMORY_LIMIT, "temp_directory": scratch.name})
         try:
@@ -92,7 +93,7 @@ def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend:
                 source = run_on_spark(con, cp, req.as_of, query, master)
             else:
                 source = f"({query.tree.sql(dialect='duckdb')})"
-            write_decisions(staging, _rows(con, cp, req, source, summary))
+            write_decisions(staging, _rows(con, cp, req, source, summary), csv_guard=req.csv_guard)
         finally:
             con.close()
             scratch.cleanup()

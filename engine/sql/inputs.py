@@ -33,6 +33,7 @@ from typing import Any
 from engine.io import InputError, Reject, file_format, read_rows
 from engine.io.encoding import decode_error, detect_encoding, normalize_encoding
 from engine.io.readers import CSV_SUFFIXES, read_header
+from engine.io.scratch import temp_dir
 
 #: The row-number column every scanned table has (engine.io's numbering).
 ROW = "__row"
@@ -231,7 +232,7 @@ class Inputs:
         """``path`` itself when DuckDB reads its encoding, else a streamed UTF-8 copy."""
         if codec in _DIRECT_CODECS:
             return path
-        handle, name = tempfile.mkstemp(prefix=".engine-utf8-", suffix=path.suffix)
+        handle, name = tempfile.mkstemp(prefix=".engine-utf8-", suffix=path.suffix, dir=temp_dir())
         target = Path(name)
         self._temporary.append(target)
         decoder = codecs.getincrementaldecoder(codec)("strict")
