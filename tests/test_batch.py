@@ -249,11 +249,12 @@ def test_single_leads_file_with_aggregated_activity(tmp_path: Path) -> None:
     summary = run(cp, lp, None, tmp_path / "d.csv", mapping=load_mapping("leads-x-education"))
     out = {r["lead_id"]: r for r in read_csv(tmp_path / "d.csv")}
     assert (summary.leads_read, summary.decided, summary.leads_rejected) == (5, 4, 1)
-    assert out["a-1"]["engagement"] == "7.0"  # 5 page views + an email open
+    # 5 page views; the email open (from Last Activity, written after contact) scores 0
+    assert out["a-1"]["engagement"] == "5.0"
     assert (out["a-1"]["fit"], out["a-1"]["route"]) == ("55.0", "inside_sales")
     assert (out["a-2"]["stage"], out["a-2"]["route"]) == ("lead", "marketing")
     assert out["a-3"]["excluded"] == "do-not-contact"  # Do Not Email → unsubscribe event
-    assert out["a-4"]["excluded"] == "existing-student"
+    assert out["a-4"]["excluded"] == ""  # Tags "Already a student" is a note written after contact: not read
     [reject] = read_csv(tmp_path / "d.rejects.csv")
     assert reject["column"] == "TotalVisits" and reject["row"] == "6"
 

@@ -245,7 +245,8 @@ def _describe(error: ValidationError) -> str:
 
 def _is_union_tag(part: object) -> bool:
     # pydantic names the union member it tried ("str", "FieldSpec", "literal['as_of']").
-    return isinstance(part, str) and (part in {"str", "FieldSpec", "AtColumn", "ConvertedSpec"} or "[" in part)
+    members = {"str", "FieldSpec", "AtColumn", "ConvertedSpec"}
+    return isinstance(part, str) and (part in members or "[" in part)
 
 
 def _hint(error: ValidationError) -> str | None:
