@@ -262,6 +262,19 @@ def test_single_leads_file_with_aggregated_activity(tmp_path: Path) -> None:
 X_EDUCATION = Path(__file__).resolve().parents[2] / "shared" / "data" / "leads-x-education" / "Leads.csv"
 
 
+def test_score_ranks_every_decided_lead(tmp_path: Path) -> None:
+    """score: the handoff priority, else fit + engagement; excluded leads far below both."""
+    lp = write_csv(tmp_path / "Leads.csv", XE_HEADER, XE_ROWS)
+    cp = load_playbook(Path(BENCH_PLAYBOOK).parent / "x-education.yaml").compiled
+    assert cp is not None
+    run(cp, lp, None, tmp_path / "d.csv", mapping=load_mapping("leads-x-education"))
+    out = {r["lead_id"]: r for r in read_csv(tmp_path / "d.csv")}
+    assert (out["a-1"]["priority"], out["a-1"]["score"]) == ("95.0", "95.0")  # 55 fit + 40 (capped) time
+    assert (out["a-2"]["priority"], out["a-2"]["score"]) == ("", "5.0")  # nurtured: fit 5 + engagement 0
+    assert out["a-3"]["excluded"] and out["a-3"]["score"] == "-999992.0"  # fit 5 + 3 page views − 10⁶
+    assert float(out["a-3"]["score"]) < min(float(r["score"]) for r in out.values() if not r["excluded"])
+
+
 @pytest.mark.skipif(not X_EDUCATION.exists(), reason="X Education's Leads.csv (not shipped: no licence) "
                     "is read from ../shared/data/leads-x-education/, absent here")
 def test_x_education_export_routes_converters_to_sales(tmp_path: Path) -> None:
