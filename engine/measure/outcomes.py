@@ -201,3 +201,28 @@ def _merge(a: Outcome, b: Outcome) -> Outcome:
                    first(a.won_at, b.won_at), first(a.lost_at, b.lost_at),
                    sum(amounts) if amounts else None, b.lost_reason or a.lost_reason)
 
+
+
+def read_created(mapping: Mapping, leads: Path, *, encoding: str | None = None) -> dict[str, datetime]:
+    """Each lead's ``created_at`` (when the mapping has that datetime field): a lead created
+    after an as-of instant was not a lead yet, so a time split leaves it out.
+
+    Cells that cannot be read are skipped here: ``engine evaluate`` rejects those leads anyway.
+    """
+    spec = mapping.leads.fields.get("created_at")
+    if spec is None:
+        return {}
+    field_ = FieldSpec(column=spec, type="datetime") if isinstance(spec, str) else spec
+    if field_.type != "datetime":
+        return {}
+    convert = make_converter(field_, mapping)
+    created: dict[str, datetime] = {}
+    for _, row in read_rows(leads, encoding=encoding or mapping.encoding):
+        try:
+            value = convert(row.get(field_.column))
+        except (ConversionError, ValueError):
+            continue
+        lead_id = (row.get(mapping.leads.id) or "").strip()
+        if value is not None and lead_id:
+            created[lead_id] = value
+    return created
