@@ -55,14 +55,14 @@ from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue
 DECISION_COLUMNS = (
     "lead_id", "as_of", "excluded", "personas", "target_account", "target_lead", "fit",
     "engagement", "surge", "stage", "owner", "recycle_reason", "recycle_until", "route",
-    "handoff_rule", "due", "priority", "rules",
+    "handoff_rule", "due", "priority", "score", "rules",
 )
 _STRING, _BOOL, _FLOAT = "string", "bool", "float64"
 #: Parquet types fixed up front: inferring them from the first rows would make
 #: ``priority`` a string column whenever the first rows have no handoff.
 DECISION_TYPES = dict.fromkeys(DECISION_COLUMNS, _STRING) | {
     "target_account": _BOOL, "target_lead": _BOOL, "surge": _BOOL,
-    "fit": _FLOAT, "engagement": _FLOAT, "priority": _FLOAT,
+    "fit": _FLOAT, "engagement": _FLOAT, "priority": _FLOAT, "score": _FLOAT,
 }
 #: Columns the engine writes as numbers or booleans: data, never formula-guarded in a CSV.
 NOT_TEXT = frozenset(name for name, kind in DECISION_TYPES.items() if kind != _STRING)

@@ -90,6 +90,24 @@ class Handoff:
         return handoff
 
 
+#: Subtracted from an excluded lead's fit + engagement in its ``score``: below any lead
+#: that can be routed, yet still ordered among excluded leads (docs/evaluate.md).
+EXCLUDED_SCORE_OFFSET = 1_000_000.0
+
+
+def rank_score(excluded: str | None, fit: float, engagement: float, priority: float | None) -> float:
+    """The ``score`` column: one ranking value for every decided lead.
+
+    The handoff's priority where there is one; otherwise fit + engagement, rounded to two
+    decimals; an excluded lead's fit + engagement minus :data:`EXCLUDED_SCORE_OFFSET`.
+    The SQL query computes the same (``engine.sql.output``), to the bit.
+    """
+    base = round(fit + engagement, 2) + 0.0
+    if excluded:
+        return base - EXCLUDED_SCORE_OFFSET
+    return priority if priority is not None else base
+
+
 @dataclass(frozen=True)
 class Decision:
     """Everything a playbook decides about one lead at one instant."""
@@ -159,6 +177,8 @@ class Decision:
             "handoff_rule": handoff.rule if handoff is not None else "",
             "due": (handoff.due or "") if handoff is not None else "",
             "priority": handoff.priority if handoff is not None else None,
+            "score": rank_score(self.excluded, self.fit, self.engagement,
+                                handoff.priority if handoff is not None else None),
             "rules": rules,
         }
 
@@ -173,6 +193,7 @@ class Decision:
             priority = handoff.priority
             routed = [handoff.to, handoff.rule, handoff.due or "", "" if priority is None else repr(priority)]
         else:
+            priority = None
             routed = ["none", "", "", ""]
         return [
             self.lead_id, self.as_of, self.excluded or "", ";".join(self.personas),
@@ -180,7 +201,7 @@ class Decision:
             repr(self.fit), repr(self.engagement), "true" if self.surge else "false",
             self.stage, self.owner,
             recycle.reason if recycle is not None else "", recycle.until if recycle is not None else "",
-            *routed, rules,
+            *routed, repr(rank_score(self.excluded, self.fit, self.engagement, priority)), rules,
         ]
 
     @classmethod

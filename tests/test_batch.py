@@ -249,16 +249,30 @@ def test_single_leads_file_with_aggregated_activity(tmp_path: Path) -> None:
     summary = run(cp, lp, None, tmp_path / "d.csv", mapping=load_mapping("leads-x-education"))
     out = {r["lead_id"]: r for r in read_csv(tmp_path / "d.csv")}
     assert (summary.leads_read, summary.decided, summary.leads_rejected) == (5, 4, 1)
-    assert out["a-1"]["engagement"] == "7.0"  # 5 page views + an email open
+    # 5 page views; the email open (from Last Activity, written after contact) scores 0
+    assert out["a-1"]["engagement"] == "5.0"
     assert (out["a-1"]["fit"], out["a-1"]["route"]) == ("55.0", "inside_sales")
     assert (out["a-2"]["stage"], out["a-2"]["route"]) == ("lead", "marketing")
     assert out["a-3"]["excluded"] == "do-not-contact"  # Do Not Email → unsubscribe event
-    assert out["a-4"]["excluded"] == "existing-student"
+    assert out["a-4"]["excluded"] == ""  # Tags "Already a student" is a note written after contact: not read
     [reject] = read_csv(tmp_path / "d.rejects.csv")
     assert reject["column"] == "TotalVisits" and reject["row"] == "6"
 
 
 X_EDUCATION = Path(__file__).resolve().parents[2] / "shared" / "data" / "leads-x-education" / "Leads.csv"
+
+
+def test_score_ranks_every_decided_lead(tmp_path: Path) -> None:
+    """score: the handoff priority, else fit + engagement; excluded leads far below both."""
+    lp = write_csv(tmp_path / "Leads.csv", XE_HEADER, XE_ROWS)
+    cp = load_playbook(Path(BENCH_PLAYBOOK).parent / "x-education.yaml").compiled
+    assert cp is not None
+    run(cp, lp, None, tmp_path / "d.csv", mapping=load_mapping("leads-x-education"))
+    out = {r["lead_id"]: r for r in read_csv(tmp_path / "d.csv")}
+    assert (out["a-1"]["priority"], out["a-1"]["score"]) == ("95.0", "95.0")  # 55 fit + 40 (capped) time
+    assert (out["a-2"]["priority"], out["a-2"]["score"]) == ("", "5.0")  # nurtured: fit 5 + engagement 0
+    assert out["a-3"]["excluded"] and out["a-3"]["score"] == "-999992.0"  # fit 5 + 3 page views − 10⁶
+    assert float(out["a-3"]["score"]) < min(float(r["score"]) for r in out.values() if not r["excluded"])
 
 
 @pytest.mark.skipif(not X_EDUCATION.exists(), reason="X Education's Leads.csv (not shipped: no licence) "

@@ -21,6 +21,7 @@ COMMAND_PATHS: dict[str, str] = {
     "replay": "engine.commands.replay:replay",
     "explain": "engine.commands.replay:explain",
     "evaluate": "engine.commands.evaluate:evaluate",
+    "backtest": "engine.commands.backtest:backtest",
     "fmt": "engine.commands.fmt:fmt",
     "diff": "engine.commands.diff:diff",
     "owners": "engine.commands.owners:owners",

@@ -16,7 +16,10 @@ FORMATS = ["text", "json", "github", "sarif"]
               help="text for people, json for machines, github for Actions annotations, sarif "
                    "for code scanning.")
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
-def validate(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
+@click.option("--mapping", help="Also check each playbook against this mapping (a preset or a YAML "
+                                "file): a lead field that is an outcome is an error (E-OUTCOME-READABLE), "
+                                "a rule reading a column marked after_contact a warning (W-AFTER-CONTACT).")
+def validate(paths: tuple[Path, ...], fmt: str, strict: bool, mapping: str | None) -> None:
     """Check playbooks: YAML, schema, references, reachability, expressions.
 
     PATHS are files or directories (searched recursively for *.yaml playbooks);
@@ -33,6 +36,7 @@ def validate(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
     Examples:
       engine validate playbooks/
       engine validate --strict --format github playbooks/smb-saas.yaml
+      engine validate --mapping leads-x-education playbooks/x-education.yaml
     """
     from engine.diagnostics import RENDERERS, has_failures
     from engine.validate import discover, validate_path
@@ -40,11 +44,24 @@ def validate(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
     targets = list(discover(paths or (Path("playbooks"),)))
     if not targets:
         raise click.UsageError("no playbooks found under the given paths")
+    columns = None
+    if mapping is not None:
+        from engine.diagnostics import EngineError
+        from engine.io import InputError, load_mapping
+
+        try:
+            columns = load_mapping(mapping)
+        except InputError as error:
+            raise EngineError(str(error)) from None
     diagnostics = []
     sources: dict[str, str] = {}
     for path in targets:
         result = validate_path(path)
         diagnostics.extend(result.diagnostics)
+        if columns is not None and result.compiled is not None and result.document is not None:
+            from engine.measure.leakage import mapping_diagnostics
+
+            diagnostics.extend(mapping_diagnostics(result.compiled, result.document, columns))
         if result.document is not None:
             sources[str(path)] = result.document.text
     output = RENDERERS[fmt](diagnostics, sources)

@@ -11,10 +11,12 @@ from engine.io.errors import InputError, Reject, RejectSink, UnsortedInput
 from engine.io.grouping import iter_leads_with_events
 from engine.io.mapping import (
     ActivityRule,
+    ConvertedSpec,
     EventsMapping,
     FieldSpec,
     LeadsMapping,
     Mapping,
+    OutcomesMapping,
     load_mapping,
     parse_mapping,
     preset_names,
@@ -26,6 +28,7 @@ from engine.io.writers import RejectsWriter, atomic_path, write_cells, write_row
 
 __all__ = [
     "ActivityRule",
+    "ConvertedSpec",
     "EventsFile",
     "EventsMapping",
     "FieldSpec",
@@ -35,6 +38,7 @@ __all__ = [
     "LeadsFile",
     "LeadsMapping",
     "Mapping",
+    "OutcomesMapping",
     "Reject",
     "RejectSink",
     "RejectsWriter",

@@ -39,6 +39,11 @@ class FieldSpec(_Strict):
     true_values: list[str] | None = None
     false_values: list[str] | None = None
     required: bool | None = Field(default=None, description="column must exist in the file")
+    after_contact: bool = Field(
+        default=False,
+        description="written by sales after contacting the lead (notes, dispositions): a rule "
+                    "reading it gets a warning, and backtest figures are optimistic",
+    )
 
 
 class AtColumn(_Strict):
@@ -61,6 +66,8 @@ class ActivityRule(_Strict):
     when_column_equals: dict[str, str | list[str]] | None = None
     fields: dict[str, str] = Field(default_factory=dict)
     max_count: int = Field(default=1000, ge=1, le=1_000_000)
+    after_contact: bool = Field(default=False, description="read from a column written after sales "
+                                                           "contact: engagement on this type is warned about")
 
 
 class LeadsMapping(_Strict):
@@ -92,6 +99,51 @@ class EventsMapping(_Strict):
         return self
 
 
+class ConvertedSpec(_Strict):
+    """Which cell means converted: a yes/no column, or a column whose value is one of ``values``."""
+
+    column: str = Field(min_length=1)
+    values: list[str] | None = Field(
+        default=None, description="converted when the cell is one of these (e.g. HubSpot "
+                                  "lifecycle stage `customer`); any other value is not converted")
+    true_values: list[str] | None = None
+    false_values: list[str] | None = None
+
+
+class OutcomesMapping(_Strict):
+    """What happened to each lead *after* the decision: the measured side, never a lead field.
+
+    ``source: leads`` reads the outcome columns from the leads file; ``source: file``
+    from ``--outcomes FILE`` (one row per lead, e.g. Salesforce Opportunities, HubSpot
+    deals, Olist closed deals). Without ``converted``, a lead with a row in the outcomes
+    file converted and every other lead did not.
+    """
+
+    source: Literal["leads", "file"] = "leads"
+    lead_id: str | None = Field(default=None, description="the outcomes file's lead id column")
+    converted: str | ConvertedSpec | None = None
+    opportunity_at: str | None = Field(default=None, description="when an opportunity was opened")
+    won_at: str | None = Field(default=None, description="when the deal was won (the conversion date)")
+    lost_at: str | None = None
+    amount: str | None = None
+    lost_reason: str | None = None
+
+    @model_validator(mode="after")
+    def _says_what_converted(self) -> OutcomesMapping:
+        if self.source == "leads" and self.converted is None:
+            raise ValueError("outcomes read from the leads file need a 'converted' column")
+        if self.source == "file" and self.lead_id is None:
+            raise ValueError("outcomes read from a file (source: file) need its 'lead_id' column")
+        return self
+
+    def columns(self) -> dict[str, str]:
+        """Outcome name → the column it is read from (the names a rule may never read)."""
+        converted = self.converted.column if isinstance(self.converted, ConvertedSpec) else self.converted
+        named = {"converted": converted, "opportunity_at": self.opportunity_at, "won_at": self.won_at,
+                 "lost_at": self.lost_at, "amount": self.amount, "lost_reason": self.lost_reason}
+        return {name: column for name, column in named.items() if column is not None}
+
+
 class Mapping(_Strict):
     """A whole mapping file."""
 
@@ -106,6 +158,25 @@ class Mapping(_Strict):
     false_values: list[str] = Field(default_factory=lambda: list(DEFAULT_FALSE))
     leads: LeadsMapping
     events: EventsMapping | None = None
+    outcomes: OutcomesMapping | None = None
+
+    @model_validator(mode="after")
+    def _outcomes_are_not_fields(self) -> Mapping:
+        """An outcome column mapped as a lead field would let a rule score on the result itself."""
+        if self.outcomes is None or self.outcomes.source != "leads":
+            return self
+        outcome_columns = set(self.outcomes.columns().values())
+        for name, spec in self.leads.fields.items():
+            column = field_spec(spec).column
+            if column in outcome_columns:
+                raise ValueError(f"leads.fields.{name}: column {column!r} is an outcome (outcomes "
+                                 "section); a rule must never read an outcome, remove the field")
+        return self
+
+    def after_contact_fields(self) -> dict[str, str]:
+        """Lead field → column, for the fields marked ``after_contact: true``."""
+        return {name: spec.column for name, spec in self.leads.fields.items()
+                if isinstance(spec, FieldSpec) and spec.after_contact}
 
 
 def field_spec(spec: str | FieldSpec) -> FieldSpec:
@@ -174,7 +245,8 @@ def _describe(error: ValidationError) -> str:
 
 def _is_union_tag(part: object) -> bool:
     # pydantic names the union member it tried ("str", "FieldSpec", "literal['as_of']").
-    return isinstance(part, str) and (part in {"str", "FieldSpec", "AtColumn"} or "[" in part)
+    members = {"str", "FieldSpec", "AtColumn", "ConvertedSpec"}
+    return isinstance(part, str) and (part in members or "[" in part)
 
 
 def _hint(error: ValidationError) -> str | None:

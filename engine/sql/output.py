@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from engine.compile import CompiledPlaybook
+from engine.evaluate import EXCLUDED_SCORE_OFFSET
 from engine.sql.aggregates import col
 from engine.sql.expressions import lit, not_null
 
@@ -88,5 +89,16 @@ def output_select(cp: CompiledPlaybook, as_of: exp.Expr) -> exp.Select:
         exp.alias_(rule, "handoff_rule"),
         "due",
         "priority",
+        exp.alias_(_score(), "score"),
         exp.alias_(rules, "rules"),
+    )
+
+
+def _score() -> exp.Expr:
+    """``engine.evaluate.rank_score``: priority, else fit + engagement; excluded leads lowest."""
+    excluded = exp.Sub(this=col("score_base"), expression=exp.cast(lit(EXCLUDED_SCORE_OFFSET), "DOUBLE"))
+    return exp.Case(
+        ifs=[exp.If(this=not_null(col("excluded")), true=excluded),
+             exp.If(this=not_null(col("priority")), true=col("priority"))],
+        default=col("score_base"),
     )

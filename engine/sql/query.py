@@ -681,7 +681,10 @@ class _Builder:
             "due: the latest activity (or a later end of cooldown) + the shorter of the handoff's "
             "SLA and the source's",
         )
-        return [choose, details, *_rounding("priority_rounded", [("priority", "priority_raw")])]
+        details.add("score_raw", exp.Add(this=col("fit"), expression=col("engagement")),
+                    "score before rounding: fit + engagement (engine.evaluate.rank_score)")
+        rounded = [("priority", "priority_raw"), ("score_base", "score_raw")]
+        return [choose, details, *_rounding("priority_rounded", rounded)]
 
     def _source_sla(self) -> exp.Expr:
         source_field = self.pb.lead.source
