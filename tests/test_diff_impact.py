@@ -76,7 +76,8 @@ def test_fit_and_threshold_change_counts_the_fixtures_engine_test_fails(
 def test_priority_only_change_reports_queue_churn_at_capacity(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Issue #16, example 2: a new priority moves leads in and out of the capped queue."""
-    text = (PLAYBOOKS / "x-education.yaml").read_text(encoding="utf-8")
+    # The playbook as the issue measured it; today's reads only pre-contact columns (#15).
+    text = (Path(__file__).parent / "data" / "x-education-2026.11.1.yaml").read_text(encoding="utf-8")
     start, end = text.index("    priority: >-"), text.index("  - {id: nurture")
     base, head = tmp_path / "base.yaml", tmp_path / "head.yaml"
     base.write_text(text, encoding="utf-8")
