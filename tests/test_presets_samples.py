@@ -12,6 +12,7 @@ from engine.cli import main
 from engine.io.errors import InputError, Reject
 from engine.io.mapping import load_mapping
 from engine.io.records import LeadRecord, read_events, read_leads
+from engine.measure.outcomes import read_outcomes
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
@@ -44,7 +45,11 @@ def test_salesforce_data_export_leads() -> None:
     warm = leads["00Q8a00001uiEuOEAU"].fields
     # The Data Export writes booleans as "0"/"1" and instants as "YYYY-MM-DD HH:MM:SS" in GMT.
     assert warm["do_not_email"] is False and warm["do_not_call"] is False
-    assert leads["00Q8a00001ufW0AEAU"].fields["converted"] is True
+    # IsConverted is the outcome (issue #15): measured by backtest, never a lead field.
+    assert "converted" not in warm
+    outcome = read_outcomes(load_mapping("salesforce"), SAMPLES / "salesforce" / "Lead.csv")
+    converted = outcome.get("00Q8a00001ufW0AEAU")
+    assert converted is not None and converted.converted is True
     assert warm["created_at"] == datetime(2023, 1, 9, 18, 59, 46, tzinfo=UTC)
     assert warm["rating"] == "Warm" and warm["lead_source"] == "Redes"
     # Empty cells are missing values, not empty strings or zeros.
