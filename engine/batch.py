@@ -45,6 +45,7 @@ from engine.io import (
     write_cells,
     write_rows,
 )
+from engine.io.encoding import describe_encoding
 from engine.kernel import kernel_for
 from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue
 
@@ -91,6 +92,8 @@ class BatchRequest:
     events_sorted: bool | None = None
     #: With ``queues``: also write each capped team's overflow as ``TEAM.overflow.csv``.
     overflow: bool = False
+    #: ``--timezone``: the zone of naive timestamps, over the mapping's and the playbook's.
+    timezone: str | None = None
 
     @property
     def rejects_path(self) -> Path:
@@ -111,9 +114,19 @@ def parse_as_of(text: str, cp: CompiledPlaybook) -> datetime:
         raise EngineError(f"--as-of: {error}") from None
 
 
+@dataclass(frozen=True)
+class AbsentField:
+    """An optional mapped field whose column the file lacks: empty for every row of it."""
+
+    name: str
+    column: str
+    file: str  # "leads" or "events"
+
+
 @dataclass
 class Summary:
-    """What a run did: counts that add up, per stage / route / exclusion, team capacity."""
+    """What a run did: counts that add up, per stage / route / exclusion, team capacity,
+    and how the inputs were read (encodings, the zone of naive times, absent fields)."""
 
     playbook: str
     as_of: str
@@ -131,6 +144,18 @@ class Summary:
     excluded: dict[str, int] = field(default_factory=dict)
     recycled: dict[str, int] = field(default_factory=dict)
     teams: dict[str, TeamQueue] = field(default_factory=dict)
+    #: "leads" / "events" → how the file was decoded, e.g. "cp932 (detected)".
+    encodings: dict[str, str] = field(default_factory=dict)
+    #: The zone naive timestamps were read in, and who said so.
+    timezone: str = "UTC"
+    timezone_from: str = "the playbook"
+    absent: list[AbsentField] = field(default_factory=list)
+    #: Decided leads with at least one event from the events file (absent event fields).
+    leads_with_events: int = 0
+
+    def absent_touched(self, absent: AbsentField) -> int:
+        """Leads that read an absent field as empty: all decided, or those with events."""
+        return self.decided if absent.file == "leads" else self.leads_with_events
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with stable keys (playbook order inside each breakdown)."""
@@ -143,6 +168,14 @@ class Summary:
             "leads": {"read": self.leads_read, "decided": self.decided, "rejected": self.leads_rejected},
             "events": {"read": self.events_read, "matched": self.events_matched,
                        "rejected": self.events_rejected},
+            "inputs": {
+                "encodings": dict(self.encodings),
+                "timezone": {"zone": self.timezone, "from": self.timezone_from},
+                "absent_fields": [
+                    {"field": a.name, "column": a.column, "file": a.file,
+                     "leads": self.absent_touched(a)} for a in self.absent
+                ],
+            },
             "stages": dict(self.stages),
             "routes": dict(self.routes),
             "excluded": dict(self.excluded),
@@ -252,6 +285,7 @@ def run_export(cp: CompiledPlaybook, request: BatchRequest, produce: Producer, *
     if request.as_of.tzinfo is None:
         request = _with_zone(request, cp)
     summary = _new_summary(cp, request, playbook_name)
+    request = resolve_inputs(cp, request, summary)
     for folder in (request.out.parent, request.rejects_path.parent, request.queues):
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
@@ -277,6 +311,52 @@ def run_export(cp: CompiledPlaybook, request: BatchRequest, produce: Producer, *
         if disk is not None:
             disk.close()
     return summary
+
+
+def resolve_inputs(cp: CompiledPlaybook, request: BatchRequest, summary: Summary) -> BatchRequest:
+    """Settle, before any reading, what a run must not guess, and say it in the summary.
+
+    The zone of naive timestamps: ``--timezone``, else the user's mapping file, else the
+    playbook's (presets set none: they cannot know a CRM account's zone). The encoding
+    of each file: given, or detected only when certain (else an error asking for
+    ``--encoding``). Optional fields whose column a file lacks. Shared by every backend,
+    so their summaries cannot differ.
+    """
+    from engine.io.mapping import field_spec, is_optional, with_timezone
+    from engine.io.readers import read_columns
+    from engine.io.records import check_columns
+    from engine.io.timestamps import get_timezone
+
+    mapping = request.mapping
+    if request.timezone:
+        zone, origin = request.timezone, "--timezone"
+    elif mapping.timezone:
+        zone, origin = mapping.timezone, "the mapping file"
+    else:
+        zone, origin = cp.playbook.timezone, "the playbook"
+    get_timezone(zone)  # a misspelt zone is an error now, not at the first naive value
+    summary.timezone, summary.timezone_from = zone, origin
+    mapping = with_timezone(mapping, zone)
+    encoding = request.encoding or mapping.encoding
+    origin = "--encoding" if request.encoding else "the mapping file"
+    files: list[tuple[str, Path, Any]] = [("leads", request.leads, mapping.leads)]
+    if request.events is not None:
+        if mapping.events is None:
+            raise InputError("the mapping has no 'events' section", hint="add one or omit --events")
+        files.append(("events", request.events, mapping.events))
+    for label, path, section in files:
+        if not path.is_file():
+            raise InputError("no such file", file=path)
+        summary.encodings[label] = describe_encoding(path, encoding, origin)
+        columns = read_columns(path, encoding=encoding)
+        if columns is None:
+            continue  # JSON Lines: each line has its own keys; the readers check the first
+        specs = {name: field_spec(raw) for name, raw in section.fields.items()}
+        required = [s.column for s in specs.values() if not is_optional(s, section.fields_required)]
+        check_columns(path, required, columns)
+        summary.absent += [AbsentField(name, spec.column, label) for name, spec in specs.items()
+                           if spec.column not in columns]
+    return replace(request, mapping=mapping)
 
 
 def _plan_queues(request: BatchRequest, summary: Summary) -> DiskQueue | None:
@@ -332,9 +412,10 @@ def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, si
     """Decide each lead in file order and account for it; yield its output row, as ``shape``
     makes it (``Decision.to_cells`` for CSV, ``Decision.to_row`` for the other formats)."""
     leads_file = str(request.leads)
-    matched = 0
+    matched = with_events = 0
     for count, (lead, events) in enumerate(pairs, start=1):
-        matched += len(events) - len(lead.activity)
+        from_file = len(events) - len(lead.activity)
+        matched += from_file
         try:
             decision = decide(cp, lead.fields, events, request.as_of, lead_id=lead.lead_id)
             row = shape(decision)
@@ -343,10 +424,12 @@ def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, si
                         f"evaluation failed: {type(error).__name__}: {error}"))
             continue
         record_decision(summary, decision, lead.row)
+        with_events += from_file > 0
         if progress is not None and count % _PROGRESS_EVERY == 0:
             progress(lead.row)
         yield row
     summary.events_matched = matched
+    summary.leads_with_events = with_events
 
 
 def record_decision(summary: Summary, decision: Decision, row: int) -> None:
@@ -406,6 +489,20 @@ def count_rows(path: Path) -> int:
     return lines
 
 
+def render_inputs(summary: Summary) -> list[str]:
+    """How the inputs were read: what the engine settled instead of guessing silently."""
+    lines = [f"read    {label} file as {how}" for label, how in summary.encodings.items()]
+    lines.append(f"times   naive timestamps read in {summary.timezone} (from {summary.timezone_from})")
+    for absent in summary.absent:
+        touched = summary.absent_touched(absent)
+        whose = f"{touched:,} lead{'s' if touched != 1 else ''}"
+        if absent.file == "events":
+            whose += " with events"
+        lines.append(f"absent  optional field {absent.name!r}: no column {absent.column!r} in the "
+                     f"{absent.file} file; empty for {whose}")
+    return lines
+
+
 def render_summary(summary: Summary) -> str:
     """The summary for a terminal: counts that add up, then breakdowns, then capacity."""
     lines = [
@@ -414,6 +511,7 @@ def render_summary(summary: Summary) -> str:
         f"{summary.leads_rejected:,} rejected",
         f"events  {summary.events_read:>9,} read = {summary.events_matched:,} matched + "
         f"{summary.events_rejected:,} rejected",
+        *render_inputs(summary),
     ]
     for title, counts in (("stage", summary.stages), ("route", summary.routes),
                           ("excluded", summary.excluded), ("recycled", summary.recycled)):
@@ -450,7 +548,9 @@ __all__ = [
     "evaluate_export",
     "parse_as_of",
     "record_decision",
+    "render_inputs",
     "render_summary",
+    "resolve_inputs",
     "run_export",
     "write_decisions",
 ]
