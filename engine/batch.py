@@ -29,6 +29,7 @@ from engine.diagnostics import EngineError
 from engine.evaluate import Decision
 from engine.evaluate import decide_for_row as decide  # to_row() shows no breakdown
 from engine.events import Event
+from engine.expr.regex import DataPatternError
 from engine.io import (
     EventsFile,
     InputError,
@@ -419,6 +420,9 @@ def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, si
         try:
             decision = decide(cp, lead.fields, events, request.as_of, lead_id=lead.lead_id)
             row = shape(decision)
+        except DataPatternError as error:  # a regex read from the data: the lead's fault
+            sink(Reject(leads_file, lead.row, None, lead.lead_id, str(error)))
+            continue
         except Exception as error:  # one lead's failure must not lose the run
             sink(Reject(leads_file, lead.row, None, lead.lead_id,
                         f"evaluation failed: {type(error).__name__}: {error}"))
