@@ -46,7 +46,7 @@ from engine.io import (
     write_cells,
     write_rows,
 )
-from engine.io.encoding import describe_encoding
+from engine.io.encoding import describe_encoding, detect_encoding
 from engine.kernel import kernel_for
 from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue
 
@@ -345,11 +345,19 @@ def resolve_inputs(cp: CompiledPlaybook, request: BatchRequest, summary: Summary
         if mapping.events is None:
             raise InputError("the mapping has no 'events' section", hint="add one or omit --events")
         files.append(("events", request.events, mapping.events))
+    detected: dict[str, str | None] = {}  # format → the codec every file of it was detected in
     for label, path, section in files:
         if not path.is_file():
             raise InputError("no such file", file=path)
-        summary.encodings[label] = describe_encoding(path, encoding, origin)
-        columns = read_columns(path, encoding=encoding)
+        kind = file_format(path)
+        codec = encoding
+        if kind == "csv" and encoding is None:
+            codec = detect_encoding(path)
+            detected[kind] = codec if detected.get(kind, codec) == codec else None
+        elif kind == "jsonl":
+            detected[kind] = None
+        summary.encodings[label] = describe_encoding(path, codec, origin if encoding else "detected")
+        columns = read_columns(path, encoding=codec)
         if columns is None:
             continue  # JSON Lines: each line has its own keys; the readers check the first
         specs = {name: field_spec(raw) for name, raw in section.fields.items()}
@@ -357,6 +365,11 @@ def resolve_inputs(cp: CompiledPlaybook, request: BatchRequest, summary: Summary
         check_columns(path, required, columns)
         summary.absent += [AbsentField(name, spec.column, label) for name, spec in specs.items()
                            if spec.column not in columns]
+    codec = detected.get("csv")
+    if codec is not None and "jsonl" not in detected:
+        # Every CSV input was detected in the same codec (and no JSONL, which --encoding
+        # would change): the readers take it from here instead of detecting again.
+        return replace(request, mapping=mapping, encoding=codec)
     return replace(request, mapping=mapping)
 
 

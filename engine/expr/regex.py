@@ -190,10 +190,11 @@ def search(pattern: Pattern | str, text: str) -> bool:
     Raises :class:`DataPatternError` for a string pattern re2 refuses.
     """
     if isinstance(pattern, str):
+        source = pattern
         try:
-            pattern = compile_pattern(pattern)
+            pattern = compile_pattern(source)
         except PatternError as error:
             raise DataPatternError(
-                f"matches(): the pattern {pattern[:200]!r}, read from the data, is not a valid "
+                f"matches(): the pattern {source[:200]!r}, read from the data, is not a valid "
                 f"regular expression: {error}") from None
     return pattern.search(text)
