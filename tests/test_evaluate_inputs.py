@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from engine.cli import cli, main
 from engine.evaluate import decide, decide_for_row
 from engine.expr.regex import DataPatternError
+from engine.kernel import kernel_for
 from engine.validate import load_playbook
 
 PLAYBOOK = """\
@@ -269,6 +270,9 @@ def test_invalid_pattern_from_a_field_is_a_reject(tmp_path: Path, capsys: pytest
     for run in (decide, decide_for_row):
         with pytest.raises(DataPatternError, match="'VP\\('"):
             run(compiled, lead, [], at)
+    kernel = kernel_for(compiled)  # the kernel never answers False for it: it hands over to decide
+    assert kernel is not None and kernel.decide(lead, [], at, "L2") is None
+    assert kernel.decide({**lead, "pattern": "VP"}, [], at, "L1").fit == 25.0
 
 
 def test_invalid_pattern_in_the_playbook_is_a_diagnostic(tmp_path: Path,
