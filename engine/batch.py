@@ -29,6 +29,7 @@ from engine.diagnostics import EngineError
 from engine.evaluate import Decision, KernelBug
 from engine.evaluate import decide_for_row as decide  # to_row() shows no breakdown
 from engine.events import Event
+from engine.expr.regex import DataPatternError
 from engine.io import (
     EventsFile,
     InputError,
@@ -45,6 +46,7 @@ from engine.io import (
     write_cells,
     write_rows,
 )
+from engine.io.encoding import describe_encoding, detect_encoding
 from engine.io.locks import LOCK_SUFFIX, OutputLock, output_locks
 from engine.io.output_paths import Named, refuse_overlaps
 from engine.io.scratch import Run, stall_point, temp_dir
@@ -102,6 +104,8 @@ class BatchRequest:
     #: CSV outputs (decisions, rejects, queues): a text cell that a spreadsheet would read
     #: as a formula gets a leading ``'`` (:func:`engine.io.writers.guard_cell`).
     csv_guard: bool = True
+    #: ``--timezone``: the zone of naive timestamps, over the mapping's and the playbook's.
+    timezone: str | None = None
 
     @property
     def rejects_path(self) -> Path:
@@ -126,9 +130,19 @@ def parse_as_of(text: str, cp: CompiledPlaybook) -> datetime:
         raise EngineError(f"--as-of: {error}") from None
 
 
+@dataclass(frozen=True)
+class AbsentField:
+    """An optional mapped field whose column the file lacks: empty for every row of it."""
+
+    name: str
+    column: str
+    file: str  # "leads" or "events"
+
+
 @dataclass
 class Summary:
-    """What a run did: counts that add up, per stage / route / exclusion, team capacity."""
+    """What a run did: counts that add up, per stage / route / exclusion, team capacity,
+    and how the inputs were read (encodings, the zone of naive times, absent fields)."""
 
     playbook: str
     as_of: str
@@ -146,6 +160,18 @@ class Summary:
     excluded: dict[str, int] = field(default_factory=dict)
     recycled: dict[str, int] = field(default_factory=dict)
     teams: dict[str, TeamQueue] = field(default_factory=dict)
+    #: "leads" / "events" → how the file was decoded, e.g. "cp932 (detected)".
+    encodings: dict[str, str] = field(default_factory=dict)
+    #: The zone naive timestamps were read in, and who said so.
+    timezone: str = "UTC"
+    timezone_from: str = "the playbook"
+    absent: list[AbsentField] = field(default_factory=list)
+    #: Decided leads with at least one event from the events file (absent event fields).
+    leads_with_events: int = 0
+
+    def absent_touched(self, absent: AbsentField) -> int:
+        """Leads that read an absent field as empty: all decided, or those with events."""
+        return self.decided if absent.file == "leads" else self.leads_with_events
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with stable keys (playbook order inside each breakdown)."""
@@ -158,6 +184,14 @@ class Summary:
             "leads": {"read": self.leads_read, "decided": self.decided, "rejected": self.leads_rejected},
             "events": {"read": self.events_read, "matched": self.events_matched,
                        "rejected": self.events_rejected},
+            "inputs": {
+                "encodings": dict(self.encodings),
+                "timezone": {"zone": self.timezone, "from": self.timezone_from},
+                "absent_fields": [
+                    {"field": a.name, "column": a.column, "file": a.file,
+                     "leads": self.absent_touched(a)} for a in self.absent
+                ],
+            },
             "stages": dict(self.stages),
             "routes": dict(self.routes),
             "excluded": dict(self.excluded),
@@ -266,6 +300,7 @@ def run_export(cp: CompiledPlaybook, request: BatchRequest, produce: Producer, *
         request = _with_zone(request, cp)
     summary = _new_summary(cp, request, playbook_name)
     refuse_overlaps(*_named_paths(request, summary))
+    request = resolve_inputs(cp, request, summary)
     folders = [request.out.parent, request.rejects_path.parent]
     if request.queues is not None:
         folders.append(request.queues)
@@ -331,6 +366,65 @@ def _named_paths(request: BatchRequest, summary: Summary) -> tuple[list[Named], 
     return inputs, outputs, ("--queues", request.queues)
 
 
+def resolve_inputs(cp: CompiledPlaybook, request: BatchRequest, summary: Summary) -> BatchRequest:
+    """Settle, before any reading, what a run must not guess, and say it in the summary.
+
+    The zone of naive timestamps: ``--timezone``, else the user's mapping file, else the
+    playbook's (presets set none: they cannot know a CRM account's zone). The encoding
+    of each file: given, or detected only when certain (else an error asking for
+    ``--encoding``). Optional fields whose column a file lacks. Shared by every backend,
+    so their summaries cannot differ.
+    """
+    from engine.io.mapping import field_spec, is_optional, with_timezone
+    from engine.io.readers import read_columns
+    from engine.io.records import check_columns
+    from engine.io.timestamps import get_timezone
+
+    mapping = request.mapping
+    if request.timezone:
+        zone, origin = request.timezone, "--timezone"
+    elif mapping.timezone:
+        zone, origin = mapping.timezone, "the mapping file"
+    else:
+        zone, origin = cp.playbook.timezone, "the playbook"
+    get_timezone(zone)  # a misspelt zone is an error now, not at the first naive value
+    summary.timezone, summary.timezone_from = zone, origin
+    mapping = with_timezone(mapping, zone)
+    encoding = request.encoding or mapping.encoding
+    origin = "--encoding" if request.encoding else "the mapping file"
+    files: list[tuple[str, Path, Any]] = [("leads", request.leads, mapping.leads)]
+    if request.events is not None:
+        if mapping.events is None:
+            raise InputError("the mapping has no 'events' section", hint="add one or omit --events")
+        files.append(("events", request.events, mapping.events))
+    detected: dict[str, str | None] = {}  # format → the codec every file of it was detected in
+    for label, path, section in files:
+        if not path.is_file():
+            raise InputError("no such file", file=path)
+        kind = file_format(path)
+        codec = encoding
+        if kind == "csv" and encoding is None:
+            codec = detect_encoding(path)
+            detected[kind] = codec if detected.get(kind, codec) == codec else None
+        elif kind == "jsonl":
+            detected[kind] = None
+        summary.encodings[label] = describe_encoding(path, codec, origin if encoding else "detected")
+        columns = read_columns(path, encoding=codec)
+        if columns is None:
+            continue  # JSON Lines: each line has its own keys; the readers check the first
+        specs = {name: field_spec(raw) for name, raw in section.fields.items()}
+        required = [s.column for s in specs.values() if not is_optional(s, section.fields_required)]
+        check_columns(path, required, columns)
+        summary.absent += [AbsentField(name, spec.column, label) for name, spec in specs.items()
+                           if spec.column not in columns]
+    codec = detected.get("csv")
+    if codec is not None and "jsonl" not in detected:
+        # Every CSV input was detected in the same codec (and no JSONL, which --encoding
+        # would change): the readers take it from here instead of detecting again.
+        return replace(request, mapping=mapping, encoding=codec)
+    return replace(request, mapping=mapping)
+
+
 def _plan_queues(request: BatchRequest, summary: Summary) -> DiskQueue | None:
     """Keep queue entries only when queues are written; on disk when they are unbounded."""
     keep = request.queues is not None
@@ -379,23 +473,29 @@ def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, si
     """Decide each lead in file order and account for it; yield its output row, as ``shape``
     makes it (``Decision.to_cells`` for CSV, ``Decision.to_row`` for the other formats)."""
     leads_file = str(request.leads)
-    matched = 0
+    matched = with_events = 0
     for count, (lead, events) in enumerate(pairs, start=1):
-        matched += len(events) - len(lead.activity)
+        from_file = len(events) - len(lead.activity)
+        matched += from_file
         try:
             decision = decide(cp, lead.fields, events, request.as_of, lead_id=lead.lead_id)
             row = shape(decision)
         except KernelBug:
             raise  # a bug, not the lead's fault: exit 3, never a reject
+        except DataPatternError as error:  # a regex read from the data: the lead's fault
+            sink(Reject(leads_file, lead.row, None, lead.lead_id, str(error)))
+            continue
         except Exception as error:  # one lead's failure must not lose the run
             sink(Reject(leads_file, lead.row, None, lead.lead_id,
                         f"evaluation failed: {type(error).__name__}: {error}"))
             continue
         record_decision(summary, decision, lead.row)
+        with_events += from_file > 0
         if progress is not None and count % _PROGRESS_EVERY == 0:
             progress(lead.row)
         yield row
     summary.events_matched = matched
+    summary.leads_with_events = with_events
 
 
 def record_decision(summary: Summary, decision: Decision, row: int) -> None:
@@ -461,6 +561,20 @@ def count_rows(path: Path) -> int:
     return lines
 
 
+def render_inputs(summary: Summary) -> list[str]:
+    """How the inputs were read: what the engine settled instead of guessing silently."""
+    lines = [f"read    {label} file as {how}" for label, how in summary.encodings.items()]
+    lines.append(f"times   naive timestamps read in {summary.timezone} (from {summary.timezone_from})")
+    for absent in summary.absent:
+        touched = summary.absent_touched(absent)
+        whose = f"{touched:,} lead{'s' if touched != 1 else ''}"
+        if absent.file == "events":
+            whose += " with events"
+        lines.append(f"absent  optional field {absent.name!r}: no column {absent.column!r} in the "
+                     f"{absent.file} file; empty for {whose}")
+    return lines
+
+
 def render_summary(summary: Summary) -> str:
     """The summary for a terminal: counts that add up, then breakdowns, then capacity."""
     lines = [
@@ -469,6 +583,7 @@ def render_summary(summary: Summary) -> str:
         f"{summary.leads_rejected:,} rejected",
         f"events  {summary.events_read:>9,} read = {summary.events_matched:,} matched + "
         f"{summary.events_rejected:,} rejected",
+        *render_inputs(summary),
     ]
     for title, counts in (("stage", summary.stages), ("route", summary.routes),
                           ("excluded", summary.excluded), ("recycled", summary.recycled)):
@@ -505,7 +620,9 @@ __all__ = [
     "evaluate_export",
     "parse_as_of",
     "record_decision",
+    "render_inputs",
     "render_summary",
+    "resolve_inputs",
     "run_export",
     "write_decisions",
 ]

@@ -15,6 +15,7 @@ from engine.events import Event
 from engine.expr import CompiledExpression, Scope, Vocabulary, compile_expression
 from engine.expr.compile import same_value
 from engine.expr.limits import MAX_DEPTH, MAX_NODES, MAX_SOURCE_CHARS
+from engine.expr.regex import DataPatternError
 from engine.history import History
 
 CASES = Path(__file__).parent / "expr_cases"
@@ -76,6 +77,11 @@ def test_accepted(case: dict[str, Any]) -> None:
     )
     assert compiled is not None, [str(i) for i in issues]
     scope = _scope(case)
+    if "raises" in case:  # the compiled closure and the reference fail alike
+        for evaluate in (compiled, compiled.reference):
+            with pytest.raises(DataPatternError, match=case["raises"]):
+                evaluate(scope)
+        return
     value, reference = compiled(scope), compiled.reference(scope)
     assert same_value(value, case["expect"]), value
     assert same_value(reference, value), reference

@@ -62,15 +62,21 @@ def test_trailing_empty_column_is_ignored(tmp_path: Path) -> None:
     assert read_columns(path) == ["Prospect ID", "Converted"]
 
 
-def test_short_rows_give_none_and_long_rows_are_rejected(tmp_path: Path) -> None:
+def test_short_and_long_rows_are_rejected_with_their_line(tmp_path: Path) -> None:
+    # issue #13 item 6: a short row was padded with None and decided on empty cells.
     path = tmp_path / "ragged.csv"
-    path.write_text("a,b,c\n1,2\n1,2,3,4\n5,6,7\n", encoding="utf-8")
+    path.write_text("a,b,c\n1,2\n1,2,3,4\n5,6,7\n8\n", encoding="utf-8")
     rejects: list[Reject] = []
     rows = list(read_rows(path, on_reject=rejects.append))
-    assert rows == [(2, {"a": "1", "b": "2", "c": None}), (4, {"a": "5", "b": "6", "c": "7"})]
-    assert [(r.row, r.value) for r in rejects] == [(3, "4")]
-    with pytest.raises(InputError, match="4 values"):
+    assert rows == [(4, {"a": "5", "b": "6", "c": "7"})]
+    assert [(r.row, r.value, r.reason) for r in rejects] == [
+        (2, "1,2", "the row has 2 values but the header has 3 names"),
+        (3, "4", "the row has 4 values but the header has 3 names"),
+        (5, "8", "the row has 1 value but the header has 3 names"),
+    ]
+    with pytest.raises(InputError, match="2 values") as caught:
         _rows(path)
+    assert caught.value.line == 2
 
 
 def test_tsv(tmp_path: Path) -> None:
@@ -153,8 +159,8 @@ def test_csv_lists_align_with_the_header_like_dict_rows(tmp_path: Path) -> None:
     assert header == ["a", "", "c"]
     rejects: list[Reject] = []
     rows = list(read_csv_lists(path, header, on_reject=rejects.append))
-    assert rows == [(2, ["1", "2", None]), (5, ["5", "6", "7", ""]), (6, ["8", "9", "10"])]
-    assert [(r.row, r.value) for r in rejects] == [(4, "4")]
+    assert rows == [(5, ["5", "6", "7", ""]), (6, ["8", "9", "10"])]
+    assert [(r.row, r.value) for r in rejects] == [(2, "1,2"), (4, "4")]
     dicts = list(read_rows(path, on_reject=lambda r: None))
     assert dicts == [(n, {"a": v[0], "c": v[2]}) for n, v in rows]
     with pytest.raises(InputError, match="header changed"):

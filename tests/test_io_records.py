@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.io import InputError, Reject, load_mapping, parse_mapping, read_events, read_leads
+from engine.io.mapping import with_timezone
 
 SHARED = Path(__file__).parents[1].parent / "shared" / "data"
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
@@ -23,7 +24,7 @@ leads:
     title: title
     optin: {column: optin, type: bool}
     created_at: {column: created_at, type: datetime}
-    phone: {column: phone, required: false}
+    phone: {column: phone, optional: true}
 events:
   lead_id: lead_id
   at: occurred_at
@@ -169,7 +170,8 @@ def test_leads_x_education_through_its_mapping() -> None:
 @needs_shared
 def test_olist_dates_and_deals() -> None:
     folder = SHARED / "olist-marketing-funnel"
-    mapping = load_mapping("olist")
+    # The preset sets no zone (issue #13 item 3): engine evaluate gives it the playbook's.
+    mapping = with_timezone(load_mapping("olist"), "America/Sao_Paulo")
     rejects: list[Reject] = []
     leads = list(
         read_leads(folder / "olist_marketing_qualified_leads_dataset.csv", mapping, on_reject=rejects.append)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from engine.batch import BatchRequest, evaluate_export
 from engine.evaluate import decide
 from engine.events import Event, EventColumns
-from engine.io import load_mapping
+from engine.io import parse_mapping
 from engine.io.block_merge import _columns
 from engine.kernel import Kernel, kernel_for
 from engine.kernel.source import Total
@@ -153,6 +153,11 @@ handoffs:
 """
 
 
+#: The file's own columns (the canonical preset now requires the fields playbooks score on).
+ONLY_INDUSTRY = parse_mapping("version: 1\nleads: {id: lead_id, fields: {industry: industry}}\n"
+                              "events: {lead_id: lead_id, at: occurred_at, type: type}\n")
+
+
 def test_a_playbook_that_reads_nothing_of_a_history(tmp_path: Path) -> None:
     """No engagement, no surge, no count(): zero totals, and an export still decides."""
     (tmp_path / "fit-only.yaml").write_text(FIT_ONLY, encoding="utf-8")
@@ -167,7 +172,7 @@ def test_a_playbook_that_reads_nothing_of_a_history(tmp_path: Path) -> None:
                         ["L3", "2026-10-02T00:00:00Z", "page_view"]])
     with counted_calls(kernel, "_run_sums") as taken:
         evaluate_export(cp, BatchRequest(leads=leads, events=events, out=tmp_path / "d.csv", as_of=AS_OF,
-                                         mapping=load_mapping("canonical")))
+                                         mapping=ONLY_INDUSTRY))
     assert taken[0] == 2  # the two leads with events; L2 has none (no run, no totals)
     with open(tmp_path / "d.csv", encoding="utf-8", newline="") as handle:
         rows = {row["lead_id"]: (row["fit"], row["stage"]) for row in csv.DictReader(handle)}

@@ -126,7 +126,8 @@ def test_validate_with_mapping_refuses_a_readable_outcome(tmp_path: Path,
     assert main(["validate", "--mapping", "leads-x-education", str(path)]) == 1
     out = capsys.readouterr().out
     assert "error[E-OUTCOME-READABLE] lead field `converted` is an outcome" in out
-    assert "x.yaml:35:5:" in out  # at the field's declaration
+    line = path.read_text(encoding="utf-8").splitlines().index("    converted: bool") + 1
+    assert f"x.yaml:{line}:5:" in out  # at the field's declaration
 
 
 def test_validate_with_mapping_warns_on_after_contact_columns(tmp_path: Path,

@@ -41,7 +41,15 @@ import click
               help="Stop with exit 1 and no output once more rows than this are rejected.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="How the summary is printed.")
-@click.option("--encoding", help="Encoding of CSV inputs (utf-8, utf-8-sig, cp932); detected if omitted.")
+@click.option("--encoding",
+              help="Encoding of CSV inputs (utf-8, utf-8-sig, cp932, cp1252, latin-1, ...). Without "
+                   "it UTF-8 (with or without BOM) and Japanese CP932 are detected; anything else "
+                   "stops with exit 1 and asks for it, since guessing could decode letters wrong. "
+                   "The summary says which encoding each file was read in.")
+@click.option("--timezone", "timezone",
+              help="IANA zone of naive timestamps in the exports (e.g. Asia/Tokyo). Default: the "
+                   "mapping file's `timezone`, else the playbook's (presets set none). "
+                   "The summary says which zone was used.")
 @click.option("--events-sorted", is_flag=True, default=None,
               help="Both files are sorted by lead id, promised: a violation stops the run with "
                    "an error, never a wrong answer. Without it the python backend assumes the "
@@ -56,8 +64,8 @@ import click
 def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_of: str, out: Path,
              rejects: Path | None, queues: Path | None, overflow: bool, no_csv_guard: bool,
              max_errors: int | None, fmt: str,
-             encoding: str | None, events_sorted: bool | None, no_progress: bool, backend: str,
-             master: str | None) -> None:
+             encoding: str | None, timezone: str | None, events_sorted: bool | None, no_progress: bool,
+             backend: str, master: str | None) -> None:
     """Decide every lead of an export at --as-of: stage, route, handoff, exclusions.
 
     Writes one row per lead to --out (in the leads file's order), rejected rows to the
@@ -70,6 +78,13 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
     even by kill -9, leaves no partial file beside its outputs, and the next run removes a
     dead run's scratch. CSV text cells that a spreadsheet would run as formulas get a
     leading ' (see --no-csv-guard).
+
+    Nothing about the inputs is guessed silently: the summary names each file's
+    encoding and the zone naive timestamps were read in; a mapped column the file lacks
+    is an error unless the mapping marks the field optional (then the summary lists it
+    and the leads it left empty); a row with fewer or more values than the header, or a
+    `matches()` pattern read from the data that is not a valid regular expression, is a
+    reject with its row number.
 
     \b
     Example:
@@ -89,7 +104,7 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
         request = BatchRequest(
             leads=leads, events=events, mapping=load_mapping(mapping), as_of=parse_as_of(as_of, compiled),
             out=out, rejects=rejects, queues=queues, max_errors=max_errors, encoding=encoding,
-            events_sorted=events_sorted or None, overflow=overflow,
+            events_sorted=events_sorted or None, overflow=overflow, timezone=timezone,
             reads=_other_inputs(playbook, mapping), csv_guard=not no_csv_guard,
         )
         if overflow and queues is None:

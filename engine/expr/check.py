@@ -425,6 +425,20 @@ class Checker:
                     f"re2 rejects the pattern: {exc}",
                     "re2 has no backreferences or lookaround",
                 )
+        elif kind == "pattern":
+            # Not a literal, but what it may evaluate to can be written in the playbook
+            # ("(" if c else lead.x): check those strings here, so a broken one is a
+            # diagnostic, not a reject of every lead at run time.
+            for node, value in _whole_constants(arg):
+                try:
+                    compile_pattern(value)
+                except PatternError as exc:
+                    self.issue(
+                        node,
+                        "E-EXPR-REGEX",
+                        f"re2 rejects the pattern {value!r}: {exc}",
+                        "re2 has no backreferences or lookaround",
+                    )
 
     def _literal(self, kind: str, arg: ast.expr, value: str) -> None:
         if kind == "duration":
@@ -505,3 +519,13 @@ def check(
     if any(i.severity == "error" for i in checker.issues):
         return None, checker.issues
     return checker.out, checker.issues
+
+
+def _whole_constants(node: ast.expr) -> list[tuple[ast.expr, str]]:
+    """The strings written in the playbook that ``node`` may evaluate to as a whole:
+    a literal, or (recursively) either branch of ``a if c else b``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [(node, node.value)]
+    if isinstance(node, ast.IfExp):
+        return _whole_constants(node.body) + _whole_constants(node.orelse)
+    return []

@@ -24,6 +24,8 @@ from typing import Any
 
 import re2
 
+from engine.diagnostics import EngineError
+
 #: re2 compiles into a bounded program; a pattern needing more memory is rejected.
 _MAX_MEM = 8 << 20
 
@@ -168,11 +170,31 @@ def compile_pattern(pattern: str) -> Pattern:
     return Pattern(pattern)
 
 
+class DataPatternError(PatternError, EngineError):
+    """A pattern computed at run time (read from a lead's field) that re2 refuses.
+
+    Never a silent False (issue #13, item 7): a lead whose pattern is broken is not
+    "no match", it is a lead that cannot be decided, so ``engine evaluate`` rejects it
+    with this message and ``decide`` raises it. Patterns written in the playbook are
+    checked at validate time instead (``E-EXPR-REGEX``). An :class:`EngineError` too, so
+    ``engine test``, ``replay`` and ``explain`` print it for the fixture, never a traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        EngineError.__init__(self, message)
+
+
 def search(pattern: Pattern | str, text: str) -> bool:
-    """Whether ``pattern`` (compiled, or a string) occurs in ``text``; bad patterns: False."""
+    """Whether ``pattern`` (compiled, or a string) occurs in ``text``.
+
+    Raises :class:`DataPatternError` for a string pattern re2 refuses.
+    """
     if isinstance(pattern, str):
+        source = pattern
         try:
-            pattern = compile_pattern(pattern)
-        except PatternError:
-            return False
+            pattern = compile_pattern(source)
+        except PatternError as error:
+            raise DataPatternError(
+                f"matches(): the pattern {source[:200]!r}, read from the data, is not a valid "
+                f"regular expression: {error}") from None
     return pattern.search(text)

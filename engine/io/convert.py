@@ -92,7 +92,7 @@ def _datetime_converter(spec: FieldSpec, mapping: Mapping, nulls: frozenset[str]
     """Datetime cells straight to the parser: the hottest converter (every event has one)."""
     parse = TimestampParser(
         spec.formats if spec.formats is not None else mapping.timestamp_formats,
-        get_timezone(mapping.timezone),
+        get_timezone(mapping.timezone or "UTC"),  # engine evaluate always sets one
     ).parse
     longest = _longest(nulls)
 

@@ -38,7 +38,12 @@ class FieldSpec(_Strict):
     null_values: list[str] | None = None
     true_values: list[str] | None = None
     false_values: list[str] | None = None
-    required: bool | None = Field(default=None, description="column must exist in the file")
+    optional: bool | None = Field(
+        default=None,
+        description="the column may be missing from the file: the field is then empty for every "
+                    "row and the run's summary says so (default: not optional, unless the "
+                    "section says fields_required: false)",
+    )
     after_contact: bool = Field(
         default=False,
         description="written by sales after contacting the lead (notes, dispositions): a rule "
@@ -75,7 +80,7 @@ class LeadsMapping(_Strict):
 
     id: str = Field(min_length=1, description="the lead id column")
     fields: dict[str, str | FieldSpec] = Field(default_factory=dict)
-    fields_required: bool = True
+    fields_required: bool = Field(default=True, description="false: every field is optional")
     activity: list[ActivityRule] = Field(default_factory=list)
 
 
@@ -90,7 +95,7 @@ class EventsMapping(_Strict):
     types: dict[str, str] = Field(default_factory=dict, description="rename type values")
     formats: list[str] | None = None
     fields: dict[str, str | FieldSpec] = Field(default_factory=dict)
-    fields_required: bool = True
+    fields_required: bool = Field(default=True, description="false: every field is optional")
 
     @model_validator(mode="after")
     def _one_type_source(self) -> EventsMapping:
@@ -151,7 +156,9 @@ class Mapping(_Strict):
     name: str | None = None
     description: str | None = None
     encoding: str | None = None
-    timezone: str = "UTC"
+    #: The zone of naive timestamps. Presets leave it out — a preset cannot know a CRM
+    #: account's zone — and ``engine evaluate`` then uses the playbook's (issue #13, item 3).
+    timezone: str | None = None
     timestamp_formats: list[str] = Field(default_factory=list)
     null_values: list[str] = Field(default_factory=lambda: [""])
     true_values: list[str] = Field(default_factory=lambda: list(DEFAULT_TRUE))
@@ -182,6 +189,16 @@ class Mapping(_Strict):
 def field_spec(spec: str | FieldSpec) -> FieldSpec:
     """The long form of a field entry."""
     return FieldSpec(column=spec) if isinstance(spec, str) else spec
+
+
+def is_optional(spec: FieldSpec, fields_required: bool) -> bool:
+    """Whether the field's column may be missing from the file (then it is reported)."""
+    return spec.optional if spec.optional is not None else not fields_required
+
+
+def with_timezone(mapping: Mapping, zone: str) -> Mapping:
+    """``mapping`` reading naive timestamps in ``zone``."""
+    return mapping.model_copy(update={"timezone": zone})
 
 
 def preset_names() -> list[str]:

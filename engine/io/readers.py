@@ -59,8 +59,8 @@ def read_rows(
     """Yield ``(row_number, row)`` for each data row of ``path``.
 
     Rows that cannot be a row at all (JSONL line that is not an object, a CSV line with
-    more values than the header has names) go to ``on_reject``; without a sink they
-    raise :class:`InputError`.
+    more or fewer values than the header has names) go to ``on_reject``; without a sink
+    they raise :class:`InputError`.
     """
     if not Path(path).is_file():
         raise InputError("no such file", file=path)
@@ -82,9 +82,8 @@ def read_columns(
     if kind == "csv":
         return [name for name in read_header(path, encoding=encoding, delimiter=delimiter) if name]
     if kind == "parquet":
-        import pyarrow.parquet as pq
-
-        return [str(name) for name in pq.read_schema(path).names]
+        with open_parquet(path) as parquet:
+            return [str(name) for name in parquet.schema_arrow.names]
     return None
 
 
@@ -111,8 +110,8 @@ def read_csv_lists(
     """Like :func:`read_rows` for CSV, but each row is a list aligned with ``header``.
 
     The fast path for callers that resolve column positions once per file (from
-    :func:`read_header`) instead of building a dict per row. Short rows are padded with
-    None; blank lines and long rows are handled exactly as :func:`read_rows` does.
+    :func:`read_header`) instead of building a dict per row. Blank lines, short and long
+    rows are handled exactly as :func:`read_rows` does.
     """
     if not Path(path).is_file():
         raise InputError("no such file", file=path)
@@ -191,10 +190,10 @@ def _read_csv_lists(
     delimiter: str | None,
     on_reject: RejectSink | None,
 ) -> Iterator[tuple[int, list[str | None]]]:
-    """``(1, header)``, then the data rows, each padded with None to the header's width.
+    """``(1, header)``, then the data rows, each at least as wide as the header.
 
-    Numbered by their first line; blank lines skipped; rows with more (non-blank)
-    values than the header has names rejected. The row loop (``_padded_rows``, shared
+    Numbered by their first line; blank lines skipped; rows with fewer values than the
+    header has names, or more non-blank ones, rejected. The row loop (``_padded_rows``, shared
     with :func:`csv_lists_at`) does as little as it can per row. ``expected`` is
     the header a caller resolved positions from: another one now is an error.
     """
@@ -258,19 +257,14 @@ def _padded_rows(
     on_reject: RejectSink | None,
 ) -> Iterator[tuple[int, list[str | None]]]:
     """The loop both CSV readers share: each row numbered by its first line (``line_base``
-    lines precede the reader's), padded with None to ``width``; a row with more non-blank
-    values than names rejected; an open quote at the end of the file an error."""
+    lines precede the reader's); a row with fewer values than ``width``, or more non-blank
+    ones, rejected; an open quote at the end of the file an error."""
     last_line = start = line_base + reader.line_num
     values: list[str | None]
     for values in reader:
         start = last_line + 1
         last_line = line_base + reader.line_num
-        count = len(values)
-        if count == width and count:
-            yield start, values
-        elif _usable(path, start, values, width, on_reject):
-            if count < width:
-                values.extend([None] * (width - count))
+        if (len(values) == width and width) or _usable(path, start, values, width, on_reject):
             yield start, values
     if last_line - start > 0:
         _check_closed_quote(path, codec, delimiter, start, last_line)
@@ -299,10 +293,20 @@ def _check_closed_quote(path: str | Path, codec: str, delimiter: str | None, sta
 def _usable(
     path: str | Path, line: int, values: list[str | None], width: int, on_reject: RejectSink | None
 ) -> bool:
-    """False for a blank line (skipped) or a row with too many values (rejected)."""
+    """False for a blank line (skipped) or a row of the wrong width (rejected).
+
+    A short row is rejected like a long one rather than padded: a value missing at the
+    end of a line more likely means a broken export (a field cut short, a lost
+    delimiter) than empty fields, and a padded row would be decided on shifted or
+    empty cells without anyone knowing (issue #13, item 6).
+    """
     count = len(values)
     if not values or (count == 1 and not (values[0] or "").strip() and width > 1):
         return False  # blank line
+    if count < width:
+        problem = f"the row has {count} value{'s' if count != 1 else ''} but the header has {width} names"
+        _bad_row(path, line, problem, on_reject, ",".join(v or "" for v in values)[:200])
+        return False
     if count > width and any((v or "").strip() for v in values[width:]):
         problem = f"the row has {count} values but the header has {width} names"
         _bad_row(path, line, problem, on_reject, ",".join(v or "" for v in values[width:])[:200])

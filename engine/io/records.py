@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from engine.events import Event
 from engine.io.convert import ConversionError, Converter, make_converter, null_set, to_number
 from engine.io.errors import InputError, Reject, RejectSink
-from engine.io.mapping import ActivityRule, AtColumn, FieldSpec, Mapping, field_spec
+from engine.io.mapping import ActivityRule, AtColumn, FieldSpec, Mapping, field_spec, is_optional
 from engine.io.readers import (
     Row,
     file_format,
@@ -65,28 +65,33 @@ _BoundPlan = list[tuple[str, str, int, Converter]]
 
 
 def check_columns(path: str | Path, needed: list[str], available: Collection[str]) -> None:
-    """Raise a did-you-mean :class:`InputError` for the first needed column not in the file."""
-    for column in needed:
-        if column in available:
-            continue
-        if column in repeated_names(path):
-            raise InputError(
-                "the header names this column more than once, so which cell to read is unclear",
-                file=path,
-                line=1,
-                column=column,
-                hint="rename one of them in the file, or map another column",
-            )
-        close = difflib.get_close_matches(column, list(available), n=1, cutoff=0.6)
-        folded = [name for name in available if name.casefold() == column.casefold()]
-        guess = (folded or close or [""])[0]
-        listing = ", ".join(repr(name) for name in available)
+    """Raise an :class:`InputError` naming every needed column not in the file, with the
+    columns it has and a did-you-mean for the first."""
+    missing = [column for column in dict.fromkeys(needed) if column not in available]
+    if not missing:
+        return
+    repeated = [column for column in missing if column in repeated_names(path)]
+    if repeated:
         raise InputError(
-            f"the mapping needs this column but the file has only: {listing}",
+            "the header names this column more than once, so which cell to read is unclear",
             file=path,
-            column=column,
-            hint=f"did you mean {guess!r}?" if guess else "fix the mapping or pick another preset",
+            line=1,
+            column=repeated[0],
+            hint="rename one of them in the file, or map another column",
         )
+    column = missing[0]
+    close = difflib.get_close_matches(column, list(available), n=1, cutoff=0.6)
+    folded = [name for name in available if name.casefold() == column.casefold()]
+    guess = (folded or close or [""])[0]
+    listing = ", ".join(repr(name) for name in available)
+    hint = f"did you mean {guess!r}?" if guess else "fix the mapping or pick another preset"
+    hint += "; a field the export may lack can be marked {column: ..., optional: true} in a mapping file"
+    if len(missing) == 1:
+        raise InputError(f"the mapping needs this column but the file has only: {listing}",
+                         file=path, column=column, hint=hint)
+    names = ", ".join(repr(name) for name in missing)
+    raise InputError(f"the mapping needs columns {names} but the file has only: {listing}",
+                     file=path, hint=hint)
 
 
 def _plan_fields(
@@ -99,8 +104,7 @@ def _plan_fields(
     for name, raw_spec in entries.items():
         spec = field_spec(raw_spec)
         plan.append((name, spec.column, make_converter(spec, mapping)))
-        is_required = spec.required if spec.required is not None else required_default
-        (required if is_required else optional).append(spec.column)
+        (optional if is_optional(spec, required_default) else required).append(spec.column)
     return plan, required, optional
 
 

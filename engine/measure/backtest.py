@@ -14,7 +14,7 @@ import csv
 import math
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from engine.batch import BatchRequest, Summary, evaluate_export
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError, Severity
 from engine.io import Mapping
+from engine.io.mapping import with_timezone
 from engine.load import Document
 from engine.measure.leakage import mapping_diagnostics
 from engine.measure.metrics import auc, cut, ranking_order
@@ -104,6 +105,9 @@ def run_backtest(cp: CompiledPlaybook, doc: Document, request: BacktestRequest, 
                           errors)
     warnings = [f"{d.file}:{d.line}: {d.message}" for d in found]
     parse_capacity(request.capacity)  # a bad value fails before any work
+    if request.mapping.timezone is None:
+        # Naive outcome dates are read like the export's: the playbook's zone (presets set none).
+        request = replace(request, mapping=with_timezone(request.mapping, cp.playbook.timezone))
     outcomes = read_outcomes(request.mapping, request.leads, request.outcomes, encoding=request.encoding)
     warnings += _outcome_warnings(outcomes, request)
     created = read_created(request.mapping, request.leads, encoding=request.encoding) \

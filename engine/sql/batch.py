@@ -86,7 +86,8 @@ def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend:
 
             for reject in iter_rejects(con):
                 sink(reject)
-            summary.events_matched = int(con.execute("SELECT count(*) FROM matched_events").fetchall()[0][0])
+            summary.events_matched, summary.leads_with_events = (int(n) for n in con.execute(
+                "SELECT count(*), count(DISTINCT lead_id) FROM matched_events").fetchall()[0])
             if backend == "spark":
                 from engine.sql.spark_backend import run_on_spark
 

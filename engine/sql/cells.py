@@ -165,7 +165,7 @@ class Cells:
         return _Fast("NULL", "FALSE", slow_null)  # bool: a handful of distinct cells
 
     def _iso(self, cell: str, plain_ok: str, slow_null: str) -> _Fast:
-        zone = self.mapping.timezone
+        zone = self.mapping.timezone or "UTC"  # engine evaluate always sets one
         text = f"replace(replace({cell}, 'T', ' '), 'Z', '+00:00')"
         aware = f"regexp_matches({cell}, {literal(_OFFSET)})"
         naive = f"timezone({literal(zone)}, TRY_CAST({text} AS TIMESTAMP))"

@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.io import ActivityRule, FieldSpec, InputError, Mapping
 from engine.io.convert import ConversionError, null_set, to_number
-from engine.io.mapping import AtColumn, field_spec
+from engine.io.mapping import AtColumn, field_spec, is_optional
 from engine.io.records import check_columns
 from engine.sql.cells import SQL_TYPES, Cells
 from engine.sql.inputs import ROW, Inputs, Scanned, literal, quote
@@ -45,8 +45,7 @@ def _plan(entries: dict[str, str | FieldSpec], required_default: bool) -> Plan:
     for name, raw in entries.items():
         spec = field_spec(raw)
         fields[name] = spec
-        is_required = spec.required if spec.required is not None else required_default
-        (required if is_required else optional).append(spec.column)
+        (optional if is_optional(spec, required_default) else required).append(spec.column)
     return Plan(fields, required, optional)
 
 
