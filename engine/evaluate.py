@@ -37,6 +37,7 @@ from typing import Any
 from engine.compile import CompiledPlaybook, HandoffRule, RecycleRule, Rule
 from engine.events import Event
 from engine.expr import CompiledExpression, Scope
+from engine.expr.regex import DataPatternError
 from engine.history import History
 
 ROUND_DIGITS = 2
@@ -550,6 +551,8 @@ def decide_for_row(
         if kernel is not None:
             try:
                 decision: Decision | None = kernel.decide(lead, events, as_of, lead_id)
+            except DataPatternError:
+                raise  # the lead's own data (an invalid regex in a field): a reject, not a bug
             except Exception as error:
                 raise KernelBug(f"the batch kernel failed on lead {lead_id!r}: "
                                 f"{type(error).__name__}: {error}") from error
