@@ -270,8 +270,10 @@ def test_invalid_pattern_from_a_field_is_a_reject(tmp_path: Path, capsys: pytest
     for run in (decide, decide_for_row):
         with pytest.raises(DataPatternError, match="'VP\\('"):
             run(compiled, lead, [], at)
-    kernel = kernel_for(compiled)  # the kernel never answers False for it: it hands over to decide
-    assert kernel is not None and kernel.decide(lead, [], at, "L2") is None
+    kernel = kernel_for(compiled)  # the kernel never answers False for it: it raises the same error
+    assert kernel is not None
+    with pytest.raises(DataPatternError, match="'VP\\('"):
+        kernel.decide(lead, [], at, "L2")
     assert kernel.decide({**lead, "pattern": "VP"}, [], at, "L1").fit == 25.0
 
 
