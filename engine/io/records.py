@@ -91,7 +91,7 @@ def check_columns(path: str | Path, needed: list[str], available: Collection[str
                          file=path, column=column, hint=hint)
     names = ", ".join(repr(name) for name in missing)
     raise InputError(f"the mapping needs columns {names} but the file has only: {listing}",
-                     file=path, hint=hint)
+                     file=path, column=column, hint=hint)
 
 
 def _plan_fields(
