@@ -25,6 +25,7 @@ COMMAND_PATHS: dict[str, str] = {
     "diff": "engine.commands.diff:diff",
     "owners": "engine.commands.owners:owners",
     "compile": "engine.commands.compile:compile_command",
+    "learn": "engine.commands.learn:learn",
 }
 
 
