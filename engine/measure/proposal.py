@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import CommentMark
 from ruamel.yaml.scalarstring import SingleQuotedScalarString
+from ruamel.yaml.tokens import CommentToken
 
 from engine.fmt import format_text, rewrite_text
 from engine.measure.features import Feature
@@ -80,7 +82,7 @@ def _apply(data: Any, change: Change) -> None:
             added = feature.event_type not in points
             points[feature.event_type] = change.new
             if added:
-                points.yaml_add_eol_comment(f"{PROPOSAL_MARK}", feature.event_type)
+                _comment(points, feature.event_type, PROPOSAL_MARK)
         return
     rules = _child(_child(scoring, "fit"), "rules", CommentedSeq)
     if feature.kind == "fit":
@@ -93,7 +95,13 @@ def _apply(data: Any, change: Change) -> None:
     rule.fa.set_flow_style()
     rules.append(rule)
     share = f", {change.conversion:.0%} converted" if change.conversion is not None else ""
-    rules.yaml_add_eol_comment(f"{PROPOSAL_MARK} ({change.matched} leads{share})", len(rules) - 1)
+    _comment(rules, len(rules) - 1, f"{PROPOSAL_MARK} ({change.matched} leads{share})")
+
+
+def _comment(parent: Any, key: Any, text: str) -> None:
+    """An end-of-line comment two spaces after the value. (``yaml_add_eol_comment`` puts
+    it one space after when an earlier item has a comment, so the token is made here.)"""
+    parent._yaml_add_eol_comment([CommentToken(f" # {text}", CommentMark(0), None), None], key)
 
 
 def _child(parent: Any, key: str, kind: type = CommentedMap) -> Any:
