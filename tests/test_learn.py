@@ -8,6 +8,7 @@ import math
 import random
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,8 @@ def _points(text: str) -> dict[str, float]:
     return found
 
 
-def test_recovers_the_planted_rules_and_beats_the_guess(planted: tuple[Path, Path, Path], tmp_path: Path) -> None:
+def test_recovers_the_planted_rules_and_beats_the_guess(planted: tuple[Path, Path, Path],
+                                                       tmp_path: Path) -> None:
     playbook, leads, mapping = planted
     out = tmp_path / "proposed.yaml"
     report = _learn(playbook, leads, mapping, out)
@@ -136,11 +138,9 @@ def test_the_proposal_scores_what_was_measured(planted: tuple[Path, Path, Path],
     cp = validate_path(out).compiled
     assert cp is not None
     points = _points(out.read_text(encoding="utf-8"))
-    as_of = decide(cp, {}, [], __import__("datetime").datetime(2026, 1, 1, tzinfo=cp.tz)).as_of
     checked = 0
     for lead in LeadsFile(leads, load_mapping(mapping), on_reject=lambda r: None):
-        decision = decide(cp, lead.fields, [], __import__("datetime").datetime.fromisoformat(as_of),
-                          trace=True)
+        decision = decide(cp, lead.fields, [], datetime(2026, 1, 1, tzinfo=cp.tz), trace=True)
         fired = {s.rule for s in decision.trace if s.section == "fit" and s.result is True}
         expected = sum(points[label] for label in fired if label in points)
         sized = next((label for label in fired if label.startswith("sized[")), None)
@@ -175,7 +175,8 @@ def test_the_proposal_keeps_comments_validates_and_diffs(planted: tuple[Path, Pa
     assert result.ok and not result.diagnostics
     assert main(["diff", str(playbook), str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "+ scoring.fit.rules[segment-a]" in printed and "scoring.fit.rules[segment-b].points: 10 →" in printed
+    assert "+ scoring.fit.rules[segment-a]" in printed
+    assert "scoring.fit.rules[segment-b].points: 10 →" in printed
     assert main(["fmt", "--check", str(out)]) == 0
 
 
