@@ -281,3 +281,61 @@ def test_x_education_pre_contact(tmp_path: Path) -> None:
     assert after["precision"] > before["precision"] + 0.08
     assert validate_path(out).ok
     assert elapsed < 60
+
+
+ENGAGED = """\
+apiVersion: engine/v1
+kind: Playbook
+metadata: {name: engaged, version: "1"}
+teams:
+  sales: {handoffs_per_week: 100}
+lead:
+  fields: {industry: string}
+events:
+  demo: {}
+  email_open: {}
+  webinar: {}
+scoring:
+  engagement:
+    points:
+      demo: 5        # a demo is worth a lot (comment kept)
+      email_open: 5
+stages:
+  - {id: lead, owner: sales}
+handoffs:
+  - {id: call, to: sales, when: stage >= "lead", priority: engagement}
+"""
+
+
+def test_engagement_points_per_event_type(tmp_path: Path) -> None:
+    """Demos and webinars convert, opens do not: learn weighs the types so, and adds the missing one."""
+    rng = random.Random(3)
+    leads, events = tmp_path / "leads.csv", tmp_path / "events.csv"
+    with open(leads, "w", encoding="utf-8", newline="") as lf, open(events, "w", encoding="utf-8",
+                                                                    newline="") as ef:
+        lead_rows, event_rows = csv.writer(lf), csv.writer(ef)
+        lead_rows.writerow(["lead_id", "industry", "converted"])
+        event_rows.writerow(["lead_id", "occurred_at", "type"])
+        for i in range(1500):
+            counts = {"demo": rng.randint(0, 2), "email_open": rng.randint(0, 6), "webinar": rng.randint(0, 2)}
+            logit = -1.5 + 1.2 * counts["demo"] + 0.9 * counts["webinar"]
+            won = rng.random() < 1 / (1 + math.exp(-logit))
+            lead_rows.writerow([f"L{i:05d}", rng.choice(["retail", "software"]), int(won)])
+            for kind, count in counts.items():
+                for j in range(count):
+                    event_rows.writerow([f"L{i:05d}", f"2025-12-{1 + j:02d}T10:00:00Z", kind])
+    playbook = tmp_path / "engaged.yaml"
+    playbook.write_text(ENGAGED, encoding="utf-8")
+    out = tmp_path / "proposed.yaml"
+    report = run_learn(playbook, leads=leads, events=events, mapping="canonical", outcome_column="converted",
+                       as_of="2026-01-01", out=out, settings=Settings()).to_dict()
+    from ruamel.yaml import YAML
+
+    points = YAML(typ="safe").load(out.read_text(encoding="utf-8"))["scoring"]["engagement"]["points"]
+    assert points["demo"] > 0 and points["webinar"] > 0 and points["email_open"] == 0
+    text = out.read_text(encoding="utf-8")
+    assert "# a demo is worth a lot (comment kept)" in text
+    assert any("webinar" in line and PROPOSAL_MARK in line for line in text.splitlines())
+    changes = {c["where"]: c for c in report["changes"]}  # type: ignore[union-attr]
+    assert changes["scoring.engagement.points.email_open"]["old"] == 5
+    assert changes["scoring.engagement.points.demo"]["matched"] > 1000  # events, not leads
