@@ -317,7 +317,8 @@ def test_engagement_points_per_event_type(tmp_path: Path) -> None:
         lead_rows.writerow(["lead_id", "industry", "converted"])
         event_rows.writerow(["lead_id", "occurred_at", "type"])
         for i in range(1500):
-            counts = {"demo": rng.randint(0, 2), "email_open": rng.randint(0, 6), "webinar": rng.randint(0, 2)}
+            counts = {"demo": rng.randint(0, 2), "email_open": rng.randint(0, 6),
+                      "webinar": rng.randint(0, 2)}
             logit = -1.5 + 1.2 * counts["demo"] + 0.9 * counts["webinar"]
             won = rng.random() < 1 / (1 + math.exp(-logit))
             lead_rows.writerow([f"L{i:05d}", rng.choice(["retail", "software"]), int(won)])

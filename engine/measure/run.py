@@ -62,6 +62,9 @@ def run_learn(playbook: Path, *, leads: Path, mapping: str, outcome_column: str,
     original = playbook.read_text(encoding="utf-8")
     text = write_proposal(original, str(playbook), changes)
     notes = list(learned.notes)
+    if not learned.features:
+        notes.append("nothing to learn: the playbook has no fit rules, no engagement section and no "
+                     "declared lead fields to propose rules from")
     notes += _check_written(out, text)
     notes += _cap_notes(cp.fit_cap, cp.engagement_cap, learned.features, result.points)
     notes += [f"rejected: {r.file}:{r.row}: {r.reason}" for r in (rejects + found.rejects)[:SHOWN_REJECTS]]
