@@ -18,7 +18,7 @@ import difflib
 import io
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,15 @@ def _yaml() -> YAML:
 
 def format_text(text: str, file: str = "<string>") -> str:
     """The canonical layout of one playbook's text (an :class:`EngineError` if unreadable)."""
+    return rewrite_text(text, file)
+
+
+def rewrite_text(text: str, file: str = "<string>", edit: Callable[[Any], None] | None = None) -> str:
+    """:func:`format_text`, with ``edit`` changing the loaded round-trip document first.
+
+    ``engine learn`` writes its proposal this way: numbers changed and rules appended
+    in place, every comment and the author's layout kept, the result in ``fmt`` layout.
+    """
     text = text.replace("\r\n", "\n")
     _doc, problems = load_text(text, file)  # the loader's guards: tabs, alias bombs, depth
     if problems:
@@ -79,7 +88,10 @@ def format_text(text: str, file: str = "<string>") -> str:
     reordered = _reorder_sections(text, _yaml().compose(text))
     yaml = _yaml()
     out = io.StringIO()
-    yaml.dump(yaml.load(reordered), out)
+    data = yaml.load(reordered)
+    if edit is not None:
+        edit(data)
+    yaml.dump(data, out)
     dumped = "\n".join(line.rstrip() for line in out.getvalue().split("\n"))
     return _realign(reordered, _keep_line_breaks(reordered, dumped))
 

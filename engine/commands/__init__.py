@@ -28,6 +28,7 @@ COMMAND_PATHS: dict[str, str] = {
     "approvals": "engine.commands.approvals:approvals",
     "log": "engine.commands.log:log",
     "compile": "engine.commands.compile:compile_command",
+    "learn": "engine.commands.learn:learn",
 }
 
 
