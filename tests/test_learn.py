@@ -30,7 +30,7 @@ PLAYBOOK = """\
 # A guess at what makes a good lead (kept by learn: this comment must survive).
 apiVersion: engine/v1
 kind: Playbook
-metadata: {name: planted, version: "1"}
+metadata: {name: planted, version: "1", owners: {default: [sales-ops]}}
 teams:
   sales: {handoffs_per_week: 100}
 lead:
