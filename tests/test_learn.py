@@ -327,8 +327,11 @@ def test_engagement_points_per_event_type(tmp_path: Path) -> None:
                     event_rows.writerow([f"L{i:05d}", f"2025-12-{1 + j:02d}T10:00:00Z", kind])
     playbook = tmp_path / "engaged.yaml"
     playbook.write_text(ENGAGED, encoding="utf-8")
-    out = tmp_path / "proposed.yaml"
-    report = run_learn(playbook, leads=leads, events=events, mapping="canonical", outcome_column="converted",
+    out, mapping = tmp_path / "proposed.yaml", tmp_path / "mapping.yaml"
+    # Only the columns this export has (the canonical preset would require its lead fields).
+    mapping.write_text("leads: {id: lead_id, fields: {industry: industry}}\n"
+                       "events: {lead_id: lead_id, at: occurred_at, type: type}\n", encoding="utf-8")
+    report = run_learn(playbook, leads=leads, events=events, mapping=str(mapping), outcome_column="converted",
                        as_of="2026-01-01", out=out, settings=Settings()).to_dict()
     from ruamel.yaml import YAML
 
