@@ -21,6 +21,8 @@ COMMAND_PATHS: dict[str, str] = {
     "replay": "engine.commands.replay:replay",
     "explain": "engine.commands.replay:explain",
     "evaluate": "engine.commands.evaluate:evaluate",
+    "funnel": "engine.commands.funnel:funnel",
+    "plan": "engine.commands.plan:plan",
     "fmt": "engine.commands.fmt:fmt",
     "diff": "engine.commands.diff:diff",
     "owners": "engine.commands.owners:owners",
