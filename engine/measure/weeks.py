@@ -19,6 +19,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from engine.compile import CompiledPlaybook
@@ -124,8 +125,9 @@ def weekly(cp: CompiledPlaybook, pairs: Iterable[tuple[LeadRecord, Sequence[Even
     ends = weeks.ends
     ends_us = [epoch_us(t) for t in ends]
     last_us = ends_us[-1]
-    for lead, events in pairs:
-        times = sorted(events.at_us if isinstance(events, EventColumns) else [epoch_us(e.at) for e in events])
+    for lead, found in pairs:
+        events = _by_time(found)
+        times = events.at_us
         if not times:
             unplaced.no_events += 1
             continue
@@ -141,7 +143,32 @@ def weekly(cp: CompiledPlaybook, pairs: Iterable[tuple[LeadRecord, Sequence[Even
                 on_failure(lead, error)
 
 
-def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: Sequence[Event], times: list[int],
+def _by_time(events: Sequence[Event]) -> EventColumns:
+    """The lead's events as columns in time order (input order among equal times), so the
+    history up to a week's end is a prefix: the decision loops over no later event."""
+    columns = EventColumns.from_events(events)
+    at = columns.at_us
+    if all(a <= b for a, b in pairwise(at)):
+        return columns
+    order = sorted(range(len(at)), key=at.__getitem__)
+    ids = columns.ids
+    return EventColumns([at[i] for i in order], [columns.types[i] for i in order],
+                        {name: [values[i] for i in order] for name, values in columns.fields.items()},
+                        [ids[i] for i in order] if ids is not None else None,
+                        [columns.seqs[i] for i in order])
+
+
+def _first(events: EventColumns, count: int) -> EventColumns:
+    """The first ``count`` events (all of them: the same object)."""
+    if count >= len(events.at_us):
+        return events
+    ids = events.ids
+    return EventColumns(events.at_us[:count], events.types[:count],
+                        {name: values[:count] for name, values in events.fields.items()},
+                        ids[:count] if ids is not None else None, events.seqs[:count])
+
+
+def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, times: list[int],
                 first: int, ends: Sequence[datetime], ends_us: Sequence[int]) -> LeadWeeks:
     stage_index = cp.stage_index
     stages: list[int] = []
@@ -156,8 +183,8 @@ def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: Sequence[Event],
     decision = None
     before = bisect_right(times, ends_us[first] - _WEEK_US)  # events before the lead's first week
     for week in range(first, len(ends)):
-        decision = decide_for_row(cp, lead.fields, events, ends[week], lead_id=lead.lead_id)
         upto = bisect_right(times, ends_us[week])
+        decision = decide_for_row(cp, lead.fields, _first(events, upto), ends[week], lead_id=lead.lead_id)
         counts.append(upto - before)
         stage = stage_index(decision.stage)
         if stage > previous_stage:
@@ -188,7 +215,7 @@ def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: Sequence[Event],
     )
 
 
-def _rises(cp: CompiledPlaybook, lead: LeadRecord, events: Sequence[Event], times: list[int], stage: int,
+def _rises(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, times: list[int], stage: int,
            week: int, end: datetime) -> Iterator[tuple[int, int, datetime]]:
     """The stages a lead climbed to during a week, each at the event that lifted it.
 
@@ -199,7 +226,9 @@ def _rises(cp: CompiledPlaybook, lead: LeadRecord, events: Sequence[Event], time
 
     for us in sorted(set(times)):
         at = to_datetime(us).astimezone(end.tzinfo)
-        found = cp.stage_index(decide_for_row(cp, lead.fields, events, at, lead_id=lead.lead_id).stage)
+        upto = bisect_right(events.at_us, us)
+        found = cp.stage_index(decide_for_row(cp, lead.fields, _first(events, upto), at,
+                                              lead_id=lead.lead_id).stage)
         if found > stage:
             yield week, found, at
             stage = found
