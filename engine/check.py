@@ -75,6 +75,48 @@ def check_team_references(ctx: CheckContext) -> Iterator[Diagnostic]:
         yield from _reference(ctx, ["stages", index, "owner"], stage.owner, teams, "team")
     for index, handoff in enumerate(ctx.playbook.handoffs):
         yield from _reference(ctx, ["handoffs", index, "to"], handoff.to, teams, "team")
+    yield from _overflow_references(ctx, teams)
+
+
+def _overflow_references(ctx: CheckContext, teams: list[str]) -> Iterator[Diagnostic]:
+    """An overflow routes to a declared team, never back to itself through a chain."""
+    routes = {name: team.overflow.to for name, team in ctx.playbook.teams.items()
+              if team.overflow is not None and team.overflow.to is not None}
+    for name, target in routes.items():
+        path: list[str | int] = ["teams", name, "overflow", "to"]
+        if target not in teams:
+            yield from _reference(ctx, path, target, teams, "team")
+            continue
+        seen, step = [name], target
+        while step in routes and step not in seen:
+            seen.append(step)
+            step = routes[step]
+        if step == name:
+            chain = " → ".join([*seen, name])
+            yield ctx.doc.diagnostic(path, "E-OVERFLOW-CYCLE", f"overflow goes round in a circle: {chain}",
+                                     hint="end the chain at a team that carries its overflow over")
+
+
+def check_plan(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """The plan's steps name stages, climbing in the playbook's stage order."""
+    plan = ctx.playbook.plan
+    if plan is None:
+        return
+    stages = ctx.playbook.stage_ids()
+    previous = 0
+    for index, step in enumerate(plan.steps):
+        path: list[str | int] = ["plan", "steps", index, "stage"]
+        if step.stage not in stages:
+            yield from _reference(ctx, path, step.stage, stages, "stage")
+            continue
+        position = stages.index(step.stage)
+        if position <= previous:
+            yield ctx.doc.diagnostic(
+                path, "E-PLAN-ORDER",
+                f"plan step `{step.stage}` is not above the step before it in the stage order",
+                hint=f"list steps in the order of `stages` ({', '.join(stages[1:])}), lowest first",
+            )
+        previous = max(previous, position)
 
 
 def check_event_references(ctx: CheckContext) -> Iterator[Diagnostic]:
@@ -189,6 +231,7 @@ CHECKS: tuple[Check, ...] = (
     check_content_overrides,
     check_lead_source,
     check_stage_order,
+    check_plan,
 )
 
 

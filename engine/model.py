@@ -70,7 +70,7 @@ DurationStr = Annotated[
 
 Section = Literal[
     "teams", "lead", "events", "lists", "personas", "targets", "content", "scoring",
-    "exclusions", "stages", "handoffs", "recycle", "sources",
+    "exclusions", "stages", "handoffs", "recycle", "sources", "plan",
 ]
 SECTIONS: tuple[str, ...] = Section.__args__  # type: ignore[attr-defined]
 #: Keys of ``metadata.owners``: the rule sections, ``metadata`` and ``timezone`` themselves,
@@ -107,6 +107,25 @@ class Metadata(Strict):
         return list(table.get(section) or table.get("default", []))
 
 
+class Overflow(Strict):
+    """What happens to a week's handoffs beyond the team's capacity (never a silent route).
+
+    ``carry_over``: they wait and age into next week's queue. ``route``: they go to the
+    team named by ``to`` this week (e.g. marketing nurture).
+    """
+
+    then: Literal["carry_over", "route"] = "carry_over"
+    to: Id | None = Field(default=None, description="With `then: route`: the team that takes them.")
+
+    @model_validator(mode="after")
+    def _target(self) -> Overflow:
+        if self.then == "route" and self.to is None:
+            raise ValueError("`then: route` needs `to`: the team that takes the overflow")
+        if self.then == "carry_over" and self.to is not None:
+            raise ValueError("`to` is only read with `then: route`")
+        return self
+
+
 class Team(Strict):
     """A team of THE MODEL and the weekly capacity it can absorb."""
 
@@ -114,6 +133,9 @@ class Team(Strict):
     reps: Annotated[int, Field(ge=0, le=100_000)] | None = None
     slots_per_rep_per_week: Annotated[int, Field(ge=0, le=10_000)] | None = None
     handoffs_per_week: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    overflow: Overflow | None = Field(
+        default=None, description="Beyond capacity: carry over (the default) or route to a team."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -308,6 +330,58 @@ class Source(Strict):
     follow_up_within: DurationStr
 
 
+Rate = Annotated[float, Field(gt=0, le=1)]
+Money = Annotated[float, Field(ge=0, le=1e15)]
+
+
+class PlanStep(Strict):
+    """One step of the plan's funnel: a stage, and the share of the previous step reaching it."""
+
+    stage: Id
+    rate: Rate | Literal["measured"] = Field(
+        description="Share of the previous step (of all leads, for the first) that reaches this "
+        "stage: a number in (0, 1], or `measured` to take it from `engine funnel` (--funnel)."
+    )
+    description: str | None = None
+
+
+class Channel(Strict):
+    """A lead source's spend and expected volume, for forward simulation and CAC/LTV."""
+
+    budget: Money | None = Field(default=None, description="Spend over the plan's period.")
+    leads_per_week: Annotated[float, Field(ge=0, le=1e9)] | None = Field(
+        default=None, description="Leads expected from this source each week."
+    )
+    lifetime_value: Money | None = Field(default=None, description="Overrides the plan's for this source.")
+    description: str | None = None
+
+
+class Plan(Strict):
+    """The revenue plan (THE MODEL, seed 004): a target, simulated backwards through the funnel."""
+
+    period: DurationStr = Field(description="The target's period, e.g. `13w` for a quarter.")
+    won_target: Annotated[int, Field(gt=0, le=1_000_000_000)] | None = Field(
+        default=None, description="Deals to win over the period (or give `revenue_target`)."
+    )
+    revenue_target: Annotated[float, Field(gt=0, le=1e15)] | None = Field(
+        default=None, description="Revenue to win over the period; deals = this / `deal_size`."
+    )
+    deal_size: Annotated[float, Field(gt=0, le=1e12)] = Field(description="Average revenue of a won deal.")
+    lifetime_value: Money | None = Field(
+        default=None, description="Revenue a won customer brings over its life (default: `deal_size`)."
+    )
+    steps: list[PlanStep] = Field(min_length=1, description="The funnel after `lead`, in stage order.")
+    channels: dict[str, Channel] = Field(
+        default_factory=dict, description="Per lead source value: budget and expected leads."
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Plan:
+        if (self.won_target is None) == (self.revenue_target is None):
+            raise ValueError("a plan needs one target: `won_target` or `revenue_target`")
+        return self
+
+
 class Playbook(Strict):
     """A revenue playbook: THE MODEL's stages, scores and handoffs as reviewable code."""
 
@@ -343,6 +417,7 @@ class Playbook(Strict):
     handoffs: list[Handoff] = Field(default_factory=list)
     recycle: dict[Id, RecycleReason] = Field(default_factory=dict)
     sources: dict[str, Source] = Field(default_factory=dict)
+    plan: Plan | None = Field(default=None, description="Revenue target and funnel rates (`engine plan`).")
 
     @field_validator("timezone")
     @classmethod

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Modules that only optional commands import, each with the extra that brings it.
-OPTIONAL = {"pyspark": "spark", "sklearn": "learn"}
+OPTIONAL = {"pyspark": "spark", "sklearn": "learn", "plotly": "report"}
 
 
 def _requirement_name(spec: str) -> str:

@@ -22,6 +22,8 @@ COMMAND_PATHS: dict[str, str] = {
     "explain": "engine.commands.replay:explain",
     "evaluate": "engine.commands.evaluate:evaluate",
     "backtest": "engine.commands.backtest:backtest",
+    "funnel": "engine.commands.funnel:funnel",
+    "plan": "engine.commands.plan:plan",
     "fmt": "engine.commands.fmt:fmt",
     "diff": "engine.commands.diff:diff",
     "owners": "engine.commands.owners:owners",

@@ -61,7 +61,7 @@ def backtest(playbook: Path, leads: Path, events: Path | None, outcomes: Path | 
     from engine.durations import parse_seconds
     from engine.io import InputError, load_mapping
     from engine.measure.backtest import BacktestRequest, parse_capacity, run_backtest
-    from engine.measure.report import RENDERERS
+    from engine.measure.backtest_report import RENDERERS
     from engine.validate import load_playbook
 
     loaded = load_playbook(playbook)

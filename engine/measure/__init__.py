@@ -1,7 +1,9 @@
-"""Measurement: what a playbook's decisions are worth against outcomes, and how to improve them.
+"""Measurement: what a playbook's decisions are worth against outcomes, and over time.
 
 Measurement consumes decisions, it never re-decides how a lead is decided: every figure here
-is computed from the rows ``engine evaluate`` writes (any backend) and the outcomes read apart
-from the leads, which nothing in a playbook's expression scope can reach. Backtest measures;
-learn fits the playbook's points to outcomes; funnel and plan look at weeks and targets.
+is computed from the rows ``engine evaluate`` writes (any backend) or from the same decision
+function at each week's end (:mod:`engine.measure.weeks`, on one read of the export), and
+from outcomes read apart from the leads, which nothing in a playbook's expression scope can
+reach. Backtest measures; learn fits the playbook's points to outcomes; funnel, capacity and
+plan look at weeks and targets.
 """

@@ -1,0 +1,75 @@
+"""Benchmark ``engine funnel`` (52 weekly decisions per lead) against one ``engine evaluate``.
+
+The issue's target: 52 weeks over 100k leads in at most 3x one evaluate. Both run as
+real subprocesses on the reference workload (gen.py data, cached under bench/data/), in
+alternating rounds so a busy machine slows both alike; medians and the median of the
+per-round ratios are printed. evaluate runs ``--backend python`` (funnel decides on the
+same per-lead path) and, for reference, the default duckdb.
+
+    python bench/bench_funnel.py [--leads 100000] [--rounds 3] [--weeks 52]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_evaluate import AS_OF, GEN, PLAYBOOK, ensure_data  # noqa: E402
+
+ENGINE = [sys.executable, "-m", "engine"]
+
+
+def _timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leads", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--weeks", type=int, default=52)
+    parser.add_argument("--duckdb", action="store_true", help="also time evaluate --backend duckdb")
+    args = parser.parse_args()
+    data = ensure_data(args.leads, GEN)
+    end = date.fromisoformat(AS_OF[:10])
+    start = end - timedelta(weeks=args.weeks)
+    inputs = ["--leads", str(data / "leads.csv"), "--events", str(data / "events.csv")]
+    times: dict[str, list[float]] = {"evaluate": [], "funnel": [], "duckdb": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        evaluate = [*ENGINE, "evaluate", str(PLAYBOOK), *inputs, "--as-of", AS_OF, "--out",
+                    f"{tmp}/d.csv", "--backend", "python", "--no-progress"]
+        funnel = [*ENGINE, "funnel", str(PLAYBOOK), *inputs, "--from", start.isoformat(), "--to",
+                  end.isoformat(), "--format", "json", "--out", f"{tmp}/funnel.json"]
+        duckdb = [*ENGINE, "evaluate", str(PLAYBOOK), *inputs, "--as-of", AS_OF, "--out", f"{tmp}/e.csv"]
+        for round_ in range(args.rounds):
+            order = [("evaluate", evaluate), ("funnel", funnel)]
+            if args.duckdb:
+                order.append(("duckdb", duckdb))
+            if round_ % 2:
+                order.reverse()
+            for name, argv in order:
+                times[name].append(_timed(argv))
+                print(f"round {round_ + 1} {name:<9} {times[name][-1]:8.2f} s", flush=True)
+    ratios = [f / e for f, e in zip(times["funnel"], times["evaluate"], strict=True)]
+    print(f"\n{args.leads:,} leads, {args.weeks} weeks, {args.rounds} alternating round(s), medians:")
+    print(f"  engine evaluate --backend python  {statistics.median(times['evaluate']):8.2f} s")
+    if times["duckdb"]:
+        print(f"  engine evaluate (duckdb)          {statistics.median(times['duckdb']):8.2f} s")
+    print(f"  engine funnel ({args.weeks} weeks)          {statistics.median(times['funnel']):8.2f} s")
+    print(f"  ratio funnel / evaluate (median of per-round ratios): {statistics.median(ratios):.2f}x "
+          f"(target <= 3x)")
+
+
+if __name__ == "__main__":
+    main()

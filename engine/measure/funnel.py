@@ -1,0 +1,315 @@
+"""``engine funnel``: an export decided week by week → volumes, transitions, capacity, KPIs.
+
+One read of the export (:mod:`engine.measure.weeks` decides each lead at each week
+end), then arithmetic: leads per stage and stage-to-stage transitions per week, each
+team's queue played forward (:mod:`engine.measure.capacity`), the median days between
+stages, and the funnel's conversion rates (reached each stage) by source, persona and
+segment, with target-account coverage.
+
+Outcomes: until an outcomes reader exists, "won" is whatever stage the playbook reaches
+from the export's closed-deal events (Olist: ``deal_won``); the rates are computed from
+each lead's highest stage, so an outcome flag can be added as one more step
+(:func:`reached_steps` is the seam).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine.compile import CompiledPlaybook
+from engine.diagnostics import EngineError
+from engine.events import Event
+from engine.io import EventsFile, LeadEvent, LeadRecord, LeadsFile, Mapping, Reject, iter_leads_with_events
+from engine.measure.capacity import COUNTS, Simulation, simulate
+from engine.measure.weeks import Episode, LeadWeeks, Unplaced, Weeks, weekly
+
+SHOWN_REJECTS = 5
+MISSING = "(missing)"
+NO_PERSONA = "(none)"
+
+
+@dataclass(frozen=True)
+class FunnelRequest:
+    """What to read and how to slice it."""
+
+    leads: Path
+    mapping: Mapping
+    start: datetime
+    end: datetime
+    events: Path | None = None
+    encoding: str | None = None
+    segment: str | None = None
+    account_field: str | None = None
+    accounts: frozenset[str] | None = None
+    opportunity_stage: str | None = None
+
+
+@dataclass
+class _Rejects:
+    """Counts rejects, keeps the first few for the summary, forwards all to a writer if any."""
+
+    leads_file: str
+    writer: Any = None
+    leads: int = 0
+    events: int = 0
+    first: list[Reject] = field(default_factory=list)
+
+    def __call__(self, reject: Reject) -> None:
+        if self.writer is not None:
+            self.writer(reject)
+        if reject.file == self.leads_file:
+            self.leads += 1
+        else:
+            self.events += 1
+        if len(self.first) < SHOWN_REJECTS:
+            self.first.append(reject)
+
+
+@dataclass
+class _Totals:
+    """What the pass over the leads adds up."""
+
+    weeks: int
+    stage_ids: list[str]
+    new: list[int] = field(init=False)
+    events: list[int] = field(init=False)
+    stages: list[list[int]] = field(init=False)
+    excluded: list[int] = field(init=False)
+    transitions: list[Counter[str]] = field(init=False)
+    days: list[dict[str, list[float]]] = field(init=False)
+    episodes: list[Episode] = field(default_factory=list)
+    placed: int = 0
+
+    def __post_init__(self) -> None:
+        n = self.weeks
+        self.new, self.events, self.excluded = [0] * n, [0] * n, [0] * n
+        self.stages = [[0] * len(self.stage_ids) for _ in range(n)]
+        self.transitions = [Counter() for _ in range(n)]
+        self.days = [{} for _ in range(n)]
+
+    def add(self, lead: LeadWeeks) -> None:
+        self.placed += 1
+        ids = self.stage_ids
+        self.new[lead.first] += 1
+        previous = "new"
+        for offset, stage in enumerate(lead.stages):
+            week = lead.first + offset
+            self.stages[week][stage] += 1
+            self.events[week] += lead.events_in_weeks[offset]
+            if lead.excluded[offset]:
+                self.excluded[week] += 1
+            if ids[stage] != previous:
+                self.transitions[week][f"{previous}→{ids[stage]}"] += 1
+                previous = ids[stage]
+        for (_, a, at_a), (week, b, at_b) in zip(lead.entries, lead.entries[1:], strict=False):
+            pair = f"{ids[a]}→{ids[b]}"
+            self.days[week].setdefault(pair, []).append((at_b - at_a).total_seconds() / 86_400)
+        self.episodes.extend(lead.episodes)
+
+
+@dataclass
+class _Groups:
+    """Leads and the stages they reached, per value of a dimension (source, persona, segment)."""
+
+    stages: int
+    counts: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, key: str, reached: int) -> None:
+        row = self.counts.setdefault(key, [0] * (self.stages + 1))
+        row[0] += 1
+        for index in range(1, reached + 1):
+            row[index] += 1
+
+
+def reached_steps(cp: CompiledPlaybook, lead: LeadWeeks) -> int:
+    """The highest stage (index) a lead reached at any week end: the funnel's outcome seam."""
+    return lead.max_stage
+
+
+def run_funnel(cp: CompiledPlaybook, request: FunnelRequest, *, playbook_name: str = "",
+               rejects_writer: Any = None) -> dict[str, Any]:
+    """Read the export once, decide it week by week, and return the funnel report (JSON-ready)."""
+    weeks = Weeks.between(request.start, request.end)
+    pb = cp.playbook
+    stage_ids = pb.stage_ids()
+    _check_fields(cp, request)
+    sink = _Rejects(str(request.leads), rejects_writer)
+    totals = _Totals(len(weeks), stage_ids)
+    by: dict[str, _Groups] = {"source": _Groups(len(stage_ids) - 1), "persona": _Groups(len(stage_ids) - 1)}
+    if request.segment is not None:
+        by["segment"] = _Groups(len(stage_ids) - 1)
+    accounts: dict[str, list[bool]] = {}
+    opportunity = _opportunity_index(cp, request.opportunity_stage)
+    unplaced = Unplaced()
+    matched = [0]
+
+    def failed(lead: LeadRecord, error: Exception) -> None:
+        sink(Reject(str(request.leads), lead.row, None, lead.lead_id,
+                    f"evaluation failed: {type(error).__name__}: {error}"))
+
+    for lead in weekly(cp, _read(cp, request, sink, matched), weeks, unplaced, failed):
+        totals.add(lead)
+        reached = reached_steps(cp, lead)
+        source = lead.fields.get(pb.lead.source) if pb.lead.source else None
+        by["source"].add(_key(source), reached)
+        for persona in lead.personas or (NO_PERSONA,):
+            by["persona"].add(persona, reached)
+        if request.segment is not None:
+            by["segment"].add(_key(lead.fields.get(request.segment)), reached)
+        if request.account_field is not None:
+            account = lead.fields.get(request.account_field)
+            if account is not None and account != "":
+                flags = accounts.setdefault(str(account), [False, False, False])
+                flags[0] |= lead.target_account
+                flags[1] |= lead.target_lead
+                flags[2] |= opportunity is not None and reached >= opportunity
+    simulation = simulate(pb, totals.episodes, weeks)
+    return {
+        "playbook": playbook_name,
+        "from": weeks.starts[0].isoformat(),
+        "to": weeks.ends[-1].isoformat(),
+        "leads": {"read": totals.placed + unplaced.no_events + unplaced.after_period + sink.leads,
+                  "placed": totals.placed, "no_events": unplaced.no_events,
+                  "after_period": unplaced.after_period, "rejected": sink.leads},
+        "events": {"read": matched[0] + sink.events, "matched": matched[0], "rejected": sink.events},
+        "rejects": [f"{r.file}:{r.row}: {r.reason}" for r in sink.first],
+        "stages": stage_ids,
+        "weeks": _weeks(weeks, totals, simulation),
+        "days_between_stages": _medians(_pool(totals.days)),
+        "queue": [vars(line) for line in simulation.last_queue],
+        "kpis": {name: _rates(groups, stage_ids) for name, groups in by.items()},
+        "coverage": _coverage(request, accounts, stage_ids, opportunity),
+        "notes": _notes(unplaced),
+    }
+
+
+def _check_fields(cp: CompiledPlaybook, request: FunnelRequest) -> None:
+    declared = list(cp.playbook.lead.fields)
+    for option, name in (("--segment", request.segment), ("--account-field", request.account_field)):
+        if name is not None and name not in declared:
+            raise EngineError(f"{option} {name!r} is not a lead field of the playbook"
+                              f"; declared fields: {', '.join(declared) or 'none'}")
+
+
+def _opportunity_index(cp: CompiledPlaybook, stage: str | None) -> int | None:
+    ids = cp.playbook.stage_ids()
+    if stage is not None:
+        if stage not in ids:
+            raise EngineError(f"--opportunity-stage {stage!r} is not a stage of the playbook"
+                              f"; stages: {', '.join(ids)}")
+        return ids.index(stage)
+    return next((i for i, s in enumerate(cp.playbook.stages) if s.owner == "field_sales"), None)
+
+
+def _read(cp: CompiledPlaybook, request: FunnelRequest, sink: _Rejects,
+          matched: list[int]) -> Iterator[tuple[LeadRecord, Sequence[Event]]]:
+    """Each lead with its events, read once (the readers ``engine evaluate`` uses)."""
+    allowed = frozenset(cp.playbook.events)
+    leads = LeadsFile(request.leads, request.mapping, on_reject=sink, as_of=request.end,
+                      allowed_types=allowed, encoding=request.encoding)
+    events: EventsFile | tuple[LeadEvent, ...] = ()
+    if request.events is not None:
+        events = EventsFile(request.events, request.mapping, on_reject=sink, allowed_types=allowed,
+                            encoding=request.encoding)
+    pairs = iter_leads_with_events(leads, events, on_reject=sink)
+    try:
+        for lead, found in pairs:
+            matched[0] += len(found) - len(lead.activity)
+            yield lead, found
+    finally:
+        close = getattr(pairs, "close", None)
+        if close is not None:
+            close()
+
+
+def _key(value: Any) -> str:
+    return MISSING if value is None or value == "" else str(value)
+
+
+def _weeks(weeks: Weeks, totals: _Totals, simulation: Simulation) -> list[dict[str, Any]]:
+    out = []
+    for index, label in enumerate(weeks.labels()):
+        out.append({
+            "week": label,
+            "end": weeks.ends[index].isoformat(),
+            "new_leads": totals.new[index],
+            "events": totals.events[index],
+            "stages": dict(zip(totals.stage_ids, totals.stages[index], strict=True)),
+            "excluded": totals.excluded[index],
+            "transitions": dict(sorted(totals.transitions[index].items())),
+            "handoffs": {team: row.to_dict() for team, row in simulation.weeks[index].items()},
+            "days_between_stages": _medians(totals.days[index]),
+        })
+    return out
+
+
+def _pool(weeks: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    pooled: dict[str, list[float]] = {}
+    for week in weeks:
+        for pair, values in week.items():
+            pooled.setdefault(pair, []).extend(values)
+    return pooled
+
+
+def _medians(days: dict[str, list[float]]) -> dict[str, dict[str, float | int]]:
+    """Median (and count) of days between stages, per pair of stages."""
+    return {pair: {"median": round(statistics.median(values), 2), "leads": len(values)}
+            for pair, values in sorted(days.items())}
+
+
+def _rates(groups: _Groups, stage_ids: list[str]) -> dict[str, Any]:
+    """Per value: leads, leads that reached each stage, and each step's rate from the one before."""
+    out: dict[str, Any] = {}
+    for key, row in sorted(groups.counts.items(), key=lambda kv: (-kv[1][0], kv[0])):
+        reached = dict(zip(stage_ids[1:], row[1:], strict=True))
+        rates: dict[str, float | None] = {}
+        before = row[0]
+        for stage, count in reached.items():
+            rates[f"→{stage}"] = round(count / before, 4) if before else None
+            before = count
+        rates["overall"] = round(row[-1] / row[0], 4) if row[0] else None
+        out[key] = {"leads": row[0], "reached": reached, "rates": rates}
+    return out
+
+
+def _coverage(request: FunnelRequest, accounts: dict[str, list[bool]], stage_ids: list[str],
+              opportunity: int | None) -> dict[str, Any] | None:
+    if request.account_field is None:
+        return None
+    if request.accounts is not None:
+        targets = set(request.accounts)
+        basis = "the --accounts list"
+    else:
+        targets = {name for name, flags in accounts.items() if flags[0]}
+        basis = "accounts whose leads the playbook marks target_account (no --accounts list given)"
+    seen = [accounts[name] for name in targets if name in accounts]
+    return {
+        "field": request.account_field,
+        "target_accounts": len(targets),
+        "basis": basis,
+        "with_lead": len(seen),
+        "with_target_lead": sum(1 for flags in seen if flags[1]),
+        "with_opportunity": sum(1 for flags in seen if flags[2]) if opportunity is not None else None,
+        "opportunity_stage": stage_ids[opportunity] if opportunity is not None else None,
+    }
+
+
+def _notes(unplaced: Unplaced) -> list[str]:
+    notes = []
+    if unplaced.no_events:
+        notes.append(f"{unplaced.no_events} lead(s) have no event, so no week to place them in: "
+                     "not counted in any week")
+    if unplaced.after_period:
+        notes.append(f"{unplaced.after_period} lead(s) start after the last week: not counted")
+    notes.append("days between stages count from the event that lifted a lead into a stage; a "
+                 "stage reached by time alone (a window, decay) counts from that week's end")
+    return notes
+
+
+__all__ = ["COUNTS", "FunnelRequest", "run_funnel"]

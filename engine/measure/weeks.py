@@ -1,0 +1,234 @@
+"""Weekly decisions: the playbook decided at each week's end, on one read of the export.
+
+Time is a parameter, not a loop of full runs: the export is read once (each lead with
+its events, as ``engine evaluate`` reads it), and each lead is decided at every week end
+from its first event on, with only the events up to that instant — the decision
+function ignores later ones, so no copy of the history is cut per week. Decay and
+windows make a decision depend on the instant even in a week without events, so every
+week is decided; weeks before a lead's first event are skipped (the lead did not exist
+yet), and a lead with no event at all cannot be placed in time (counted, not decided).
+
+Week ``i`` (0-based) is the interval ``(start + 7i days, start + 7(i+1) days]``: an
+event at exactly a week's end belongs to that week, as a decision at *t* sees events
+at *t*.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import pairwise
+from typing import Any
+
+from engine.compile import CompiledPlaybook
+from engine.diagnostics import EngineError
+from engine.evaluate import decide_for_row
+from engine.events import Event, EventColumns, epoch_us
+from engine.io import LeadRecord
+
+WEEK = timedelta(days=7)
+#: Ten years of weeks: more is a typo in --from/--to, not a funnel.
+MAX_WEEKS = 520
+_WEEK_US = 7 * 86_400_000_000
+
+
+@dataclass(frozen=True)
+class Weeks:
+    """The weeks a funnel covers: their start instants and decision instants (ends)."""
+
+    starts: tuple[datetime, ...]
+    ends: tuple[datetime, ...]
+
+    @classmethod
+    def between(cls, start: datetime, end: datetime) -> Weeks:
+        """Whole weeks from ``start`` until one ends at or after ``end``."""
+        if end <= start:
+            raise EngineError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})"
+                              f"; give --from the first day and --to the last")
+        count = -(-(end - start) // WEEK)
+        if count > MAX_WEEKS:
+            raise EngineError(f"--from/--to span {count} weeks; at most {MAX_WEEKS} are decided"
+                              f"; check the years of --from and --to")
+        starts = tuple(start + i * WEEK for i in range(count))
+        return cls(starts, tuple(s + WEEK for s in starts))
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def labels(self) -> list[str]:
+        """Each week by its first day (the playbook's zone, as the instants are)."""
+        return [s.date().isoformat() for s in self.starts]
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """A run of weeks in which one lead holds the same handoff (team, rule, due).
+
+    New activity moves the due time, so it starts a new episode: a handoff the team
+    worked comes back when the lead acts again. ``priorities`` has one value per week
+    of the run (decay changes it week to week).
+    """
+
+    lead_id: str
+    row: int
+    team: str
+    rule: str
+    due: str | None
+    start: int
+    priorities: tuple[float | None, ...]
+
+    @property
+    def end(self) -> int:
+        """The last week the lead still held this handoff."""
+        return self.start + len(self.priorities) - 1
+
+
+@dataclass
+class LeadWeeks:
+    """One lead over the weeks: its stage at each week end from ``first`` on, and more."""
+
+    lead_id: str
+    row: int
+    fields: dict[str, Any]
+    first: int
+    stages: list[int]
+    excluded: list[bool]
+    #: (week, stage index, instant the lead reached it): the event that lifted it (weeks
+    #: that end higher are replayed event by event), or the week's end when time alone did.
+    entries: list[tuple[int, int, datetime]]
+    episodes: list[Episode]
+    personas: tuple[str, ...] = ()
+    target_account: bool = False
+    target_lead: bool = False
+    max_stage: int = 0
+    events_in_weeks: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Unplaced:
+    """Leads the weeks cannot hold, counted so the summary can say so."""
+
+    no_events: int = 0
+    after_period: int = 0
+    failed: int = 0
+
+
+def weekly(cp: CompiledPlaybook, pairs: Iterable[tuple[LeadRecord, Sequence[Event]]], weeks: Weeks,
+           unplaced: Unplaced, on_failure: Any = None) -> Iterator[LeadWeeks]:
+    """Decide each lead at each week end from its first event on; yield one LeadWeeks per lead.
+
+    ``on_failure(lead, error)`` hears of a lead whose decision raised (a field of an
+    unexpected type): it is reported, not dropped silently and not a crash.
+    """
+    ends = weeks.ends
+    ends_us = [epoch_us(t) for t in ends]
+    last_us = ends_us[-1]
+    for lead, found in pairs:
+        events = _by_time(found)
+        times = events.at_us
+        if not times:
+            unplaced.no_events += 1
+            continue
+        if times[0] > last_us:
+            unplaced.after_period += 1
+            continue
+        first = bisect_right(ends_us, times[0] - 1)  # the week whose end is at or after it
+        try:
+            yield _lead_weeks(cp, lead, events, times, first, ends, ends_us)
+        except Exception as error:  # one lead's failure must not lose the run
+            unplaced.failed += 1
+            if on_failure is not None:
+                on_failure(lead, error)
+
+
+def _by_time(events: Sequence[Event]) -> EventColumns:
+    """The lead's events as columns in time order (input order among equal times), so the
+    history up to a week's end is a prefix: the decision loops over no later event."""
+    columns = EventColumns.from_events(events)
+    at = columns.at_us
+    if all(a <= b for a, b in pairwise(at)):
+        return columns
+    order = sorted(range(len(at)), key=at.__getitem__)
+    ids = columns.ids
+    return EventColumns([at[i] for i in order], [columns.types[i] for i in order],
+                        {name: [values[i] for i in order] for name, values in columns.fields.items()},
+                        [ids[i] for i in order] if ids is not None else None,
+                        [columns.seqs[i] for i in order])
+
+
+def _first(events: EventColumns, count: int) -> EventColumns:
+    """The first ``count`` events (all of them: the same object)."""
+    if count >= len(events.at_us):
+        return events
+    ids = events.ids
+    return EventColumns(events.at_us[:count], events.types[:count],
+                        {name: values[:count] for name, values in events.fields.items()},
+                        ids[:count] if ids is not None else None, events.seqs[:count])
+
+
+def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, times: list[int],
+                first: int, ends: Sequence[datetime], ends_us: Sequence[int]) -> LeadWeeks:
+    stage_index = cp.stage_index
+    stages: list[int] = []
+    excluded: list[bool] = []
+    entries: list[tuple[int, int, datetime]] = []
+    counts: list[int] = []
+    episodes: list[Episode] = []
+    open_key: tuple[str, str, str | None] | None = None
+    open_start = 0
+    priorities: list[float | None] = []
+    previous_stage = -1
+    decision = None
+    before = bisect_right(times, ends_us[first] - _WEEK_US)  # events before the lead's first week
+    for week in range(first, len(ends)):
+        upto = bisect_right(times, ends_us[week])
+        decision = decide_for_row(cp, lead.fields, _first(events, upto), ends[week], lead_id=lead.lead_id)
+        counts.append(upto - before)
+        stage = stage_index(decision.stage)
+        if stage > previous_stage:
+            entries.extend(_rises(cp, lead, events, times[before:upto], previous_stage, week, ends[week]))
+            if entries[-1][1] != stage if entries else True:
+                entries.append((week, stage, ends[week]))  # rose with time alone (a window, decay)
+        elif stage < previous_stage:
+            entries.append((week, stage, ends[week]))
+        previous_stage = stage
+        before = upto
+        stages.append(stage)
+        excluded.append(decision.excluded is not None)
+        handoff = decision.handoff
+        key = (handoff.to, handoff.rule, handoff.due) if handoff is not None else None
+        if key != open_key:
+            if open_key is not None:
+                episodes.append(Episode(lead.lead_id, lead.row, *open_key, open_start, tuple(priorities)))
+            open_key, open_start, priorities = key, week, []
+        if handoff is not None:
+            priorities.append(handoff.priority)
+    if open_key is not None:
+        episodes.append(Episode(lead.lead_id, lead.row, *open_key, open_start, tuple(priorities)))
+    assert decision is not None
+    return LeadWeeks(
+        lead.lead_id, lead.row, lead.fields, first, stages, excluded, entries, episodes,
+        personas=decision.personas, target_account=decision.target_account,
+        target_lead=decision.target_lead, max_stage=max(stages), events_in_weeks=counts,
+    )
+
+
+def _rises(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, times: list[int], stage: int,
+           week: int, end: datetime) -> Iterator[tuple[int, int, datetime]]:
+    """The stages a lead climbed to during a week, each at the event that lifted it.
+
+    Only weeks whose end finds the lead higher are replayed, event by event, so a lead
+    that went from ``lead`` to ``won`` within one week still shows when it was an MQL.
+    """
+    from engine.kernel import to_datetime
+
+    for us in sorted(set(times)):
+        at = to_datetime(us).astimezone(end.tzinfo)
+        upto = bisect_right(events.at_us, us)
+        found = cp.stage_index(decide_for_row(cp, lead.fields, _first(events, upto), at,
+                                              lead_id=lead.lead_id).stage)
+        if found > stage:
+            yield week, found, at
+            stage = found
