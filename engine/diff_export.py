@@ -16,7 +16,7 @@ from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
 from engine.diff import Case
 from engine.io import EventsFile, InputError, LeadsFile, Reject, iter_leads_with_events, load_mapping
-from engine.io.mapping import with_timezone
+from engine.io.mapping import in_zone_unless_set
 from engine.io.timestamps import parse_timestamp
 
 
@@ -42,8 +42,7 @@ class ExportSource:
         try:
             as_of: datetime = parse_timestamp(self.as_of, default_tz=cp.tz)
             mapping = load_mapping(self.mapping)
-            if mapping.timezone is None:  # as engine evaluate: naive times in the playbook's zone
-                mapping = with_timezone(mapping, cp.playbook.timezone)
+            mapping = in_zone_unless_set(mapping, cp.playbook.timezone)  # as engine evaluate
             allowed = frozenset(cp.playbook.events)
             leads = LeadsFile(self.leads, mapping, on_reject=self._reject, as_of=as_of,
                               allowed_types=allowed)

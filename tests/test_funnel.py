@@ -64,8 +64,11 @@ def _export(folder: Path, capacity: int = 2, overflow: str = "") -> tuple[Path, 
     leads, events = folder / "leads.csv", folder / "events.csv"
     with open(leads, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["lead_id", "lead_source", "company_domain"])
-        writer.writerows([lead_id, source, f"{lead_id.lower()}.example"] for lead_id, source in LEADS)
+        # The canonical preset's columns; those this playbook does not read are left empty.
+        writer.writerow(["lead_id", "lead_source", "company_domain", "email", "industry", "employees",
+                         "title", "country"])
+        writer.writerows([lead_id, source, f"{lead_id.lower()}.example", "", "", "", "", ""]
+                         for lead_id, source in LEADS)
     with open(events, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["lead_id", "occurred_at", "type", "content_id"])

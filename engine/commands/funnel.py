@@ -62,6 +62,7 @@ def funnel(playbook: Path, leads: Path, events: Path | None, mapping: str, start
     """
     from engine.diagnostics import EngineError
     from engine.io import InputError, RejectsWriter, load_mapping
+    from engine.io.mapping import in_zone_unless_set
     from engine.measure.funnel import FunnelRequest, run_funnel
     from engine.validate import load_playbook
 
@@ -71,7 +72,8 @@ def funnel(playbook: Path, leads: Path, events: Path | None, mapping: str, start
         raise click.UsageError("--accounts needs --account-field")
     try:
         request = FunnelRequest(
-            leads=leads, events=events, mapping=load_mapping(mapping),
+            leads=leads, events=events,
+            mapping=in_zone_unless_set(load_mapping(mapping), compiled.playbook.timezone),
             start=_instant("--from", start, compiled.tz), end=_instant("--to", end, compiled.tz),
             encoding=encoding,
             segment=segment, account_field=account_field,

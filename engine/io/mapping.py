@@ -201,6 +201,12 @@ def with_timezone(mapping: Mapping, zone: str) -> Mapping:
     return mapping.model_copy(update={"timezone": zone})
 
 
+def in_zone_unless_set(mapping: Mapping, zone: str) -> Mapping:
+    """``mapping`` as every command reads an export: naive timestamps in the mapping file's
+    own zone, else in ``zone`` (the playbook's); presets set none (issue #13)."""
+    return mapping if mapping.timezone else with_timezone(mapping, zone)
+
+
 def preset_names() -> list[str]:
     """Names accepted by ``--mapping NAME``."""
     folder = resources.files("engine") / "presets"

@@ -26,7 +26,7 @@ from engine.batch import BatchRequest, Summary, evaluate_export
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError, Severity
 from engine.io import Mapping
-from engine.io.mapping import with_timezone
+from engine.io.mapping import in_zone_unless_set
 from engine.load import Document
 from engine.measure.leakage import mapping_diagnostics
 from engine.measure.metrics import auc, cut, ranking_order
@@ -105,9 +105,8 @@ def run_backtest(cp: CompiledPlaybook, doc: Document, request: BacktestRequest, 
                           errors)
     warnings = [f"{d.file}:{d.line}: {d.message}" for d in found]
     parse_capacity(request.capacity)  # a bad value fails before any work
-    if request.mapping.timezone is None:
-        # Naive outcome dates are read like the export's: the playbook's zone (presets set none).
-        request = replace(request, mapping=with_timezone(request.mapping, cp.playbook.timezone))
+    # Naive outcome dates are read like the export's: in the playbook's zone unless the mapping says.
+    request = replace(request, mapping=in_zone_unless_set(request.mapping, cp.playbook.timezone))
     outcomes = read_outcomes(request.mapping, request.leads, request.outcomes, encoding=request.encoding)
     warnings += _outcome_warnings(outcomes, request)
     created = read_created(request.mapping, request.leads, encoding=request.encoding) \

@@ -13,6 +13,7 @@ from engine.batch import parse_as_of
 from engine.diagnostics import EngineError, Severity
 from engine.fmt import write_atomic
 from engine.io import EventsFile, InputError, LeadsFile, Reject, iter_leads_with_events, load_mapping
+from engine.io.mapping import in_zone_unless_set
 from engine.measure.features import Feature, build_table
 from engine.measure.learn import Settings, _libraries, learn
 from engine.measure.learn_report import LearnReport
@@ -36,7 +37,7 @@ def run_learn(playbook: Path, *, leads: Path, mapping: str, outcome_column: str,
     assert cp is not None
     rejects: list[Reject] = []
     try:
-        chosen = load_mapping(mapping)
+        chosen = in_zone_unless_set(load_mapping(mapping), cp.playbook.timezone)
         at = parse_as_of(as_of, cp)
         found = read_outcome_column(outcomes or leads, outcome_column, chosen, encoding)
         allowed = frozenset(cp.playbook.events)
