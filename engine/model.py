@@ -468,10 +468,25 @@ _FIT_RULE_FORMS = {"anyOf": [
 ]}
 
 
+_ROUTE = {"required": ["then"], "properties": {"then": {"const": "route"}}}
+#: An overflow's two forms, as Overflow._target checks them.
+_OVERFLOW_FORMS = {"anyOf": [
+    {"allOf": [_ROUTE, _present("to")]},
+    {"allOf": [{"not": _ROUTE}, {"not": _present("to")}]},
+]}
+#: A plan's one target, as Plan._one_target checks it.
+_PLAN_TARGET = {"anyOf": [
+    {"allOf": [_present("won_target"), {"not": _present("revenue_target")}]},
+    {"allOf": [_present("revenue_target"), {"not": _present("won_target")}]},
+]}
+
+
 def json_schema() -> dict[str, Any]:
     """The playbook JSON Schema (draft 2020-12), as committed in ``schemas/``."""
     schema = _keys_by_name(Playbook.model_json_schema())
     schema["$defs"]["FitRule"].update(_FIT_RULE_FORMS)
+    schema["$defs"]["Overflow"].update(_OVERFLOW_FORMS)
+    schema["$defs"]["Plan"].update(_PLAN_TARGET)
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://example.invalid/engine/playbook.schema.json",
