@@ -188,7 +188,7 @@ class Run:
                 _fsync(near)
                 os.replace(near, final)
         for folder in dict.fromkeys(final.parent for _, final in staged):
-            _fsync_dir(folder)
+            fsync_dir(folder)
 
     def _catch_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -211,7 +211,8 @@ def _fsync(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable (where the platform lets a folder be synced)."""
     with contextlib.suppress(OSError):  # not every platform lets a directory be opened
         fd = os.open(folder, os.O_RDONLY)
         try:

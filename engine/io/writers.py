@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from engine.io.errors import InputError, Reject
 from engine.io.readers import file_format
+from engine.io.scratch import fsync_dir
 
 PARQUET_BATCH_ROWS = 8192
 REJECT_COLUMNS = ("file", "row", "column", "value", "reason")
@@ -103,21 +104,12 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     except BaseException:
         _remove(temp)
         raise
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
 
 
 def _remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform lets a directory be opened
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def format_cell(value: Any) -> str:
