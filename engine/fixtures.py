@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from engine.diagnostics import Diagnostic, EngineError
 from engine.events import Event
 from engine.io.timestamps import TimestampError, TimestampParser
+from engine.listfiles import repository_root
 from engine.load import Document, declared_kind, load_file
 from engine.validate import ValidationResult, load_playbook
 
@@ -102,6 +103,12 @@ def _model(doc: Document) -> FixtureModel:
 PlaybookLoader = Callable[[Path], ValidationResult]
 
 
+def _repository(folder: Path) -> Path:
+    """The git work tree holding ``folder``; outside git, the folder the engine runs in."""
+    root = repository_root(folder)
+    return root if (root / ".git").exists() else Path.cwd().resolve()
+
+
 def load_fixture(path: Path | str, playbooks: PlaybookLoader = load_playbook) -> Fixture:
     """Read and check a fixture against its playbook's event vocabulary.
 
@@ -114,6 +121,12 @@ def load_fixture(path: Path | str, playbooks: PlaybookLoader = load_playbook) ->
         raise EngineError(f"{path}: cannot read fixture", problems)
     model = _model(doc)
     playbook_path = (path.parent / model.playbook).resolve()
+    root = _repository(path.parent)
+    if not playbook_path.is_relative_to(root):
+        # A pull request is untrusted: its fixture must not make CI read (and print, in a
+        # diagnostic's source line) a file outside the repository.
+        raise _fail(doc, ["playbook"], f"playbook `{model.playbook}` is outside the repository",
+                    f"name a playbook inside {root}, relative to the fixture's folder")
     if not playbook_path.is_file():
         raise _fail(doc, ["playbook"], f"playbook `{model.playbook}` not found",
                     "the path is relative to the fixture's folder")
