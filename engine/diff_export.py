@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
 from engine.diff import Case
+from engine.diff_impact import QueueCut
 from engine.io import EventsFile, InputError, LeadsFile, Reject, iter_leads_with_events, load_mapping
 from engine.io.mapping import in_zone_unless_set
 from engine.io.timestamps import parse_timestamp
@@ -28,6 +30,7 @@ class ExportSource:
     events: Path | None
     mapping: str
     as_of: str
+    outcomes: Path | None = None
     rejected: int = 0
     samples: list[Reject] = field(default_factory=list)
 
@@ -53,6 +56,40 @@ class ExportSource:
                 yield Case(lead.lead_id, lead.fields, history, as_of)
         except (InputError, ValueError) as error:
             raise EngineError(f"export for impact: {error}") from None
+
+    def measure(self, base: CompiledPlaybook, head: CompiledPlaybook) -> Any:
+        """Outcome impact's observer maker for :func:`engine.diff.diff_playbooks`, or None
+        when there are no outcomes (the mapping has no ``outcomes`` section, no ``--outcomes``).
+
+        The maker reads the outcomes (only for a changed playbook), before any lead is decided.
+        """
+        try:
+            mapping = in_zone_unless_set(load_mapping(self.mapping), head.playbook.timezone)
+        except (InputError, ValueError) as error:
+            raise EngineError(f"export for impact: {error}") from None
+        if mapping.outcomes is None and self.outcomes is None:
+            return None
+
+        def make(cut: QueueCut) -> list[Any]:
+            from engine.diff_outcomes import OutcomeImpact, after_contact_reads
+            from engine.measure.outcomes import read_created, read_outcomes
+
+            try:
+                outcomes = read_outcomes(mapping, self.leads, self.outcomes)
+                created = read_created(mapping, self.leads) if outcomes.dated else {}
+                as_of = parse_timestamp(self.as_of, default_tz=head.tz)
+            except (InputError, ValueError) as error:
+                raise EngineError(f"outcomes for impact: {error}") from None
+            late = mapping.after_contact_fields()
+            warnings = []
+            for side, cp in (("before", base), ("after", head)):
+                reads = after_contact_reads(cp, late)
+                if reads:
+                    warnings.append(f"{side}: {'; '.join(reads)}, written by sales after contacting "
+                                    "the lead: figures are optimistic")
+            return [OutcomeImpact(cut, outcomes, as_of, created, tuple(warnings))]
+
+        return make
 
     def find(self, cp: CompiledPlaybook, lead_id: str) -> Case:
         """One lead of the export with its events (``engine explain --leads``), or an error."""
