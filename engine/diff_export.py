@@ -17,7 +17,16 @@ from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
 from engine.diff import Case
 from engine.diff_impact import QueueCut
-from engine.io import EventsFile, InputError, LeadsFile, Reject, iter_leads_with_events, load_mapping
+from engine.io import (
+    EventsFile,
+    InputError,
+    LeadsFile,
+    Mapping,
+    Reject,
+    iter_leads_with_events,
+    load_mapping,
+    read_columns,
+)
 from engine.io.mapping import in_zone_unless_set
 from engine.io.timestamps import parse_timestamp
 
@@ -32,6 +41,7 @@ class ExportSource:
     as_of: str
     outcomes: Path | None = None
     rejected: int = 0
+    outcome_note: str | None = None
     samples: list[Reject] = field(default_factory=list)
 
     def _reject(self, reject: Reject) -> None:
@@ -67,8 +77,13 @@ class ExportSource:
             mapping = in_zone_unless_set(load_mapping(self.mapping), head.playbook.timezone)
         except (InputError, ValueError) as error:
             raise EngineError(f"export for impact: {error}") from None
+        self.outcome_note = None
         if mapping.outcomes is None and self.outcomes is None:
             return None
+        if self.outcomes is None:  # not asked for: measured only when the export carries them
+            self.outcome_note = self._unmeasured(mapping)
+            if self.outcome_note is not None:
+                return None
 
         def make(cut: QueueCut) -> list[Any]:
             from engine.diff_outcomes import OutcomeImpact, after_contact_reads
@@ -91,6 +106,23 @@ class ExportSource:
 
         return make
 
+    def _unmeasured(self, mapping: Mapping) -> str | None:
+        """Why the mapping's outcomes cannot come from this export (then the plan says so and
+        measures nothing), or None. Asked for with ``--outcomes``, any such problem is an error."""
+        spec = mapping.outcomes
+        assert spec is not None
+        if spec.source == "file":
+            return "outcomes not measured: the mapping reads them from a separate file (give --outcomes FILE)"
+        try:
+            columns = read_columns(self.leads, encoding=mapping.encoding)
+        except (InputError, ValueError):
+            return None  # the leads file's own problem, reported where it is read
+        missing = [c for c in spec.columns().values() if columns is not None and c not in columns]
+        if missing:
+            return (f"outcomes not measured: the export has no {', '.join(map(repr, missing))} "
+                    "column(s) the mapping's outcomes section names")
+        return None
+
     def find(self, cp: CompiledPlaybook, lead_id: str) -> Case:
         """One lead of the export with its events (``engine explain --leads``), or an error."""
         for case in self.cases(cp):
@@ -101,9 +133,12 @@ class ExportSource:
         raise EngineError(f"lead {lead_id!r} is not in {self.leads}{rejected}{first}")
 
     def note(self) -> str:
-        """What the summary says about the export: where it came from, what was rejected."""
+        """What the summary says about the export: where it came from, what was rejected,
+        why outcomes were not measured."""
         text = f"export {self.leads}" + (f" + {self.events}" if self.events else "")
         if self.rejected:
             first = "; ".join(f"row {r.row}: {r.reason}" for r in self.samples)
             text += f" ({self.rejected} row(s) rejected, e.g. {first})"
+        if self.outcome_note:
+            text += f"; {self.outcome_note}"
         return text
