@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from engine.compile import CompiledPlaybook
-from engine.diff_impact import Case, ImpactReport, Transition, impact
+from engine.diff_impact import Case, ImpactReport, Observer, QueueCut, Transition, impact
 from engine.model import Metadata
 
 __all__ = ["Case", "ImpactReport", "Transition", "impact"]  # impact lives in engine.diff_impact
@@ -357,11 +357,13 @@ class PlaybookDiff:
 def diff_playbooks(path: str, base: CompiledPlaybook | None, head: CompiledPlaybook | None,
                    cases: Iterable[Case] | None = None,
                    export_cases: Iterable[Case] | None = None,
-                   progress: Callable[[int], None] | None = None) -> PlaybookDiff:
+                   progress: Callable[[int], None] | None = None,
+                   measure: Callable[[QueueCut], Sequence[Observer]] | None = None) -> PlaybookDiff:
     """Compare one playbook's two versions; either may be missing (added or removed).
 
     ``cases`` are fixtures (their whole timelines compared); ``export_cases`` the leads
-    of an export, whose queues are also cut at capacity on both sides.
+    of an export, whose queues are also cut at capacity on both sides. ``measure`` makes
+    the export's further observers from that cut (outcome impact, :mod:`engine.diff_outcomes`).
     """
     if base is None and head is None:
         raise ValueError("a playbook diff needs at least one side")
@@ -381,6 +383,9 @@ def diff_playbooks(path: str, base: CompiledPlaybook | None, head: CompiledPlayb
     needed = tuple(approvals(changes, old_meta, new_meta))
     who = tuple(tuple(approvers_of(c, old_meta)) for c in changes)
     report = impact(base, head, cases) if cases is not None else None
-    export = impact(base, head, export_cases, queues=True,
-                                  progress=progress) if export_cases is not None else None
+    export = None
+    if export_cases is not None:
+        cut = QueueCut(base, head)
+        export = impact(base, head, export_cases, queues=cut, progress=progress,
+                        observers=measure(cut) if measure is not None else ())
     return PlaybookDiff(path, "changed", changes, needed, report, None, export, who, versions)

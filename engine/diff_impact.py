@@ -9,8 +9,8 @@ not only the final decision. Over an export, each team's queue is cut at its wee
 capacity on both sides (:mod:`engine.queues`), so a change that only reorders a queue
 (a new ``priority``) still shows as leads entering and leaving it.
 
-Further measurements (outcome impact: precision and lift at capacity, once outcomes are
-an input) plug in as an :class:`Observer` fed the same pairs of decisions.
+Further measurements plug in as an :class:`Observer` fed the same pairs of decisions:
+outcome impact (precision, recall and lift at capacity, :mod:`engine.diff_outcomes`).
 """
 
 from __future__ import annotations
@@ -283,14 +283,24 @@ class QueueCut:
                 queues[team] = self._make(team, self.capacity[side].get(team), keep=True)
             queues[team].offer(decision, row)
 
+    def teams(self) -> list[str]:
+        """Every team handed a lead on either side, sorted."""
+        return sorted(set(self.sides[0]) | set(self.sides[1]))
+
+    def members(self) -> list[tuple[list[str], list[str]]]:
+        """Per team (in :meth:`teams` order): the lead ids queued before, and after, best first."""
+        out = []
+        for team in self.teams():
+            old, new = self.sides[0].get(team), self.sides[1].get(team)
+            out.append(([r["lead_id"] for r in old.rows()] if old is not None else [],
+                        [r["lead_id"] for r in new.rows()] if new is not None else []))
+        return out
+
     def results(self) -> tuple[QueueImpact, ...]:
         """Per team (sorted): before → after, and the leads entering and leaving the cut."""
-        teams = sorted(set(self.sides[0]) | set(self.sides[1]))
         out = []
-        for team in teams:
+        for team, (was, now) in zip(self.teams(), self.members(), strict=True):
             old, new = self.sides[0].get(team), self.sides[1].get(team)
-            was = [r["lead_id"] for r in old.rows()] if old is not None else []
-            now = [r["lead_id"] for r in new.rows()] if new is not None else []
             was_set, now_set = set(was), set(now)
             entered = [i for i in now if i not in was_set]
             left = [i for i in was if i not in now_set]
@@ -320,16 +330,18 @@ def _timeline_text(cp: CompiledPlaybook, case: Case) -> tuple[str, Decision]:
 
 
 def impact(base_cp: CompiledPlaybook, head_cp: CompiledPlaybook, cases: Iterable[Case], *,
-           queues: bool = False, observers: Sequence[Observer] = (),
+           queues: bool | QueueCut = False, observers: Sequence[Observer] = (),
            progress: Callable[[int], None] | None = None) -> ImpactReport:
     """Decide (or replay) every case under both versions and tabulate what moves.
 
-    ``queues`` cuts each team's handoffs at its weekly capacity on both sides;
-    ``observers`` get every pair of decisions; ``progress`` is called every 1,000 leads.
+    ``queues`` cuts each team's handoffs at its weekly capacity on both sides (pass a
+    :class:`QueueCut` to share it with an observer that measures the queues);
+    ``observers`` get every pair of decisions, and report once all are seen;
+    ``progress`` is called every 1,000 leads.
     """
     stages, routes = _Counter(), _Counter()
     columns = {name: _Counter() for name in COLUMNS}
-    cut = QueueCut(base_cp, head_cp) if queues else None
+    cut = queues if isinstance(queues, QueueCut) else QueueCut(base_cp, head_cp) if queues else None
     watchers = [*observers, *([cut] if cut is not None else [])]
     total = changed = 0
     changed_examples: list[str] = []

@@ -111,6 +111,65 @@ def queue_line(q: QueueImpact) -> str:
     return line
 
 
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _figure(side: dict[str, Any], key: str) -> str:
+    """``96.2% [94.7–97.4]`` (precision, recall) or ``2.50 [2.46–2.53]`` (lift)."""
+    value, ci = side.get(key), side.get(f"{key}_ci")
+    if key == "lift":
+        shown = "n/a" if value is None else f"{value:.2f}"
+        interval = f" [{ci[0]:.2f}–{ci[1]:.2f}]" if ci else ""
+    else:
+        shown = _pct(value)
+        interval = f" [{ci[0]:.1%}–{ci[1]:.1%}]" if ci else ""
+    return shown + interval
+
+
+def _auc(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def outcome_lines(outcomes: dict[str, Any]) -> list[str]:
+    """Outcome impact as text: what was measured, the AUC, each team's queue before → after."""
+    lines = [f"outcomes at capacity ({outcomes['leads']:,} lead(s) measured, {outcomes['converted']:,} "
+             f"converted, base rate {_pct(outcomes['base_rate'])}; 95% intervals):",
+             f"  AUC of the ranking (score): {_auc(outcomes['auc']['before'])} → "
+             f"{_auc(outcomes['auc']['after'])}"]
+    for team in outcomes["teams"]:
+        before, after = team["before"], team["after"]
+        capacity = _capacity(team["capacity_before"])
+        if team["capacity_after"] != team["capacity_before"]:
+            capacity += f" → {_capacity(team['capacity_after'])}"
+        lines.append(f"  {team['team']} ({capacity}; {before['handoffs']:,} → {after['handoffs']:,} "
+                     "measured in the queue):")
+        lines += [f"    {key} {_figure(before, key)} → {_figure(after, key)}"
+                  for key in ("precision", "recall", "lift")]
+    lines += [f"  warning: {w}" for w in outcomes["warnings"]]
+    return lines
+
+
+def _outcomes_md(outcomes: dict[str, Any] | None) -> list[str]:
+    if not outcomes:
+        return []
+    lines = [f"**Outcomes at weekly capacity** (before → after, 95% intervals; {outcomes['leads']:,} "
+             f"lead(s) measured, {outcomes['converted']:,} converted, base rate "
+             f"{_pct(outcomes['base_rate'])}; AUC of the ranking {_auc(outcomes['auc']['before'])} → "
+             f"**{_auc(outcomes['auc']['after'])}**)", "",
+             "| team | capacity | precision | recall | lift |", "|---|---:|---|---|---|"]
+    for team in outcomes["teams"]:
+        capacity = _capacity(team["capacity_before"])
+        if team["capacity_after"] != team["capacity_before"]:
+            capacity += f" → {_capacity(team['capacity_after'])}"
+        cells = [f"{_figure(team['before'], k)} → **{_figure(team['after'], k)}**"
+                 for k in ("precision", "recall", "lift")]
+        lines.append(f"| `{_md_cell(team['team'])}` | {capacity} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"- ⚠ {_md_cell(w)}" for w in outcomes["warnings"]]
+    return [*lines, ""] if outcomes["warnings"] else lines
+
+
 def _headline(report: ImpactReport, fixtures: bool) -> str:
     if fixtures:
         return (f"{report.changed} of {report.total} fixture(s) change "
@@ -125,6 +184,9 @@ def impact_lines(report: ImpactReport, fixtures: bool = False) -> list[str]:
     if report.queues:
         lines.append("  queues at capacity:")
         lines += [f"    {queue_line(q)}" for q in report.queues]
+    outcomes = report.extra.get("outcomes")
+    if outcomes:
+        lines += [f"  {line}" for line in outcome_lines(outcomes)]
     return lines
 
 
@@ -192,6 +254,12 @@ def _summary(diff: PlaybookDiff) -> str:
                  if q.entered or q.left]
         parts.append(f"{diff.export.changed:,} of {diff.export.total:,} export lead(s) change"
                      + (f" ({'; '.join(moved)})" if moved else ""))
+        outcomes = diff.export.extra.get("outcomes")
+        precision = [f"{t['team']} precision {_pct(t['before']['precision'])} → "
+                     f"{_pct(t['after']['precision'])}" for t in (outcomes or {}).get("teams", [])
+                     if t["before"]["precision"] != t["after"]["precision"]]
+        if precision:
+            parts.append("; ".join(precision))
     return " — ".join(parts)
 
 
@@ -222,7 +290,7 @@ def _queues_md(report: ImpactReport) -> list[str]:
 
 def _impact_md(title: str, report: ImpactReport, fixtures: bool) -> list[str]:
     lines = [f"**{title}**: {_headline(report, fixtures)}.", ""]
-    lines += _queues_md(report) + _columns_md(report)
+    lines += _queues_md(report) + _outcomes_md(report.extra.get("outcomes")) + _columns_md(report)
     if any(t.before != t.after for t in report.stages):
         lines += _matrix_md("Stages", report.stages)
     if any(t.before != t.after for t in report.routes):

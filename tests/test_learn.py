@@ -62,6 +62,8 @@ leads:
     size: {column: size, type: number}
     flag: {column: flag, type: bool}
     region: region
+outcomes:
+  converted: converted
 """
 
 
@@ -91,8 +93,8 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
 
 
 def _learn(playbook: Path, leads: Path, mapping: Path, out: Path, **kwargs: object) -> dict[str, object]:
-    report = run_learn(playbook, leads=leads, mapping=str(mapping), outcome_column="converted",
-                       as_of="2026-01-01", out=out, settings=Settings(**kwargs))  # type: ignore[arg-type]
+    report = run_learn(playbook, leads=leads, mapping=str(mapping), as_of="2026-01-01", out=out,
+                       settings=Settings(**kwargs))  # type: ignore[arg-type]
     return report.to_dict()
 
 
@@ -184,8 +186,8 @@ def test_cli_formats_and_rule_cap(planted: tuple[Path, Path, Path], tmp_path: Pa
                                   capsys: pytest.CaptureFixture[str]) -> None:
     playbook, leads, mapping = planted
     out = tmp_path / "p.yaml"
-    argv = ["learn", str(playbook), "--mapping", str(mapping), "--leads", str(leads), "--outcome-column",
-            "converted", "--as-of", "2026-01-01", "--out", str(out), "--max-rules", "2", "--format", "json"]
+    argv = ["learn", str(playbook), "--mapping", str(mapping), "--leads", str(leads),
+            "--as-of", "2026-01-01", "--out", str(out), "--max-rules", "2", "--format", "json"]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["after"]["rules"] <= 2 and report["settings"]["max_rules"] == 2
@@ -203,7 +205,7 @@ def test_missing_scikit_learn_says_how_to_install(planted: tuple[Path, Path, Pat
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed
     out = tmp_path / "p.yaml"
     code = main(["learn", str(playbook), "--mapping", str(mapping), "--leads", str(leads),
-                 "--outcome-column", "converted", "--as-of", "2026-01-01", "--out", str(out)])
+                 "--as-of", "2026-01-01", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 1 and "pip install 'revenue-playbook-engine[learn]'" in err and "Traceback" not in err
     assert not out.exists()
@@ -221,9 +223,45 @@ def test_bad_outcomes_are_reported_not_guessed(tmp_path: Path) -> None:
     report = _learn(playbook, leads, mapping, tmp_path / "p.yaml")
     counts = report["leads"]
     assert isinstance(counts, dict)
-    assert counts["outcome_rejects"] == 3 and counts["without_outcome"] == 3 and counts["rejected"] == 1
-    assert counts["learned_from"] == 400 - 3
-    assert any("not a yes/no outcome: 'maybe'" in note for note in report["notes"])  # type: ignore[union-attr]
+    # the empty and the unreadable outcome are rejects; the lead given twice is rejected as a
+    # lead (its outcomes merge as backtest merges them: converted if any row is)
+    assert counts["outcome_rejects"] == 2 and counts["without_outcome"] == 2 and counts["rejected"] == 1
+    assert counts["learned_from"] == 400 - 2
+    notes = report["notes"]
+    assert isinstance(notes, list)
+    assert any("'maybe'" in note for note in notes) and any("no converted value" in note for note in notes)
+
+
+def test_outcomes_from_a_file_dated_and_never_readable(tmp_path: Path) -> None:
+    """Outcomes in their own file, as backtest reads them: a lead without a row did not convert,
+    a conversion dated at or before --as-of was known and is left out; a playbook field named
+    like an outcome is refused (engine.measure.leakage) before anything is learned."""
+    playbook, leads, mapping = _planted(tmp_path, n=400)
+    with open(leads, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    deals = tmp_path / "deals.csv"
+    won = [row["id"] for row in rows if row["converted"] == "1"]
+    with open(deals, "w", encoding="utf-8", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["lead", "won_on"])
+        out.writerows([lead_id, "2025-06-01" if i < 7 else "2026-03-01"] for i, lead_id in enumerate(won))
+    by_file = "outcomes: {source: file, lead_id: lead, won_at: won_on}\n"
+    mapping.write_text(MAPPING.split("outcomes:")[0] + by_file, encoding="utf-8")
+    report = run_learn(playbook, leads=leads, mapping=str(mapping), outcomes=deals, as_of="2026-01-01",
+                       out=tmp_path / "p.yaml", settings=Settings()).to_dict()
+    counts, after = report["leads"], report["after"]
+    assert isinstance(counts, dict) and isinstance(after, dict)
+    assert counts["without_outcome"] == 7 and counts["learned_from"] == 400 - 7
+    assert after["converted"] == len(won) - 7
+    assert any("7 lead(s) converted at or before --as-of" in n for n in report["notes"])  # type: ignore[union-attr]
+    with pytest.raises(EngineError, match="nothing learned") as refused:
+        leaky = tmp_path / "leaky.yaml"
+        leaky.write_text(PLAYBOOK.replace("    region: string\n", "    region: string\n    won_on: string\n"),
+                         encoding="utf-8")
+        run_learn(leaky, leads=leads, mapping=str(mapping), outcomes=deals, as_of="2026-01-01",
+                  out=tmp_path / "q.yaml", settings=Settings())
+    assert [d.code for d in refused.value.diagnostics] == ["E-OUTCOME-READABLE"]
+    assert not (tmp_path / "q.yaml").exists()
 
 
 def test_too_few_outcomes_is_a_clear_error(tmp_path: Path) -> None:
@@ -268,7 +306,7 @@ def test_x_education_pre_contact(tmp_path: Path) -> None:
     started = time.perf_counter()
     out = tmp_path / "x-education-learned.yaml"
     report = run_learn(ROOT / "playbooks" / "x-education-untuned.yaml", leads=X_EDUCATION,
-                       mapping="leads-x-education-precontact", outcome_column="Converted", as_of="2020-01-01",
+                       mapping="leads-x-education-precontact", as_of="2020-01-01",
                        out=out, settings=Settings()).to_dict()
     elapsed = time.perf_counter() - started
     after, before = report["after"], report["before"]
@@ -330,9 +368,10 @@ def test_engagement_points_per_event_type(tmp_path: Path) -> None:
     out, mapping = tmp_path / "proposed.yaml", tmp_path / "mapping.yaml"
     # Only the columns this export has (the canonical preset would require its lead fields).
     mapping.write_text("leads: {id: lead_id, fields: {industry: industry}}\n"
-                       "events: {lead_id: lead_id, at: occurred_at, type: type}\n", encoding="utf-8")
-    report = run_learn(playbook, leads=leads, events=events, mapping=str(mapping), outcome_column="converted",
-                       as_of="2026-01-01", out=out, settings=Settings()).to_dict()
+                       "events: {lead_id: lead_id, at: occurred_at, type: type}\n"
+                       "outcomes: {converted: converted}\n", encoding="utf-8")
+    report = run_learn(playbook, leads=leads, events=events, mapping=str(mapping), as_of="2026-01-01",
+                       out=out, settings=Settings()).to_dict()
     from ruamel.yaml import YAML
 
     points = YAML(typ="safe").load(out.read_text(encoding="utf-8"))["scoring"]["engagement"]["points"]

@@ -35,8 +35,12 @@ class _DiffCommand(click.Command):
               help="Also replay the leads of this export under both versions (impact on real data).")
 @click.option("--events", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The export's activity file (with --leads).")
+@click.option("--outcomes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The outcomes file, when the mapping's outcomes section says `source: file` "
+                   "(with --leads; see docs/backtest.md).")
 @click.option("--mapping", default="canonical", show_default=True,
-              help="Column mapping of the export: a preset name or a mapping file.")
+              help="Column mapping of the export: a preset name or a mapping file. With an "
+                   "`outcomes` section, the plan also measures each queue against the outcomes.")
 @click.option("--as-of", "as_of", help="When to decide the export's leads (ISO 8601; with --leads).")
 @click.option("--fail-on-owner-change", is_flag=True,
               help="Exit 1 when a changed section has owners, or has none at all (nobody could "
@@ -46,7 +50,7 @@ class _DiffCommand(click.Command):
                    "forward (CI runs it on pull requests).")
 @click.option("--no-progress", is_flag=True, help="Say nothing on stderr while comparing --leads.")
 def diff(sides: tuple[str, ...], base_opt: str | None, fmt: str, fixture_dirs: tuple[Path, ...],
-         no_impact: bool, leads: Path | None, events: Path | None, mapping: str,
+         no_impact: bool, leads: Path | None, events: Path | None, outcomes: Path | None, mapping: str,
          as_of: str | None, fail_on_owner_change: bool, check_version: bool,
          no_progress: bool) -> None:
     """Semantic diff of playbooks between two revisions or two files, like a plan.
@@ -63,7 +67,10 @@ def diff(sides: tuple[str, ...], base_opt: str | None, fmt: str, fixture_dirs: t
     differs); each decision column that moved is summarised (fit +10: 12 leads, stage
     nurturing → promising: 3 …). With --leads, the export's leads are decided under both
     versions and each team's queue is cut at its weekly capacity on both sides: handoffs
-    before → after, leads entering and leaving the queue, the overflow.
+    before → after, leads entering and leaving the queue, the overflow. When the
+    mapping has an `outcomes` section (or --outcomes is given), each queue at capacity
+    is measured before → after: precision, recall and lift with 95% intervals, and the
+    AUC of the ranking (the score column) — docs/changing-a-playbook.md.
     A list's changes show as counts and a sample of five added and removed items;
     list files at a revision are confined to the repository as in the work tree.
 
@@ -73,13 +80,14 @@ def diff(sides: tuple[str, ...], base_opt: str | None, fmt: str, fixture_dirs: t
       engine diff --base origin/main --format markdown
       engine diff old.yaml new.yaml
       engine diff --base origin/main --leads export.csv --events activity.csv --as-of 2026-11-01
+      engine diff old.yaml new.yaml --leads Leads.csv --mapping leads-x-education --as-of 2020-01-01
       engine diff --base origin/main --check-version --no-impact
     """
     from engine.diff_render import RENDERERS
 
     export = None
-    if (events or as_of) and not leads:
-        raise click.UsageError("--events and --as-of go with --leads")
+    if (events or as_of or outcomes) and not leads:
+        raise click.UsageError("--events, --outcomes and --as-of go with --leads")
     if leads is not None:
         if no_impact:
             raise click.UsageError("--leads asks for the impact on an export; --no-impact skips it")
@@ -87,7 +95,7 @@ def diff(sides: tuple[str, ...], base_opt: str | None, fmt: str, fixture_dirs: t
             raise click.UsageError("--leads needs --as-of: the instant to decide the export's leads at")
         from engine.diff_export import ExportSource
 
-        export = ExportSource(leads, events, mapping, as_of)
+        export = ExportSource(leads, events, mapping, as_of, outcomes)
     ctx = click.get_current_context()
     paths = [str(p) for p in ctx.meta.get("engine.diff.paths", [])]
     progress = _Progress(not no_progress) if export is not None else None
@@ -226,9 +234,11 @@ def _compare(name: str, old: Any, new: Any, cases: list[Any] | None, note: str |
 
     from engine.diff import diff_playbooks
 
-    export_cases = export.cases(new) if export is not None and old and new else None
+    both = export is not None and old and new
+    measure = export.measure(old, new) if both else None
+    export_cases = export.cases(new) if both else None
     result = diff_playbooks(name, old, new, cases, export_cases,
-                            progress=progress if export is not None else None)
+                            progress=progress if export is not None else None, measure=measure)
     if export is not None and old and new and result.status == "changed":
         if progress is not None and result.export is not None:
             progress.done(result.export.total)

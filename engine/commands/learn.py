@@ -14,13 +14,11 @@ import click
 @click.option("--events", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The activity export, in any order.")
 @click.option("--mapping", default="canonical", show_default=True,
-              help="A preset (e.g. leads-x-education-precontact) or the path of a mapping YAML file.")
+              help="A preset (e.g. leads-x-education-precontact) or the path of a mapping YAML file, "
+                   "with an `outcomes` section saying what converted (as for engine backtest).")
 @click.option("--outcomes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The file holding --outcome-column, matched by the mapping's lead id column "
-                   "[default: the leads file].")
-@click.option("--outcome-column", required=True,
-              help="The column saying whether a lead converted (1/0, yes/no, true/false). Interim: "
-                   "replaced by the mapping's outcomes section when it lands.")
+              help="The outcomes file, when the mapping's outcomes section says `source: file` "
+                   "(Olist closed deals, opportunities, deals).")
 @click.option("--as-of", "as_of", required=True,
               help="ISO 8601 instant to decide at; without an offset it is in the playbook's timezone.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -38,7 +36,7 @@ import click
               show_default=True, help="How the report is printed.")
 @click.option("--encoding", help="Encoding of CSV inputs; detected if omitted.")
 def learn(playbook: Path, leads: Path, events: Path | None, mapping: str, outcomes: Path | None,
-          outcome_column: str, as_of: str, out: Path, folds: int, capacity: str, max_rules: int,
+          as_of: str, out: Path, folds: int, capacity: str, max_rules: int,
           propose_rules: bool, fmt: str, encoding: str | None) -> None:
     """Fit the playbook's points to outcomes; write the proposal to --out and report each change.
 
@@ -46,7 +44,10 @@ def learn(playbook: Path, leads: Path, events: Path | None, mapping: str, outcom
     type — and, with --propose-rules, new rules from the declared lead fields — with an
     L1-regularised logistic regression (scikit-learn), rounded to integer points. Every
     figure is out-of-fold: precision, recall (95% Wilson intervals), lift and AUC at
-    --capacity, for the current points and the proposed ones. The proposal keeps the
+    --capacity, for the current points and the proposed ones. Outcomes are read as
+    engine backtest reads them: the mapping's `outcomes` section, from the leads file
+    or --outcomes FILE; a dated conversion at or before --as-of is left out (it was
+    known), and a playbook whose rules could read an outcome is refused. The proposal keeps the
     playbook's comments and layout (engine fmt), validates, and is reviewed with
     `engine diff PLAYBOOK PROPOSED.yaml`. Needs `pip install 'revenue-playbook-engine[learn]'`.
     See docs/learn.md.
@@ -54,8 +55,8 @@ def learn(playbook: Path, leads: Path, events: Path | None, mapping: str, outcom
     \b
     Example:
       engine learn playbooks/x-education-untuned.yaml --mapping leads-x-education-precontact \\
-        --leads ../shared/data/leads-x-education/Leads.csv --outcome-column Converted \\
-        --as-of 2020-01-01 --out playbooks/x-education-learned.yaml
+        --leads ../shared/data/leads-x-education/Leads.csv --as-of 2020-01-01 \\
+        --out playbooks/x-education-learned.yaml
     """
     from engine.measure.learn import Settings, parse_capacity
     from engine.measure.learn_report import RENDERERS
@@ -63,6 +64,6 @@ def learn(playbook: Path, leads: Path, events: Path | None, mapping: str, outcom
 
     settings = Settings(folds=folds, capacity=parse_capacity(capacity), max_rules=max_rules)
     report = run_learn(playbook, leads=leads, events=events, mapping=mapping, outcomes=outcomes,
-                       outcome_column=outcome_column, as_of=as_of, out=out, settings=settings,
+                       as_of=as_of, out=out, settings=settings,
                        propose=propose_rules, encoding=encoding)
     click.echo(RENDERERS[fmt](report), nl=False)

@@ -7,6 +7,8 @@ it in-process, and apart from :mod:`engine.measure.learn` (the fitting knows no 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from engine.batch import parse_as_of
@@ -15,9 +17,10 @@ from engine.fmt import write_atomic
 from engine.io import EventsFile, InputError, LeadsFile, Reject, iter_leads_with_events, load_mapping
 from engine.io.mapping import in_zone_unless_set
 from engine.measure.features import Feature, build_table
+from engine.measure.leakage import mapping_diagnostics
 from engine.measure.learn import Settings, _libraries, learn
 from engine.measure.learn_report import LearnReport
-from engine.measure.outcome_column import read_outcome_column
+from engine.measure.outcomes import Outcomes, read_outcomes
 from engine.measure.proposal import changes_of, write_proposal
 from engine.validate import load_playbook, validate_path
 
@@ -25,21 +28,31 @@ from engine.validate import load_playbook, validate_path
 SHOWN_REJECTS = 5
 
 
-def run_learn(playbook: Path, *, leads: Path, mapping: str, outcome_column: str, as_of: str, out: Path,
+def run_learn(playbook: Path, *, leads: Path, mapping: str, as_of: str, out: Path,
               settings: Settings, events: Path | None = None, outcomes: Path | None = None,
               propose: bool = True, encoding: str | None = None) -> LearnReport:
-    """Learn the playbook's points from the export; write the proposal to ``out``."""
+    """Learn the playbook's points from the export; write the proposal to ``out``.
+
+    Outcomes are read as ``engine backtest`` reads them: the mapping's ``outcomes``
+    section, from the leads file or ``outcomes`` (``--outcomes FILE``). A playbook whose
+    rules could read an outcome is refused before any work (:mod:`engine.measure.leakage`).
+    """
     _libraries()  # a missing scikit-learn is said before any work
     if out.resolve() == playbook.resolve():
         raise EngineError(f"--out {out} is the playbook itself; write the proposal to another file "
                           "and review it with `engine diff`")
-    cp = load_playbook(playbook).compiled
-    assert cp is not None
+    loaded = load_playbook(playbook)
+    cp = loaded.compiled
+    assert cp is not None and loaded.document is not None
     rejects: list[Reject] = []
     try:
         chosen = in_zone_unless_set(load_mapping(mapping), cp.playbook.timezone)
+        found_by_check = mapping_diagnostics(cp, loaded.document, chosen)
+        leaking = [d for d in found_by_check if d.severity is Severity.ERROR]
+        if leaking:
+            raise EngineError(f"{playbook}: a rule could read an outcome; nothing learned", leaking)
         at = parse_as_of(as_of, cp)
-        found = read_outcome_column(outcomes or leads, outcome_column, chosen, encoding)
+        found = read_outcomes(chosen, leads, outcomes, encoding=encoding)
         allowed = frozenset(cp.playbook.events)
         lead_rows = LeadsFile(leads, chosen, on_reject=rejects.append, as_of=at, allowed_types=allowed,
                               encoding=encoding)
@@ -54,9 +67,10 @@ def run_learn(playbook: Path, *, leads: Path, mapping: str, outcome_column: str,
                 close()
     except InputError as error:
         raise EngineError(str(error)) from None
-    keep = [lead_id in found.converted for lead_id in table.lead_ids]
+    labels = _labels(found, table.lead_ids, at)
+    keep = [label is not None for label in labels]
     learned = table.select(keep)
-    converted = [found.converted[lead_id] for lead_id in learned.lead_ids]
+    converted = [label for label in labels if label is not None]
     current = [f.points for f in learned.features]
     result = learn(learned.columns, converted, learned.excluded, current, settings)
     changes = changes_of(learned.features, result.points, learned.columns, converted)
@@ -68,15 +82,32 @@ def run_learn(playbook: Path, *, leads: Path, mapping: str, outcome_column: str,
                      "declared lead fields to propose rules from")
     notes += _check_written(out, text)
     notes += _cap_notes(cp.fit_cap, cp.engagement_cap, learned.features, result.points)
+    known = sum(1 for lead_id, label in zip(table.lead_ids, labels, strict=True)
+                if label is None and found.get(lead_id) is not None)
+    if known:
+        notes.append(f"{known:,} lead(s) converted at or before --as-of (known when deciding): left out")
+    if not found.dated:
+        notes.append("outcomes carry no dates: a conversion before --as-of cannot be told from one after it")
     notes += [f"rejected: {r.file}:{r.row}: {r.reason}" for r in (rejects + found.rejects)[:SHOWN_REJECTS]]
     lead_file = str(leads)
     return LearnReport(
         playbook=str(playbook), proposal=str(out), settings=settings, result=result, changes=changes,
         leads_read=len(table.lead_ids) + sum(r.file == lead_file for r in rejects),
         leads_rejected=sum(r.file == lead_file for r in rejects), without_outcome=keep.count(False),
-        outcome_rejects=len(found.rejects), features=len(learned.features),
+        outcome_rejects=found.rejected, features=len(learned.features),
         candidates=sum(f.kind == "candidate" for f in learned.features), notes=notes,
     )
+
+
+def _labels(found: Outcomes, lead_ids: Sequence[str], at: datetime) -> list[bool | None]:
+    """Converted or not per lead, as backtest measures it; None: no outcome, or converted at or
+    before ``at`` (already known when deciding, so not something to learn)."""
+    labels: list[bool | None] = []
+    for lead_id in lead_ids:
+        outcome = found.get(lead_id)
+        labels.append(None if outcome is None else
+                      outcome.converted_within(at if found.dated else None, None))
+    return labels
 
 
 def _check_written(out: Path, text: str) -> list[str]:
