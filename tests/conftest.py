@@ -31,3 +31,8 @@ def private_temp_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     monkeypatch.setenv("TMPDIR", str(folder))
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     return folder
+
+
+# Hostile cases are inputs run by tests/test_hostile.py (copied to a temporary folder first),
+# never collected themselves: a hostile fixture file is not one of the project's fixtures.
+collect_ignore_glob = ["hostile/*"]
