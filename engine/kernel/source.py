@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from engine.compile import CompiledPlaybook, Rule
-from engine.evaluate import Handoff
+from engine.decision import Handoff
 from engine.expr import CompiledExpression
 from engine.kernel.emit import Aggregate, Emitter, Namespace
 
