@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("interrupted", err=True)
         return 130
     except EngineError as exc:
-        click.echo(f"error: {exc.message}", err=True)
+        click.echo(f"error: {exc}", err=True)  # an InputError renders its file:line
         if exc.diagnostics:
             from engine.diagnostics import render_text
 

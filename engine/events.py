@@ -105,3 +105,19 @@ class EventColumns(Sequence[Event]):
 def epoch_us(instant: datetime) -> int:
     """An aware datetime as UTC epoch microseconds, exactly (no float on the way)."""
     return (instant - _EPOCH) // timedelta(microseconds=1)
+
+
+class Encoded:
+    """A converted column kept as Arrow dictionary indices (no nulls) into its converted
+    distinct values: what a per-block computation in Arrow (engine.kernel.decay) reads
+    without turning the Python values back into Arrow. Made by the Arrow readers
+    (engine.io.arrow_convert); declared here so the kernel need not import the IO layer."""
+
+    __slots__ = ("indices", "values")
+
+    def __init__(self, indices: Any, values: list[Any]) -> None:
+        self.indices, self.values = indices, values
+
+    def expand(self) -> list[Any]:
+        """The converted value of every row."""
+        return list(map(self.values.__getitem__, self.indices.to_pylist()))

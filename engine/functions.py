@@ -1,8 +1,15 @@
-"""The catalogue: every name and function a playbook expression may use.
+"""The catalogue: every name and function a playbook expression may use, declared once.
 
-One registry, read by the checker (signatures, availability), the compiler
-(implementations), the simpleeval reference interpreter (signatures; it has its
-own naive implementations) and the ``engine functions`` listing. It is built
+One registry, and the only place a function is named: each :class:`Function` entry
+holds its signature and types, where in the pipeline it is known, its doc and
+examples, and its four forms — the compiled implementation (``impl``), the naive
+reference one (``reference``, for the simpleeval interpreter), the kernel form
+(``kernel``, for :mod:`engine.kernel.emit`) and the SQL form (``sql`` / ``sql_aggregate``,
+sqlglot builders for :mod:`engine.sql`) with its static mirror (``sql_gaps``, for
+validate's fast check in :mod:`engine.sql.support`). Backends hand each form a small
+object of their own (:class:`KernelCall`, :class:`SqlCall`, :class:`SqlAggregateCall`),
+so this module imports neither the kernel nor sqlglot (validate's start-up stays low).
+The checker, the compiler and ``engine functions`` read the signatures. It is built
 from plain data (:class:`Vocabulary`), never from the playbook model, so the
 model can depend on the expression language and not the other way round.
 
@@ -17,8 +24,9 @@ context on it is available (and, for a few, in which contexts only).
 
 from __future__ import annotations
 
+import ast
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -85,6 +93,72 @@ class Runtime(Protocol):
 Impl = Callable[..., Any]
 
 
+class Naive(Protocol):
+    """What a reference implementation reads: the whole history, scanned (no indexes)."""
+
+    @property
+    def scope(self) -> Runtime: ...
+    @property
+    def events(self) -> Sequence[Any]: ...
+    @property
+    def as_of(self) -> datetime: ...
+    def window(self, within: str | None) -> list[Any]: ...
+
+
+class KernelCall(Protocol):
+    """One call being emitted as kernel source (:mod:`engine.kernel.emit` provides it)."""
+
+    def literals(self) -> list[Any]: ...  # the arguments' values; no kernel form unless literal
+    def filters(self) -> tuple[tuple[str, Any], ...]: ...  # field=value filters, sorted
+    def aggregate(self, kind: str, type_: str | None, within: int | None,
+                  fields: tuple[tuple[str, Any], ...] = (), stage: str | None = None) -> str: ...
+    def persona(self, persona_id: str) -> str: ...
+    def emitted(self, text: str, number: bool = False, boolean: bool = False) -> Any: ...
+    def call(self, boolean: bool = False) -> Any: ...  # ``impl(None, *args)`` inline
+    def literal_search(self) -> Any | None: ...  # a memoised ``impl`` for a literal pattern
+
+
+class SqlCall(Protocol):
+    """One scalar call being translated to sqlglot (:mod:`engine.sql.expressions` provides it)."""
+
+    @property
+    def node(self) -> ast.Call: ...
+    @property
+    def exp(self) -> Any: ...  # the sqlglot.exp module
+    def value(self, node: ast.expr) -> Any: ...
+    def persona(self, persona_id: str) -> Any: ...
+    def fail(self, what: str) -> Exception: ...
+    def lit(self, value: Any) -> Any: ...
+    def two_valued(self, e: Any) -> Any: ...
+    def is_null(self, e: Any) -> Any: ...
+    def not_null(self, e: Any) -> Any: ...
+
+
+class SqlAggregateCall(Protocol):
+    """One per-lead aggregate being built over the history CTE (:mod:`engine.sql.aggregates`).
+
+    Its columns: ``type``, ``at``, ``age_us`` (integer microseconds to as_of),
+    ``content_stage`` (the content's mapped stage) and the event fields."""
+
+    @property
+    def node(self) -> ast.Call: ...
+    @property
+    def exp(self) -> Any: ...  # the sqlglot.exp module
+    @property
+    def us(self) -> int: ...  # microseconds per second
+
+    def lit(self, value: Any) -> Any: ...
+    def col(self, name: str) -> Any: ...
+    def double(self, e: Any) -> Any: ...
+    def within(self, position: int) -> Any | None: ...  # ``age_us < window``, if a window
+    def filters(self) -> dict[str, Any]: ...  # field=value filters (their columns are read)
+    def read(self, column: str) -> None: ...  # an event column the aggregate reads
+
+
+#: ``sql_gaps(call, walk)``: what of a call has no SQL form, as NoSqlForm words it.
+Gaps = Callable[[ast.Call, Callable[[ast.AST], Iterator[str]]], Iterator[str]]
+
+
 @dataclass(frozen=True)
 class Param:
     """A parameter. ``kind`` is a value type (``number``, ``string``, ``datetime``) or
@@ -109,6 +183,10 @@ class Function:
     ``impl(runtime, *args[, fields={field: value}])`` receives literal arguments
     already resolved (durations in seconds, compiled patterns), the others
     evaluated, and (``field_keywords``) the event-field filters as one mapping.
+    ``reference(naive, *args, **fields)`` gets them as written (durations as text).
+    ``aggregate``: computed per lead from its events, order-free (so SQL computes it in
+    one GROUP BY); ``after_recycle``: from the events after the recycle trigger only.
+    ``examples`` are expressions the checker accepts (tests/test_registry.py).
     """
 
     name: str
@@ -121,6 +199,15 @@ class Function:
     not_in: tuple[Context, ...] = ()
     field_keywords: bool = False  # accepts event-field equality filters as keywords
     variadic: bool = False  # the last param repeats (min, max)
+    reference: Impl | None = None
+    kernel: Callable[[KernelCall], Any] | None = None
+    sql: Callable[[SqlCall], Any] | None = None
+    sql_aggregate: Callable[[SqlAggregateCall], tuple[Any, Any]] | None = None
+    sql_gaps: Gaps | None = None
+    aggregate: bool = False
+    after_recycle: bool = False
+    regex: bool = False  # takes an re2 pattern (SQL dialects without RE2 warn)
+    examples: tuple[str, ...] = ()
 
     def available(self, context: str) -> bool:
         return _available(context, self.since, self.only, self.not_in)
@@ -233,6 +320,212 @@ def _count_since_recycle(rt: Runtime, type_: str, fields: Mapping[str, Any] | No
     return rt.history.count(type_, None, fields, after=since)
 
 
+# --- reference forms: naive, scanning the whole history (reference.py runs them) ---
+
+
+def _filtered(event: Any, type_: str, fields: Mapping[str, Any]) -> bool:
+    return bool(event.type == type_ and all(event.fields.get(k) == v for k, v in fields.items()))
+
+
+def _ref_count(n: Naive, type_: str, within: str | None = None, **fields: Any) -> int:
+    return sum(1 for e in n.window(within) if _filtered(e, type_, fields))
+
+
+def _ref_last(n: Naive, type_: str) -> Any:
+    times = [e.at for e in n.events if e.type == type_]
+    return max(times) if times else None
+
+
+def _ref_days_since(n: Naive, type_: str) -> Any:
+    at = _ref_last(n, type_)
+    return None if at is None else (n.as_of - at).total_seconds() / 86400
+
+
+def _ref_content_stage(n: Naive, stage: str, within: str | None = None) -> bool:
+    stage_of = n.scope.content_stage_of
+    return any(
+        isinstance(e.fields.get("content"), str) and stage_of(e.fields["content"]) == stage
+        for e in n.window(within)
+    )
+
+
+def _ref_matches(n: Naive, text: Any, pattern: Any) -> bool:
+    from engine.expr.regex import search
+
+    return isinstance(text, str) and isinstance(pattern, str) and search(pattern, text)
+
+
+def _ref_extreme(pick: Callable[..., Any]) -> Impl:
+    def extreme(n: Naive, *values: Any) -> Any:
+        if any(not _is_number(v) or v != v for v in values):
+            return None
+        return pick(values)
+
+    return extreme
+
+
+def _ref_count_since_recycle(n: Naive, type_: str, **fields: Any) -> int:
+    since = n.scope.values.get("recycled_at")
+    if since is None:
+        return 0
+    return sum(1 for e in n.events if e.at > since and _filtered(e, type_, fields))
+
+
+# --- kernel forms: source text over the one pass's aggregate variables (engine.kernel) ---
+
+
+def _k_count(k: KernelCall) -> Any:
+    type_, within = k.literals()
+    return k.emitted(k.aggregate("tally", type_, within, k.filters()), number=True)
+
+
+def _k_count_since_recycle(k: KernelCall) -> Any:  # tallied in the pass after the trigger
+    (type_,) = k.literals()
+    return k.emitted(k.aggregate("since_tally", type_, None, k.filters()), number=True)
+
+
+def _k_last(k: KernelCall) -> Any:
+    at = k.aggregate("latest", k.literals()[0], None)
+    return k.emitted(f"(None if {at} is None else to_datetime({at}))")
+
+
+def _k_days_since(k: KernelCall) -> Any:
+    at = k.aggregate("latest", k.literals()[0], None)
+    return k.emitted(f"(None if {at} is None else ((as_of_us - {at}) / 1000000) / 86400)")
+
+
+def _k_content_stage(k: KernelCall) -> Any:
+    stage, within = k.literals()
+    return k.emitted(k.aggregate("seen_stage", None, within, stage=stage), boolean=True)
+
+
+def _k_persona(k: KernelCall) -> Any:
+    return k.emitted(k.persona(k.literals()[0]), boolean=True)
+
+
+def _k_matches(k: KernelCall) -> Any:
+    return k.literal_search() or k.call(boolean=True)
+
+
+def _k_call(k: KernelCall) -> Any:
+    return k.call()
+
+
+# --- SQL forms: sqlglot builders (engine.sql), and their static mirror for validate ---
+
+
+def _sql_count(a: SqlAggregateCall, after_recycle: bool = False) -> tuple[Any, Any]:
+    exp = a.exp
+    cond = exp.EQ(this=a.col("type"), expression=a.lit(_first(a.node)))
+    window = None if after_recycle else a.within(1)
+    if window is not None:
+        cond = exp.and_(cond, window)
+    for name, value in a.filters().items():
+        test = (exp.Is(this=a.col(name), expression=exp.null()) if value is None
+                else exp.EQ(this=a.col(name), expression=a.lit(value)))
+        cond = exp.and_(cond, test)
+    return exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=cond)), a.lit(0)
+
+
+def _sql_count_since_recycle(a: SqlAggregateCall) -> tuple[Any, Any]:
+    return _sql_count(a, after_recycle=True)  # the query reads it over the events after the trigger
+
+
+def _sql_last(a: SqlAggregateCall) -> tuple[Any, Any]:
+    exp = a.exp
+    cond = exp.EQ(this=a.col("type"), expression=a.lit(_first(a.node)))
+    return exp.Max(this=exp.Case(ifs=[exp.If(this=cond, true=a.col("at"))])), exp.null()
+
+
+def _sql_days_since(a: SqlAggregateCall) -> tuple[Any, Any]:
+    exp = a.exp
+    cond = exp.EQ(this=a.col("type"), expression=a.lit(_first(a.node)))
+    youngest = exp.Min(this=exp.Case(ifs=[exp.If(this=cond, true=a.col("age_us"))]))
+    days = exp.Div(this=exp.Div(this=a.double(youngest), expression=a.double(a.lit(a.us))),
+                   expression=a.double(a.lit(86400)))
+    return days, exp.null()
+
+
+def _sql_content_stage(a: SqlAggregateCall) -> tuple[Any, Any]:
+    exp = a.exp
+    cond = exp.EQ(this=a.col("content_stage"), expression=a.lit(_first(a.node)))
+    window = a.within(1)
+    if window is not None:
+        cond = exp.and_(cond, window)
+    a.read("content")
+    count = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=cond))
+    return exp.GT(this=count, expression=a.lit(0)), exp.false()
+
+
+def _sql_persona(s: SqlCall) -> Any:
+    return s.persona(_first(s.node))
+
+
+def _sql_lower(s: SqlCall) -> Any:
+    # Python lowers U+0130 (İ) to "i" + U+0307 (combining dot); SQL LOWER gives "i".
+    # It is the only code point where they differ (checked over all of Unicode).
+    exp = s.exp
+    dotted = exp.Replace(this=s.value(s.node.args[0]), expression=s.lit("\u0130"),
+                         replacement=s.lit("i\u0307"))
+    return exp.Lower(this=dotted)
+
+
+def _sql_matches(s: SqlCall) -> Any:
+    pattern = s.node.args[1]
+    if not (isinstance(pattern, ast.Constant) and isinstance(pattern.value, str)):
+        raise s.fail(_MATCHES_GAP)
+    text = s.value(s.node.args[0])
+    found = s.exp.RegexpLike(this=text, expression=s.lit(pattern.value))
+    return s.two_valued(s.exp.and_(s.not_null(text), found))
+
+
+def _sql_extreme(least: bool) -> Callable[[SqlCall], Any]:
+    def extreme(s: SqlCall) -> Any:
+        exp = s.exp
+        values = [s.value(a) for a in s.node.args]
+        cls = exp.Least if least else exp.Greatest
+        any_null = exp.or_(*[s.is_null(v) for v in values])
+        pick = cls(this=values[0].copy(), expressions=[v.copy() for v in values[1:]])
+        return exp.Case(ifs=[exp.If(this=any_null, true=exp.null())], default=pick)
+
+    return extreme
+
+
+def _first(call: ast.Call) -> Any:
+    first = call.args[0]
+    assert isinstance(first, ast.Constant)
+    return first.value
+
+
+_MATCHES_GAP = "matches() with a pattern that is not a literal string"
+
+
+def _gaps_filters(call: ast.Call, walk: Callable[[ast.AST], Iterator[str]]) -> Iterator[str]:
+    """An aggregate: its field=value filters must be literal strings or None."""
+    for kw in call.keywords:
+        if kw.arg is None or kw.arg == "within":
+            continue
+        value = kw.value
+        if not (isinstance(value, ast.Constant) and isinstance(value.value, str | None)):
+            yield f"`{kw.arg}=` filter with a value that is not a literal string or None"
+
+
+def _gaps_none(call: ast.Call, walk: Callable[[ast.AST], Iterator[str]]) -> Iterator[str]:
+    return iter(())
+
+
+def _gaps_args(call: ast.Call, walk: Callable[[ast.AST], Iterator[str]]) -> Iterator[str]:
+    for arg in call.args:
+        yield from walk(arg)
+
+
+def _gaps_matches(call: ast.Call, walk: Callable[[ast.AST], Iterator[str]]) -> Iterator[str]:
+    pattern = call.args[1] if len(call.args) > 1 else None
+    if not (isinstance(pattern, ast.Constant) and isinstance(pattern.value, str)):
+        yield _MATCHES_GAP
+    yield from walk(call.args[0])
+
+
 _TYPE = Param("type", "event_type")
 _WITHIN = Param("within", "duration", optional=True, keyword=True)
 
@@ -246,6 +539,8 @@ FUNCTIONS: dict[str, Function] = {
             "Events of a type (within a window, with field=value filters) up to t.",
             _count,
             field_keywords=True,
+            reference=_ref_count, kernel=_k_count, sql_aggregate=_sql_count, sql_gaps=_gaps_filters,
+            aggregate=True, examples=('count("web_visit", within="7d") >= 3',),
         ),
         Function(
             "last",
@@ -253,6 +548,8 @@ FUNCTIONS: dict[str, Function] = {
             "datetime",
             "When the latest event of a type happened, or None.",
             _last,
+            reference=_ref_last, kernel=_k_last, sql_aggregate=_sql_last, sql_gaps=_gaps_filters,
+            aggregate=True, examples=('last("demo_request") is not None',),
         ),
         Function(
             "days_since",
@@ -260,6 +557,8 @@ FUNCTIONS: dict[str, Function] = {
             "number",
             "Fractional days from the latest event of a type to t, or None if none.",
             _days_since,
+            reference=_ref_days_since, kernel=_k_days_since, sql_aggregate=_sql_days_since,
+            sql_gaps=_gaps_filters, aggregate=True, examples=('days_since("web_visit") < 30',),
         ),
         Function(
             "content_stage",
@@ -267,6 +566,8 @@ FUNCTIONS: dict[str, Function] = {
             "bool",
             "Whether the lead consumed content mapped to a stage (within a window).",
             _content_stage,
+            reference=_ref_content_stage, kernel=_k_content_stage, sql_aggregate=_sql_content_stage,
+            sql_gaps=_gaps_filters, aggregate=True,
         ),
         Function(
             "matches",
@@ -274,6 +575,8 @@ FUNCTIONS: dict[str, Function] = {
             "bool",
             "Whether an re2 pattern occurs in the text; False when the text is None.",
             _matches,
+            reference=_ref_matches, kernel=_k_matches, sql=_sql_matches, sql_gaps=_gaps_matches,
+            regex=True, examples=('matches(lead.title, "(?i)vp|head of")',),
         ),
         Function(
             "persona",
@@ -282,8 +585,13 @@ FUNCTIONS: dict[str, Function] = {
             "Whether the lead matches a declared persona.",
             _persona,
             since="target",
+            reference=lambda n, pid: bool(n.scope.persona(pid)), kernel=_k_persona, sql=_sql_persona,
+            sql_gaps=_gaps_none,
         ),
-        Function("lower", (Param("text", "string"),), "string", "Lower-cased text, or None.", _lower),
+        Function("lower", (Param("text", "string"),), "string", "Lower-cased text, or None.", _lower,
+                 reference=lambda n, text: text.lower() if isinstance(text, str) else None,
+                 kernel=_k_call, sql=_sql_lower, sql_gaps=_gaps_args,
+                 examples=('lower(lead.country) == "de"',)),
         Function(
             "min",
             (Param("a", "number"), Param("b", "number")),
@@ -291,6 +599,8 @@ FUNCTIONS: dict[str, Function] = {
             "The smallest of two or more numbers; None if any is None.",
             _min,
             variadic=True,
+            reference=_ref_extreme(min), kernel=_k_call, sql=_sql_extreme(True), sql_gaps=_gaps_args,
+            examples=("min(fit, 50) + engagement > 60",),
         ),
         Function(
             "max",
@@ -299,6 +609,8 @@ FUNCTIONS: dict[str, Function] = {
             "The largest of two or more numbers; None if any is None.",
             _max,
             variadic=True,
+            reference=_ref_extreme(max), kernel=_k_call, sql=_sql_extreme(False), sql_gaps=_gaps_args,
+            examples=("max(fit, engagement) >= 40",),
         ),
         Function(
             "count_since_recycle",
@@ -308,9 +620,15 @@ FUNCTIONS: dict[str, Function] = {
             _count_since_recycle,
             only=("recycle",),
             field_keywords=True,
+            reference=_ref_count_since_recycle, kernel=_k_count_since_recycle,
+            sql_aggregate=_sql_count_since_recycle, sql_gaps=_gaps_filters, aggregate=True,
+            after_recycle=True, examples=('count_since_recycle("web_visit") >= 2',),
         ),
     )
 }
+
+#: The functions computed per lead from its events (order-free: SQL's GROUP BY may).
+AGGREGATES = frozenset(name for name, f in FUNCTIONS.items() if f.aggregate)
 
 NAMES: dict[str, Name] = {
     n.name: n

@@ -6,7 +6,9 @@ import json
 
 import click
 
-CONTEXT_CHOICES = ["persona", "target", "fit", "surge", "exclusion", "stage", "handoff", "recycle"]
+from engine.functions import CONTEXTS
+
+CONTEXT_CHOICES = list(CONTEXTS)
 
 
 @click.command()

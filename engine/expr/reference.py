@@ -1,9 +1,10 @@
 """The reference interpreter: simpleeval, walking the tree per call, on purpose naive.
 
 It shares only the checked tree and the catalogue's *signatures* with the
-compiler; operators and functions are re-implemented here (functions by scanning
-the whole history, no indexes) so the property test comparing the two catches
-a mistake in either. Only ever run on expressions the checker accepted.
+compiler; operators are re-implemented here, and functions run their registry
+entry's ``reference`` form (scanning the whole history, no indexes), so the
+property test comparing the two catches a mistake in either. Only ever run on
+expressions the checker accepted.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import simpleeval
 
 from engine.durations import parse_seconds
-from engine.expr.regex import search
 from engine.expr.scope import Scope
-from engine.history import History
+from engine.functions import FUNCTIONS
 
 if TYPE_CHECKING:
     from engine.expr import CompiledExpression
@@ -158,74 +159,24 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
         return self._eval(node.body) if bool(self._eval(node.test)) else self._eval(node.orelse)
 
 
-def _functions(scope: Scope) -> dict[str, Callable[..., Any]]:
-    history: History = scope.history
-    events = history.events
-    as_of = history.as_of
+class _Naive:
+    """What the registry's ``reference`` forms read: the whole history, scanned."""
 
-    def window(within: str | None) -> list[Any]:
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.events = scope.history.events
+        self.as_of = scope.history.as_of
+
+    def window(self, within: str | None) -> list[Any]:
         if within is None:
-            return list(events)
-        start = as_of - timedelta(seconds=parse_seconds(within))
-        return [e for e in events if e.at > start]
+            return list(self.events)
+        start = self.as_of - timedelta(seconds=parse_seconds(within))
+        return [e for e in self.events if e.at > start]
 
-    def count(type_: str, within: str | None = None, **fields: Any) -> int:
-        return sum(
-            1
-            for e in window(within)
-            if e.type == type_ and all(e.fields.get(k) == v for k, v in fields.items())
-        )
 
-    def last(type_: str) -> Any:
-        times = [e.at for e in events if e.type == type_]
-        return max(times) if times else None
-
-    def days_since(type_: str) -> Any:
-        at = last(type_)
-        return None if at is None else (as_of - at).total_seconds() / 86400
-
-    def content_stage(stage: str, within: str | None = None) -> bool:
-        return any(
-            isinstance(e.fields.get("content"), str) and scope.content_stage_of(e.fields["content"]) == stage
-            for e in window(within)
-        )
-
-    def matches(text: Any, pattern: Any) -> bool:
-        return isinstance(text, str) and isinstance(pattern, str) and search(pattern, text)
-
-    def lower(text: Any) -> Any:
-        return text.lower() if isinstance(text, str) else None
-
-    def extreme(pick: Callable[..., Any]) -> Callable[..., Any]:
-        def f(*values: Any) -> Any:
-            if any(not _is_num(v) or v != v for v in values):
-                return None
-            return pick(values)
-
-        return f
-
-    def count_since_recycle(type_: str, **fields: Any) -> int:
-        since = scope.values.get("recycled_at")
-        if since is None:
-            return 0
-        return sum(
-            1
-            for e in events
-            if e.type == type_ and e.at > since and all(e.fields.get(k) == v for k, v in fields.items())
-        )
-
-    return {
-        "count": count,
-        "last": last,
-        "days_since": days_since,
-        "content_stage": content_stage,
-        "matches": matches,
-        "persona": lambda pid: bool(scope.persona(pid)),
-        "lower": lower,
-        "min": extreme(min),
-        "max": extreme(max),
-        "count_since_recycle": count_since_recycle,
-    }
+def _functions(scope: Scope) -> dict[str, Callable[..., Any]]:
+    naive = _Naive(scope)
+    return {name: partial(fn.reference, naive) for name, fn in FUNCTIONS.items() if fn.reference}
 
 
 class _Names(dict[str, Any]):

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
+from engine.events import Encoded as Encoded  # declared below the IO layer, for the kernel
 from engine.io import arrow_instants
 from engine.io.convert import ConversionError, Converter, null_set
 from engine.io.mapping import FieldSpec, Mapping
@@ -36,21 +37,6 @@ _DISTINCT_SHARE = 0.25
 
 class Rejected(Exception):
     """A cell the row path would reject: the batch goes to it."""
-
-
-class Encoded:
-    """A converted column kept as Arrow dictionary indices (no nulls) into its converted
-    distinct values: what a per-block computation in Arrow (engine.kernel.decay) reads
-    without turning the Python values back into Arrow."""
-
-    __slots__ = ("indices", "values")
-
-    def __init__(self, indices: Any, values: list[Any]) -> None:
-        self.indices, self.values = indices, values
-
-    def expand(self) -> list[Any]:
-        """The converted value of every row."""
-        return list(map(self.values.__getitem__, self.indices.to_pylist()))
 
 
 def column_values(column: Any, convert: Converter, spec: tuple[FieldSpec, Mapping]) -> list[Any] | None:

@@ -11,11 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.diagnostics import EngineError
 
-class InputError(Exception):
+
+class InputError(EngineError):
     """A problem with a file the user gave us, described for the user.
 
     ``str(error)`` renders ``file:line: column: message (hint)`` with whatever parts are known.
+    An :class:`~engine.diagnostics.EngineError` like every other user-caused problem (the
+    CLI prints ``str(error)``); ``message`` stays the bare message, without the place.
     """
 
     def __init__(
@@ -26,12 +30,13 @@ class InputError(Exception):
         column: str | None = None,
         hint: str | None = None,
     ) -> None:
-        self.message = message
         self.file = str(file) if file is not None else None
         self.line = line
         self.column = column
         self.hint = hint
+        self.message = message
         super().__init__(self.render())
+        self.message = message  # EngineError set it to the rendered line
 
     def render(self) -> str:
         """One line a person can act on."""

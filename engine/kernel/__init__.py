@@ -26,7 +26,7 @@ from math import floor
 from typing import Any
 
 from engine.compile import CompiledPlaybook
-from engine.evaluate import (
+from engine.decision import (
     _MEMO_LIMIT,
     Decision,
     Handoff,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engine.io.arrow_convert import Encoded
+from engine.events import Encoded
 
 _EXACT = 2**53  # integers below this convert to float64 exactly
 _QUANTUM = 4294967296.0
@@ -38,7 +38,7 @@ def block_points(
     2**53 µs, a product beyond int64, an unknown type: ``weigh`` raises).
 
     Columns come as Python lists or as the reader kept them in Arrow (``at_us`` an int64
-    array, the others :class:`~engine.io.arrow_convert.Encoded`), which saves turning
+    array, the others :class:`~engine.events.Encoded`), which saves turning
     lists back into Arrow. ``weigh(type, content)`` is the playbook's weight; it is
     asked once per distinct (type, content) pair of the block. Events after ``as_of``
     get age 0's points (the loop skips them before reading them).

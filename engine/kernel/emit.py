@@ -10,10 +10,10 @@ keep that as safe as the closure compiler (``engine.expr.compile``):
   be None or of an unexpected type, the very helpers the closures use are called
   (``ARITH``, ``COMPARE``); only operands known to be numbers are compared inline.
 
-History functions (``count``, ``last``, ``days_since``, ``content_stage``) become
-aggregate variables that :mod:`engine.kernel.source` computes in one pass over the
-events; a call whose arguments are not all literals has no kernel form
-(:class:`NoKernel`, and the batch path keeps using ``decide``).
+A call becomes what its registry entry's ``kernel`` form makes of it (:class:`_Call`):
+history functions become aggregate variables that :mod:`engine.kernel.source` computes
+in one pass over the events (the kinds below); a call whose arguments are not all
+literals has no kernel form (:class:`NoKernel`, and the batch path keeps using ``decide``).
 """
 
 from __future__ import annotations
@@ -26,14 +26,12 @@ from typing import Any
 from engine.expr import CompiledExpression
 from engine.expr.compile import ARITH, COMPARE, literal_list
 from engine.expr.regex import Pattern
-from engine.functions import FUNCTIONS
+from engine.functions import FUNCTIONS, Function
 
 #: Names a decision has computed by the time an expression may read them, as locals.
 NUMBER_NAMES = frozenset({"recent", "prior", "fit", "engagement", "stage",
                           "engagement_since_recycle", "events_since_recycle"})
 BOOL_NAMES = frozenset({"target_account", "target_lead", "surge"})
-_BOOL_CALLS = frozenset({"matches", "persona", "content_stage"})
-_AGGREGATES = frozenset({"count", "last", "days_since", "content_stage"})
 _INLINE_ARITH = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}
 _INLINE_ORDER = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
 _SAFE_INT = 2**53
@@ -47,11 +45,11 @@ class NoKernel(Exception):
 class Aggregate:
     """One history function call with literal arguments: what the event loop computes."""
 
-    fn: str  # count | last | content_stage | since_count (count_since_recycle)
-    type: str | None  # event type (count, last); None for content_stage
+    fn: str  # the loop's kind: tally | latest | seen_stage | since_tally (after the recycle trigger)
+    type: str | None  # event type (tally, latest); None for seen_stage
     within: int | None  # window in seconds
-    fields: tuple[tuple[str, Any], ...] = ()  # count's field=value filters
-    stage: str | None = None  # content_stage's stage id
+    fields: tuple[tuple[str, Any], ...] = ()  # a tally's field=value filters
+    stage: str | None = None  # seen_stage's stage id (content mapped to it)
 
 
 @dataclass
@@ -260,38 +258,52 @@ class Emitter:
             else:
                 fields[kw.arg] = kw.value
         args = [_Const(None) if n is None else self.node(n) for n in slots]
-        if name in _AGGREGATES or name == "persona":
-            return self._history_call(name, args, {k: self.node(v) for k, v in fields.items()})
-        if name == "count_since_recycle":
-            return self._history_call(name, args, {k: self.node(v) for k, v in fields.items()})
-        if name == "matches" and isinstance(args[1], _Const) and isinstance(args[1].value, Pattern):
-            text = self._out(args[0]).text  # a literal pattern: one call, not three
-            return Emitted(f"{self.helper(_searcher(args[1].value))}({text})", boolean=True)
-        texts = ", ".join(self._out(a).text for a in args)
-        return Emitted(f"{self.helper(fn.impl)}(None, {texts})", boolean=name in _BOOL_CALLS)
+        if fn.kernel is None:
+            raise NoKernel(f"{name}() has no kernel form")
+        emitted: Emitted = fn.kernel(_Call(self, fn, args, {k: self.node(v) for k, v in fields.items()}))
+        return emitted
 
-    def _history_call(self, name: str, args: list[Emitted | _Const],
-                      fields: dict[str, Emitted | _Const]) -> Emitted:
-        if not all(isinstance(a, _Const) for a in [*args, *fields.values()]):
-            raise NoKernel(f"{name}() with a non-literal argument has no kernel form")
-        values = [a.value for a in args if isinstance(a, _Const)]
-        if name == "persona":
-            persona = self.ns.personas.get(values[0])
-            if persona is None:
-                raise NoKernel(f"persona {values[0]!r} is not computed before its use")
-            return Emitted(persona, boolean=True)
-        if name == "content_stage":
-            agg = Aggregate("content_stage", None, values[1], stage=values[0])
-            return Emitted(self.ns.aggregate(agg), boolean=True)
-        filters = tuple(sorted((k, v.value) for k, v in fields.items() if isinstance(v, _Const)))
-        if name == "count_since_recycle":  # counted in the pass over events after the trigger
-            return Emitted(self.ns.aggregate(Aggregate("since_count", values[0], None, filters)), number=True)
-        if name == "count":
-            return Emitted(self.ns.aggregate(Aggregate("count", values[0], values[1], filters)), number=True)
-        last = self.ns.aggregate(Aggregate("last", values[0], None))
-        if name == "last":
-            return Emitted(f"(None if {last} is None else to_datetime({last}))")
-        return Emitted(f"(None if {last} is None else ((as_of_us - {last}) / 1000000) / 86400)")
+
+class _Call:
+    """One call as the registry's kernel form sees it (:class:`engine.functions.KernelCall`)."""
+
+    def __init__(self, emitter: Emitter, fn: Function, args: list[Emitted | _Const],
+                 fields: dict[str, Emitted | _Const]) -> None:
+        self.emitter, self.fn, self.args, self.fields = emitter, fn, args, fields
+
+    def literals(self) -> list[Any]:
+        if not all(isinstance(a, _Const) for a in [*self.args, *self.fields.values()]):
+            raise NoKernel(f"{self.fn.name}() with a non-literal argument has no kernel form")
+        return [a.value for a in self.args if isinstance(a, _Const)]
+
+    def filters(self) -> tuple[tuple[str, Any], ...]:
+        self.literals()
+        return tuple(sorted((k, v.value) for k, v in self.fields.items() if isinstance(v, _Const)))
+
+    def aggregate(self, kind: str, type_: str | None, within: int | None,
+                  fields: tuple[tuple[str, Any], ...] = (), stage: str | None = None) -> str:
+        return self.emitter.ns.aggregate(Aggregate(kind, type_, within, fields, stage))
+
+    def persona(self, persona_id: str) -> str:
+        persona = self.emitter.ns.personas.get(persona_id)
+        if persona is None:
+            raise NoKernel(f"persona {persona_id!r} is not computed before its use")
+        return persona
+
+    def emitted(self, text: str, number: bool = False, boolean: bool = False) -> Emitted:
+        return Emitted(text, number=number, boolean=boolean)
+
+    def call(self, boolean: bool = False) -> Emitted:
+        texts = ", ".join(self.emitter._out(a).text for a in self.args)
+        return Emitted(f"{self.emitter.helper(self.fn.impl)}(None, {texts})", boolean=boolean)
+
+    def literal_search(self) -> Emitted | None:
+        """A literal pattern: one memoised call, not three (see :func:`_searcher`)."""
+        text, pattern = self.args
+        if not (isinstance(pattern, _Const) and isinstance(pattern.value, Pattern)):
+            return None
+        out = self.emitter._out(text).text
+        return Emitted(f"{self.emitter.helper(_searcher(pattern.value))}({out})", boolean=True)
 
 
 #: Texts whose answer one ``matches`` call site remembers (titles and domains repeat

@@ -3,7 +3,7 @@
 The function does what ``engine.evaluate.decide(..., detail=False)`` does, in the same
 order, but as straight-line code for *this* playbook: one loop over the lead's events
 computes every aggregate the playbook reads (decayed engagement in 2**-32 units, surge
-windows, each ``count``/``last``/``content_stage`` call), then the rules run as plain
+windows, each history function call), then the rules run as plain
 ``if`` statements. It never sorts: every aggregate is order-free (integer sums, counts,
 maxima), which is also why the SQL backend can compute them with plain aggregates.
 
@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from engine.compile import CompiledPlaybook, Rule
-from engine.evaluate import Handoff
+from engine.decision import Handoff
 from engine.expr import CompiledExpression
 from engine.kernel.emit import Aggregate, Emitter, Namespace
 
@@ -145,7 +145,7 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
     fields = _fields(cp, ns)
     by_type: dict[str, list[tuple[Aggregate, str]]] = {}
     for aggregate, name in ns.aggregates.items():
-        if aggregate.fn not in ("since_count", "content_stage"):
+        if aggregate.fn not in ("since_tally", "seen_stage"):
             assert aggregate.type is not None
             by_type.setdefault(aggregate.type, []).append((aggregate, name))
     codes = type_codes(cp, by_type)
@@ -207,7 +207,8 @@ def _sums_plan(cp: CompiledPlaybook, ns: Namespace) -> list[tuple[str, Total]] |
     """What ``run_sums`` is handed, in order, when the loop's every result is a sum over
     events (engine.kernel.sums adds them up per block); None when the playbook needs the
     events themselves: recycling (triggers, the pass after), sticky stages (earlier
-    instants), ``last``/``days_since``/``content_stage``, or a due time (latest activity)."""
+    instants), a latest event or content seen (``latest``, ``seen_stage``), or a due time
+    (latest activity)."""
     if cp.recycle or cp.last_sticky >= 0 or cp.sources:
         return None
     if any(h.sla_seconds is not None for h in cp.handoffs):
@@ -221,7 +222,7 @@ def _sums_plan(cp: CompiledPlaybook, ns: Namespace) -> list[tuple[str, Total]] |
         plan.append(("recent", Total(False, 0, window, cp.surge_events)))
         plan.append(("prior", Total(False, window, 2 * window, cp.surge_events)))
     for aggregate, name in ns.aggregates.items():
-        if aggregate.fn != "count":
+        if aggregate.fn != "tally":
             return None
         assert aggregate.type is not None
         within = None if aggregate.within is None else _us(aggregate.within)
@@ -230,10 +231,10 @@ def _sums_plan(cp: CompiledPlaybook, ns: Namespace) -> list[tuple[str, Total]] |
 
 
 def _fields(cp: CompiledPlaybook, ns: Namespace) -> tuple[str, ...]:
-    """Event fields the loop reads: ``content`` (weights, content_stage) and count filters."""
+    """Event fields the loop reads: ``content`` (weights, seen_stage) and count filters."""
     names: list[str] = []
     if cp.playbook.scoring.engagement is not None or any(
-        a.fn == "content_stage" for a in ns.aggregates
+        a.fn == "seen_stage" for a in ns.aggregates
     ):
         names.append("content")
     if any(rule.on == "disposition" for rule in cp.recycle) and "reason" not in names:
@@ -254,8 +255,8 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
     w(1, "micro = 0")
     w(1, "recent = prior = 0")
     for aggregate, name in ns.aggregates.items():
-        initial = {"count": "0", "last": "None", "content_stage": "False"}.get(aggregate.fn)
-        if initial is not None:  # since_count lives in the after-trigger pass
+        initial = {"tally": "0", "latest": "None", "seen_stage": "False"}.get(aggregate.fn)
+        if initial is not None:  # since_tally lives in the after-trigger pass
             w(1, f"{name} = {initial}")
     for index in range(len(cp.recycle)):
         w(1, f"r{index} = None  # the recycle trigger's (at, id, seq), the latest")
@@ -295,7 +296,7 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
         w(3, f"if r{index} is None or key > r{index}:")
         w(4, f"r{index} = key")
     for aggregate, name in ns.aggregates.items():
-        if aggregate.fn == "content_stage":
+        if aggregate.fn == "seen_stage":
             conditions = [f"not {name}"]
             if aggregate.within is not None:
                 conditions.append(f"age < {_us(aggregate.within)}")
@@ -308,7 +309,7 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
     for index, (event_type, aggregates) in enumerate(by_type.items()):
         w(3, f"{'if' if index == 0 else 'elif'} code == {codes[event_type]}:  # {_comment(event_type)}")
         for aggregate, name in aggregates:
-            if aggregate.fn == "last":
+            if aggregate.fn == "latest":
                 w(4, f"if {name} is None or at > {name}:")
                 w(5, f"{name} = at")
                 continue
@@ -388,7 +389,7 @@ def _since_loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[s
                 codes: dict[str, int]) -> None:
     """The pass over the events after the trigger: what ``reenter_when`` reads."""
     var = {name: f"f{i}" for i, name in enumerate(fields)}
-    since = [(a, n) for a, n in ns.aggregates.items() if a.fn == "since_count"]
+    since = [(a, n) for a, n in ns.aggregates.items() if a.fn == "since_tally"]
     w(3, "micro_since = events_since = 0")
     for _, name in since:
         w(3, f"{name} = 0")

@@ -21,7 +21,7 @@ from functools import partial
 from itertools import pairwise
 from typing import Any
 
-from engine.io.arrow_convert import Encoded
+from engine.events import Encoded
 from engine.kernel.decay import block_points, encode
 from engine.kernel.source import Total
 

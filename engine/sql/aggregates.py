@@ -1,7 +1,7 @@
 """Catalogue functions over a lead's events as aggregate columns (one per distinct call).
 
-``count``, ``last``, ``days_since``, ``content_stage`` and ``count_since_recycle``
-read the history CTE, whose ``age_us`` is the integer microseconds from an event to
+Each is its registry entry's ``sql_aggregate`` form (:mod:`engine.functions`) over
+the history CTE, whose ``age_us`` is the integer microseconds from an event to
 as_of, so "within D" (``as_of - D < at``) is an exact integer comparison, as in
 :class:`engine.history.History`.
 """
@@ -13,6 +13,7 @@ import ast
 from sqlglot import exp
 
 from engine.durations import parse_seconds
+from engine.functions import FUNCTIONS
 from engine.sql.expressions import NoSqlForm, double, keyword_filters, lit
 
 #: Microseconds per second: ages are integer microseconds, as datetimes are.
@@ -43,46 +44,40 @@ def cmp_seconds(column: str, seconds: int) -> exp.Expr:
 
 
 def aggregate_sql(fn: str, call: ast.Call, event_columns: set[str]) -> tuple[exp.Expr, exp.Expr]:
-    """(aggregate over the lead's events, its value when the lead has no events).
+    """(aggregate over the lead's events, its value when the lead has no events): the
+    registry entry's ``sql_aggregate`` form. Adds the event columns it reads to ``event_columns``."""
+    entry = FUNCTIONS.get(fn)
+    if entry is None or entry.sql_aggregate is None:
+        raise NoSqlForm(f"function `{fn}` has no SQL form in this backend")
+    return entry.sql_aggregate(_Aggregate(call, event_columns))
 
-    Adds the event columns the aggregate reads to ``event_columns``.
-    """
-    first = call.args[0]
-    assert isinstance(first, ast.Constant)
-    if fn == "content_stage":
-        stage = lit(first.value)
-        cond: exp.Expr = exp.EQ(this=col("content_stage"), expression=stage)
-        within = within_seconds(call, 1)
-        if within is not None:
-            cond = exp.and_(cond, cmp_seconds("age_us", within))
-        event_columns.add("content")
-        count = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=cond))
-        return exp.GT(this=count, expression=lit(0)), exp.false()
-    cond = exp.EQ(this=col("type"), expression=lit(first.value))
-    if fn in ("count", "count_since_recycle"):
-        within = within_seconds(call, 1) if fn == "count" else None
-        if within is not None:
-            cond = exp.and_(cond, cmp_seconds("age_us", within))
-        for name, value in keyword_filters(call, ("within",)).items():
-            event_columns.add(name)
-            test = (
-                exp.Is(this=col(name), expression=exp.null())
-                if value is None
-                else exp.EQ(this=col(name), expression=lit(value))
-            )
-            cond = exp.and_(cond, test)
-        count = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=cond))
-        return count, lit(0)
-    if fn == "last":
-        return exp.Max(this=exp.Case(ifs=[exp.If(this=cond, true=col("at"))])), exp.null()
-    if fn == "days_since":
-        youngest = exp.Min(this=exp.Case(ifs=[exp.If(this=cond, true=col("age_us"))]))
-        days = exp.Div(
-            this=exp.Div(this=double(youngest), expression=double(lit(US))),
-            expression=double(lit(86400)),
-        )
-        return days, exp.null()
-    raise NoSqlForm(f"function `{fn}` has no SQL form in this backend")
+
+class _Aggregate:
+    """One aggregate call as its SQL form sees it (:class:`engine.functions.SqlAggregateCall`)."""
+
+    exp = exp
+    us = US
+
+    def __init__(self, node: ast.Call, event_columns: set[str]) -> None:
+        self.node, self.event_columns = node, event_columns
+
+    lit = staticmethod(lit)
+    double = staticmethod(double)
+
+    def col(self, name: str) -> exp.Expr:
+        return col(name)
+
+    def within(self, position: int) -> exp.Expr | None:
+        seconds = within_seconds(self.node, position)
+        return None if seconds is None else cmp_seconds("age_us", seconds)
+
+    def filters(self) -> dict[str, object]:
+        found = keyword_filters(self.node, ("within",))
+        self.event_columns.update(found)
+        return found
+
+    def read(self, column: str) -> None:
+        self.event_columns.add(column)
 
 
 def within_seconds(call: ast.Call, position: int) -> int | None:

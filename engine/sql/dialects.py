@@ -18,6 +18,7 @@ from sqlglot import exp
 
 from engine.compile import CompiledPlaybook
 from engine.expr import CompiledExpression
+from engine.functions import FUNCTIONS
 from engine.sql import TARGETS
 from engine.sql.query import build_query
 
@@ -76,7 +77,7 @@ def render(
     tree = _epoch_micros(tree, target)
     body = tree.sql(dialect=target, pretty=pretty)
     exprs = _expressions(cp)
-    if target in _NOT_RE2 and any("matches" in e.functions for e in exprs):
+    if target in _NOT_RE2 and any(FUNCTIONS[f].regex for e in exprs for f in e.functions):
         query.notes.append(
             f"matches() patterns run on {_NOT_RE2[target]}, not RE2: write patterns "
             "in the common subset (alternation, classes, (?i) prefix)"

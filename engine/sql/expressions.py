@@ -3,9 +3,10 @@
 The Python interpreters (``engine.expr.compile``) are the reference; every operator
 here mirrors one there. Booleans are made two-valued at the points the language
 tests them (``and``/``or``/``not``, ``if``, rule tests), comparisons are
-NULL-safe or NULL-false exactly as ``engine.expr`` documents, and per-lead
-aggregates (``count``, ``last``...) are delegated to the query builder, which
-computes them once per lead in an aggregate CTE.
+NULL-safe or NULL-false exactly as ``engine.expr`` documents. A function call is
+its registry entry's ``sql`` form (:mod:`engine.functions`); per-lead aggregates
+(``sql_aggregate``) are delegated to the query builder, which computes them once
+per lead in an aggregate CTE.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from typing import Any
 from sqlglot import exp
 
 from engine.diagnostics import EngineError
-from engine.functions import Vocabulary
+from engine.functions import AGGREGATES, FUNCTIONS, Vocabulary
 
 #: Functions computed per lead from the events (the query builder supplies them).
-AGGREGATE_FUNCTIONS = frozenset({"count", "last", "days_since", "content_stage", "count_since_recycle"})
+AGGREGATE_FUNCTIONS = AGGREGATES
 
 #: The largest finite double: ``**`` overflowing it gives None, as in Python.
 _DBL_MAX = "1.7976931348623157e308"
@@ -271,34 +272,36 @@ class Translator:
     def t_Call(self, node: ast.Call) -> exp.Expr:
         assert isinstance(node.func, ast.Name)
         name = node.func.id
-        if name in AGGREGATE_FUNCTIONS:
+        fn = FUNCTIONS.get(name)
+        if fn is not None and fn.sql_aggregate is not None:
             return self.env.aggregate(name, node, self.where)
-        if name == "persona":
-            return self.env.persona(_literal_str(node.args[0]))
-        if name == "lower":
-            # Python lowers U+0130 (İ) to "i" + U+0307 (combining dot); SQL LOWER gives "i".
-            # It is the only code point where they differ (checked over all of Unicode).
-            dotted = exp.Replace(
-                this=self.value(node.args[0]), expression=lit("\u0130"), replacement=lit("i\u0307")
-            )
-            return exp.Lower(this=dotted)
-        if name == "matches":
-            return self._matches(node)
-        if name in ("min", "max"):
-            values = [self.value(a) for a in node.args]
-            cls = exp.Least if name == "min" else exp.Greatest
-            any_null = exp.or_(*[is_null(v) for v in values])
-            pick = cls(this=values[0].copy(), expressions=[v.copy() for v in values[1:]])
-            return exp.Case(ifs=[exp.If(this=any_null, true=exp.null())], default=pick)
-        raise self.fail(f"function `{name}`")
+        if fn is None or fn.sql is None:
+            raise self.fail(f"function `{name}`")
+        result: exp.Expr = fn.sql(_Call(self, node))
+        return result
 
-    def _matches(self, node: ast.Call) -> exp.Expr:
-        pattern = node.args[1]
-        if not (isinstance(pattern, ast.Constant) and isinstance(pattern.value, str)):
-            raise self.fail("matches() with a pattern that is not a literal string")
-        text = self.value(node.args[0])
-        found = exp.RegexpLike(this=text, expression=lit(pattern.value))
-        return two_valued(exp.and_(not_null(text), found))
+
+class _Call:
+    """One scalar call as the registry's SQL form sees it (:class:`engine.functions.SqlCall`)."""
+
+    exp = exp
+
+    def __init__(self, translator: Translator, node: ast.Call) -> None:
+        self.translator, self.node = translator, node
+
+    def value(self, node: ast.expr) -> exp.Expr:
+        return self.translator.value(node)
+
+    def persona(self, persona_id: str) -> exp.Expr:
+        return self.translator.env.persona(persona_id)
+
+    def fail(self, what: str) -> NoSqlForm:
+        return self.translator.fail(what)
+
+    lit = staticmethod(lit)
+    two_valued = staticmethod(two_valued)
+    is_null = staticmethod(is_null)
+    not_null = staticmethod(not_null)
 
 
 def _is_stage(node: ast.expr) -> bool:

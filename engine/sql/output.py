@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from engine.compile import CompiledPlaybook
-from engine.evaluate import EXCLUDED_SCORE_OFFSET
+from engine.decision import EXCLUDED_SCORE_OFFSET
 from engine.sql.aggregates import col
 from engine.sql.expressions import lit, not_null
 

@@ -28,6 +28,7 @@ from sqlglot import exp
 
 from engine.compile import CompiledPlaybook
 from engine.expr import CompiledExpression
+from engine.functions import FUNCTIONS
 from engine.sql import content as content_sql
 from engine.sql.aggregates import US, age_us, aggregate_sql, cmp_seconds, col, epoch_us
 from engine.sql.expressions import (
@@ -137,9 +138,10 @@ class _Builder:
 
     def _aggregate(self, fn: str, call: ast.Call, where: str) -> exp.Expr:
         key = f"{fn}:{ast.dump(call)}"
-        pool = self.recycle_aggregates if fn == "count_since_recycle" else self.aggregates
+        after_recycle = FUNCTIONS[fn].after_recycle  # over the events after the trigger
+        pool = self.recycle_aggregates if after_recycle else self.aggregates
         if key not in pool:
-            prefix = "since__" if fn == "count_since_recycle" else "agg__"
+            prefix = "since__" if after_recycle else "agg__"
             name = f"{prefix}{len(pool)}"
             pool[key] = (name, *aggregate_sql(fn, call, self.event_columns))
         return col(pool[key][0])

@@ -20,14 +20,13 @@ from collections.abc import Iterator
 from engine.compile import CompiledPlaybook, NodePath
 from engine.diagnostics import Diagnostic, Severity
 from engine.expr import CompiledExpression
+from engine.functions import FUNCTIONS
 from engine.load import Document
 
 CODE = "W-NO-SQL-FORM"
 #: Names the query has a column for (``engine.sql.query._Builder.names``).
 SQL_NAMES = frozenset({"target_account", "target_lead", "recent", "prior", "fit", "engagement", "surge",
                        "stage", "engagement_since_recycle", "events_since_recycle"})
-#: ``engine.sql.expressions.AGGREGATE_FUNCTIONS``.
-AGGREGATES = frozenset({"count", "last", "days_since", "content_stage", "count_since_recycle"})
 _OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
 _LITERALS = (type(None), bool, int, float, str)
 
@@ -146,28 +145,13 @@ def _members(node: ast.AST, declared: bool) -> Iterator[str]:
 
 
 def _call(node: ast.Call, declared: bool) -> Iterator[str]:
+    """The registry entry's ``sql_gaps`` (its SQL form's refusals, without sqlglot)."""
     assert isinstance(node.func, ast.Name)
-    name = node.func.id
-    if name in AGGREGATES:
-        for kw in node.keywords:
-            if kw.arg is None or kw.arg == "within":
-                continue
-            value = kw.value
-            literal = isinstance(value, ast.Constant) and isinstance(value.value, str | None)
-            if not literal:
-                yield f"`{kw.arg}=` filter with a value that is not a literal string or None"
-    elif name in ("persona",):
+    fn = FUNCTIONS.get(node.func.id)
+    if fn is None or fn.sql_gaps is None:
+        yield f"function `{node.func.id}`"
         return
-    elif name in ("lower", "min", "max"):
-        for arg in node.args:
-            yield from _walk(arg, declared)
-    elif name == "matches":
-        pattern = node.args[1] if len(node.args) > 1 else None
-        if not (isinstance(pattern, ast.Constant) and isinstance(pattern.value, str)):
-            yield "matches() with a pattern that is not a literal string"
-        yield from _walk(node.args[0], declared)
-    else:
-        yield f"function `{name}`"
+    yield from fn.sql_gaps(node, lambda child: _walk(child, declared))
 
 
 def lint_no_sql_form(cp: CompiledPlaybook, doc: Document) -> Iterator[Diagnostic]:
