@@ -23,7 +23,8 @@ from engine.io.writers import format_cell
 from engine.sql import decisions
 
 TEXTS = ["plain", "", "a,b", 'say "hi"', "two\nlines", "bare\rreturn", "=SUM(A1)", "+81", "-3.5", "-3.5x",
-         "@home", "\tindent", "\rstart", "'quoted", "１２", "-１２", "日本語, yes", "tab\there", "x\r\ny", None]
+         "@home", "\tindent", "\rstart", "'quoted", "１２", "-１２", "日本語, yes",
+         "tab\there", "x\r\ny", None]
 FLOATS = [0.0, -0.0, 1.0, 12.5, -999987.5, 1e16, 1e-05, 0.1 + 0.2, 5e-324, 1.7976931348623157e308, -1e22,
           123456789012345.67, math.inf, -math.inf, None]
 
