@@ -54,6 +54,20 @@ def engine_in_process(data: Path, out: Path, events_sorted: bool | None = None) 
     evaluate_export(cp, request)
 
 
+def engine_duckdb_in_process(data: Path, out: Path) -> None:
+    """The default backend (``--backend duckdb``), as ``engine evaluate`` runs it."""
+    from engine.batch import BatchRequest, parse_as_of
+    from engine.io import load_mapping
+    from engine.sql.batch import evaluate_export_sql
+    from engine.validate import load_playbook
+
+    cp = load_playbook(PLAYBOOK).compiled
+    assert cp is not None
+    request = BatchRequest(leads=data / "leads.csv", events=data / "events.csv", out=out,
+                           as_of=parse_as_of(AS_OF, cp), mapping=load_mapping("canonical"))
+    evaluate_export_sql(cp, request)
+
+
 def engine_sorted_in_process(data: Path, out: Path) -> None:
     engine_in_process(data, out, events_sorted=True)
 
@@ -163,6 +177,10 @@ def main() -> int:
                 print(f"  {name:<32} {elapsed:8.2f} s   peak RSS {rss / 2**20:8.1f} MiB", flush=True)
         if args.sub_repeat > 1:
             python_walls = walls["plain Python"]
+            duck_walls = walls["DuckDB SQL"]
+            ratio_duck = statistics.median(t / d for t, d in zip(walls["engine evaluate --backend duckdb"],
+                                                                 duck_walls, strict=True))
+            print(f"  --backend duckdb / DuckDB SQL (subprocess) {ratio_duck:5.2f}x")
             for name, times in walls.items():
                 ratio = statistics.median(t / p for t, p in zip(times, python_walls, strict=True))
                 print(f"  {name:<32} median {statistics.median(times):8.2f} s   / plain Python {ratio:5.2f}x")
@@ -200,6 +218,7 @@ def timings(data: Path, out: Path, repeat: int, events: int) -> tuple[float, flo
         ("engine, --events-sorted", engine_sorted_in_process, "engine-sorted.csv"),
         ("plain Python (spec_python)", python_in_process, "python.csv"),
         ("DuckDB SQL (spec_duckdb)", duckdb_in_process, "duckdb.csv"),
+        ("engine default (--backend duckdb)", engine_duckdb_in_process, "engine-duckdb.csv"),
     )
     for _ in range(repeat):
         for label, fn, name in plan:
@@ -221,6 +240,8 @@ def timings(data: Path, out: Path, repeat: int, events: int) -> tuple[float, flo
     print(f"  engine / plain Python             {ratio(engine, python):6.2f}x")
     print(f"  engine --events-sorted / Python   {ratio(sorted_runs, python):6.2f}x")
     print(f"  engine / DuckDB                   {ratio(engine, duck):6.2f}x")
+    print(f"  engine default (duckdb) / DuckDB  {ratio(runs[plan[4][0]], duck):6.2f}x   (target <= 1.5x)")
+    print(f"  engine default / engine python    {ratio(runs[plan[4][0]], engine):6.2f}x")
     print(f"  plain Python / DuckDB             {ratio(python, duck):6.2f}x")
     print(f"  engine throughput      {leads / t_engine:,.0f} leads/s, {events / t_engine:,.0f} events/s")
     return t_engine, statistics.median(python), statistics.median(duck)

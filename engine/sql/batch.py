@@ -20,22 +20,17 @@ the construct and pointing to ``--backend python`` — never a silent fallback.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from engine.batch import (
-    DECISION_COLUMNS,
     BatchRequest,
     Rejects,
     Summary,
-    record_decision,
     run_export,
-    write_decisions,
 )
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
-from engine.evaluate import Decision, Handoff, Recycle
 from engine.io.scratch import temp_dir
 from engine.sql.inputs import Inputs, quote
 from engine.sql.records import Plan, activity_events, event_field_sql, event_rows, lead_rows
@@ -94,7 +89,12 @@ def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend:
                 source = run_on_spark(con, cp, req.as_of, query, master)
             else:
                 source = f"({query.tree.sql(dialect='duckdb')})"
-            write_decisions(staging, _rows(con, cp, req, source, summary), csv_guard=req.csv_guard)
+            from engine.sql import decisions
+
+            decisions.make_table(con, source, req.as_of.astimezone(cp.tz).isoformat(), cp.playbook.timezone)
+            decisions.summarize(con, summary)
+            decisions.fill_queues(con, summary)
+            decisions.write(con, staging, req.csv_guard)
         finally:
             con.close()
             scratch.cleanup()
@@ -146,46 +146,3 @@ def _bind_views(con: Any, cp: CompiledPlaybook, request: BatchRequest, lead_plan
                 + " FROM activity_events a JOIN decided_leads d ON a.__row = d.__row")
     union = activity if file_events is None else f"{file_events} UNION ALL {activity}"
     con.execute(f"CREATE OR REPLACE TEMP VIEW events AS {union}")
-
-
-def _rows(con: Any, cp: CompiledPlaybook, request: BatchRequest, source: str,
-          summary: Summary) -> Iterator[dict[str, Any]]:
-    """Decision rows in the leads file's order, counted into the summary and queues as they pass."""
-    from engine.sql.duckdb_backend import iso_sql
-
-    zone = cp.playbook.timezone
-    as_of = request.as_of.astimezone(cp.tz).isoformat()
-    columns = []
-    for name in DECISION_COLUMNS:
-        if name == "as_of":
-            columns.append(f"'{as_of}' AS as_of")
-        elif name in ("recycle_until", "due"):
-            columns.append(f"{iso_sql('q.' + quote(name), zone)} AS {name}")
-        else:
-            columns.append(f"q.{quote(name)}")
-    sql = (f"SELECT {', '.join(columns)}, d.__row FROM {source} q JOIN decided_leads d USING (lead_id) "
-           "ORDER BY d.__row")
-    try:
-        reader = con.sql(sql).to_arrow_reader(8192)
-    except Exception as error:
-        raise EngineError(f"DuckDB could not evaluate the playbook query: {error}") from None
-    for batch in reader:
-        for row in batch.to_pylist():
-            number = row.pop("__row")
-            record_decision(summary, _decision(row), number)
-            yield row
-
-
-def _decision(row: dict[str, Any]) -> Decision:
-    """Enough of a :class:`Decision` for the summary and the queues, from its output row."""
-    recycle = Recycle(row["recycle_reason"], "", row["recycle_until"], True, False) \
-        if row["recycle_reason"] else None
-    handoff = Handoff(row["handoff_rule"], row["route"], row["due"] or None, row["priority"]) \
-        if row["handoff_rule"] else None
-    return Decision(
-        lead_id=row["lead_id"], as_of=row["as_of"], excluded=row["excluded"] or None,
-        personas=tuple(p for p in row["personas"].split(";") if p), target_account=row["target_account"],
-        target_lead=row["target_lead"], fit=row["fit"], fit_breakdown={}, engagement=row["engagement"],
-        engagement_breakdown={}, recent=0, prior=0, surge=row["surge"], stage=row["stage"],
-        owner=row["owner"], recycle=recycle, handoff=handoff,
-    )

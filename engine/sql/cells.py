@@ -51,7 +51,9 @@ def _whitespace_class() -> str:
 def strip(cell: str) -> str:
     """``cell.strip()`` in SQL, with Python's definition of whitespace (regexp only when needed)."""
     ws = _whitespace_class()
-    return (f"CASE WHEN regexp_matches({cell}, {literal(f'^{ws}|{ws}$')}) "
+    # first and last characters printable ASCII (nearly every cell): nothing to strip, no regexp
+    return (f"CASE WHEN ascii({cell}) BETWEEN 33 AND 126 AND ascii(right({cell}, 1)) BETWEEN 33 AND 126 "
+            f"THEN {cell} WHEN regexp_matches({cell}, {literal(f'^{ws}|{ws}$')}) "
             f"THEN regexp_replace({cell}, {literal(f'^{ws}+|{ws}+$')}, '', 'g') ELSE {cell} END")
 
 
@@ -166,16 +168,16 @@ class Cells:
 
     def _iso(self, cell: str, plain_ok: str, slow_null: str) -> _Fast:
         zone = self.mapping.timezone or "UTC"  # engine evaluate always sets one
-        text = f"replace(replace({cell}, 'T', ' '), 'Z', '+00:00')"
-        aware = f"regexp_matches({cell}, {literal(_OFFSET)})"
-        naive = f"timezone({literal(zone)}, TRY_CAST({text} AS TIMESTAMP))"
+        # DuckDB reads the 'T' and the 'Z' of these shapes itself; 'Z' is tested first (cheap)
+        aware = f"(suffix({cell}, 'Z') OR regexp_matches({cell}, {literal(_OFFSET)}))"
+        naive = f"timezone({literal(zone)}, TRY_CAST({cell} AS TIMESTAMP))"
         shape = f"regexp_full_match({cell}, {literal(_ISO)})"
         days = _changeover_days(get_timezone(zone))
         if days:  # a naive time on a day the clocks change: Python's fold rules decide
             listed = ", ".join(literal(d) for d in days)
             shape = f"({shape} AND ({aware} OR left({cell}, 10) NOT IN ({listed})))"
         value = (f"CASE WHEN {shape} AND {plain_ok} THEN "
-                 f"(CASE WHEN {aware} THEN TRY_CAST({text} AS TIMESTAMPTZ) ELSE {naive} END) END")
+                 f"(CASE WHEN {aware} THEN TRY_CAST({cell} AS TIMESTAMPTZ) ELSE {naive} END) END")
         return _Fast(value, "", slow_null)  # valid: the value is not NULL
 
     # -- the Python half --------------------------------------------------------------

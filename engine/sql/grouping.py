@@ -83,7 +83,14 @@ def group(con: Any, leads_file: str, events_file: str | None, lead_structural: l
                      "__reason FROM event_structural")
     orphans = (f"SELECT {events} AS file, {ROW}, 'lead_id' AS __column, lead_id AS __value, "
                f"{literal(ORPHAN)} AS __reason, __j, lead_id FROM usable_events WHERE NOT __matched")
-    if merge:
+    any_reject = (f"SELECT 1 FROM ({lead_rejects}) UNION ALL SELECT 1 FROM ({event_rejects}) "
+                  f"UNION ALL SELECT 1 FROM ({orphans})")
+    if not con.execute(f"SELECT EXISTS ({any_reject})").fetchall()[0][0]:
+        # nothing to order (the usual case): no ASOF joins over every lead and event
+        sql = (f"SELECT {events} AS file, CAST(NULL AS BIGINT) AS {ROW}, CAST(NULL AS VARCHAR) AS __column, "
+               "CAST(NULL AS VARCHAR) AS __value, CAST(NULL AS VARCHAR) AS __reason, 0 AS k1, 0 AS k2, "
+               "0 AS k3, 0 AS k4, 0 AS k5 WHERE FALSE")
+    elif merge:
         sql = _merged_order(lead_rejects, event_rejects, orphans)
     else:
         sql = (f"SELECT *, 0 AS k1, {ROW} AS k2, 0 AS k3, 0 AS k4, 0 AS k5 FROM ({event_rejects}) "

@@ -1,0 +1,63 @@
+"""engine.sql.cells: the SQL half of a conversion gives engine.io's answer on every cell.
+
+Cells near the edges of the SQL fast paths (whitespace of every kind at either end, ISO
+8601 shapes with and without 'T', 'Z' or an offset, impossible dates and times, a DST
+change) converted in DuckDB and by ``make_converter``: the same value or reject reason.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from engine.io import FieldSpec, load_mapping
+from engine.io.convert import ConversionError, make_converter
+from engine.io.mapping import with_timezone
+from engine.sql.cells import Cells
+
+DATES = ["2026-09-10", "2026-03-08", "2026-03-29", "2026-11-01", "2026-02-30", "2026-13-01", "0999-01-01"]
+TIMES = ["", "T22:20:31", " 22:20:31", "T01:30", "T02:30:00", "T24:00:00", "T23:59:60", "T10:00:00.123",
+         "T10:00:00.123456", "T10:00:00.1"]
+ZONES = ["", "Z", "+09:00", "-03:30", "+24:00", "z"]
+PADS = ["", " ", "\u3000", "\t", "\u00a0", "x"]
+
+
+def _cells() -> list[str]:
+    shapes = [d + t + z for d, t, z in itertools.product(DATES, TIMES, ZONES) if t or not z]
+    return shapes + [p + s + q for s in shapes[:40] for p, q in itertools.product(PADS, PADS) if p or q]
+
+
+def _convert(cells: list[str], spec: FieldSpec, zone: str) -> list[tuple[Any, str | None]]:
+    mapping = with_timezone(load_mapping("canonical"), zone)
+    con = duckdb.connect()
+    con.execute(f"SET TimeZone = '{zone}'")
+    con.register("cells_arrow", pa.table({"c": pa.array(cells, pa.string()),
+                                          "i": pa.array(range(len(cells)), pa.int64())}))
+    con.execute("CREATE TEMP TABLE t AS SELECT * FROM cells_arrow")
+    sql = Cells(con, "t", mapping)
+    converted = sql.field(spec, True)
+    sql.prepare()
+    return [(v, r) for v, r, _ in con.execute(
+        f"SELECT {converted.value}, {converted.reason}, i FROM {sql.source()} {' '.join(sql.joins)} "
+        "ORDER BY i").fetchall()]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Europe/London"])
+def test_timestamps_and_text_convert_as_engine_io_converts(zone: str) -> None:
+    cells = _cells()
+    mapping = with_timezone(load_mapping("canonical"), zone)
+    for spec in (FieldSpec(column="c", type="datetime"), FieldSpec(column="c")):
+        python = make_converter(spec, mapping)
+        for cell, (value, reason) in zip(cells, _convert(cells, spec, zone), strict=True):
+            try:
+                expected, why = python(cell), None
+            except ConversionError as error:
+                expected, why = None, str(error)
+            if isinstance(expected, datetime):  # the instant (DuckDB hands it back in its zone)
+                expected, value = expected.timestamp(), value.timestamp() if value is not None else None
+            assert (value, reason) == (expected, why), cell

@@ -1,0 +1,76 @@
+"""engine.sql.decisions: DuckDB's COPY writes the bytes engine.io.writers writes.
+
+Hostile cells (quotes, delimiters, newlines, a bare CR, formulas, numbers that look
+like formulas, Unicode digits) and awkward floats through both writers, CSV and TSV,
+with and without the formula guard.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from engine.batch import DECISION_COLUMNS, DECISION_TYPES, NOT_TEXT
+from engine.io import write_cells
+from engine.io.writers import format_cell
+from engine.sql import decisions
+
+TEXTS = ["plain", "", "a,b", 'say "hi"', "two\nlines", "bare\rreturn", "=SUM(A1)", "+81", "-3.5", "-3.5x",
+         "@home", "\tindent", "\rstart", "'quoted", "１２", "-１２", "日本語, yes",
+         "tab\there", "x\r\ny", None]
+FLOATS = [0.0, -0.0, 1.0, 12.5, -999987.5, 1e16, 1e-05, 0.1 + 0.2, 5e-324, 1.7976931348623157e308, -1e22,
+          123456789012345.67, math.inf, -math.inf, None]
+
+
+def _rows(count: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        row: dict[str, Any] = {}
+        for name in DECISION_COLUMNS:
+            kind = DECISION_TYPES[name]
+            if kind == "float64":
+                row[name] = rng.choice([*FLOATS, rng.uniform(-1e6, 1e6),
+                                        struct.unpack("d", rng.getrandbits(64).to_bytes(8, "little"))[0]])
+                if isinstance(row[name], float) and math.isnan(row[name]):
+                    row[name] = 0.5
+            elif kind == "bool":
+                row[name] = rng.choice([True, False, None])
+            else:
+                row[name] = rng.choice(TEXTS)
+        rows.append(row)
+    return rows
+
+
+def _table(con: Any, rows: list[dict[str, Any]]) -> None:
+    types = {"float64": pa.float64(), "bool": pa.bool_(), "string": pa.string()}
+    data = pa.table({name: pa.array([r[name] for r in rows], types[DECISION_TYPES[name]])
+                     for name in DECISION_COLUMNS} | {"__row": pa.array(range(2, len(rows) + 2), pa.int64())})
+    con.register("rows_arrow", data)
+    con.execute(f"CREATE TEMP TABLE {decisions.TABLE} AS SELECT * FROM rows_arrow ORDER BY random()")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+@pytest.mark.parametrize("guard", [True, False])
+def test_copy_writes_the_python_writers_bytes(tmp_path: Path, suffix: str, guard: bool) -> None:
+    rows = _rows(3000, seed=len(suffix) + guard)
+    con = duckdb.connect()
+    _table(con, rows)  # stored shuffled: the file must still come out in __row order
+    decisions.write(con, tmp_path / f"duck{suffix}", guard)
+    cells = ([format_cell(row[name]) for name in DECISION_COLUMNS] for row in rows)
+    write_cells(tmp_path / f"python{suffix}", DECISION_COLUMNS, cells, raw_columns=NOT_TEXT, csv_guard=guard)
+    assert (tmp_path / f"duck{suffix}").read_bytes() == (tmp_path / f"python{suffix}").read_bytes()
+
+
+def test_no_rows_is_a_header(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    _table(con, [])
+    decisions.write(con, tmp_path / "d.csv", True)
+    assert (tmp_path / "d.csv").read_text() == ",".join(DECISION_COLUMNS) + "\n"
