@@ -60,6 +60,12 @@ class Weeks:
     def __len__(self) -> int:
         return len(self.ends)
 
+    def index_of(self, at: datetime) -> int | None:
+        """The week holding ``at`` (``(start, end]``), or None outside them."""
+        if at <= self.starts[0] or at > self.ends[-1]:
+            return None
+        return bisect_right(self.ends, at - timedelta(microseconds=1))
+
     def labels(self) -> list[str]:
         """Each week by its first day (the playbook's zone, as the instants are)."""
         return [s.date().isoformat() for s in self.starts]
