@@ -114,6 +114,18 @@ def test_metrics_match_the_hand_computed_figures(export: Path, capsys: pytest.Ca
     assert rules["fit", "big"]["matched"] is None  # no per-rule breakdown in decision rows
 
 
+def test_lift_curve_by_hand(export: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = backtest(export, capsys, "--as-of", "2024-06-01")
+    curve = report["teams"]["inside_sales"]["curve"]
+    assert len(curve) == 50 and curve[-1]["leads"] == 9 and curve[-1]["share"] == 1.0
+    by_leads = {point["leads"]: point for point in curve}
+    # inside_sales' ranking: its routed a, b, c, d by priority, then the rest; a and c convert
+    assert by_leads[1]["precision"] == 1.0 and by_leads[2]["precision"] == 0.5
+    assert by_leads[3]["precision"] == round(2 / 3, 6) and by_leads[4]["precision"] == 0.5
+    assert by_leads[1]["lift"] == round(1 / (5 / 9), 6) and curve[-1]["lift"] == 1.0
+    assert [p["share"] for p in curve] == sorted(p["share"] for p in curve)
+
+
 def test_capacity_option_and_horizon(export: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = backtest(export, capsys, "--as-of", "2024-06-01", "--capacity", "3", "--horizon", "90d")
     sales = report["teams"]["inside_sales"]
@@ -166,7 +178,7 @@ def test_a_playbook_reading_an_outcome_is_refused(export: Path, capsys: pytest.C
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--as-of", "2024-06-01", "--capacity", "lots"], "--capacity"),
-    (["--as-of", "2024-06-01", "--format", "html"], "html"),
+    (["--as-of", "2024-06-01", "--format", "pdf"], "pdf"),
     ([], "missing --as-of"),
     (["--split-every", "30d", "--from", "2024-06-01"], "--split-every"),
 ])

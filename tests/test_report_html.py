@@ -97,6 +97,31 @@ def test_plan_report_loads_and_draws(tmp_path: Path) -> None:
     assert [line for line in result.stderr.splitlines() if ":CONSOLE" in line] == []
 
 
+def test_backtest_report_loads_and_draws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _plotly()
+    from tests.test_backtest import LEADS, MAPPING, PLAYBOOK
+
+    for name, text in (("p.yaml", PLAYBOOK), ("m.yaml", MAPPING), ("leads.csv", LEADS)):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    argv = ["backtest", str(tmp_path / "p.yaml"), "--mapping", str(tmp_path / "m.yaml"),
+            "--leads", str(tmp_path / "leads.csv"), "--as-of", "2024-06-01", "--format", "html"]
+    assert main(argv) == 0
+    page = tmp_path / "backtest.html"
+    page.write_text(capsys.readouterr().out, encoding="utf-8")
+    assert main(argv) == 0 and capsys.readouterr().out == page.read_text(encoding="utf-8")  # same bytes
+    text = page.read_text(encoding="utf-8")
+    assert "<script src=" not in text and "capacity cut: 2 handoffs" in text
+    result = _browse(page, tmp_path, "--dump-dom")
+    assert result.returncode == 0, result.stderr[-2000:]
+    drawn = _charts_drawn(result.stdout)
+    assert set(drawn) == {"lift-0", "lift-1"} and all(drawn.values()), drawn
+    assert "capacity cut" in result.stdout  # the marked cut is drawn (an annotation in the SVG)
+    assert [line for line in result.stderr.splitlines() if ":CONSOLE" in line] == []
+    shot = tmp_path / "shot.png"
+    _browse(page, tmp_path, f"--screenshot={shot}", "--window-size=1200,1400")
+    assert shot.exists() and shot.stat().st_size > 20_000
+
+
 def test_html_is_deterministic(tmp_path: Path) -> None:
     _plotly()
     first = _funnel_html(tmp_path).read_bytes()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-FORMATS = ["text", "json", "markdown"]
+FORMATS = ["text", "json", "markdown", "html"]
 
 
 @click.command()
@@ -32,7 +32,9 @@ FORMATS = ["text", "json", "markdown"]
 @click.option("--capacity", help="Handoffs each team makes: a number (120) or a share of the measured "
                                  "leads (20%) [default: each team's weekly capacity].")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="text for people, json (stable keys, docs/backtest.md), markdown for a PR or README.")
+              help="text for people, json (stable keys, docs/backtest.md), markdown for a PR or README, "
+                   "html: a self-contained page with each team's lift curve and the capacity cut "
+                   "(pip install 'revenue-playbook-engine[report]').")
 @click.option("--backend", type=click.Choice(["duckdb", "python", "spark"]), default="duckdb",
               show_default=True, help="The engine evaluate backend that decides (same rows either way).")
 @click.option("--encoding", help="Encoding of CSV inputs; detected if omitted.")
@@ -98,6 +100,10 @@ def backtest(playbook: Path, leads: Path, events: Path | None, outcomes: Path | 
     if len(set(instants)) != len(instants):
         raise click.UsageError("the same --as-of is given twice")
     parse_capacity(capacity)
+    if fmt == "html":
+        from engine.measure.html_report import require_plotly
+
+        require_plotly()  # before the work, not after it
     try:
         request = BacktestRequest(
             leads=leads, events=events, outcomes=outcomes, mapping=load_mapping(mapping),

@@ -15,6 +15,11 @@ import click
               help="The lead export: .csv/.tsv (any encoding), .jsonl, .parquet.")
 @click.option("--events", "events", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The activity export, in any order.")
+@click.option("--outcomes", "outcomes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Outcomes (won/lost, dates) as the mapping's outcomes section reads them; without it "
+                   "the leads file's when the mapping reads them there, else the playbook's stages "
+                   "(e.g. a won stage from deal_won events). Adds won/lost per week by outcome date "
+                   "and won rates per source, persona and segment.")
 @click.option("--mapping", default="canonical", show_default=True,
               help="A preset (canonical, salesforce, hubspot, marketo, olist, leads-x-education) "
                    "or the path of a mapping YAML file.")
@@ -39,7 +44,8 @@ import click
 @click.option("--opportunity-stage", help="The stage that counts as an opportunity for coverage "
               "[default: the first stage owned by field_sales].")
 @click.option("--encoding", help="Encoding of CSV inputs (utf-8, utf-8-sig, cp932); detected if omitted.")
-def funnel(playbook: Path, leads: Path, events: Path | None, mapping: str, start: str, end: str, fmt: str,
+def funnel(playbook: Path, leads: Path, events: Path | None, outcomes: Path | None, mapping: str, start: str,
+           end: str, fmt: str,
            out: Path | None, rejects: Path | None, queues: Path | None, segment: str | None,
            account_field: str | None, accounts_file: Path | None, opportunity_stage: str | None,
            encoding: str | None) -> None:
@@ -78,7 +84,7 @@ def funnel(playbook: Path, leads: Path, events: Path | None, mapping: str, start
             encoding=encoding,
             segment=segment, account_field=account_field,
             accounts=_accounts(accounts_file) if accounts_file is not None else None,
-            opportunity_stage=opportunity_stage,
+            opportunity_stage=opportunity_stage, outcomes=outcomes,
         )
         if fmt == "html":
             from engine.measure.html_report import require_plotly

@@ -105,6 +105,13 @@ def render_json(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
 
 
+def render_html(report: dict[str, Any]) -> str:
+    """A self-contained page with each team's lift curve (engine.measure.html_report)."""
+    from engine.measure.html_report import backtest_html
+
+    return backtest_html(report)
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "text": render_text, "json": render_json, "markdown": render_markdown,
+    "text": render_text, "json": render_json, "markdown": render_markdown, "html": render_html,
 }

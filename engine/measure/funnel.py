@@ -27,6 +27,7 @@ from engine.diagnostics import EngineError
 from engine.events import Event
 from engine.io import EventsFile, LeadEvent, LeadRecord, LeadsFile, Mapping, Reject, iter_leads_with_events
 from engine.measure.capacity import COUNTS, Simulation, simulate
+from engine.measure.outcomes import Outcomes
 from engine.measure.weeks import Episode, LeadWeeks, Unplaced, Weeks, weekly
 
 SHOWN_REJECTS = 5
@@ -48,6 +49,9 @@ class FunnelRequest:
     account_field: str | None = None
     accounts: frozenset[str] | None = None
     opportunity_stage: str | None = None
+    #: --outcomes: the mapping's outcomes from this file; None: from the leads file when
+    #: the mapping's outcomes section reads them there, else no outcomes.
+    outcomes: Path | None = None
 
 
 @dataclass
@@ -115,16 +119,18 @@ class _Totals:
 
 @dataclass
 class _Groups:
-    """Leads and the stages they reached, per value of a dimension (source, persona, segment)."""
+    """Leads and the stages they reached, per value of a dimension (source, persona, segment);
+    the last column counts leads whose outcome is won (when outcomes are given)."""
 
     stages: int
     counts: dict[str, list[int]] = field(default_factory=dict)
 
-    def add(self, key: str, reached: int) -> None:
-        row = self.counts.setdefault(key, [0] * (self.stages + 1))
+    def add(self, key: str, reached: int, won: bool = False) -> None:
+        row = self.counts.setdefault(key, [0] * (self.stages + 2))
         row[0] += 1
         for index in range(1, reached + 1):
             row[index] += 1
+        row[-1] += won
 
 
 def reached_steps(cp: CompiledPlaybook, lead: LeadWeeks) -> int:
@@ -148,6 +154,9 @@ def run_funnel(cp: CompiledPlaybook, request: FunnelRequest, *, playbook_name: s
     opportunity = _opportunity_index(cp, request.opportunity_stage)
     unplaced = Unplaced()
     matched = [0]
+    outcomes = _outcomes(request)
+    won_weeks, lost_weeks = [0] * len(weeks), [0] * len(weeks)
+    measured = {"leads": 0, "won": 0, "won_undated": 0, "won_outside": 0}
 
     def failed(lead: LeadRecord, error: Exception) -> None:
         sink(Reject(str(request.leads), lead.row, None, lead.lead_id,
@@ -156,12 +165,29 @@ def run_funnel(cp: CompiledPlaybook, request: FunnelRequest, *, playbook_name: s
     for lead in weekly(cp, _read(cp, request, sink, matched), weeks, unplaced, failed):
         totals.add(lead)
         reached = reached_steps(cp, lead)
+        won = False
+        if outcomes is not None:
+            outcome = outcomes.get(lead.lead_id)
+            if outcome is not None:
+                measured["leads"] += 1
+                won = outcome.converted
+                measured["won"] += won
+                if won and outcome.won_at is None:
+                    measured["won_undated"] += 1
+                dates = ((outcome.won_at if won else None, won_weeks), (outcome.lost_at, lost_weeks))
+                for at, counts in dates:
+                    if at is not None:
+                        week = weeks.index_of(at)
+                        if week is None:
+                            measured["won_outside"] += counts is won_weeks
+                        else:
+                            counts[week] += 1
         source = lead.fields.get(pb.lead.source) if pb.lead.source else None
-        by["source"].add(_key(source), reached)
+        by["source"].add(_key(source), reached, won)
         for persona in lead.personas or (NO_PERSONA,):
-            by["persona"].add(persona, reached)
+            by["persona"].add(persona, reached, won)
         if request.segment is not None:
-            by["segment"].add(_key(lead.fields.get(request.segment)), reached)
+            by["segment"].add(_key(lead.fields.get(request.segment)), reached, won)
         if request.account_field is not None:
             account = lead.fields.get(request.account_field)
             if account is not None and account != "":
@@ -180,13 +206,38 @@ def run_funnel(cp: CompiledPlaybook, request: FunnelRequest, *, playbook_name: s
         "events": {"read": matched[0] + sink.events, "matched": matched[0], "rejected": sink.events},
         "rejects": [f"{r.file}:{r.row}: {r.reason}" for r in sink.first],
         "stages": stage_ids,
-        "weeks": _weeks(weeks, totals, simulation),
+        "weeks": _weeks(weeks, totals, simulation, (won_weeks, lost_weeks) if outcomes is not None else None),
         "days_between_stages": _medians(_pool(totals.days)),
         "queue": [vars(line) for line in simulation.last_queue],
-        "kpis": {name: _rates(groups, stage_ids) for name, groups in by.items()},
+        "kpis": {name: _rates(groups, stage_ids, outcomes is not None, opportunity)
+                 for name, groups in by.items()},
+        "outcomes": None if outcomes is None else {
+            "file": outcomes.source, "rows_read": outcomes.rows_read, "rejected": outcomes.rejected,
+            "rejects": [f"{r.file}:{r.row}: {r.reason}" for r in outcomes.rejects[:SHOWN_REJECTS]],
+            "leads_measured": measured["leads"], "won": measured["won"],
+            "won_undated": measured["won_undated"], "won_outside_weeks": measured["won_outside"]},
         "coverage": _coverage(request, accounts, stage_ids, opportunity),
-        "notes": _notes(unplaced),
+        "notes": _notes(unplaced) + ([] if outcomes is not None else [
+            "no outcomes (no --outcomes, and the leads file has none the mapping reads): won is the "
+            "playbook's stage, e.g. from deal_won events"]),
     }
+
+
+def _outcomes(request: FunnelRequest) -> Outcomes | None:
+    """The outcomes to count: --outcomes, else the leads file's when the mapping reads them
+    there; None (the playbook's won stage, e.g. from deal_won events, is the outcome)."""
+    spec = request.mapping.outcomes
+    if request.outcomes is None and (spec is None or spec.source == "file"):
+        return None
+    from engine.io import InputError
+    from engine.measure.outcomes import read_outcomes
+
+    try:
+        return read_outcomes(request.mapping, request.leads, request.outcomes, encoding=request.encoding)
+    except InputError:
+        if request.outcomes is not None:
+            raise
+        return None  # the leads file lacks the section's columns: stages only (the notes say so)
 
 
 def _check_fields(cp: CompiledPlaybook, request: FunnelRequest) -> None:
@@ -232,10 +283,13 @@ def _key(value: Any) -> str:
     return MISSING if value is None or value == "" else str(value)
 
 
-def _weeks(weeks: Weeks, totals: _Totals, simulation: Simulation) -> list[dict[str, Any]]:
+def _weeks(weeks: Weeks, totals: _Totals, simulation: Simulation,
+           outcomes: tuple[list[int], list[int]] | None) -> list[dict[str, Any]]:
     out = []
     for index, label in enumerate(weeks.labels()):
-        out.append({
+        extra = {} if outcomes is None else {
+            "outcomes": {"won": outcomes[0][index], "lost": outcomes[1][index]}}
+        out.append({**extra,
             "week": label,
             "end": weeks.ends[index].isoformat(),
             "new_leads": totals.new[index],
@@ -263,10 +317,14 @@ def _medians(days: dict[str, list[float]]) -> dict[str, dict[str, float | int]]:
             for pair, values in sorted(days.items())}
 
 
-def _rates(groups: _Groups, stage_ids: list[str]) -> dict[str, Any]:
-    """Per value: leads, leads that reached each stage, and each step's rate from the one before."""
+def _rates(groups: _Groups, stage_ids: list[str], with_outcomes: bool = False,
+           opportunity: int | None = None) -> dict[str, Any]:
+    """Per value: leads, leads that reached each stage, and each step's rate from the one before;
+    with outcomes, ``won`` (the outcome, not a stage) and its rates from the opportunity
+    stage (when there is one) and from all leads."""
     out: dict[str, Any] = {}
     for key, row in sorted(groups.counts.items(), key=lambda kv: (-kv[1][0], kv[0])):
+        won, row = row[-1], row[:-1]
         reached = dict(zip(stage_ids[1:], row[1:], strict=True))
         rates: dict[str, float | None] = {}
         before = row[0]
@@ -275,6 +333,11 @@ def _rates(groups: _Groups, stage_ids: list[str]) -> dict[str, Any]:
             before = count
         rates["overall"] = round(row[-1] / row[0], 4) if row[0] else None
         out[key] = {"leads": row[0], "reached": reached, "rates": rates}
+        if with_outcomes:
+            base = row[opportunity] if opportunity else None
+            out[key]["won"] = won
+            rates["won_of_opportunities"] = round(won / base, 4) if base else None
+            rates["won_of_leads"] = round(won / row[0], 4) if row[0] else None
     return out
 
 

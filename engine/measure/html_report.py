@@ -1,4 +1,4 @@
-"""HTML reports of ``engine funnel`` and ``engine plan``: one self-contained file with charts.
+"""HTML reports of ``engine funnel``, ``plan`` and ``backtest``: one self-contained file with charts.
 
 Charts are plotly figures (a well-kept library; no hand-drawn SVG). plotly's Python
 package ships plotly.js, which is inlined once, so the file opens with no network at
@@ -140,3 +140,41 @@ def plan_html(report: dict[str, Any]) -> str:
               c["revenue_per_period"], c["cac"] if c["cac"] is not None else "–", c["ltv"],
               c["ltv_to_cac"] if c["ltv_to_cac"] is not None else "–"] for c in channels]))
     return _page(f"Plan: {report['playbook']}", sections)
+
+
+def backtest_html(report: dict[str, Any]) -> str:
+    """The backtest: each team's lift curve with its capacity cut marked, the team and rule tables."""
+    import plotly.graph_objects as go
+
+    base = report["base_rate"]
+    sections = [f'<p class="note">as of {html.escape(", ".join(report["as_of"]))}: '
+                f'{report["leads"]:,} leads measured of {report["decided"]:,} decided, '
+                f'{report["converted"]:,} converted (base rate {_pct(base)}), AUC {report["auc"]}</p>']
+    for index, (team, figures) in enumerate(report["teams"].items()):
+        curve = figures.get("curve") or []
+        shares = [100 * p["share"] for p in curve]
+        figure = go.Figure([
+            go.Scatter(x=shares, y=[p["lift"] for p in curve], name="lift", mode="lines+markers"),
+            go.Scatter(x=shares, y=[None if p["precision"] is None else 100 * p["precision"] for p in curve],
+                       name="precision %", mode="lines", yaxis="y2"),
+        ])
+        figure.update_layout(xaxis={"title": "share of leads worked (%)"}, yaxis={"title": "lift"},
+                             yaxis2={"title": "precision (%)", "overlaying": "y", "side": "right"})
+        if report["leads"] and figures["handoffs"]:
+            cut = 100 * figures["handoffs"] / report["leads"]
+            figure.add_vline(x=cut, line_dash="dash",
+                             annotation_text=f"capacity cut: {figures['handoffs']:,} handoffs")
+        sections.append(_chart(figure, f"lift-{index}", f"{team}: lift against the share of leads worked"))
+    sections.append("<h2>Teams at capacity</h2>" + _table(
+        ["team", "capacity", "routed", "handoffs", "precision", "recall", "lift", "AUC"],
+        [[team, t["capacity"] if t["capacity"] is not None else "unlimited", f"{t['routed']:,}",
+          f"{t['handoffs']:,}", _pct(t["precision"]), _pct(t["recall"]),
+          "–" if t["lift"] is None else f"{t['lift']:.2f}", "–" if t["auc"] is None else t["auc"]]
+         for team, t in report["teams"].items()]))
+    sections.append("<h2>Rules</h2>" + _table(
+        ["kind", "rule", "matched", "conversion", "lift", "lift lost"],
+        [[r["kind"], r["id"], "–" if r["matched"] is None else f"{r['matched']:,}", _pct(r["conversion"]),
+          "–" if r["lift"] is None else f"{r['lift']:.2f}",
+          "–" if r["lift_lost"] is None else f"{r['lift_lost']:.2f}"] for r in report["rules"]]))
+    sections += [f'<p class="note">{html.escape(w)}</p>' for w in report["warnings"]]
+    return _page(f"Backtest: {report['playbook']}", sections)

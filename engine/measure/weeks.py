@@ -3,10 +3,13 @@
 Time is a parameter, not a loop of full runs: the export is read once (each lead with
 its events, as ``engine evaluate`` reads it), and each lead is decided at every week end
 from its first event on, with only the events up to that instant — the decision
-function ignores later ones, so no copy of the history is cut per week. Decay and
-windows make a decision depend on the instant even in a week without events, so every
-week is decided; weeks before a lead's first event are skipped (the lead did not exist
-yet), and a lead with no event at all cannot be placed in time (counted, not decided).
+function ignores later ones. Decay and windows make a decision depend on the instant
+even in a week without events, so every week is decided — but not by looping over the
+lead's events each week: leads go in chunks, and one Arrow pass per week gives every
+lead's kernel totals at that week's end (:mod:`engine.measure.week_sums`), from which
+the kernel decides with no loop over events. Weeks before a lead's first event are
+skipped (the lead did not exist yet), and a lead with no event at all cannot be placed
+in time (counted, not decided).
 
 Week ``i`` (0-based) is the interval ``(start + 7i days, start + 7(i+1) days]``: an
 event at exactly a week's end belongs to that week, as a decision at *t* sees events
@@ -24,7 +27,7 @@ from typing import Any
 
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
-from engine.evaluate import decide_for_row
+from engine.evaluate import Decision, decide_for_row
 from engine.events import Event, EventColumns, epoch_us
 from engine.io import LeadRecord
 
@@ -56,6 +59,12 @@ class Weeks:
 
     def __len__(self) -> int:
         return len(self.ends)
+
+    def index_of(self, at: datetime) -> int | None:
+        """The week holding ``at`` (``(start, end]``), or None outside them."""
+        if at <= self.starts[0] or at > self.ends[-1]:
+            return None
+        return bisect_right(self.ends, at - timedelta(microseconds=1))
 
     def labels(self) -> list[str]:
         """Each week by its first day (the playbook's zone, as the instants are)."""
@@ -115,32 +124,129 @@ class Unplaced:
     failed: int = 0
 
 
+#: Leads decided together: one Arrow pass per week over their events (engine.measure.week_sums).
+CHUNK = 2048
+
+
 def weekly(cp: CompiledPlaybook, pairs: Iterable[tuple[LeadRecord, Sequence[Event]]], weeks: Weeks,
            unplaced: Unplaced, on_failure: Any = None) -> Iterator[LeadWeeks]:
     """Decide each lead at each week end from its first event on; yield one LeadWeeks per lead.
 
+    Leads go in chunks: each week's totals for a whole chunk come from one Arrow pass
+    (:func:`engine.measure.week_sums.prepare_weeks`), and the kernel decides each lead
+    from them; ``decide_for_row`` on the lead's events where they give nothing.
     ``on_failure(lead, error)`` hears of a lead whose decision raised (a field of an
     unexpected type): it is reported, not dropped silently and not a crash.
     """
-    ends = weeks.ends
-    ends_us = [epoch_us(t) for t in ends]
-    last_us = ends_us[-1]
+    ends_us = [epoch_us(t) for t in weeks.ends]
+    chunk: list[_Placed] = []
     for lead, found in pairs:
-        events = _by_time(found)
-        times = events.at_us
-        if not times:
+        placed = place(lead, found, ends_us)
+        if placed == 0:
             unplaced.no_events += 1
             continue
-        if times[0] > last_us:
+        if placed == 1:
             unplaced.after_period += 1
             continue
-        first = bisect_right(ends_us, times[0] - 1)  # the week whose end is at or after it
-        try:
-            yield _lead_weeks(cp, lead, events, times, first, ends, ends_us)
-        except Exception as error:  # one lead's failure must not lose the run
-            unplaced.failed += 1
-            if on_failure is not None:
-                on_failure(lead, error)
+        assert isinstance(placed, _Placed)
+        chunk.append(placed)
+        if len(chunk) >= CHUNK:
+            yield from _decide_chunk(cp, chunk, weeks.ends, ends_us, unplaced, on_failure)
+            chunk = []
+    yield from _decide_chunk(cp, chunk, weeks.ends, ends_us, unplaced, on_failure)
+
+
+@dataclass(slots=True)
+class _Placed:
+    """A lead with its events in time order, its first week, and how many events each
+    week end sees (from its first week on)."""
+
+    lead: LeadRecord
+    events: EventColumns
+    first: int
+    uptos: list[int]
+
+
+def _decide_chunk(cp: CompiledPlaybook, chunk: list[_Placed], ends: Sequence[datetime],
+                  ends_us: Sequence[int], unplaced: Unplaced, on_failure: Any) -> Iterator[LeadWeeks]:
+    """Every lead of the chunk at every week end, then each lead's weeks summed up."""
+    if not chunk:
+        return
+    decisions, failed = chunk_decisions(cp, chunk, ends)
+    for index, placed in enumerate(chunk):
+        error = failed[index]
+        if error is None:
+            try:
+                yield _lead_weeks(cp, placed.lead, placed.events, placed.events.at_us, placed.first, ends,
+                                  ends_us, decisions[index])
+                continue
+            except Exception as raised:  # one lead's failure must not lose the run
+                error = raised
+        unplaced.failed += 1
+        if on_failure is not None:
+            on_failure(placed.lead, error)
+
+
+def chunk_decisions(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequence[datetime]
+                    ) -> tuple[list[list[Decision]], list[Exception | None]]:
+    """Each lead's decision at each week end from its first week on (and the error of a
+    lead whose decision raised), week by week: one instant at a time, as the kernel
+    caches it. The kernel decides from each week's totals (engine.measure.week_sums)
+    where it has them, ``decide_for_row`` on the lead's events up to the end elsewhere."""
+    from engine.kernel import kernel_for
+    from engine.measure.week_sums import prepare_weeks
+
+    prepared = prepare_weeks(cp, [p.events for p in chunk], [p.uptos for p in chunk],
+                             [p.first for p in chunk], ends)
+    usable = [p.events.ids is None or not _repeats(p.events.ids) for p in chunk]
+    kernel = kernel_for(cp) if prepared is not None else None
+    decisions: list[list[Decision]] = [[] for _ in chunk]
+    failed: list[Exception | None] = [None] * len(chunk)
+    for week, end in enumerate(ends):
+        for index, placed in enumerate(chunk):
+            if placed.first > week or failed[index] is not None:
+                continue
+            lead = placed.lead
+            try:
+                decision = None
+                given = prepared[index][week] if prepared is not None and usable[index] else None
+                if given is not None and kernel is not None:
+                    # the kernel decides from the totals alone; None: it wants the events
+                    sums, points, key = given
+                    columns = _NO_EVENTS if sums is not None else _first(placed.events, len(points or ()))
+                    decision = kernel.decide(lead.fields, EventColumns(
+                        columns.at_us, columns.types, columns.fields, None, columns.seqs, points, key,
+                        sums), end, lead.lead_id)
+                if decision is None:
+                    upto = placed.uptos[week - placed.first]
+                    decision = decide_for_row(cp, lead.fields, _first(placed.events, upto), end,
+                                              lead_id=lead.lead_id)
+                decisions[index].append(decision)
+            except Exception as error:  # one lead's failure must not lose the run
+                failed[index] = error
+    return decisions, failed
+
+
+def place(lead: LeadRecord, found: Sequence[Event], ends_us: Sequence[int]) -> _Placed | int:
+    """The lead with its events in time order and its first week; or why it has no week:
+    0 (no event), 1 (its first event is after the last week)."""
+    events = _by_time(found)
+    times = events.at_us
+    if not times:
+        return 0
+    if times[0] > ends_us[-1]:
+        return 1
+    first = bisect_right(ends_us, times[0] - 1)  # the week whose end is at or after it
+    return _Placed(lead, events, first, [bisect_right(times, end) for end in ends_us[first:]])
+
+
+_NO_EVENTS = EventColumns([], [], {}, None, [])
+
+
+def _repeats(ids: Sequence[str | None]) -> bool:
+    """Whether an event id occurs twice (decide keeps the earliest: it decides such a lead)."""
+    present = [i for i in ids if i is not None]
+    return len(set(present)) != len(present)
 
 
 def _by_time(events: Sequence[Event]) -> EventColumns:
@@ -169,7 +275,8 @@ def _first(events: EventColumns, count: int) -> EventColumns:
 
 
 def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, times: list[int],
-                first: int, ends: Sequence[datetime], ends_us: Sequence[int]) -> LeadWeeks:
+                first: int, ends: Sequence[datetime], ends_us: Sequence[int],
+                decisions: Sequence[Decision]) -> LeadWeeks:
     stage_index = cp.stage_index
     stages: list[int] = []
     excluded: list[bool] = []
@@ -184,7 +291,7 @@ def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, ti
     before = bisect_right(times, ends_us[first] - _WEEK_US)  # events before the lead's first week
     for week in range(first, len(ends)):
         upto = bisect_right(times, ends_us[week])
-        decision = decide_for_row(cp, lead.fields, _first(events, upto), ends[week], lead_id=lead.lead_id)
+        decision = decisions[week - first]
         counts.append(upto - before)
         stage = stage_index(decision.stage)
         if stage > previous_stage:
