@@ -21,8 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from engine.compile import CompiledPlaybook
+from engine.decision import Decision, rank_score
 from engine.diff_impact import QueueCut
-from engine.evaluate import Decision, rank_score
 from engine.measure.outcomes import Outcomes
 
 #: Why a decided lead is not measured (counted, and said in the report).
@@ -30,7 +30,7 @@ LEFT_OUT = ("no_outcome", "converted_before_as_of", "created_after_as_of")
 
 
 def _score(decision: Decision) -> float:
-    """The decision row's ``score`` column (``engine.evaluate.rank_score``)."""
+    """The decision row's ``score`` column (``engine.decision.rank_score``)."""
     priority = decision.handoff.priority if decision.handoff is not None else None
     return rank_score(decision.excluded, decision.fit, decision.engagement, priority)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.evaluate import Decision
+from engine.decision import Decision
 
 QUEUE_COLUMNS = (
     "rank", "lead_id", "priority", "due", "handoff_rule", "stage", "fit", "engagement", "surge",

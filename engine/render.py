@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.evaluate import Decision, TraceStep
+from engine.decision import Decision, TraceStep
 from engine.events import Event
 from engine.replay import Timeline
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.batch import DECISION_COLUMNS, NOT_TEXT, Summary, write_decisions
+from engine.decision import Decision, Handoff, Recycle
 from engine.diagnostics import EngineError
-from engine.evaluate import Decision, Handoff, Recycle
 from engine.io import file_format
 from engine.io.scratch import stall_point
 from engine.sql.inputs import literal, quote

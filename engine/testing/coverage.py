@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from engine.compile import CompiledPlaybook
-from engine.evaluate import Decision
+from engine.decision import Decision
 
 
 @dataclass(frozen=True, order=True)
