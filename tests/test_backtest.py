@@ -221,3 +221,29 @@ def test_full_olist_export_with_closed_deals_both_backends(capsys: pytest.Captur
     sales = report["teams"]["inside_sales"]
     assert sales["handoffs"] == 2 * 320  # 4 SDRs x 80 slots, at each of the two instants
     assert sales["lift"] > 1.5  # fresh MQLs called first convert well above the base rate
+
+
+def test_the_cut_is_the_work_queue_ties_and_missing_priorities_included(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Backtest measures exactly the leads `engine evaluate --queues` puts in a team's queue:
+    equal priorities fall to the lead id (not the input row), and a handoff without a priority
+    is called last whatever its fit + engagement score."""
+    playbook = PLAYBOOK.replace("priority: lead.employees", "priority: 10 if lead.employees >= 300 else None")
+    (tmp_path / "p.yaml").write_text(playbook, encoding="utf-8")
+    (tmp_path / "m.yaml").write_text(MAPPING, encoding="utf-8")
+    # In input order, b comes before a (same priority); d and c have no priority.
+    (tmp_path / "leads.csv").write_text(
+        "id,employees,title,converted,won_at\n"
+        "d,250,cto,0,\nb,300,cto,0,\na,300,cto,1,2024-07-01\nc,200,cto,0,\n"
+        "e,50,cto,0,\n", encoding="utf-8")
+    report = backtest(tmp_path, capsys, "--as-of", "2024-06-01", "--capacity", "2")
+    out = tmp_path / "run" / "d.csv"
+    assert main(["evaluate", str(tmp_path / "p.yaml"), "--mapping", str(tmp_path / "m.yaml"),
+                 "--leads", str(tmp_path / "leads.csv"), "--as-of", "2024-06-01", "--out", str(out),
+                 "--queues", str(tmp_path / "run" / "queues")]) == 0
+    capsys.readouterr()
+    queue = (tmp_path / "run" / "queues" / "inside_sales.csv").read_text(encoding="utf-8").splitlines()
+    called = [line.split(",")[1] for line in queue[1:3]]  # rank, lead_id, ...: the first two
+    assert called == ["a", "b"]  # priority 10 each, lead id order; d (no priority) is last
+    team = report["teams"]["inside_sales"]
+    assert team["handoffs"] == 2 and team["precision"] == 0.5  # a converted, b did not

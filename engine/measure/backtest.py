@@ -29,11 +29,11 @@ from engine.io import Mapping
 from engine.io.mapping import in_zone_unless_set
 from engine.load import Document
 from engine.measure.leakage import mapping_diagnostics
-from engine.measure.metrics import auc, cut, ranking_order
+from engine.measure.metrics import auc, cut, queue_order
 from engine.measure.outcomes import Outcomes, read_created, read_outcomes
 
 #: Decision columns a backtest reads (the rest of the row is not needed).
-_COLUMNS = ("lead_id", "excluded", "stage", "route", "handoff_rule", "due", "score")
+_COLUMNS = ("lead_id", "excluded", "stage", "route", "handoff_rule", "due", "priority", "score")
 _NO_DUE = math.inf
 
 
@@ -65,6 +65,7 @@ class Split:
     route: NDArray[Any]
     rule: NDArray[Any]
     due: NDArray[np.float64]
+    priority: NDArray[np.float64]  # NaN: the handoff has none (the queue calls it last)
     score: NDArray[np.float64]
     row: NDArray[np.int64]
     label: NDArray[np.bool_]
@@ -167,6 +168,7 @@ def _split(path: Path, summary: Summary, as_of: datetime, outcomes: Outcomes,
         route=np.array(columns["route"], dtype=object),
         rule=np.array(columns["handoff_rule"], dtype=object),
         due=np.array(due, dtype=np.float64),
+        priority=np.array([float(p) if p else math.nan for p in columns["priority"]], dtype=np.float64),
         score=np.array(columns["score"], dtype=np.float64),
         row=np.array(columns["row"], dtype=np.int64),
         label=np.array(columns["label"], dtype=np.bool_),
@@ -186,12 +188,14 @@ def _capacities(split: Split, request: BacktestRequest) -> dict[str, int | None]
 
 def _handed(split: Split, team: str, capacity: int | None,
             without: NDArray[np.bool_] | None = None) -> NDArray[np.bool_]:
-    """Which measured leads the team calls: its routed leads, best score first, cut at capacity."""
+    """Which measured leads the team calls: its routed leads in its work queue's order, cut at
+    capacity — the same leads `engine evaluate --queues` and `engine diff` put in the queue."""
     routed = split.route == team
     if without is not None:
         routed &= ~without
     index = np.flatnonzero(routed)
-    order = index[ranking_order(split.score[index], split.due[index], split.row[index])]
+    order = index[queue_order(split.priority[index], split.due[index], split.lead_id[index],
+                              split.row[index])]
     mask = np.zeros(split.size, dtype=np.bool_)
     mask[order if capacity is None else order[:capacity]] = True
     return mask

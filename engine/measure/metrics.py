@@ -46,11 +46,13 @@ def auc(labels: NDArray[np.bool_], scores: NDArray[np.float64]) -> float | None:
     return u / (positives * negatives)
 
 
-def ranking_order(scores: NDArray[np.float64], due: NDArray[np.float64],
-                  rows: NDArray[np.int64]) -> NDArray[Any]:
-    """Indexes best first, as the work queues order handoffs: score descending, due time
-    ascending (none last), then input row: a total order, so a cut is deterministic."""
-    return np.lexsort((rows, due, -scores))
+def queue_order(priority: NDArray[np.float64], due: NDArray[np.float64], lead_id: NDArray[Any],
+                rows: NDArray[np.int64]) -> NDArray[Any]:
+    """Indexes in the order the work queues call handoffs (``engine.queues.sort_key``):
+    priority descending (none, as NaN, last), due time ascending (none last), lead id, then
+    input row — a total order, so a cut is deterministic and is the queue a team works."""
+    keyed = np.where(np.isnan(priority), -np.inf, priority)
+    return np.lexsort((rows, lead_id.astype(str), due, -keyed))
 
 
 @dataclass(frozen=True)
