@@ -61,13 +61,17 @@ def to_datetime(us: int) -> datetime:
 class Kernel:
     """A playbook's generated decision function and what it needs per call."""
 
-    def __init__(self, cp: CompiledPlaybook) -> None:
+    def __init__(self, cp: CompiledPlaybook, *, decision: Callable[..., Any] | None = None) -> None:
+        """``decision``: what the generated code's final ``Decision(...)`` call builds (same
+        arguments as :meth:`Decision.from_values`); the funnel passes a lean answer that
+        keeps only what it reads (engine.measure.week_answer)."""
         self.cp = cp
         self._memo: list[dict[Any, float]] = []  # type code → content → points
         self._memo_size = 0
         self._stage_index = {s.rule.id: i for i, s in enumerate(cp.stages)}
         helpers: dict[str, Callable[..., Any]] = {
-            "score": score, "floor": floor, "Decision": Decision.from_values, "to_datetime": to_datetime,
+            "score": score, "floor": floor, "Decision": decision or Decision.from_values,
+            "to_datetime": to_datetime,
             "make_handoff": self._handoff, "new_handoff": Handoff.from_values, "priority_of": priority_of,
             "make_recycle": self._recycle, "weigh": self._weigh,
             "sticky_floor": self._sticky_floor,
