@@ -175,6 +175,21 @@ class Kernel:
                 return None
             raise
 
+    def decide_totals(self, lead: Mapping[str, Any], sums: tuple[int, ...], key: object, as_of: datetime,
+                      lead_id: str = "") -> Decision | None:
+        """``decide`` for a lead whose totals :meth:`preparer` computed at ``as_of`` (``key``:
+        the block's ``points_key``), with no event columns to build; None: use decide."""
+        _, as_of_us, as_of_text, wanted = self._as_of if self._as_of is not None and self._as_of[0] is as_of \
+            else self.aware_as_of(as_of)
+        if self._run_sums is None or key != wanted:
+            return None
+        try:
+            return self._run_sums(lead, sums, as_of_us, lead_id, as_of_text)
+        except TypeError:
+            if self._known(lead, ()):
+                return None
+            raise
+
     def _known(self, lead: Mapping[str, Any], types: Sequence[str]) -> bool:
         """Whether a KeyError or TypeError of the generated code is a known case (``decide``'s job):
         an event type the playbook does not declare, or a lead field whose value is not of its

@@ -214,10 +214,13 @@ def chunk_decisions(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequen
                 if given is not None and kernel is not None:
                     # the kernel decides from the totals alone; None: it wants the events
                     sums, points, key = given
-                    columns = _NO_EVENTS if sums is not None else _first(placed.events, len(points or ()))
-                    decision = kernel.decide(lead.fields, EventColumns(
-                        columns.at_us, columns.types, columns.fields, None, columns.seqs, points, key,
-                        sums), end, lead.lead_id)
+                    if sums is not None:
+                        decision = kernel.decide_totals(lead.fields, sums, key, end, lead.lead_id)
+                    else:
+                        columns = _first(placed.events, len(points or ()))
+                        decision = kernel.decide(lead.fields, EventColumns(
+                            columns.at_us, columns.types, columns.fields, None, columns.seqs, points, key,
+                            None), end, lead.lead_id)
                 if decision is None:
                     upto = placed.uptos[week - placed.first]
                     decision = WeekAnswer.of(decide_for_row(cp, lead.fields, _first(placed.events, upto),
@@ -239,9 +242,6 @@ def place(lead: LeadRecord, found: Sequence[Event], ends_us: Sequence[int]) -> _
         return 1
     first = bisect_right(ends_us, times[0] - 1)  # the week whose end is at or after it
     return _Placed(lead, events, first, [bisect_right(times, end) for end in ends_us[first:]])
-
-
-_NO_EVENTS = EventColumns([], [], {}, None, [])
 
 
 def _repeats(ids: Sequence[str | None]) -> bool:
