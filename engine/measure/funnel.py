@@ -334,7 +334,7 @@ def _rates(groups: _Groups, stage_ids: list[str], with_outcomes: bool = False,
         rates["overall"] = round(row[-1] / row[0], 4) if row[0] else None
         out[key] = {"leads": row[0], "reached": reached, "rates": rates}
         if with_outcomes:
-            base = row[opportunity] if opportunity else None
+            base = row[opportunity] if opportunity is not None else None
             out[key]["won"] = won
             rates["won_of_opportunities"] = round(won / base, 4) if base else None
             rates["won_of_leads"] = round(won / row[0], 4) if row[0] else None
