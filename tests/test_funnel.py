@@ -193,3 +193,84 @@ def test_text_report_names_weeks_and_teams(tmp_path: Path) -> None:
                                       "--from", "2026-01-05", "--to", "2026-01-26"], catch_exceptions=False)
     assert "2026-01-12" in result.output and "inside_sales worked/cap" in result.output
     assert "2/2" in result.output and "lead(s) have no event" in result.output
+
+
+
+#: The tiny export's columns, outcomes read from a separate file (a lead placed in the
+#: funnel with no row there did not convert).
+OUTCOMES_MAPPING = """\
+version: 1
+null_values: [""]
+leads:
+  id: lead_id
+  fields: {lead_source: lead_source, company_domain: company_domain}
+events: {lead_id: lead_id, at: occurred_at, type: type}
+outcomes: {source: file, lead_id: lead_id, converted: won, won_at: won_at, lost_at: lost_at}
+"""
+
+#: A won in week 1; B won without a date; C lost in week 2; D won in week 1; E won after
+#: the weeks; F won but has no event (not placed); Q is not in the export; X's date is
+#: unreadable (rejected, line 9).
+OUTCOMES = """\
+lead_id,won,won_at,lost_at
+A,1,2026-01-14T00:00:00Z,
+B,1,,
+C,0,,2026-01-20T00:00:00Z
+D,1,2026-01-16T00:00:00Z,
+E,1,2026-03-01T00:00:00Z,
+F,1,2026-01-06T00:00:00Z,
+Q,0,,2026-01-13T00:00:00Z
+X,1,yesterday,
+"""
+
+
+def _outcomes_funnel(tmp_path: Path, fmt: str = "json") -> str:
+    playbook, leads, events = _export(tmp_path)
+    mapping, outcomes = tmp_path / "mapping.yaml", tmp_path / "outcomes.csv"
+    mapping.write_text(OUTCOMES_MAPPING, encoding="utf-8")
+    outcomes.write_text(OUTCOMES, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["funnel", str(playbook), "--mapping", str(mapping),
+                                      "--leads", str(leads), "--events", str(events),
+                                      "--outcomes", str(outcomes),
+                                      "--from", "2026-01-05", "--to", "2026-01-26", "--format", fmt,
+                                      "--opportunity-stage", "mql"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_outcomes_by_hand(tmp_path: Path) -> None:
+    report = json.loads(_outcomes_funnel(tmp_path))
+    assert [w["outcomes"] for w in report["weeks"]] == [{"won": 0, "lost": 0}, {"won": 2, "lost": 0},
+                                                        {"won": 0, "lost": 1}]
+    summary = report["outcomes"]
+    assert summary["rows_read"] == 8 and summary["rejected"] == 1
+    assert summary["rejects"] == [
+        f"{tmp_path / 'outcomes.csv'}:9: 'yesterday' is not a timestamp (expected ISO 8601)"]
+    # A-E placed (C through its missing won flag), F and Q never placed: not measured.
+    assert {k: summary[k] for k in ("leads_measured", "won", "won_undated", "won_outside_weeks")} == {
+        "leads_measured": 5, "won": 4, "won_undated": 1, "won_outside_weeks": 1}
+    source = report["kpis"]["source"]
+    # paid: A, D both won; organic: B won (undated), C lost; missing: E won after the weeks.
+    assert {key: (g["won"], g["rates"]["won_of_opportunities"], g["rates"]["won_of_leads"])
+            for key, g in source.items()} == {"paid": (2, 1.0, 1.0), "organic": (1, 0.5, 0.5),
+                                              "(missing)": (1, 1.0, 1.0)}
+    assert report["kpis"]["persona"]["(none)"]["won"] == 4
+    assert not any("no outcomes" in note for note in report["notes"])
+
+
+def test_outcomes_in_the_text_report(tmp_path: Path) -> None:
+    text = _outcomes_funnel(tmp_path, "text")
+    assert "8 rows read, 1 rejected" in text and "5 leads measured, 4 won" in text
+    assert "1 without a date" in text and "1 outside the weeks" in text
+    assert "yesterday" in text
+    weeks = [line.split() for line in text.splitlines() if line.startswith("2026-01-")]
+    assert [row[5] for row in weeks] == ["0/0", "2/0", "0/1"]             # outcome won/lost a week
+    paid = next(line.split() for line in text.splitlines() if line.startswith("  paid "))
+    assert paid[-3:] == ["2", "100.0%", "100.0%"]
+
+
+def test_without_outcomes_a_note_says_won_is_a_stage(tmp_path: Path) -> None:
+    report = _funnel(tmp_path)
+    assert report["outcomes"] is None and "outcomes" not in report["weeks"][0]
+    assert "won" not in report["kpis"]["source"]["paid"]
+    assert any(note.startswith("no outcomes") for note in report["notes"])

@@ -24,7 +24,7 @@ from engine.compile import CompiledPlaybook
 from engine.evaluate import decide
 from engine.events import Event, epoch_us
 from engine.io import LeadRecord
-from engine.kernel import kernel_for
+from engine.measure.week_answer import WeekAnswer, week_kernel
 from engine.measure.weeks import Weeks, _Placed, chunk_decisions, place
 
 from .test_kernel import KERNEL_PLAYBOOKS
@@ -80,7 +80,7 @@ def _check(cp: CompiledPlaybook, leads: list[tuple[LeadRecord, list[Event]]]) ->
             end = WEEKS.ends[week]
             history = [e for e in leads[placed.lead.row - 2][1] if e.at <= end]
             want = decide(cp, placed.lead.fields, history, end, lead_id=placed.lead.lead_id, detail=False)
-            assert got == want, (placed.lead.lead_id, week)
+            assert got == WeekAnswer.of(want), (placed.lead.lead_id, week)
 
 
 @pytest.mark.parametrize("name", ["bench-reference", "olist", "x-education", "smb-saas", "enterprise"])
@@ -98,7 +98,7 @@ def test_every_week_is_decide_at_that_end(name: str) -> None:
 def test_the_totals_path_and_the_points_path_are_taken() -> None:
     """Proof the fast paths ran (a test of decide against decide would pass vacuously)."""
     for cp, attribute in ((KERNEL_PLAYBOOKS["bench-reference"], "_run_sums"), (WITH_DUE, "_run_points")):
-        kernel = kernel_for(cp)
+        kernel = week_kernel(cp)
         assert kernel is not None
         start = WEEKS.ends[0] - 3 * DAY
         leads = [(LeadRecord(f"L{i}", {"industry": "software", "employees": 500}, i + 2),

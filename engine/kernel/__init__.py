@@ -61,13 +61,17 @@ def to_datetime(us: int) -> datetime:
 class Kernel:
     """A playbook's generated decision function and what it needs per call."""
 
-    def __init__(self, cp: CompiledPlaybook) -> None:
+    def __init__(self, cp: CompiledPlaybook, *, decision: Callable[..., Any] | None = None) -> None:
+        """``decision``: what the generated code's final ``Decision(...)`` call builds (same
+        arguments as :meth:`Decision.from_values`); the funnel passes a lean answer that
+        keeps only what it reads (engine.measure.week_answer)."""
         self.cp = cp
         self._memo: list[dict[Any, float]] = []  # type code → content → points
         self._memo_size = 0
         self._stage_index = {s.rule.id: i for i, s in enumerate(cp.stages)}
         helpers: dict[str, Callable[..., Any]] = {
-            "score": score, "floor": floor, "Decision": Decision.from_values, "to_datetime": to_datetime,
+            "score": score, "floor": floor, "Decision": decision or Decision.from_values,
+            "to_datetime": to_datetime,
             "make_handoff": self._handoff, "new_handoff": Handoff.from_values, "priority_of": priority_of,
             "make_recycle": self._recycle, "weigh": self._weigh,
             "sticky_floor": self._sticky_floor,
@@ -168,6 +172,21 @@ class Kernel:
             return self._run(lead, at_us, types, *columns, id_column, seqs, as_of_us, lead_id, as_of_text)
         except (KeyError, TypeError):
             if self._known(lead, types):
+                return None
+            raise
+
+    def decide_totals(self, lead: Mapping[str, Any], sums: tuple[int, ...], key: object, as_of: datetime,
+                      lead_id: str = "") -> Decision | None:
+        """``decide`` for a lead whose totals :meth:`preparer` computed at ``as_of`` (``key``:
+        the block's ``points_key``), with no event columns to build; None: use decide."""
+        _, as_of_us, as_of_text, wanted = self._as_of if self._as_of is not None and self._as_of[0] is as_of \
+            else self.aware_as_of(as_of)
+        if self._run_sums is None or key != wanted:
+            return None
+        try:
+            return self._run_sums(lead, sums, as_of_us, lead_id, as_of_text)
+        except TypeError:
+            if self._known(lead, ()):
                 return None
             raise
 

@@ -6,10 +6,10 @@ team's queue played forward (:mod:`engine.measure.capacity`), the median days be
 stages, and the funnel's conversion rates (reached each stage) by source, persona and
 segment, with target-account coverage.
 
-Outcomes: until an outcomes reader exists, "won" is whatever stage the playbook reaches
-from the export's closed-deal events (Olist: ``deal_won``); the rates are computed from
-each lead's highest stage, so an outcome flag can be added as one more step
-(:func:`reached_steps` is the seam).
+Outcomes (``--outcomes`` or the leads file's, through the mapping's ``outcomes`` section,
+:mod:`engine.measure.outcomes`) add won/lost per week by their dates and a won column to
+the rates; without them "won" is whatever stage the playbook reaches from the export's
+closed-deal events (Olist: ``deal_won``), and a note says so.
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ def _rates(groups: _Groups, stage_ids: list[str], with_outcomes: bool = False,
         rates["overall"] = round(row[-1] / row[0], 4) if row[0] else None
         out[key] = {"leads": row[0], "reached": reached, "rates": rates}
         if with_outcomes:
-            base = row[opportunity] if opportunity else None
+            base = row[opportunity] if opportunity is not None else None
             out[key]["won"] = won
             rates["won_of_opportunities"] = round(won / base, 4) if base else None
             rates["won_of_leads"] = round(won / row[0], 4) if row[0] else None

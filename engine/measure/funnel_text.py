@@ -17,14 +17,20 @@ def render_funnel(report: dict[str, Any]) -> str:
         f"{events['rejected']:,} rejected",
     ]
     lines += [f"  reject: {text}" for text in report["rejects"]]
+    lines += _outcomes(report.get("outcomes"))
     stages: list[str] = report["stages"]
     teams = list(report["weeks"][0]["handoffs"]) if report["weeks"] else []
     head = f"{'week':<10}  {'new':>6}  " + "  ".join(f"{s:>9}" for s in stages)
+    outcomes = report.get("outcomes") is not None
+    if outcomes:
+        head += f"  {'won/lost':>9}"
     head += "".join(f"  {t + ' worked/cap carried overdue':>{len(t) + 28}}" for t in teams)
     lines += ["", head]
     for week in report["weeks"]:
         row = f"{week['week']:<10}  {week['new_leads']:>6,}  "
         row += "  ".join(f"{week['stages'][s]:>9,}" for s in stages)
+        if outcomes:
+            row += f"  {'{:,}/{:,}'.format(week['outcomes']['won'], week['outcomes']['lost']):>9}"
         for team in teams:
             h = week["handoffs"][team]
             cap = "∞" if h["capacity"] is None else f"{h['capacity']:,}"
@@ -49,9 +55,16 @@ def render_funnel(report: dict[str, Any]) -> str:
             continue
         lines += ["", f"funnel by {name}:  leads  " + "  ".join(f"{'→' + s:>10}" for s in stages[1:])
                   + "    overall"]
+        if outcomes:
+            lines[-1] += "    won  of opp.  of leads"
         for key, g in groups.items():
             cells = "  ".join(f"{_pct(g['rates'][f'→{s}']):>10}" for s in stages[1:])
-            lines.append(f"  {key[:22]:<22} {g['leads']:>7,}  {cells}  {_pct(g['rates']['overall']):>9}")
+            row = f"  {key[:22]:<22} {g['leads']:>7,}  {cells}  {_pct(g['rates']['overall']):>9}"
+            if outcomes:
+                rates = g["rates"]
+                row += (f"  {g['won']:>5,}  {_pct(rates['won_of_opportunities']):>6}  "
+                        f"{_pct(rates['won_of_leads']):>8}")
+            lines.append(row)
     cov = report.get("coverage")
     if cov:
         lines += ["", f"target accounts ({cov['field']}; {cov['basis']}): {cov['target_accounts']:,}",
@@ -61,6 +74,17 @@ def render_funnel(report: dict[str, Any]) -> str:
     if report["notes"]:
         lines += ["", *[f"note: {n}" for n in report["notes"]]]
     return "\n".join(lines) + "\n"
+
+
+def _outcomes(summary: dict[str, Any] | None) -> list[str]:
+    """The outcomes file's line: what was read, what was measured, what has no week."""
+    if summary is None:
+        return []
+    lines = [f"outcomes {summary['file']}: {summary['rows_read']:,} rows read, {summary['rejected']:,} "
+             f"rejected; {summary['leads_measured']:,} leads measured, {summary['won']:,} won "
+             f"({summary['won_undated']:,} without a date, {summary['won_outside_weeks']:,} outside the "
+             "weeks: in the rates, in no week)"]
+    return lines + [f"  reject: {text}" for text in summary["rejects"]]
 
 
 def _team_totals(report: dict[str, Any]) -> dict[str, dict[str, int]]:

@@ -58,9 +58,9 @@ def prepare_weeks(cp: CompiledPlaybook, leads: Sequence[EventColumns], uptos: Se
     how many of lead ``i``'s events are at or before week ``w``'s end. None when the
     playbook's kernel precomputes nothing (decide each lead on its events).
     """
-    from engine.kernel import kernel_for
+    from engine.measure.week_answer import week_kernel
 
-    kernel = kernel_for(cp)
+    kernel = week_kernel(cp)  # its totals carry its key: the kernel that decides must prepare
     if kernel is None or not leads:
         return None
     import pyarrow as pa

@@ -27,9 +27,10 @@ from typing import Any
 
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
-from engine.evaluate import Decision, decide_for_row
+from engine.evaluate import decide_for_row
 from engine.events import Event, EventColumns, epoch_us
 from engine.io import LeadRecord
+from engine.measure.week_answer import WeekAnswer, week_kernel
 
 WEEK = timedelta(days=7)
 #: Ten years of weeks: more is a typo in --from/--to, not a funnel.
@@ -188,19 +189,19 @@ def _decide_chunk(cp: CompiledPlaybook, chunk: list[_Placed], ends: Sequence[dat
 
 
 def chunk_decisions(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequence[datetime]
-                    ) -> tuple[list[list[Decision]], list[Exception | None]]:
+                    ) -> tuple[list[list[WeekAnswer]], list[Exception | None]]:
     """Each lead's decision at each week end from its first week on (and the error of a
     lead whose decision raised), week by week: one instant at a time, as the kernel
     caches it. The kernel decides from each week's totals (engine.measure.week_sums)
-    where it has them, ``decide_for_row`` on the lead's events up to the end elsewhere."""
-    from engine.kernel import kernel_for
+    where it has them, ``decide_for_row`` on the lead's events up to the end elsewhere;
+    either way only what the funnel reads is kept (:mod:`engine.measure.week_answer`)."""
     from engine.measure.week_sums import prepare_weeks
 
     prepared = prepare_weeks(cp, [p.events for p in chunk], [p.uptos for p in chunk],
                              [p.first for p in chunk], ends)
     usable = [p.events.ids is None or not _repeats(p.events.ids) for p in chunk]
-    kernel = kernel_for(cp) if prepared is not None else None
-    decisions: list[list[Decision]] = [[] for _ in chunk]
+    kernel = week_kernel(cp) if prepared is not None else None
+    decisions: list[list[WeekAnswer]] = [[] for _ in chunk]
     failed: list[Exception | None] = [None] * len(chunk)
     for week, end in enumerate(ends):
         for index, placed in enumerate(chunk):
@@ -213,14 +214,17 @@ def chunk_decisions(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequen
                 if given is not None and kernel is not None:
                     # the kernel decides from the totals alone; None: it wants the events
                     sums, points, key = given
-                    columns = _NO_EVENTS if sums is not None else _first(placed.events, len(points or ()))
-                    decision = kernel.decide(lead.fields, EventColumns(
-                        columns.at_us, columns.types, columns.fields, None, columns.seqs, points, key,
-                        sums), end, lead.lead_id)
+                    if sums is not None:
+                        decision = kernel.decide_totals(lead.fields, sums, key, end, lead.lead_id)
+                    else:
+                        columns = _first(placed.events, len(points or ()))
+                        decision = kernel.decide(lead.fields, EventColumns(
+                            columns.at_us, columns.types, columns.fields, None, columns.seqs, points, key,
+                            None), end, lead.lead_id)
                 if decision is None:
                     upto = placed.uptos[week - placed.first]
-                    decision = decide_for_row(cp, lead.fields, _first(placed.events, upto), end,
-                                              lead_id=lead.lead_id)
+                    decision = WeekAnswer.of(decide_for_row(cp, lead.fields, _first(placed.events, upto),
+                                                            end, lead_id=lead.lead_id))
                 decisions[index].append(decision)
             except Exception as error:  # one lead's failure must not lose the run
                 failed[index] = error
@@ -238,9 +242,6 @@ def place(lead: LeadRecord, found: Sequence[Event], ends_us: Sequence[int]) -> _
         return 1
     first = bisect_right(ends_us, times[0] - 1)  # the week whose end is at or after it
     return _Placed(lead, events, first, [bisect_right(times, end) for end in ends_us[first:]])
-
-
-_NO_EVENTS = EventColumns([], [], {}, None, [])
 
 
 def _repeats(ids: Sequence[str | None]) -> bool:
@@ -276,8 +277,8 @@ def _first(events: EventColumns, count: int) -> EventColumns:
 
 def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, times: list[int],
                 first: int, ends: Sequence[datetime], ends_us: Sequence[int],
-                decisions: Sequence[Decision]) -> LeadWeeks:
-    stage_index = cp.stage_index
+                decisions: Sequence[WeekAnswer]) -> LeadWeeks:
+    stage_index = {s.rule.id: i for i, s in enumerate(cp.stages)}.__getitem__
     stages: list[int] = []
     excluded: list[bool] = []
     entries: list[tuple[int, int, datetime]] = []
@@ -331,11 +332,17 @@ def _rises(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, times: 
     """
     from engine.kernel import to_datetime
 
+    kernel = week_kernel(cp)
+    top = len(cp.stages) - 1
     for us in sorted(set(times)):
+        if stage >= top:
+            return  # nothing left to climb to: the rest of the week cannot add an entry
         at = to_datetime(us).astimezone(end.tzinfo)
-        upto = bisect_right(events.at_us, us)
-        found = cp.stage_index(decide_for_row(cp, lead.fields, _first(events, upto), at,
-                                              lead_id=lead.lead_id).stage)
+        history = _first(events, bisect_right(events.at_us, us))
+        decision = kernel.decide(lead.fields, history, at, lead.lead_id) if kernel is not None else None
+        if decision is None:  # the kernel declines (repeated ids, a mistyped field): decide does it
+            decision = decide_for_row(cp, lead.fields, history, at, lead_id=lead.lead_id)
+        found = cp.stage_index(decision.stage)
         if found > stage:
             yield week, found, at
             stage = found

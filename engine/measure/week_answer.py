@@ -1,0 +1,68 @@
+"""What the funnel reads of a decision, and a kernel that builds only that.
+
+The funnel decides each lead at every week end (≈24 decisions a lead); profiled, a
+tenth of that time went to building full :class:`~engine.decision.Decision` objects
+(a dict of 18 entries, breakdowns) that the funnel reads six attributes of. The
+same generated kernel, handed :func:`answer` as its ``Decision`` builder, computes
+exactly what it computed before and keeps only those six: the stage, exclusion and
+handoff (team, rule, due, priority) are the kernel's own values, not recomputed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from engine.compile import CompiledPlaybook
+from engine.decision import Decision, Handoff
+
+
+class WeekAnswer(NamedTuple):
+    """A decision as the funnel reads it (attribute names as on :class:`Decision`)."""
+
+    stage: str
+    excluded: str | None
+    handoff: Handoff | None
+    personas: tuple[str, ...]
+    target_account: bool
+    target_lead: bool
+
+    @classmethod
+    def of(cls, decision: Decision | WeekAnswer) -> WeekAnswer:
+        """The answer of a full decision (``decide_for_row``'s, where the kernel declines)."""
+        if isinstance(decision, WeekAnswer):
+            return decision
+        return cls(decision.stage, decision.excluded, decision.handoff, decision.personas,
+                   decision.target_account, decision.target_lead)
+
+
+def answer(lead_id: str, as_of: str, excluded: str | None, personas: tuple[str, ...],
+           target_account: bool, target_lead: bool, fit: float, fit_breakdown: Any, engagement: float,
+           engagement_breakdown: Any, recent: int, prior: int, surge: bool, stage: str, owner: str,
+           recycle: Any, handoff: Handoff | None) -> WeekAnswer:
+    """:meth:`Decision.from_values`'s arguments → the funnel's answer."""
+    return _new(WeekAnswer, (stage, excluded, handoff, personas, target_account, target_lead))
+
+
+_new = tuple.__new__  # NamedTuple's own __new__ is a lambda around it: one call less a decision
+
+
+_CACHE: dict[int, tuple[CompiledPlaybook, Any]] = {}
+
+
+def week_kernel(cp: CompiledPlaybook) -> Any:
+    """The playbook's kernel answering :class:`WeekAnswer` (built once), or None when the
+    playbook has no generated form. Its ``decide`` returns a WeekAnswer or None."""
+    cached = _CACHE.get(id(cp))
+    if cached is not None and cached[0] is cp:
+        return cached[1]
+    from engine.kernel import Kernel
+    from engine.kernel.emit import NoKernel
+
+    try:
+        kernel: Any = Kernel(cp, decision=answer)
+    except NoKernel:
+        kernel = None
+    if len(_CACHE) > 8:
+        _CACHE.clear()
+    _CACHE[id(cp)] = (cp, kernel)
+    return kernel
