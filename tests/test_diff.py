@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -265,10 +266,15 @@ def test_check_version_wants_a_newer_version_for_rule_changes(
 
     args = ["diff", "HEAD~1", "HEAD", "--no-impact", "--check-version"]
     assert main(args) == 1
-    assert "metadata.version is still '2026.11.1'; raise it (e.g. '2026.11.2')" in capsys.readouterr().err
     text = (repo / PB).read_text(encoding="utf-8")
-    for version, code in (("2026.11.2", 0), ("2026.10.9", 1), ("autumn", 0)):
-        (repo / PB).write_text(text.replace("version: 2026.11.1", f"version: {version}"))
+    current = re.search(r"version: (\d+)\.(\d+)\.(\d+)", text)
+    assert current is not None
+    year, month, patch = current.groups()
+    assert (f"metadata.version is still '{year}.{month}.{patch}'; raise it (e.g. "
+            f"'{year}.{month}.{int(patch) + 1}')") in capsys.readouterr().err
+    newer, older = f"{year}.{month}.{int(patch) + 1}", f"{int(year) - 1}.{month}.{patch}"
+    for version, code in ((newer, 0), (older, 1), ("autumn", 0)):
+        (repo / PB).write_text(text.replace(f"version: {current.group(0)[9:]}", f"version: {version}"))
         assert main(["diff", "--base", "HEAD~1", "--no-impact", "--check-version"]) == code, version
     assert "cannot be ordered; accepted because it changed" in capsys.readouterr().err
     # owners or description alone change no decision: no new version needed
