@@ -10,6 +10,15 @@ from engine.sql.aggregates import col
 from engine.sql.expressions import lit, not_null
 
 
+def _by_handoff(values: list[str], default: str) -> exp.Expr:
+    """``CASE handoff_index WHEN 0 THEN … ELSE default END``; just the default for a
+    playbook without handoffs (a CASE with no WHEN is a syntax error)."""
+    if not values:
+        return lit(default)
+    ifs = [exp.If(this=lit(i), true=lit(v)) for i, v in enumerate(values)]
+    return exp.Case(this=col("handoff_index"), ifs=ifs, default=lit(default))
+
+
 def output_select(cp: CompiledPlaybook, as_of: exp.Expr) -> exp.Select:
     """The last SELECT: ``Decision.to_row()``'s columns, in its order, from the pipeline's CTEs."""
     personas = [
@@ -26,16 +35,8 @@ def output_select(cp: CompiledPlaybook, as_of: exp.Expr) -> exp.Select:
         ifs=[exp.If(this=lit(i), true=lit(s.owner)) for i, s in enumerate(cp.stages)],
     )
     pick = [(h.rule.id, h.to) for h in cp.handoffs]
-    route = exp.Case(
-        this=col("handoff_index"),
-        ifs=[exp.If(this=lit(i), true=lit(to)) for i, (_, to) in enumerate(pick)],
-        default=lit("none"),
-    )
-    rule = exp.Case(
-        this=col("handoff_index"),
-        ifs=[exp.If(this=lit(i), true=lit(rid)) for i, (rid, _) in enumerate(pick)],
-        default=lit(""),
-    )
+    route = _by_handoff([to for _, to in pick], "none")
+    rule = _by_handoff([rid for rid, _ in pick], "")
     active = col("recycle_active")
     reason = exp.Case(ifs=[exp.If(this=active, true=col("recycle_reason"))], default=lit(""))
     rules = exp.Concat(
