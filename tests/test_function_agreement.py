@@ -195,3 +195,37 @@ def test_generated_leads(name: str) -> None:
         _rows_agree(cp, leads, numbers)
 
     check()
+
+
+FILES = Path(__file__).parent / "function_cases_files"
+
+
+def test_sum_and_avg_from_a_csv_export_on_both_backends(tmp_path: Path) -> None:
+    """Through the readers: a number field mapped ``type: number`` ("2,500", full-width digits,
+    an empty cell; text is a rejected row), both backends of ``engine evaluate`` write the
+    same bytes, and the stages say what sum() and avg() made of it."""
+    from click.testing import CliRunner
+
+    from engine.cli import cli
+
+    (tmp_path / "leads.csv").write_text("lead_id,Title\nL1,VP\nL2,CTO\nL3,x\nL4,y\n", encoding="utf-8")
+    (tmp_path / "events.csv").write_text(
+        "lead_id,at,Amount\n"
+        "L1,2026-10-01T00:00:00Z,1000.1\nL1,2026-10-02T00:00:00Z,0.2\n"  # 1000.3 within 90d: big
+        'L2,2026-10-01T00:00:00Z,"2,500"\nL2,2026-10-03T00:00:00Z,\n'  # avg 2500 of one number
+        "L3,2026-10-01T00:00:00Z,lots\n"  # rejected: not a number
+        "L4,2026-10-01T00:00:00Z,１０００\nL4,2026-10-01T00:00:00Z,0.2\n",  # full-width 1000
+        encoding="utf-8")
+    outputs = []
+    for backend in ("duckdb", "python"):
+        out = tmp_path / backend / "d.csv"
+        result = CliRunner().invoke(cli, [
+            "evaluate", str(FILES / "playbook.yaml"), "--mapping", str(FILES / "mapping.yaml"),
+            "--leads", str(tmp_path / "leads.csv"), "--events", str(tmp_path / "events.csv"),
+            "--as-of", "2026-10-28", "--out", str(out), "--backend", backend], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert "1 rejected" in result.output
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    stages = {line.split(",")[0]: line.split(",")[9] for line in outputs[0].decode().splitlines()[1:]}
+    assert stages == {"L1": "big", "L2": "steady", "L3": "lead", "L4": "lead"}
