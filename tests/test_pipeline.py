@@ -50,3 +50,22 @@ def test_the_walk_yields_every_expression_once_in_pipeline_order(path: Path) -> 
 def test_the_sections_are_the_checkers_contexts() -> None:
     assert tuple(s.context for s in PIPELINE) == CONTEXTS
     assert len({s.key for s in PIPELINE}) == len(PIPELINE)
+
+
+def test_every_writer_reads_the_one_row() -> None:
+    """The row is declared once (engine.decision.ROW): decide's row, its CSV cells, the batch
+    writers' header and Parquet types and the SQL query's SELECT all follow it."""
+    from datetime import UTC, datetime
+
+    from engine.batch import DECISION_COLUMNS, DECISION_TYPES
+    from engine.decision import ROW, ROW_COLUMNS
+    from engine.evaluate import decide
+    from engine.sql.query import build_query
+
+    cp = load_playbook(ROOT / "playbooks" / "smb-saas.yaml").compiled
+    assert cp is not None
+    decision = decide(cp, {}, [], datetime(2026, 11, 1, tzinfo=UTC))
+    assert tuple(decision.to_row()) == ROW_COLUMNS == DECISION_COLUMNS
+    assert len(decision.to_cells()) == len(ROW)
+    assert list(DECISION_TYPES.items()) == [(c.name, c.type) for c in ROW]
+    assert build_query(cp).tree.named_selects == list(ROW_COLUMNS)

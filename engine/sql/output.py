@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from engine.compile import CompiledPlaybook
-from engine.decision import EXCLUDED_SCORE_OFFSET
+from engine.decision import EXCLUDED_SCORE_OFFSET, ROW_COLUMNS
 from engine.sql.aggregates import col
 from engine.sql.expressions import lit, not_null
 
@@ -72,27 +72,33 @@ def output_select(cp: CompiledPlaybook, as_of: exp.Expr) -> exp.Select:
             ),
         ]
     )
-    return exp.select(
-        "lead_id",
-        exp.alias_(as_of.copy(), "as_of"),
-        exp.alias_(exp.Coalesce(this=col("excluded"), expressions=[lit("")]), "excluded"),
-        exp.alias_(persona_list, "personas"),
-        "target_account",
-        "target_lead",
-        "fit",
-        "engagement",
-        "surge",
-        exp.alias_(stage, "stage"),
-        exp.alias_(owner, "owner"),
-        exp.alias_(reason, "recycle_reason"),
-        exp.alias_(exp.Case(ifs=[exp.If(this=active.copy(), true=col("recycle_until"))]), "recycle_until"),
-        exp.alias_(route, "route"),
-        exp.alias_(rule, "handoff_rule"),
-        "due",
-        "priority",
-        exp.alias_(_score(), "score"),
-        exp.alias_(rules, "rules"),
-    )
+    columns: dict[str, exp.Expr] = {
+        "lead_id": col("lead_id"),
+        "as_of": as_of.copy(),
+        "excluded": exp.Coalesce(this=col("excluded"), expressions=[lit("")]),
+        "personas": persona_list,
+        "target_account": col("target_account"),
+        "target_lead": col("target_lead"),
+        "fit": col("fit"),
+        "engagement": col("engagement"),
+        "surge": col("surge"),
+        "stage": stage,
+        "owner": owner,
+        "recycle_reason": reason,
+        "recycle_until": exp.Case(ifs=[exp.If(this=active.copy(), true=col("recycle_until"))]),
+        "route": route,
+        "handoff_rule": rule,
+        "due": col("due"),
+        "priority": col("priority"),
+        "score": _score(),
+        "rules": rules,
+    }
+    return exp.select(*(_named(columns[name], name) for name in ROW_COLUMNS))
+
+
+def _named(e: exp.Expr, name: str) -> exp.Expr:
+    """A column under its row name (a column of that name as it is)."""
+    return e if isinstance(e, exp.Column) and e.name == name else exp.alias_(e, name)
 
 
 def _score() -> exp.Expr:
