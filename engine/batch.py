@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.compile import CompiledPlaybook
+from engine.decision import ROW, ROW_COLUMNS
 from engine.diagnostics import EngineError
 from engine.evaluate import Decision, KernelBug
 from engine.evaluate import decide_for_row as decide  # to_row() shows no breakdown
@@ -54,20 +55,13 @@ from engine.kernel import kernel_for
 from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue
 
 #: The columns of :meth:`engine.evaluate.Decision.to_row`, in order (a test keeps them equal).
-DECISION_COLUMNS = (
-    "lead_id", "as_of", "excluded", "personas", "target_account", "target_lead", "fit",
-    "engagement", "surge", "stage", "owner", "recycle_reason", "recycle_until", "route",
-    "handoff_rule", "due", "priority", "score", "rules",
-)
-_STRING, _BOOL, _FLOAT = "string", "bool", "float64"
+#: The decision row's columns (``engine.decision.ROW``, where the row is declared).
+DECISION_COLUMNS = ROW_COLUMNS
 #: Parquet types fixed up front: inferring them from the first rows would make
 #: ``priority`` a string column whenever the first rows have no handoff.
-DECISION_TYPES = dict.fromkeys(DECISION_COLUMNS, _STRING) | {
-    "target_account": _BOOL, "target_lead": _BOOL, "surge": _BOOL,
-    "fit": _FLOAT, "engagement": _FLOAT, "priority": _FLOAT, "score": _FLOAT,
-}
+DECISION_TYPES: dict[str, str] = {c.name: c.type for c in ROW}
 #: Columns the engine writes as numbers or booleans: data, never formula-guarded in a CSV.
-NOT_TEXT = frozenset(name for name, kind in DECISION_TYPES.items() if kind != _STRING)
+NOT_TEXT = frozenset(c.name for c in ROW if c.type != "string")
 #: Rejects shown in the message when ``--max-errors`` stops a run.
 SHOWN_REJECTS = 5
 _PROGRESS_EVERY = 500
@@ -524,7 +518,7 @@ def write_decisions(target: Path, rows: Iterator[dict[str, Any]], *, csv_guard: 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([(name, pa.bool_() if kind == _BOOL else pa.float64() if kind == _FLOAT
+    schema = pa.schema([(name, pa.bool_() if kind == "bool" else pa.float64() if kind == "float64"
                          else pa.string()) for name, kind in DECISION_TYPES.items()])
     with pq.ParquetWriter(str(target), schema, compression="zstd", store_schema=True) as writer:
         batch: list[dict[str, Any]] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from engine.compile import CompiledPlaybook, HandoffRule, RecycleRule
@@ -85,6 +85,31 @@ def rank_score(excluded: str | None, fit: float, engagement: float, priority: fl
 
 
 @dataclass(frozen=True)
+class Column:
+    """One column of the decision row: its name, its type (``string``, ``bool``, ``float64``:
+    the Parquet type; a CSV spells a bool ``true``/``false``, a float as ``repr`` does, None
+    as an empty cell) and whether it is an instant (ISO 8601 in the playbook's zone)."""
+
+    name: str
+    type: Literal["string", "bool", "float64"] = "string"
+    instant: bool = False
+
+
+#: The decision row, declared once: ``Decision.to_row``/``to_cells`` write it in this order,
+#: ``engine.batch`` heads files and types Parquet by it, and the SQL query
+#: (:mod:`engine.sql.output`) and its writer (:mod:`engine.sql.decisions`) select it.
+ROW: tuple[Column, ...] = (
+    Column("lead_id"), Column("as_of", instant=True), Column("excluded"), Column("personas"),
+    Column("target_account", "bool"), Column("target_lead", "bool"),
+    Column("fit", "float64"), Column("engagement", "float64"), Column("surge", "bool"),
+    Column("stage"), Column("owner"), Column("recycle_reason"), Column("recycle_until", instant=True),
+    Column("route"), Column("handoff_rule"), Column("due", instant=True),
+    Column("priority", "float64"), Column("score", "float64"), Column("rules"),
+)
+ROW_COLUMNS: tuple[str, ...] = tuple(c.name for c in ROW)
+
+
+@dataclass(frozen=True)
 class Decision:
     """Everything a playbook decides about one lead at one instant."""
 
@@ -135,28 +160,28 @@ class Decision:
         recycle = self.recycle if self.recycle is not None and self.recycle.active else None
         handoff = self.handoff
         rules = self._rules(recycle, handoff)
-        return {
-            "lead_id": self.lead_id,
-            "as_of": self.as_of,
-            "excluded": self.excluded or "",
-            "personas": ";".join(self.personas),
-            "target_account": self.target_account,
-            "target_lead": self.target_lead,
-            "fit": self.fit,
-            "engagement": self.engagement,
-            "surge": self.surge,
-            "stage": self.stage,
-            "owner": self.owner,
-            "recycle_reason": recycle.reason if recycle is not None else "",
-            "recycle_until": recycle.until if recycle is not None else "",
-            "route": handoff.to if handoff is not None else "none",
-            "handoff_rule": handoff.rule if handoff is not None else "",
-            "due": (handoff.due or "") if handoff is not None else "",
-            "priority": handoff.priority if handoff is not None else None,
-            "score": rank_score(self.excluded, self.fit, self.engagement,
-                                handoff.priority if handoff is not None else None),
-            "rules": rules,
-        }
+        return dict(zip(ROW_COLUMNS, (  # in ROW's order
+            self.lead_id,
+            self.as_of,
+            self.excluded or "",
+            ";".join(self.personas),
+            self.target_account,
+            self.target_lead,
+            self.fit,
+            self.engagement,
+            self.surge,
+            self.stage,
+            self.owner,
+            recycle.reason if recycle is not None else "",
+            recycle.until if recycle is not None else "",
+            handoff.to if handoff is not None else "none",
+            handoff.rule if handoff is not None else "",
+            (handoff.due or "") if handoff is not None else "",
+            handoff.priority if handoff is not None else None,
+            rank_score(self.excluded, self.fit, self.engagement,
+                       handoff.priority if handoff is not None else None),
+            rules,
+        ), strict=True))
 
     def to_cells(self) -> list[str]:
         """``to_row()``'s values as CSV text, spelled as ``engine.io.writers.format_cell``

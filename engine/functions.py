@@ -111,7 +111,8 @@ class KernelCall(Protocol):
     def literals(self) -> list[Any]: ...  # the arguments' values; no kernel form unless literal
     def filters(self) -> tuple[tuple[str, Any], ...]: ...  # field=value filters, sorted
     def aggregate(self, kind: str, type_: str | None, within: int | None,
-                  fields: tuple[tuple[str, Any], ...] = (), stage: str | None = None) -> str: ...
+                  fields: tuple[tuple[str, Any], ...] = (), stage: str | None = None,
+                  value: str | None = None) -> str: ...
     def persona(self, persona_id: str) -> str: ...
     def emitted(self, text: str, number: bool = False, boolean: bool = False) -> Any: ...
     def call(self, boolean: bool = False) -> Any: ...  # ``impl(None, *args)`` inline
@@ -163,8 +164,8 @@ Gaps = Callable[[ast.Call, Callable[[ast.AST], Iterator[str]]], Iterator[str]]
 class Param:
     """A parameter. ``kind`` is a value type (``number``, ``string``, ``datetime``) or
     a literal-only kind resolved at compile time: ``event_type``, ``stage_id``,
-    ``persona_id``, ``duration``; ``pattern`` is a string compiled by re2 (at compile
-    time when literal)."""
+    ``persona_id``, ``duration``, ``event_field`` (a field the call's event type declares);
+    ``pattern`` is a string compiled by re2 (at compile time when literal)."""
 
     name: str
     kind: str
@@ -173,7 +174,7 @@ class Param:
 
     @property
     def literal_only(self) -> bool:
-        return self.kind in ("event_type", "stage_id", "persona_id", "duration")
+        return self.kind in ("event_type", "stage_id", "persona_id", "duration", "event_field")
 
 
 @dataclass(frozen=True)
@@ -320,6 +321,48 @@ def _count_since_recycle(rt: Runtime, type_: str, fields: Mapping[str, Any] | No
     return rt.history.count(type_, None, fields, after=since)
 
 
+#: Numbers are summed as integers of 2**-64 (a double's every bit down to 2**-11, so
+#: 0.1 + 0.2 is 0.30000000000000004 as in Python): integers add up the same in any order,
+#: so every backend's total is the same integer, then one rounding makes it a double.
+UNIT = 2.0**64
+#: The magnitude from which a value is not added: its units must fit in 128 bits, summed
+#: over millions of events (SQL's HUGEINT). A trillion is more than any amount or duration.
+LIMIT = 2.0**40
+
+
+def units(value: Any) -> int | None:
+    """An event field's number in whole 2**-64 units (``floor(v * 2**64)``, exact for
+    ``|v| >= 2**-11``); None for anything not a number (None, text, bool) or beyond LIMIT."""
+    if type(value) is not float and type(value) is not int:
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    if not -LIMIT < number < LIMIT:
+        return None
+    return math.floor(number * UNIT)
+
+
+def from_units(total: int) -> float:
+    """A total of 2**-64 units as the nearest double (SQL: ``CAST(total AS DOUBLE) / 2**64``)."""
+    return float(total) / UNIT
+
+
+def _numbers(events: Sequence[Any], field: str) -> list[int]:
+    found = (units(e.fields.get(field)) for e in events)
+    return [u for u in found if u is not None]
+
+
+def _sum(rt: Runtime, type_: str, field: str, within: float | None = None) -> float:
+    return from_units(sum(_numbers(rt.history.in_window(type_, within), field)))
+
+
+def _avg(rt: Runtime, type_: str, field: str, within: float | None = None) -> float | None:
+    found = _numbers(rt.history.in_window(type_, within), field)
+    return from_units(sum(found)) / len(found) if found else None
+
+
 # --- reference forms: naive, scanning the whole history (reference.py runs them) ---
 
 
@@ -371,6 +414,19 @@ def _ref_count_since_recycle(n: Naive, type_: str, **fields: Any) -> int:
     return sum(1 for e in n.events if e.at > since and _filtered(e, type_, fields))
 
 
+def _ref_numbers(n: Naive, type_: str, field: str, within: str | None) -> list[int]:
+    return _numbers([e for e in n.window(within) if e.type == type_], field)
+
+
+def _ref_sum(n: Naive, type_: str, field: str, within: str | None = None) -> float:
+    return from_units(sum(_ref_numbers(n, type_, field, within)))
+
+
+def _ref_avg(n: Naive, type_: str, field: str, within: str | None = None) -> float | None:
+    found = _ref_numbers(n, type_, field, within)
+    return from_units(sum(found)) / len(found) if found else None
+
+
 # --- kernel forms: source text over the one pass's aggregate variables (engine.kernel) ---
 
 
@@ -397,6 +453,19 @@ def _k_days_since(k: KernelCall) -> Any:
 def _k_content_stage(k: KernelCall) -> Any:
     stage, within = k.literals()
     return k.emitted(k.aggregate("seen_stage", None, within, stage=stage), boolean=True)
+
+
+def _k_sum(k: KernelCall) -> Any:  # the loop adds the field's units ("units") and counts them ("numbers")
+    type_, field, within = k.literals()
+    total = k.aggregate("units", type_, within, value=field)
+    return k.emitted(f"from_units({total})", number=True)
+
+
+def _k_avg(k: KernelCall) -> Any:
+    type_, field, within = k.literals()
+    total = k.aggregate("units", type_, within, value=field)
+    many = k.aggregate("numbers", type_, within, value=field)
+    return k.emitted(f"(from_units({total}) / {many} if {many} else None)")
 
 
 def _k_persona(k: KernelCall) -> Any:
@@ -444,6 +513,39 @@ def _sql_days_since(a: SqlAggregateCall) -> tuple[Any, Any]:
     days = exp.Div(this=exp.Div(this=a.double(youngest), expression=a.double(a.lit(a.us))),
                    expression=a.double(a.lit(86400)))
     return days, exp.null()
+
+
+def _sql_units(a: SqlAggregateCall) -> tuple[Any, Any]:
+    """(the matching events' total in 2**-64 units as a 128-bit integer, how many numbers)."""
+    exp = a.exp
+    type_, field = a.node.args[0], a.node.args[1]
+    assert isinstance(type_, ast.Constant) and isinstance(field, ast.Constant)
+    assert isinstance(field.value, str)
+    cond = exp.EQ(this=a.col("type"), expression=a.lit(type_.value))
+    window = a.within(2)
+    if window is not None:
+        cond = exp.and_(cond, window)
+    a.read(field.value)
+    number = exp.TryCast(this=a.col(field.value), to=exp.DataType.build("DOUBLE"))
+    inside = exp.LT(this=exp.Abs(this=number), expression=a.double(a.lit(int(LIMIT))))
+    scaled = exp.Floor(this=exp.Mul(this=number.copy(), expression=a.double(a.lit(int(UNIT)))))
+    unit = exp.Case(ifs=[exp.If(this=exp.and_(cond, inside), true=exp.cast(scaled, "HUGEINT"))])
+    return exp.Sum(this=unit), exp.Count(this=unit.copy())
+
+
+def _sql_from_units(a: SqlAggregateCall, total: Any) -> Any:
+    return a.exp.Div(this=a.double(total), expression=a.double(a.lit(int(UNIT))))
+
+
+def _sql_sum(a: SqlAggregateCall) -> tuple[Any, Any]:
+    total, _ = _sql_units(a)
+    value = _sql_from_units(a, total)
+    return a.exp.Coalesce(this=value, expressions=[a.lit(0.0)]), a.lit(0.0)
+
+
+def _sql_avg(a: SqlAggregateCall) -> tuple[Any, Any]:
+    total, many = _sql_units(a)  # no number: SUM is NULL, and so is the average
+    return a.exp.Div(this=_sql_from_units(a, total), expression=a.double(many)), a.exp.null()
 
 
 def _sql_content_stage(a: SqlAggregateCall) -> tuple[Any, Any]:
@@ -611,6 +713,27 @@ FUNCTIONS: dict[str, Function] = {
             variadic=True,
             reference=_ref_extreme(max), kernel=_k_call, sql=_sql_extreme(False), sql_gaps=_gaps_args,
             examples=("max(fit, engagement) >= 40",),
+        ),
+        Function(
+            "sum",
+            (_TYPE, Param("field", "event_field"), _WITHIN),
+            "number",
+            "The total of a number field (mapped `type: number`) over events of a type "
+            "(within a window); 0 if none. The same on every backend: values are added as "
+            "whole 2^-64 units (any order), then rounded once; |value| >= 2^40 or text is not added.",
+            _sum,
+            reference=_ref_sum, kernel=_k_sum, sql_aggregate=_sql_sum, sql_gaps=_gaps_none,
+            aggregate=True, examples=('sum("deal", "amount", within="90d") >= 10000',),
+        ),
+        Function(
+            "avg",
+            (_TYPE, Param("field", "event_field"), _WITHIN),
+            "number",
+            "The mean of a number field over events of a type (within a window): sum() "
+            "divided by how many events carry a number; None if none do.",
+            _avg,
+            reference=_ref_avg, kernel=_k_avg, sql_aggregate=_sql_avg, sql_gaps=_gaps_none,
+            aggregate=True, examples=('avg("deal", "amount") > 500',),
         ),
         Function(
             "count_since_recycle",

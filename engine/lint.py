@@ -14,26 +14,21 @@ from engine.compile import CompiledPlaybook, NodePath
 from engine.diagnostics import Diagnostic, Severity
 from engine.expr import CompiledExpression
 from engine.expr.reach import never_holds, stages_where_certain, stages_where_possible
+from engine.functions import NAMES
 from engine.load import Document
 from engine.model import SECTIONS, Playbook
+from engine.pipeline import expression_sites
 
 #: The event type whose points the opens-only lint looks at (seed 003).
 EMAIL_OPEN = "email_open"
 
 
 def _expressions(cp: CompiledPlaybook) -> Iterator[tuple[NodePath, CompiledExpression]]:
-    for rule in cp.exclusions:
-        if rule.expr is not None:
-            yield rule.path, rule.expr
-    for stage in cp.stages:
-        if stage.rule.expr is not None:
-            yield stage.rule.path, stage.rule.expr
-    for handoff in cp.handoffs:
-        if handoff.rule.expr is not None:
-            yield handoff.rule.path, handoff.rule.expr
-    for reason in cp.recycle:
-        if reason.reenter is not None:
-            yield (*reason.rule.path, "reenter_when"), reason.reenter
+    """The conditions that may read fit and engagement (the sections from exclusions on);
+    a handoff's priority is a number, not a condition, and is left out."""
+    for site in expression_sites(cp):
+        if site.role != "priority" and NAMES["fit"].available(site.section.context):
+            yield (site.path if site.role == "when" else (*site.path, site.role)), site.expr
 
 
 def max_fit(cp: CompiledPlaybook) -> float:

@@ -61,7 +61,7 @@ def test_every_entry_has_every_form(name: str) -> None:
 
 
 _VOCABULARY = Vocabulary(
-    event_fields={"web_visit": ["page"], "demo_request": [], "email_open": []},
+    event_fields={"web_visit": ["page"], "demo_request": [], "email_open": [], "deal": ["amount"]},
     stages=("lead", "promising"), personas=("buyer",), lists=("competitors",),
     lead_fields={"title": "string", "country": "string", "employees": "number"},
     content_stages=("promising",),

@@ -393,6 +393,9 @@ class Checker:
             else:
                 hint = did_you_mean(kw.arg, [p.name for p in fn.params if p.keyword])
                 self.issue(kw, "E-EXPR-ARGS", f"`{fn.name}` has no keyword `{kw.arg}`", hint)
+        for param in fn.params:
+            if param.kind == "event_field" and param.name in bound:
+                self._event_field(bound[param.name], event_type)
         for param in required:
             if param.name not in bound and len(node.args) >= len(required):
                 msg = f"missing argument `{param.name}`: {fn.signature()}"
@@ -401,7 +404,7 @@ class Checker:
     def _argument(self, fn: Function, kind: str, arg: ast.expr, pname: str) -> None:
         t = self.visit(arg)
         literal = arg.value if isinstance(arg, ast.Constant) else None
-        if kind in ("event_type", "stage_id", "persona_id", "duration"):
+        if kind in ("event_type", "stage_id", "persona_id", "duration", "event_field"):
             if not isinstance(literal, str):
                 self.issue(
                     arg,
@@ -441,6 +444,9 @@ class Checker:
                     )
 
     def _literal(self, kind: str, arg: ast.expr, value: str) -> None:
+        if kind == "event_field":  # checked against the call's event type in _arguments
+            self.out.resolved[id(arg)] = value
+            return
         if kind == "duration":
             try:
                 self.out.resolved[id(arg)] = parse_seconds(value)
@@ -465,6 +471,23 @@ class Checker:
             self.issue(arg, "E-EXPR-REF", f"unknown {what} `{value}`", did_you_mean(value, pool))
             return
         self.out.resolved[id(arg)] = value
+
+    def _event_field(self, arg: ast.expr, event_type: ast.expr | None) -> None:
+        """A field argument (``sum("deal", "amount")``): one the event type declares."""
+        if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+            return  # already reported: not a quoted field
+        if not (isinstance(event_type, ast.Constant) and isinstance(event_type.value, str)):
+            return
+        etype, name = event_type.value, arg.value
+        if etype not in self.vocab.event_fields:
+            return
+        declared = list(self.vocab.event_fields[etype])
+        if name not in declared:
+            hint = did_you_mean(name, declared) or (
+                f"`{etype}` has fields: {', '.join(declared)}" if declared
+                else f"`{etype}` declares no fields"
+            )
+            self.issue(arg, "E-EXPR-REF", f"`{etype}` events have no field `{name}`", hint)
 
     def _field_filter(self, kw: ast.keyword, event_type: ast.expr | None, keywords: Sequence[str]) -> None:
         t = self.visit(kw.value)

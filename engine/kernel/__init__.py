@@ -38,6 +38,7 @@ from engine.decision import (
     score,
 )
 from engine.events import _EPOCH, Event, EventColumns, epoch_us
+from engine.functions import from_units, units
 from engine.kernel.decay import block_points
 from engine.kernel.emit import NoKernel
 from engine.kernel.source import generate
@@ -75,7 +76,7 @@ class Kernel:
             "make_handoff": self._handoff, "new_handoff": Handoff.from_values, "priority_of": priority_of,
             "make_recycle": self._recycle, "weigh": self._weigh,
             "sticky_floor": self._sticky_floor,
-            "stage_of": cp.content_stage_of,
+            "stage_of": cp.content_stage_of, "units": units, "from_units": from_units,
         }
         generated = generate(cp, helpers)
         self.source = generated.source

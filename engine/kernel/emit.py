@@ -45,11 +45,14 @@ class NoKernel(Exception):
 class Aggregate:
     """One history function call with literal arguments: what the event loop computes."""
 
-    fn: str  # the loop's kind: tally | latest | seen_stage | since_tally (after the recycle trigger)
-    type: str | None  # event type (tally, latest); None for seen_stage
+    #: the loop's kind: tally | latest | seen_stage | since_tally (after the recycle trigger) |
+    #: units (a number field's total in 2**-32 units) | numbers (how many events carry one)
+    fn: str
+    type: str | None  # event type (tally, latest, units, numbers); None for seen_stage
     within: int | None  # window in seconds
     fields: tuple[tuple[str, Any], ...] = ()  # a tally's field=value filters
     stage: str | None = None  # seen_stage's stage id (content mapped to it)
+    value: str | None = None  # the number field of units and numbers
 
 
 @dataclass
@@ -281,8 +284,9 @@ class _Call:
         return tuple(sorted((k, v.value) for k, v in self.fields.items() if isinstance(v, _Const)))
 
     def aggregate(self, kind: str, type_: str | None, within: int | None,
-                  fields: tuple[tuple[str, Any], ...] = (), stage: str | None = None) -> str:
-        return self.emitter.ns.aggregate(Aggregate(kind, type_, within, fields, stage))
+                  fields: tuple[tuple[str, Any], ...] = (), stage: str | None = None,
+                  value: str | None = None) -> str:
+        return self.emitter.ns.aggregate(Aggregate(kind, type_, within, fields, stage, value))
 
     def persona(self, persona_id: str) -> str:
         persona = self.emitter.ns.personas.get(persona_id)

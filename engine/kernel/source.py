@@ -240,7 +240,10 @@ def _fields(cp: CompiledPlaybook, ns: Namespace) -> tuple[str, ...]:
     if any(rule.on == "disposition" for rule in cp.recycle) and "reason" not in names:
         names.append("reason")
     for aggregate in ns.aggregates:
-        for name, _ in aggregate.fields:
+        read = [name for name, _ in aggregate.fields]
+        if aggregate.value is not None:
+            read.append(aggregate.value)
+        for name in read:
             if name not in names:
                 names.append(name)
     return tuple(names)
@@ -255,7 +258,8 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
     w(1, "micro = 0")
     w(1, "recent = prior = 0")
     for aggregate, name in ns.aggregates.items():
-        initial = {"tally": "0", "latest": "None", "seen_stage": "False"}.get(aggregate.fn)
+        initial = {"tally": "0", "latest": "None", "seen_stage": "False", "units": "0",
+                   "numbers": "0"}.get(aggregate.fn)
         if initial is not None:  # since_tally lives in the after-trigger pass
             w(1, f"{name} = {initial}")
     for index in range(len(cp.recycle)):
@@ -317,11 +321,14 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
             if aggregate.within is not None:
                 conditions.append(f"age < {_us(aggregate.within)}")
             conditions += [f"{var[k]} == {ns.constant(v)}" for k, v in aggregate.fields]
+            if aggregate.value is not None:  # units, numbers: events whose field is a number
+                conditions.append(f"(u := units({var[aggregate.value]})) is not None")
+            step = "u" if aggregate.fn == "units" else "1"
             if conditions:
                 w(4, f"if {' and '.join(conditions)}:")
-                w(5, f"{name} += 1")
+                w(5, f"{name} += {step}")
             else:
-                w(4, f"{name} += 1")
+                w(4, f"{name} += {step}")
 
 
 def type_codes(cp: CompiledPlaybook, counted: Mapping[str, object]) -> dict[str, int]:

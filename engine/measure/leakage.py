@@ -18,36 +18,19 @@ from engine.expr import CompiledExpression
 from engine.io import Mapping
 from engine.io.mapping import field_spec
 from engine.load import Document
+from engine.pipeline import expression_sites
 
 
 def expressions(cp: CompiledPlaybook) -> Iterator[tuple[NodePath, str, CompiledExpression]]:
     """Every compiled expression with where it is written and what it is (rule id)."""
-    for rule in cp.personas:
-        if rule.expr is not None:
-            yield rule.path, f"persona {rule.id}", rule.expr
-    for target in (cp.target_accounts, cp.target_leads):
-        if target is not None and target.expr is not None:
-            yield target.path, f"target {target.id}", target.expr
-    for fit in cp.fit_rules:
-        for expr, _ in fit.branches:
-            yield fit.path, f"fit rule {fit.id}", expr
-    if cp.surge is not None and cp.surge.expr is not None:
-        yield cp.surge.path, "surge", cp.surge.expr
-    for rule in cp.exclusions:
-        if rule.expr is not None:
-            yield rule.path, f"exclusion {rule.id}", rule.expr
-    for stage in cp.stages:
-        if stage.rule.expr is not None:
-            yield stage.rule.path, f"stage {stage.rule.id}", stage.rule.expr
-    for handoff in cp.handoffs:
-        if handoff.rule.expr is not None:
-            yield handoff.rule.path, f"handoff {handoff.rule.id}", handoff.rule.expr
-        if handoff.priority is not None:
-            where = _beside(handoff.rule.path, "priority")
-            yield where, f"handoff {handoff.rule.id} priority", handoff.priority
-    for reason in cp.recycle:
-        if reason.reenter is not None:
-            yield _beside(reason.rule.path, "reenter_when"), f"recycle {reason.rule.id}", reason.reenter
+    for site in expression_sites(cp):
+        label = site.section.label
+        what = label if site.rule is None else f"{label} {site.rule}"
+        if site.role == "when":
+            yield site.path, what, site.expr
+        else:  # a priority is named as such; a re-entry condition by its reason
+            suffix = " priority" if site.role == "priority" else ""
+            yield _beside(site.path, site.role), what + suffix, site.expr
 
 
 def _beside(path: NodePath, key: str) -> NodePath:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.batch import DECISION_COLUMNS, NOT_TEXT, Summary, write_decisions
-from engine.decision import Decision, Handoff, Recycle
+from engine.decision import ROW, Decision, Handoff, Recycle
 from engine.diagnostics import EngineError
 from engine.io import file_format
 from engine.io.scratch import stall_point
@@ -37,10 +37,11 @@ def make_table(con: Any, source: str, as_of: str, zone: str) -> None:
     from engine.sql.duckdb_backend import iso_sql
 
     columns = []
-    for name in DECISION_COLUMNS:
-        if name == "as_of":
+    for column in ROW:
+        name = column.name
+        if name == "as_of":  # the run's instant, spelled once
             columns.append(f"{literal(as_of)} AS as_of")
-        elif name in ("recycle_until", "due"):
+        elif column.instant:
             columns.append(f"{iso_sql('q.' + quote(name), zone)} AS {name}")
         else:
             columns.append(f"q.{quote(name)}")

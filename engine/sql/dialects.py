@@ -105,15 +105,6 @@ def render(
 
 def _expressions(cp: CompiledPlaybook) -> list[CompiledExpression]:
     """Every compiled expression of the playbook."""
-    exprs = [
-        r.expr
-        for r in (*cp.personas, *cp.exclusions, *(s.rule for s in cp.stages), *(h.rule for h in cp.handoffs))
-    ]
-    exprs += [
-        cp.target_accounts.expr if cp.target_accounts else None,
-        cp.target_leads.expr if cp.target_leads else None,
-        cp.surge.expr if cp.surge else None,
-    ]
-    exprs += [e for rule in cp.fit_rules for e, _ in rule.branches]
-    exprs += [h.priority for h in cp.handoffs] + [r.reenter for r in cp.recycle]
-    return [e for e in exprs if e is not None]
+    from engine.pipeline import expression_sites
+
+    return [site.expr for site in expression_sites(cp)]

@@ -5,9 +5,18 @@ from __future__ import annotations
 from sqlglot import exp
 
 from engine.compile import CompiledPlaybook
-from engine.decision import EXCLUDED_SCORE_OFFSET
+from engine.decision import EXCLUDED_SCORE_OFFSET, ROW_COLUMNS
 from engine.sql.aggregates import col
 from engine.sql.expressions import lit, not_null
+
+
+def _by_handoff(values: list[str], default: str) -> exp.Expr:
+    """``CASE handoff_index WHEN 0 THEN … ELSE default END``; just the default for a
+    playbook without handoffs (a CASE with no WHEN is a syntax error)."""
+    if not values:
+        return lit(default)
+    ifs = [exp.If(this=lit(i), true=lit(v)) for i, v in enumerate(values)]
+    return exp.Case(this=col("handoff_index"), ifs=ifs, default=lit(default))
 
 
 def output_select(cp: CompiledPlaybook, as_of: exp.Expr) -> exp.Select:
@@ -26,16 +35,8 @@ def output_select(cp: CompiledPlaybook, as_of: exp.Expr) -> exp.Select:
         ifs=[exp.If(this=lit(i), true=lit(s.owner)) for i, s in enumerate(cp.stages)],
     )
     pick = [(h.rule.id, h.to) for h in cp.handoffs]
-    route = exp.Case(
-        this=col("handoff_index"),
-        ifs=[exp.If(this=lit(i), true=lit(to)) for i, (_, to) in enumerate(pick)],
-        default=lit("none"),
-    )
-    rule = exp.Case(
-        this=col("handoff_index"),
-        ifs=[exp.If(this=lit(i), true=lit(rid)) for i, (rid, _) in enumerate(pick)],
-        default=lit(""),
-    )
+    route = _by_handoff([to for _, to in pick], "none")
+    rule = _by_handoff([rid for rid, _ in pick], "")
     active = col("recycle_active")
     reason = exp.Case(ifs=[exp.If(this=active, true=col("recycle_reason"))], default=lit(""))
     rules = exp.Concat(
@@ -71,27 +72,33 @@ def output_select(cp: CompiledPlaybook, as_of: exp.Expr) -> exp.Select:
             ),
         ]
     )
-    return exp.select(
-        "lead_id",
-        exp.alias_(as_of.copy(), "as_of"),
-        exp.alias_(exp.Coalesce(this=col("excluded"), expressions=[lit("")]), "excluded"),
-        exp.alias_(persona_list, "personas"),
-        "target_account",
-        "target_lead",
-        "fit",
-        "engagement",
-        "surge",
-        exp.alias_(stage, "stage"),
-        exp.alias_(owner, "owner"),
-        exp.alias_(reason, "recycle_reason"),
-        exp.alias_(exp.Case(ifs=[exp.If(this=active.copy(), true=col("recycle_until"))]), "recycle_until"),
-        exp.alias_(route, "route"),
-        exp.alias_(rule, "handoff_rule"),
-        "due",
-        "priority",
-        exp.alias_(_score(), "score"),
-        exp.alias_(rules, "rules"),
-    )
+    columns: dict[str, exp.Expr] = {
+        "lead_id": col("lead_id"),
+        "as_of": as_of.copy(),
+        "excluded": exp.Coalesce(this=col("excluded"), expressions=[lit("")]),
+        "personas": persona_list,
+        "target_account": col("target_account"),
+        "target_lead": col("target_lead"),
+        "fit": col("fit"),
+        "engagement": col("engagement"),
+        "surge": col("surge"),
+        "stage": stage,
+        "owner": owner,
+        "recycle_reason": reason,
+        "recycle_until": exp.Case(ifs=[exp.If(this=active.copy(), true=col("recycle_until"))]),
+        "route": route,
+        "handoff_rule": rule,
+        "due": col("due"),
+        "priority": col("priority"),
+        "score": _score(),
+        "rules": rules,
+    }
+    return exp.select(*(_named(columns[name], name) for name in ROW_COLUMNS))
+
+
+def _named(e: exp.Expr, name: str) -> exp.Expr:
+    """A column under its row name (a column of that name as it is)."""
+    return e if isinstance(e, exp.Column) and e.name == name else exp.alias_(e, name)
 
 
 def _score() -> exp.Expr:

@@ -22,6 +22,7 @@ from engine.diagnostics import Diagnostic, Severity
 from engine.expr import CompiledExpression
 from engine.functions import FUNCTIONS
 from engine.load import Document
+from engine.pipeline import expression_sites
 
 CODE = "W-NO-SQL-FORM"
 #: Names the query has a column for (``engine.sql.query._Builder.names``).
@@ -33,33 +34,12 @@ _LITERALS = (type(None), bool, int, float, str)
 
 def expressions(cp: CompiledPlaybook) -> Iterator[tuple[NodePath, str, CompiledExpression]]:
     """Every compiled expression, with its place in the document and the query's name for it."""
-    for rule in cp.personas:
-        if rule.expr is not None:
-            yield rule.path, f"personas.{rule.id}", rule.expr
-    for target in (cp.target_accounts, cp.target_leads):
-        if target is not None and target.expr is not None:
-            yield target.path, f"targets.{target.id}", target.expr
-    for fit_rule in cp.fit_rules:
-        for index, (expr, _) in enumerate(fit_rule.branches):
-            path = (*fit_rule.path, "first_of", index) if len(fit_rule.branches) > 1 else fit_rule.path
-            yield path, f"scoring.fit.{fit_rule.id}", expr
-    if cp.surge is not None and cp.surge.expr is not None:
-        yield cp.surge.path, "scoring.surge", cp.surge.expr
-    for rule in cp.exclusions:
-        if rule.expr is not None:
-            yield rule.path, f"exclusions.{rule.id}", rule.expr
-    for stage in cp.stages:
-        if stage.rule.expr is not None:
-            yield stage.rule.path, f"stages.{stage.rule.id}", stage.rule.expr
-    for reason in cp.recycle:
-        if reason.reenter is not None:
-            where = f"recycle.{reason.rule.id}.reenter_when"
-            yield (*reason.rule.path, "reenter_when"), where, reason.reenter
-    for handoff in cp.handoffs:
-        if handoff.rule.expr is not None:
-            yield handoff.rule.path, f"handoffs.{handoff.rule.id}", handoff.rule.expr
-        if handoff.priority is not None:
-            yield (*handoff.rule.path, "priority"), f"handoffs.{handoff.rule.id}.priority", handoff.priority
+    for site in expression_sites(cp):
+        where = site.section.key if site.rule is None else f"{site.section.key}.{site.rule}"
+        path = site.path if site.branch is None else (*site.path, "first_of", site.branch)
+        if site.role != "when":
+            path, where = (*path, site.role), f"{where}.{site.role}"
+        yield path, where, site.expr
 
 
 def gaps(cp: CompiledPlaybook) -> Iterator[tuple[NodePath, str]]:
