@@ -46,7 +46,7 @@ from engine.kernel.sums import block_sums
 
 __all__ = ["Kernel", "NoKernel", "kernel_for"]
 
-_CACHE: dict[int, tuple[CompiledPlaybook, Kernel | None]] = {}
+_CACHE: dict[tuple[int, int], tuple[CompiledPlaybook, Kernel | None]] = {}
 _NONES = repeat(None)
 #: Python types a lead field's value may have, by its declared kind.
 _DECLARED: dict[str, type | tuple[type, ...]] = {
@@ -265,16 +265,18 @@ def _repeats(ids: Sequence[str | None]) -> bool:
     return len(set(present)) != len(present)
 
 
-def kernel_for(cp: CompiledPlaybook) -> Kernel | None:
-    """The playbook's kernel (built once), or None when it has no generated form."""
-    cached = _CACHE.get(id(cp))
+def kernel_for(cp: CompiledPlaybook, decision: Callable[..., Any] | None = None) -> Kernel | None:
+    """The playbook's kernel (built once per ``decision`` builder, see :class:`Kernel`), or
+    None when it has no generated form."""
+    key = (id(cp), id(decision))
+    cached = _CACHE.get(key)
     if cached is not None and cached[0] is cp:
         return cached[1]
     try:
-        kernel: Kernel | None = Kernel(cp)
+        kernel: Kernel | None = Kernel(cp, decision=decision)
     except NoKernel:
         kernel = None
     if len(_CACHE) > 64:
         _CACHE.clear()
-    _CACHE[id(cp)] = (cp, kernel)
+    _CACHE[key] = (cp, kernel)
     return kernel

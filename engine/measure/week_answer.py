@@ -46,23 +46,9 @@ def answer(lead_id: str, as_of: str, excluded: str | None, personas: tuple[str, 
 _new = tuple.__new__  # NamedTuple's own __new__ is a lambda around it: one call less a decision
 
 
-_CACHE: dict[int, tuple[CompiledPlaybook, Any]] = {}
-
-
 def week_kernel(cp: CompiledPlaybook) -> Any:
     """The playbook's kernel answering :class:`WeekAnswer` (built once), or None when the
     playbook has no generated form. Its ``decide`` returns a WeekAnswer or None."""
-    cached = _CACHE.get(id(cp))
-    if cached is not None and cached[0] is cp:
-        return cached[1]
-    from engine.kernel import Kernel
-    from engine.kernel.emit import NoKernel
+    from engine.kernel import kernel_for
 
-    try:
-        kernel: Any = Kernel(cp, decision=answer)
-    except NoKernel:
-        kernel = None
-    if len(_CACHE) > 8:
-        _CACHE.clear()
-    _CACHE[id(cp)] = (cp, kernel)
-    return kernel
+    return kernel_for(cp, decision=answer)
