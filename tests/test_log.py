@@ -112,6 +112,21 @@ def test_log_since_and_bad_paths(history: Path, capsys: pytest.CaptureFixture[st
     assert main(["log", "--since", "nope"]) == 2
 
 
+def test_log_since_skips_playbooks_untouched_in_the_range(
+        history: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`engine log --since REV` over every playbook failed when one had no commit since REV."""
+    (history / "playbooks" / "quiet.yaml").write_text(_playbook("1", 10, 5))
+    _commit(history, "Add a quiet playbook", 6)
+    (history / "playbooks" / "small.yaml").write_text(_playbook("5", 30, 20))
+    _commit(history, "Fix the typo", 7)
+    assert main(["log", "--since", "HEAD~1", "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert list(shown) == ["playbooks/small.yaml"]
+    assert [e["message"].splitlines()[0] for e in shown["playbooks/small.yaml"]] == ["Fix the typo"]
+    assert main(["log", "--since", "HEAD"]) == 0
+    assert capsys.readouterr().out == "no playbook changed since HEAD\n"
+
+
 def test_log_on_this_repository(monkeypatch: pytest.MonkeyPatch,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     if not (ROOT / ".git").exists():

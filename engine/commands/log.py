@@ -45,8 +45,13 @@ def log(playbooks: tuple[str, ...], since: str | None, fmt: str) -> None:
         raise EngineError("no playbooks to show: name them, or run in a repository with playbooks/")
     history = log_playbooks(paths, since)
     for path, entries in history.items():
-        if not entries:
+        if not entries and since is None:
             raise EngineError(f"{path}: no commit touched it (is the path right?)")
+    # With --since, a playbook no commit touched in the range has nothing to show, not an error.
+    history = {path: entries for path, entries in history.items() if entries}
+    if not history and fmt != "json":
+        click.echo(f"no playbook changed since {since}")
+        return
     if fmt == "json":
         data = {path: [e.to_dict() for e in entries] for path, entries in history.items()}
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
