@@ -41,7 +41,8 @@ from engine.events import Event, EventColumns  # noqa: E402
 from engine.io import load_mapping  # noqa: E402
 from engine.io.arrow_events import EventBlock, event_blocks  # noqa: E402
 from engine.io.block_merge import merge_blocks  # noqa: E402
-from engine.io.records import EventsFile, LeadRecord, LeadsFile  # noqa: E402
+from engine.io.files import EventsFile, LeadsFile  # noqa: E402
+from engine.io.records import LeadRecord  # noqa: E402
 from engine.kernel import kernel_for  # noqa: E402
 from engine.validate import load_playbook  # noqa: E402
 

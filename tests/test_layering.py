@@ -16,10 +16,9 @@ from engine.io import InputError
 
 ENGINE = Path(__file__).resolve().parents[1] / "engine"
 
-#: Cycles left for a later change, each with its reason. io.records builds a leads file's
-#: fast path from io.arrow_leads, which builds on records: the readers' unification
-#: (issue #14 item 3, "one cell conversion") is #17's, not this test's.
-KNOWN_CYCLES = [frozenset({"engine.io.records", "engine.io.arrow_events", "engine.io.arrow_leads"})]
+#: Cycles left for a later change, each with its reason (none today: the last one,
+#: io.records ↔ io.arrow_*, went when engine.io.files took over choosing the reader).
+KNOWN_CYCLES: list[frozenset[str]] = []
 
 
 def _modules() -> dict[str, Path]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from engine.io.encoding import detect_encoding
 from engine.io.errors import InputError, Reject, RejectSink, UnsortedInput
+from engine.io.files import EventsFile, LeadsFile
 from engine.io.grouping import iter_leads_with_events
 from engine.io.mapping import (
     ActivityRule,
@@ -22,7 +23,7 @@ from engine.io.mapping import (
     preset_names,
 )
 from engine.io.readers import file_format, read_columns, read_rows
-from engine.io.records import EventsFile, LeadEvent, LeadRecord, LeadsFile, read_events, read_leads
+from engine.io.records import LeadEvent, LeadRecord, read_events, read_leads
 from engine.io.timestamps import TimestampError, TimestampParser, parse_timestamp
 from engine.io.writers import RejectsWriter, atomic_path, write_cells, write_rows
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.events import epoch_us
 from engine.io import arrow_instants
@@ -31,7 +31,10 @@ from engine.io.csv_chunks import Piece
 from engine.io.errors import Reject
 from engine.io.pieces import as_rows, file_pieces, piece_rows
 from engine.io.prefetch import prefetched
-from engine.io.records import EventLayout, EventsFile, LeadEvent, event_type
+from engine.io.records import EventLayout, LeadEvent, event_type
+
+if TYPE_CHECKING:  # the file classes pick this reader (engine.io.files)
+    from engine.io.files import EventsFile
 
 #: Read the next block on a thread while the caller uses this one (see engine.io.prefetch).
 PREFETCH = True

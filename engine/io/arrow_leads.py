@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import repeat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.io.arrow_convert import column_values
 from engine.io.arrow_events import enabled
@@ -20,7 +20,10 @@ from engine.io.csv_chunks import Piece
 from engine.io.errors import RejectSink
 from engine.io.mapping import field_spec
 from engine.io.pieces import as_rows, file_pieces, piece_rows
-from engine.io.records import LeadLayout, LeadRecord, LeadRows, LeadsFile
+from engine.io.records import LeadLayout, LeadRecord, LeadRows
+
+if TYPE_CHECKING:  # the file classes pick this reader (engine.io.files)
+    from engine.io.files import LeadsFile
 
 
 def lead_records(leads: LeadsFile) -> Iterator[LeadRecord] | None:

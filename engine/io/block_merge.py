@@ -20,8 +20,9 @@ from typing import Any
 from engine.events import Event, EventColumns
 from engine.io.arrow_events import EventBlock, enabled
 from engine.io.errors import InputError, Reject, RejectSink, UnsortedInput
+from engine.io.files import EventsFile, LeadsFile
 from engine.io.pieces import file_pieces
-from engine.io.records import EventsFile, LeadRecord, LeadsFile
+from engine.io.records import LeadRecord
 
 _ORPHAN = "event for a lead id that is not in the leads file"
 

@@ -30,7 +30,8 @@ from engine.events import Event, EventColumns
 from engine.io.arrow_events import event_blocks
 from engine.io.block_merge import PrepareBlock, ids_ascending, merge_blocks, next_ascending
 from engine.io.errors import Reject, RejectSink, UnsortedInput
-from engine.io.records import EventsFile, LeadEvent, LeadRecord, LeadsFile
+from engine.io.files import EventsFile, LeadsFile
+from engine.io.records import LeadEvent, LeadRecord
 
 _ORPHAN = "event for a lead id that is not in the leads file"
 _DUPLICATE = "lead id appears earlier in the leads file"

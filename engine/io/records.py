@@ -547,83 +547,8 @@ def _event_type(
     return kind
 
 
-class LeadsFile:
-    """A leads file that can be read more than once (grouping may pre-scan its ids)."""
-
-    def __init__(
-        self,
-        path: str | Path,
-        mapping: Mapping,
-        *,
-        on_reject: RejectSink,
-        as_of: datetime | None = None,
-        allowed_types: Collection[str] | None = None,
-        encoding: str | None = None,
-        delimiter: str | None = None,
-    ) -> None:
-        self.path, self.mapping, self.on_reject = path, mapping, on_reject
-        self.as_of, self.allowed_types = as_of, allowed_types
-        self.encoding = encoding or mapping.encoding
-        self.delimiter = delimiter
-
-    def __iter__(self) -> Iterator[LeadRecord]:
-        from engine.io.arrow_leads import lead_records  # it builds on this module
-
-        fast = lead_records(self)
-        if fast is not None:
-            return fast
-        return read_leads(
-            self.path,
-            self.mapping,
-            on_reject=self.on_reject,
-            as_of=self.as_of,
-            allowed_types=self.allowed_types,
-            encoding=self.encoding,
-            delimiter=self.delimiter,
-        )
-
-    def lead_ids(self) -> Iterator[str]:
-        """The id column alone, in file order, with no conversion and no rejects."""
-        return _ids(self.path, self.mapping.leads.id, self.encoding, self.delimiter)
-
-
-class EventsFile:
-    """An events file that can be read more than once (see :class:`LeadsFile`)."""
-
-    def __init__(
-        self,
-        path: str | Path,
-        mapping: Mapping,
-        *,
-        on_reject: RejectSink,
-        allowed_types: Collection[str] | None = None,
-        encoding: str | None = None,
-        delimiter: str | None = None,
-    ) -> None:
-        if mapping.events is None:
-            raise InputError("the mapping has no 'events' section", hint="add one or omit --events")
-        self.path, self.mapping, self.on_reject = path, mapping, on_reject
-        self.allowed_types = allowed_types
-        self.encoding = encoding or mapping.encoding
-        self.delimiter = delimiter
-
-    def __iter__(self) -> Iterator[LeadEvent]:
-        return read_events(
-            self.path,
-            self.mapping,
-            on_reject=self.on_reject,
-            allowed_types=self.allowed_types,
-            encoding=self.encoding,
-            delimiter=self.delimiter,
-        )
-
-    def lead_ids(self) -> Iterator[str]:
-        """The lead id column alone, in file order, with no conversion and no rejects."""
-        assert self.mapping.events is not None
-        return _ids(self.path, self.mapping.events.lead_id, self.encoding, self.delimiter)
-
-
-def _ids(path: str | Path, column: str, encoding: str | None, delimiter: str | None) -> Iterator[str]:
+def column_ids(path: str | Path, column: str, encoding: str | None, delimiter: str | None) -> Iterator[str]:
+    """One id column alone, in file order, with no conversion and no rejects (grouping's pre-scan)."""
     table = _Table(path, encoding, delimiter)
     rows = table.rows([column], _ignore)
     at = table.position.get(column)
