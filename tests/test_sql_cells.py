@@ -14,8 +14,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from engine.io import FieldSpec, load_mapping
+from engine.io import FieldSpec, cell_forms, load_mapping
 from engine.io.convert import ConversionError, make_converter
 from engine.io.mapping import with_timezone
 from engine.sql.cells import Cells
@@ -61,3 +63,33 @@ def test_timestamps_and_text_convert_as_engine_io_converts(zone: str) -> None:
             if isinstance(expected, datetime):  # the instant (DuckDB hands it back in its zone)
                 expected, value = expected.timestamp(), value.timestamp() if value is not None else None
             assert (value, reason) == (expected, why), cell
+
+
+_NUMBERS = st.one_of(
+    st.from_regex(cell_forms.SQL_NUMBER, fullmatch=True),
+    st.from_regex(cell_forms.SQL_THOUSANDS, fullmatch=True),
+    st.from_regex(cell_forms.SQL_INTEGER, fullmatch=True),
+    # just outside the fast forms: the definition answers these, SQL must hand them over
+    st.from_regex(r"[+-]?[0-9]{14,18}(\.[0-9]{14,18})?([eE][+-]?[0-9]{1,3})?", fullmatch=True),
+    st.from_regex(r"[ \u3000]?[+-]?[0-9０-９,.]{1,8}[ \u00a0]?", fullmatch=True),
+    st.sampled_from(["", "-", ".", "1e", "1,00", "1,000,", "nan", "inf", "１２０", "0x10", "1_000"]),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_NUMBERS, min_size=1, max_size=60))
+def test_numbers_convert_as_engine_io_converts(cells: list[str]) -> None:
+    """Every fast number form (engine.io.cell_forms) and its near misses: SQL gives the
+    definition's value or reject reason, to the bit."""
+    mapping = with_timezone(load_mapping("canonical"), "UTC")
+    for kind in ("number", "integer"):
+        spec = FieldSpec(column="c", type=kind)
+        python = make_converter(spec, mapping)
+        for cell, (value, reason) in zip(cells, _convert(cells, spec, "UTC"), strict=True):
+            try:
+                expected, why = python(cell), None
+            except ConversionError as error:
+                expected, why = None, str(error)
+            if expected is not None:
+                expected = float(expected)
+            assert (value, reason) == (expected, why), (kind, cell)

@@ -24,6 +24,7 @@ from functools import cache
 from typing import Any
 
 from engine.io import FieldSpec, Mapping
+from engine.io.cell_forms import SQL_INTEGER, SQL_ISO, SQL_NUMBER, SQL_OFFSET, SQL_THOUSANDS
 from engine.io.convert import ConversionError, make_converter, null_set
 from engine.io.timestamps import get_timezone
 from engine.sql.inputs import literal, quote
@@ -32,13 +33,7 @@ from engine.sql.inputs import literal, quote
 SQL_TYPES = {"string": "VARCHAR", "number": "DOUBLE", "integer": "DOUBLE", "bool": "BOOLEAN",
              "datetime": "TIMESTAMPTZ"}
 
-_NUMBER = r"^[+-]?([0-9]{1,15}(\.[0-9]{0,15})?|\.[0-9]{1,15})([eE][+-]?[0-9]{1,2})?$"
-_THOUSANDS = r"^[+-]?[0-9]{1,3}(,[0-9]{3}){1,4}(\.[0-9]{1,15})?$"
-_INTEGER = r"^[+-]?[0-9]{1,15}$"
-_ISO = (r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}"
-        r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{3}|\.[0-9]{6})?)?"
-        r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$")
-_OFFSET = r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+_NUMBER, _THOUSANDS, _INTEGER, _ISO, _OFFSET = SQL_NUMBER, SQL_THOUSANDS, SQL_INTEGER, SQL_ISO, SQL_OFFSET
 
 
 @cache
