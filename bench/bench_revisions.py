@@ -8,7 +8,7 @@ revision's median wall time and the ratio head / base; alternating pairs keep a 
 machine's drift out of the ratio. The decisions of the two revisions are compared on the columns
 both write (a speed change must not change a decision).
 
-    python bench/bench_revisions.py BASE [--head WORKTREE] [--leads 100000] [--rounds 5]
+    python bench/bench_revisions.py BASE [--head WORKTREE|REVISION] [--leads 100000] [--rounds 5]
                                     [--backend duckdb|python]
 """
 
@@ -56,8 +56,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("base", help="the revision to compare against (a commit, tag or branch)")
-    parser.add_argument("--head", type=Path, default=REPO,
-                        help="the working tree to measure (default: this one)")
+    parser.add_argument("--head", default=str(REPO),
+                        help="the working tree or revision to measure (default: this working tree)")
     parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--backend", default="duckdb", choices=["duckdb", "python"])
@@ -67,10 +67,15 @@ def main() -> int:
         base = Path(scratch) / "base"
         subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base), args.base],
                        cwd=REPO, check=True)
+        head = Path(args.head)
+        if not head.is_dir():  # a revision: checked out beside the base
+            head = Path(scratch) / "head"
+            subprocess.run(["git", "worktree", "add", "--detach", "-q", str(head), args.head],
+                           cwd=REPO, check=True)
         try:
             times: dict[str, list[float]] = {"base": [], "head": []}
             outs = {name: Path(scratch) / f"decisions-{name}.csv" for name in times}
-            trees = {"base": base, "head": args.head.resolve()}
+            trees = {"base": base, "head": head.resolve()}
             for round_ in range(args.rounds):
                 for name in ("base", "head"):
                     times[name].append(run(trees[name], data, outs[name], args.backend))
@@ -78,7 +83,8 @@ def main() -> int:
                       flush=True)
             same = agree(outs["base"], outs["head"])
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=REPO, check=False)
+            for tree in {base, head} - {Path(args.head)}:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=False)
     base_median, head_median = statistics.median(times["base"]), statistics.median(times["head"])
     print(f"{args.leads:,} leads, --backend {args.backend}, {args.rounds} alternating rounds, "
           f"{os.cpu_count()} cores")
