@@ -314,6 +314,23 @@ def _max(rt: Runtime, *values: Any) -> Any:
     return max(values)
 
 
+#: The fields of the ``account`` record (engine.accounts computes them): type and doc.
+ACCOUNT_FIELDS: dict[str, tuple[str, str]] = {
+    "fit": ("number", "The best (highest) fit among the account's non-excluded contacts."),
+    "engagement": ("number", "The engagement of the account's non-excluded contacts, added up."),
+    "contacts": ("number", "How many non-excluded contacts the account has (the lead included)."),
+    "target": ("bool", "Whether any of the account's leads is a target account."),
+}
+
+
+def _account_persona(rt: Runtime, persona_id: str) -> int | None:
+    account = rt.values.get("account")
+    if account is None:
+        return None
+    found: int = account["personas"].get(persona_id, 0)
+    return found
+
+
 def _count_since_recycle(rt: Runtime, type_: str, fields: Mapping[str, Any] | None = None) -> int:
     since = rt.values.get("recycled_at")
     if since is None:
@@ -736,6 +753,17 @@ FUNCTIONS: dict[str, Function] = {
             aggregate=True, examples=('avg("deal", "amount") > 500',),
         ),
         Function(
+            "account_persona",
+            (Param("id", "persona_id"),),
+            "number",
+            "How many of the account's non-excluded contacts match a persona: the buying group "
+            "(docs/accounts.md).",
+            _account_persona,
+            since="stage",
+            reference=lambda n, pid: _account_persona(n.scope, pid),
+            examples=('account_persona("executive") >= 1',),
+        ),
+        Function(
             "count_since_recycle",
             (_TYPE,),
             "number",
@@ -765,6 +793,13 @@ NAMES: dict[str, Name] = {
             since="fit",
         ),
         Name("target_lead", "bool", "Whether the lead matches targets.leads.", since="fit"),
+        Name(
+            "account",
+            "record",
+            "The lead's account, over its non-excluded contacts at the same instant: "
+            + ", ".join(f"account.{k}" for k in ACCOUNT_FIELDS) + " (docs/accounts.md).",
+            since="stage",
+        ),
         Name("recent", "number", "Events in the latest surge window.", since="surge"),
         Name("prior", "number", "Events in the surge window before the latest.", since="surge"),
         Name("fit", "number", "The fit (attribute) score.", since="exclusion"),

@@ -53,6 +53,10 @@ def render_decision(d: Decision) -> str:
         h = d.handoff
         lines.append(f"  handoff:     {h.rule} → {h.to}, due {h.due or '-'}, "
                      f"priority {_num(h.priority)}")
+    if d.account_primary or d.account_contacts:  # an account-level handoff (docs/accounts.md)
+        lines.append(f"  account:     {d.account}"
+                     + (f", listed under {d.account_primary}" if d.account_primary else "")
+                     + (f", contacts {', '.join(d.account_contacts)}" if d.account_contacts else ""))
     return "\n".join(lines) + "\n"
 
 
