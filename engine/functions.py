@@ -580,6 +580,10 @@ def _sql_persona(s: SqlCall) -> Any:
     return s.persona(_first(s.node))
 
 
+def _sql_account_persona(s: SqlCall) -> Any:  # a window column of engine.sql.accounts
+    return s.exp.column("account_" + s.persona(_first(s.node)).name)
+
+
 def _sql_lower(s: SqlCall) -> Any:
     # Python lowers U+0130 (İ) to "i" + U+0307 (combining dot); SQL LOWER gives "i".
     # It is the only code point where they differ (checked over all of Unicode).
@@ -761,6 +765,7 @@ FUNCTIONS: dict[str, Function] = {
             _account_persona,
             since="stage",
             reference=lambda n, pid: _account_persona(n.scope, pid),
+            sql=_sql_account_persona, sql_gaps=_gaps_none,
             examples=('account_persona("executive") >= 1',),
         ),
         Function(
