@@ -765,8 +765,9 @@ FUNCTIONS: dict[str, Function] = {
             _account_persona,
             since="stage",
             reference=lambda n, pid: _account_persona(n.scope, pid),
+            kernel=_k_call,  # never emitted: engine.kernel refuses playbooks with accounts
             sql=_sql_account_persona, sql_gaps=_gaps_none,
-            examples=('account_persona("executive") >= 1',),
+            examples=('account_persona("buyer") >= 2',),
         ),
         Function(
             "count_since_recycle",
