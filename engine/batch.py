@@ -24,7 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.accounts import Member, decide_accounts, early_facts_or_error, uses_accounts
+from engine.account_decide import decide_accounts, lead_error
+from engine.accounts import Member, uses_accounts
 from engine.compile import CompiledPlaybook
 from engine.decision import ROW, ROW_COLUMNS
 from engine.diagnostics import EngineError
@@ -542,7 +543,7 @@ def _with_accounts(cp: CompiledPlaybook, request: BatchRequest, sink: Rejects,
     leads_file = str(request.leads)
     kept: list[tuple[LeadRecord, Sequence[Event]]] = []
     for lead, events in pairs:
-        error = early_facts_or_error(cp, lead.fields, events, request.as_of)
+        error = lead_error(cp, lead.fields, events, request.as_of)
         if error is not None:
             sink(Reject(leads_file, lead.row, None, lead.lead_id, error))
             continue

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.accounts import Member, decide_accounts, uses_accounts
+from engine.account_decide import decide_accounts
+from engine.accounts import Member, uses_accounts
 from engine.compile import CompiledPlaybook
 from engine.evaluate import Decision, decide
 from engine.events import Event

@@ -228,7 +228,8 @@ def _five_contacts(folder: Path) -> tuple[Path, Path]:
                 ("H-buy", "2026-09-28T10:00:00+09:00", "page_view", "pricing"),
                 ("S-solo", "2026-09-28T10:00:00+09:00", "seminar_attend", "")]
     return (write_csv(folder / "leads.csv", header, leads),
-            write_csv(folder / "events.csv", ["lead_id", "at", "type", "content"], [list(a) for a in activity]))
+            write_csv(folder / "events.csv", ["lead_id", "at", "type", "content"],
+                      [list(a) for a in activity]))
 
 
 def test_five_contacts_at_a_target_company_get_one_account_handoff(tmp_path: Path) -> None:

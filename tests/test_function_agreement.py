@@ -31,7 +31,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from engine.accounts import Member, decide_accounts, uses_accounts
+from engine.account_decide import decide_accounts
+from engine.accounts import Member, uses_accounts
 from engine.compile import CompiledPlaybook
 from engine.durations import parse_seconds
 from engine.evaluate import decide

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from engine.accounts import Member, decide_accounts, uses_accounts
+from engine.account_decide import decide_accounts
+from engine.accounts import Member, uses_accounts
 from engine.compile import CompiledPlaybook
 from engine.evaluate import decide
 from engine.events import Event

@@ -111,7 +111,8 @@ def explain(playbook: Path, fixture: Path | None, at: str | None, leads: Path | 
                 when = datetime.fromisoformat(at.replace("Z", "+00:00"))
             except ValueError:
                 raise EngineError(f"--at {at!r} is not an ISO 8601 time") from None
-    from engine.accounts import Member, decide_accounts, uses_accounts
+    from engine.account_decide import decide_accounts
+    from engine.accounts import Member, uses_accounts
 
     if uses_accounts(cp):  # the whole account decides together (docs/accounts.md)
         decision = decide_accounts(cp, [Member(name, lead, history), *contacts], when, trace=True)[0]

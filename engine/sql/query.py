@@ -26,10 +26,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlglot import exp
 
+from engine.accounts import uses_accounts
 from engine.compile import CompiledPlaybook
 from engine.expr import CompiledExpression
 from engine.functions import FUNCTIONS
-from engine.accounts import uses_accounts
 from engine.sql import accounts as account_sql
 from engine.sql import content as content_sql
 from engine.sql.aggregates import US, age_us, aggregate_sql, cmp_seconds, col, epoch_us
