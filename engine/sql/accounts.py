@@ -59,7 +59,7 @@ def values(cp: CompiledPlaybook) -> list[tuple[str, exp.Expr, str]]:
     hundredths = exp.cast(exp.Round(this=exp.Mul(this=col("engagement"), expression=lit(100))), "BIGINT")
     engagement = exp.Div(this=exp.cast(over(exp.Sum(this=_live(hundredths))), "DOUBLE"),
                          expression=exp.cast(lit(100), "DOUBLE"))
-    found = [
+    found: list[tuple[str, exp.Expr, str]] = [
         ("account_fit", over(exp.Max(this=_live(col("fit")))), "account.fit: the best contact's fit"),
         ("account_engagement", engagement, "account.engagement: the contacts' engagement, in hundredths"),
         ("account_contacts_n", over(exp.Count(this=_live(lit(1)))), "account.contacts"),
@@ -84,13 +84,13 @@ def fold(cp: CompiledPlaybook) -> list[list[tuple[str, exp.Expr]]]:
         is_account = two_valued(exp.In(this=col("pre_handoff_index"), expressions=indexes))
     else:
         is_account = exp.false()
-    order = [
+    order: list[exp.Expr] = [
         exp.Ordered(this=exp.Case(ifs=[exp.If(this=is_account.copy(), true=lit(0))], default=lit(1))),
         exp.Ordered(this=exp.Is(this=col("pre_priority"), expression=exp.null())),
         exp.Ordered(this=col("pre_priority"), desc=True),
         exp.Ordered(this=col("lead_id")),
     ]
-    first = [
+    first: list[tuple[str, exp.Expr]] = [
         ("per_account", is_account),
         ("account_first", over(exp.FirstValue(this=col("lead_id")), order)),
         ("account_has", over(exp.Max(this=exp.Case(ifs=[exp.If(this=is_account.copy(), true=lit(1))],
@@ -102,7 +102,7 @@ def fold(cp: CompiledPlaybook) -> list[list[tuple[str, exp.Expr]]]:
     folded = exp.and_(listed.copy(), col("per_account"))
     others = exp.Filter(this=exp.ArrayAgg(this=col("lead_id")), expression=exp.Where(this=listed.copy()))
     names = exp.ArrayToString(this=exp.ArraySort(this=over(others)), expression=lit(";"))
-    second = [
+    second: list[tuple[str, exp.Expr]] = [
         ("handoff_index", exp.Case(ifs=[exp.If(this=folded, true=exp.cast(exp.null(), "INTEGER"))],
                                    default=col("pre_handoff_index"))),
         ("due", exp.Case(ifs=[exp.If(this=folded.copy(), true=exp.cast(exp.null(), "TIMESTAMPTZ"))],

@@ -563,8 +563,8 @@ class _Builder:
         if self.accounts:  # exclusions, then the account's values, then stages that may read them
             stage_column = decide.columns.pop()
             account = Layer("account")
-            for alias, expression, comment in account_sql.values(cp):
-                account.add(alias, expression, comment)
+            for name, value, note in account_sql.values(cp):
+                account.add(name, value, note)
             stages_layer = Layer("account_stages")
             stages_layer.columns.append(stage_column)
             layers = [personas, targets, account_targets, scores, surge,
