@@ -47,7 +47,10 @@ def account_key(cp: CompiledPlaybook, lead: Mapping[str, Any]) -> str:
     email = lead.get(spec.domain_of)
     if not isinstance(email, str) or "@" not in email:
         return ""
-    return domain_of(email)
+    domain = domain_of(email)
+    if spec.unless_in is not None and domain in cp.lists.get(spec.unless_in, ()):
+        return ""  # a freemail domain is no company
+    return domain
 
 
 def domain_of(email: str) -> str:

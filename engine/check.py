@@ -200,6 +200,9 @@ def check_lead_account(ctx: CheckContext) -> Iterator[Diagnostic]:
         name = spec if isinstance(spec, str) else spec.domain_of
         if not isinstance(spec, str):
             path = ["lead", "account", "domain_of"]
+        if not isinstance(spec, str) and spec.unless_in is not None:
+            yield from _reference(ctx, ["lead", "account", "unless_in"], spec.unless_in, list(pb.lists),
+                                  "list")
         if name not in pb.lead.fields:
             yield from _reference(ctx, path, name, list(pb.lead.fields), "lead field")
         elif pb.lead.fields[name] != "string":

@@ -162,6 +162,10 @@ class AccountFromDomain(Strict):
     """An account keyed by the domain of an email field: the text after its last ``@``."""
 
     domain_of: str = Field(description="The lead field holding an email address.")
+    unless_in: str | None = Field(
+        default=None,
+        description="A list of domains that are no company (freemail: gmail.com, yahoo.co.jp): "
+                    "a lead at one of them is its own account. Entries lower-case.")
 
 
 class Lead(Strict):

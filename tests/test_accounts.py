@@ -37,6 +37,8 @@ lead:
   account: ACCOUNT
   fields: {email: string, company_domain: string, industry: string, employees: number,
            title: string, country: string, lead_source: string}
+lists:
+  freemail: [gmail.com, beta.example]
 events:
   page_view: {fields: [content]}
   email_open: {}
@@ -150,6 +152,22 @@ def test_account_values_skip_excluded_contacts_and_add_engagement_exactly() -> N
     assert facts("k", False, members[2:]) == AccountFacts("k", False, None, None, 0, {})
 
 
+def test_a_freemail_domain_is_no_account(tmp_path: Path) -> None:
+    cp = _cp(_playbook(tmp_path, "{domain_of: email, unless_in: freemail}"))
+    assert account_key(cp, {"email": "a@GMAIL.com"}) == ""
+    assert account_key(cp, {"email": "a@corp.example"}) == "corp.example"
+
+
+def test_the_huge_account_case_is_the_same_on_both_backends(tmp_path: Path) -> None:
+    case = REPO / "tests" / "hostile" / "19-2-huge-account"
+    cp = _cp(case / "playbook.yaml")
+    mapping = parse_mapping((case / "mapping.yaml").read_text(encoding="utf-8"))
+    files = both(cp, tmp_path, case / "leads.csv", case / "events.csv", mapping=mapping)
+    rows = list(csv.DictReader(files["d.csv"].decode().splitlines()))
+    primary = [r for r in rows if r["account_contacts"]]
+    assert len(primary) == 1 and len(primary[0]["account_contacts"].split(";")) == 2999
+
+
 def test_account_id_field_must_be_a_declared_string(tmp_path: Path) -> None:
     result = validate_path(_playbook(tmp_path, account="employees"))
     assert any(d.code == "E-ACCOUNT-FIELD" for d in result.diagnostics)
@@ -169,7 +187,8 @@ def test_account_values_are_not_known_in_fit_rules(tmp_path: Path) -> None:
 # -- both backends -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("account", ["{domain_of: email}", "company_domain"])
+@pytest.mark.parametrize("account", ["{domain_of: email}", "company_domain",
+                                     "{domain_of: email, unless_in: freemail}"])
 @pytest.mark.parametrize("seed", [1, 2])
 def test_backends_write_the_same_files_with_accounts(tmp_path: Path, account: str, seed: int) -> None:
     cp = _cp(_playbook(tmp_path, account))

@@ -32,6 +32,9 @@ def key(cp: CompiledPlaybook) -> exp.Expr:
     domain = exp.RegexpExtract(this=email, expression=lit("[^@]*$"))
     lowered = exp.Lower(this=exp.Replace(this=domain, expression=lit("\u0130"), replacement=lit("i\u0307")))
     has_at = exp.GT(this=exp.StrPosition(this=email.copy(), substr=lit("@")), expression=lit(0))
+    freemail = sorted(cp.lists.get(spec.unless_in, ())) if spec.unless_in is not None else []
+    if freemail:  # a freemail domain is no company: its leads are their own accounts
+        has_at = exp.and_(has_at, exp.not_(exp.In(this=lowered.copy(), expressions=[lit(d) for d in freemail])))
     return exp.Case(ifs=[exp.If(this=two_valued(has_at), true=lowered)], default=lit(""))
 
 
@@ -73,11 +76,12 @@ def values(cp: CompiledPlaybook) -> list[tuple[str, exp.Expr, str]]:
     return found
 
 
-def fold(cp: CompiledPlaybook) -> list[list[tuple[str, exp.Expr]]]:
-    """Two layers folding ``per: account`` handoffs to one primary contact per account.
+def fold(cp: CompiledPlaybook, table: str) -> list[list[tuple[str, exp.Expr]]]:
+    """Three layers folding ``per: account`` handoffs to one primary contact per account.
 
     Reads ``pre_handoff_index``, ``pre_due`` and ``pre_priority``; gives ``handoff_index``,
-    ``due``, ``priority``, ``account_primary`` and ``account_contacts``.
+    ``due``, ``priority``, ``account_primary`` and ``account_contacts``. ``table`` is the
+    second layer's CTE, which the third reads (the contact list's subquery reads it too).
     """
     indexes = [lit(i) for i, h in enumerate(cp.handoffs) if h.per_account]
     if indexes:
@@ -99,18 +103,29 @@ def fold(cp: CompiledPlaybook) -> list[list[tuple[str, exp.Expr]]]:
     primary = exp.and_(col("per_account"), exp.EQ(this=col("account_first"), expression=col("lead_id")))
     listed = exp.and_(exp.EQ(this=col("account_has"), expression=lit(1)), exp.not_(primary.copy()),
                       exp.Is(this=col("excluded"), expression=exp.null()))
-    folded = exp.and_(listed.copy(), col("per_account"))
-    others = exp.Filter(this=exp.ArrayAgg(this=col("lead_id")), expression=exp.Where(this=listed.copy()))
-    names = exp.ArrayToString(this=exp.ArraySort(this=over(others)), expression=lit(";"))
-    second: list[tuple[str, exp.Expr]] = [
+    second: list[tuple[str, exp.Expr]] = [("account_primary_flag", primary), ("account_listed", listed)]
+    folded = exp.and_(col("account_listed"), col("per_account"))
+    third: list[tuple[str, exp.Expr]] = [
         ("handoff_index", exp.Case(ifs=[exp.If(this=folded, true=exp.cast(exp.null(), "INTEGER"))],
                                    default=col("pre_handoff_index"))),
         ("due", exp.Case(ifs=[exp.If(this=folded.copy(), true=exp.cast(exp.null(), "TIMESTAMPTZ"))],
                          default=col("pre_due"))),
         ("priority", exp.Case(ifs=[exp.If(this=folded.copy(), true=exp.cast(exp.null(), "DOUBLE"))],
                               default=col("pre_priority"))),
-        ("account_primary", exp.Case(ifs=[exp.If(this=listed, true=col("account_first"))], default=lit(""))),
-        ("account_contacts", exp.Case(ifs=[exp.If(this=primary, true=exp.Coalesce(
-            this=names, expressions=[lit("")]))], default=lit(""))),
+        ("account_primary", exp.Case(ifs=[exp.If(this=col("account_listed"), true=col("account_first"))],
+                                     default=lit(""))),
+        ("account_contacts", exp.Case(ifs=[exp.If(this=col("account_primary_flag"), true=exp.Coalesce(
+            this=_listed(table), expressions=[lit("")]))], default=lit(""))),
     ]
-    return [first, second]
+    return [first, second, third]
+
+
+def _listed(table: str) -> exp.Expr:
+    """The listed contacts of the row's account, sorted, ``;``-joined: a correlated subquery
+    (one aggregate per account, never a list copied onto every row of a huge account)."""
+    names = exp.ArrayToString(this=exp.ArraySort(this=exp.ArrayAgg(this=col("lead_id", "o"))),
+                              expression=lit(";"))
+    same = exp.and_(exp.EQ(this=col("account_key", "o"), expression=col("account_key", table)),
+                    col("account_listed", "o"))
+    return exp.Subquery(this=exp.select(names).from_(exp.alias_(exp.to_table(table), "o"), copy=False)
+                        .where(same, copy=False))

@@ -718,7 +718,7 @@ class _Builder:
         rounded = [(pre + "priority", "priority_raw"), ("score_base", "score_raw")]
         layers = [choose, details, *_rounding("priority_rounded", rounded)]
         if self.accounts:
-            for index, columns in enumerate(account_sql.fold(cp), start=1):
+            for index, columns in enumerate(account_sql.fold(cp, self.prefix + "account_handoff_2"), start=1):
                 fold = Layer(f"account_handoff_{index}")
                 for alias, expression in columns:
                     fold.add(alias, expression, "per: account handoffs: one per account" if index == 1
