@@ -34,7 +34,8 @@ def key(cp: CompiledPlaybook) -> exp.Expr:
     has_at = exp.GT(this=exp.StrPosition(this=email.copy(), substr=lit("@")), expression=lit(0))
     freemail = sorted(cp.lists.get(spec.unless_in, ())) if spec.unless_in is not None else []
     if freemail:  # a freemail domain is no company: its leads are their own accounts
-        has_at = exp.and_(has_at, exp.not_(exp.In(this=lowered.copy(), expressions=[lit(d) for d in freemail])))
+        listed = exp.In(this=lowered.copy(), expressions=[lit(d) for d in freemail])
+        has_at = exp.and_(has_at, exp.not_(listed))
     return exp.Case(ifs=[exp.If(this=two_valued(has_at), true=lowered)], default=lit(""))
 
 
