@@ -31,7 +31,7 @@ def key(cp: CompiledPlaybook) -> exp.Expr:
     email = col(f"lead__{spec.domain_of}")
     domain = exp.RegexpExtract(this=email, expression=lit("[^@]*$"))
     lowered = exp.Lower(this=exp.Replace(this=domain, expression=lit("\u0130"), replacement=lit("i\u0307")))
-    has_at = exp.GT(this=exp.StrPosition(this=email.copy(), substr=lit("@")), expression=lit(0))
+    has_at: exp.Expr = exp.GT(this=exp.StrPosition(this=email.copy(), substr=lit("@")), expression=lit(0))
     freemail = sorted(cp.lists.get(spec.unless_in, ())) if spec.unless_in is not None else []
     if freemail:  # a freemail domain is no company: its leads are their own accounts
         listed = exp.In(this=lowered.copy(), expressions=[lit(d) for d in freemail])
