@@ -795,7 +795,8 @@ NAMES: dict[str, Name] = {
         Name(
             "target_account",
             "bool",
-            "Whether the lead's account matches targets.accounts.",
+            "Whether the lead's account matches targets.accounts (with accounts declared: "
+            "whether any of the account's leads does).",
             since="fit",
         ),
         Name("target_lead", "bool", "Whether the lead matches targets.leads.", since="fit"),
