@@ -305,8 +305,12 @@ def _decide(cp: CompiledPlaybook, lead: Mapping[str, Any], events: Sequence[Even
     if account is not None:
         values["account"] = account.record()
         if trace:  # explain shows the account's values beside the rules that read them
-            for name, value in account.record().items():
-                ev.steps.append(TraceStep("account", name, 0, f"account.{name}", value, {}))
+            record = account.record()
+            for name in ("fit", "engagement", "contacts", "target"):
+                ev.steps.append(TraceStep("account", name, 0, f"account.{name}", record[name], {}))
+            for persona_id, found in sorted(record["personas"].items()):
+                ev.steps.append(TraceStep("account", f"persona:{persona_id}", 0,
+                                          f'account_persona("{persona_id}")', found, {}))
     stage_index = _stage_index(ev)
     if stage_index < cp.last_sticky:
         stage_index = max(stage_index, _sticky_floor(cp, lead, history, stage_index))

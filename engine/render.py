@@ -80,7 +80,8 @@ def render_trace(steps: tuple[TraceStep, ...]) -> str:
     for step in steps:
         seen = ", ".join(f"{k}={v!r}" for k, v in step.seen.items())
         verdict = "✓" if step.result is True else ("✗" if step.result is False else repr(step.result))
-        lines.append(f"{verdict} {step.section}/{step.rule} (line {step.line}): {step.expression}")
+        where = f" (line {step.line})" if step.line else ""  # account values have no line
+        lines.append(f"{verdict} {step.section}/{step.rule}{where}: {step.expression}")
         if seen:
             lines.append(f"      saw {seen}")
     return "\n".join(lines) + "\n"
