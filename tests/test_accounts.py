@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -311,3 +312,28 @@ def test_replay_takes_the_whole_account_from_the_fixture() -> None:
     assert result.exit_code == 0, result.output
     assert "(account: H-it-manager content_download)" in result.output  # a contact's event is a step
     assert "account handoff lists H-dx-head, H-engineer, H-it-manager, H-procurement" in result.output
+
+
+# -- engine diff -------------------------------------------------------------------------------
+
+
+def test_diff_impact_decides_export_leads_and_fixtures_with_their_accounts(tmp_path: Path) -> None:
+    from engine.diff_impact import Case, impact
+    from engine.fixtures import load_fixture
+
+    head_path = tmp_path / "enterprise.yaml"
+    head_path.write_text(ENTERPRISE.read_text(encoding="utf-8").replace(
+        "account.contacts >= 3", "account.contacts >= 6"), encoding="utf-8")
+    shutil.copytree(REPO / "playbooks" / "lists", tmp_path / "lists")
+    base, head = _cp(ENTERPRISE), _cp(head_path)
+    fixture = load_fixture(REPO / "fixtures" / "enterprise" / "account-buying-group.yaml")
+    people = [(fixture.lead_id, fixture.lead, fixture.events),
+              *((c.lead_id, c.fields, c.events) for c in fixture.contacts)]
+    export = [Case(lid, lead, list(events), fixture.as_of) for lid, lead, events in people]
+    report = impact(base, head, export)
+    moved = {(t.before, t.after): t.count for t in report.routes if t.before != t.after}
+    # The primary loses the account handoff; a contact folded under it gets its own mql one.
+    assert moved == {("field_sales", "inside_sales"): 1, ("none", "inside_sales"): 1}
+    replayed = Case(fixture.lead_id, fixture.lead, fixture.events, fixture.as_of, fixture=True,
+                    contacts=fixture.contacts)
+    assert impact(base, head, [replayed]).changed == 1
