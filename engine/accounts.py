@@ -65,6 +65,19 @@ def uses_accounts(cp: CompiledPlaybook) -> bool:
         h.per_account for h in cp.handoffs)
 
 
+def refuse_accounts(cp: CompiledPlaybook, command: str) -> None:
+    """Stop a command that decides leads one at a time when the playbook has accounts:
+    its figures would silently differ from ``engine evaluate``'s."""
+    if uses_accounts(cp):
+        from engine.diagnostics import EngineError
+
+        raise EngineError(
+            f"{command} does not decide leads with their accounts yet, and this playbook has "
+            "accounts (lead.account, account values or a `per: account` handoff); its figures "
+            "would differ from `engine evaluate`'s. Run `engine evaluate` (or `engine backtest`), "
+            "or a copy of the playbook without accounts (docs/accounts.md)")
+
+
 def reads_account(cp: CompiledPlaybook) -> bool:
     """Whether any expression reads ``account.*`` or ``account_persona()``."""
     from engine.pipeline import expression_sites

@@ -337,3 +337,17 @@ def test_diff_impact_decides_export_leads_and_fixtures_with_their_accounts(tmp_p
     replayed = Case(fixture.lead_id, fixture.lead, fixture.events, fixture.as_of, fixture=True,
                     contacts=fixture.contacts)
     assert impact(base, head, [replayed]).changed == 1
+
+
+def test_funnel_refuses_a_playbook_with_accounts_instead_of_guessing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli import main
+
+    leads, events = _five_contacts(tmp_path)
+    (tmp_path / "m.yaml").write_text(ENTERPRISE_MAPPING, encoding="utf-8")
+    code = main(["funnel", str(ENTERPRISE), "--leads", str(leads), "--events", str(events),
+                 "--mapping", str(tmp_path / "m.yaml"), "--from", "2026-09-01", "--to", "2026-10-01"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "engine funnel does not decide leads with their accounts yet" in err
+    assert "Traceback" not in err
