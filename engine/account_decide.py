@@ -26,12 +26,25 @@ def account_facts(cp: CompiledPlaybook, members: Sequence[Member], as_of: Any) -
         key = keys[indexes[0]]
         own = [early_facts(cp, members[i].fields, members[i].events, as_of, None) for i in indexes]
         target = targets(own)
-        scored = [early_facts(cp, members[i].fields, members[i].events, as_of, AccountFacts(key, target))
-                  for i in indexes]
+        if _scores_read_target(cp):  # fit, surge or an exclusion reads target_account: again
+            scored = [early_facts(cp, members[i].fields, members[i].events, as_of, AccountFacts(key, target))
+                      for i in indexes]
+        else:
+            scored = own
         account = facts(key, target, scored)
         for i in indexes:
             found[i] = account
     return [f for f in found if f is not None]
+
+
+def _scores_read_target(cp: CompiledPlaybook) -> bool:
+    """Whether an expression before the account step reads ``target_account`` (then the
+    scores are computed again with the account's target status; else they cannot change)."""
+    from engine.pipeline import expression_sites
+
+    before = {"fit", "surge", "exclusion"}
+    return any(site.section.context in before and "target_account" in site.expr.names
+               for site in expression_sites(cp))
 
 
 def lead_error(cp: CompiledPlaybook, fields: Mapping[str, Any], events: Any,
