@@ -24,6 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from engine.account_decide import decide_accounts, lead_error
+from engine.accounts import Member, uses_accounts
 from engine.compile import CompiledPlaybook
 from engine.decision import ROW, ROW_COLUMNS
 from engine.diagnostics import EngineError
@@ -134,6 +136,34 @@ class AbsentField:
 
 
 @dataclass
+class AccountCounts:
+    """How a run grouped leads into accounts and folded account-level handoffs."""
+
+    per_account: frozenset[str]
+    keys: set[str] = field(default_factory=set)
+    alone: int = 0  # leads with no account: each its own
+    handoffs: int = 0  # account-level handoffs (one per account)
+    listed: int = 0  # contacts listed under another contact's account-level handoff
+
+    def record(self, decision: Decision) -> None:
+        if decision.account:
+            self.keys.add(decision.account)
+        else:
+            self.alone += 1
+        if decision.handoff is not None and decision.handoff.rule in self.per_account:
+            self.handoffs += 1
+        self.listed += bool(decision.account_primary)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"accounts": len(self.keys), "leads_without_account": self.alone,
+                "account_handoffs": self.handoffs, "contacts_listed": self.listed}
+
+    def render(self) -> str:
+        return (f"accounts {len(self.keys):>8,} (+ {self.alone:,} leads without an account, each its own); "
+                f"{self.handoffs:,} account-level handoffs listing {self.listed:,} more contacts")
+
+
+@dataclass
 class Summary:
     """What a run did: counts that add up, per stage / route / exclusion, team capacity,
     and how the inputs were read (encodings, the zone of naive times, absent fields)."""
@@ -162,6 +192,9 @@ class Summary:
     absent: list[AbsentField] = field(default_factory=list)
     #: Decided leads with at least one event from the events file (absent event fields).
     leads_with_events: int = 0
+    #: Accounts (docs/accounts.md): None when the playbook has none; else the rules with
+    #: ``per: account`` and the counts ``record_decision`` keeps.
+    accounts: AccountCounts | None = None
 
     def absent_touched(self, absent: AbsentField) -> int:
         """Leads that read an absent field as empty: all decided, or those with events."""
@@ -195,6 +228,7 @@ class Summary:
                        "overflow": q.overflow}
                 for team, q in self.teams.items()
             },
+            **({"accounts": self.accounts.to_dict()} if self.accounts is not None else {}),
         }
 
 
@@ -213,6 +247,8 @@ def _new_summary(cp: CompiledPlaybook, request: BatchRequest, playbook: str) -> 
         excluded=dict.fromkeys([e.id for e in pb.exclusions], 0),
         recycled=dict.fromkeys(pb.recycle, 0),
         teams={t: TeamQueue(t, pb.teams[t].capacity if t in pb.teams else None) for t in targets},
+        accounts=AccountCounts(frozenset(h.rule.id for h in cp.handoffs if h.per_account))
+        if uses_accounts(cp) else None,
     )
 
 
@@ -468,11 +504,14 @@ def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, si
     makes it (``Decision.to_cells`` for CSV, ``Decision.to_row`` for the other formats)."""
     leads_file = str(request.leads)
     matched = with_events = 0
+    if summary.accounts is not None:  # a lead's decision needs its account's other leads
+        pairs = _with_accounts(cp, request, sink, pairs)
     for count, (lead, events) in enumerate(pairs, start=1):
         from_file = len(events) - len(lead.activity)
         matched += from_file
         try:
-            decision = decide(cp, lead.fields, events, request.as_of, lead_id=lead.lead_id)
+            decision = (events.decision if isinstance(events, _Decided)
+                        else decide(cp, lead.fields, events, request.as_of, lead_id=lead.lead_id))
             row = shape(decision)
         except KernelBug:
             raise  # a bug, not the lead's fault: exit 3, never a reject
@@ -492,9 +531,42 @@ def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, si
     summary.leads_with_events = with_events
 
 
+def _with_accounts(cp: CompiledPlaybook, request: BatchRequest, sink: Rejects,
+                   pairs: Iterator[tuple[LeadRecord, Sequence[Event]]],
+                   ) -> Iterator[tuple[LeadRecord, Sequence[Event]]]:
+    """Every lead read first (accounts span the file), decided with its account; then each
+    pair again in file order, its events replaced by its ready decision (``_Decided``).
+
+    A lead whose own data fails (an invalid pattern in a field) is rejected before the
+    accounts are formed, so it is no contact of any account. Memory holds the whole export.
+    """
+    leads_file = str(request.leads)
+    kept: list[tuple[LeadRecord, Sequence[Event]]] = []
+    for lead, events in pairs:
+        error = lead_error(cp, lead.fields, events, request.as_of)
+        if error is not None:
+            sink(Reject(leads_file, lead.row, None, lead.lead_id, error))
+            continue
+        kept.append((lead, events))
+    members = [Member(lead.lead_id, lead.fields, events) for lead, events in kept]
+    decided = decide_accounts(cp, members, request.as_of, detail=False)
+    for (lead, events), decision in zip(kept, decided, strict=True):
+        yield lead, _Decided(events, decision)
+
+
+class _Decided(list[Event]):
+    """A lead's events with its decision already made (the account path of ``_decisions``)."""
+
+    def __init__(self, events: Sequence[Event], decision: Decision) -> None:
+        super().__init__(events)
+        self.decision = decision
+
+
 def record_decision(summary: Summary, decision: Decision, row: int) -> None:
     """Count one decided lead in the summary and offer its handoff to the team's queue."""
     summary.decided += 1
+    if summary.accounts is not None:
+        summary.accounts.record(decision)
     if summary.decided == 1:
         stall_point("deciding")  # a test hook (outputs are being written); see engine.io.scratch
     summary.stages[decision.stage] = summary.stages.get(decision.stage, 0) + 1
@@ -588,6 +660,8 @@ def render_summary(summary: Summary) -> str:
         for key, value in counts.items():
             share = f"{100 * value / summary.decided:5.1f}%" if summary.decided else ""
             lines.append(f"  {key:<{width}}  {value:>9,}  {share}")
+    if summary.accounts is not None:
+        lines.append(summary.accounts.render())
     if summary.teams:
         width = max(len(team) for team in summary.teams)
         lines.append(f"{'handoffs:':<{width + 2}}  {'handoffs':>9}  {'capacity/wk':>11}  "

@@ -189,6 +189,35 @@ def check_lead_source(ctx: CheckContext) -> Iterator[Diagnostic]:
         )
 
 
+def check_lead_account(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """`lead.account` names a declared string field (docs/accounts.md); account values in a
+    stage entry cannot be combined with sticky stages (an earlier instant's account would
+    need every contact's history there)."""
+    pb = ctx.playbook
+    spec = pb.lead.account
+    if spec is not None:
+        path: list[str | int] = ["lead", "account"]
+        name = spec if isinstance(spec, str) else spec.domain_of
+        if not isinstance(spec, str):
+            path = ["lead", "account", "domain_of"]
+        if not isinstance(spec, str) and spec.unless_in is not None:
+            yield from _reference(ctx, ["lead", "account", "unless_in"], spec.unless_in, list(pb.lists),
+                                  "list")
+        if name not in pb.lead.fields:
+            yield from _reference(ctx, path, name, list(pb.lead.fields), "lead field")
+        elif pb.lead.fields[name] != "string":
+            yield ctx.doc.diagnostic(
+                path, "E-ACCOUNT-FIELD", f"the account comes from `lead.{name}`, a {pb.lead.fields[name]}",
+                hint=f"declare `{name}: string` (account ids and emails are text)")
+    if any(s.sticky for s in pb.stages):
+        for index, stage in enumerate(pb.stages):
+            if stage.entry and ("account." in stage.entry or "account_persona(" in stage.entry):
+                yield ctx.doc.diagnostic(
+                    ["stages", index, "entry"], "E-ACCOUNT-STICKY",
+                    f"stage `{stage.id}` reads account values, but the playbook has sticky stages",
+                    hint="read account values in handoffs, or drop `sticky` (docs/accounts.md)")
+
+
 def check_stage_order(ctx: CheckContext) -> Iterator[Diagnostic]:
     """Stages climb: a later stage that always holds, or repeats an earlier entry, hides others."""
     stages = ctx.playbook.stages
@@ -230,6 +259,7 @@ CHECKS: tuple[Check, ...] = (
     check_stage_references,
     check_content_overrides,
     check_lead_source,
+    check_lead_account,
     check_stage_order,
     check_plan,
 )

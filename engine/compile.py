@@ -67,6 +67,7 @@ class HandoffRule:
     to: str
     sla_seconds: int | None
     priority: CompiledExpression | None
+    per_account: bool = False  # `per: account`: one handoff per account (engine.accounts)
 
 
 @dataclass(frozen=True)
@@ -299,6 +300,7 @@ def compile_playbook(
             parse_seconds(h.sla) if h.sla else None,
             c.expr(h.priority, ("handoffs", i, "priority"), "handoff", "number")
             if h.priority else None,
+            h.per == "account",
         )
         for i, h in enumerate(pb.handoffs)
     )

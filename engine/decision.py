@@ -105,6 +105,7 @@ ROW: tuple[Column, ...] = (
     Column("stage"), Column("owner"), Column("recycle_reason"), Column("recycle_until", instant=True),
     Column("route"), Column("handoff_rule"), Column("due", instant=True),
     Column("priority", "float64"), Column("score", "float64"), Column("rules"),
+    Column("account"), Column("account_primary"), Column("account_contacts"),  # docs/accounts.md
 )
 ROW_COLUMNS: tuple[str, ...] = tuple(c.name for c in ROW)
 
@@ -131,6 +132,12 @@ class Decision:
     recycle: Recycle | None
     handoff: Handoff | None
     trace: tuple[TraceStep, ...] = field(default=(), compare=False)
+    #: The lead's account key ("" when it has none: its own account); on a contact whose
+    #: account-level handoff went to another contact, that contact's lead id; on that
+    #: primary contact, the account's other contacts (docs/accounts.md).
+    account: str = ""
+    account_primary: str = ""
+    account_contacts: tuple[str, ...] = ()
 
     @property
     def route(self) -> str:
@@ -141,6 +148,7 @@ class Decision:
         """A JSON-ready dict (stable key order; the trace only when asked)."""
         data = asdict(self)
         data["personas"] = list(self.personas)
+        data["account_contacts"] = list(self.account_contacts)
         data.pop("trace")
         if with_trace:
             data["trace"] = [asdict(step) for step in self.trace]
@@ -181,6 +189,9 @@ class Decision:
             rank_score(self.excluded, self.fit, self.engagement,
                        handoff.priority if handoff is not None else None),
             rules,
+            self.account,
+            self.account_primary,
+            ";".join(self.account_contacts),
         ), strict=True))
 
     def to_cells(self) -> list[str]:
@@ -203,6 +214,7 @@ class Decision:
             self.stage, self.owner,
             recycle.reason if recycle is not None else "", recycle.until if recycle is not None else "",
             *routed, repr(rank_score(self.excluded, self.fit, self.engagement, priority)), rules,
+            self.account, self.account_primary, ";".join(self.account_contacts),
         ]
 
     @classmethod

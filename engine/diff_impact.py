@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from engine.accounts import uses_accounts
 from engine.compile import CompiledPlaybook
 from engine.evaluate import Decision, decide
 from engine.events import Event
@@ -44,6 +45,7 @@ class Case:
     as_of: datetime
     fixture: bool = False
     check_at: tuple[datetime, ...] = ()
+    contacts: tuple[Any, ...] = ()  # a fixture's account contacts (engine.accounts.Member)
 
 
 @dataclass(frozen=True)
@@ -325,8 +327,28 @@ def _timeline_text(cp: CompiledPlaybook, case: Case) -> tuple[str, Decision]:
     from engine.replay import replay
 
     timeline = replay(cp, dict(case.lead), case.events, case.as_of, lead_id=case.lead_id,
-                      check_at=case.check_at)
+                      check_at=case.check_at, contacts=case.contacts)
     return render_timeline(timeline), timeline.final
+
+
+def _with_accounts(base_cp: CompiledPlaybook, head_cp: CompiledPlaybook,
+                   cases: Sequence[Case]) -> dict[int, tuple[Decision, Decision]]:
+    """Each export lead's decisions under both versions, decided with its account's other
+    leads (engine.accounts): the whole export is held in memory, as ``evaluate`` does."""
+    from engine.account_decide import decide_accounts
+    from engine.accounts import Member
+
+    found: dict[int, tuple[Decision, Decision]] = {}
+    by_instant: dict[datetime, list[Case]] = {}
+    for case in cases:
+        by_instant.setdefault(case.as_of, []).append(case)
+    for as_of, group in by_instant.items():
+        members = [Member(c.lead_id, c.lead, c.events) for c in group]
+        olds = decide_accounts(base_cp, members, as_of, detail=False)
+        news = decide_accounts(head_cp, members, as_of, detail=False)
+        for case, old, new in zip(group, olds, news, strict=True):
+            found[id(case)] = (old, new)
+    return found
 
 
 def impact(base_cp: CompiledPlaybook, head_cp: CompiledPlaybook, cases: Iterable[Case], *,
@@ -345,11 +367,18 @@ def impact(base_cp: CompiledPlaybook, head_cp: CompiledPlaybook, cases: Iterable
     watchers = [*observers, *([cut] if cut is not None else [])]
     total = changed = 0
     changed_examples: list[str] = []
+    decided: dict[int, tuple[Decision, Decision]] = {}
+    if uses_accounts(base_cp) or uses_accounts(head_cp):  # export leads with their accounts
+        cases = list(cases)
+        decided = _with_accounts(base_cp, head_cp, [c for c in cases if not c.fixture])
     for case in cases:
         if case.fixture:
             old_text, old = _timeline_text(base_cp, case)
             new_text, new = _timeline_text(head_cp, case)
             moved = old_text != new_text
+        elif id(case) in decided:
+            old, new = decided[id(case)]
+            moved = False
         else:
             old = decide(base_cp, case.lead, case.events, case.as_of, lead_id=case.lead_id)
             new = decide(head_cp, case.lead, case.events, case.as_of, lead_id=case.lead_id)

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from math import floor
 from typing import Any
 
+from engine.accounts import AccountFacts, Early
 from engine.compile import CompiledPlaybook, Rule
 from engine.decision import (  # the decision types live below decide and the kernel
     _MEMO_LIMIT,
@@ -221,19 +222,23 @@ def _recycle(ev: _Evaluation) -> tuple[Recycle | None, bool, datetime | None]:
     return recycle_state(cp, rule, event.at, history.as_of, reentered)
 
 
-def _handoff(ev: _Evaluation, lead: Mapping[str, Any],
-             released: datetime | None) -> Handoff | None:
+def _handoff(ev: _Evaluation, lead: Mapping[str, Any], released: datetime | None,
+             account: AccountFacts | None) -> Handoff | None:
     history = ev.history
 
     def latest() -> datetime:
         last = history.last()
         return last.at if last is not None else history.as_of
 
+    def account_latest() -> datetime:  # an account handoff: the account's latest activity
+        return account.latest if account is not None and account.latest is not None else latest()
+
     for handoff in ev.cp.handoffs:
         if ev.test("handoffs", handoff.rule) is not True:
             continue
         value = ev.run(handoff.priority) if handoff.priority is not None else None
-        return handoff_of(ev.cp, handoff, lead, value, latest, released)
+        return handoff_of(ev.cp, handoff, lead, value,
+                          account_latest if handoff.per_account else latest, released)
     return None
 
 
@@ -246,13 +251,32 @@ def decide(
     lead_id: str = "",
     trace: bool = False,
     detail: bool = True,
+    account: AccountFacts | None = None,
 ) -> Decision:
     """The playbook's decision for one lead at ``as_of`` (aware; naive means the playbook's zone).
 
     ``detail=False`` leaves ``engagement_breakdown`` empty (every other field is the
     same): building it per event is most of the engagement cost, and exports
-    (``to_row``) never show it.
+    (``to_row``) never show it. ``account`` is the lead's account at ``as_of``
+    (:mod:`engine.accounts`); without it ``account.*`` reads as missing.
     """
+    decision = _decide(cp, lead, events, as_of, lead_id, trace, detail, account, early=False)
+    assert isinstance(decision, Decision)
+    return decision
+
+
+def early_facts(cp: CompiledPlaybook, lead: Mapping[str, Any], events: Sequence[Event] | History,
+                as_of: datetime, account: AccountFacts | None) -> Early:
+    """The lead's own target status, fit, engagement, exclusion and personas (the account
+    step's inputs), with ``account.target`` as its target status when given."""
+    found = _decide(cp, lead, events, as_of, "", False, False, account, early=True)
+    assert isinstance(found, Early)
+    return found
+
+
+def _decide(cp: CompiledPlaybook, lead: Mapping[str, Any], events: Sequence[Event] | History,
+            as_of: datetime, lead_id: str, trace: bool, detail: bool, account: AccountFacts | None,
+            *, early: bool) -> Decision | Early:
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=cp.tz)
     history = events if isinstance(events, History) and events.as_of == as_of else History(
@@ -262,6 +286,8 @@ def decide(
     values = ev.values
     personas = tuple(r.id for r in cp.personas if ev.persona(r.id))
     values["target_account"] = bool(cp.target_accounts and ev.test("targets", cp.target_accounts))
+    if account is not None:  # an account is a target if any of its leads is (engine.accounts)
+        values["target_account"] = account.target
     values["target_lead"] = bool(cp.target_leads and ev.test("targets", cp.target_leads))
     fit, fit_breakdown = _fit(ev)
     recent, prior = _surge_counts(cp, history) if cp.surge else (0, 0)
@@ -272,12 +298,25 @@ def decide(
     engagement_breakdown = {k: score(v / QUANTUM) for k, v in sorted(parts.items())} if parts else {}
     values.update(fit=fit, engagement=engagement, surge=surge)
     excluded = next((r.id for r in cp.exclusions if ev.test("exclusions", r) is True), None)
+    if early:
+        last = history.last()
+        return Early(account.key if account is not None else "", values["target_account"], fit,
+                     engagement, excluded, personas, last.at if last is not None else None)
+    if account is not None:
+        values["account"] = account.record()
+        if trace:  # explain shows the account's values beside the rules that read them
+            record = account.record()
+            for name in ("fit", "engagement", "contacts", "target"):
+                ev.steps.append(TraceStep("account", name, 0, f"account.{name}", record[name], {}))
+            for persona_id, found in sorted(record["personas"].items()):
+                ev.steps.append(TraceStep("account", f"persona:{persona_id}", 0,
+                                          f'account_persona("{persona_id}")', found, {}))
     stage_index = _stage_index(ev)
     if stage_index < cp.last_sticky:
         stage_index = max(stage_index, _sticky_floor(cp, lead, history, stage_index))
     values["stage"] = stage_index
     recycle, held, released = _recycle(ev)
-    handoff = None if excluded or held else _handoff(ev, lead, released)
+    handoff = None if excluded or held else _handoff(ev, lead, released, account)
     stage = cp.stages[stage_index]
     return Decision(
         lead_id=lead_id,
@@ -298,6 +337,7 @@ def decide(
         recycle=recycle,
         handoff=handoff,
         trace=tuple(ev.steps),
+        account=account.key if account is not None else "",
     )
 
 

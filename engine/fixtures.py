@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.accounts import Member
 from engine.diagnostics import Diagnostic, EngineError
 from engine.events import Event
 from engine.io.timestamps import TimestampError, TimestampParser
@@ -49,6 +50,12 @@ class FixtureLead(_Strict):
     fields: dict[str, Scalar] = Field(default_factory=dict)
 
 
+class FixtureContact(FixtureLead):
+    """Another lead of the same account, with its own events (the account's history)."""
+
+    events: list[dict[str, Scalar]] = Field(default_factory=list)
+
+
 class FixtureModel(_Strict):
     """The fixture file's shape; events stay loose here and are checked one by one."""
 
@@ -58,6 +65,9 @@ class FixtureModel(_Strict):
     description: str | None = None
     lead: FixtureLead
     events: list[dict[str, Scalar]] = Field(default_factory=list)
+    contacts: list[FixtureContact] = Field(
+        default_factory=list,
+        description="the other leads of the lead's account, each with its events (docs/accounts.md)")
     as_of: str | None = None
     check_at: list[str] = Field(default_factory=list)
 
@@ -75,6 +85,7 @@ class Fixture:
     as_of: datetime
     check_at: tuple[datetime, ...]
     lines: tuple[int, ...]  # the YAML line of each event, for readable failures
+    contacts: tuple[Member, ...] = ()  # the account's other leads (engine.accounts)
 
     @property
     def name(self) -> str:
@@ -135,14 +146,53 @@ def load_fixture(path: Path | str, playbooks: PlaybookLoader = load_playbook) ->
     pb = result.playbook
     parser = TimestampParser(default_tz=pb.timezone)
     declared = dict(pb.lead.fields)
-    for name in model.lead.fields:
-        if declared and name not in declared:
-            raise _fail(doc, ["lead", "fields", name], f"lead field `{name}` is not declared by "
-                        "the playbook", f"declared: {', '.join(declared)}")
+    leads: list[tuple[list[str | int], FixtureLead]] = [(["lead"], model.lead)]
+    leads += [(["contacts", i], c) for i, c in enumerate(model.contacts)]
+    for where, lead in leads:
+        for name in lead.fields:
+            if declared and name not in declared:
+                raise _fail(doc, [*where, "fields", name], f"lead field `{name}` is not declared by "
+                            "the playbook", f"declared: {', '.join(declared)}")
+    ids = [lead.id for _, lead in leads]
+    for index, lead_id in enumerate(ids):
+        if lead_id in ids[:index]:
+            raise _fail(doc, [*leads[index][0], "id"], f"lead id `{lead_id}` appears twice",
+                        "each contact of the account needs its own id")
+    events, lines = _events(doc, pb, parser, model.events, ["events"])
+    contacts = tuple(
+        Member(c.id, dict(c.fields), tuple(_events(doc, pb, parser, c.events, ["contacts", i, "events"])[0]))
+        for i, c in enumerate(model.contacts))
+    instants = [e.at for e in events] + [e.at for c in contacts for e in c.events]
+    try:
+        as_of = parser.parse(model.as_of) if model.as_of else None
+        check_at = tuple(parser.parse(t) for t in model.check_at)
+    except TimestampError as exc:
+        raise _fail(doc, ["as_of"], str(exc)) from None
+    if as_of is None:
+        if not instants:
+            raise _fail(doc, ["events"], "a fixture without events needs `as_of`")
+        as_of = max(instants)
+    return Fixture(
+        path=path,
+        playbook_path=playbook_path,
+        description=model.description or "",
+        lead_id=model.lead.id,
+        lead=dict(model.lead.fields),
+        events=tuple(events),
+        as_of=as_of,
+        check_at=check_at,
+        lines=tuple(lines),
+        contacts=contacts,
+    )
+
+
+def _events(doc: Document, pb: Any, parser: TimestampParser, raws: list[dict[str, Scalar]],
+            base: list[str | int]) -> tuple[list[Event], list[int]]:
+    """A fixture's event list, each checked against the playbook's vocabulary."""
     events: list[Event] = []
     lines: list[int] = []
-    for index, raw in enumerate(model.events):
-        where: list[str | int] = ["events", index]
+    for index, raw in enumerate(raws):
+        where: list[str | int] = [*base, index]
         if "type" not in raw or "at" not in raw:
             raise _fail(doc, where, "an event needs `at` and `type`")
         etype = str(raw["type"])
@@ -161,26 +211,7 @@ def load_fixture(path: Path | str, playbooks: PlaybookLoader = load_playbook) ->
         event_id = str(raw["id"]) if raw.get("id") is not None else None
         events.append(Event(etype, at, fields, event_id, index))
         lines.append(doc.position(where)[0])
-    try:
-        as_of = parser.parse(model.as_of) if model.as_of else None
-        check_at = tuple(parser.parse(t) for t in model.check_at)
-    except TimestampError as exc:
-        raise _fail(doc, ["as_of"], str(exc)) from None
-    if as_of is None:
-        if not events:
-            raise _fail(doc, ["events"], "a fixture without events needs `as_of`")
-        as_of = max(e.at for e in events)
-    return Fixture(
-        path=path,
-        playbook_path=playbook_path,
-        description=model.description or "",
-        lead_id=model.lead.id,
-        lead=dict(model.lead.fields),
-        events=tuple(events),
-        as_of=as_of,
-        check_at=check_at,
-        lines=tuple(lines),
-    )
+    return events, lines
 
 
 def is_fixture(path: Path) -> bool:

@@ -314,6 +314,23 @@ def _max(rt: Runtime, *values: Any) -> Any:
     return max(values)
 
 
+#: The fields of the ``account`` record (engine.accounts computes them): type and doc.
+ACCOUNT_FIELDS: dict[str, tuple[str, str]] = {
+    "fit": ("number", "The best (highest) fit among the account's non-excluded contacts."),
+    "engagement": ("number", "The engagement of the account's non-excluded contacts, added up."),
+    "contacts": ("number", "How many non-excluded contacts the account has (the lead included)."),
+    "target": ("bool", "Whether any of the account's leads is a target account."),
+}
+
+
+def _account_persona(rt: Runtime, persona_id: str) -> int | None:
+    account = rt.values.get("account")
+    if account is None:
+        return None
+    found: int = account["personas"].get(persona_id, 0)
+    return found
+
+
 def _count_since_recycle(rt: Runtime, type_: str, fields: Mapping[str, Any] | None = None) -> int:
     since = rt.values.get("recycled_at")
     if since is None:
@@ -563,6 +580,10 @@ def _sql_persona(s: SqlCall) -> Any:
     return s.persona(_first(s.node))
 
 
+def _sql_account_persona(s: SqlCall) -> Any:  # a window column of engine.sql.accounts
+    return s.exp.column("account_" + s.persona(_first(s.node)).name)
+
+
 def _sql_lower(s: SqlCall) -> Any:
     # Python lowers U+0130 (İ) to "i" + U+0307 (combining dot); SQL LOWER gives "i".
     # It is the only code point where they differ (checked over all of Unicode).
@@ -736,6 +757,19 @@ FUNCTIONS: dict[str, Function] = {
             aggregate=True, examples=('avg("deal", "amount") > 500',),
         ),
         Function(
+            "account_persona",
+            (Param("id", "persona_id"),),
+            "number",
+            "How many of the account's non-excluded contacts match a persona: the buying group "
+            "(docs/accounts.md).",
+            _account_persona,
+            since="stage",
+            reference=lambda n, pid: _account_persona(n.scope, pid),
+            kernel=_k_call,  # never emitted: engine.kernel refuses playbooks with accounts
+            sql=_sql_account_persona, sql_gaps=_gaps_none,
+            examples=('account_persona("buyer") >= 2',),
+        ),
+        Function(
             "count_since_recycle",
             (_TYPE,),
             "number",
@@ -761,10 +795,18 @@ NAMES: dict[str, Name] = {
         Name(
             "target_account",
             "bool",
-            "Whether the lead's account matches targets.accounts.",
+            "Whether the lead's account matches targets.accounts (with accounts declared: "
+            "whether any of the account's leads does).",
             since="fit",
         ),
         Name("target_lead", "bool", "Whether the lead matches targets.leads.", since="fit"),
+        Name(
+            "account",
+            "record",
+            "The lead's account, over its non-excluded contacts at the same instant: "
+            + ", ".join(f"account.{k}" for k in ACCOUNT_FIELDS) + " (docs/accounts.md).",
+            since="stage",
+        ),
         Name("recent", "number", "Events in the latest surge window.", since="surge"),
         Name("prior", "number", "Events in the surge window before the latest.", since="surge"),
         Name("fit", "number", "The fit (attribute) score.", since="exclusion"),

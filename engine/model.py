@@ -158,6 +158,16 @@ class Team(Strict):
 FieldType = Literal["string", "number", "bool", "datetime"]
 
 
+class AccountFromDomain(Strict):
+    """An account keyed by the domain of an email field: the text after its last ``@``."""
+
+    domain_of: str = Field(description="The lead field holding an email address.")
+    unless_in: str | None = Field(
+        default=None,
+        description="A list of domains that are no company (freemail: gmail.com, yahoo.co.jp): "
+                    "a lead at one of them is its own account. Entries lower-case.")
+
+
 class Lead(Strict):
     """The lead attributes expressions may read (``lead.title``) and their types."""
 
@@ -166,6 +176,12 @@ class Lead(Strict):
     )
     source: str | None = Field(
         default=None, description="The lead field holding the lead source (for `sources`)."
+    )
+    account: str | AccountFromDomain | None = Field(
+        default=None,
+        description="Which account a lead belongs to (docs/accounts.md): the lead field holding "
+                    "an account id, or `{domain_of: email}` for the company domain of an email "
+                    "field (lower-cased). A lead with none is its own account.",
     )
 
 
@@ -306,6 +322,11 @@ class Handoff(Strict):
     when: Expr
     sla: DurationStr | None = None
     priority: Expr | None = Field(default=None, description="A number; higher is called first.")
+    per: Literal["lead", "account"] = Field(
+        default="lead",
+        description="`account`: one handoff per account, to its highest-priority qualifying "
+                    "contact; the account's other contacts are listed under it (docs/accounts.md).",
+    )
     description: str | None = None
 
 

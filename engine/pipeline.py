@@ -6,6 +6,12 @@ recycle (``engine.functions.CONTEXTS``, where each section's expressions are che
 :func:`expression_sites` walks a compiled playbook's expressions in that order, once, for
 every reader that needs them all (validate's SQL check, the SQL dialect notes, lint,
 leakage): a new section is added here and they all see it.
+
+Accounts (:mod:`engine.accounts`) are a step with no expressions of its own: the
+account's target status is combined right after targets, and its values (``account.*``,
+``account_persona``) right after exclusions, so they are known from stages on (their
+registry entries say ``since="stage"``) and never in fit, surge or exclusions, which
+they are computed from.
 """
 
 from __future__ import annotations

@@ -53,6 +53,10 @@ def render_decision(d: Decision) -> str:
         h = d.handoff
         lines.append(f"  handoff:     {h.rule} → {h.to}, due {h.due or '-'}, "
                      f"priority {_num(h.priority)}")
+    if d.account_primary or d.account_contacts:  # an account-level handoff (docs/accounts.md)
+        lines.append(f"  account:     {d.account}"
+                     + (f", listed under {d.account_primary}" if d.account_primary else "")
+                     + (f", contacts {', '.join(d.account_contacts)}" if d.account_contacts else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -76,7 +80,8 @@ def render_trace(steps: tuple[TraceStep, ...]) -> str:
     for step in steps:
         seen = ", ".join(f"{k}={v!r}" for k, v in step.seen.items())
         verdict = "✓" if step.result is True else ("✗" if step.result is False else repr(step.result))
-        lines.append(f"{verdict} {step.section}/{step.rule} (line {step.line}): {step.expression}")
+        where = f" (line {step.line})" if step.line else ""  # account values have no line
+        lines.append(f"{verdict} {step.section}/{step.rule}{where}: {step.expression}")
         if seen:
             lines.append(f"      saw {seen}")
     return "\n".join(lines) + "\n"

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from engine.account_decide import decide_accounts
+from engine.accounts import Member, uses_accounts
 from engine.compile import CompiledPlaybook
 from engine.evaluate import Decision, decide
 from engine.events import Event
@@ -102,6 +104,13 @@ def changes(before: Decision | None, after: Decision,
                    f"{_num(new.priority)})")
     elif old is not None and new is None:
         out.append(f"handoff {old.rule} withdrawn")
+    primary = before.account_primary if before is not None else ""
+    if after.account_primary != primary:
+        out.append(f"listed under {after.account_primary}'s account handoff" if after.account_primary
+                   else f"no longer listed under {primary}'s account handoff")
+    listed = before.account_contacts if before is not None else ()
+    if after.account_contacts != listed:
+        out.append("account handoff lists " + (", ".join(after.account_contacts) or "no other contact"))
     return tuple(out)
 
 
@@ -122,13 +131,25 @@ def replay(
     *,
     lead_id: str = "",
     check_at: Sequence[datetime] = (),
+    contacts: Sequence[Member] = (),
 ) -> Timeline:
-    """Decide after every event (and at the extra instants) up to ``as_of``."""
+    """Decide after every event (and at the extra instants) up to ``as_of``.
+
+    With accounts (:mod:`engine.accounts`), each decision takes the whole account: the
+    lead with its ``contacts``, each with its own events; a contact's event is a step too.
+    """
     history = History(events, as_of)  # ordered and deduplicated once
     by_instant: dict[datetime, list[Event]] = {}
     for event in history.events:
         by_instant.setdefault(event.at, []).append(event)
     instants: dict[datetime, str] = {t: "event" for t in by_instant}
+    accounts = bool(contacts) or uses_accounts(cp)
+    account_events: dict[datetime, list[str]] = {}
+    for contact in contacts:
+        for event in History(contact.events, as_of).events:
+            account_events.setdefault(event.at, []).append(f"{contact.lead_id} {event.type}")
+    for t, happened in sorted(account_events.items()):
+        instants.setdefault(t, "account: " + "; ".join(happened))
     for t in check_at:
         if t <= as_of:
             instants.setdefault(t, "check")
@@ -143,7 +164,11 @@ def replay(
         index += 1
         if instants[t] == "cooldown end" and not _ends_now(previous, t):
             continue  # a later trigger replaced the recycle that ended here
-        decision = decide(cp, lead, history.events, t, lead_id=lead_id)
+        if accounts:
+            members = [Member(lead_id, lead, history.events), *contacts]
+            decision = decide_accounts(cp, members, t)[0]
+        else:
+            decision = decide(cp, lead, history.events, t, lead_id=lead_id)
         recycle = decision.recycle
         if recycle is not None and recycle.active:
             until = datetime.fromisoformat(recycle.until)

@@ -17,6 +17,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from engine.account_decide import decide_accounts
+from engine.accounts import Member, uses_accounts
 from engine.compile import CompiledPlaybook
 from engine.evaluate import decide
 from engine.events import Event
@@ -92,10 +94,12 @@ def _tables(cp: CompiledPlaybook, leads: Sequence[Lead]) -> tuple[pa.Table, pa.T
 def assert_same(cp: CompiledPlaybook, leads: Sequence[Lead], as_of: datetime = AS_OF) -> None:
     lead_table, event_table = _tables(cp, leads)
     got = evaluate_duckdb(cp, lead_table, event_table, as_of).to_pylist()
-    expected = sorted(
-        (decide(cp, lead, events, as_of, lead_id=lid).to_row() for lid, lead, events in leads),
-        key=lambda r: r["lead_id"],
-    )
+    if uses_accounts(cp):  # each lead decided with its account's other leads
+        members = [Member(lid, lead, events) for lid, lead, events in leads]
+        decisions = decide_accounts(cp, members, as_of, detail=False)
+    else:
+        decisions = [decide(cp, lead, events, as_of, lead_id=lid) for lid, lead, events in leads]
+    expected = sorted((d.to_row() for d in decisions), key=lambda r: r["lead_id"])
     assert len(got) == len(expected)
     assert not got or list(got[0]) == list(expected[0])  # same columns, same order
     for mine, theirs in zip(got, expected, strict=True):
@@ -194,7 +198,9 @@ def _lead(draw: st.DrawFn, cp: CompiledPlaybook, index: int) -> Lead:
         elif "domain" in name:
             value = draw(st.sampled_from(_DOMAINS))
         elif name == "email":
-            value = draw(st.sampled_from([None, "a@gmail.com", "b@corp.example.jp", "c@yahoo.co.jp"]))
+            value = draw(st.sampled_from([None, "a@gmail.com", "b@corp.example.jp", "c@yahoo.co.jp",
+                                          "d@Corp.Example.JP", "", "no-at-sign", "e@", "f@x@İSTANBUL.example",
+                                          "g@toyota.example.jp"]))
         elif name == "country":
             value = draw(st.sampled_from([None, "JP", "US"]))
         elif name == "industry":

@@ -270,7 +270,7 @@ def _cases(playbook: Path, fixture_dirs: tuple[Path, ...] | None,
             continue
         if fixture.playbook_path.resolve() in targets:
             cases.append(Case(fixture.lead_id, fixture.lead, fixture.events, fixture.as_of,
-                              fixture=True, check_at=tuple(fixture.check_at)))
+                              fixture=True, check_at=tuple(fixture.check_at), contacts=fixture.contacts))
     if not cases:
         return None, "no fixtures for this playbook under " + ", ".join(map(str, fixture_dirs))
     note = f"{skipped} fixture file(s) could not be loaded and were skipped" if skipped else None

@@ -86,6 +86,12 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
     `matches()` pattern read from the data that is not a valid regular expression, is a
     reject with its row number.
 
+    A playbook with accounts (`lead.account`, docs/accounts.md) decides each lead with
+    its account's other leads: the columns account, account_primary and account_contacts
+    say which account a lead is in, and which contact an account-level (`per: account`)
+    handoff went to; the summary counts accounts and the leads without one. The Python
+    backend then holds the whole export in memory.
+
     \b
     Example:
       engine evaluate playbooks/olist.yaml --mapping olist --as-of 2018-06-01 \\

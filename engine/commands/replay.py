@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -38,7 +39,8 @@ def replay(playbook: Path, fixture: Path, fmt: str) -> None:
     from engine.replay import replay as run
 
     cp, fx = _load(playbook, fixture)
-    timeline = run(cp, fx.lead, fx.events, fx.as_of, lead_id=fx.lead_id, check_at=fx.check_at)
+    timeline = run(cp, fx.lead, fx.events, fx.as_of, lead_id=fx.lead_id, check_at=fx.check_at,
+                   contacts=fx.contacts)
     if fmt == "json":
         steps = [{"at": s.decision.as_of, "reason": s.reason,
                   "events": [{"type": e.type, "id": e.id, **e.fields} for e in s.events],
@@ -95,20 +97,43 @@ def explain(playbook: Path, fixture: Path | None, at: str | None, leads: Path | 
 
         cp = load_playbook(playbook).compiled
         assert cp is not None
-        case = ExportSource(leads, events, mapping, as_of).find(cp, lead_id)
+        source = ExportSource(leads, events, mapping, as_of)
+        case = source.find(cp, lead_id)
         lead, history, when, name = dict(case.lead), list(case.events), case.as_of, case.lead_id
+        contacts = _account_of(cp, source, case.lead_id, lead)
     else:
         assert fixture is not None
         cp, fx = _load(playbook, fixture)
         lead, history, when, name = fx.lead, list(fx.events), fx.as_of, fx.lead_id
+        contacts = list(fx.contacts)
         if at is not None:
             try:
                 when = datetime.fromisoformat(at.replace("Z", "+00:00"))
             except ValueError:
                 raise EngineError(f"--at {at!r} is not an ISO 8601 time") from None
-    decision = decide(cp, lead, history, when, lead_id=name, trace=True)
+    from engine.account_decide import decide_accounts
+    from engine.accounts import Member, uses_accounts
+
+    if uses_accounts(cp):  # the whole account decides together (docs/accounts.md)
+        decision = decide_accounts(cp, [Member(name, lead, history), *contacts], when, trace=True)[0]
+    else:
+        decision = decide(cp, lead, history, when, lead_id=name, trace=True)
     if fmt == "json":
         click.echo(json.dumps(decision.to_dict(with_trace=True), ensure_ascii=False, indent=2,
                               sort_keys=True, default=str))
     else:
         click.echo(render_trace(decision.trace) + "\n" + render_decision(decision), nl=False)
+
+
+def _account_of(cp: Any, source: Any, lead_id: str, lead: dict[str, Any]) -> list[Any]:
+    """The other leads of ``lead``'s account in the export: an account-reading decision
+    needs their histories too, so explain reads them all (one more pass over the export)."""
+    from engine.accounts import Member, account_key, uses_accounts
+
+    if not uses_accounts(cp):
+        return []
+    key = account_key(cp, lead)
+    if not key:
+        return []
+    return [Member(case.lead_id, dict(case.lead), list(case.events)) for case in source.cases(cp)
+            if case.lead_id != lead_id and account_key(cp, case.lead) == key]

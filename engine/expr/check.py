@@ -23,6 +23,7 @@ from engine.expr.regex import PatternError, compile_pattern
 from engine.expr.safety import BUILTINS, FORBIDDEN, whitelist
 from engine.expr.types import Type
 from engine.functions import (
+    ACCOUNT_FIELDS,
     CONTEXT_PHRASES,
     FUNCTIONS,
     NAMES,
@@ -160,6 +161,12 @@ class Checker:
                 "attribute access is only allowed on records (`lead.title`, `lists.partners`)",
             )
         self.visit(base)
+        if base.id == "account":
+            if node.attr not in ACCOUNT_FIELDS:
+                return self.issue(node, "E-EXPR-NAME", f"unknown account value `account.{node.attr}`",
+                                  did_you_mean(node.attr, list(ACCOUNT_FIELDS)))
+            self.out.fields.add(f"account.{node.attr}")
+            return T.parse_type(ACCOUNT_FIELDS[node.attr][0])
         if base.id == "lists":
             declared: Sequence[str] | None = self.vocab.lists
         else:

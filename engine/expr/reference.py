@@ -190,7 +190,7 @@ def evaluate(expr: CompiledExpression, scope: Scope) -> Any:
     """Evaluate a checked expression with simpleeval under the same semantics."""
     order = list(expr.vocabulary.stages)
     names: dict[str, Any] = _Names(scope.values)
-    for record in ("lead", "lists"):
+    for record in ("lead", "lists", "account"):
         names[record] = _Record(scope.values.get(record))
     if isinstance(names.get("stage"), int):
         names["stage"] = _Stage(names["stage"], order)

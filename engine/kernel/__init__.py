@@ -66,6 +66,10 @@ class Kernel:
         """``decision``: what the generated code's final ``Decision(...)`` call builds (same
         arguments as :meth:`Decision.from_values`); the funnel passes a lean answer that
         keeps only what it reads (engine.measure.week_answer)."""
+        from engine.accounts import uses_accounts
+
+        if uses_accounts(cp):  # a lead's decision needs its account's leads: engine.accounts
+            raise NoKernel("accounts have no kernel form")
         self.cp = cp
         self._memo: list[dict[Any, float]] = []  # type code → content → points
         self._memo_size = 0

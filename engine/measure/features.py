@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from engine.accounts import refuse_accounts
 from engine.compile import CompiledPlaybook
 from engine.evaluate import decide
 from engine.events import Event
@@ -85,6 +86,7 @@ def build_table(cp: CompiledPlaybook, leads: Iterable[tuple[LeadRecord, Sequence
     category, thresholds of a number at its deciles, missing values) seen in at least
     ``min_support`` leads and not in all but that many [default: 0.5% of leads, ≥ 20].
     """
+    refuse_accounts(cp, "engine learn")
     learnable = _learnable_types(cp)
     decided = [_decide(cp, lead, events, as_of, learnable) for lead, events in leads]
     features: list[Feature] = []

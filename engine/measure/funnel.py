@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from engine.accounts import refuse_accounts
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
 from engine.events import Event
@@ -141,6 +142,7 @@ def reached_steps(cp: CompiledPlaybook, lead: LeadWeeks) -> int:
 def run_funnel(cp: CompiledPlaybook, request: FunnelRequest, *, playbook_name: str = "",
                rejects_writer: Any = None) -> dict[str, Any]:
     """Read the export once, decide it week by week, and return the funnel report (JSON-ready)."""
+    refuse_accounts(cp, "engine funnel")
     weeks = Weeks.between(request.start, request.end)
     pb = cp.playbook
     stage_ids = pb.stage_ids()

@@ -65,6 +65,17 @@ def summarize(con: Any, summary: Summary) -> None:
                            f"GROUP BY {column} ORDER BY min(__row)").fetchall()
         for key, count in rows:
             counts[key] = counts.get(key, 0) + int(count)
+    accounts = summary.accounts
+    if accounts is not None:  # AccountCounts.record's counts (engine.batch)
+        rules = list(accounts.per_account) or [""]
+        marks = ", ".join("?" for _ in rules)
+        alone, handoffs, listed = con.execute(
+            f"SELECT count(*) FILTER (WHERE account = ''), "
+            f"count(*) FILTER (WHERE handoff_rule IN ({marks}) AND handoff_rule <> ''), "
+            f"count(*) FILTER (WHERE account_primary <> '') FROM {TABLE}", rules).fetchall()[0]
+        accounts.keys = {key for (key,) in con.execute(
+            f"SELECT DISTINCT account FROM {TABLE} WHERE account <> ''").fetchall()}
+        accounts.alone, accounts.handoffs, accounts.listed = int(alone), int(handoffs), int(listed)
 
 
 def fill_queues(con: Any, summary: Summary) -> None:
@@ -162,5 +173,7 @@ def _decision(row: dict[str, Any]) -> Decision:
         personas=tuple(p for p in row["personas"].split(";") if p), target_account=row["target_account"],
         target_lead=row["target_lead"], fit=row["fit"], fit_breakdown={}, engagement=row["engagement"],
         engagement_breakdown={}, recent=0, prior=0, surge=row["surge"], stage=row["stage"],
-        owner=row["owner"], recycle=recycle, handoff=handoff,
+        owner=row["owner"], recycle=recycle, handoff=handoff, account=row["account"],
+        account_primary=row["account_primary"],
+        account_contacts=tuple(c for c in row["account_contacts"].split(";") if c),
     )

@@ -136,6 +136,8 @@ class Translator:
         assert isinstance(node.value, ast.Name)
         if node.value.id == "lists":
             raise self.fail(f"`lists.{node.attr}` outside `in`")
+        if node.value.id == "account":
+            return self.env.name(f"account.{node.attr}")
         return self.env.lead(node.attr)
 
     def t_List(self, node: ast.List) -> exp.Expr:

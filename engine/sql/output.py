@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from engine.accounts import uses_accounts
 from engine.compile import CompiledPlaybook
 from engine.decision import EXCLUDED_SCORE_OFFSET, ROW_COLUMNS
 from engine.sql.aggregates import col
@@ -92,8 +93,17 @@ def output_select(cp: CompiledPlaybook, as_of: exp.Expr) -> exp.Select:
         "priority": col("priority"),
         "score": _score(),
         "rules": rules,
+        **_account_columns(cp),
     }
     return exp.select(*(_named(columns[name], name) for name in ROW_COLUMNS))
+
+
+def _account_columns(cp: CompiledPlaybook) -> dict[str, exp.Expr]:
+    """The account columns (engine.sql.accounts); empty text for a playbook without accounts."""
+    if not uses_accounts(cp):
+        return {"account": lit(""), "account_primary": lit(""), "account_contacts": lit("")}
+    return {"account": col("account_key"), "account_primary": col("account_primary"),
+            "account_contacts": col("account_contacts")}
 
 
 def _named(e: exp.Expr, name: str) -> exp.Expr:

@@ -26,9 +26,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlglot import exp
 
+from engine.accounts import uses_accounts
 from engine.compile import CompiledPlaybook
 from engine.expr import CompiledExpression
 from engine.functions import FUNCTIONS
+from engine.sql import accounts as account_sql
 from engine.sql import content as content_sql
 from engine.sql.aggregates import US, age_us, aggregate_sql, cmp_seconds, col, epoch_us
 from engine.sql.expressions import (
@@ -112,6 +114,11 @@ class _Builder:
             "engagement_since_recycle": "engagement_since_recycle",
             "events_since_recycle": "events_since_recycle",
         }
+        # Accounts (engine.sql.accounts): window layers; never in frame mode, where decide
+        # re-decides without the account (its sticky floor), so the frame has none either.
+        self.accounts = uses_accounts(cp) and not frame
+        if self.accounts:
+            self.names.update(account_sql.ACCOUNT_COLUMNS)
         self.env = Environment(
             vocabulary=cp.vocabulary,
             lists=cp.lists,
@@ -485,7 +492,8 @@ class _Builder:
                 f"persona {rule.id} (line {rule.line}): {_src(rule.expr)}",
             )
         targets = Layer("targets")
-        for name, target in (("target_account", cp.target_accounts), ("target_lead", cp.target_leads)):
+        own = "own_target_account" if self.accounts else "target_account"
+        for name, target in ((own, cp.target_accounts), ("target_lead", cp.target_leads)):
             value = self.test(target.expr, f"targets.{target.id}") if target is not None else exp.false()
             targets.add(
                 name,
@@ -494,6 +502,11 @@ class _Builder:
                 if target is not None
                 else None,
             )
+        account_targets = Layer("account_targets")
+        if self.accounts:
+            targets.add("account_key", account_sql.key(cp), "the lead's account ('' for none)")
+            account_targets.add("target_account", account_sql.target(col(own)),
+                                "an account is a target if any of its leads is")
         scores = Layer("scores")
         terms: list[exp.Expr] = []
         for fit_rule in cp.fit_rules:
@@ -547,6 +560,16 @@ class _Builder:
             + "; ".join(f"{s.rule.id}: {_src(s.rule.expr)}" for s in cp.stages[1:]),
         )
         layers = [personas, targets, scores, surge, *_rounding("scores_rounded", rounded), decide]
+        if self.accounts:  # exclusions, then the account's values, then stages that may read them
+            stage_column = decide.columns.pop()
+            account = Layer("account")
+            for name, value, note in account_sql.values(cp):
+                account.add(name, value, note)
+            stages_layer = Layer("account_stages")
+            stages_layer.columns.append(stage_column)
+            layers = [personas, targets, account_targets, scores, surge,
+                      *_rounding("scores_rounded", rounded), decide, account, stages_layer]
+            decide = stages_layer
         if self.frame:
             decide.columns = [c for c in decide.columns if c[0] == "stage_index"]
             return layers
@@ -627,6 +650,7 @@ class _Builder:
 
     def _handoff_layers(self) -> list[Layer]:
         cp = self.cp
+        pre = "pre_" if self.accounts else ""  # an account-level fold gives the final columns
         choose = Layer("handoff")
         blocked = exp.or_(not_null(col("excluded")), col("recycle_active"))
         ifs = [exp.If(this=blocked, true=exp.cast(exp.null(), "INTEGER"))]
@@ -635,7 +659,7 @@ class _Builder:
             for i, h in enumerate(cp.handoffs)
         ]
         choose.add(
-            "handoff_index",
+            pre + "handoff_index",
             exp.Case(ifs=ifs),
             "handoffs, first match (none when excluded or "
             "held): " + "; ".join(f"{h.rule.id}: {_src(h.rule.expr)}" for h in cp.handoffs),
@@ -648,7 +672,7 @@ class _Builder:
         ]
         details.add(
             "priority_raw",
-            exp.Case(this=col("handoff_index"), ifs=priorities) if priorities else _double(exp.null()),
+            exp.Case(this=col(pre + "handoff_index"), ifs=priorities) if priorities else _double(exp.null()),
         )
         source = self._source_sla()
         slas = []
@@ -668,8 +692,14 @@ class _Builder:
                     default=lit(h.sla_seconds),
                 )
             slas.append(exp.If(this=lit(i), true=sla))
-        sla_seconds = exp.Case(this=col("handoff_index"), ifs=slas) if slas else exp.null()
+        sla_seconds = exp.Case(this=col(pre + "handoff_index"), ifs=slas) if slas else exp.null()
         anchor: exp.Expr = exp.Coalesce(this=col("last_at"), expressions=[self.as_of.copy()])
+        per_account = [lit(i) for i, h in enumerate(cp.handoffs) if h.per_account]
+        if self.accounts and per_account:  # an account handoff counts from the account's activity
+            anchor = exp.Case(
+                ifs=[exp.If(this=two_valued(exp.In(this=col(pre + "handoff_index"), expressions=per_account)),
+                            true=exp.Coalesce(this=col("account_latest"), expressions=[anchor.copy()]))],
+                default=anchor)
         if cp.recycle:
             # A cooldown that ran out (no early re-entry) after the last activity: count from its end.
             released = exp.and_(
@@ -678,15 +708,23 @@ class _Builder:
             later = exp.and_(released, exp.GT(this=col("recycle_until"), expression=anchor.copy()))
             anchor = exp.Case(ifs=[exp.If(this=later, true=col("recycle_until"))], default=anchor)
         details.add(
-            "due",
+            pre + "due",
             exp.TimestampAdd(this=anchor, expression=sla_seconds, unit=exp.var("SECOND")),
             "due: the latest activity (or a later end of cooldown) + the shorter of the handoff's "
             "SLA and the source's",
         )
         details.add("score_raw", exp.Add(this=col("fit"), expression=col("engagement")),
                     "score before rounding: fit + engagement (engine.evaluate.rank_score)")
-        rounded = [("priority", "priority_raw"), ("score_base", "score_raw")]
-        return [choose, details, *_rounding("priority_rounded", rounded)]
+        rounded = [(pre + "priority", "priority_raw"), ("score_base", "score_raw")]
+        layers = [choose, details, *_rounding("priority_rounded", rounded)]
+        if self.accounts:
+            for index, columns in enumerate(account_sql.fold(cp, self.prefix + "account_handoff_2"), start=1):
+                fold = Layer(f"account_handoff_{index}")
+                for alias, expression in columns:
+                    fold.add(alias, expression, "per: account handoffs: one per account" if index == 1
+                             and alias == "per_account" else None)
+                layers.append(fold)
+        return layers
 
     def _source_sla(self) -> exp.Expr:
         source_field = self.pb.lead.source

@@ -80,6 +80,8 @@ def _walk(node: ast.AST, declared: bool) -> Iterator[str]:
     elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
         if node.value.id == "lists":
             yield f"`lists.{node.attr}` outside `in`"
+        elif node.value.id == "account":
+            pass  # engine.sql.accounts
         elif not declared:
             yield f"`lead.{node.attr}`: the SQL backend needs the playbook to declare lead.fields"
     elif isinstance(node, ast.List):

@@ -81,7 +81,7 @@ class FixtureItem(pytest.Item):
     def runtest(self) -> None:
         fixture, cp = self._load()
         timeline = replay(cp, fixture.lead, fixture.events, fixture.as_of,
-                          lead_id=fixture.lead_id, check_at=fixture.check_at)
+                          lead_id=fixture.lead_id, check_at=fixture.check_at, contacts=fixture.contacts)
         self.config.stash[_COVERAGE].add(cp, (s.decision for s in timeline.steps))
         text = render(fixture, cp, timeline)
         snapshot_dir = self.path.parent / SNAPSHOT_DIR
