@@ -52,7 +52,7 @@ from engine.io.locks import LOCK_SUFFIX, OutputLock, output_locks
 from engine.io.output_paths import Named, refuse_overlaps
 from engine.io.scratch import Run, stall_point, temp_dir
 from engine.kernel import kernel_for
-from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue
+from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue, place, route_of
 
 #: The columns of :meth:`engine.evaluate.Decision.to_row`, in order (a test keeps them equal).
 #: The decision row's columns (``engine.decision.ROW``, where the row is declared).
@@ -192,7 +192,8 @@ class Summary:
             "recycled": dict(self.recycled),
             "handoffs": {
                 team: {"handoffs": q.handoffs, "capacity": q.capacity, "queued": q.queued,
-                       "overflow": q.overflow}
+                       "overflow": q.overflow, "carried_over": q.carried_over,
+                       "overflow_out": q.overflow_out, "overflow_in": q.overflow_in}
                 for team, q in self.teams.items()
             },
         }
@@ -202,6 +203,14 @@ def _new_summary(cp: CompiledPlaybook, request: BatchRequest, playbook: str) -> 
     pb = cp.playbook
     targets = [team for team in pb.teams if any(h.to == team for h in pb.handoffs)]
     targets += [h.to for h in pb.handoffs if h.to not in targets]
+    for team in targets:  # the teams overflow is routed to take part in the week too
+        target = route_of(pb, team)
+        if target is not None and target not in targets:
+            targets.append(target)
+    teams = {t: TeamQueue(t, pb.teams[t].capacity if t in pb.teams else None) for t in targets}
+    for name, queue in teams.items():
+        target = route_of(pb, name)
+        queue.next = teams[target] if target is not None else None
     return Summary(
         playbook=playbook,
         as_of=request.as_of.astimezone(cp.tz).isoformat(),
@@ -212,7 +221,7 @@ def _new_summary(cp: CompiledPlaybook, request: BatchRequest, playbook: str) -> 
         routes=dict.fromkeys([*targets, "none"], 0),
         excluded=dict.fromkeys([e.id for e in pb.exclusions], 0),
         recycled=dict.fromkeys(pb.recycle, 0),
-        teams={t: TeamQueue(t, pb.teams[t].capacity if t in pb.teams else None) for t in targets},
+        teams=teams,
     )
 
 
@@ -451,21 +460,69 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Re
     try:
         if file_format(staging) == "csv":  # rows spelled as text straight from each Decision
             write_cells(staging, DECISION_COLUMNS,
-                        _decisions(cp, request, summary, sink, pairs, progress, Decision.to_cells),
+                        _placed(summary, _decisions(cp, request, summary, sink, pairs, progress,
+                                                    Decision.to_cells)),
                         raw_columns=NOT_TEXT, csv_guard=request.csv_guard)
         else:
-            write_decisions(staging, _decisions(cp, request, summary, sink, pairs, progress, Decision.to_row))
+            write_decisions(staging, _placed(summary, _decisions(cp, request, summary, sink, pairs,
+                                                                 progress, Decision.to_row)))
     finally:
         close = getattr(pairs, "close", None)
         if close is not None:
             close()  # removes the events spill file even when the run stops early
 
 
+Placed = tuple[int, str | None, RowT]
+
+
+def _placed(summary: Summary, rows: Iterator[Placed[RowT]]) -> Iterator[RowT]:
+    """Each row with its ``queue`` and ``queue_team`` (:func:`engine.queues.place`), in file order.
+
+    Where a handoff stands depends on every later lead when its team has a capacity, so
+    then the rows go to a scratch file (marshal, in the run's scratch folder) until the
+    last lead is decided and are read back to be written; with no capped team every
+    handoff is queued, and rows pass straight through.
+    """
+    if all(q.capacity is None for q in summary.teams.values()):
+        for row_number, team, row in rows:
+            yield _with_place(summary, row_number, team, row)
+        return
+    import marshal
+    import os
+    import tempfile
+
+    handle, path = tempfile.mkstemp(prefix=".engine-rows-", suffix=".marshal", dir=temp_dir())
+    try:
+        with os.fdopen(handle, "wb") as spill:
+            for item in rows:
+                marshal.dump(item, spill)  # type: ignore[arg-type]  # rows are str/float/bool/None
+        with open(path, "rb") as spilled:
+            while True:
+                try:
+                    row_number, team, row = marshal.load(spilled)
+                except EOFError:
+                    break
+                yield _with_place(summary, row_number, team, row)
+    finally:
+        os.unlink(path)
+
+
+def _with_place(summary: Summary, row_number: int, team: str | None, row: RowT) -> RowT:
+    if team is not None and team in summary.teams:
+        status, holder = place(summary.teams, team, row_number)
+        if isinstance(row, list):
+            row[-2], row[-1] = status, holder
+        elif isinstance(row, dict):
+            row["queue"], row["queue_team"] = status, holder
+    return row
+
+
 def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Rejects,
                pairs: Iterator[tuple[LeadRecord, Sequence[Event]]],
-               progress: Progress | None, shape: Callable[[Decision], RowT]) -> Iterator[RowT]:
-    """Decide each lead in file order and account for it; yield its output row, as ``shape``
-    makes it (``Decision.to_cells`` for CSV, ``Decision.to_row`` for the other formats)."""
+               progress: Progress | None, shape: Callable[[Decision], RowT]) -> Iterator[Placed[RowT]]:
+    """Decide each lead in file order and account for it; yield its input row, the team it is
+    handed to, and its output row as ``shape`` makes it (``Decision.to_cells`` for CSV,
+    ``Decision.to_row`` for the other formats)."""
     leads_file = str(request.leads)
     matched = with_events = 0
     for count, (lead, events) in enumerate(pairs, start=1):
@@ -487,7 +544,7 @@ def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, si
         with_events += from_file > 0
         if progress is not None and count % _PROGRESS_EVERY == 0:
             progress(lead.row)
-        yield row
+        yield lead.row, decision.handoff.to if decision.handoff is not None else None, row
     summary.events_matched = matched
     summary.leads_with_events = with_events
 
@@ -591,11 +648,11 @@ def render_summary(summary: Summary) -> str:
     if summary.teams:
         width = max(len(team) for team in summary.teams)
         lines.append(f"{'handoffs:':<{width + 2}}  {'handoffs':>9}  {'capacity/wk':>11}  "
-                     f"{'queued':>9}  {'overflow':>9}")
+                     f"{'queued':>9}  {'carried_over':>12}  {'overflow_out':>12}  {'overflow_in':>11}")
         for team, q in summary.teams.items():
             capacity = f"{q.capacity:,}" if q.capacity is not None else "unlimited"
-            lines.append(f"  {team:<{width}}  {q.handoffs:>9,}  {capacity:>11}  "
-                         f"{q.queued:>9,}  {q.overflow:>9,}")
+            lines.append(f"  {team:<{width}}  {q.handoffs:>9,}  {capacity:>11}  {q.queued:>9,}  "
+                         f"{q.carried_over:>12,}  {q.overflow_out:>12,}  {q.overflow_in:>11,}")
     lines.append(f"wrote {summary.output} ({summary.decided:,} rows); rejects: {summary.rejects_file} "
                  f"({summary.leads_rejected + summary.events_rejected:,})"
                  + (f"; queues: {summary.queues_dir}/" if summary.queues_dir else ""))
