@@ -1,8 +1,8 @@
 """Stage 4 of the SQL batch path: the decisions table → summary, queues and output, in DuckDB.
 
 The decision rows never pass through Python one by one: the summary is a few
-``GROUP BY``\\ s over the table, a team's queue is its handoffs ``ORDER BY`` the queue's
-key (cut at capacity in SQL when no overflow file is asked for), and a CSV output is
+``GROUP BY``\\ s over the table, each team's queue is ranked by the queue's key in SQL
+(:func:`place_queues`, which also fills the ``queue`` columns), and a CSV output is
 written by ``COPY … TO``. The CSV bytes are :mod:`engine.io.writers`' own: each cell is
 spelled as ``format_cell`` spells it (DuckDB prints a DOUBLE as ``repr`` does, checked by
 tests/test_sql_decisions.py), text cells get the formula guard, and each row is quoted as
