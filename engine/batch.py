@@ -203,11 +203,12 @@ def _new_summary(cp: CompiledPlaybook, request: BatchRequest, playbook: str) -> 
     pb = cp.playbook
     targets = [team for team in pb.teams if any(h.to == team for h in pb.handoffs)]
     targets += [h.to for h in pb.handoffs if h.to not in targets]
-    for team in targets:  # the teams overflow is routed to take part in the week too
+    queued = list(targets)
+    for team in queued:  # the teams overflow is routed to take part in the week too
         target = route_of(pb, team)
-        if target is not None and target not in targets:
-            targets.append(target)
-    teams = {t: TeamQueue(t, pb.teams[t].capacity if t in pb.teams else None) for t in targets}
+        if target is not None and target not in queued:
+            queued.append(target)
+    teams = {t: TeamQueue(t, pb.teams[t].capacity if t in pb.teams else None) for t in queued}
     for name, queue in teams.items():
         target = route_of(pb, name)
         queue.next = teams[target] if target is not None else None
