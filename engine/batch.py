@@ -51,6 +51,7 @@ from engine.io.encoding import describe_encoding, detect_encoding
 from engine.io.locks import LOCK_SUFFIX, OutputLock, output_locks
 from engine.io.output_paths import Named, refuse_overlaps
 from engine.io.scratch import Run, stall_point, temp_dir
+from engine.io.writers import csv_line_maker, write_lines
 from engine.kernel import kernel_for
 from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue, place, route_of
 
@@ -458,15 +459,19 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Re
     prepare = kernel.preparer(request.as_of) if kernel is not None else None
     pairs = iter_leads_with_events(leads, events, on_reject=sink, events_sorted=request.events_sorted,
                                    prepare=prepare, spill_dir=temp_dir())
+    capped = any(q.capacity is not None for q in summary.teams.values())
     try:
         if file_format(staging) == "csv":  # rows spelled as text straight from each Decision
-            write_cells(staging, DECISION_COLUMNS,
-                        _placed(summary, _decisions(cp, request, summary, sink, pairs, progress,
-                                                    Decision.to_cells)),
-                        raw_columns=NOT_TEXT, csv_guard=request.csv_guard)
+            cells = _decisions(cp, request, summary, sink, pairs, progress, Decision.to_cells)
+            if capped:
+                _write_placed_lines(staging, summary, cells, request.csv_guard)
+            else:
+                write_cells(staging, DECISION_COLUMNS, (_with_place(summary, *item) for item in cells),
+                            raw_columns=NOT_TEXT, csv_guard=request.csv_guard)
         else:
-            write_decisions(staging, _placed(summary, _decisions(cp, request, summary, sink, pairs,
-                                                                 progress, Decision.to_row)))
+            rows = _decisions(cp, request, summary, sink, pairs, progress, Decision.to_row)
+            write_decisions(staging, _spilled(summary, rows) if capped
+                            else (_with_place(summary, *item) for item in rows))
     finally:
         close = getattr(pairs, "close", None)
         if close is not None:
@@ -476,18 +481,17 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Re
 Placed = tuple[int, str | None, RowT]
 
 
-def _placed(summary: Summary, rows: Iterator[Placed[RowT]]) -> Iterator[RowT]:
-    """Each row with its ``queue`` and ``queue_team`` (:func:`engine.queues.place`), in file order.
+#: Rows spilled per marshal record: one load per batch, not per row.
+_SPILL_BATCH = 4096
+
+
+def _spill(items: Iterator[Any]) -> Iterator[Any]:
+    """``items`` back in order after the last one was made: held in a scratch file meanwhile.
 
     Where a handoff stands depends on every later lead when its team has a capacity, so
-    then the rows go to a scratch file (marshal, in the run's scratch folder) until the
-    last lead is decided and are read back to be written; with no capped team every
-    handoff is queued, and rows pass straight through.
+    rows wait (marshal, in the run's scratch folder, in batches) until the last lead is
+    decided and every queue is known.
     """
-    if all(q.capacity is None for q in summary.teams.values()):
-        for row_number, team, row in rows:
-            yield _with_place(summary, row_number, team, row)
-        return
     import marshal
     import os
     import tempfile
@@ -495,17 +499,54 @@ def _placed(summary: Summary, rows: Iterator[Placed[RowT]]) -> Iterator[RowT]:
     handle, path = tempfile.mkstemp(prefix=".engine-rows-", suffix=".marshal", dir=temp_dir())
     try:
         with os.fdopen(handle, "wb") as spill:
-            for item in rows:
-                marshal.dump(item, spill)  # type: ignore[arg-type]  # rows are str/float/bool/None
+            batch: list[Any] = []
+            for item in items:
+                batch.append(item)
+                if len(batch) >= _SPILL_BATCH:
+                    marshal.dump(batch, spill)
+                    batch = []
+            if batch:
+                marshal.dump(batch, spill)
         with open(path, "rb") as spilled:
             while True:
                 try:
-                    row_number, team, row = marshal.load(spilled)
+                    batch = marshal.load(spilled)
                 except EOFError:
                     break
-                yield _with_place(summary, row_number, team, row)
+                yield from batch
     finally:
         os.unlink(path)
+
+
+def _spilled(summary: Summary, rows: Iterator[Placed[RowT]]) -> Iterator[RowT]:
+    """Each row with its ``queue`` cells, once every queue is known (rows held meanwhile)."""
+    for row_number, team, row in _spill(rows):
+        yield _with_place(summary, row_number, team, row)
+
+
+def _write_placed_lines(staging: Path, summary: Summary, rows: Iterator[Placed[list[str]]],
+                        csv_guard: bool) -> None:
+    """The CSV decisions when a team has a capacity: each row held as its finished line but
+    the two ``queue`` cells (one string a row rather than one a cell, so holding it costs
+    little), which are appended once every queue is known. Team ids and the statuses need
+    no quoting and no guard, so the bytes are :func:`write_cells`' own."""
+    tsv = staging.suffix.lower() == ".tsv"
+    head = DECISION_COLUMNS[:-2]
+    line = csv_line_maker(head, raw_columns=NOT_TEXT, csv_guard=csv_guard, tsv=tsv)
+    d = "\t" if tsv else ","
+
+    def lines() -> Iterator[tuple[int, str | None, str, bool]]:
+        for row_number, team, cells in rows:
+            text, quoted = line(cells[:-2])
+            yield row_number, team, text, quoted
+
+    def placed() -> Iterator[str]:
+        for row_number, team, text, quoted in _spill(lines()):
+            status, holder = place(summary.teams, team, row_number) \
+                if team is not None and team in summary.teams else ("", "")
+            yield f'{text}{d}"{status}"{d}"{holder}"' if quoted else f"{text}{d}{status}{d}{holder}"
+
+    write_lines(staging, DECISION_COLUMNS, placed(), tsv=tsv)
 
 
 def _with_place(summary: Summary, row_number: int, team: str | None, row: RowT) -> RowT:
