@@ -489,7 +489,7 @@ def _spill(items: Iterator[Any]) -> Iterator[Any]:
     """``items`` back in order after the last one was made: held in a scratch file meanwhile.
 
     Where a handoff stands depends on every later lead when its team has a capacity, so
-    rows wait (marshal, in the run's scratch folder, in batches) until the last lead is
+    rows wait (marshal, in the run's scratch folder, in length-prefixed batches) until the last lead is
     decided and every queue is known.
     """
     import marshal
@@ -503,19 +503,20 @@ def _spill(items: Iterator[Any]) -> Iterator[Any]:
             for item in items:
                 batch.append(item)
                 if len(batch) >= _SPILL_BATCH:
-                    marshal.dump(batch, spill)
+                    _dump(spill, marshal.dumps(batch))
                     batch = []
             if batch:
-                marshal.dump(batch, spill)
-        with open(path, "rb") as spilled:
-            while True:
-                try:
-                    batch = marshal.load(spilled)
-                except EOFError:
-                    break
-                yield from batch
+                _dump(spill, marshal.dumps(batch))
+        with open(path, "rb") as spilled:  # loads() of a whole record: load() reads in small steps
+            while size := spilled.read(8):
+                yield from marshal.loads(spilled.read(int.from_bytes(size, "little")))
     finally:
         os.unlink(path)
+
+
+def _dump(spill: Any, data: bytes) -> None:
+    spill.write(len(data).to_bytes(8, "little"))
+    spill.write(data)
 
 
 def _spilled(summary: Summary, rows: Iterator[Placed[RowT]]) -> Iterator[RowT]:
