@@ -463,8 +463,11 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Re
     try:
         if file_format(staging) == "csv":  # rows spelled as text straight from each Decision
             cells = _decisions(cp, request, summary, sink, pairs, progress, Decision.to_cells)
-            if capped:
+            if capped and _WEEK_LAST:
                 _write_placed_lines(staging, summary, cells, request.csv_guard)
+            elif capped:  # whole rows held (slower): the queue cells are not the last ones
+                write_cells(staging, DECISION_COLUMNS, _spilled(summary, cells),
+                            raw_columns=NOT_TEXT, csv_guard=request.csv_guard)
             else:
                 write_cells(staging, DECISION_COLUMNS, (_with_place(summary, *item) for item in cells),
                             raw_columns=NOT_TEXT, csv_guard=request.csv_guard)
@@ -479,6 +482,9 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Re
 
 
 Placed = tuple[int, str | None, RowT]
+#: Where ``queue`` and ``queue_team`` are in a row, and whether they end it.
+_WEEK_AT = tuple(i for i, c in enumerate(ROW) if c.week)
+_WEEK_LAST = tuple(range(len(ROW) - len(_WEEK_AT), len(ROW))) == _WEEK_AT
 
 
 #: Rows spilled per marshal record: one load per batch, not per row.
@@ -489,8 +495,8 @@ def _spill(items: Iterator[Any]) -> Iterator[Any]:
     """``items`` back in order after the last one was made: held in a scratch file meanwhile.
 
     Where a handoff stands depends on every later lead when its team has a capacity, so
-    rows wait (marshal, in the run's scratch folder, in length-prefixed batches) until the last lead is
-    decided and every queue is known.
+    rows wait (marshal, in the run's scratch folder, in length-prefixed batches) until the
+    last lead is decided and every queue is known.
     """
     import marshal
     import os
@@ -532,13 +538,13 @@ def _write_placed_lines(staging: Path, summary: Summary, rows: Iterator[Placed[l
     little), which are appended once every queue is known. Team ids and the statuses need
     no quoting and no guard, so the bytes are :func:`write_cells`' own."""
     tsv = staging.suffix.lower() == ".tsv"
-    head = DECISION_COLUMNS[:-2]
-    line = csv_line_maker(head, raw_columns=NOT_TEXT, csv_guard=csv_guard, tsv=tsv)
+    cut = _WEEK_AT[0]
+    line = csv_line_maker(DECISION_COLUMNS[:cut], raw_columns=NOT_TEXT, csv_guard=csv_guard, tsv=tsv)
     d = "\t" if tsv else ","
 
     def lines() -> Iterator[tuple[int, str | None, str, bool]]:
         for row_number, team, cells in rows:
-            text, quoted = line(cells[:-2])
+            text, quoted = line(cells[:cut])
             yield row_number, team, text, quoted
 
     def placed() -> Iterator[str]:
@@ -554,7 +560,7 @@ def _with_place(summary: Summary, row_number: int, team: str | None, row: RowT) 
     if team is not None and team in summary.teams:
         status, holder = place(summary.teams, team, row_number)
         if isinstance(row, list):
-            row[-2], row[-1] = status, holder
+            row[_WEEK_AT[0]], row[_WEEK_AT[1]] = status, holder
         elif isinstance(row, dict):
             row["queue"], row["queue_team"] = status, holder
     return row

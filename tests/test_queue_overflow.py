@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import cli
+from engine.io import load_mapping
 from engine.validate import load_playbook
 from tests.export_factory import AS_OF, BENCH_PLAYBOOK, EVENT_COLUMNS, LEAD_COLUMNS, make_rows, write_csv
 
@@ -223,3 +224,23 @@ def test_funnel_first_week_agrees_on_generated_leads(tmp_path: Path) -> None:
             counts["handoffs"], counts["queued"], counts["carried_over"], counts["overflow_out"],
             counts["overflow_in"]), team
 
+
+
+def test_rows_held_whole_when_queue_cells_are_not_last(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A column appended after queue_team (another change) must not break the held rows."""
+    import engine.batch as batch
+
+    cp = load_playbook(_bench_with(tmp_path / "pb", *TEAMS["chain"])).compiled
+    assert cp is not None
+    leads, events = make_rows(80, seed=5)
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    outputs = []
+    for last in (True, False):
+        monkeypatch.setattr(batch, "_WEEK_LAST", last)
+        out = tmp_path / f"{last}" / "d.csv"
+        batch.evaluate_export(cp, batch.BatchRequest(leads=lp, events=ep, out=out, as_of=AS_OF,
+                                                     mapping=load_mapping("canonical")))
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1] and b"carried_over" in outputs[0] and b",overflow," in outputs[0]
