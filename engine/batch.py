@@ -53,8 +53,9 @@ from engine.io.encoding import describe_encoding, detect_encoding
 from engine.io.locks import LOCK_SUFFIX, OutputLock, output_locks
 from engine.io.output_paths import Named, refuse_overlaps
 from engine.io.scratch import Run, stall_point, temp_dir
+from engine.io.writers import csv_line_maker, write_lines
 from engine.kernel import kernel_for
-from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue
+from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue, place, route_of
 
 #: The columns of :meth:`engine.evaluate.Decision.to_row`, in order (a test keeps them equal).
 #: The decision row's columns (``engine.decision.ROW``, where the row is declared).
@@ -225,7 +226,8 @@ class Summary:
             "recycled": dict(self.recycled),
             "handoffs": {
                 team: {"handoffs": q.handoffs, "capacity": q.capacity, "queued": q.queued,
-                       "overflow": q.overflow}
+                       "overflow": q.overflow, "carried_over": q.carried_over,
+                       "overflow_out": q.overflow_out, "overflow_in": q.overflow_in}
                 for team, q in self.teams.items()
             },
             **({"accounts": self.accounts.to_dict()} if self.accounts is not None else {}),
@@ -236,6 +238,15 @@ def _new_summary(cp: CompiledPlaybook, request: BatchRequest, playbook: str) -> 
     pb = cp.playbook
     targets = [team for team in pb.teams if any(h.to == team for h in pb.handoffs)]
     targets += [h.to for h in pb.handoffs if h.to not in targets]
+    queued = list(targets)
+    for team in queued:  # the teams overflow is routed to take part in the week too
+        target = route_of(pb, team)
+        if target is not None and target not in queued:
+            queued.append(target)
+    teams = {t: TeamQueue(t, pb.teams[t].capacity if t in pb.teams else None) for t in queued}
+    for name, queue in teams.items():
+        target = route_of(pb, name)
+        queue.next = teams[target] if target is not None else None
     return Summary(
         playbook=playbook,
         as_of=request.as_of.astimezone(cp.tz).isoformat(),
@@ -246,7 +257,7 @@ def _new_summary(cp: CompiledPlaybook, request: BatchRequest, playbook: str) -> 
         routes=dict.fromkeys([*targets, "none"], 0),
         excluded=dict.fromkeys([e.id for e in pb.exclusions], 0),
         recycled=dict.fromkeys(pb.recycle, 0),
-        teams={t: TeamQueue(t, pb.teams[t].capacity if t in pb.teams else None) for t in targets},
+        teams=teams,
         accounts=AccountCounts(frozenset(h.rule.id for h in cp.handoffs if h.per_account))
         if uses_accounts(cp) else None,
     )
@@ -484,24 +495,119 @@ def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Re
     prepare = kernel.preparer(request.as_of) if kernel is not None else None
     pairs = iter_leads_with_events(leads, events, on_reject=sink, events_sorted=request.events_sorted,
                                    prepare=prepare, spill_dir=temp_dir())
+    capped = any(q.capacity is not None for q in summary.teams.values())
     try:
         if file_format(staging) == "csv":  # rows spelled as text straight from each Decision
-            write_cells(staging, DECISION_COLUMNS,
-                        _decisions(cp, request, summary, sink, pairs, progress, Decision.to_cells),
-                        raw_columns=NOT_TEXT, csv_guard=request.csv_guard)
+            cells = _decisions(cp, request, summary, sink, pairs, progress, Decision.to_cells)
+            if capped and _WEEK_LAST:
+                _write_placed_lines(staging, summary, cells, request.csv_guard)
+            elif capped:  # whole rows held (slower): the queue cells are not the last ones
+                write_cells(staging, DECISION_COLUMNS, _spilled(summary, cells),
+                            raw_columns=NOT_TEXT, csv_guard=request.csv_guard)
+            else:
+                write_cells(staging, DECISION_COLUMNS, (_with_place(summary, *item) for item in cells),
+                            raw_columns=NOT_TEXT, csv_guard=request.csv_guard)
         else:
-            write_decisions(staging, _decisions(cp, request, summary, sink, pairs, progress, Decision.to_row))
+            rows = _decisions(cp, request, summary, sink, pairs, progress, Decision.to_row)
+            write_decisions(staging, _spilled(summary, rows) if capped
+                            else (_with_place(summary, *item) for item in rows))
     finally:
         close = getattr(pairs, "close", None)
         if close is not None:
             close()  # removes the events spill file even when the run stops early
 
 
+Placed = tuple[int, str | None, RowT]
+#: Where ``queue`` and ``queue_team`` are in a row, and whether they end it.
+_WEEK_AT = tuple(i for i, c in enumerate(ROW) if c.week)
+_WEEK_LAST = tuple(range(len(ROW) - len(_WEEK_AT), len(ROW))) == _WEEK_AT
+
+
+#: Rows spilled per marshal record: one load per batch, not per row.
+_SPILL_BATCH = 4096
+
+
+def _spill(items: Iterator[Any]) -> Iterator[Any]:
+    """``items`` back in order after the last one was made: held in a scratch file meanwhile.
+
+    Where a handoff stands depends on every later lead when its team has a capacity, so
+    rows wait (marshal, in the run's scratch folder, in length-prefixed batches) until the
+    last lead is decided and every queue is known.
+    """
+    import marshal
+    import os
+    import tempfile
+
+    handle, path = tempfile.mkstemp(prefix=".engine-rows-", suffix=".marshal", dir=temp_dir())
+    try:
+        with os.fdopen(handle, "wb") as spill:
+            batch: list[Any] = []
+            for item in items:
+                batch.append(item)
+                if len(batch) >= _SPILL_BATCH:
+                    _dump(spill, marshal.dumps(batch))
+                    batch = []
+            if batch:
+                _dump(spill, marshal.dumps(batch))
+        with open(path, "rb") as spilled:  # loads() of a whole record: load() reads in small steps
+            while size := spilled.read(8):
+                yield from marshal.loads(spilled.read(int.from_bytes(size, "little")))
+    finally:
+        os.unlink(path)
+
+
+def _dump(spill: Any, data: bytes) -> None:
+    spill.write(len(data).to_bytes(8, "little"))
+    spill.write(data)
+
+
+def _spilled(summary: Summary, rows: Iterator[Placed[RowT]]) -> Iterator[RowT]:
+    """Each row with its ``queue`` cells, once every queue is known (rows held meanwhile)."""
+    for row_number, team, row in _spill(rows):
+        yield _with_place(summary, row_number, team, row)
+
+
+def _write_placed_lines(staging: Path, summary: Summary, rows: Iterator[Placed[list[str]]],
+                        csv_guard: bool) -> None:
+    """The CSV decisions when a team has a capacity: each row held as its finished line but
+    the two ``queue`` cells (one string a row rather than one a cell, so holding it costs
+    little), which are appended once every queue is known. Team ids and the statuses need
+    no quoting and no guard, so the bytes are :func:`write_cells`' own."""
+    tsv = staging.suffix.lower() == ".tsv"
+    cut = _WEEK_AT[0]
+    line = csv_line_maker(DECISION_COLUMNS[:cut], raw_columns=NOT_TEXT, csv_guard=csv_guard, tsv=tsv)
+    d = "\t" if tsv else ","
+
+    def lines() -> Iterator[tuple[int, str | None, str, bool]]:
+        for row_number, team, cells in rows:
+            text, quoted = line(cells[:cut])
+            yield row_number, team, text, quoted
+
+    def placed() -> Iterator[str]:
+        for row_number, team, text, quoted in _spill(lines()):
+            status, holder = place(summary.teams, team, row_number) \
+                if team is not None and team in summary.teams else ("", "")
+            yield f'{text}{d}"{status}"{d}"{holder}"' if quoted else f"{text}{d}{status}{d}{holder}"
+
+    write_lines(staging, DECISION_COLUMNS, placed(), tsv=tsv)
+
+
+def _with_place(summary: Summary, row_number: int, team: str | None, row: RowT) -> RowT:
+    if team is not None and team in summary.teams:
+        status, holder = place(summary.teams, team, row_number)
+        if isinstance(row, list):
+            row[_WEEK_AT[0]], row[_WEEK_AT[1]] = status, holder
+        elif isinstance(row, dict):
+            row["queue"], row["queue_team"] = status, holder
+    return row
+
+
 def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Rejects,
                pairs: Iterator[tuple[LeadRecord, Sequence[Event]]],
-               progress: Progress | None, shape: Callable[[Decision], RowT]) -> Iterator[RowT]:
-    """Decide each lead in file order and account for it; yield its output row, as ``shape``
-    makes it (``Decision.to_cells`` for CSV, ``Decision.to_row`` for the other formats)."""
+               progress: Progress | None, shape: Callable[[Decision], RowT]) -> Iterator[Placed[RowT]]:
+    """Decide each lead in file order and account for it; yield its input row, the team it is
+    handed to, and its output row as ``shape`` makes it (``Decision.to_cells`` for CSV,
+    ``Decision.to_row`` for the other formats)."""
     leads_file = str(request.leads)
     matched = with_events = 0
     if summary.accounts is not None:  # a lead's decision needs its account's other leads
@@ -526,7 +632,7 @@ def _decisions(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, si
         with_events += from_file > 0
         if progress is not None and count % _PROGRESS_EVERY == 0:
             progress(lead.row)
-        yield row
+        yield lead.row, decision.handoff.to if decision.handoff is not None else None, row
     summary.events_matched = matched
     summary.leads_with_events = with_events
 
@@ -665,11 +771,11 @@ def render_summary(summary: Summary) -> str:
     if summary.teams:
         width = max(len(team) for team in summary.teams)
         lines.append(f"{'handoffs:':<{width + 2}}  {'handoffs':>9}  {'capacity/wk':>11}  "
-                     f"{'queued':>9}  {'overflow':>9}")
+                     f"{'queued':>9}  {'carried_over':>12}  {'overflow_out':>12}  {'overflow_in':>11}")
         for team, q in summary.teams.items():
             capacity = f"{q.capacity:,}" if q.capacity is not None else "unlimited"
-            lines.append(f"  {team:<{width}}  {q.handoffs:>9,}  {capacity:>11}  "
-                         f"{q.queued:>9,}  {q.overflow:>9,}")
+            lines.append(f"  {team:<{width}}  {q.handoffs:>9,}  {capacity:>11}  {q.queued:>9,}  "
+                         f"{q.carried_over:>12,}  {q.overflow_out:>12,}  {q.overflow_in:>11,}")
     lines.append(f"wrote {summary.output} ({summary.decided:,} rows); rejects: {summary.rejects_file} "
                  f"({summary.leads_rejected + summary.events_rejected:,})"
                  + (f"; queues: {summary.queues_dir}/" if summary.queues_dir else ""))

@@ -93,6 +93,8 @@ class Column:
     name: str
     type: Literal["string", "bool", "float64"] = "string"
     instant: bool = False
+    #: Decided for the export's week as a whole (capacity), not for the lead alone.
+    week: bool = False
 
 
 #: The decision row, declared once: ``Decision.to_row``/``to_cells`` write it in this order,
@@ -106,6 +108,10 @@ ROW: tuple[Column, ...] = (
     Column("route"), Column("handoff_rule"), Column("due", instant=True),
     Column("priority", "float64"), Column("score", "float64"), Column("rules"),
     Column("account"), Column("account_primary"), Column("account_contacts"),  # docs/accounts.md
+    # Where a handed-off lead stands in its team's week (engine.queues.place): not the
+    # lead's alone but the whole export's (capacity is shared), so a single decision
+    # leaves them empty and `engine evaluate` fills them (the SQL query selects '' too).
+    Column("queue", week=True), Column("queue_team", week=True),
 )
 ROW_COLUMNS: tuple[str, ...] = tuple(c.name for c in ROW)
 
@@ -192,6 +198,8 @@ class Decision:
             self.account,
             self.account_primary,
             ";".join(self.account_contacts),
+            "",
+            "",
         ), strict=True))
 
     def to_cells(self) -> list[str]:
@@ -214,7 +222,7 @@ class Decision:
             self.stage, self.owner,
             recycle.reason if recycle is not None else "", recycle.until if recycle is not None else "",
             *routed, repr(rank_score(self.excluded, self.fit, self.engagement, priority)), rules,
-            self.account, self.account_primary, ";".join(self.account_contacts),
+            self.account, self.account_primary, ";".join(self.account_contacts), "", "",
         ]
 
     @classmethod

@@ -9,7 +9,16 @@ Memory stays bounded however large the export: a team with a capacity keeps a he
 at most that many entries while the export streams past; a team *without* one has its
 handoffs written to a temporary SQLite file (:class:`DiskQueue`) and read back sorted;
 the overflow of a capped team, when asked for, goes there too as entries fall out of the
-heap. Without ``--queues`` nothing is kept at all, only counted.
+heap. Without ``--queues`` an unlimited team keeps nothing, only counts; a capped team
+always keeps its heap (at most ``capacity`` entries), since which leads it holds at the
+end is where every handed-off lead stands this week (the decisions' ``queue`` column).
+
+Beyond capacity a team's ``overflow:`` applies, as ``engine funnel`` plays it for each
+week (:mod:`engine.measure.capacity`): ``carry_over`` (the default) — the lead waits in
+this team's queue for next week; ``route`` — it goes to the team named by ``to`` at once
+and competes there for that team's capacity, in the same queue order. An entry leaves a
+capped team's heap only when ``capacity`` better ones are known, so it can never come
+back: it is passed on the moment it falls out.
 """
 
 from __future__ import annotations
@@ -20,16 +29,20 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from engine.decision import Decision
+from engine.model import Playbook
 
 QUEUE_COLUMNS = (
     "rank", "lead_id", "priority", "due", "handoff_rule", "stage", "fit", "engagement", "surge",
+    "overflow_from",
 )
+#: Where a handed-off lead stands in its team's week (the decisions' ``queue`` column).
+QUEUED, CARRIED_OVER, OVERFLOW = "queued", "carried_over", "overflow"
 
 _NO_DUE = float("inf")
 
@@ -41,9 +54,13 @@ def sort_key(decision: Decision, row: int) -> SortKey:
     """Where a handed-off decision goes in its team's queue (see the module docstring)."""
     handoff = decision.handoff
     assert handoff is not None
-    priority = handoff.priority if handoff.priority is not None else float("-inf")
-    due = datetime.fromisoformat(handoff.due).timestamp() if handoff.due else _NO_DUE
-    return (-priority, due, decision.lead_id, row)
+    return key_of(handoff.priority, handoff.due, decision.lead_id, row)
+
+
+def key_of(priority: float | None, due: str | None, lead_id: str, row: int) -> SortKey:
+    """:func:`sort_key` from a decision row's cells (the SQL path has no Decision)."""
+    due_ts = datetime.fromisoformat(due).timestamp() if due else _NO_DUE
+    return (-(priority if priority is not None else float("-inf")), due_ts, lead_id, row)
 
 
 class _Worst:
@@ -96,8 +113,10 @@ class DiskQueue:
 class TeamQueue:
     """One team's queue while the export streams: the best ``capacity`` handoffs so far.
 
-    ``keep=False`` only counts (no queue files asked for). ``disk`` holds an unlimited
-    team's entries, and a capped team's overflow when that is to be written.
+    ``keep=False`` (no queue files asked for) keeps nothing of an unlimited team, only
+    counts. ``disk`` holds an unlimited team's entries, and a capped team's overflow when
+    that is to be written. ``next`` is the team this one's overflow is routed to (its
+    ``overflow: {then: route, to: …}``); without it, overflow is carried over.
     """
 
     team: str
@@ -105,40 +124,85 @@ class TeamQueue:
     keep: bool = True
     disk: DiskQueue | None = None
     handoffs: int = 0
+    next: TeamQueue | None = None
+    #: Entries routed here from other teams' overflow this week.
+    overflow_in: int = 0
     _heap: list[_Worst] = field(default_factory=list)
+    _held: frozenset[int] | None = None
 
     def offer(self, decision: Decision, row: int) -> None:
         """Count a handoff to this team and keep it if it is among the best so far."""
         self.handoffs += 1
-        if not self.keep:
+        if self.capacity is None and not self.keep:
             return
         handoff = decision.handoff
         assert handoff is not None
-        entry = _Worst(
+        self._take(_Worst(
             sort_key(decision, row),
             (decision.lead_id, handoff.priority, handoff.due or "", handoff.rule, decision.stage,
-             decision.fit, decision.engagement, decision.surge),
-        )
-        if self.capacity is None and self.disk is not None:
-            self.disk.add(self.team, entry)
+             decision.fit, decision.engagement, decision.surge, ""),
+        ))
+
+    def _take(self, entry: _Worst) -> None:
+        if self.capacity is None:
+            if self.disk is not None:
+                self.disk.add(self.team, entry)
             return
-        if self.capacity is None or len(self._heap) < self.capacity:
+        if len(self._heap) < self.capacity:
             heapq.heappush(self._heap, entry)
             return
         if self._heap and entry.key < self._heap[0].key:
             entry = heapq.heapreplace(self._heap, entry)  # the evicted one overflows
+        # Out of the heap for good: `capacity` better entries are known.
         if self.disk is not None:
             self.disk.add(self.team, entry)
+        if self.next is not None:
+            self.next.receive(entry, self.team)
+
+    def receive(self, entry: _Worst, origin: str) -> None:
+        """Take an entry another team's overflow routes here (it keeps its queue key)."""
+        self.overflow_in += 1
+        if entry.row[-1] == "":  # the team it was handed to, through any chain
+            entry = _Worst(entry.key, (*entry.row[:-1], origin))
+        self._take(entry)
+
+    def put(self, key: SortKey, values: tuple[Any, ...], beyond: bool) -> None:
+        """Keep an entry whose place is already known (the SQL path computes it, and counts)."""
+        entry = _Worst(key, values)
+        if beyond or self.capacity is None:
+            if self.disk is not None:
+                self.disk.add(self.team, entry)
+        else:
+            heapq.heappush(self._heap, entry)
+
+    def holds(self, row: int) -> bool:
+        """Whether the team works the handoff at input ``row`` this week (once all are offered)."""
+        if self.capacity is None:
+            return True
+        if self._held is None:
+            self._held = frozenset(entry.key[3] for entry in self._heap)
+        return row in self._held
 
     @property
     def queued(self) -> int:
-        """Handoffs that fit in the week's capacity."""
-        return self.handoffs if self.capacity is None else min(self.handoffs, self.capacity)
+        """Handoffs the team works this week: its own and those routed in, up to capacity."""
+        total = self.handoffs + self.overflow_in
+        return total if self.capacity is None else min(total, self.capacity)
 
     @property
     def overflow(self) -> int:
         """Handoffs beyond capacity: the team cannot call them this week."""
-        return self.handoffs - self.queued
+        return self.handoffs + self.overflow_in - self.queued
+
+    @property
+    def carried_over(self) -> int:
+        """Handoffs beyond capacity that wait in this team's queue for next week."""
+        return self.overflow if self.next is None else 0
+
+    @property
+    def overflow_out(self) -> int:
+        """Handoffs beyond capacity routed on to ``next`` this week."""
+        return self.overflow if self.next is not None else 0
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """The queue, best first, as output rows with a 1-based rank."""
@@ -152,3 +216,45 @@ class TeamQueue:
         """A capped team's handoffs beyond capacity, ranked on after the queue (needs ``disk``)."""
         assert self.capacity is not None and self.disk is not None
         return self.disk.rows(self.team, self.queued + 1)
+
+
+def place(queues: Mapping[str, TeamQueue], team: str, row: int) -> tuple[str, str]:
+    """Where the handoff at input ``row`` to ``team`` stands this week: (status, team holding it).
+
+    ``queued``: its team works it. ``overflow``: beyond that team's capacity, routed to the
+    team returned, which works it this week. ``carried_over``: it waits, for next week, in
+    the returned team's queue (its own, or the one its overflow was routed to).
+    """
+    queue = queues[team]
+    if queue.holds(row):
+        return QUEUED, team
+    while queue.next is not None:
+        queue = queue.next
+        if queue.holds(row):
+            return OVERFLOW, queue.team
+    return CARRIED_OVER, queue.team
+
+
+def route_of(playbook: Playbook, team: str) -> str | None:
+    """The team ``team``'s overflow is routed to, if its ``overflow:`` says ``route``."""
+    spec = playbook.teams.get(team)
+    if spec is None or spec.overflow is None or spec.overflow.then != "route":
+        return None
+    return spec.overflow.to
+
+
+def team_order(playbook: Playbook, teams: Iterable[str]) -> list[str]:
+    """Teams that route their overflow come before the team they route to (checks forbid cycles)."""
+    pending = list(teams)
+    ordered: list[str] = []
+    while pending:
+        for name in pending:
+            feeders = [t for t in pending if t != name and route_of(playbook, t) == name]
+            if not feeders:
+                ordered.append(name)
+                pending.remove(name)
+                break
+        else:  # a cycle (validate refuses it): keep declaration order
+            ordered.extend(pending)
+            break
+    return ordered

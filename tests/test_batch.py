@@ -197,7 +197,15 @@ def test_queues_cut_at_capacity_sorted_with_overflow(cp: CompiledPlaybook, tmp_p
     assert not (tmp_path / "q" / "inside_sales.overflow.csv").exists()  # unlimited: never overflows
     teams = summary.to_dict()["handoffs"]
     assert teams["field_sales"] == {"handoffs": len(handed), "capacity": 3, "queued": 3,
-                                    "overflow": len(handed) - 3}
+                                    "overflow": len(handed) - 3, "carried_over": len(handed) - 3,
+                                    "overflow_out": 0, "overflow_in": 0}
+    # each decision says where it stands: the queue's three queued, the rest carried over
+    queued = {r["lead_id"] for r in queue}
+    assert {(r["queue"], r["queue_team"]) for r in handed if r["lead_id"] in queued} == \
+        {("queued", "field_sales")}
+    assert {(r["queue"], r["queue_team"]) for r in handed if r["lead_id"] not in queued} == \
+        {("carried_over", "field_sales")}
+    assert {(r["queue"], r["queue_team"]) for r in decisions if r["route"] == "none"} == {("", "")}
     inside = [r for r in decisions if r["route"] == "inside_sales"]
     assert teams["inside_sales"]["capacity"] is None and teams["inside_sales"]["overflow"] == 0
     # unlimited: kept on disk, read back in the same order the heap would give

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.io import InputError, Reject, RejectsWriter, read_rows, write_cells, write_rows
-from engine.io.writers import guard_cell
+from engine.io.writers import csv_line_maker, guard_cell, write_lines
 
 ROOT = Path(__file__).parents[1]
 COLUMNS = ["lead_id", "stage", "fit", "score", "excluded", "at", "title"]
@@ -200,3 +200,24 @@ def test_sigterm_midway_removes_the_temp(tmp_path: Path) -> None:
     assert process.stdout is not None
     process.stdout.close()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+@pytest.mark.parametrize("guard", [True, False])
+def test_finished_lines_with_appended_cells_are_write_cells_bytes(tmp_path: Path, suffix: str,
+                                                                   guard: bool) -> None:
+    """engine evaluate holds each decision row as its line and appends the queue cells later."""
+    columns = ["id", "n", "text", "queue", "team"]
+    rows = [["=HYPERLINK(1)", "-3.5", "a,b", "queued", "inside_sales"],
+            ["cr\rcell", "1.0", 'say "hi"', "carried_over", "marketing"],
+            ["tab\there", "true", "line\nbreak", "", ""],
+            ["@x", "-1", "\t-lead", "overflow", "field_sales"], ["", "", "", "", ""]]
+    write_cells(tmp_path / f"cells{suffix}", columns, rows, raw_columns={"n"}, csv_guard=guard)
+    line = csv_line_maker(columns[:3], raw_columns={"n"}, csv_guard=guard, tsv=suffix == ".tsv")
+    d = "\t" if suffix == ".tsv" else ","
+    lines = []
+    for row in rows:
+        text, quoted = line(row[:3])
+        lines.append(d.join([text, *(f'"{c}"' if quoted else c for c in row[3:])]))
+    write_lines(tmp_path / f"lines{suffix}", columns, lines, tsv=suffix == ".tsv")
+    assert (tmp_path / f"lines{suffix}").read_bytes() == (tmp_path / f"cells{suffix}").read_bytes()

@@ -29,9 +29,12 @@ import click
               help="Rejected rows (CSV) [default: beside --out, its extension replaced: "
                    "d.v1.csv → d.v1.rejects.csv; always written].")
 @click.option("--queues", type=click.Path(file_okay=False, path_type=Path),
-              help="Write one work queue per team (TEAM.csv), cut at the team's weekly capacity.")
+              help="Write one work queue per team (TEAM.csv): what the team works this week, best "
+                   "first, up to its weekly capacity — its own handoffs and overflow routed to it "
+                   "(overflow_from names the team it came from).")
 @click.option("--overflow", is_flag=True,
-              help="With --queues: also write TEAM.overflow.csv, the handoffs beyond capacity, in order.")
+              help="With --queues: also write TEAM.overflow.csv, each capped team's handoffs beyond "
+                   "capacity (carried over or routed on, per its overflow:), in queue order.")
 @click.option("--no-csv-guard", "no_csv_guard", is_flag=True,
               help="Write text cells of CSV outputs exactly as they are. By default a text cell "
                    "(a lead id, a rejected value) starting with = + - @, tab or CR, which a spreadsheet "
@@ -72,6 +75,14 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
     rejects file, and with --queues one call list per team. Prints a summary; exit 0 on
     success, 1 on a bad playbook or input, an output that is an input, an output another
     run is writing, or more rejects than --max-errors; 3 on a bug (a crash log is named).
+
+    Each team works at most its weekly capacity, best first (priority, then due, then
+    lead id). Every handed-off lead's row says where it stands this week: `queue` is
+    queued (its team works it), carried_over (beyond capacity, it waits for next week in
+    `queue_team`'s queue) or overflow (beyond capacity, routed per the team's
+    `overflow: {then: route, to: TEAM}` to `queue_team`, which works it); `route` keeps
+    the team it was handed to. The summary counts queued, carried over and routed per
+    team — the same as the first week of `engine funnel` ending at --as-of.
 
     Every output is written in full to the run's scratch folder in the temp directory
     (engine-run-<pid>-<token>) and renamed into place at the end: a run that is stopped,

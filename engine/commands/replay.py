@@ -73,7 +73,9 @@ def explain(playbook: Path, fixture: Path | None, at: str | None, leads: Path | 
 
     The lead is a fixture's, or one lead of an export read as `engine evaluate`
     reads it (same mappings, encodings and rejects): --leads, --events, --mapping,
-    --lead and --as-of.
+    --lead and --as-of. Where the lead stands in its team's week (queued, carried over,
+    overflow) depends on every other lead, so explain does not show it: the `queue` and
+    `queue_team` columns of `engine evaluate` do.
 
     \b
     Examples:

@@ -16,7 +16,7 @@ import os
 import re
 import signal
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from types import FrameType
@@ -167,9 +167,11 @@ class _CsvOut:
         self.plain = csv.writer(handle, delimiter=delimiter, lineterminator="\n")
         self.quoted = csv.writer(handle, delimiter=delimiter, lineterminator="\n", quoting=csv.QUOTE_ALL)
 
-    def writerow(self, cells: Sequence[str]) -> None:
-        writer = self.quoted if "\r" in "".join(cells) else self.plain
-        writer.writerow(cells)
+    def writerow(self, cells: Sequence[str]) -> bool:
+        """Write one row; True when it was written fully quoted."""
+        quoted = "\r" in "".join(cells)
+        (self.quoted if quoted else self.plain).writerow(cells)
+        return quoted
 
 
 def _write_csv(
@@ -222,6 +224,50 @@ def write_cells(target: str | Path, columns: Sequence[str], rows: Iterable[Seque
         rows = _guarded(rows, frozenset(i for i, name in enumerate(columns) if name in raw_columns))
     with atomic_path(target) as temp:
         return _write_cells(temp, columns, rows, "utf-8", Path(target).suffix.lower() == ".tsv")
+
+
+class _Last:
+    """A file-like sink keeping the last text written (``csv.writer`` writes a row at once)."""
+
+    last = ""
+
+    def write(self, text: str) -> int:
+        self.last = text
+        return len(text)
+
+
+def csv_line_maker(columns: Sequence[str], *, raw_columns: Collection[str] = (), csv_guard: bool = True,
+                   tsv: bool = False) -> Callable[[Sequence[str]], tuple[str, bool]]:
+    """A function spelling one row of text cells exactly as :func:`write_cells` writes it.
+
+    It returns the line without its ``\n`` and whether the row was written fully quoted
+    (a cell held a ``\r``), so a caller can hold finished lines (one string a row, not
+    one a cell) and append cells of its own before :func:`write_lines` writes them.
+    """
+    sink = _Last()
+    out = _CsvOut(sink, "\t" if tsv else ",")  # type: ignore[arg-type]
+    raw = frozenset(i for i, name in enumerate(columns) if name in raw_columns)
+
+    def line(cells: Sequence[str]) -> tuple[str, bool]:
+        if csv_guard and _suspect(cells):
+            cells = [c if i in raw else guard_cell(c) for i, c in enumerate(cells)]
+        quoted = out.writerow(cells)
+        return sink.last[:-1], quoted
+
+    return line
+
+
+def write_lines(target: str | Path, columns: Sequence[str], lines: Iterable[str], *,
+                tsv: bool = False) -> int:
+    """A CSV or TSV ``target``: the header, then finished lines (:func:`csv_line_maker`), each with ``\n``."""
+    with atomic_path(target) as temp, open(temp, "w", encoding="utf-8", newline="") as handle:
+        _CsvOut(handle, "\t" if tsv else ",").writerow(columns)
+        count = 0
+        for text in lines:
+            handle.write(text)
+            handle.write("\n")
+            count += 1
+        return count
 
 
 def _write_jsonl(temp: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> int:

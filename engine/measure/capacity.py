@@ -21,6 +21,7 @@ from datetime import datetime
 
 from engine.measure.weeks import Episode, Weeks
 from engine.model import Playbook
+from engine.queues import route_of, team_order
 
 #: Per team and week, in this order in every output.
 COUNTS = ("capacity", "new", "carried_in", "overflow_in", "worked", "carried_over", "overflow_out",
@@ -77,30 +78,6 @@ class Simulation:
     last_queue: list[QueueLine] = field(default_factory=list)
 
 
-def team_order(playbook: Playbook, teams: Iterable[str]) -> list[str]:
-    """Teams that route their overflow come before the team they route to (checks forbid cycles)."""
-    pending = list(teams)
-    ordered: list[str] = []
-    while pending:
-        for name in pending:
-            feeders = [t for t in pending if t != name and _route_of(playbook, t) == name]
-            if not feeders:
-                ordered.append(name)
-                pending.remove(name)
-                break
-        else:  # a cycle (validate refuses it): keep declaration order
-            ordered.extend(pending)
-            break
-    return ordered
-
-
-def _route_of(playbook: Playbook, team: str) -> str | None:
-    spec = playbook.teams.get(team)
-    if spec is None or spec.overflow is None or spec.overflow.then != "route":
-        return None
-    return spec.overflow.to
-
-
 def simulate(playbook: Playbook, episodes: Iterable[Episode], weeks: Weeks) -> Simulation:
     """Play the weeks forward for every team that receives a handoff."""
     starts: dict[str, list[list[Episode]]] = {}
@@ -108,7 +85,7 @@ def simulate(playbook: Playbook, episodes: Iterable[Episode], weeks: Weeks) -> S
         starts.setdefault(episode.team, [[] for _ in weeks.ends])[episode.start].append(episode)
     names = [t for t in playbook.teams if t in starts] + sorted(t for t in starts if t not in playbook.teams)
     for name in list(names):
-        target = _route_of(playbook, name)
+        target = route_of(playbook, name)
         if target is not None and target not in names:
             names.append(target)
     order = team_order(playbook, names)
@@ -140,7 +117,7 @@ def simulate(playbook: Playbook, episodes: Iterable[Episode], weeks: Weeks) -> S
             worked = queue if cap is None else queue[:cap]
             rest = [] if cap is None else queue[cap:]
             counts.worked = len(worked)
-            target = _route_of(playbook, team)
+            target = route_of(playbook, team)
             if last:
                 result.last_queue.extend(_lines(team, worked, week, "queued"))
             if target is not None and rest:

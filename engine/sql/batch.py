@@ -93,7 +93,7 @@ def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend:
 
             decisions.make_table(con, source, req.as_of.astimezone(cp.tz).isoformat(), cp.playbook.timezone)
             decisions.summarize(con, summary)
-            decisions.fill_queues(con, summary)
+            decisions.place_queues(con, summary, cp.playbook)
             decisions.write(con, staging, req.csv_guard)
         finally:
             con.close()

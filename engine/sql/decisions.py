@@ -1,8 +1,8 @@
 """Stage 4 of the SQL batch path: the decisions table → summary, queues and output, in DuckDB.
 
 The decision rows never pass through Python one by one: the summary is a few
-``GROUP BY``\\ s over the table, a team's queue is its handoffs ``ORDER BY`` the queue's
-key (cut at capacity in SQL when no overflow file is asked for), and a CSV output is
+``GROUP BY``\\ s over the table, each team's queue is ranked by the queue's key in SQL
+(:func:`place_queues`, which also fills the ``queue`` columns), and a CSV output is
 written by ``COPY … TO``. The CSV bytes are :mod:`engine.io.writers`' own: each cell is
 spelled as ``format_cell`` spells it (DuckDB prints a DOUBLE as ``repr`` does, checked by
 tests/test_sql_decisions.py), text cells get the formula guard, and each row is quoted as
@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.batch import DECISION_COLUMNS, NOT_TEXT, Summary, write_decisions
-from engine.decision import ROW, Decision, Handoff, Recycle
+from engine.decision import ROW
 from engine.diagnostics import EngineError
 from engine.io import file_format
 from engine.io.scratch import stall_point
+from engine.model import Playbook
+from engine.queues import TeamQueue, key_of, team_order
 from engine.sql.inputs import literal, quote
 
 #: The decisions table: output columns, ``__row`` (file order) and ``__due`` (the queue key).
@@ -78,27 +80,61 @@ def summarize(con: Any, summary: Summary) -> None:
         accounts.alone, accounts.handoffs, accounts.listed = int(alone), int(handoffs), int(listed)
 
 
-def fill_queues(con: Any, summary: Summary) -> None:
-    """Each team's handoffs, counted; kept (best first) only when queue files are written."""
-    handoffs = dict(con.execute(f"SELECT route, count(*) FROM {TABLE} WHERE handoff_rule <> '' "
-                                "GROUP BY route").fetchall())
-    names = ", ".join(DECISION_COLUMNS)
+#: The work queue's order (engine.queues.sort_key) over the decisions table.
+_QUEUE_ORDER = "d.priority DESC NULLS LAST, d.__due ASC NULLS LAST, d.lead_id, d.__row"
+
+
+def place_queues(con: Any, summary: Summary, playbook: Playbook) -> None:
+    """Where every handoff stands this week — ``engine.queues.place`` in SQL — then counts and queues.
+
+    Teams go in ``team_order`` (a team before the team its overflow is routed to). Each
+    ranks the handoffs it holds — its own, and what earlier teams routed to it — in queue
+    order; the first ``capacity`` are worked this week, the rest carried over or routed on.
+    ``queue_passes`` keeps each team's ranking: the queue files are read from it.
+    """
+    con.execute("CREATE OR REPLACE TEMP TABLE queue_place AS SELECT __row, route AS team, route AS holder, "
+                f"CAST(NULL AS VARCHAR) AS status FROM {TABLE} WHERE handoff_rule <> ''")
+    con.execute("CREATE OR REPLACE TEMP TABLE queue_passes "
+                "(__row BIGINT, team VARCHAR, n BIGINT, beyond BOOLEAN)")
+    for team in team_order(playbook, summary.teams):
+        queue = summary.teams[team]
+        capacity = "NULL" if queue.capacity is None else str(int(queue.capacity))
+        con.execute(
+            f"INSERT INTO queue_passes SELECT p.__row, ?, row_number() OVER (ORDER BY {_QUEUE_ORDER}) AS n, "
+            f"COALESCE(n > {capacity}, FALSE) FROM queue_place p JOIN {TABLE} d USING (__row) "
+            "WHERE p.holder = ? AND p.status IS NULL", [team, team])
+        passed = "SELECT __row FROM queue_passes WHERE team = ? AND {} beyond"
+        con.execute("UPDATE queue_place SET status = CASE WHEN team = holder THEN 'queued' "
+                    f"ELSE 'overflow' END WHERE __row IN ({passed.format('NOT')})", [team])
+        if queue.next is not None:
+            con.execute(f"UPDATE queue_place SET holder = ? WHERE __row IN ({passed.format('')})",
+                        [queue.next.team, team])
+        else:
+            con.execute("UPDATE queue_place SET status = 'carried_over' "
+                        f"WHERE __row IN ({passed.format('')})", [team])
+    con.execute(f"UPDATE {TABLE} SET queue = p.status, queue_team = p.holder FROM queue_place p "
+                f"WHERE {TABLE}.__row = p.__row")
+    handed = dict(con.execute("SELECT team, count(*) FROM queue_place GROUP BY team").fetchall())
+    routed_in = dict(con.execute("SELECT q.team, count(*) FROM queue_passes q JOIN queue_place p "
+                                 "USING (__row) WHERE p.team <> q.team GROUP BY q.team").fetchall())
     for team, queue in summary.teams.items():
-        total = int(handoffs.get(team, 0))
-        if queue.keep and total:
-            # The queue's order (engine.queues.sort_key); a capped team with no overflow
-            # file needs only its best `capacity`, which the heap then keeps as they come.
-            cut = queue.capacity is not None and queue.disk is None
-            limit = f" LIMIT {int(queue.capacity)}" if cut and queue.capacity is not None else ""
-            cursor = con.execute(
-                f"SELECT {names}, __row FROM {TABLE} WHERE handoff_rule <> '' AND route = ? "
-                f"ORDER BY priority DESC NULLS LAST, __due ASC NULLS LAST, lead_id, __row{limit}", [team])
-            columns = [d[0] for d in cursor.description]
-            while batch := cursor.fetchmany(10_000):
-                for values in batch:
-                    row = dict(zip(columns, values, strict=True))
-                    queue.offer(_decision(row), int(row.pop("__row")))
-        queue.handoffs = total
+        queue.handoffs, queue.overflow_in = int(handed.get(team, 0)), int(routed_in.get(team, 0))
+        if queue.keep and queue.handoffs + queue.overflow_in:
+            _keep_queue(con, queue)
+
+
+def _keep_queue(con: Any, queue: TeamQueue) -> None:
+    """A team's queue-file entries, from its ranking (beyond capacity only for an overflow file)."""
+    beyond = "" if queue.disk is not None else " AND NOT q.beyond"
+    cursor = con.execute(
+        "SELECT d.lead_id, d.priority, d.due, d.handoff_rule, d.stage, d.fit, d.engagement, d.surge, "
+        "CASE WHEN d.route = q.team THEN '' ELSE d.route END, d.__row, q.beyond "
+        f"FROM queue_passes q JOIN {TABLE} d USING (__row) WHERE q.team = ?{beyond} ORDER BY q.n",
+        [queue.team])
+    while batch := cursor.fetchmany(10_000):
+        for lead_id, priority, due, rule, stage, fit, engagement, surge, origin, row, past in batch:
+            values = (lead_id, priority, due or "", rule, stage, fit, engagement, surge, origin)
+            queue.put(key_of(priority, due or None, lead_id, int(row)), values, bool(past))
 
 
 def write(con: Any, staging: Path, csv_guard: bool) -> None:
@@ -160,20 +196,3 @@ def _csv_line(con: Any, delimiter: str, csv_guard: bool) -> str | None:
     has_return = " OR ".join(f"contains({c}, chr(13))" for c in texts) or "FALSE"
     return (f"CASE WHEN {has_return} THEN concat_ws({d}, {', '.join(everything)}) "
             f"ELSE concat_ws({d}, {', '.join(minimal)}) END")
-
-
-def _decision(row: dict[str, Any]) -> Decision:
-    """Enough of a :class:`Decision` for a queue, from its output row."""
-    recycle = Recycle(row["recycle_reason"], "", row["recycle_until"], True, False) \
-        if row["recycle_reason"] else None
-    handoff = Handoff(row["handoff_rule"], row["route"], row["due"] or None, row["priority"]) \
-        if row["handoff_rule"] else None
-    return Decision(
-        lead_id=row["lead_id"], as_of=row["as_of"], excluded=row["excluded"] or None,
-        personas=tuple(p for p in row["personas"].split(";") if p), target_account=row["target_account"],
-        target_lead=row["target_lead"], fit=row["fit"], fit_breakdown={}, engagement=row["engagement"],
-        engagement_breakdown={}, recent=0, prior=0, surge=row["surge"], stage=row["stage"],
-        owner=row["owner"], recycle=recycle, handoff=handoff, account=row["account"],
-        account_primary=row["account_primary"],
-        account_contacts=tuple(c for c in row["account_contacts"].split(";") if c),
-    )

@@ -94,6 +94,9 @@ def output_select(cp: CompiledPlaybook, as_of: exp.Expr) -> exp.Select:
         "score": _score(),
         "rules": rules,
         **_account_columns(cp),
+        # the week's columns: filled over the whole export (engine.sql.decisions.place_queues)
+        "queue": lit(""),
+        "queue_team": lit(""),
     }
     return exp.select(*(_named(columns[name], name) for name in ROW_COLUMNS))
 
