@@ -57,13 +57,27 @@ class Handoff:
     to: str
     due: str | None
     priority: float | None
+    #: Sales accepted it (docs/handoffs.md): it no longer counts toward overdue.
+    accepted: bool = False
+    #: The due time, when it passed with no work by the team since the handoff was made.
+    overdue_since: str | None = None
 
     @classmethod
-    def from_values(cls, rule: str, to: str, due: str | None, priority: float | None) -> Handoff:
+    def from_values(cls, rule: str, to: str, due: str | None, priority: float | None,
+                    accepted: bool = False, overdue_since: str | None = None) -> Handoff:
         """The same Handoff, without the frozen ``__init__`` (see ``Decision.from_values``)."""
         handoff = object.__new__(cls)
-        object.__setattr__(handoff, "__dict__", {"rule": rule, "to": to, "due": due, "priority": priority})
+        object.__setattr__(handoff, "__dict__", {"rule": rule, "to": to, "due": due, "priority": priority,
+                                                 "accepted": accepted, "overdue_since": overdue_since})
         return handoff
+
+
+@dataclass(frozen=True)
+class Nurture:
+    """A recycled lead's nurture track and the next content marketing sends it (or none left)."""
+
+    track: str
+    next_content: str | None
 
 
 #: Subtracted from an excluded lead's fit + engagement in its ``score``: below any lead
@@ -105,6 +119,8 @@ ROW: tuple[Column, ...] = (
     Column("stage"), Column("owner"), Column("recycle_reason"), Column("recycle_until", instant=True),
     Column("route"), Column("handoff_rule"), Column("due", instant=True),
     Column("priority", "float64"), Column("score", "float64"), Column("rules"),
+    Column("handoff_accepted", "bool"), Column("overdue", "bool"), Column("overdue_since", instant=True),
+    Column("nurture_track"), Column("next_content"),
 )
 ROW_COLUMNS: tuple[str, ...] = tuple(c.name for c in ROW)
 
@@ -131,6 +147,7 @@ class Decision:
     recycle: Recycle | None
     handoff: Handoff | None
     trace: tuple[TraceStep, ...] = field(default=(), compare=False)
+    nurture: Nurture | None = None
 
     @property
     def route(self) -> str:
@@ -181,7 +198,16 @@ class Decision:
             rank_score(self.excluded, self.fit, self.engagement,
                        handoff.priority if handoff is not None else None),
             rules,
+            *self._life_values(handoff),
         ), strict=True))
+
+    def _life_values(self, handoff: Handoff | None) -> tuple[bool, bool, str, str, str]:
+        """The handoff's life columns: accepted, overdue, since when; the nurture track, next content."""
+        nurture = self.nurture
+        since = handoff.overdue_since if handoff is not None else None
+        return (handoff is not None and handoff.accepted, since is not None, since or "",
+                nurture.track if nurture is not None else "",
+                (nurture.next_content or "") if nurture is not None else "")
 
     def to_cells(self) -> list[str]:
         """``to_row()``'s values as CSV text, spelled as ``engine.io.writers.format_cell``
@@ -203,6 +229,7 @@ class Decision:
             self.stage, self.owner,
             recycle.reason if recycle is not None else "", recycle.until if recycle is not None else "",
             *routed, repr(rank_score(self.excluded, self.fit, self.engagement, priority)), rules,
+            *("true" if v is True else "false" if v is False else v for v in self._life_values(handoff)),
         ]
 
     @classmethod
@@ -224,7 +251,7 @@ class Decision:
             "fit_breakdown": fit_breakdown, "engagement": engagement,
             "engagement_breakdown": engagement_breakdown, "recent": recent, "prior": prior,
             "surge": surge, "stage": stage, "owner": owner, "recycle": recycle, "handoff": handoff,
-            "trace": (),
+            "trace": (), "nurture": None,
         })
         return decision
 

@@ -39,6 +39,7 @@ from engine.decision import (
 )
 from engine.events import _EPOCH, Event, EventColumns, epoch_us
 from engine.functions import from_units, units
+from engine.handoff_life import with_life
 from engine.kernel.decay import block_points
 from engine.kernel.emit import NoKernel
 from engine.kernel.source import generate
@@ -66,6 +67,8 @@ class Kernel:
         """``decision``: what the generated code's final ``Decision(...)`` call builds (same
         arguments as :meth:`Decision.from_values`); the funnel passes a lean answer that
         keeps only what it reads (engine.measure.week_answer)."""
+        if cp.life.declared:  # answers, work by team, nurture tracks: decide's (docs/handoffs.md)
+            raise NoKernel("a playbook declaring a handoff's life is decided by decide")
         self.cp = cp
         self._memo: list[dict[Any, float]] = []  # type code → content → points
         self._memo_size = 0
@@ -256,7 +259,10 @@ class Kernel:
                 last_us = max((at for at in at_us if at <= as_of_us), default=as_of_us)
             return to_datetime(last_us)
 
-        return handoff_of(self.cp, self.cp.handoffs[index], lead, priority_value, latest, released)
+        rule = self.cp.handoffs[index]
+        made = handoff_of(self.cp, rule, lead, priority_value, latest, released)
+        # no answers or team work declared (else no kernel): overdue is "due passed"
+        return with_life(self.cp, rule, made, lead, to_datetime(as_of_us), (), None)
 
 
 def _repeats(ids: Sequence[str | None]) -> bool:

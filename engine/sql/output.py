@@ -92,6 +92,11 @@ def output_select(cp: CompiledPlaybook, as_of: exp.Expr) -> exp.Select:
         "priority": col("priority"),
         "score": _score(),
         "rules": rules,
+        "handoff_accepted": col("handoff_accepted"),
+        "overdue": col("overdue"),
+        "overdue_since": col("overdue_since"),
+        "nurture_track": col("nurture_track"),
+        "next_content": col("next_content"),
     }
     return exp.select(*(_named(columns[name], name) for name in ROW_COLUMNS))
 
