@@ -197,7 +197,8 @@ def test_queues_cut_at_capacity_sorted_with_overflow(cp: CompiledPlaybook, tmp_p
     assert not (tmp_path / "q" / "inside_sales.overflow.csv").exists()  # unlimited: never overflows
     teams = summary.to_dict()["handoffs"]
     assert teams["field_sales"] == {"handoffs": len(handed), "capacity": 3, "queued": 3,
-                                    "overflow": len(handed) - 3}
+                                    "overflow": len(handed) - 3,
+                                    "overdue": sum(r["overdue"] == "true" for r in handed), "accepted": 0}
     inside = [r for r in decisions if r["route"] == "inside_sales"]
     assert teams["inside_sales"]["capacity"] is None and teams["inside_sales"]["overflow"] == 0
     # unlimited: kept on disk, read back in the same order the heap would give

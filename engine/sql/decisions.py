@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.batch import DECISION_COLUMNS, NOT_TEXT, Summary, write_decisions
-from engine.decision import ROW, Decision, Handoff, Recycle
+from engine.decision import ROW, Decision, Handoff, Nurture, Recycle
 from engine.diagnostics import EngineError
 from engine.io import file_format
 from engine.io.scratch import stall_point
@@ -69,11 +69,13 @@ def summarize(con: Any, summary: Summary) -> None:
 
 def fill_queues(con: Any, summary: Summary) -> None:
     """Each team's handoffs, counted; kept (best first) only when queue files are written."""
-    handoffs = dict(con.execute(f"SELECT route, count(*) FROM {TABLE} WHERE handoff_rule <> '' "
-                                "GROUP BY route").fetchall())
+    counted = con.execute(f"SELECT route, count(*), count(*) FILTER (WHERE overdue), "
+                          f"count(*) FILTER (WHERE handoff_accepted) FROM {TABLE} WHERE handoff_rule <> '' "
+                          "GROUP BY route").fetchall()
+    handoffs = {team: (total, overdue, accepted) for team, total, overdue, accepted in counted}
     names = ", ".join(DECISION_COLUMNS)
     for team, queue in summary.teams.items():
-        total = int(handoffs.get(team, 0))
+        total, overdue, accepted = (int(n) for n in handoffs.get(team, (0, 0, 0)))
         if queue.keep and total:
             # The queue's order (engine.queues.sort_key); a capped team with no overflow
             # file needs only its best `capacity`, which the heap then keeps as they come.
@@ -87,7 +89,16 @@ def fill_queues(con: Any, summary: Summary) -> None:
                 for values in batch:
                     row = dict(zip(columns, values, strict=True))
                     queue.offer(_decision(row), int(row.pop("__row")))
-        queue.handoffs = total
+        queue.handoffs, queue.overdue, queue.accepted = total, overdue, accepted
+    nurture = summary.nurture
+    if nurture is not None:  # every nurtured lead, in file order as the per-lead path offers them
+        cursor = con.execute(f"SELECT {names}, __row FROM {TABLE} WHERE handoff_rule = '' "
+                             "AND nurture_track <> '' ORDER BY __row")
+        columns = [d[0] for d in cursor.description]
+        while batch := cursor.fetchmany(10_000):
+            for values in batch:
+                row = dict(zip(columns, values, strict=True))
+                nurture.offer(_decision(row), int(row.pop("__row")))
 
 
 def write(con: Any, staging: Path, csv_guard: bool) -> None:
@@ -155,12 +166,13 @@ def _decision(row: dict[str, Any]) -> Decision:
     """Enough of a :class:`Decision` for a queue, from its output row."""
     recycle = Recycle(row["recycle_reason"], "", row["recycle_until"], True, False) \
         if row["recycle_reason"] else None
-    handoff = Handoff(row["handoff_rule"], row["route"], row["due"] or None, row["priority"]) \
-        if row["handoff_rule"] else None
+    handoff = Handoff(row["handoff_rule"], row["route"], row["due"] or None, row["priority"],
+                      row["handoff_accepted"], row["overdue_since"] or None) if row["handoff_rule"] else None
+    nurture = Nurture(row["nurture_track"], row["next_content"] or None) if row["nurture_track"] else None
     return Decision(
         lead_id=row["lead_id"], as_of=row["as_of"], excluded=row["excluded"] or None,
         personas=tuple(p for p in row["personas"].split(";") if p), target_account=row["target_account"],
         target_lead=row["target_lead"], fit=row["fit"], fit_breakdown={}, engagement=row["engagement"],
         engagement_breakdown={}, recent=0, prior=0, surge=row["surge"], stage=row["stage"],
-        owner=row["owner"], recycle=recycle, handoff=handoff,
+        owner=row["owner"], recycle=recycle, handoff=handoff, nurture=nurture,
     )
