@@ -50,6 +50,7 @@ from engine.io import (
 from engine.io.encoding import describe_encoding, detect_encoding
 from engine.io.locks import LOCK_SUFFIX, OutputLock, output_locks
 from engine.io.output_paths import Named, refuse_overlaps
+from engine.io.records import EventTypes
 from engine.io.scratch import Run, stall_point, temp_dir
 from engine.kernel import kernel_for
 from engine.queues import NURTURE_COLUMNS, QUEUE_COLUMNS, DiskQueue, NurtureQueue, TeamQueue
@@ -440,13 +441,20 @@ def _plan_queues(request: BatchRequest, summary: Summary) -> DiskQueue | None:
     return disk
 
 
+def event_types(cp: CompiledPlaybook) -> EventTypes:
+    """The event types rows may have, and the reasons a rejected handoff may give (docs/handoffs.md)."""
+    rejected = cp.life.rejected
+    required = {rejected: ("reason", frozenset(cp.playbook.recycle))} if rejected is not None else {}
+    return EventTypes(cp.playbook.events, required)
+
+
 def _with_zone(request: BatchRequest, cp: CompiledPlaybook) -> BatchRequest:
     return replace(request, as_of=request.as_of.replace(tzinfo=cp.tz))
 
 
 def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Rejects,
          staging: Path, progress: Progress | None) -> None:
-    allowed = frozenset(cp.playbook.events)
+    allowed = event_types(cp)
     leads = LeadsFile(request.leads, request.mapping, on_reject=sink, as_of=request.as_of,
                       allowed_types=allowed, encoding=request.encoding)
     events: EventsFile | tuple[LeadEvent, ...] = ()

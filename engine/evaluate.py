@@ -46,9 +46,9 @@ from engine.decision import (  # the decision types live below decide and the ke
     score,
 )
 from engine.events import Event
-from engine.handoff_life import nurture_of, with_life
 from engine.expr import CompiledExpression, Scope
 from engine.expr.regex import DataPatternError
+from engine.handoff_life import nurture_of, with_life
 from engine.history import History
 
 #: Decision and its parts are re-exported: callers of decide import them from here.

@@ -127,7 +127,8 @@ class TeamQueue:
         entry = _Worst(
             sort_key(decision, row),
             (decision.lead_id, handoff.priority, handoff.due or "", handoff.rule, decision.stage,
-             decision.fit, decision.engagement, decision.surge, handoff.accepted, handoff.overdue_since or ""),
+             decision.fit, decision.engagement, decision.surge, handoff.accepted,
+             handoff.overdue_since or ""),
         )
         if self.capacity is None and self.disk is not None:
             self.disk.add(self.team, entry)

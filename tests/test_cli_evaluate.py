@@ -31,7 +31,8 @@ def test_summary_json_has_stable_keys(tmp_path: Path) -> None:
     assert data["inputs"] == {"encodings": {"leads": "utf-8 (detected)", "events": "utf-8 (detected)"},
                               "timezone": {"zone": "UTC", "from": "the playbook"}, "absent_fields": []}
     assert list(data["routes"]) == ["marketing", "inside_sales", "field_sales", "none"]
-    assert list(data["handoffs"]["inside_sales"]) == ["handoffs", "capacity", "queued", "overflow", "overdue", "accepted"]
+    assert list(data["handoffs"]["inside_sales"]) == ["handoffs", "capacity", "queued", "overflow", "overdue",
+                                                      "accepted"]
     assert data["handoffs"]["inside_sales"]["capacity"] == 800
     assert data["rejects"] == str(tmp_path / "o" / "d.rejects.csv")
 

@@ -11,8 +11,8 @@ DuckDB cannot number the same way (blank lines, quoted newlines, ragged rows).
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 import random
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -423,6 +423,9 @@ events:
             kind, content, outcome, team, reason = kinds[(i * 3 + j * 7) % len(kinds)]
             at = AS_OF - timedelta(days=(i + 2 * j) % 9, hours=i)
             events.append([f"L{i:02d}", at.isoformat(), kind, content, outcome, team, reason])
+    events.append(["L03", AS_OF.isoformat(), "handoff_rejected", "", "", "field_sales", "nope"])  # unknown
+    events.append(["L05", AS_OF.isoformat(), "handoff_rejected", "", "", "field_sales", ""])  # no reason
+    events.sort(key=lambda row: row[0])
     lp = write_csv(tmp_path / "leads.csv", ["lead_id", "employees", "lead_source"], leads)
     ep = write_csv(tmp_path / "events.csv",
                    ["lead_id", "occurred_at", "type", "content", "outcome", "team", "reason"], events)
@@ -432,3 +435,7 @@ events:
         assert column in decided.splitlines()[0]
     assert ",true," in decided and "budget" in decided  # some accepted or overdue; some nurtured
     assert files["q/marketing.nurture.csv"].count(b"\n") > 1
+    rejects = _rejects(files)  # a rejection must give a recycle reason: a bad row, never ignored
+    assert len(rejects) == 2 and all("the reason of a handoff_rejected event must be one of: "
+                                     "churned, no_budget, no_need, timing" in r for r in rejects)
+    assert ",reason,nope," in rejects[0] or ",reason,nope," in rejects[1]

@@ -462,7 +462,8 @@ def _life_leads() -> list[Lead]:
     hot = Event("inquiry", _at(3 * day))
     return [
         ("accepted", LIFE_LEAD, [hot, Event("handoff_accepted", _at(2 * day), {"team": "field_sales"})]),
-        ("accepted-other-team", LIFE_LEAD, [hot, Event("handoff_accepted", _at(2 * day), {"team": "inside_sales"})]),
+        ("accepted-other-team", LIFE_LEAD,
+         [hot, Event("handoff_accepted", _at(2 * day), {"team": "inside_sales"})]),
         ("overdue", LIFE_LEAD, [hot]),
         ("worked", LIFE_LEAD, [hot, Event("meeting", _at(2 * day))]),
         ("worked-by-other-team", LIFE_LEAD, [hot, Event("call", _at(2 * day), {"outcome": "connected"})]),
@@ -470,7 +471,8 @@ def _life_leads() -> list[Lead]:
         ("due-exactly-now", LIFE_LEAD, [Event("inquiry", _at(day))]),
         ("rejected", LIFE_LEAD, [hot, Event("handoff_rejected", _at(2 * day),
                                             {"team": "field_sales", "reason": "no_budget"})]),
-        ("rejected-unknown-reason", LIFE_LEAD, [hot, Event("handoff_rejected", _at(2 * day), {"reason": "nope"})]),
+        ("rejected-unknown-reason", LIFE_LEAD,
+         [hot, Event("handoff_rejected", _at(2 * day), {"reason": "nope"})]),
         ("accepted-before-reject", LIFE_LEAD, [
             Event("handoff_accepted", _at(9 * day), {"team": "field_sales"}),
             Event("handoff_rejected", _at(8 * day), {"reason": "timing"}), hot]),
@@ -493,7 +495,8 @@ def test_a_handoffs_life_hand_checked_and_the_same_in_sql() -> None:
         == ("field_sales", True, False)
     assert rows["accepted-other-team"]["handoff_accepted"] is False
     # due: the inquiry 3 days before as_of + the 1-day SLA
-    assert (rows["overdue"]["overdue"], rows["overdue"]["overdue_since"]) == (True, "2026-10-30T09:00:00+09:00")
+    overdue = rows["overdue"]
+    assert (overdue["overdue"], overdue["overdue_since"]) == (True, "2026-10-30T09:00:00+09:00")
     assert rows["worked"]["overdue"] is False
     assert rows["worked-by-other-team"]["overdue"] is True  # a call is inside sales' work
     assert rows["due-not-passed"]["overdue"] is False and rows["due-exactly-now"]["overdue"] is False
@@ -502,7 +505,8 @@ def test_a_handoffs_life_hand_checked_and_the_same_in_sql() -> None:
     assert rows["rejected-unknown-reason"]["recycle_reason"] == ""  # not a recycle reason: no trigger
     assert rows["accepted-before-reject"]["handoff_accepted"] is False  # answered a recycled handoff
     assert rows["same-instant"]["recycle_reason"] == "no_need"  # the reject is at the same instant
-    assert (rows["nurture-next"]["nurture_track"], rows["nurture-next"]["next_content"]) == ("budget", "price1")
+    nurtured = rows["nurture-next"]
+    assert (nurtured["nurture_track"], nurtured["next_content"]) == ("budget", "price1")
     assert (rows["nurture-all-consumed"]["nurture_track"], rows["nurture-all-consumed"]["next_content"]) \
         == ("timing", "")
     assert rows["nurture-no-track"]["nurture_track"] == ""

@@ -55,7 +55,8 @@ def life_layers(cp: CompiledPlaybook, aggregates: Aggregates, as_of: exp.Expr) -
             worked = _latest(aggregates, f"life:work:{team}", cond)
             start = exp.TimestampAdd(this=col("due"), expression=exp.Neg(this=col("handoff_sla")),
                                      unit=exp.var("SECOND"))
-            overdue_ifs.append(exp.If(this=lit(index), true=two_valued(exp.GTE(this=worked, expression=start))))
+            since = two_valued(exp.GTE(this=worked, expression=start))
+            overdue_ifs.append(exp.If(this=lit(index), true=since))
     accepted = exp.Case(this=col("handoff_index"), ifs=accepted_ifs, default=exp.false()) \
         if accepted_ifs else exp.false()
     worked_now = exp.Case(this=col("handoff_index"), ifs=overdue_ifs, default=exp.false()) \
