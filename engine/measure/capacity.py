@@ -116,7 +116,7 @@ def simulate(playbook: Playbook, episodes: Iterable[Episode], weeks: Weeks) -> S
     capacity = {t: playbook.teams[t].capacity if t in playbook.teams else None for t in order}
     waiting: dict[str, list[_Waiting]] = {t: [] for t in order}
     result = Simulation()
-    for week, end in enumerate(weeks.ends):
+    for week in range(len(weeks.ends)):
         rows = {t: TeamWeek(capacity[t]) for t in names}
         incoming: dict[str, list[_Waiting]] = {t: [] for t in order}
         last = week == len(weeks.ends) - 1
