@@ -238,6 +238,7 @@ class Decision:
         target_account: bool, target_lead: bool, fit: float, fit_breakdown: dict[str, float],
         engagement: float, engagement_breakdown: dict[str, float], recent: int, prior: int,
         surge: bool, stage: str, owner: str, recycle: Recycle | None, handoff: Handoff | None,
+        nurture: Nurture | None = None,
     ) -> Decision:
         """The same Decision (no trace), without the frozen ``__init__``.
 
@@ -251,7 +252,7 @@ class Decision:
             "fit_breakdown": fit_breakdown, "engagement": engagement,
             "engagement_breakdown": engagement_breakdown, "recent": recent, "prior": prior,
             "surge": surge, "stage": stage, "owner": owner, "recycle": recycle, "handoff": handoff,
-            "trace": (), "nurture": None,
+            "trace": (), "nurture": nurture,
         })
         return decision
 
