@@ -270,7 +270,8 @@ class Kernel:
 
 def _life_of(kernel: Kernel, lead: Mapping[str, Any], handoff: Handoff | None, recycle: Recycle | None,
              recycled_at: int | None, excluded: str | None, stage: int, at_us: Sequence[int],
-             types: Sequence[str], teams: Any, contents: Any, as_of_us: int) -> tuple[Handoff | None, Nurture | None]:
+             types: Sequence[str], teams: Any, contents: Any,
+             as_of_us: int) -> tuple[Handoff | None, Nurture | None]:
     """``engine.handoff_life`` over the event columns: the answer, overdue and nurture.
 
     ``teams``, ``contents``: the events' ``team`` and ``content`` columns (None, or the
