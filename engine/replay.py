@@ -106,6 +106,8 @@ def changes(before: Decision | None, after: Decision,
         out.append(f"handoff {new.rule} accepted by {new.to}")
     if new is not None and new.overdue_since and not (old is not None and old.overdue_since):
         out.append(f"handoff {new.rule} overdue since {new.overdue_since} (no work by {new.to})")
+    elif new is not None and not new.overdue_since and old is not None and old.overdue_since:
+        out.append(f"handoff {new.rule} no longer overdue")
     was_nurture = before.nurture if before is not None else None
     if after.nurture is not None and after.nurture != was_nurture:
         out.append(f"nurture {after.nurture.track}: next {after.nurture.next_content or 'none left'}")
