@@ -29,7 +29,9 @@ import click
               help="Rejected rows (CSV) [default: beside --out, its extension replaced: "
                    "d.v1.csv → d.v1.rejects.csv; always written].")
 @click.option("--queues", type=click.Path(file_okay=False, path_type=Path),
-              help="Write one work queue per team (TEAM.csv), cut at the team's weekly capacity.")
+              help="Write one work queue per team (TEAM.csv), cut at the team's weekly capacity; "
+                   "with nurture tracks, also marketing's TEAM.nurture.csv (each recycled lead's next "
+                   "content, docs/handoffs.md).")
 @click.option("--overflow", is_flag=True,
               help="With --queues: also write TEAM.overflow.csv, the handoffs beyond capacity, in order.")
 @click.option("--no-csv-guard", "no_csv_guard", is_flag=True,
@@ -69,7 +71,10 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
     """Decide every lead of an export at --as-of: stage, route, handoff, exclusions.
 
     Writes one row per lead to --out (in the leads file's order), rejected rows to the
-    rejects file, and with --queues one call list per team. Prints a summary; exit 0 on
+    rejects file, and with --queues one call list per team. Each handed-off lead says
+    whether sales accepted it and whether it is overdue (due passed, no work by the team)
+    since when; the summary counts both per team. A rejected handoff whose reason is not
+    a recycle reason is a reject row (docs/handoffs.md). Prints a summary; exit 0 on
     success, 1 on a bad playbook or input, an output that is an input, an output another
     run is writing, or more rejects than --max-errors; 3 on a bug (a crash log is named).
 
