@@ -13,9 +13,10 @@ from sqlglot import exp
 from engine.compile import CompiledPlaybook
 from engine.sql.aggregates import col
 from engine.sql.expressions import lit, not_null, two_valued
-from engine.sql.query import Layer
 
 Aggregates = dict[str, tuple[str, exp.Expr, exp.Expr]]
+#: A CTE's name and the columns it adds (alias, expression, comment): ``engine.sql.query``'s Layer.
+Columns = tuple[str, list[tuple[str, exp.Expr, str | None]]]
 
 
 def _latest(aggregates: Aggregates, key: str, cond: exp.Expr) -> exp.Expr:
@@ -35,7 +36,7 @@ def _consumed(aggregates: Aggregates, content: str) -> exp.Expr:
     return exp.GT(this=col(aggregates[key][0]), expression=lit(0))
 
 
-def life_layers(cp: CompiledPlaybook, aggregates: Aggregates, as_of: exp.Expr) -> list[Layer]:
+def life_layers(cp: CompiledPlaybook, aggregates: Aggregates, as_of: exp.Expr) -> list[Columns]:
     """``handoff_accepted``, ``overdue_since``, ``nurture_track``, ``next_content`` columns."""
     life = cp.life
     accepted_ifs, overdue_ifs = [], []
@@ -61,17 +62,17 @@ def life_layers(cp: CompiledPlaybook, aggregates: Aggregates, as_of: exp.Expr) -
         if accepted_ifs else exp.false()
     worked_now = exp.Case(this=col("handoff_index"), ifs=overdue_ifs, default=exp.false()) \
         if overdue_ifs else exp.false()
-    answered = Layer("handoff_answer")
-    answered.add("handoff_accepted", accepted,
-                 "accepted: the handoff's team accepted it after the latest recycle trigger")
-    answered.add("team_worked", worked_now,
-                 "the team worked the lead (an event `by:` it) since the handoff's start (due - SLA)")
+    answered: Columns = ("handoff_answer", [
+        ("handoff_accepted", accepted,
+         "accepted: the handoff's team accepted it after the latest recycle trigger"),
+        ("team_worked", worked_now,
+         "the team worked the lead (an event `by:` it) since the handoff's start (due - SLA)")])
     late = exp.and_(not_null(col("due")), exp.LT(this=col("due"), expression=as_of.copy()),
                     exp.not_(col("handoff_accepted")), exp.not_(col("team_worked")))
-    overdue = Layer("handoff_overdue")
-    overdue.add("overdue_since", exp.Case(ifs=[exp.If(this=late, true=col("due"))]),
-                "overdue: due passed, not accepted, no work by the team since the handoff's start")
-    overdue.add("overdue", not_null(col("overdue_since")))
+    overdue: Columns = ("handoff_overdue", [
+        ("overdue_since", exp.Case(ifs=[exp.If(this=late, true=col("due"))]),
+         "overdue: due passed, not accepted, no work by the team since the handoff's start"),
+        ("overdue", not_null(col("overdue_since")), None)])
     tracks, contents = [], []
     nurtured = exp.and_(exp.Is(this=col("excluded"), expression=exp.null()),
                         exp.Is(this=col("handoff_index"), expression=exp.null()))
@@ -85,9 +86,9 @@ def life_layers(cp: CompiledPlaybook, aggregates: Aggregates, as_of: exp.Expr) -
                 here = exp.and_(is_rule.copy(), exp.EQ(this=col("stage_index"), expression=lit(stage_index)),
                                 exp.not_(_consumed(aggregates, item)))
                 contents.append(exp.If(this=here, true=lit(item)))
-    nurture = Layer("nurture")
-    nurture.add("nurture_track", exp.Case(ifs=tracks, default=lit("")) if tracks else lit(""),
-                "nurture: the latest recycle reason's track, for a lead not excluded nor handed off")
-    nurture.add("next_content", exp.Case(ifs=contents, default=lit("")) if contents else lit(""),
-                "the first content of the track for the lead's stage that no event consumed")
+    nurture: Columns = ("nurture", [
+        ("nurture_track", exp.Case(ifs=tracks, default=lit("")) if tracks else lit(""),
+         "nurture: the latest recycle reason's track, for a lead not excluded nor handed off"),
+        ("next_content", exp.Case(ifs=contents, default=lit("")) if contents else lit(""),
+         "the first content of the track for the lead's stage that no event consumed")])
     return [answered, overdue, nurture]

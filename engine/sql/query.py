@@ -39,6 +39,7 @@ from engine.sql.expressions import (
     not_null,
     two_valued,
 )
+from engine.sql.life import life_layers
 from engine.sql.numeric import micro_sum, naive_sum, round2_steps
 from engine.sql.output import output_select
 
@@ -572,10 +573,8 @@ class _Builder:
             layers.append(floor)
         layers += self._recycle_layers()
         layers += self._handoff_layers()
-        if not self.frame:
-            from engine.sql.life import life_layers  # it builds on this module's Layer
-
-            layers += life_layers(cp, self.aggregates, self.as_of)
+        if not self.frame:  # a handoff's life: accepted, overdue, nurture (engine.sql.life)
+            layers += [Layer(name, columns) for name, columns in life_layers(cp, self.aggregates, self.as_of)]
         return layers
 
     def _recycle_layers(self) -> list[Layer]:
