@@ -52,10 +52,11 @@ from engine.io import (
 from engine.io.encoding import describe_encoding, detect_encoding
 from engine.io.locks import LOCK_SUFFIX, OutputLock, output_locks
 from engine.io.output_paths import Named, refuse_overlaps
+from engine.io.records import EventTypes
 from engine.io.scratch import Run, stall_point, temp_dir
 from engine.io.writers import csv_line_maker, write_lines
 from engine.kernel import kernel_for
-from engine.queues import QUEUE_COLUMNS, DiskQueue, TeamQueue, place, route_of
+from engine.queues import NURTURE_COLUMNS, QUEUE_COLUMNS, DiskQueue, NurtureQueue, TeamQueue, place, route_of
 
 #: The columns of :meth:`engine.evaluate.Decision.to_row`, in order (a test keeps them equal).
 #: The decision row's columns (``engine.decision.ROW``, where the row is declared).
@@ -185,6 +186,8 @@ class Summary:
     excluded: dict[str, int] = field(default_factory=dict)
     recycled: dict[str, int] = field(default_factory=dict)
     teams: dict[str, TeamQueue] = field(default_factory=dict)
+    #: Marketing's nurture list (recycled leads whose reason names a track); None without tracks.
+    nurture: NurtureQueue | None = None
     #: "leads" / "events" → how the file was decoded, e.g. "cp932 (detected)".
     encodings: dict[str, str] = field(default_factory=dict)
     #: The zone naive timestamps were read in, and who said so.
@@ -227,9 +230,11 @@ class Summary:
             "handoffs": {
                 team: {"handoffs": q.handoffs, "capacity": q.capacity, "queued": q.queued,
                        "overflow": q.overflow, "carried_over": q.carried_over,
-                       "overflow_out": q.overflow_out, "overflow_in": q.overflow_in}
+                       "overflow_out": q.overflow_out, "overflow_in": q.overflow_in,
+                       "overdue": q.overdue, "accepted": q.accepted}
                 for team, q in self.teams.items()
             },
+            "nurture": dict(self.nurture.tracks) if self.nurture is not None else {},
             **({"accounts": self.accounts.to_dict()} if self.accounts is not None else {}),
         }
 
@@ -260,6 +265,7 @@ def _new_summary(cp: CompiledPlaybook, request: BatchRequest, playbook: str) -> 
         teams=teams,
         accounts=AccountCounts(frozenset(h.rule.id for h in cp.handoffs if h.per_account))
         if uses_accounts(cp) else None,
+        nurture=NurtureQueue(pb.stages[0].owner) if pb.nurture else None,
     )
 
 
@@ -404,6 +410,8 @@ def _named_paths(request: BatchRequest, summary: Summary) -> tuple[list[Named], 
         outputs.append(("the queue file", request.queues / f"{team}.csv"))
         if request.overflow and queue.capacity is not None:
             outputs.append(("the overflow file", request.queues / f"{team}.overflow.csv"))
+    if summary.nurture is not None:
+        outputs.append(("the nurture file", request.queues / f"{summary.nurture.team}.nurture.csv"))
     return inputs, outputs, ("--queues", request.queues)
 
 
@@ -470,12 +478,22 @@ def _plan_queues(request: BatchRequest, summary: Summary) -> DiskQueue | None:
     """Keep queue entries only when queues are written; on disk when they are unbounded."""
     keep = request.queues is not None
     teams = summary.teams.values()
-    needs_disk = keep and any(q.capacity is None or request.overflow for q in teams)
+    nurture = summary.nurture
+    needs_disk = keep and (nurture is not None or any(q.capacity is None or request.overflow for q in teams))
     disk = DiskQueue(temp_dir()) if needs_disk else None
     for queue in teams:
         queue.keep = keep
         queue.disk = disk if queue.capacity is None or request.overflow else None
+    if nurture is not None:
+        nurture.keep, nurture.disk = keep, disk
     return disk
+
+
+def event_types(cp: CompiledPlaybook) -> EventTypes:
+    """The event types rows may have, and the reasons a rejected handoff may give (docs/handoffs.md)."""
+    rejected = cp.life.rejected
+    required = {rejected: ("reason", frozenset(cp.playbook.recycle))} if rejected is not None else {}
+    return EventTypes(cp.playbook.events, required)
 
 
 def _with_zone(request: BatchRequest, cp: CompiledPlaybook) -> BatchRequest:
@@ -484,7 +502,7 @@ def _with_zone(request: BatchRequest, cp: CompiledPlaybook) -> BatchRequest:
 
 def _run(cp: CompiledPlaybook, request: BatchRequest, summary: Summary, sink: Rejects,
          staging: Path, progress: Progress | None) -> None:
-    allowed = frozenset(cp.playbook.events)
+    allowed = event_types(cp)
     leads = LeadsFile(request.leads, request.mapping, on_reject=sink, as_of=request.as_of,
                       allowed_types=allowed, encoding=request.encoding)
     events: EventsFile | tuple[LeadEvent, ...] = ()
@@ -686,6 +704,8 @@ def record_decision(summary: Summary, decision: Decision, row: int) -> None:
         queue = summary.teams.get(decision.handoff.to)
         if queue is not None:
             queue.offer(decision, row)
+    elif decision.nurture is not None and summary.nurture is not None:
+        summary.nurture.offer(decision, row)
 
 
 def write_decisions(target: Path, rows: Iterator[dict[str, Any]], *, csv_guard: bool = True) -> None:
@@ -718,6 +738,10 @@ def _write_queues(folder: Path, summary: Summary, overflow: bool, csv_guard: boo
         if overflow and queue.capacity is not None:
             write_rows(stage(folder / f"{team}.overflow.csv"), QUEUE_COLUMNS, queue.overflow_rows(),
                        csv_guard=csv_guard)
+    if summary.nurture is not None:
+        nurture = summary.nurture
+        write_rows(stage(folder / f"{nurture.team}.nurture.csv"), NURTURE_COLUMNS, nurture.rows(),
+                   csv_guard=csv_guard)
 
 
 def count_rows(path: Path) -> int:
@@ -771,11 +795,17 @@ def render_summary(summary: Summary) -> str:
     if summary.teams:
         width = max(len(team) for team in summary.teams)
         lines.append(f"{'handoffs:':<{width + 2}}  {'handoffs':>9}  {'capacity/wk':>11}  "
-                     f"{'queued':>9}  {'carried_over':>12}  {'overflow_out':>12}  {'overflow_in':>11}")
+                     f"{'queued':>9}  {'carried_over':>12}  {'overflow_out':>12}  {'overflow_in':>11}  "
+                     f"{'overdue':>9}  {'accepted':>9}")
         for team, q in summary.teams.items():
             capacity = f"{q.capacity:,}" if q.capacity is not None else "unlimited"
             lines.append(f"  {team:<{width}}  {q.handoffs:>9,}  {capacity:>11}  {q.queued:>9,}  "
-                         f"{q.carried_over:>12,}  {q.overflow_out:>12,}  {q.overflow_in:>11,}")
+                         f"{q.carried_over:>12,}  {q.overflow_out:>12,}  {q.overflow_in:>11,}  "
+                         f"{q.overdue:>9,}  {q.accepted:>9,}")
+    if summary.nurture is not None and summary.nurture.tracks:
+        tracks = ", ".join(f"{t} {n:,}" for t, n in summary.nurture.tracks.items())
+        lines.append(f"nurture: {sum(summary.nurture.tracks.values()):,} recycled leads to "
+                     f"{summary.nurture.team} ({tracks})")
     lines.append(f"wrote {summary.output} ({summary.decided:,} rows); rejects: {summary.rejects_file} "
                  f"({summary.leads_rejected + summary.events_rejected:,})"
                  + (f"; queues: {summary.queues_dir}/" if summary.queues_dir else ""))

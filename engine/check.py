@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.check_life import check_handoff_events, check_nurture
 from engine.diagnostics import Diagnostic, Severity, did_you_mean
 from engine.load import Document
 from engine.model import EventPoints, Playbook
@@ -262,6 +263,8 @@ CHECKS: tuple[Check, ...] = (
     check_lead_account,
     check_stage_order,
     check_plan,
+    check_handoff_events,
+    check_nurture,
 )
 
 

@@ -78,6 +78,27 @@ class RecycleRule:
     on: str
     cooldown_seconds: int
     reenter: CompiledExpression | None
+    nurture: str | None = None  # the nurture track marketing sends (docs/handoffs.md)
+
+
+@dataclass(frozen=True)
+class Life:
+    """What a handoff's life reads (docs/handoffs.md): sales' answer events, whose work
+    each event type is, and the nurture tracks. Empty for a playbook that declares none."""
+
+    accepted: str | None = None  # the `handoff: accepted` event type
+    rejected: str | None = None  # the `handoff: rejected` event type
+    work: dict[str, frozenset[str]] = field(default_factory=dict)  # team → its event types (`by:`)
+    tracks: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    @property
+    def declared(self) -> bool:
+        """Whether the playbook declares any of it (else only the plain overdue applies)."""
+        return bool(self.accepted or self.rejected or self.work or self.tracks)
+
+    def worked_by(self, team: str) -> frozenset[str]:
+        """The event types that are ``team``'s work (declared ``by:`` it)."""
+        return self.work.get(team, frozenset())
 
 
 @dataclass
@@ -112,6 +133,7 @@ class CompiledPlaybook:
     plain_weights: dict[str, float] = field(default_factory=dict, repr=False)
     # (event type, content) → points for the other types, filled as ``weight`` answers.
     content_weights: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
+    life: Life = field(default_factory=Life)
 
     def weight_of_type(self, event_type: str) -> float:
         """The points one event of this type scores (without content), before decay."""
@@ -311,6 +333,7 @@ def compile_playbook(
             parse_seconds(r.cooldown),
             c.expr(r.reenter_when, ("recycle", reason, "reenter_when"), "recycle")
             if r.reenter_when else None,
+            r.nurture,
         )
         for reason, r in pb.recycle.items()
     )
@@ -368,5 +391,20 @@ def compile_playbook(
         weight=weight,
         content_stage_of=content_stage_of,
         plain_weights=plain_weights,
+        life=_life(pb),
     )
     return compiled, c.diagnostics
+
+
+def _life(pb: Playbook) -> Life:
+    kinds = {e.handoff: name for name, e in reversed(pb.events.items()) if e.handoff}  # first wins
+    work: dict[str, set[str]] = {}
+    for name, etype in pb.events.items():
+        if etype.by is not None:
+            work.setdefault(etype.by, set()).add(name)
+    return Life(
+        accepted=kinds.get("accepted"), rejected=kinds.get("rejected"),
+        work={team: frozenset(types) for team, types in work.items()},
+        tracks={t: {stage: tuple(items) for stage, items in by_stage.items()}
+                for t, by_stage in pb.nurture.items()},
+    )

@@ -57,13 +57,27 @@ class Handoff:
     to: str
     due: str | None
     priority: float | None
+    #: Sales accepted it (docs/handoffs.md): it no longer counts toward overdue.
+    accepted: bool = False
+    #: The due time, when it passed with no work by the team since the handoff was made.
+    overdue_since: str | None = None
 
     @classmethod
-    def from_values(cls, rule: str, to: str, due: str | None, priority: float | None) -> Handoff:
+    def from_values(cls, rule: str, to: str, due: str | None, priority: float | None,
+                    accepted: bool = False, overdue_since: str | None = None) -> Handoff:
         """The same Handoff, without the frozen ``__init__`` (see ``Decision.from_values``)."""
         handoff = object.__new__(cls)
-        object.__setattr__(handoff, "__dict__", {"rule": rule, "to": to, "due": due, "priority": priority})
+        object.__setattr__(handoff, "__dict__", {"rule": rule, "to": to, "due": due, "priority": priority,
+                                                 "accepted": accepted, "overdue_since": overdue_since})
         return handoff
+
+
+@dataclass(frozen=True)
+class Nurture:
+    """A recycled lead's nurture track and the next content marketing sends it (or none left)."""
+
+    track: str
+    next_content: str | None
 
 
 #: Subtracted from an excluded lead's fit + engagement in its ``score``: below any lead
@@ -108,6 +122,8 @@ ROW: tuple[Column, ...] = (
     Column("route"), Column("handoff_rule"), Column("due", instant=True),
     Column("priority", "float64"), Column("score", "float64"), Column("rules"),
     Column("account"), Column("account_primary"), Column("account_contacts"),  # docs/accounts.md
+    Column("handoff_accepted", "bool"), Column("overdue", "bool"), Column("overdue_since", instant=True),
+    Column("nurture_track"), Column("next_content"),
     # Where a handed-off lead stands in its team's week (engine.queues.place): not the
     # lead's alone but the whole export's (capacity is shared), so a single decision
     # leaves them empty and `engine evaluate` fills them (the SQL query selects '' too).
@@ -144,6 +160,7 @@ class Decision:
     account: str = ""
     account_primary: str = ""
     account_contacts: tuple[str, ...] = ()
+    nurture: Nurture | None = None
 
     @property
     def route(self) -> str:
@@ -198,9 +215,18 @@ class Decision:
             self.account,
             self.account_primary,
             ";".join(self.account_contacts),
+            *self._life_values(handoff),
             "",
             "",
         ), strict=True))
+
+    def _life_values(self, handoff: Handoff | None) -> tuple[bool, bool, str, str, str]:
+        """The handoff's life columns: accepted, overdue, since when; the nurture track, next content."""
+        nurture = self.nurture
+        since = handoff.overdue_since if handoff is not None else None
+        return (handoff is not None and handoff.accepted, since is not None, since or "",
+                nurture.track if nurture is not None else "",
+                (nurture.next_content or "") if nurture is not None else "")
 
     def to_cells(self) -> list[str]:
         """``to_row()``'s values as CSV text, spelled as ``engine.io.writers.format_cell``
@@ -222,7 +248,9 @@ class Decision:
             self.stage, self.owner,
             recycle.reason if recycle is not None else "", recycle.until if recycle is not None else "",
             *routed, repr(rank_score(self.excluded, self.fit, self.engagement, priority)), rules,
-            self.account, self.account_primary, ";".join(self.account_contacts), "", "",
+            self.account, self.account_primary, ";".join(self.account_contacts),
+            *("true" if v is True else "false" if v is False else v for v in self._life_values(handoff)),
+            "", "",
         ]
 
     @classmethod
@@ -231,6 +259,7 @@ class Decision:
         target_account: bool, target_lead: bool, fit: float, fit_breakdown: dict[str, float],
         engagement: float, engagement_breakdown: dict[str, float], recent: int, prior: int,
         surge: bool, stage: str, owner: str, recycle: Recycle | None, handoff: Handoff | None,
+        nurture: Nurture | None = None,
     ) -> Decision:
         """The same Decision (no trace), without the frozen ``__init__``.
 
@@ -244,7 +273,7 @@ class Decision:
             "fit_breakdown": fit_breakdown, "engagement": engagement,
             "engagement_breakdown": engagement_breakdown, "recent": recent, "prior": prior,
             "surge": surge, "stage": stage, "owner": owner, "recycle": recycle, "handoff": handoff,
-            "trace": (),
+            "trace": (), "nurture": nurture,
         })
         return decision
 

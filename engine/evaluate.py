@@ -49,6 +49,7 @@ from engine.decision import (  # the decision types live below decide and the ke
 from engine.events import Event
 from engine.expr import CompiledExpression, Scope
 from engine.expr.regex import DataPatternError
+from engine.handoff_life import nurture_of, with_life
 from engine.history import History
 
 #: Decision and its parts are re-exported: callers of decide import them from here.
@@ -67,6 +68,7 @@ class _Evaluation:
         self.steps: list[TraceStep] = []
         self.values: dict[str, Any] = {"lead": lead, "lists": cp.lists}
         self._personas: dict[str, bool] = {}
+        self.recycled_at: datetime | None = None  # the latest recycle trigger's instant
         self.scope = Scope(self.values, history, self.persona, cp.content_stage_of)
 
     def persona(self, persona_id: str) -> bool:
@@ -203,16 +205,20 @@ def _recycle(ev: _Evaluation) -> tuple[Recycle | None, bool, datetime | None]:
     when its cooldown ran out (if it did, without an early re-entry)."""
     cp, history = ev.cp, ev.history
     latest: tuple[Event, Any] | None = None
+    rejected = cp.life.rejected  # a rejected handoff recycles with its reason (docs/handoffs.md)
     for rule in cp.recycle:
-        for event in reversed(history.of_type(rule.on)):
-            if rule.on == "disposition" and event.fields.get("reason") != rule.rule.id:
-                continue
-            if latest is None or event.sort_key() > latest[0].sort_key():
-                latest = (event, rule)
-            break
+        for kind in (rule.on,) if rejected in (None, rule.on) else (rule.on, rejected):
+            reasoned = kind in ("disposition", rejected)
+            for event in reversed(history.of_type(kind)):
+                if reasoned and event.fields.get("reason") != rule.rule.id:
+                    continue
+                if latest is None or event.sort_key() > latest[0].sort_key():
+                    latest = (event, rule)
+                break
     if latest is None:
         return None, False, None
     event, rule = latest
+    ev.recycled_at = event.at
     reentered = False
     if rule.reenter is not None:
         ev.values["recycled_at"] = event.at
@@ -237,8 +243,9 @@ def _handoff(ev: _Evaluation, lead: Mapping[str, Any], released: datetime | None
         if ev.test("handoffs", handoff.rule) is not True:
             continue
         value = ev.run(handoff.priority) if handoff.priority is not None else None
-        return handoff_of(ev.cp, handoff, lead, value,
+        made = handoff_of(ev.cp, handoff, lead, value,
                           account_latest if handoff.per_account else latest, released)
+        return with_life(ev.cp, handoff, made, lead, history.as_of, history.events, ev.recycled_at)
     return None
 
 
@@ -318,6 +325,9 @@ def _decide(cp: CompiledPlaybook, lead: Mapping[str, Any], events: Sequence[Even
     recycle, held, released = _recycle(ev)
     handoff = None if excluded or held else _handoff(ev, lead, released, account)
     stage = cp.stages[stage_index]
+    nurture = None
+    if recycle is not None and not excluded and handoff is None:
+        nurture = nurture_of(cp, recycle.reason, stage.rule.id, history.events)
     return Decision(
         lead_id=lead_id,
         as_of=_iso(cp, as_of),
@@ -338,6 +348,7 @@ def _decide(cp: CompiledPlaybook, lead: Mapping[str, Any], events: Sequence[Even
         handoff=handoff,
         trace=tuple(ev.steps),
         account=account.key if account is not None else "",
+        nurture=nurture,
     )
 
 

@@ -209,6 +209,11 @@ def _events(doc: Document, pb: Any, parser: TimestampParser, raws: list[dict[str
                 raise _fail(doc, [*where, name], f"`{etype}` events have no field `{name}`",
                             f"declare it under events.{etype}.fields")
         event_id = str(raw["id"]) if raw.get("id") is not None else None
+        answer = pb.events[etype].handoff
+        if answer == "rejected" and fields.get("reason") not in pb.recycle:  # docs/handoffs.md
+            raise _fail(doc, [*where, "reason"] if "reason" in raw else where,
+                        f"a rejected handoff must give a recycle reason, not {fields.get('reason')!r}",
+                        f"one of: {', '.join(pb.recycle)}")
         events.append(Event(etype, at, fields, event_id, index))
         lines.append(doc.position(where)[0])
     return events, lines

@@ -70,7 +70,7 @@ DurationStr = Annotated[
 
 Section = Literal[
     "teams", "lead", "events", "lists", "personas", "targets", "content", "scoring",
-    "exclusions", "stages", "handoffs", "recycle", "sources", "plan",
+    "exclusions", "stages", "handoffs", "recycle", "sources", "plan", "nurture",
 ]
 SECTIONS: tuple[str, ...] = Section.__args__  # type: ignore[attr-defined]
 #: Keys of ``metadata.owners``: the rule sections, ``metadata`` and ``timezone`` themselves,
@@ -78,7 +78,7 @@ SECTIONS: tuple[str, ...] = Section.__args__  # type: ignore[attr-defined]
 OwnedKey = Literal[
     "default", "metadata", "timezone",
     "teams", "lead", "events", "lists", "personas", "targets", "content", "scoring",
-    "exclusions", "stages", "handoffs", "recycle", "sources",
+    "exclusions", "stages", "handoffs", "recycle", "sources", "nurture",
 ]
 
 
@@ -191,6 +191,16 @@ class EventType(Strict):
     description: str | None = None
     fields: list[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,63}$")]] = Field(
         default_factory=list
+    )
+    by: Id | None = Field(
+        default=None,
+        description="The team whose work this event records (e.g. `inside_sales` for `call`): "
+        "sales activity that keeps a handoff to that team from being overdue (docs/handoffs.md).",
+    )
+    handoff: Literal["accepted", "rejected"] | None = Field(
+        default=None,
+        description="Sales' answer to a handoff: `accepted` (needs a `team` field) or `rejected` "
+        "(needs `reason`, a recycle reason; `team` optional) — docs/handoffs.md.",
     )
 
 
@@ -342,6 +352,10 @@ class RecycleReason(Strict):
     reenter_when: Expr | None = Field(
         default=None, description="Ends the cooldown early, e.g. `engagement_since_recycle >= 30`."
     )
+    nurture: Id | None = Field(
+        default=None, description="The nurture track (under `nurture:`) whose content marketing "
+        "sends a lead recycled for this reason.",
+    )
     description: str | None = None
 
 
@@ -439,6 +453,11 @@ class Playbook(Strict):
     recycle: dict[Id, RecycleReason] = Field(default_factory=dict)
     sources: dict[str, Source] = Field(default_factory=dict)
     plan: Plan | None = Field(default=None, description="Revenue target and funnel rates (`engine plan`).")
+    nurture: dict[Id, dict[Id, list[str]]] = Field(
+        default_factory=dict,
+        description="Nurture tracks: track → stage → content ids, in the order marketing sends "
+        "them (a recycle reason names its track; docs/handoffs.md).",
+    )
 
     @field_validator("timezone")
     @classmethod

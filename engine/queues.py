@@ -34,12 +34,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.decision import Decision
+from engine.decision import Decision, rank_score
 from engine.model import Playbook
 
 QUEUE_COLUMNS = (
     "rank", "lead_id", "priority", "due", "handoff_rule", "stage", "fit", "engagement", "surge",
-    "overflow_from",
+    "accepted", "overdue_since", "overflow_from",
+)
+#: Marketing's nurture list (docs/handoffs.md): each recycled lead and the content to send next.
+NURTURE_COLUMNS = (
+    "rank", "lead_id", "nurture_track", "stage", "next_content", "recycle_reason", "recycle_until", "score",
 )
 #: Where a handed-off lead stands in its team's week (the decisions' ``queue`` column).
 QUEUED, CARRIED_OVER, OVERFLOW = "queued", "carried_over", "overflow"
@@ -96,12 +100,13 @@ class DiskQueue:
         self.db.executemany("INSERT INTO o VALUES (?, ?, ?, ?, ?, ?)", self._pending)
         self._pending.clear()
 
-    def rows(self, team: str, first_rank: int) -> Iterator[dict[str, Any]]:
+    def rows(self, team: str, first_rank: int,
+             columns: tuple[str, ...] = QUEUE_COLUMNS) -> Iterator[dict[str, Any]]:
         """The team's entries, best first, ranked from ``first_rank``."""
         self._flush()
         cursor = self.db.execute("SELECT data FROM o WHERE team = ? ORDER BY k1, k2, k3, k4", (team,))
         for rank, (data,) in enumerate(cursor, start=first_rank):
-            yield dict(zip(QUEUE_COLUMNS, (rank, *json.loads(data)), strict=True))
+            yield dict(zip(columns, (rank, *json.loads(data)), strict=True))
 
     def close(self) -> None:
         self.db.close()
@@ -127,20 +132,25 @@ class TeamQueue:
     next: TeamQueue | None = None
     #: Entries routed here from other teams' overflow this week.
     overflow_in: int = 0
+    overdue: int = 0
+    accepted: int = 0
     _heap: list[_Worst] = field(default_factory=list)
     _held: frozenset[int] | None = None
 
     def offer(self, decision: Decision, row: int) -> None:
         """Count a handoff to this team and keep it if it is among the best so far."""
         self.handoffs += 1
-        if self.capacity is None and not self.keep:
-            return
         handoff = decision.handoff
         assert handoff is not None
+        self.overdue += handoff.overdue_since is not None
+        self.accepted += handoff.accepted
+        if self.capacity is None and not self.keep:
+            return
         self._take(_Worst(
             sort_key(decision, row),
             (decision.lead_id, handoff.priority, handoff.due or "", handoff.rule, decision.stage,
-             decision.fit, decision.engagement, decision.surge, ""),
+             decision.fit, decision.engagement, decision.surge, handoff.accepted,
+             handoff.overdue_since or "", ""),
         ))
 
     def _take(self, entry: _Worst) -> None:
@@ -258,3 +268,37 @@ def team_order(playbook: Playbook, teams: Iterable[str]) -> list[str]:
             ordered.extend(pending)
             break
     return ordered
+
+
+@dataclass
+class NurtureQueue:
+    """Marketing's nurture list: every lead with a nurture track, best score first, then lead id.
+
+    Unbounded (every recycled lead is marketing's), so kept on disk when files are asked for.
+    ``team``: the first stage's owner, whose list it is (``TEAM.nurture.csv``).
+    """
+
+    team: str
+    keep: bool = True
+    disk: DiskQueue | None = None
+    tracks: dict[str, int] = field(default_factory=dict)
+
+    def offer(self, decision: Decision, row: int) -> None:
+        """Count a nurtured lead under its track and keep its line if files are written."""
+        nurture = decision.nurture
+        assert nurture is not None
+        self.tracks[nurture.track] = self.tracks.get(nurture.track, 0) + 1
+        if not self.keep or self.disk is None:
+            return
+        recycle = decision.recycle if decision.recycle is not None and decision.recycle.active else None
+        score = rank_score(decision.excluded, decision.fit, decision.engagement, None)
+        line = (decision.lead_id, nurture.track, decision.stage, nurture.next_content or "",
+                recycle.reason if recycle is not None else "", recycle.until if recycle is not None else "",
+                score)
+        self.disk.add(f"{self.team}.nurture", _Worst((-score, 0.0, decision.lead_id, row), line))
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """The list, best first, ranked from 1."""
+        if self.disk is None:
+            return iter(())
+        return self.disk.rows(f"{self.team}.nurture", 1, NURTURE_COLUMNS)

@@ -53,6 +53,11 @@ def render_decision(d: Decision) -> str:
         h = d.handoff
         lines.append(f"  handoff:     {h.rule} → {h.to}, due {h.due or '-'}, "
                      f"priority {_num(h.priority)}")
+        if h.accepted or h.overdue_since:  # a handoff's life (docs/handoffs.md)
+            lines.append(f"  answer:      accepted by {h.to}" if h.accepted
+                         else f"  overdue:     since {h.overdue_since} (no work by {h.to})")
+    if d.nurture is not None:
+        lines.append(f"  nurture:     {d.nurture.track}, next {d.nurture.next_content or 'none left'}")
     if d.account_primary or d.account_contacts:  # an account-level handoff (docs/accounts.md)
         lines.append(f"  account:     {d.account}"
                      + (f", listed under {d.account_primary}" if d.account_primary else "")

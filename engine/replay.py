@@ -104,6 +104,15 @@ def changes(before: Decision | None, after: Decision,
                    f"{_num(new.priority)})")
     elif old is not None and new is None:
         out.append(f"handoff {old.rule} withdrawn")
+    if new is not None and new.accepted and not (old is not None and old.accepted):
+        out.append(f"handoff {new.rule} accepted by {new.to}")
+    if new is not None and new.overdue_since and not (old is not None and old.overdue_since):
+        out.append(f"handoff {new.rule} overdue since {new.overdue_since} (no work by {new.to})")
+    elif new is not None and not new.overdue_since and old is not None and old.overdue_since:
+        out.append(f"handoff {new.rule} no longer overdue")
+    was_nurture = before.nurture if before is not None else None
+    if after.nurture is not None and after.nurture != was_nurture:
+        out.append(f"nurture {after.nurture.track}: next {after.nurture.next_content or 'none left'}")
     primary = before.account_primary if before is not None else ""
     if after.account_primary != primary:
         out.append(f"listed under {after.account_primary}'s account handoff" if after.account_primary

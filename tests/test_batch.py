@@ -198,7 +198,8 @@ def test_queues_cut_at_capacity_sorted_with_overflow(cp: CompiledPlaybook, tmp_p
     teams = summary.to_dict()["handoffs"]
     assert teams["field_sales"] == {"handoffs": len(handed), "capacity": 3, "queued": 3,
                                     "overflow": len(handed) - 3, "carried_over": len(handed) - 3,
-                                    "overflow_out": 0, "overflow_in": 0}
+                                    "overflow_out": 0, "overflow_in": 0,
+                                    "overdue": sum(r["overdue"] == "true" for r in handed), "accepted": 0}
     # each decision says where it stands: the queue's three queued, the rest carried over
     queued = {r["lead_id"] for r in queue}
     assert {(r["queue"], r["queue_team"]) for r in handed if r["lead_id"] in queued} == \

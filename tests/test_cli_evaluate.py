@@ -26,13 +26,14 @@ def test_summary_json_has_stable_keys(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert list(data) == ["playbook", "as_of", "output", "rejects", "queues", "leads", "events",
-                          "inputs", "stages", "routes", "excluded", "recycled", "handoffs"]
+                          "inputs", "stages", "routes", "excluded", "recycled", "handoffs", "nurture"]
     assert data["leads"] == {"read": 30, "decided": 30, "rejected": 0}
     assert data["inputs"] == {"encodings": {"leads": "utf-8 (detected)", "events": "utf-8 (detected)"},
                               "timezone": {"zone": "UTC", "from": "the playbook"}, "absent_fields": []}
     assert list(data["routes"]) == ["marketing", "inside_sales", "field_sales", "none"]
     assert list(data["handoffs"]["inside_sales"]) == ["handoffs", "capacity", "queued", "overflow",
-                                                      "carried_over", "overflow_out", "overflow_in"]
+                                                      "carried_over", "overflow_out", "overflow_in",
+                                                      "overdue", "accepted"]
     assert data["handoffs"]["inside_sales"]["capacity"] == 800
     assert data["rejects"] == str(tmp_path / "o" / "d.rejects.csv")
 

@@ -56,6 +56,7 @@ KERNEL_PLAYBOOKS = {
     "smb-saas": PLAYBOOKS["smb-saas"],  # recycle rules, reenter_when, source SLAs
     "enterprise": _enterprise_per_lead(),  # sticky stages
     "constructs": PLAYBOOKS["constructs"],  # every construct the SQL tests use
+    "life": PLAYBOOKS["life"],  # accepted and rejected handoffs, work by team, nurture tracks
     "bench-reference": _compiled(ROOT / "playbooks" / "bench-reference.yaml"),
     "olist": _compiled(ROOT / "playbooks" / "olist.yaml"),
     "x-education": _compiled(ROOT / "playbooks" / "x-education.yaml"),
@@ -88,6 +89,12 @@ def test_generated_leads_decide_the_same(name: str) -> None:
                          "held" if expected.recycle.active else "released")
             if expected.handoff is not None and expected.handoff.due:
                 seen.add("due")
+            if expected.handoff is not None and expected.handoff.accepted:
+                seen.add("accepted")
+            if expected.handoff is not None and expected.handoff.overdue_since:
+                seen.add("overdue")
+            if expected.nurture is not None:
+                seen.add("nurture" if expected.nurture.next_content else "nurture done")
             for given_events in (events, _columns(events)):
                 got = kernel.decide(lead, given_events, AS_OF, lead_id)
                 ids = [e.id for e in events if e.id is not None]
@@ -103,6 +110,20 @@ def test_generated_leads_decide_the_same(name: str) -> None:
     assert fallbacks  # the strategy does repeat ids: the fallback was exercised
     if cp.recycle:  # recycle states were compared, not just "none" (re-entry: below)
         assert {"held", "due"} <= seen, seen
+    if name == "life":  # a handoff's life was compared, not just its absence
+        assert {"accepted", "overdue", "nurture"} <= seen, seen
+
+
+def test_a_handoffs_life_hand_cases() -> None:
+    from .test_sql_differential import _life_leads
+
+    cp = KERNEL_PLAYBOOKS["life"]
+    kernel = kernel_for(cp)
+    assert kernel is not None
+    for lead_id, lead, events in _life_leads():
+        expected = decide(cp, lead, events, AS_OF, lead_id=lead_id, detail=False)
+        for given_events in (events, _columns(events)):
+            assert kernel.decide(lead, given_events, AS_OF, lead_id) == expected, lead_id
 
 
 def test_recycle_cooldown_edges_reentry_and_release() -> None:

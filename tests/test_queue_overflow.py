@@ -98,8 +98,10 @@ def test_beyond_capacity_waits_for_next_week(tmp_path: Path) -> None:
         "C": ("carried_over", "inside_sales"),  # tied with B at the cut: the lead id decides
         "A": ("carried_over", "inside_sales"), "E": ("carried_over", "inside_sales"), "F": ("", ""),
     }
+    overdue = sum(r["overdue"] == "true" for r in _rows(files["d.csv"]) if r["route"] == "inside_sales")
     assert teams["inside_sales"] == {"handoffs": 5, "capacity": 2, "queued": 2, "overflow": 3,
-                                     "carried_over": 3, "overflow_out": 0, "overflow_in": 0}
+                                     "carried_over": 3, "overflow_out": 0, "overflow_in": 0,
+                                     "overdue": overdue, "accepted": 0}
     assert [r["lead_id"] for r in _rows(files["q/inside_sales.csv"])] == ["D", "B"]
     overflow = _rows(files["q/inside_sales.overflow.csv"])
     assert [(r["rank"], r["lead_id"]) for r in overflow] == [("3", "C"), ("4", "A"), ("5", "E")]
@@ -117,7 +119,8 @@ def test_beyond_capacity_routed_to_nurture(tmp_path: Path) -> None:
     assert decisions["C"]["route"] == "inside_sales"  # the team it overflowed from stays said
     assert teams["inside_sales"]["overflow_out"] == 3 and teams["inside_sales"]["carried_over"] == 0
     assert teams["marketing"] == {"handoffs": 0, "capacity": None, "queued": 3, "overflow": 0,
-                                  "carried_over": 0, "overflow_out": 0, "overflow_in": 3}
+                                  "carried_over": 0, "overflow_out": 0, "overflow_in": 3,
+                                  "overdue": 0, "accepted": 0}
     nurture = _rows(files["q/marketing.csv"])  # what marketing works: the routed leads, marked
     assert [(r["rank"], r["lead_id"], r["overflow_from"]) for r in nurture] == [
         ("1", "C", "inside_sales"), ("2", "A", "inside_sales"), ("3", "E", "inside_sales")]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -391,3 +392,50 @@ def test_formula_cells_are_guarded_in_csv_outputs_only(tmp_path: Path) -> None:
     jsonl = both(cp, tmp_path / "jsonl", lp, ep, out="d.jsonl")
     ids = [json.loads(line)["lead_id"] for line in jsonl["d.jsonl"].decode().splitlines()]
     assert ids[:len(_FORMULA_IDS)] == _FORMULA_IDS  # JSONL keeps the values as they are
+
+
+def test_a_handoffs_life_writes_the_same_files(tmp_path: Path) -> None:
+    """Accepted, rejected, overdue and nurtured leads (docs/handoffs.md): the same decisions,
+    queues (overdue, accepted), nurture list and summary on both backends."""
+    mapping = parse_mapping("""
+version: 1
+name: life
+null_values: [""]
+leads:
+  id: lead_id
+  fields: {employees: {column: employees, type: number}, lead_source: lead_source}
+events:
+  lead_id: lead_id
+  at: occurred_at
+  type: type
+  fields: {content: content, outcome: outcome, team: team, reason: reason}
+""", "life.yaml")
+    cp = _cp(REPO / "tests" / "sql_cases" / "life.yaml")
+    leads = [[f"L{i:02d}", str(50 + 100 * (i % 3)), "web" if i % 4 == 0 else "ad"] for i in range(24)]
+    kinds = [("inquiry", "", "", "", ""), ("handoff_accepted", "", "", "field_sales", ""),
+             ("handoff_rejected", "", "", "field_sales", "no_budget"), ("meeting", "", "", "", ""),
+             ("download", "guide-b", "", "", ""), ("disposition", "", "", "", "timing"),
+             ("call", "", "connected", "", ""), ("page_view", "price1", "", "", ""),
+             ("handoff_accepted", "", "", "inside_sales", ""), ("churn", "", "", "", "")]
+    events = []
+    for i in range(24):
+        for j in range(1 + i % 4):
+            kind, content, outcome, team, reason = kinds[(i * 3 + j * 7) % len(kinds)]
+            at = AS_OF - timedelta(days=(i + 2 * j) % 9, hours=i)
+            events.append([f"L{i:02d}", at.isoformat(), kind, content, outcome, team, reason])
+    events.append(["L03", AS_OF.isoformat(), "handoff_rejected", "", "", "field_sales", "nope"])  # unknown
+    events.append(["L05", AS_OF.isoformat(), "handoff_rejected", "", "", "field_sales", ""])  # no reason
+    events.sort(key=lambda row: row[0])
+    lp = write_csv(tmp_path / "leads.csv", ["lead_id", "employees", "lead_source"], leads)
+    ep = write_csv(tmp_path / "events.csv",
+                   ["lead_id", "occurred_at", "type", "content", "outcome", "team", "reason"], events)
+    files = both(cp, tmp_path, lp, ep, mapping=mapping)
+    decided = files["d.csv"].decode()
+    for column in ("handoff_accepted", "overdue", "overdue_since", "nurture_track", "next_content"):
+        assert column in decided.splitlines()[0]
+    assert ",true," in decided and "budget" in decided  # some accepted or overdue; some nurtured
+    assert files["q/marketing.nurture.csv"].count(b"\n") > 1
+    rejects = _rejects(files)  # a rejection must give a recycle reason: a bad row, never ignored
+    assert len(rejects) == 2 and all("the reason of a handoff_rejected event must be one of: "
+                                     "churned, no_budget, no_need, timing" in r for r in rejects)
+    assert ",reason,nope," in rejects[0] or ",reason,nope," in rejects[1]

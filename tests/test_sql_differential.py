@@ -58,6 +58,7 @@ PLAYBOOKS = {
     "enterprise": _compiled(ROOT / "playbooks" / "enterprise.yaml"),
     "reference": _compiled(CASES / "reference.yaml"),
     "constructs": _compiled(CASES / "constructs.yaml"),
+    "life": _compiled(CASES / "life.yaml"),
 }
 
 
@@ -148,6 +149,7 @@ _CONTENT = [
     "company-profile",
     "case-study-07",
     "guide-a",
+    "guide-b",
     "demo",
     "wp-x",
     "roi-calculator",
@@ -161,6 +163,7 @@ _CONTENT = [
     "Pricing",
 ]
 _REASONS = [None, "no_contact", "timing", "no_budget", "no_need", "later"]
+_TEAMS = [None, "inside_sales", "field_sales", "marketing", "sales"]
 _OUTCOMES = [None, "appointment", "connected", "no_answer"]
 #: Offsets before as_of that sit on window edges (1, 2, 7, 14, 30, 90 days; cooldowns).
 _EDGES = [d * 86400 + s for d in (0, 1, 2, 3, 5, 7, 10, 14, 30, 90, 120, 180) for s in (-1, 0, 1)]
@@ -225,6 +228,7 @@ def _lead(draw: st.DrawFn, cp: CompiledPlaybook, index: int) -> Lead:
             ("content", _CONTENT),
             ("reason", _REASONS),
             ("outcome", _OUTCOMES),
+            ("team", _TEAMS),
             ("item", [None, "budget", "authority", "need", "timing"]),
             ("name", [None, "evaluation", "negotiation", "approval"]),
         ):
@@ -452,3 +456,64 @@ def test_sticky_stage_holds_after_its_entry_stops_holding() -> None:
     rows = {r["lead_id"]: r for r in evaluate_duckdb(cp, *_tables(cp, leads), AS_OF).to_pylist()}
     assert rows["reached-before"]["stage"] == "promising"
     assert rows["never"]["stage"] == "nurturing"
+
+
+# -- a handoff's life (docs/handoffs.md) ---------------------------------------------------
+
+LIFE_LEAD = {"employees": 500, "lead_source": "ad"}
+
+
+def _life_leads() -> list[Lead]:
+    day = 86400
+    hot = Event("inquiry", _at(3 * day))
+    return [
+        ("accepted", LIFE_LEAD, [hot, Event("handoff_accepted", _at(2 * day), {"team": "field_sales"})]),
+        ("accepted-other-team", LIFE_LEAD,
+         [hot, Event("handoff_accepted", _at(2 * day), {"team": "inside_sales"})]),
+        ("overdue", LIFE_LEAD, [hot]),
+        ("worked", LIFE_LEAD, [hot, Event("meeting", _at(2 * day))]),
+        ("worked-by-other-team", LIFE_LEAD, [hot, Event("call", _at(2 * day), {"outcome": "connected"})]),
+        ("due-not-passed", LIFE_LEAD, [Event("inquiry", _at(3600))]),
+        ("due-exactly-now", LIFE_LEAD, [Event("inquiry", _at(day))]),
+        ("rejected", LIFE_LEAD, [hot, Event("handoff_rejected", _at(2 * day),
+                                            {"team": "field_sales", "reason": "no_budget"})]),
+        ("rejected-unknown-reason", LIFE_LEAD,
+         [hot, Event("handoff_rejected", _at(2 * day), {"reason": "nope"})]),
+        ("accepted-before-reject", LIFE_LEAD, [
+            Event("handoff_accepted", _at(9 * day), {"team": "field_sales"}),
+            Event("handoff_rejected", _at(8 * day), {"reason": "timing"}), hot]),
+        ("same-instant", LIFE_LEAD, [hot, Event("handoff_rejected", _at(day), {"reason": "no_need"}),
+                                     Event("handoff_accepted", _at(day), {"team": "field_sales"})]),
+        ("nurture-next", LIFE_LEAD, [Event("download", _at(3 * day), {"content": "guide-b"}),
+                                     Event("disposition", _at(2 * day), {"reason": "no_budget"})]),
+        ("nurture-all-consumed", LIFE_LEAD, [Event("page_view", _at(3 * day), {"content": "guide-a"}),
+                                             Event("churn", _at(2 * day))]),
+        ("nurture-no-track", LIFE_LEAD, [Event("page_view", _at(3 * day), {"content": "guide-a"}),
+                                         Event("disposition", _at(2 * day), {"reason": "no_need"})]),
+    ]
+
+
+def test_a_handoffs_life_hand_checked_and_the_same_in_sql() -> None:
+    cp = PLAYBOOKS["life"]
+    leads = _life_leads()
+    rows = {lid: decide(cp, lead, events, AS_OF, lead_id=lid).to_row() for lid, lead, events in leads}
+    assert (rows["accepted"]["route"], rows["accepted"]["handoff_accepted"], rows["accepted"]["overdue"]) \
+        == ("field_sales", True, False)
+    assert rows["accepted-other-team"]["handoff_accepted"] is False
+    # due: the inquiry 3 days before as_of + the 1-day SLA
+    overdue = rows["overdue"]
+    assert (overdue["overdue"], overdue["overdue_since"]) == (True, "2026-10-30T09:00:00+09:00")
+    assert rows["worked"]["overdue"] is False
+    assert rows["worked-by-other-team"]["overdue"] is True  # a call is inside sales' work
+    assert rows["due-not-passed"]["overdue"] is False and rows["due-exactly-now"]["overdue"] is False
+    assert (rows["rejected"]["route"], rows["rejected"]["recycle_reason"]) == ("none", "no_budget")
+    assert rows["rejected"]["nurture_track"] == "budget"
+    assert rows["rejected-unknown-reason"]["recycle_reason"] == ""  # not a recycle reason: no trigger
+    assert rows["accepted-before-reject"]["handoff_accepted"] is False  # answered a recycled handoff
+    assert rows["same-instant"]["recycle_reason"] == "no_need"  # the reject is at the same instant
+    nurtured = rows["nurture-next"]
+    assert (nurtured["nurture_track"], nurtured["next_content"]) == ("budget", "price1")
+    assert (rows["nurture-all-consumed"]["nurture_track"], rows["nurture-all-consumed"]["next_content"]) \
+        == ("timing", "")
+    assert rows["nurture-no-track"]["nurture_track"] == ""
+    assert_same(cp, leads)

@@ -31,7 +31,8 @@ import click
 @click.option("--queues", type=click.Path(file_okay=False, path_type=Path),
               help="Write one work queue per team (TEAM.csv): what the team works this week, best "
                    "first, up to its weekly capacity — its own handoffs and overflow routed to it "
-                   "(overflow_from names the team it came from).")
+                   "(overflow_from names the team it came from); with nurture tracks, also "
+                   "marketing's TEAM.nurture.csv (each recycled lead's next content, docs/handoffs.md).")
 @click.option("--overflow", is_flag=True,
               help="With --queues: also write TEAM.overflow.csv, each capped team's handoffs beyond "
                    "capacity (carried over or routed on, per its overflow:), in queue order.")
@@ -72,7 +73,10 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
     """Decide every lead of an export at --as-of: stage, route, handoff, exclusions.
 
     Writes one row per lead to --out (in the leads file's order), rejected rows to the
-    rejects file, and with --queues one call list per team. Prints a summary; exit 0 on
+    rejects file, and with --queues one call list per team. Each handed-off lead says
+    whether sales accepted it and whether it is overdue (due passed, no work by the team)
+    since when; the summary counts both per team. A rejected handoff whose reason is not
+    a recycle reason is a reject row (docs/handoffs.md). Prints a summary; exit 0 on
     success, 1 on a bad playbook or input, an output that is an input, an output another
     run is writing, or more rejects than --max-errors; 3 on a bug (a crash log is named).
 

@@ -31,7 +31,7 @@ from engine.io.csv_chunks import Piece
 from engine.io.errors import Reject
 from engine.io.pieces import as_rows, file_pieces, piece_rows
 from engine.io.prefetch import prefetched
-from engine.io.records import EventLayout, LeadEvent, event_type
+from engine.io.records import EventLayout, LeadEvent, event_type, required_of
 
 if TYPE_CHECKING:  # the file classes pick this reader (engine.io.files)
     from engine.io.files import EventsFile
@@ -159,6 +159,12 @@ class _Blocks:
                 arrow.setdefault("fields", {})[name] = found
                 found = found.expand()
             fields[name] = found
+        for kind, (name, ok) in required_of(self.layout.allowed_types).items():
+            if kind in types:  # a rejected handoff names an unknown reason: the row path rejects it
+                values = fields.get(name)
+                pairs = zip(types, values, strict=True) if values is not None else None
+                if pairs is None or any(t == kind and v not in ok for t, v in pairs):
+                    return None
         ids: list[str | None] | None = None
         if spec.id is not None:
             ids = [(raw.strip() if raw else "") or None for raw in table.column(spec.id).to_pylist()]

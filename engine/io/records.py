@@ -60,6 +60,30 @@ class _RowProblem(Exception):
 _FieldPlan = list[tuple[str, str, Converter]]
 #: A row as a list of cells; a column's cell sits at the position :class:`_Table` gives it.
 Values = list[str | None]
+
+
+class EventTypes(frozenset[str]):
+    """The event types a playbook declares, and for some a field whose value must be one of a
+    set (a rejected handoff's ``reason`` must be a recycle reason, docs/handoffs.md): a row
+    breaking it is a reject, on every reading path, with :func:`required_reason`'s text."""
+
+    required: dict[str, tuple[str, frozenset[str]]]
+
+    def __new__(cls, types: Iterable[str],
+                required: dict[str, tuple[str, frozenset[str]]] | None = None) -> EventTypes:
+        self = super().__new__(cls, types)
+        self.required = dict(required or {})
+        return self
+
+
+def required_of(allowed: Collection[str] | None) -> dict[str, tuple[str, frozenset[str]]]:
+    """The required field values of ``allowed`` (none for a plain collection of types)."""
+    return allowed.required if isinstance(allowed, EventTypes) else {}
+
+
+def required_reason(kind: str, name: str, values: frozenset[str]) -> str:
+    """Why a row of type ``kind`` whose field ``name`` is not one of ``values`` is rejected."""
+    return f"the {name} of a {kind} event must be one of: {', '.join(sorted(values))}"
 #: Fields resolved to positions: (field name, column, position, converter).
 _BoundPlan = list[tuple[str, str, int, Converter]]
 
@@ -444,13 +468,19 @@ class EventRows:
         self.lead_at, self.at_at = position[spec.lead_id], position[spec.at]
         self.id_at = position[spec.id] if spec.id else None
         self.kind_of = _EventTypes(spec.type, spec.type_constant, spec.types, layout.allowed_types, position)
+        columns = {name: column for name, column, _ in layout.plan}
+        #: type → (field, its column, where the cell is, allowed values, the reject reason)
+        self.required = {
+            kind: (name, columns.get(name), position.get(columns.get(name, "")), ok,
+                   required_reason(kind, name, ok))
+            for kind, (name, ok) in required_of(layout.allowed_types).items()}
 
     def __call__(self, rows: Iterable[tuple[int, Values]], on_reject: RejectSink, seq: int,
                  check: _FirstRows | None = None) -> Iterator[LeadEvent]:
         """Events of ``rows``, numbered from ``seq``; bad rows go to ``on_reject``."""
         spec, bound, at_convert, source = self.spec, self.bound, self.at_convert, self.source
         lead_at, at_at, id_at = self.lead_at, self.at_at, self.id_at
-        kind_of = self.kind_of
+        kind_of, required = self.kind_of, self.required
         known_kinds, type_at = kind_of.known, kind_of.at
         first = seq
         for number, values in rows:
@@ -471,6 +501,10 @@ class EventRows:
                 if at is None:
                     raise _RowProblem(spec.at, raw_at, "missing timestamp")
                 fields = _convert_fields(bound, values)
+                if required and kind in required:
+                    name, column, at_cell, ok, why = required[kind]
+                    if fields.get(name) not in ok:
+                        raise _RowProblem(column, values[at_cell] if at_cell is not None else None, why)
                 event_id = _event_id(values, id_at) if id_at is not None else None
             except _RowProblem as problem:
                 on_reject(Reject(source, number, problem.column, problem.value, problem.reason))

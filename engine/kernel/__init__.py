@@ -30,6 +30,7 @@ from engine.decision import (
     _MEMO_LIMIT,
     Decision,
     Handoff,
+    Nurture,
     Recycle,
     _iso,
     handoff_of,
@@ -39,6 +40,7 @@ from engine.decision import (
 )
 from engine.events import _EPOCH, Event, EventColumns, epoch_us
 from engine.functions import from_units, units
+from engine.handoff_life import handoff_sla, overdue_since, with_life
 from engine.kernel.decay import block_points
 from engine.kernel.emit import NoKernel
 from engine.kernel.source import generate
@@ -79,7 +81,7 @@ class Kernel:
             "to_datetime": to_datetime,
             "make_handoff": self._handoff, "new_handoff": Handoff.from_values, "priority_of": priority_of,
             "make_recycle": self._recycle, "weigh": self._weigh,
-            "sticky_floor": self._sticky_floor,
+            "sticky_floor": self._sticky_floor, "life": self._life,
             "stage_of": cp.content_stage_of, "units": units, "from_units": from_units,
         }
         generated = generate(cp, helpers)
@@ -243,6 +245,10 @@ class Kernel:
                 floor_ = index
         return floor_
 
+    def _life(self, *args: Any) -> tuple[Handoff | None, Nurture | None]:
+        """The generated code's ``life(...)``: see :func:`_life_of`."""
+        return _life_of(self, *args)
+
     def _recycle(self, index: int, recycled_at: int, reentered: bool,
                  as_of_us: int) -> tuple[Recycle, bool, datetime | None]:
         """decide's recycle state for the trigger the generated code chose."""
@@ -260,7 +266,50 @@ class Kernel:
                 last_us = max((at for at in at_us if at <= as_of_us), default=as_of_us)
             return to_datetime(last_us)
 
-        return handoff_of(self.cp, self.cp.handoffs[index], lead, priority_value, latest, released)
+        rule = self.cp.handoffs[index]
+        made = handoff_of(self.cp, rule, lead, priority_value, latest, released)
+        # no answers or team work declared (else no kernel): overdue is "due passed"
+        return with_life(self.cp, rule, made, lead, to_datetime(as_of_us), (), None)
+
+
+def _life_of(kernel: Kernel, lead: Mapping[str, Any], handoff: Handoff | None, recycle: Recycle | None,
+             recycled_at: int | None, excluded: str | None, stage: int, at_us: Sequence[int],
+             types: Sequence[str], teams: Any, contents: Any,
+             as_of_us: int) -> tuple[Handoff | None, Nurture | None]:
+    """``engine.handoff_life`` over the event columns: the answer, overdue and nurture.
+
+    ``teams``, ``contents``: the events' ``team`` and ``content`` columns (None, or the
+    stand-in for a column the input lacks)."""
+    cp = kernel.cp
+    life = cp.life
+    teams = None if teams is _NONES else teams  # a column the input lacks
+    contents = None if contents is _NONES else contents
+    live = [i for i, at in enumerate(at_us) if at <= as_of_us]
+    if handoff is not None:
+        accepted = False
+        if life.accepted is not None and teams is not None:
+            accepted = any(types[i] == life.accepted and teams[i] == handoff.to
+                           and (recycled_at is None or at_us[i] > recycled_at) for i in live)
+        since = None
+        if not accepted:
+            work = life.worked_by(handoff.to)
+            rule = next(h for h in cp.handoffs if h.rule.id == handoff.rule)
+
+            def worked(start: datetime) -> bool:
+                start_us = epoch_us(start)
+                return any(types[i] in work and at_us[i] >= start_us for i in live)
+
+            since = overdue_since(handoff.due, handoff_sla(cp, rule, lead), to_datetime(as_of_us), worked)
+        return Handoff.from_values(handoff.rule, handoff.to, handoff.due, handoff.priority, accepted,
+                                   since), None
+    if recycle is None or excluded is not None:
+        return None, None
+    reason = next(r for r in cp.recycle if r.rule.id == recycle.reason)
+    if reason.nurture is None:
+        return None, None
+    items = life.tracks.get(reason.nurture, {}).get(cp.stages[stage].rule.id, ())
+    consumed = {contents[i] for i in live} if contents is not None else set()
+    return None, Nurture(reason.nurture, next((c for c in items if c not in consumed), None))
 
 
 def _repeats(ids: Sequence[str | None]) -> bool:

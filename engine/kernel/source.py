@@ -26,6 +26,7 @@ from engine.expr import CompiledExpression
 from engine.kernel.emit import Aggregate, Emitter, Namespace
 
 _US = 1_000_000
+_LIFE_MARK = "#LIFE_COLUMNS#"  # replaced by the team and content columns (or None) per variant
 
 
 def _us(seconds: int | float) -> int:
@@ -119,7 +120,7 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
         body(1, f"if v_stage < {cp.last_sticky}:")  # (the columns are known once every rule is emitted)
         body(2, f"v_stage = sticky_floor(lead, at_us, types, {_COLUMNS_MARK}ids, seqs, as_of_us, v_stage)")
     body(1, "held = False")
-    body(1, "released = recycle = None")
+    body(1, "released = recycle = recycled_at = None")
     if cp.recycle:
         _recycle(cp, ns, body, emit)
     body(1, "handoff = None")
@@ -138,9 +139,14 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
             else:
                 body(3, f"handoff = make_handoff({index}, lead, {priority}, at_us, as_of_us, released)")
     stage_ids, owners = ns.constant(tuple(stages)), ns.constant(tuple(s.owner for s in cp.stages))
+    nurture = ""
+    if cp.life.declared:  # a handoff's life (engine.handoff_life), from the lead's event columns
+        body(1, f"handoff, nurture = life(lead, handoff, recycle, recycled_at, excluded, v_stage, at_us, "
+                f"types, {_LIFE_MARK}as_of_us)")
+        nurture = ", nurture"
     body(1, "return Decision(lead_id, as_of_text, excluded, personas, v_target_account, v_target_lead, "
             "v_fit, fit_breakdown, v_engagement, {}, v_recent, v_prior, v_surge, "
-            f"{stage_ids}[v_stage], {owners}[v_stage], recycle, handoff)")
+            f"{stage_ids}[v_stage], {owners}[v_stage], recycle, handoff{nurture})")
 
     fields = _fields(cp, ns)
     by_type: dict[str, list[tuple[Aggregate, str]]] = {}
@@ -167,9 +173,11 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
                 f"{bound}):")
         head(1, "lead_get = lead.get")
         lines += head.lines + loop.lines
+        life_columns = "".join(f"c{fields.index(n)}, " if n in fields else "None, "
+                               for n in ("team", "content"))
         for line in body.lines:  # the after-trigger pass goes where each reenter_when needs it
             lines.extend(since.lines if line.strip() == _SINCE_MARK else
-                         [line.replace(_COLUMNS_MARK, columns)])
+                         [line.replace(_COLUMNS_MARK, columns).replace(_LIFE_MARK, life_columns)])
         lines.append("")
     plan = _sums_plan(cp, ns)
     if plan is not None:  # run_sums: handed each total the loop would have made
@@ -209,7 +217,7 @@ def _sums_plan(cp: CompiledPlaybook, ns: Namespace) -> list[tuple[str, Total]] |
     events themselves: recycling (triggers, the pass after), sticky stages (earlier
     instants), a latest event or content seen (``latest``, ``seen_stage``), or a due time
     (latest activity)."""
-    if cp.recycle or cp.last_sticky >= 0 or cp.sources:
+    if cp.recycle or cp.last_sticky >= 0 or cp.sources or cp.life.declared:
         return None
     if any(h.sla_seconds is not None for h in cp.handoffs):
         return None
@@ -239,6 +247,10 @@ def _fields(cp: CompiledPlaybook, ns: Namespace) -> tuple[str, ...]:
         names.append("content")
     if any(rule.on == "disposition" for rule in cp.recycle) and "reason" not in names:
         names.append("reason")
+    life = cp.life  # a rejection's reason, an acceptance's team, what nurture content was consumed
+    for name, needed in (("reason", life.rejected), ("team", life.accepted), ("content", life.tracks)):
+        if needed and name not in names:
+            names.append(name)
     for aggregate in ns.aggregates:
         read = [name for name, _ in aggregate.fields]
         if aggregate.value is not None:
@@ -264,6 +276,7 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
             w(1, f"{name} = {initial}")
     for index in range(len(cp.recycle)):
         w(1, f"r{index} = None  # the recycle trigger's (at, id, seq), the latest")
+        w(1, f"x{index} = None  # the latest rejected handoff giving this reason")
     loop_vars = "".join(f", {var[f]}" for f in fields)
     columns = "".join(f", c{i}" for i in range(len(fields)))
     if points:
@@ -293,12 +306,19 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
         w(4, "recent += 1")
         w(3, "else:")
         w(4, "prior += 1")
+    rejected = cp.life.rejected  # a rejected handoff is a trigger of the reason it gives
     for index, rule in enumerate(cp.recycle):  # History.of_type(on)[-1]: the latest by sort key
-        reason = f" and {var['reason']} == {ns.constant(rule.rule.id)}" if rule.on == "disposition" else ""
+        reasoned = rule.on in ("disposition", rejected)
+        reason = f" and {var['reason']} == {ns.constant(rule.rule.id)}" if reasoned else ""
         w(2, f"if t == {ns.constant(rule.on)}{reason}:")
         w(3, "key = (at, i or '', s)")
         w(3, f"if r{index} is None or key > r{index}:")
         w(4, f"r{index} = key")
+        if rejected is not None and rejected != rule.on:
+            w(2, f"if t == {ns.constant(rejected)} and {var['reason']} == {ns.constant(rule.rule.id)}:")
+            w(3, "key = (at, i or '', s)")
+            w(3, f"if x{index} is None or key > x{index}:")
+            w(4, f"x{index} = key")
     for aggregate, name in ns.aggregates.items():
         if aggregate.fn == "seen_stage":
             conditions = [f"not {name}"]
@@ -375,11 +395,15 @@ def _recycle(cp: CompiledPlaybook, ns: Namespace, body: _Writer,
              emit: Callable[[CompiledExpression], str]) -> None:
     """decide's ``_recycle``: the latest trigger across reasons, its re-entry, hold and release."""
     body(1, "chosen = chosen_key = None")
+    rejected = cp.life.rejected
     for index, rule in enumerate(cp.recycle):
-        body(1, f"if r{index} is not None:")
-        body(2, f"key = (r{index}[0], {ns.constant(rule.on)}, r{index}[1], r{index}[2])")
-        body(2, "if chosen_key is None or key > chosen_key:")
-        body(3, f"chosen, chosen_key = {index}, key")
+        for latest, kind in ((f"r{index}", rule.on), (f"x{index}", rejected)):
+            if kind is None or (latest[0] == "x" and kind == rule.on):
+                continue
+            body(1, f"if {latest} is not None:")
+            body(2, f"key = ({latest}[0], {ns.constant(kind)}, {latest}[1], {latest}[2])")
+            body(2, "if chosen_key is None or key > chosen_key:")
+            body(3, f"chosen, chosen_key = {index}, key")
     body(1, "if chosen is not None:")
     body(2, "recycled_at = chosen_key[0]")
     body(2, "reentered = False")

@@ -6,8 +6,9 @@ queue order of ``engine evaluate --queues``: priority, then due, then lead id); 
 does not work follows the team's ``overflow:`` — ``carry_over`` (the default): it waits
 and ages into next week's queue; ``route``: it goes to another team this week. A waiting
 handoff leaves the queue when the lead no longer holds it (lapsed: it went cold, was
-excluded or moved on). A waiting handoff whose due time has passed is overdue: due is
-counted from the lead's latest activity, so "due passed" is "no activity since".
+excluded or moved on). A waiting handoff is overdue when the lead's decision at the week's
+end says so (``engine.handoff_life``: its due time passed, sales did not accept it, and the
+team logged no work on it since it was made) — one definition for evaluate and funnel.
 
 A handoff is worked once: the same lead holding the same handoff next week is not new
 work. A team without a capacity works everything the week it arrives.
@@ -92,8 +93,7 @@ def simulate(playbook: Playbook, episodes: Iterable[Episode], weeks: Weeks) -> S
     capacity = {t: playbook.teams[t].capacity if t in playbook.teams else None for t in order}
     waiting: dict[str, list[_Waiting]] = {t: [] for t in order}
     result = Simulation()
-    for week, end in enumerate(weeks.ends):
-        now = end.timestamp()
+    for week in range(len(weeks.ends)):
         rows = {t: TeamWeek(capacity[t]) for t in names}
         incoming: dict[str, list[_Waiting]] = {t: [] for t in order}
         last = week == len(weeks.ends) - 1
@@ -129,7 +129,8 @@ def simulate(playbook: Playbook, episodes: Iterable[Episode], weeks: Weeks) -> S
                     result.last_queue.extend(_lines(team, rest, week, "overflow"))
                 rest = []
             counts.carried_over = len(rest)
-            counts.overdue = sum(1 for item in rest if item.due_ts < now)
+            # the decision's own rule (engine.handoff_life): due passed, not accepted, no work since
+            counts.overdue = sum(1 for item in rest if item.episode.overdue[week - item.episode.start])
             if last:
                 result.last_queue.extend(_lines(team, rest, week, "carried_over"))
             waiting[team] = rest

@@ -38,7 +38,7 @@ class WeekAnswer(NamedTuple):
 def answer(lead_id: str, as_of: str, excluded: str | None, personas: tuple[str, ...],
            target_account: bool, target_lead: bool, fit: float, fit_breakdown: Any, engagement: float,
            engagement_breakdown: Any, recent: int, prior: int, surge: bool, stage: str, owner: str,
-           recycle: Any, handoff: Handoff | None) -> WeekAnswer:
+           recycle: Any, handoff: Handoff | None, nurture: Any = None) -> WeekAnswer:
     """:meth:`Decision.from_values`'s arguments → the funnel's answer."""
     return _new(WeekAnswer, (stage, excluded, handoff, personas, target_account, target_lead))
 

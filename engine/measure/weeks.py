@@ -88,6 +88,8 @@ class Episode:
     due: str | None
     start: int
     priorities: tuple[float | None, ...]
+    #: Per week of the run, whether the decision found the handoff overdue (engine.handoff_life).
+    overdue: tuple[bool, ...] = ()
 
     @property
     def end(self) -> int:
@@ -287,6 +289,7 @@ def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, ti
     open_key: tuple[str, str, str | None] | None = None
     open_start = 0
     priorities: list[float | None] = []
+    overdue: list[bool] = []
     previous_stage = -1
     decision = None
     before = bisect_right(times, ends_us[first] - _WEEK_US)  # events before the lead's first week
@@ -309,12 +312,15 @@ def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, ti
         key = (handoff.to, handoff.rule, handoff.due) if handoff is not None else None
         if key != open_key:
             if open_key is not None:
-                episodes.append(Episode(lead.lead_id, lead.row, *open_key, open_start, tuple(priorities)))
-            open_key, open_start, priorities = key, week, []
+                episodes.append(Episode(lead.lead_id, lead.row, *open_key, open_start, tuple(priorities),
+                                        tuple(overdue)))
+            open_key, open_start, priorities, overdue = key, week, [], []
         if handoff is not None:
             priorities.append(handoff.priority)
+            overdue.append(handoff.overdue_since is not None)
     if open_key is not None:
-        episodes.append(Episode(lead.lead_id, lead.row, *open_key, open_start, tuple(priorities)))
+        episodes.append(Episode(lead.lead_id, lead.row, *open_key, open_start, tuple(priorities),
+                                tuple(overdue)))
     assert decision is not None
     return LeadWeeks(
         lead.lead_id, lead.row, lead.fields, first, stages, excluded, entries, episodes,

@@ -27,6 +27,7 @@ from engine.batch import (
     BatchRequest,
     Rejects,
     Summary,
+    event_types,
     run_export,
 )
 from engine.compile import CompiledPlaybook
@@ -106,7 +107,7 @@ def _prepare(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchReque
     """Stages 1-3, then the ``leads`` and ``events`` views the query reads."""
     from engine.sql.grouping import group
 
-    allowed = frozenset(cp.playbook.events)
+    allowed = event_types(cp)
     encoding = request.encoding or request.mapping.encoding
     lead_scan, lead_plan = lead_rows(inputs, request.mapping, request.leads, encoding, request.as_of, allowed)
     event_scan = None

@@ -188,8 +188,8 @@ class Cells:
                                 "THEN FALSE ELSE TRUE END")
         name = f"__lookup_{next(self._count)}_{self.table}"
         self._pending.append(_Pending(cell, odd, sql_type, convert, name))
-        return Converted(f"CASE WHEN {odd} THEN CAST({name}.value AS {sql_type}) ELSE {value} END",
-                         f"CASE WHEN {odd} THEN {name}.reason END")
+        return Converted(f"CASE WHEN {odd} THEN CAST({name}.__lookup_value AS {sql_type}) ELSE {value} END",
+                         f"CASE WHEN {odd} THEN {name}.__lookup_reason END")
 
     def prepare(self) -> None:
         """First pass, then each column's odd cells through Python (a table each, joined)."""
@@ -212,13 +212,15 @@ class Cells:
                     reasons.append(str(error))
             arrow_type = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
                           "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"), "BIGINT": pa.int64()}[item.sql_type]
-            table = pa.table({"raw": pa.array(raws, pa.string()),
-                              "value": pa.array([_arrow_value(v, item.sql_type) for v in values], arrow_type),
-                              "reason": pa.array(reasons, pa.string())})
+            # Names no input column has: an export's own `reason` or `value` column stays unambiguous.
+            table = pa.table({"__lookup_raw": pa.array(raws, pa.string()),
+                              "__lookup_value": pa.array([_arrow_value(v, item.sql_type) for v in values],
+                                                         arrow_type),
+                              "__lookup_reason": pa.array(reasons, pa.string())})
             self.con.register(f"{item.name}_arrow", table)
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {item.name} AS SELECT * FROM {item.name}_arrow")
             self.con.unregister(f"{item.name}_arrow")
-            self.joins.append(f"LEFT JOIN {item.name} ON {item.name}.raw = {item.cell}")
+            self.joins.append(f"LEFT JOIN {item.name} ON {item.name}.__lookup_raw = {item.cell}")
 
 
 @dataclass

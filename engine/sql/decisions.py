@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.batch import DECISION_COLUMNS, NOT_TEXT, Summary, write_decisions
-from engine.decision import ROW
+from engine.decision import ROW, Decision, Handoff, Nurture, Recycle
 from engine.diagnostics import EngineError
 from engine.io import file_format
 from engine.io.scratch import stall_point
@@ -117,10 +117,24 @@ def place_queues(con: Any, summary: Summary, playbook: Playbook) -> None:
     handed = dict(con.execute("SELECT team, count(*) FROM queue_place GROUP BY team").fetchall())
     routed_in = dict(con.execute("SELECT q.team, count(*) FROM queue_passes q JOIN queue_place p "
                                  "USING (__row) WHERE p.team <> q.team GROUP BY q.team").fetchall())
+    lives = {team: (int(overdue), int(accepted)) for team, overdue, accepted in con.execute(
+        f"SELECT route, count(*) FILTER (WHERE overdue), count(*) FILTER (WHERE handoff_accepted) "
+        f"FROM {TABLE} WHERE handoff_rule <> '' GROUP BY route").fetchall()}
     for team, queue in summary.teams.items():
         queue.handoffs, queue.overflow_in = int(handed.get(team, 0)), int(routed_in.get(team, 0))
+        queue.overdue, queue.accepted = lives.get(team, (0, 0))
         if queue.keep and queue.handoffs + queue.overflow_in:
             _keep_queue(con, queue)
+    nurture = summary.nurture
+    if nurture is not None:  # every nurtured lead, in file order as the per-lead path offers them
+        names = ", ".join(DECISION_COLUMNS)
+        cursor = con.execute(f"SELECT {names}, __row FROM {TABLE} WHERE handoff_rule = '' "
+                             "AND nurture_track <> '' ORDER BY __row")
+        columns = [d[0] for d in cursor.description]
+        while batch := cursor.fetchmany(10_000):
+            for values in batch:
+                row = dict(zip(columns, values, strict=True))
+                nurture.offer(_decision(row), int(row.pop("__row")))
 
 
 def _keep_queue(con: Any, queue: TeamQueue) -> None:
@@ -128,12 +142,15 @@ def _keep_queue(con: Any, queue: TeamQueue) -> None:
     beyond = "" if queue.disk is not None else " AND NOT q.beyond"
     cursor = con.execute(
         "SELECT d.lead_id, d.priority, d.due, d.handoff_rule, d.stage, d.fit, d.engagement, d.surge, "
-        "CASE WHEN d.route = q.team THEN '' ELSE d.route END, d.__row, q.beyond "
+        "d.handoff_accepted, d.overdue_since, CASE WHEN d.route = q.team THEN '' ELSE d.route END, "
+        "d.__row, q.beyond "
         f"FROM queue_passes q JOIN {TABLE} d USING (__row) WHERE q.team = ?{beyond} ORDER BY q.n",
         [queue.team])
     while batch := cursor.fetchmany(10_000):
-        for lead_id, priority, due, rule, stage, fit, engagement, surge, origin, row, past in batch:
-            values = (lead_id, priority, due or "", rule, stage, fit, engagement, surge, origin)
+        for (lead_id, priority, due, rule, stage, fit, engagement, surge, accepted, overdue_since, origin,
+             row, past) in batch:
+            values = (lead_id, priority, due or "", rule, stage, fit, engagement, surge, accepted,
+                      overdue_since or "", origin)
             queue.put(key_of(priority, due or None, lead_id, int(row)), values, bool(past))
 
 
@@ -196,3 +213,19 @@ def _csv_line(con: Any, delimiter: str, csv_guard: bool) -> str | None:
     has_return = " OR ".join(f"contains({c}, chr(13))" for c in texts) or "FALSE"
     return (f"CASE WHEN {has_return} THEN concat_ws({d}, {', '.join(everything)}) "
             f"ELSE concat_ws({d}, {', '.join(minimal)}) END")
+
+
+def _decision(row: dict[str, Any]) -> Decision:
+    """Enough of a :class:`Decision` for a queue, from its output row."""
+    recycle = Recycle(row["recycle_reason"], "", row["recycle_until"], True, False) \
+        if row["recycle_reason"] else None
+    handoff = Handoff(row["handoff_rule"], row["route"], row["due"] or None, row["priority"],
+                      row["handoff_accepted"], row["overdue_since"] or None) if row["handoff_rule"] else None
+    nurture = Nurture(row["nurture_track"], row["next_content"] or None) if row["nurture_track"] else None
+    return Decision(
+        lead_id=row["lead_id"], as_of=row["as_of"], excluded=row["excluded"] or None,
+        personas=tuple(p for p in row["personas"].split(";") if p), target_account=row["target_account"],
+        target_lead=row["target_lead"], fit=row["fit"], fit_breakdown={}, engagement=row["engagement"],
+        engagement_breakdown={}, recent=0, prior=0, surge=row["surge"], stage=row["stage"],
+        owner=row["owner"], recycle=recycle, handoff=handoff, nurture=nurture,
+    )

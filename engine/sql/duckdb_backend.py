@@ -18,6 +18,7 @@ from typing import Any
 from sqlglot import exp
 
 from engine.compile import CompiledPlaybook
+from engine.decision import ROW
 from engine.diagnostics import EngineError
 from engine.sql.query import build_query
 
@@ -185,10 +186,8 @@ def decisions_sql(cp: CompiledPlaybook, as_of: datetime, query: Any) -> str:
     """The compiled query with its timestamps rendered as ``Decision.to_row`` renders them."""
     zone = cp.playbook.timezone
     as_of_text = exp.Literal.string(as_of.astimezone(cp.tz).isoformat()).sql("duckdb")
-    return (
-        f"SELECT * REPLACE ({as_of_text} AS as_of, {_iso('recycle_until', zone)} AS recycle_until, "
-        f"{_iso('due', zone)} AS due) FROM ({query.tree.sql(dialect='duckdb')})"
-    )
+    instants = "".join(f", {_iso(c.name, zone)} AS {c.name}" for c in ROW if c.instant and c.name != "as_of")
+    return f"SELECT * REPLACE ({as_of_text} AS as_of{instants}) FROM ({query.tree.sql(dialect='duckdb')})"
 
 
 def iter_rows(table: Any) -> Iterator[dict[str, Any]]:

@@ -94,6 +94,11 @@ def output_select(cp: CompiledPlaybook, as_of: exp.Expr) -> exp.Select:
         "score": _score(),
         "rules": rules,
         **_account_columns(cp),
+        "handoff_accepted": col("handoff_accepted"),
+        "overdue": col("overdue"),
+        "overdue_since": col("overdue_since"),
+        "nurture_track": col("nurture_track"),
+        "next_content": col("next_content"),
         # the week's columns: filled over the whole export (engine.sql.decisions.place_queues)
         "queue": lit(""),
         "queue_team": lit(""),

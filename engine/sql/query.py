@@ -41,6 +41,7 @@ from engine.sql.expressions import (
     not_null,
     two_valued,
 )
+from engine.sql.life import life_layers
 from engine.sql.numeric import micro_sum, naive_sum, round2_steps
 from engine.sql.output import output_select
 
@@ -428,6 +429,12 @@ class _Builder:
             cond: exp.Expr = exp.EQ(this=col("type"), expression=lit(rule.on))
             if rule.on == "disposition":
                 cond = exp.and_(cond, exp.EQ(this=col("reason"), expression=lit(rule.rule.id)))
+            rejected = cp.life.rejected  # a rejected handoff recycles with its reason
+            if rejected is not None and rejected != rule.on:
+                cond = exp.or_(cond, exp.and_(exp.EQ(this=col("type"), expression=lit(rejected)),
+                                              exp.EQ(this=col("reason"), expression=lit(rule.rule.id))))
+            elif rejected is not None and rule.on != "disposition":
+                cond = exp.and_(cond, exp.EQ(this=col("reason"), expression=lit(rule.rule.id)))
             ifs.append(exp.If(this=cond, true=lit(index)))
         latest = exp.Window(
             this=exp.RowNumber(),
@@ -589,6 +596,8 @@ class _Builder:
             layers.append(floor)
         layers += self._recycle_layers()
         layers += self._handoff_layers()
+        if not self.frame:  # a handoff's life: accepted, overdue, nurture (engine.sql.life)
+            layers += [Layer(name, columns) for name, columns in life_layers(cp, self.aggregates, self.as_of)]
         return layers
 
     def _recycle_layers(self) -> list[Layer]:
@@ -713,6 +722,7 @@ class _Builder:
             "due: the latest activity (or a later end of cooldown) + the shorter of the handoff's "
             "SLA and the source's",
         )
+        details.add("handoff_sla", sla_seconds.copy(), "the SLA that set due (overdue counts from due - it)")
         details.add("score_raw", exp.Add(this=col("fit"), expression=col("engagement")),
                     "score before rounding: fit + engagement (engine.evaluate.rank_score)")
         rounded = [(pre + "priority", "priority_raw"), ("score_base", "score_raw")]

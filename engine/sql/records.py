@@ -21,7 +21,7 @@ from typing import Any
 from engine.io import ActivityRule, FieldSpec, InputError, Mapping
 from engine.io.convert import ConversionError, null_set, to_number
 from engine.io.mapping import AtColumn, field_spec, is_optional
-from engine.io.records import check_columns
+from engine.io.records import check_columns, required_of, required_reason
 from engine.sql.cells import SQL_TYPES, Cells
 from engine.sql.inputs import ROW, Inputs, Scanned, literal, quote
 
@@ -69,14 +69,18 @@ def _check_columns(scanned: Scanned, needed: list[str]) -> None:
 Check = tuple[str, str, str, str]
 
 
-def _fields_sql(cells: Cells, plan: Plan, scanned: Scanned) -> tuple[list[str], list[Check]]:
-    """Converted field columns ``f__NAME`` and their checks, in the mapping's order."""
+def _fields_sql(cells: Cells, plan: Plan, scanned: Scanned,
+                values: dict[str, tuple[str, str]] | None = None) -> tuple[list[str], list[Check]]:
+    """Converted field columns ``f__NAME`` and their checks, in the mapping's order (and in
+    ``values``, each field's value expression and its column)."""
     columns, checks = [], []
     have = scanned.columns
     for name, spec in plan.fields.items():
         present = have is None or spec.column in have
         converted = cells.field(spec, present)
         columns.append(f"{converted.value} AS {quote('f__' + name)}")
+        if values is not None:
+            values[name] = (converted.value, spec.column if present else "")
         if present:
             cell = quote(spec.column)
             checks.append((f"({converted.reason}) IS NOT NULL", literal(spec.column), cell, converted.reason))
@@ -235,12 +239,14 @@ def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None
         shown = cells.lookup(cell, "VARCHAR", kind.shown)
         missing = literal("missing event type")
         reason = f"CASE WHEN {cell} IS NULL THEN {missing} ELSE {typed.reason} END"
+        type_sql = typed.value
         selects.append(f"{typed.value} AS type")
         checks.append((f"({reason}) IS NOT NULL", literal(spec.type), f"COALESCE({shown.value}, {cell})",
                        reason))
     else:
         assert spec.type_constant is not None
         constant = spec.type_constant
+        type_sql = literal(constant)
         selects.append(f"{literal(constant)} AS type")
         if constant not in allowed:
             checks.append(("TRUE", "NULL", literal(constant), literal(kind.unknown(constant))))
@@ -249,9 +255,17 @@ def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None
     at_reason = f"COALESCE({at.reason}, CASE WHEN ({at.value}) IS NULL THEN 'missing timestamp' END)"
     selects.append(f"{at.value} AS occurred_at")
     checks.append((f"({at_reason}) IS NOT NULL", literal(spec.at), at_cell, at_reason))
-    fields, field_checks = _fields_sql(cells, plan, scanned)
+    values: dict[str, tuple[str, str]] = {}
+    fields, field_checks = _fields_sql(cells, plan, scanned, values)
     selects += fields
     checks += field_checks
+    for required, (name, ok) in required_of(allowed).items():  # engine.io.records.EventTypes
+        value, column = values.get(name, ("CAST(NULL AS VARCHAR)", ""))
+        listed = ", ".join(literal(v) for v in sorted(ok))
+        bad = f"({type_sql}) = {literal(required)} AND COALESCE(({value}) IN ({listed}), FALSE) = FALSE"
+        checks.append((bad,
+                       literal(column) if column else "NULL", quote(column) if column else "NULL",
+                       literal(required_reason(required, name, ok))))
     event_id = f"NULLIF({cells.stripped(quote(spec.id))}, '')" if spec.id else "CAST(NULL AS VARCHAR)"
     selects.append(f"{event_id} AS event_id")
     _materialize(inputs, cells, [*selects, *_problems(checks)], "event_rows", "event_scan")
