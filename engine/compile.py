@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from engine.decision import POINTS_LIMIT, cap_units
 from engine.diagnostics import Diagnostic, Severity, format_path
 from engine.durations import parse_seconds
 from engine.events import Event
@@ -40,14 +41,34 @@ class Rule:
     expr: CompiledExpression | None  # None: always holds (a first stage without entry)
 
 
+#: A branch's points: a number, or an expression of type number computed per lead.
+FitPoints = float | CompiledExpression
+
+
 @dataclass(frozen=True)
 class FitRule:
-    """A fit rule: the first branch that holds scores (a plain rule is one branch)."""
+    """A fit rule: the first branch that holds scores (a plain rule is one branch).
+
+    ``cap``: the most the rule contributes; computed points are clamped and rounded
+    by :func:`engine.decision.computed_points` before it applies."""
 
     id: str
     path: NodePath
     line: int
-    branches: tuple[tuple[CompiledExpression, float], ...]
+    branches: tuple[tuple[CompiledExpression, FitPoints], ...]
+    cap: float | None = None
+
+    @property
+    def computed(self) -> bool:
+        """Whether some branch's points are an expression (``engine learn`` leaves those)."""
+        return any(isinstance(points, CompiledExpression) for _, points in self.branches)
+
+    @property
+    def ceiling(self) -> float:
+        """The most this rule can add (0 if never more): best branch, then the rule's cap."""
+        best = max([0.0, *(POINTS_LIMIT if isinstance(p, CompiledExpression) else p
+                           for _, p in self.branches)])
+        return best if self.cap is None else min(best, self.cap)
 
 
 @dataclass(frozen=True)
@@ -111,6 +132,9 @@ class CompiledPlaybook:
     plain_weights: dict[str, float] = field(default_factory=dict, repr=False)
     # (event type, content) → points for the other types, filled as ``weight`` answers.
     content_weights: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
+    # Event type → its cap in whole 2**-32 units (engagement.points.TYPE.cap), in the
+    # playbook's order: that type's decayed points are capped before the total.
+    type_caps: dict[str, int] = field(default_factory=dict)
 
     def weight_of_type(self, event_type: str) -> float:
         """The points one event of this type scores (without content), before decay."""
@@ -248,6 +272,12 @@ class _Compiler:
             end_col=col + issue.length if issue.length else None,
         )
 
+    def points(self, value: float | str, path: NodePath) -> FitPoints | None:
+        """A fit branch's points: a number as is, an expression compiled as a number."""
+        if isinstance(value, str):
+            return self.expr(value, path, "fit", "number")
+        return value
+
     def rule(self, rule_id: str, source: str | None, path: NodePath, context: str) -> Rule:
         compiled = self.expr(source, path, context) if source is not None else None
         return Rule(rule_id, path, self.line(path), compiled)
@@ -271,17 +301,19 @@ def compile_playbook(
     fit = pb.scoring.fit
     for i, r in enumerate(fit.rules if fit else ()):
         base: NodePath = ("scoring", "fit", "rules", i)
-        branches: list[tuple[CompiledExpression, float]] = []
+        branches: list[tuple[CompiledExpression, FitPoints]] = []
         if r.first_of is not None:
             for j, branch in enumerate(r.first_of):
                 e = c.expr(branch.when, (*base, "first_of", j, "when"), "fit")
-                if e is not None:
-                    branches.append((e, branch.points))
+                p = c.points(branch.points, (*base, "first_of", j, "points"))
+                if e is not None and p is not None:
+                    branches.append((e, p))
         elif r.when is not None and r.points is not None:
             e = c.expr(r.when, (*base, "when"), "fit")
-            if e is not None:
-                branches.append((e, r.points))
-        fit_rules.append(FitRule(r.id, base, c.line(base), tuple(branches)))
+            p = c.points(r.points, (*base, "points"))
+            if e is not None and p is not None:
+                branches.append((e, p))
+        fit_rules.append(FitRule(r.id, base, c.line(base), tuple(branches), r.cap))
     surge = pb.scoring.surge
     surge_rule = c.rule("surge", surge.when, ("scoring", "surge", "when"), "surge") if surge else None
     exclusions = tuple(
@@ -366,5 +398,10 @@ def compile_playbook(
         weight=weight,
         content_stage_of=content_stage_of,
         plain_weights=plain_weights,
+        type_caps={
+            event_type: cap_units(value.cap)
+            for event_type, value in (engagement.points.items() if engagement else ())
+            if isinstance(value, EventPoints) and value.cap is not None
+        },
     )
     return compiled, c.diagnostics

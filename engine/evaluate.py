@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from math import floor
 from typing import Any
 
-from engine.compile import CompiledPlaybook, Rule
+from engine.compile import CompiledPlaybook, FitPoints, FitRule, Rule
 from engine.decision import (  # the decision types live below decide and the kernel
     _MEMO_LIMIT,
     Decision,
@@ -41,6 +41,7 @@ from engine.decision import (  # the decision types live below decide and the ke
     Recycle,
     TraceStep,
     _iso,
+    computed_points,
     handoff_of,
     recycle_state,
     score,
@@ -106,11 +107,11 @@ def _fit(ev: _Evaluation) -> tuple[float, dict[str, float]]:
     for rule in ev.cp.fit_rules:
         for index, (expr, points) in enumerate(rule.branches):
             held = expr(ev.scope)
+            label = rule.id if len(rule.branches) == 1 else f"{rule.id}[{index}]"
             if ev.tracing:
-                label = rule.id if len(rule.branches) == 1 else f"{rule.id}[{index}]"
                 ev.record("fit", label, rule.line, expr, held)
             if held is True:
-                breakdown[rule.id] = points
+                breakdown[rule.id] = _points(ev, rule, label, points)
                 break
     total = 0.0
     for points in breakdown.values():  # left to right: sum() compensates on Python 3.12+
@@ -120,12 +121,31 @@ def _fit(ev: _Evaluation) -> tuple[float, dict[str, float]]:
     return score(total), breakdown
 
 
+def _points(ev: _Evaluation, rule: FitRule, label: str, points: FitPoints) -> float:
+    """What a branch that held adds: its points (computed, if an expression), capped."""
+    if isinstance(points, CompiledExpression):
+        expr = points
+        value = expr(ev.scope)
+        points = computed_points(value)
+        if ev.tracing:  # explain shows the expression's value and the points it gave
+            ev.record("fit", f"{label}.points", rule.line, expr, points)
+            ev.steps[-1].seen["value"] = value
+    if rule.cap is not None and points > rule.cap:
+        if ev.tracing:
+            ev.steps.append(TraceStep("fit", f"{label}.cap", rule.line, f"cap {rule.cap:g}",
+                                      rule.cap, {"points": points}))
+        return rule.cap
+    return points
+
+
 def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None = None,
                 breakdown: dict[str, int] | None = None) -> float:
     """Decayed points of the events in the window (after ``after``), capped and rounded.
 
     Each event adds its decayed points in whole 2**-32 units (an exact integer sum,
-    the same in any order and in SQL). With ``breakdown``, also adds them under the
+    the same in any order and in SQL). A type with a cap (``cp.type_caps``) adds at
+    most its cap: its events' units are summed apart, capped, then added; the overall
+    ``cap`` applies to the total after that (docs/scoring.md). With ``breakdown``, also adds them under the
     event's type (and content) — the slow part, so the per-lead export path leaves it out.
     """
     events = history.in_window(None, cp.engagement_window_seconds)
@@ -137,6 +157,8 @@ def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None =
     plain = cp.plain_weights
     memo = cp.content_weights
     weight = cp.weight
+    caps = cp.type_caps
+    by_type: dict[str, int] = {}
     total = 0
     for event in events:
         points = plain.get(event.type)
@@ -156,11 +178,19 @@ def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None =
         if half_life:
             points *= 0.5 ** ((as_of - event.at).total_seconds() / half_life)
         units = floor(points * 4294967296.0 + 0.5)
-        total += units
+        if event.type in caps:
+            by_type[event.type] = by_type.get(event.type, 0) + units
+        else:
+            total += units
         if breakdown is not None:
             content = event.fields.get("content")
             label = f"{event.type}:{content}" if content else event.type
             breakdown[label] = breakdown.get(label, 0) + units
+    for event_type, units in by_type.items():
+        cap = caps[event_type]
+        total += min(units, cap)
+        if units > cap and breakdown is not None:  # explain: what the type's cap took away
+            breakdown[f"{event_type} (cap)"] = cap - units
     points_total = total / QUANTUM
     if cp.engagement_cap is not None:
         points_total = min(points_total, cp.engagement_cap)

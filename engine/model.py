@@ -202,11 +202,28 @@ class ContentItem(Strict):
     description: str | None = None
 
 
+Points = Annotated[float, Field(ge=-1000, le=1000)]
+#: A cap on what one rule or one event type contributes (docs/scoring.md).
+Cap = Annotated[float, Field(gt=0, le=100_000)]
+PointsExpr = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="Points computed from the lead, an expression of type number, e.g. "
+        "`min(lead.time_on_site / 60, 20)`: clamped to ±1000 and rounded to 2**-32 "
+        "(docs/scoring.md); missing gives 0.",
+        json_schema_extra={"x-engine-expression": True},
+    ),
+]
+#: A fit rule's points: a number, or an expression of type number.
+FitPoints = Points | PointsExpr
+
+
 class FitBranch(Strict):
     """One branch of a first-of group: the first branch that holds scores."""
 
     when: Expr
-    points: Annotated[float, Field(ge=-1000, le=1000)]
+    points: FitPoints
 
 
 class FitRule(Strict):
@@ -215,8 +232,11 @@ class FitRule(Strict):
     id: Id
     description: str | None = None
     when: Expr | None = None
-    points: Annotated[float, Field(ge=-1000, le=1000)] | None = None
+    points: FitPoints | None = None
     first_of: list[FitBranch] | None = Field(default=None, min_length=1)
+    cap: Cap | None = Field(
+        default=None, description="The most this rule contributes (whichever branch holds)."
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> FitRule:
@@ -242,6 +262,11 @@ class EventPoints(Strict):
     """Points for one event type, with per-content overrides (content globs)."""
 
     points: Annotated[float, Field(ge=-1000, le=1000)]
+    cap: Cap | None = Field(
+        default=None,
+        description="The most this event type's decayed points add to engagement, before the "
+        "overall cap (docs/scoring.md).",
+    )
     content: dict[str, Annotated[float, Field(ge=-1000, le=1000)]] | Literal["catalogue"] | None = (
         Field(
             default=None,

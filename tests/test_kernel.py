@@ -33,6 +33,8 @@ KERNEL_PLAYBOOKS = {
     "smb-saas": PLAYBOOKS["smb-saas"],  # recycle rules, reenter_when, source SLAs
     "enterprise": PLAYBOOKS["enterprise"],  # sticky stages
     "constructs": PLAYBOOKS["constructs"],  # every construct the SQL tests use
+    "scoring": PLAYBOOKS["scoring"],  # computed points, rule caps, engagement type caps
+    "scoring-sums": PLAYBOOKS["scoring-sums"],  # the same decided from block totals
     "bench-reference": _compiled(ROOT / "playbooks" / "bench-reference.yaml"),
     "olist": _compiled(ROOT / "playbooks" / "olist.yaml"),
     "x-education": _compiled(ROOT / "playbooks" / "x-education.yaml"),

@@ -32,6 +32,7 @@ from engine.decision import (
     Handoff,
     Recycle,
     _iso,
+    computed_points,
     handoff_of,
     priority_of,
     recycle_state,
@@ -77,6 +78,7 @@ class Kernel:
             "make_recycle": self._recycle, "weigh": self._weigh,
             "sticky_floor": self._sticky_floor,
             "stage_of": cp.content_stage_of, "units": units, "from_units": from_units,
+            "computed_points": computed_points,
         }
         generated = generate(cp, helpers)
         self.source = generated.source

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlglot import exp
 
-from engine.compile import CompiledPlaybook
+from engine.compile import CompiledPlaybook, FitPoints
 from engine.expr import CompiledExpression
 from engine.functions import FUNCTIONS
 from engine.sql import content as content_sql
@@ -39,7 +39,7 @@ from engine.sql.expressions import (
     not_null,
     two_valued,
 )
-from engine.sql.numeric import micro_sum, naive_sum, round2_steps
+from engine.sql.numeric import computed_points, from_micro, micro_sum, micro_units, naive_sum, round2_steps
 from engine.sql.output import output_select
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -155,6 +155,17 @@ class _Builder:
 
     def value(self, expr: CompiledExpression, where: str) -> exp.Expr:
         return Translator(self.env, where).value(expr.tree)
+
+    def _points(self, points: FitPoints, cap: float | None, where: str) -> exp.Expr:
+        """What a fit branch that held adds: decide's ``_points``."""
+        if not isinstance(points, CompiledExpression):
+            return _double(lit(points if cap is None or points <= cap else cap))
+        value = computed_points(self.value(points, where))
+        if cap is None:
+            return value
+        limit = _double(lit(cap))
+        return exp.Case(ifs=[exp.If(this=exp.GT(this=value.copy(), expression=limit),
+                                    true=limit.copy())], default=value)
 
     # -- the query -------------------------------------------------------------------
 
@@ -314,7 +325,17 @@ class _Builder:
         where = None
         if cp.engagement_window_seconds is not None:
             where = cmp_seconds("age_us", cp.engagement_window_seconds)
-        return micro_sum(points, where)
+        if not cp.type_caps:
+            return micro_sum(points, where)
+        # A capped type's units are summed apart and capped before the total (decide's by_type).
+        capped = [lit(t) for t in cp.type_caps]
+        rest = exp.Not(this=exp.In(this=col("type"), expressions=capped))
+        total: exp.Expr = micro_units(points, rest if where is None else exp.and_(where.copy(), rest))
+        for event_type, cap in cp.type_caps.items():
+            of_type = exp.EQ(this=col("type"), expression=lit(event_type))
+            units = micro_units(points.copy(), of_type if where is None else exp.and_(where.copy(), of_type))
+            total = exp.Add(this=total, expression=exp.Least(this=units, expressions=[lit(cap)]))
+        return from_micro(total)
 
     def _capped(self, column: exp.Expr) -> exp.Expr:
         total = exp.Coalesce(this=column, expressions=[_double(lit(0))])
@@ -498,11 +519,14 @@ class _Builder:
         terms: list[exp.Expr] = []
         for fit_rule in cp.fit_rules:
             branches = [
-                exp.If(this=self.test(e, f"scoring.fit.{fit_rule.id}"), true=_double(lit(points)))
+                exp.If(this=self.test(e, f"scoring.fit.{fit_rule.id}"),
+                       true=self._points(points, fit_rule.cap, f"scoring.fit.{fit_rule.id}.points"))
                 for e, points in fit_rule.branches
             ]
             alias = f"fit_rule__{len(terms)}"
-            text = " | ".join(f"{e.source} -> {p:g}" for e, p in fit_rule.branches)
+            text = " | ".join(f"{e.source} -> {_points_text(p)}" for e, p in fit_rule.branches)
+            if fit_rule.cap is not None:
+                text += f" (cap {fit_rule.cap:g})"
             scores.add(
                 alias,
                 exp.Case(ifs=branches, default=_double(lit(0))) if branches else _double(lit(0)),
@@ -743,6 +767,10 @@ def _rounding(name: str, targets: list[tuple[str, str]]) -> list[Layer]:
             layer.add(alias, expression, comment)
         layers.append(layer)
     return layers
+
+
+def _points_text(points: FitPoints) -> str:
+    return f"{points:g}" if not isinstance(points, CompiledExpression) else f"points({_src(points)})"
 
 
 def _src(expr: CompiledExpression | None) -> str:
