@@ -132,7 +132,7 @@ def _points(ev: _Evaluation, rule: FitRule, label: str, points: FitPoints) -> fl
             ev.steps[-1].seen["value"] = value
     if rule.cap is not None and points > rule.cap:
         if ev.tracing:
-            ev.steps.append(TraceStep("fit", f"{label}.cap", rule.line, f"cap {rule.cap:g}",
+            ev.steps.append(TraceStep("fit", f"{label}.cap", rule.line, f"cap {rule.cap:g} bit",
                                       rule.cap, {"points": points}))
         return rule.cap
     return points
