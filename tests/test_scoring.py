@@ -1,6 +1,6 @@
 """Issue #15 item 3: computed fit points, per-rule caps and per-type engagement caps.
 
-Exact values on hand-written leads (tests/sql_cases/scoring.yaml), the same on decide,
+Exact values on hand-written leads (playbooks/scoring.yaml), the same on decide,
 the kernel and DuckDB; the rounding rule itself; and what explain shows. The generated
 differential tests (test_sql_differential, test_kernel*) run the same playbook too; the
 last test here checks that their generator does make caps bite and points go missing.

@@ -56,10 +56,10 @@ PLAYBOOKS = {
     "enterprise": _compiled(ROOT / "playbooks" / "enterprise.yaml"),
     "reference": _compiled(CASES / "reference.yaml"),
     "constructs": _compiled(CASES / "constructs.yaml"),
-    "scoring": _compiled(CASES / "scoring.yaml"),  # computed points, rule and type caps
+    "scoring": _compiled(ROOT / "playbooks" / "scoring.yaml"),  # computed points, rule and type caps
     # the same without recycling and due times: the kernel decides it from block totals (run_sums)
     "scoring-sums": compile_text(
-        (CASES / "scoring.yaml").read_text(encoding="utf-8").split("\nrecycle:")[0].replace(", sla: 2d", "")
+        (ROOT / "playbooks" / "scoring.yaml").read_text(encoding="utf-8").split("\nrecycle:")[0].replace(", sla: 2d", "")
         + "\n", "scoring-sums"
     ),
 }
