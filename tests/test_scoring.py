@@ -114,7 +114,7 @@ def test_engagement_since_recycle_is_capped_per_type_too() -> None:
     assert d.recycle is not None and d.recycle.active  # 8 opens, capped at 2: no re-entry at 5
     since = [s.seen for s in d.trace if s.section == "recycle"]
     assert since == [{"engagement_since_recycle": 2.0}]  # 8 × 0.977 = 7.82, capped at 2
-    more = events + [Event("email_click", _at(0), {}, None, 20)]
+    more = [*events, Event("email_click", _at(0), {}, None, 20)]
     assert _decide({}, more).recycle.reentered  # 2 + 3 = 5
     assert_same(CP, [("opens", {}, events), ("more", {}, more)])
 
