@@ -248,7 +248,7 @@ def _notes(cp: CompiledPlaybook) -> list[str]:
     for rule in cp.fit_rules:
         if rule.computed:
             notes.append(f"fit rule {rule.id!r} computes its points from the lead: left as written, "
-                         "and not part of the fit")
+                         "and left out of the fitted model and of its before/after figures")
         elif rule.cap is not None:
             notes.append(f"fit rule {rule.id!r} is capped at {rule.cap:g}; its points are fitted uncapped")
     scores = {"fit", "engagement"}
