@@ -135,6 +135,45 @@ class CompiledPlaybook:
     # Event type → its cap in whole 2**-32 units (engagement.points.TYPE.cap), in the
     # playbook's order: that type's decayed points are capped before the total.
     type_caps: dict[str, int] = field(default_factory=dict)
+    # Event type → content glob → cap in units (`content: {GLOB: {points, cap}}`): the
+    # events whose content matches that glob add at most the cap, inside the type's total.
+    content_caps: dict[str, dict[str, int]] = field(default_factory=dict)
+    # (type, content) → cap bucket, filled as ``cap_bucket`` answers.
+    _buckets: dict[tuple[str, object], int] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def capped_types(self) -> tuple[str, ...]:
+        """Types whose units are summed apart (a type cap or a content cap), in playbook order."""
+        engagement = self.playbook.scoring.engagement
+        names = engagement.points if engagement is not None else {}
+        return tuple(t for t in names if t in self.type_caps or t in self.content_caps)
+
+    def cap_bucket(self, event_type: str, content: object) -> int:
+        """Which of the type's capped content globs an event's content matches (1-based, in the
+        order of ``content_caps[event_type]``); 0: none (the type's other events).
+
+        The glob is the one ``weight`` scores the event by (exact ids first, then the first
+        glob declared), so an event is capped by the glob that gave it its points."""
+        key = (event_type, content)
+        found = self._buckets.get(key)
+        if found is None:
+            caps = self.content_caps.get(event_type, {})
+            matched = self._content_match[event_type](str(content)) if caps and content else None
+            found = list(caps).index(matched) + 1 if matched in caps else 0
+            if len(self._buckets) < 100_000:
+                self._buckets[key] = found
+        return found
+
+    @cached_property
+    def _content_match(self) -> dict[str, Callable[[str], str | None]]:
+        engagement = self.playbook.scoring.engagement
+        out: dict[str, Callable[[str], str | None]] = {}
+        for event_type in self.content_caps:
+            assert engagement is not None
+            value = engagement.points[event_type]
+            assert isinstance(value, EventPoints) and isinstance(value.content, dict)
+            out[event_type] = _matcher(list(value.content))
+        return out
 
     def weight_of_type(self, event_type: str) -> float:
         """The points one event of this type scores (without content), before decay."""
@@ -184,7 +223,7 @@ def _weights(playbook: Playbook, catalogue: Callable[[str], str | None]
                 special[event_type] = (value.points, catalogue, points)
             elif value.content:
                 special[event_type] = (value.points, _matcher(list(value.content)),
-                                       dict(value.content))
+                                       value.content_points())
             else:
                 plain[event_type] = value.points
         else:
@@ -402,6 +441,11 @@ def compile_playbook(
             event_type: cap_units(value.cap)
             for event_type, value in (engagement.points.items() if engagement else ())
             if isinstance(value, EventPoints) and value.cap is not None
+        },
+        content_caps={
+            event_type: {glob: cap_units(cap) for glob, cap in value.content_caps().items()}
+            for event_type, value in (engagement.points.items() if engagement else ())
+            if isinstance(value, EventPoints) and value.content_caps()
         },
     )
     return compiled, c.diagnostics

@@ -157,8 +157,8 @@ def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None =
     plain = cp.plain_weights
     memo = cp.content_weights
     weight = cp.weight
-    caps = cp.type_caps
-    by_type: dict[str, int] = {}
+    capped = cp.capped_types
+    by_bucket: dict[tuple[str, int], int] = {}
     total = 0
     for event in events:
         points = plain.get(event.type)
@@ -178,23 +178,42 @@ def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None =
         if half_life:
             points *= 0.5 ** ((as_of - event.at).total_seconds() / half_life)
         units = floor(points * 4294967296.0 + 0.5)
-        if event.type in caps:
-            by_type[event.type] = by_type.get(event.type, 0) + units
+        if event.type in capped:
+            bucket = (event.type, cp.cap_bucket(event.type, event.fields.get("content")))
+            by_bucket[bucket] = by_bucket.get(bucket, 0) + units
         else:
             total += units
         if breakdown is not None:
             content = event.fields.get("content")
             label = f"{event.type}:{content}" if content else event.type
             breakdown[label] = breakdown.get(label, 0) + units
-    for event_type, units in by_type.items():
-        cap = caps[event_type]
-        total += min(units, cap)
-        if units > cap and breakdown is not None:  # explain: what the type's cap took away
-            breakdown[f"{event_type} (cap)"] = cap - units
+    if by_bucket:
+        total += _capped_units(cp, by_bucket, breakdown)
     points_total = total / QUANTUM
     if cp.engagement_cap is not None:
         points_total = min(points_total, cp.engagement_cap)
     return score(points_total)
+
+
+def _capped_units(cp: CompiledPlaybook, by_bucket: dict[tuple[str, int], int],
+                  breakdown: dict[str, int] | None) -> int:
+    """The capped types' units: each capped content glob's units capped, added to the type's
+    other units, then the type's cap. With ``breakdown``, what each cap took away (explain)."""
+    total = 0
+    for event_type in cp.capped_types:
+        units = by_bucket.get((event_type, 0), 0)
+        for index, (glob, cap) in enumerate(cp.content_caps.get(event_type, {}).items(), 1):
+            found = by_bucket.get((event_type, index), 0)
+            if found > cap and breakdown is not None:
+                breakdown[f"{event_type}:{glob} (cap)"] = cap - found
+            units += min(found, cap)
+        type_cap = cp.type_caps.get(event_type)
+        if type_cap is not None and units > type_cap:
+            if breakdown is not None:
+                breakdown[f"{event_type} (cap)"] = type_cap - units
+            units = type_cap
+        total += units
+    return total
 
 
 def _surge_counts(cp: CompiledPlaybook, history: History) -> tuple[int, int]:

@@ -258,6 +258,13 @@ class Fit(Strict):
     rules: list[FitRule] = Field(default_factory=list)
 
 
+class ContentPoints(Strict):
+    """Points for the events of one content id or glob, with the most they add together."""
+
+    points: Points
+    cap: Cap = Field(description="The most this content's decayed points add (docs/scoring.md).")
+
+
 class EventPoints(Strict):
     """Points for one event type, with per-content overrides (content globs)."""
 
@@ -267,13 +274,25 @@ class EventPoints(Strict):
         description="The most this event type's decayed points add to engagement, before the "
         "overall cap (docs/scoring.md).",
     )
-    content: dict[str, Annotated[float, Field(ge=-1000, le=1000)]] | Literal["catalogue"] | None = (
+    content: dict[str, Points | ContentPoints] | Literal["catalogue"] | None = (
         Field(
             default=None,
-            description="Per-content points (glob → points), or `catalogue` to use the content "
-            "catalogue's points where the event's content has some.",
+            description="Per-content points (glob → points, or `{points, cap}`), or `catalogue` to "
+            "use the content catalogue's points where the event's content has some.",
         )
     )
+
+    def content_points(self) -> dict[str, float]:
+        """Glob → points of the per-content table (empty for none or `catalogue`)."""
+        if not isinstance(self.content, dict):
+            return {}
+        return {k: v.points if isinstance(v, ContentPoints) else v for k, v in self.content.items()}
+
+    def content_caps(self) -> dict[str, float]:
+        """Glob → cap, for the globs of the per-content table that have one."""
+        if not isinstance(self.content, dict):
+            return {}
+        return {k: v.cap for k, v in self.content.items() if isinstance(v, ContentPoints)}
 
 
 class Engagement(Strict):

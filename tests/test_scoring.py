@@ -107,6 +107,34 @@ def test_a_type_cap_applies_to_decayed_points_before_the_overall_cap() -> None:
                                                                      detail=False)
 
 
+def test_a_content_glob_cap_inside_its_types_cap() -> None:
+    def views(content: str, n: int, seq: int) -> list[Event]:
+        return [Event("page_view", _at(0), {"content": content}, None, seq + i) for i in range(n)]
+
+    # pricing 3 × 5 = 15 → 8; guides 4 × 2 = 8 → 3; demo 4 and 2 plain views: 8 + 3 + 4 + 2 = 17 → 14
+    many = views("pricing", 3, 0) + views("guide-a", 2, 10) + views("guide-*", 2, 20) + views("demo", 1, 30)
+    many += views("other", 2, 40)
+    d = _decide({}, many)
+    assert d.engagement == 14.0
+    assert d.engagement_breakdown["page_view:pricing (cap)"] == -7.0
+    assert d.engagement_breakdown["page_view:guide-* (cap)"] == -5.0
+    assert d.engagement_breakdown["page_view (cap)"] == -3.0
+    few = views("pricing", 1, 0) + views("guide-a", 2, 10)  # 5 + min(4, 3) = 8: under the type cap
+    assert _decide({}, few).engagement == 8.0
+    # an exact id wins over globs; "Pricing" matches no pattern, so it is a plain view (1 point)
+    assert _decide({}, views("Pricing", 9, 0)).engagement == 9.0
+    downloads = [Event("content_download", _at(0), {"content": f"case-study-{i}"}, None, i) for i in range(3)]
+    assert _decide({}, downloads).engagement == 20.0  # 36 → the glob's 20; no type cap
+    leads = [("many", {}, many), ("few", {}, few), ("Pricing", {}, views("Pricing", 9, 0)),
+             ("downloads", {}, downloads)]
+    assert_same(CP, leads)
+    kernel = kernel_for(CP)
+    assert kernel is not None
+    for lead_id, lead, events in leads:
+        assert kernel.decide(lead, events, AS_OF, lead_id) == decide(CP, lead, events, AS_OF, lead_id=lead_id,
+                                                                     detail=False)
+
+
 def test_engagement_since_recycle_is_capped_per_type_too() -> None:
     events = [Event("disposition", _at(10), {"reason": "no_budget"}, None, 0)]
     events += [Event("email_open", _at(1), {}, None, i) for i in range(1, 9)]
@@ -145,8 +173,9 @@ def test_the_generated_leads_make_caps_bite_and_points_go_missing() -> None:
                     seen.add("missing")
                 if step.rule.endswith(".points") and step.result == 1000.0:
                     seen.add("clamped")
-            if any(k.endswith("(cap)") for k in decide(CP, lead, events, AS_OF).engagement_breakdown):
-                seen.add("type cap")
+            for key in decide(CP, lead, events, AS_OF).engagement_breakdown:
+                if key.endswith("(cap)"):
+                    seen.add("content cap" if ":" in key else "type cap")
 
     check()
-    assert seen == {"rule cap", "missing", "clamped", "type cap"}
+    assert seen == {"rule cap", "missing", "clamped", "type cap", "content cap"}

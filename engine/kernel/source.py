@@ -190,7 +190,7 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
             lines.append(f"    {', '.join(names)}, = sums")
         if "micro" not in names:
             lines.append("    micro = 0")
-            lines += [f"    micro_k{index} = 0" for index in range(len(cp.type_caps))]
+            lines += [f"    micro_k{index} = 0" for index in range(_bucket_count(cp))]
         if "recent" not in names:
             lines.append("    recent = prior = 0")
         lines += body.lines
@@ -219,18 +219,18 @@ def _sums_plan(cp: CompiledPlaybook, ns: Namespace) -> list[tuple[str, Total]] |
     events themselves: recycling (triggers, the pass after), sticky stages (earlier
     instants), a latest event or content seen (``latest``, ``seen_stage``), or a due time
     (latest activity)."""
-    if cp.recycle or cp.last_sticky >= 0 or cp.sources:
+    if cp.recycle or cp.last_sticky >= 0 or cp.sources or cp.content_caps:  # (globs: no total form)
         return None
     if any(h.sla_seconds is not None for h in cp.handoffs):
         return None
     plan: list[tuple[str, Total]] = []
     if cp.playbook.scoring.engagement is not None:
         limit = None if cp.engagement_window_seconds is None else _us(cp.engagement_window_seconds)
-        capped = frozenset(cp.type_caps)  # summed apart, as the loop does
+        capped = frozenset(cp.capped_types)  # summed apart, as the loop does (one bucket each)
         rest = frozenset(cp.playbook.events) - capped if capped else None
         plan.append(("micro", Total(True, 0, limit, rest)))
         plan += [(f"micro_k{index}", Total(True, 0, limit, frozenset({event_type})))
-                 for index, event_type in enumerate(cp.type_caps)]
+                 for index, event_type in enumerate(cp.capped_types)]
     if cp.surge is not None:
         window = _us(cp.surge_window_seconds)
         plan.append(("recent", Total(False, 0, window, cp.surge_events)))
@@ -270,8 +270,8 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
     With ``points``, each event's decayed points come precomputed in a column."""
     var = {name: f"f{i}" for i, name in enumerate(fields)}
     w(1, "micro = 0")
-    for index in range(len(cp.type_caps)):
-        w(1, f"micro_k{index} = 0  # a capped type's units, apart")
+    for index in range(_bucket_count(cp)):
+        w(1, f"micro_k{index} = 0  # a capped type's (or content glob's) units, apart")
     w(1, "recent = prior = 0")
     for aggregate, name in ns.aggregates.items():
         initial = {"tally": "0", "latest": "None", "seen_stage": "False", "units": "0",
@@ -291,15 +291,15 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
     w(2, "if age < 0:")
     w(3, "continue  # after as_of")
     engaged = cp.playbook.scoring.engagement is not None
-    if by_type or (engaged and (not points or cp.type_caps)):  # one lookup serves both
+    if by_type or (engaged and (not points or cp.capped_types)):  # one lookup serves both
         w(2, f"code = {ns.constant(codes)}[t]  # an unknown type raises: decide handles the lead")
     if points:
         limit = cp.engagement_window_seconds
         if limit is None:
-            _add_units(cp, codes, w, 2, "micro", "q")
+            _add_units(cp, ns, codes, w, 2, "micro", "q", var.get("content", "None"))
         else:
             w(2, f"if age < {_us(limit)}:")
-            _add_units(cp, codes, w, 3, "micro", "q")
+            _add_units(cp, ns, codes, w, 3, "micro", "q", var.get("content", "None"))
     else:
         _decayed_points(cp, ns, w, 2, var.get("content", "None"), "micro", codes)
     if cp.surge is not None:
@@ -365,23 +365,48 @@ def _weights_by_code(cp: CompiledPlaybook, codes: dict[str, int]) -> list[float 
     return [None if t in varying else cp.plain_weights.get(t, 0.0) for t in codes]
 
 
-def _add_units(cp: CompiledPlaybook, codes: Mapping[str, int], w: _Writer, indent: int, total: str,
-               units: str) -> None:
-    """``total += units``; a capped type's units go to its own total (decide's ``by_type``)."""
-    if not cp.type_caps:
+def _bucket_count(cp: CompiledPlaybook) -> int:
+    """How many apart totals the capped types need: one each, plus one per capped glob."""
+    return sum(1 + len(cp.content_caps.get(t, {})) for t in cp.capped_types)
+
+
+def _add_units(cp: CompiledPlaybook, ns: Namespace, codes: Mapping[str, int], w: _Writer, indent: int,
+               total: str, units: str, content: str) -> None:
+    """``total += units``; a capped type's units go to a total of their own, one per capped
+    content glob and one for the type's other events (decide's ``by_bucket``)."""
+    if not cp.capped_types:
         w(indent, f"{total} += {units}")
         return
-    for index, event_type in enumerate(cp.type_caps):
+    bucket = 0
+    for index, event_type in enumerate(cp.capped_types):
         w(indent, f"{'if' if index == 0 else 'elif'} code == {codes[event_type]}:  # {_comment(event_type)}")
-        w(indent + 1, f"{total}_k{index} += {units}")
+        globs = len(cp.content_caps.get(event_type, {}))
+        if not globs:
+            w(indent + 1, f"{total}_k{bucket} += {units}")
+        else:
+            w(indent + 1, f"b = cap_bucket({ns.constant(event_type)}, {content})")
+            for glob in range(globs + 1):
+                w(indent + 1, f"{'if' if glob == 0 else 'elif'} b == {glob}:")
+                w(indent + 2, f"{total}_k{bucket + glob} += {units}")
+        bucket += 1 + globs
     w(indent, "else:")
     w(indent + 1, f"{total} += {units}")
 
 
 def _capped_total(cp: CompiledPlaybook, ns: Namespace, total: str) -> str:
-    """The units engagement adds up to: the uncapped types', plus each capped type's, capped."""
-    terms = [total] + [f"min({total}_k{index}, {ns.constant(cap)})"
-                       for index, cap in enumerate(cp.type_caps.values())]
+    """The units engagement adds up to: the uncapped types', plus each capped type's — its
+    capped globs' totals capped, its other events' added, then the type's cap."""
+    terms = [total]
+    bucket = 0
+    for event_type in cp.capped_types:
+        globs = cp.content_caps.get(event_type, {})
+        inner = [f"{total}_k{bucket}"] + [f"min({total}_k{bucket + i}, {ns.constant(cap)})"
+                                          for i, cap in enumerate(globs.values(), 1)]
+        text = " + ".join(inner)
+        if event_type in cp.type_caps:
+            text = f"min({text}, {ns.constant(cp.type_caps[event_type])})"
+        terms.append(f"({text})")
+        bucket += 1 + len(globs)
     return f"({' + '.join(terms)})"
 
 
@@ -402,7 +427,7 @@ def _decayed_points(cp: CompiledPlaybook, ns: Namespace, w: _Writer, indent: int
         units = f"floor(w * 0.5 ** ((age / 1000000) / {half_life}) * 4294967296.0 + 0.5)"
     else:
         units = "floor(w * 4294967296.0 + 0.5)"
-    _add_units(cp, codes, w, indent + 1, total, units)
+    _add_units(cp, ns, codes, w, indent + 1, total, units, content)
 
 
 _SINCE_MARK = "#<since-recycle pass>"
@@ -436,7 +461,7 @@ def _since_loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[s
     var = {name: f"f{i}" for i, name in enumerate(fields)}
     since = [(a, n) for a, n in ns.aggregates.items() if a.fn == "since_tally"]
     w(3, "micro_since = events_since = 0")
-    for index in range(len(cp.type_caps)):
+    for index in range(_bucket_count(cp)):
         w(3, f"micro_since_k{index} = 0")
     for _, name in since:
         w(3, f"{name} = 0")

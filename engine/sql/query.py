@@ -302,6 +302,8 @@ class _Builder:
             exp.alias_(age, "age_us"),
             exp.alias_(weight, "weight"),
             exp.alias_(content_sql.content_stage(self.pb, col("content")), "content_stage"),
+            *([exp.alias_(content_sql.cap_bucket(self.pb, col("type"), col("content")), "cap_bucket")]
+              if self.cp.content_caps else []),
         ).from_(unique.subquery("unique_events"), copy=False)
         return [("all_events", every), ("history", kept)]
 
@@ -325,16 +327,28 @@ class _Builder:
         where = None
         if cp.engagement_window_seconds is not None:
             where = cmp_seconds("age_us", cp.engagement_window_seconds)
-        if not cp.type_caps:
+        if not cp.capped_types:
             return micro_sum(points, where)
-        # A capped type's units are summed apart and capped before the total (decide's by_type).
-        capped = [lit(t) for t in cp.type_caps]
-        rest = exp.Not(this=exp.In(this=col("type"), expressions=capped))
-        total: exp.Expr = micro_units(points, rest if where is None else exp.and_(where.copy(), rest))
-        for event_type, cap in cp.type_caps.items():
+
+        def units(*tests: exp.Expr) -> exp.Expr:
+            return micro_units(points.copy(), exp.and_(*(t.copy() for t in (where, *tests) if t is not None)))
+
+        # Capped types' units are summed apart and capped before the total (decide's _capped_units).
+        capped = [lit(t) for t in cp.capped_types]
+        total: exp.Expr = units(exp.Not(this=exp.In(this=col("type"), expressions=capped)))
+        for event_type in cp.capped_types:
             of_type = exp.EQ(this=col("type"), expression=lit(event_type))
-            units = micro_units(points.copy(), of_type if where is None else exp.and_(where.copy(), of_type))
-            total = exp.Add(this=total, expression=exp.Least(this=units, expressions=[lit(cap)]))
+            globs = cp.content_caps.get(event_type, {})
+            if not globs:
+                typed = units(of_type)
+            else:
+                typed = units(of_type, exp.EQ(this=col("cap_bucket"), expression=_double(lit(0))))
+                for index, cap in enumerate(globs.values(), 1):
+                    found = units(of_type, exp.EQ(this=col("cap_bucket"), expression=_double(lit(index))))
+                    typed = exp.Add(this=typed, expression=exp.Least(this=found, expressions=[lit(cap)]))
+            if event_type in cp.type_caps:
+                typed = exp.Least(this=typed, expressions=[lit(cp.type_caps[event_type])])
+            total = exp.Add(this=total, expression=typed)
         return from_micro(total)
 
     def _capped(self, column: exp.Expr) -> exp.Expr:
