@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from math import floor
 from typing import Any
 
-from engine.compile import CompiledPlaybook, FitPoints, FitRule, Rule
+from engine.compile import CompiledPlaybook, FitRule, Rule
 from engine.decision import (  # the decision types live below decide and the kernel
     _MEMO_LIMIT,
     Decision,
@@ -107,11 +107,15 @@ def _fit(ev: _Evaluation) -> tuple[float, dict[str, float]]:
     for rule in ev.cp.fit_rules:
         for index, (expr, points) in enumerate(rule.branches):
             held = expr(ev.scope)
-            label = rule.id if len(rule.branches) == 1 else f"{rule.id}[{index}]"
             if ev.tracing:
-                ev.record("fit", label, rule.line, expr, held)
+                ev.record("fit", _label(rule, index), rule.line, expr, held)
             if held is True:
-                breakdown[rule.id] = _points(ev, rule, label, points)
+                if type(points) is float or type(points) is int:  # written points, no cap: as before
+                    breakdown[rule.id] = points if rule.cap is None else min(points, rule.cap)
+                    if ev.tracing and rule.cap is not None and points > rule.cap:
+                        _record_cap(ev, rule, index, points)
+                else:
+                    breakdown[rule.id] = _points(ev, rule, index, points)
                 break
     total = 0.0
     for points in breakdown.values():  # left to right: sum() compensates on Python 3.12+
@@ -121,21 +125,29 @@ def _fit(ev: _Evaluation) -> tuple[float, dict[str, float]]:
     return score(total), breakdown
 
 
-def _points(ev: _Evaluation, rule: FitRule, label: str, points: FitPoints) -> float:
-    """What a branch that held adds: its points (computed, if an expression), capped."""
-    if isinstance(points, CompiledExpression):
-        expr = points
-        value = expr(ev.scope)
-        points = computed_points(value)
-        if ev.tracing:  # explain shows the expression's value and the points it gave
-            ev.record("fit", f"{label}.points", rule.line, expr, points)
-            ev.steps[-1].seen["value"] = value
+def _label(rule: FitRule, index: int) -> str:
+    return rule.id if len(rule.branches) == 1 else f"{rule.id}[{index}]"
+
+
+def _points(ev: _Evaluation, rule: FitRule, index: int, expr: CompiledExpression) -> float:
+    """What a branch whose points are computed adds: the expression's value made points
+    (:func:`engine.decision.computed_points`), then the rule's cap."""
+    value = expr(ev.scope)
+    points = computed_points(value)
+    if ev.tracing:  # explain shows the expression's value and the points it gave
+        ev.record("fit", f"{_label(rule, index)}.points", rule.line, expr, points)
+        ev.steps[-1].seen["value"] = value
     if rule.cap is not None and points > rule.cap:
         if ev.tracing:
-            ev.steps.append(TraceStep("fit", f"{label}.cap", rule.line, f"cap {rule.cap:g} bit",
-                                      rule.cap, {"points": points}))
+            _record_cap(ev, rule, index, points)
         return rule.cap
     return points
+
+
+def _record_cap(ev: _Evaluation, rule: FitRule, index: int, points: float) -> None:
+    assert rule.cap is not None
+    ev.steps.append(TraceStep("fit", f"{_label(rule, index)}.cap", rule.line, f"cap {rule.cap:g} bit",
+                              rule.cap, {"points": points}))
 
 
 def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None = None,
@@ -178,7 +190,7 @@ def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None =
         if half_life:
             points *= 0.5 ** ((as_of - event.at).total_seconds() / half_life)
         units = floor(points * 4294967296.0 + 0.5)
-        if event.type in capped:
+        if capped and event.type in capped:
             bucket = (event.type, cp.cap_bucket(event.type, event.fields.get("content")))
             by_bucket[bucket] = by_bucket.get(bucket, 0) + units
         else:
