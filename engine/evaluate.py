@@ -110,7 +110,7 @@ def _fit(ev: _Evaluation) -> tuple[float, dict[str, float]]:
             if ev.tracing:
                 ev.record("fit", _label(rule, index), rule.line, expr, held)
             if held is True:
-                if type(points) is float or type(points) is int:  # written points, no cap: as before
+                if not isinstance(points, CompiledExpression):  # written points
                     breakdown[rule.id] = points if rule.cap is None else min(points, rule.cap)
                     if ev.tracing and rule.cap is not None and points > rule.cap:
                         _record_cap(ev, rule, index, points)
