@@ -111,6 +111,10 @@ def _friendly(error: Any) -> tuple[str, str | None]:
                    else json.dumps(value, ensure_ascii=False))
         expected, hint = _TYPES[kind]
         return f"{written} is not {expected}", hint if not isinstance(value, dict | list) else None
+    if kind == "greater_than" and error["loc"] and error["loc"][-1] == "cap":
+        return (f"a cap must be above {ctx.get('gt'):g}, got {value!r}",
+                "a cap is the most a score, a rule or an event type adds; to add nothing, "
+                "set its points to 0 or remove the rule")
     if kind == "literal_error":
         return f"{value!r} is not allowed here: expected {ctx.get('expected')}", None
     message = str(error["msg"])

@@ -168,7 +168,8 @@ def check_content_overrides(ctx: CheckContext) -> Iterator[Diagnostic]:
                 "`content: catalogue` but no content item declares `points`",
                 severity=Severity.WARNING, hint="add `points` to the content catalogue entries",
             )
-        if name in ctx.playbook.events and "content" not in ctx.playbook.events[name].fields:
+        if (value.content is not None and name in ctx.playbook.events
+                and "content" not in ctx.playbook.events[name].fields):
             yield ctx.doc.diagnostic(
                 ["scoring", "engagement", "points", name, "content"], "E-REF",
                 f"per-content points for `{name}`, but `{name}` events have no `content` field",

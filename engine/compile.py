@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from engine.decision import POINTS_LIMIT, cap_units
 from engine.diagnostics import Diagnostic, Severity, format_path
 from engine.durations import parse_seconds
 from engine.events import Event
@@ -40,14 +41,34 @@ class Rule:
     expr: CompiledExpression | None  # None: always holds (a first stage without entry)
 
 
+#: A branch's points: a number, or an expression of type number computed per lead.
+FitPoints = float | CompiledExpression
+
+
 @dataclass(frozen=True)
 class FitRule:
-    """A fit rule: the first branch that holds scores (a plain rule is one branch)."""
+    """A fit rule: the first branch that holds scores (a plain rule is one branch).
+
+    ``cap``: the most the rule contributes; computed points are clamped and rounded
+    by :func:`engine.decision.computed_points` before it applies."""
 
     id: str
     path: NodePath
     line: int
-    branches: tuple[tuple[CompiledExpression, float], ...]
+    branches: tuple[tuple[CompiledExpression, FitPoints], ...]
+    cap: float | None = None
+
+    @property
+    def computed(self) -> bool:
+        """Whether some branch's points are an expression (``engine learn`` leaves those)."""
+        return any(isinstance(points, CompiledExpression) for _, points in self.branches)
+
+    @property
+    def ceiling(self) -> float:
+        """The most this rule can add (0 if never more): best branch, then the rule's cap."""
+        best = max([0.0, *(POINTS_LIMIT if isinstance(p, CompiledExpression) else p
+                           for _, p in self.branches)])
+        return best if self.cap is None else min(best, self.cap)
 
 
 @dataclass(frozen=True)
@@ -134,6 +155,48 @@ class CompiledPlaybook:
     # (event type, content) → points for the other types, filled as ``weight`` answers.
     content_weights: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
     life: Life = field(default_factory=Life)
+    # Event type → its cap in whole 2**-32 units (engagement.points.TYPE.cap), in the
+    # playbook's order: that type's decayed points are capped before the total.
+    type_caps: dict[str, int] = field(default_factory=dict)
+    # Event type → content glob → cap in units (`content: {GLOB: {points, cap}}`): the
+    # events whose content matches that glob add at most the cap, inside the type's total.
+    content_caps: dict[str, dict[str, int]] = field(default_factory=dict)
+    # (type, content) → cap bucket, filled as ``cap_bucket`` answers.
+    _buckets: dict[tuple[str, object], int] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def capped_types(self) -> tuple[str, ...]:
+        """Types whose units are summed apart (a type cap or a content cap), in playbook order."""
+        engagement = self.playbook.scoring.engagement
+        names = engagement.points if engagement is not None else {}
+        return tuple(t for t in names if t in self.type_caps or t in self.content_caps)
+
+    def cap_bucket(self, event_type: str, content: object) -> int:
+        """Which of the type's capped content globs an event's content matches (1-based, in the
+        order of ``content_caps[event_type]``); 0: none (the type's other events).
+
+        The glob is the one ``weight`` scores the event by (exact ids first, then the first
+        glob declared), so an event is capped by the glob that gave it its points."""
+        key = (event_type, content)
+        found = self._buckets.get(key)
+        if found is None:
+            caps = self.content_caps.get(event_type, {})
+            matched = self._content_match[event_type](str(content)) if caps and content else None
+            found = list(caps).index(matched) + 1 if matched in caps else 0
+            if len(self._buckets) < 100_000:
+                self._buckets[key] = found
+        return found
+
+    @cached_property
+    def _content_match(self) -> dict[str, Callable[[str], str | None]]:
+        engagement = self.playbook.scoring.engagement
+        out: dict[str, Callable[[str], str | None]] = {}
+        for event_type in self.content_caps:
+            assert engagement is not None
+            value = engagement.points[event_type]
+            assert isinstance(value, EventPoints) and isinstance(value.content, dict)
+            out[event_type] = _matcher(list(value.content))
+        return out
 
     def weight_of_type(self, event_type: str) -> float:
         """The points one event of this type scores (without content), before decay."""
@@ -183,7 +246,7 @@ def _weights(playbook: Playbook, catalogue: Callable[[str], str | None]
                 special[event_type] = (value.points, catalogue, points)
             elif value.content:
                 special[event_type] = (value.points, _matcher(list(value.content)),
-                                       dict(value.content))
+                                       value.content_points())
             else:
                 plain[event_type] = value.points
         else:
@@ -271,6 +334,12 @@ class _Compiler:
             end_col=col + issue.length if issue.length else None,
         )
 
+    def points(self, value: float | str, path: NodePath) -> FitPoints | None:
+        """A fit branch's points: a number as is, an expression compiled as a number."""
+        if isinstance(value, str):
+            return self.expr(value, path, "fit", "number")
+        return value
+
     def rule(self, rule_id: str, source: str | None, path: NodePath, context: str) -> Rule:
         compiled = self.expr(source, path, context) if source is not None else None
         return Rule(rule_id, path, self.line(path), compiled)
@@ -294,17 +363,19 @@ def compile_playbook(
     fit = pb.scoring.fit
     for i, r in enumerate(fit.rules if fit else ()):
         base: NodePath = ("scoring", "fit", "rules", i)
-        branches: list[tuple[CompiledExpression, float]] = []
+        branches: list[tuple[CompiledExpression, FitPoints]] = []
         if r.first_of is not None:
             for j, branch in enumerate(r.first_of):
                 e = c.expr(branch.when, (*base, "first_of", j, "when"), "fit")
-                if e is not None:
-                    branches.append((e, branch.points))
+                p = c.points(branch.points, (*base, "first_of", j, "points"))
+                if e is not None and p is not None:
+                    branches.append((e, p))
         elif r.when is not None and r.points is not None:
             e = c.expr(r.when, (*base, "when"), "fit")
-            if e is not None:
-                branches.append((e, r.points))
-        fit_rules.append(FitRule(r.id, base, c.line(base), tuple(branches)))
+            p = c.points(r.points, (*base, "points"))
+            if e is not None and p is not None:
+                branches.append((e, p))
+        fit_rules.append(FitRule(r.id, base, c.line(base), tuple(branches), r.cap))
     surge = pb.scoring.surge
     surge_rule = c.rule("surge", surge.when, ("scoring", "surge", "when"), "surge") if surge else None
     exclusions = tuple(
@@ -392,6 +463,16 @@ def compile_playbook(
         content_stage_of=content_stage_of,
         plain_weights=plain_weights,
         life=_life(pb),
+        type_caps={
+            event_type: cap_units(value.cap)
+            for event_type, value in (engagement.points.items() if engagement else ())
+            if isinstance(value, EventPoints) and value.cap is not None
+        },
+        content_caps={
+            event_type: {glob: cap_units(cap) for glob, cap in value.content_caps().items()}
+            for event_type, value in (engagement.points.items() if engagement else ())
+            if isinstance(value, EventPoints) and value.content_caps()
+        },
     )
     return compiled, c.diagnostics
 

@@ -11,12 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from math import floor
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from engine.compile import CompiledPlaybook, HandoffRule, RecycleRule
 
 ROUND_DIGITS = 2
+#: Computed points (a fit rule's ``points:`` expression) are clamped to ±POINTS_LIMIT, as
+#: written points are, and put on the 2**-32 grid engagement is summed on (docs/scoring.md).
+POINTS_LIMIT = 1000.0
+QUANTUM = 4294967296.0  # 2**32
 _MEMO_LIMIT = 100_000  # content ids remembered per playbook (bounded memory)
 
 
@@ -24,6 +29,30 @@ def score(value: float) -> float:
     """The one rounding rule for scores (see the module docstring)."""
     rounded = round(value, ROUND_DIGITS)
     return rounded + 0.0  # normalise -0.0
+
+
+def computed_points(value: Any) -> float:
+    """A points expression's value as the points a rule adds, the same on every backend.
+
+    Missing (None: a lead field that is empty or absent, a division by zero) gives 0.
+    A number is clamped to ±:data:`POINTS_LIMIT` (an overflow to infinity too; NaN,
+    which only ``inf - inf`` makes, counts as the upper bound, where SQL orders it),
+    then rounded to a whole number of 2**-32 points (``floor(v * 2**32 + 0.5) / 2**32``):
+    every step is exact in doubles, so Python, the kernel and SQL agree to the bit, and
+    sums of such points do not depend on the order of addition.
+    """
+    if type(value) is not int and type(value) is not float:
+        return 0.0
+    if value != value or value > POINTS_LIMIT:
+        return POINTS_LIMIT
+    if value < -POINTS_LIMIT:
+        return -POINTS_LIMIT
+    return floor(float(value) * QUANTUM + 0.5) / QUANTUM + 0.0
+
+
+def cap_units(cap: float) -> int:
+    """A cap in the whole 2**-32 units engagement is summed in (rounded half up)."""
+    return floor(cap * QUANTUM + 0.5)
 
 
 @dataclass(frozen=True)

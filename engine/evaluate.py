@@ -34,7 +34,7 @@ from math import floor
 from typing import Any
 
 from engine.accounts import AccountFacts, Early
-from engine.compile import CompiledPlaybook, Rule
+from engine.compile import CompiledPlaybook, FitRule, Rule
 from engine.decision import (  # the decision types live below decide and the kernel
     _MEMO_LIMIT,
     Decision,
@@ -42,6 +42,7 @@ from engine.decision import (  # the decision types live below decide and the ke
     Recycle,
     TraceStep,
     _iso,
+    computed_points,
     handoff_of,
     recycle_state,
     score,
@@ -110,10 +111,14 @@ def _fit(ev: _Evaluation) -> tuple[float, dict[str, float]]:
         for index, (expr, points) in enumerate(rule.branches):
             held = expr(ev.scope)
             if ev.tracing:
-                label = rule.id if len(rule.branches) == 1 else f"{rule.id}[{index}]"
-                ev.record("fit", label, rule.line, expr, held)
+                ev.record("fit", _label(rule, index), rule.line, expr, held)
             if held is True:
-                breakdown[rule.id] = points
+                if not isinstance(points, CompiledExpression):  # written points
+                    breakdown[rule.id] = points if rule.cap is None else min(points, rule.cap)
+                    if ev.tracing and rule.cap is not None and points > rule.cap:
+                        _record_cap(ev, rule, index, points)
+                else:
+                    breakdown[rule.id] = _points(ev, rule, index, points)
                 break
     total = 0.0
     for points in breakdown.values():  # left to right: sum() compensates on Python 3.12+
@@ -123,12 +128,39 @@ def _fit(ev: _Evaluation) -> tuple[float, dict[str, float]]:
     return score(total), breakdown
 
 
+def _label(rule: FitRule, index: int) -> str:
+    return rule.id if len(rule.branches) == 1 else f"{rule.id}[{index}]"
+
+
+def _points(ev: _Evaluation, rule: FitRule, index: int, expr: CompiledExpression) -> float:
+    """What a branch whose points are computed adds: the expression's value made points
+    (:func:`engine.decision.computed_points`), then the rule's cap."""
+    value = expr(ev.scope)
+    points = computed_points(value)
+    if ev.tracing:  # explain shows the expression's value and the points it gave
+        ev.record("fit", f"{_label(rule, index)}.points", rule.line, expr, points)
+        ev.steps[-1].seen["value"] = value
+    if rule.cap is not None and points > rule.cap:
+        if ev.tracing:
+            _record_cap(ev, rule, index, points)
+        return rule.cap
+    return points
+
+
+def _record_cap(ev: _Evaluation, rule: FitRule, index: int, points: float) -> None:
+    assert rule.cap is not None
+    ev.steps.append(TraceStep("fit", f"{_label(rule, index)}.cap", rule.line, f"cap {rule.cap:g} bit",
+                              rule.cap, {"points": points}))
+
+
 def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None = None,
                 breakdown: dict[str, int] | None = None) -> float:
     """Decayed points of the events in the window (after ``after``), capped and rounded.
 
     Each event adds its decayed points in whole 2**-32 units (an exact integer sum,
-    the same in any order and in SQL). With ``breakdown``, also adds them under the
+    the same in any order and in SQL). A type with a cap (``cp.type_caps``) adds at
+    most its cap: its events' units are summed apart, capped, then added; the overall
+    ``cap`` applies to the total after that (docs/scoring.md). With ``breakdown``, also adds them under the
     event's type (and content) — the slow part, so the per-lead export path leaves it out.
     """
     events = history.in_window(None, cp.engagement_window_seconds)
@@ -140,6 +172,8 @@ def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None =
     plain = cp.plain_weights
     memo = cp.content_weights
     weight = cp.weight
+    capped = cp.capped_types
+    by_bucket: dict[tuple[str, int], int] = {}
     total = 0
     for event in events:
         points = plain.get(event.type)
@@ -159,15 +193,42 @@ def _engagement(cp: CompiledPlaybook, history: History, after: datetime | None =
         if half_life:
             points *= 0.5 ** ((as_of - event.at).total_seconds() / half_life)
         units = floor(points * 4294967296.0 + 0.5)
-        total += units
+        if capped and event.type in capped:
+            bucket = (event.type, cp.cap_bucket(event.type, event.fields.get("content")))
+            by_bucket[bucket] = by_bucket.get(bucket, 0) + units
+        else:
+            total += units
         if breakdown is not None:
             content = event.fields.get("content")
             label = f"{event.type}:{content}" if content else event.type
             breakdown[label] = breakdown.get(label, 0) + units
+    if by_bucket:
+        total += _capped_units(cp, by_bucket, breakdown)
     points_total = total / QUANTUM
     if cp.engagement_cap is not None:
         points_total = min(points_total, cp.engagement_cap)
     return score(points_total)
+
+
+def _capped_units(cp: CompiledPlaybook, by_bucket: dict[tuple[str, int], int],
+                  breakdown: dict[str, int] | None) -> int:
+    """The capped types' units: each capped content glob's units capped, added to the type's
+    other units, then the type's cap. With ``breakdown``, what each cap took away (explain)."""
+    total = 0
+    for event_type in cp.capped_types:
+        units = by_bucket.get((event_type, 0), 0)
+        for index, (glob, cap) in enumerate(cp.content_caps.get(event_type, {}).items(), 1):
+            found = by_bucket.get((event_type, index), 0)
+            if found > cap and breakdown is not None:
+                breakdown[f"{event_type}:{glob} (cap)"] = cap - found
+            units += min(found, cap)
+        type_cap = cp.type_caps.get(event_type)
+        if type_cap is not None and units > type_cap:
+            if breakdown is not None:
+                breakdown[f"{event_type} (cap)"] = type_cap - units
+            units = type_cap
+        total += units
+    return total
 
 
 def _surge_counts(cp: CompiledPlaybook, history: History) -> tuple[int, int]:

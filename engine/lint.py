@@ -27,13 +27,13 @@ def _expressions(cp: CompiledPlaybook) -> Iterator[tuple[NodePath, CompiledExpre
     """The conditions that may read fit and engagement (the sections from exclusions on);
     a handoff's priority is a number, not a condition, and is left out."""
     for site in expression_sites(cp):
-        if site.role != "priority" and NAMES["fit"].available(site.section.context):
+        if site.role not in ("priority", "points") and NAMES["fit"].available(site.section.context):
             yield (site.path if site.role == "when" else (*site.path, site.role)), site.expr
 
 
 def max_fit(cp: CompiledPlaybook) -> float:
     """The highest fit score any lead can get: best branch of each rule, then the cap."""
-    total = sum(max([0.0, *(points for _, points in rule.branches)]) for rule in cp.fit_rules)
+    total = sum(rule.ceiling for rule in cp.fit_rules)
     return min(total, cp.fit_cap) if cp.fit_cap is not None else total
 
 

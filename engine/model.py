@@ -228,11 +228,28 @@ class ContentItem(Strict):
     description: str | None = None
 
 
+Points = Annotated[float, Field(ge=-1000, le=1000)]
+#: A cap on what one rule or one event type contributes (docs/scoring.md).
+Cap = Annotated[float, Field(gt=0, le=100_000)]
+PointsExpr = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="Points computed from the lead, an expression of type number, e.g. "
+        "`min(lead.time_on_site / 60, 20)`: clamped to ±1000 and rounded to 2**-32 "
+        "(docs/scoring.md); missing gives 0.",
+        json_schema_extra={"x-engine-expression": True},
+    ),
+]
+#: A fit rule's points: a number, or an expression of type number.
+FitPoints = Points | PointsExpr
+
+
 class FitBranch(Strict):
     """One branch of a first-of group: the first branch that holds scores."""
 
     when: Expr
-    points: Annotated[float, Field(ge=-1000, le=1000)]
+    points: FitPoints
 
 
 class FitRule(Strict):
@@ -241,8 +258,11 @@ class FitRule(Strict):
     id: Id
     description: str | None = None
     when: Expr | None = None
-    points: Annotated[float, Field(ge=-1000, le=1000)] | None = None
+    points: FitPoints | None = None
     first_of: list[FitBranch] | None = Field(default=None, min_length=1)
+    cap: Cap | None = Field(
+        default=None, description="The most this rule contributes (whichever branch holds)."
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> FitRule:
@@ -264,17 +284,41 @@ class Fit(Strict):
     rules: list[FitRule] = Field(default_factory=list)
 
 
+class ContentPoints(Strict):
+    """Points for the events of one content id or glob, with the most they add together."""
+
+    points: Points
+    cap: Cap = Field(description="The most this content's decayed points add (docs/scoring.md).")
+
+
 class EventPoints(Strict):
     """Points for one event type, with per-content overrides (content globs)."""
 
     points: Annotated[float, Field(ge=-1000, le=1000)]
-    content: dict[str, Annotated[float, Field(ge=-1000, le=1000)]] | Literal["catalogue"] | None = (
+    cap: Cap | None = Field(
+        default=None,
+        description="The most this event type's decayed points add to engagement, before the "
+        "overall cap (docs/scoring.md).",
+    )
+    content: dict[str, Points | ContentPoints] | Literal["catalogue"] | None = (
         Field(
             default=None,
-            description="Per-content points (glob → points), or `catalogue` to use the content "
-            "catalogue's points where the event's content has some.",
+            description="Per-content points (glob → points, or `{points, cap}`), or `catalogue` to "
+            "use the content catalogue's points where the event's content has some.",
         )
     )
+
+    def content_points(self) -> dict[str, float]:
+        """Glob → points of the per-content table (empty for none or `catalogue`)."""
+        if not isinstance(self.content, dict):
+            return {}
+        return {k: v.points if isinstance(v, ContentPoints) else v for k, v in self.content.items()}
+
+    def content_caps(self) -> dict[str, float]:
+        """Glob → cap, for the globs of the per-content table that have one."""
+        if not isinstance(self.content, dict):
+            return {}
+        return {k: v.cap for k, v in self.content.items() if isinstance(v, ContentPoints)}
 
 
 class Engagement(Strict):

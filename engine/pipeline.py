@@ -51,9 +51,9 @@ assert tuple(s.context for s in PIPELINE) == CONTEXTS  # one order, the checker'
 
 BY_CONTEXT: dict[str, Section] = {s.context: s for s in PIPELINE}
 
-#: What an expression is to its rule: its condition, a handoff's priority, or a recycle
-#: reason's re-entry condition.
-Role = Literal["when", "priority", "reenter_when"]
+#: What an expression is to its rule: its condition, a fit branch's computed points, a
+#: handoff's priority, or a recycle reason's re-entry condition.
+Role = Literal["when", "points", "priority", "reenter_when"]
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,10 @@ def expression_sites(cp: CompiledPlaybook) -> Iterator[Site]:
             yield Site(target, found.id, "when", found.path, None, found.expr)
     for fit_rule in cp.fit_rules:
         many = len(fit_rule.branches) > 1
-        for index, (expr, _) in enumerate(fit_rule.branches):
+        for index, (expr, points) in enumerate(fit_rule.branches):
             yield Site(fit, fit_rule.id, "when", fit_rule.path, index if many else None, expr)
+            if not isinstance(points, int | float):  # points computed by an expression
+                yield Site(fit, fit_rule.id, "points", fit_rule.path, index if many else None, points)
     if cp.surge is not None and cp.surge.expr is not None:
         yield Site(surge, None, "when", cp.surge.path, None, cp.surge.expr)
     for rule in cp.exclusions:

@@ -247,3 +247,95 @@ def test_the_cut_is_the_work_queue_ties_and_missing_priorities_included(
     assert called == ["a", "b"]  # priority 10 each, lead id order; d (no priority) is last
     team = report["teams"]["inside_sales"]
     assert team["handoffs"] == 2 and team["precision"] == 0.5  # a converted, b did not
+
+
+PER_RULE_PLAYBOOK = """\
+apiVersion: engine/v1
+kind: Playbook
+metadata: {name: per-rule, version: "1"}
+timezone: UTC
+teams:
+  marketing: {}
+  inside_sales: {handoffs_per_week: 2}
+lead:
+  fields: {employees: number, title: string}
+events:
+  page_view: {}
+scoring:
+  fit:
+    rules:
+      - {id: big, when: lead.employees >= 100, points: 30}
+      - id: senior
+        first_of:
+          - {when: lead.title == "vp", points: 45}
+          - {when: lead.title == "director", points: 'lead.employees / 100'}
+  engagement:
+    points: {page_view: 1}
+exclusions:
+  - {id: student, when: lead.title == "student"}
+stages:
+  - {id: lead, owner: marketing}
+  - {id: promising, owner: inside_sales, entry: fit >= 30}
+handoffs:
+  - {id: call, to: inside_sales, when: stage >= "promising", priority: fit}
+  - {id: nurture, to: marketing, when: stage >= "lead"}
+"""
+
+#: fit: a 30, b 30, c 75 (big + vp), d 30 + 2 (director: 200 / 100), e 45 (vp), f-h 0, i 30
+#: (excluded). Inside sales calls the top 2 by fit: c, e — both converted.
+PER_RULE_LEADS = """\
+id,employees,title,converted,won_at
+a,500,cto,1,2024-07-01
+b,400,cto,0,
+c,300,vp,1,2024-08-01
+d,200,director,0,
+e,50,vp,1,2024-07-15
+f,40,cto,0,
+g,30,cto,0,
+h,20,cto,1,2024-12-01
+i,900,student,1,2024-07-01
+j,10,cto,1,2024-05-01
+"""
+
+PER_RULE_EVENTS = """\
+lead_id,at,type
+f,2024-05-20T10:00:00Z,page_view
+g,2024-05-21T10:00:00Z,page_view
+h,2024-05-22T10:00:00Z,page_view
+"""
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "python"])
+def test_per_rule_figures_for_fit_rules_branches_and_engagement_types(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], backend: str) -> None:
+    (tmp_path / "p.yaml").write_text(PER_RULE_PLAYBOOK, encoding="utf-8")
+    (tmp_path / "m.yaml").write_text(MAPPING + "events: {lead_id: lead_id, at: at, type: type}\n",
+                                     encoding="utf-8")
+    (tmp_path / "leads.csv").write_text(PER_RULE_LEADS, encoding="utf-8")
+    (tmp_path / "events.csv").write_text(PER_RULE_EVENTS, encoding="utf-8")
+    report = backtest(tmp_path, capsys, "--as-of", "2024-06-01", "--per-rule", "--backend", backend,
+                      "--events", str(tmp_path / "events.csv"))
+    base = 5 / 9
+    sales = report["teams"]["inside_sales"]
+    assert (sales["handoffs"], sales["converted"]) == (2, 2)  # c and e
+    rules = {(r["kind"], r["id"]): r for r in report["rules"]}
+    big = rules["fit", "big"]
+    assert (big["matched"], big["converted"]) == (5, 3)  # a b c d i (j is left out)
+    assert big["lift"] == round(0.6 / base, 6)
+    # without big: c 45, d 2, e 45: still c and e → nothing lost
+    assert big["lift_lost"] == 0.0
+    senior = rules["fit", "senior"]
+    assert (senior["matched"], senior["converted"]) == (3, 2)  # c e (vp), d (director)
+    # without senior: a b c d tie at 30 → the queue's order takes a, b: 1 of 2 converted
+    assert senior["lift_lost"] == round(1.0 / base - 0.5 / base, 6)
+    assert (rules["fit", "senior[0]"]["matched"], rules["fit", "senior[1]"]["matched"]) == (2, 1)
+    assert rules["fit", "senior[1]"]["lift_lost"] is None
+    views = rules["engagement", "page_view"]
+    assert (views["matched"], views["converted"], views["lift_lost"]) == (3, 1, 0.0)  # f g h
+    assert not any("per-rule figures" in w for w in report["warnings"])
+
+
+def test_without_per_rule_fit_rows_stay_null_and_say_how(export: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    report = backtest(export, capsys, "--as-of", "2024-06-01")
+    assert any("pass --per-rule" in w for w in report["warnings"])

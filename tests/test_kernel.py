@@ -57,6 +57,8 @@ KERNEL_PLAYBOOKS = {
     "enterprise": _enterprise_per_lead(),  # sticky stages
     "constructs": PLAYBOOKS["constructs"],  # every construct the SQL tests use
     "life": PLAYBOOKS["life"],  # accepted and rejected handoffs, work by team, nurture tracks
+    "scoring": PLAYBOOKS["scoring"],  # computed points, rule caps, engagement type caps
+    "scoring-sums": PLAYBOOKS["scoring-sums"],  # the same decided from block totals
     "bench-reference": _compiled(ROOT / "playbooks" / "bench-reference.yaml"),
     "olist": _compiled(ROOT / "playbooks" / "olist.yaml"),
     "x-education": _compiled(ROOT / "playbooks" / "x-education.yaml"),

@@ -378,3 +378,24 @@ def test_engagement_points_per_event_type(tmp_path: Path) -> None:
     changes = {c["where"]: c for c in report["changes"]}  # type: ignore[union-attr]
     assert changes["scoring.engagement.points.email_open"]["old"] == 5
     assert changes["scoring.engagement.points.demo"]["matched"] > 1000  # events, not leads
+
+
+def test_computed_points_are_left_as_written_and_said_so(tmp_path: Path) -> None:
+    """Issue #15 item 3: learn fits integer points only; a rule whose points are an expression
+    keeps its text, and capped rules and types are named in the notes."""
+    playbook, leads, mapping = _planted(tmp_path, n=800)
+    text = playbook.read_text(encoding="utf-8").replace(
+        "      - id: sized\n",
+        "      - {id: by-size, when: lead.size != None, points: 'min(lead.size / 10, 8)'}\n"
+        "      - id: sized\n        cap: 15\n",
+    )
+    playbook.write_text(text, encoding="utf-8")
+    out = tmp_path / "proposed.yaml"
+    report = _learn(playbook, leads, mapping, out)
+    written = out.read_text(encoding="utf-8")
+    assert "points: 'min(lead.size / 10, 8)'" in written
+    wheres = {c["where"] for c in report["changes"]}  # type: ignore[union-attr]
+    assert "scoring.fit.rules.segment-b" in wheres and "scoring.fit.rules.by-size" not in wheres
+    notes = report["notes"]
+    assert any("'by-size' computes its points from the lead: left as written" in n for n in notes)  # type: ignore[union-attr]
+    assert any("'sized' is capped at 15" in n for n in notes)  # type: ignore[union-attr]

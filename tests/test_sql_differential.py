@@ -59,6 +59,13 @@ PLAYBOOKS = {
     "reference": _compiled(CASES / "reference.yaml"),
     "constructs": _compiled(CASES / "constructs.yaml"),
     "life": _compiled(CASES / "life.yaml"),
+    "scoring": _compiled(ROOT / "playbooks" / "scoring.yaml"),  # computed points, rule and type caps
+    # the same without recycling and due times: the kernel decides it from block totals (run_sums)
+    "scoring-sums": compile_text(
+        (ROOT / "playbooks" / "scoring.yaml").read_text(encoding="utf-8")
+        .split("\nrecycle:")[0].replace(", sla: 2d", "") + "\n",
+        "scoring-sums",
+    ),
 }
 
 

@@ -38,9 +38,14 @@ FORMATS = ["text", "json", "markdown", "html"]
 @click.option("--backend", type=click.Choice(["duckdb", "python", "spark"]), default="duckdb",
               show_default=True, help="The engine evaluate backend that decides (same rows either way).")
 @click.option("--encoding", help="Encoding of CSV inputs; detected if omitted.")
+@click.option("--per-rule", is_flag=True,
+              help="Also measure each fit rule (and first_of branch) and engagement type: the leads "
+                   "it scored, their conversion and lift, and the lift lost when the playbook is "
+                   "re-decided without it. Decides the export once more per such rule.")
 def backtest(playbook: Path, leads: Path, events: Path | None, outcomes: Path | None, mapping: str,
              as_of: tuple[str, ...], split_every: str | None, start: str | None, end: str | None,
-             horizon: str | None, capacity: str | None, fmt: str, backend: str, encoding: str | None) -> None:
+             horizon: str | None, capacity: str | None, fmt: str, backend: str, encoding: str | None,
+             per_rule: bool) -> None:
     """Measure a playbook's decisions against what happened: per team at capacity, per rule.
 
     Runs engine evaluate at each --as-of into a private folder (it never re-decides),
@@ -48,7 +53,8 @@ def backtest(playbook: Path, leads: Path, events: Path | None, outcomes: Path | 
     team its handoffs (the top --capacity leads routed to it by score), precision,
     recall and lift with 95% intervals, and the AUC of its ranking; then per rule the
     leads it matched, their conversion and lift. Rules reading columns written after
-    sales contact are warned about: such figures are optimistic.
+    sales contact are warned about: such figures are optimistic. Fit rules and
+    engagement types need --per-rule (docs/backtest.md).
 
     \b
     Examples:
@@ -57,6 +63,8 @@ def backtest(playbook: Path, leads: Path, events: Path | None, outcomes: Path | 
       engine backtest playbooks/olist.yaml --mapping olist --leads mql.csv \\
         --events deals.csv --outcomes deals.csv --split-every 30d \\
         --from 2018-01-01 --to 2018-05-01 --horizon 90d --format json
+      engine backtest playbooks/x-education.yaml --mapping leads-x-education \
+        --leads Leads.csv --as-of 2020-01-01 --per-rule --format markdown
     """
     from engine.batch import parse_as_of
     from engine.diagnostics import EngineError
@@ -109,7 +117,7 @@ def backtest(playbook: Path, leads: Path, events: Path | None, outcomes: Path | 
             leads=leads, events=events, outcomes=outcomes, mapping=load_mapping(mapping),
             as_of=tuple(sorted(instants)), capacity=capacity,
             horizon_seconds=seconds("--horizon", horizon) if horizon else None,
-            backend=backend, encoding=encoding,
+            backend=backend, encoding=encoding, per_rule=per_rule,
         )
         report = run_backtest(compiled, loaded.document, request, playbook_name=str(playbook))
     except InputError as error:

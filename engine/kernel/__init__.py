@@ -33,6 +33,7 @@ from engine.decision import (
     Nurture,
     Recycle,
     _iso,
+    computed_points,
     handoff_of,
     priority_of,
     recycle_state,
@@ -83,6 +84,7 @@ class Kernel:
             "make_recycle": self._recycle, "weigh": self._weigh,
             "sticky_floor": self._sticky_floor, "life": self._life,
             "stage_of": cp.content_stage_of, "units": units, "from_units": from_units,
+            "computed_points": computed_points, "cap_bucket": cp.cap_bucket,
         }
         generated = generate(cp, helpers)
         self.source = generated.source

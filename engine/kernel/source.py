@@ -91,7 +91,16 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
         for index, (expr, points) in enumerate(fit_rule.branches):
             keyword = "if" if index == 0 else "elif"
             body(1, f"{keyword} {emit(expr)} is True:")
-            p = ns.constant(points)
+            if isinstance(points, CompiledExpression):  # decide's _points
+                p = f"computed_points({emit(points)})"
+            else:
+                p = ns.constant(points)
+            if fit_rule.cap is not None:
+                body(2, f"points = {p}")
+                cap = ns.constant(fit_rule.cap)
+                body(2, f"if points > {cap}:")
+                body(3, f"points = {cap}")
+                p = "points"
             body(2, f"fit_breakdown[{ns.constant(fit_rule.id)}] = {p}")
             body(2, f"fit_total += {p}")
     if cp.fit_cap is not None:
@@ -103,7 +112,7 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
     else:
         body(1, "v_recent = v_prior = 0")
         body(1, "v_surge = False")
-    body(1, "engagement_total = micro / 4294967296")
+    body(1, f"engagement_total = {_capped_total(cp, ns, 'micro')} / 4294967296")
     if cp.engagement_cap is not None:
         body(1, f"engagement_total = min(engagement_total, {ns.constant(cp.engagement_cap)})")
     body(1, "v_engagement = score(engagement_total)")
@@ -189,6 +198,7 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
             lines.append(f"    {', '.join(names)}, = sums")
         if "micro" not in names:
             lines.append("    micro = 0")
+            lines += [f"    micro_k{index} = 0" for index in range(_bucket_count(cp))]
         if "recent" not in names:
             lines.append("    recent = prior = 0")
         lines += body.lines
@@ -217,14 +227,19 @@ def _sums_plan(cp: CompiledPlaybook, ns: Namespace) -> list[tuple[str, Total]] |
     events themselves: recycling (triggers, the pass after), sticky stages (earlier
     instants), a latest event or content seen (``latest``, ``seen_stage``), or a due time
     (latest activity)."""
-    if cp.recycle or cp.last_sticky >= 0 or cp.sources or cp.life.declared:
+    # (content caps: a glob has no total form)
+    if cp.recycle or cp.last_sticky >= 0 or cp.sources or cp.life.declared or cp.content_caps:
         return None
     if any(h.sla_seconds is not None for h in cp.handoffs):
         return None
     plan: list[tuple[str, Total]] = []
     if cp.playbook.scoring.engagement is not None:
-        limit = cp.engagement_window_seconds
-        plan.append(("micro", Total(True, 0, None if limit is None else _us(limit))))
+        limit = None if cp.engagement_window_seconds is None else _us(cp.engagement_window_seconds)
+        capped = frozenset(cp.capped_types)  # summed apart, as the loop does (one bucket each)
+        rest = frozenset(cp.playbook.events) - capped if capped else None
+        plan.append(("micro", Total(True, 0, limit, rest)))
+        plan += [(f"micro_k{index}", Total(True, 0, limit, frozenset({event_type})))
+                 for index, event_type in enumerate(cp.capped_types)]
     if cp.surge is not None:
         window = _us(cp.surge_window_seconds)
         plan.append(("recent", Total(False, 0, window, cp.surge_events)))
@@ -268,6 +283,8 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
     With ``points``, each event's decayed points come precomputed in a column."""
     var = {name: f"f{i}" for i, name in enumerate(fields)}
     w(1, "micro = 0")
+    for index in range(_bucket_count(cp)):
+        w(1, f"micro_k{index} = 0  # a capped type's (or content glob's) units, apart")
     w(1, "recent = prior = 0")
     for aggregate, name in ns.aggregates.items():
         initial = {"tally": "0", "latest": "None", "seen_stage": "False", "units": "0",
@@ -287,17 +304,18 @@ def _loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[str, ..
     w(2, "age = as_of_us - at")
     w(2, "if age < 0:")
     w(3, "continue  # after as_of")
-    if by_type or (cp.playbook.scoring.engagement is not None and not points):  # one lookup serves both
+    engaged = cp.playbook.scoring.engagement is not None
+    if by_type or (engaged and (not points or cp.capped_types)):  # one lookup serves both
         w(2, f"code = {ns.constant(codes)}[t]  # an unknown type raises: decide handles the lead")
     if points:
         limit = cp.engagement_window_seconds
         if limit is None:
-            w(2, "micro += q")
+            _add_units(cp, ns, codes, w, 2, "micro", "q", var.get("content", "None"))
         else:
             w(2, f"if age < {_us(limit)}:")
-            w(3, "micro += q")
+            _add_units(cp, ns, codes, w, 3, "micro", "q", var.get("content", "None"))
     else:
-        _decayed_points(cp, ns, w, 2, var.get("content", "None"), "micro")
+        _decayed_points(cp, ns, w, 2, var.get("content", "None"), "micro", codes)
     if cp.surge is not None:
         window = _us(cp.surge_window_seconds)
         guard = "" if cp.surge_events is None else f"t in {ns.constant(cp.surge_events)} and "
@@ -368,8 +386,53 @@ def _weights_by_code(cp: CompiledPlaybook, codes: dict[str, int]) -> list[float 
     return [None if t in varying else cp.plain_weights.get(t, 0.0) for t in codes]
 
 
+def _bucket_count(cp: CompiledPlaybook) -> int:
+    """How many apart totals the capped types need: one each, plus one per capped glob."""
+    return sum(1 + len(cp.content_caps.get(t, {})) for t in cp.capped_types)
+
+
+def _add_units(cp: CompiledPlaybook, ns: Namespace, codes: Mapping[str, int], w: _Writer, indent: int,
+               total: str, units: str, content: str) -> None:
+    """``total += units``; a capped type's units go to a total of their own, one per capped
+    content glob and one for the type's other events (decide's ``by_bucket``)."""
+    if not cp.capped_types:
+        w(indent, f"{total} += {units}")
+        return
+    bucket = 0
+    for index, event_type in enumerate(cp.capped_types):
+        w(indent, f"{'if' if index == 0 else 'elif'} code == {codes[event_type]}:  # {_comment(event_type)}")
+        globs = len(cp.content_caps.get(event_type, {}))
+        if not globs:
+            w(indent + 1, f"{total}_k{bucket} += {units}")
+        else:
+            w(indent + 1, f"b = cap_bucket({ns.constant(event_type)}, {content})")
+            for glob in range(globs + 1):
+                w(indent + 1, f"{'if' if glob == 0 else 'elif'} b == {glob}:")
+                w(indent + 2, f"{total}_k{bucket + glob} += {units}")
+        bucket += 1 + globs
+    w(indent, "else:")
+    w(indent + 1, f"{total} += {units}")
+
+
+def _capped_total(cp: CompiledPlaybook, ns: Namespace, total: str) -> str:
+    """The units engagement adds up to: the uncapped types', plus each capped type's — its
+    capped globs' totals capped, its other events' added, then the type's cap."""
+    terms = [total]
+    bucket = 0
+    for event_type in cp.capped_types:
+        globs = cp.content_caps.get(event_type, {})
+        inner = [f"{total}_k{bucket}"] + [f"min({total}_k{bucket + i}, {ns.constant(cap)})"
+                                          for i, cap in enumerate(globs.values(), 1)]
+        text = " + ".join(inner)
+        if event_type in cp.type_caps:
+            text = f"min({text}, {ns.constant(cp.type_caps[event_type])})"
+        terms.append(f"({text})")
+        bucket += 1 + len(globs)
+    return f"({' + '.join(terms)})"
+
+
 def _decayed_points(cp: CompiledPlaybook, ns: Namespace, w: _Writer, indent: int, content: str,
-                    total: str) -> None:
+                    total: str, codes: Mapping[str, int]) -> None:
     """Add the event's decayed points, in whole 2**-32 units, to ``total`` (decide's _engagement)."""
     if cp.playbook.scoring.engagement is None:
         return
@@ -382,9 +445,10 @@ def _decayed_points(cp: CompiledPlaybook, ns: Namespace, w: _Writer, indent: int
     w(indent, f"if w{'' if limit is None else f' and age < {_us(limit)}'}:")
     if cp.half_life_seconds:
         half_life = ns.constant(cp.half_life_seconds)
-        w(indent + 1, f"{total} += floor(w * 0.5 ** ((age / 1000000) / {half_life}) * 4294967296.0 + 0.5)")
+        units = f"floor(w * 0.5 ** ((age / 1000000) / {half_life}) * 4294967296.0 + 0.5)"
     else:
-        w(indent + 1, f"{total} += floor(w * 4294967296.0 + 0.5)")
+        units = "floor(w * 4294967296.0 + 0.5)"
+    _add_units(cp, ns, codes, w, indent + 1, total, units, content)
 
 
 _SINCE_MARK = "#<since-recycle pass>"
@@ -422,6 +486,8 @@ def _since_loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[s
     var = {name: f"f{i}" for i, name in enumerate(fields)}
     since = [(a, n) for a, n in ns.aggregates.items() if a.fn == "since_tally"]
     w(3, "micro_since = events_since = 0")
+    for index in range(_bucket_count(cp)):
+        w(3, f"micro_since_k{index} = 0")
     for _, name in since:
         w(3, f"{name} = 0")
     loop_vars = "".join(f", {var[f]}" for f in fields)
@@ -433,13 +499,13 @@ def _since_loop(cp: CompiledPlaybook, ns: Namespace, w: _Writer, fields: tuple[s
     w(4, "age = as_of_us - at")
     if cp.playbook.scoring.engagement is not None:
         w(4, f"code = {ns.constant(codes)}[t]")
-    _decayed_points(cp, ns, w, 4, var.get("content", "None"), "micro_since")
+    _decayed_points(cp, ns, w, 4, var.get("content", "None"), "micro_since", codes)
     for aggregate, name in since:
         conditions = [f"t == {ns.constant(aggregate.type)}"]
         conditions += [f"{var[k]} == {ns.constant(v)}" for k, v in aggregate.fields]
         w(4, f"if {' and '.join(conditions)}:")
         w(5, f"{name} += 1")
-    w(3, "engagement_since = micro_since / 4294967296")
+    w(3, f"engagement_since = {_capped_total(cp, ns, 'micro_since')} / 4294967296")
     if cp.engagement_cap is not None:
         w(3, f"engagement_since = min(engagement_since, {ns.constant(cp.engagement_cap)})")
     w(3, "v_engagement_since_recycle = score(engagement_since)")

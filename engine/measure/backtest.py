@@ -51,6 +51,9 @@ class BacktestRequest:
     horizon_seconds: int | None = None
     backend: str = "duckdb"
     encoding: str | None = None
+    #: Per-rule figures for fit rules and engagement types (engine.measure.rule_effects):
+    #: decides the export once more per such rule.
+    per_rule: bool = False
 
 
 @dataclass
@@ -70,6 +73,10 @@ class Split:
     row: NDArray[np.int64]
     label: NDArray[np.bool_]
     left_out: dict[str, int] = field(default_factory=dict)
+    #: With --per-rule: per measured lead, the fit rules/branches and engagement types it
+    #: scored on; and the split decided without each such rule.
+    fired: list[frozenset[tuple[str, str]]] | None = None
+    without: dict[tuple[str, str], Split] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -117,8 +124,24 @@ def run_backtest(cp: CompiledPlaybook, doc: Document, request: BacktestRequest, 
         for index, as_of in enumerate(request.as_of):
             out = Path(scratch) / f"decisions-{index}.csv"
             summary = _evaluate(cp, request, as_of, out, playbook_name)
-            splits.append(_split(out, summary, as_of, outcomes, created, request.horizon_seconds))
+            split = _split(out, summary, as_of, outcomes, created, request.horizon_seconds)
+            if request.per_rule:
+                _rule_effects(cp, request, split, Path(scratch), outcomes, created, playbook_name)
+            splits.append(split)
     return _report(cp, splits, outcomes, request, warnings, playbook_name)
+
+
+def _rule_effects(cp: CompiledPlaybook, request: BacktestRequest, split: Split, scratch: Path,
+                  outcomes: Outcomes, created: dict[str, datetime], playbook_name: str) -> None:
+    """--per-rule: what each lead scored on, and the split re-decided without each rule."""
+    from engine.measure.rule_effects import fired, removable, without
+
+    found = fired(cp, request.leads, request.events, request.mapping, split.as_of, request.encoding)
+    split.fired = [found.get(lead_id, frozenset()) for lead_id in split.lead_id.tolist()]
+    for index, key in enumerate(removable(cp)):
+        out = scratch / f"without-{index}.csv"
+        summary = _evaluate(without(cp, key), request, split.as_of, out, playbook_name)
+        split.without[key] = _split(out, summary, split.as_of, outcomes, created, request.horizon_seconds)
 
 
 def _evaluate(cp: CompiledPlaybook, request: BacktestRequest, as_of: datetime, out: Path,
@@ -246,8 +269,10 @@ def _report(cp: CompiledPlaybook, splits: Sequence[Split], outcomes: Outcomes, r
     for key, value in left_out.items():
         if value:
             warnings.append(f"{value:,} decided lead(s) left out: {key.replace('_', ' ')}")
-    warnings.append("per-rule figures for fit rules and engagement types are not computed: the "
-                    "decision rows carry no per-rule breakdown (lift_lost is null for them)")
+    if not request.per_rule:
+        warnings.append("per-rule figures for fit rules and engagement types are not computed: the "
+                        "decision rows carry no per-rule breakdown (pass --per-rule: it decides the "
+                        "export once more per rule)")
     return {
         "playbook": playbook_name,
         "backend": request.backend,
@@ -320,13 +345,31 @@ def _rules(cp: CompiledPlaybook, splits: Sequence[Split], capacities: Sequence[d
     for exclusion in cp.exclusions:
         rows.append(_rule_row("exclusion", exclusion.id, excluded == exclusion.id, labels, base, None,
                               not_from_rows))
+    per_rule = all(s.fired is not None for s in splits)
+
+    def matched(key: tuple[str, str]) -> NDArray[np.bool_] | None:
+        if not per_rule:
+            return None
+        return np.array([key in found for s in splits for found in s.fired or ()], dtype=np.bool_)
+
+    removal = ("lift lost: the lift of the handoffs at capacity (of the teams with one) minus the "
+               "same with the playbook re-decided without this rule")
     for fit in cp.fit_rules:
-        rows.append(_rule_row("fit", fit.id, None, labels, base, None,
-                              "no per-rule breakdown in decision rows"))
+        lost = _removal_lift_lost(splits, capacities, ("fit", fit.id)) if per_rule else None
+        rows.append(_rule_row("fit", fit.id, matched(("fit", fit.id)), labels, base, lost,
+                              removal if per_rule else "no per-rule breakdown in decision rows (--per-rule)"))
+        if per_rule and len(fit.branches) > 1:
+            for index in range(len(fit.branches)):
+                branch = f"{fit.id}[{index}]"
+                rows.append(_rule_row("fit", branch, matched(("fit", branch)), labels, base, None,
+                                      "a first_of branch: lift lost is measured for the whole rule"))
+    typed = {key[1] for key in splits[0].without if key[0] == "engagement"} if per_rule else set()
     for event_type in cp.playbook.events:
-        if cp.weight_of_type(event_type) != 0:
-            rows.append(_rule_row("engagement", event_type, None, labels, base, None,
-                                  "no per-type breakdown in decision rows"))
+        if cp.weight_of_type(event_type) != 0 or event_type in typed:
+            key = ("engagement", event_type)
+            lost = _removal_lift_lost(splits, capacities, key) if key in splits[0].without else None
+            note = removal if per_rule else "no per-type breakdown in decision rows (--per-rule)"
+            rows.append(_rule_row("engagement", event_type, matched(key), labels, base, lost, note))
     for stage_rule in cp.stages:
         rows.append(_rule_row("stage", stage_rule.rule.id, stage == stage_rule.rule.id, labels, base, None,
                               not_from_rows))
@@ -336,6 +379,33 @@ def _rules(cp: CompiledPlaybook, splits: Sequence[Split], capacities: Sequence[d
                               f"lift lost: {handoff.to}'s lift at capacity minus its lift with this rule's "
                               "leads removed and the cut refilled from the team's other routed leads"))
     return rows
+
+
+def _all_handed(split: Split, capacities: dict[str, int | None]) -> NDArray[np.bool_]:
+    """The leads the teams with a capacity call at it (every team's routed leads when none has
+    one): where a rule's points matter, by ranking leads into or out of a queue."""
+    capped = {team: c for team, c in capacities.items() if c is not None} or capacities
+    mask = np.zeros(split.size, dtype=np.bool_)
+    for team, capacity in capped.items():
+        mask |= _handed(split, team, capacity)
+    return mask
+
+
+def _removal_lift_lost(splits: Sequence[Split], capacities: Sequence[dict[str, int | None]],
+                       key: tuple[str, str]) -> float | None:
+    """The lift of all handoffs at capacity, minus the same when decided without ``key``."""
+    def lift(parts: Sequence[Split]) -> float | None:
+        labels = np.concatenate([p.label for p in parts])
+        positives = int(labels.sum())
+        base = positives / labels.size if labels.size else 0.0
+        handed = np.concatenate([_all_handed(p, c) for p, c in zip(parts, capacities, strict=True)])
+        return cut(np.flatnonzero(handed), labels, None, positives, base).lift
+
+    before = lift(splits)
+    after = lift([s.without[key] for s in splits])
+    if before is None:
+        return None
+    return _r(before - (after or 0.0))
 
 
 def _handoff_lift_lost(splits: Sequence[Split], capacities: Sequence[dict[str, int | None]], rule_id: str,

@@ -22,9 +22,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from engine.accounts import refuse_accounts
-from engine.compile import CompiledPlaybook
+from engine.compile import CompiledPlaybook, FitPoints
 from engine.evaluate import decide
 from engine.events import Event
+from engine.expr import CompiledExpression
 from engine.history import History
 from engine.io import LeadRecord
 from engine.model import EventPoints
@@ -157,12 +158,20 @@ def _fit_features(cp: CompiledPlaybook) -> Iterable[tuple[Feature, str]]:
     """Each fit rule, or each branch of a first_of group, with its trace label."""
     fit = cp.playbook.scoring.fit
     for rule, written in zip(cp.fit_rules, fit.rules if fit else [], strict=True):
+        if rule.computed:  # points computed from the lead: left as written (see _notes)
+            continue
         if written.first_of is None:
-            yield Feature("fit", rule.id, rule.branches[0][1], rule=rule.id), rule.id
+            yield Feature("fit", rule.id, _written(rule.branches[0][1]), rule=rule.id), rule.id
             continue
         for index, (_expr, points) in enumerate(rule.branches):
             label = rule.id if len(rule.branches) == 1 else f"{rule.id}[{index}]"
-            yield Feature("fit", f"{rule.id}[{index}]", points, rule=rule.id, branch=index), label
+            yield Feature("fit", f"{rule.id}[{index}]", _written(points), rule=rule.id, branch=index), label
+
+
+def _written(points: FitPoints) -> float:
+    """A branch's written points (rules with computed points never get here)."""
+    assert not isinstance(points, CompiledExpression)
+    return points
 
 
 def _candidates(name: str, kind: str, values: list[Any],
@@ -235,6 +244,15 @@ def _notes(cp: CompiledPlaybook) -> list[str]:
         for event_type, entry in engagement.points.items():
             if isinstance(entry, EventPoints) and entry.content is not None:
                 notes.append(f"engagement points of {event_type!r} depend on the content: left as written")
+            if isinstance(entry, EventPoints) and entry.cap is not None:
+                notes.append(f"engagement of {event_type!r} is capped at {entry.cap:g}; the points are "
+                             "fitted uncapped")
+    for rule in cp.fit_rules:
+        if rule.computed:
+            notes.append(f"fit rule {rule.id!r} computes its points from the lead: left as written, "
+                         "and left out of the fitted model and of its before/after figures")
+        elif rule.cap is not None:
+            notes.append(f"fit rule {rule.id!r} is capped at {rule.cap:g}; its points are fitted uncapped")
     scores = {"fit", "engagement"}
     readers = [f"stages.{s.rule.id}" for s in cp.stages if s.rule.expr and scores & s.rule.expr.names]
     readers += [f"handoffs.{h.rule.id}" for h in cp.handoffs

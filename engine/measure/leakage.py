@@ -29,7 +29,7 @@ def expressions(cp: CompiledPlaybook) -> Iterator[tuple[NodePath, str, CompiledE
         if site.role == "when":
             yield site.path, what, site.expr
         else:  # a priority is named as such; a re-entry condition by its reason
-            suffix = " priority" if site.role == "priority" else ""
+            suffix = f" {site.role}" if site.role in ("priority", "points") else ""
             yield _beside(site.path, site.role), what + suffix, site.expr
 
 

@@ -93,9 +93,25 @@ def weight(playbook: Playbook, type_column: exp.Expr, content_column: exp.Expr) 
             table = {k: v.points for k, v in playbook.content.items() if v.points is not None}
         else:
             patterns = list(value.content)
-            table = dict(value.content)
+            table = value.content_points()
         by_content = (
             _points_by_content(content_column, patterns, table, value.points) if table else lit(value.points)
         )
         ifs.append(exp.If(this=lit(event_type), true=by_content))
+    return exp.Case(this=type_column.copy(), ifs=ifs, default=lit(0.0))
+
+
+def cap_bucket(playbook: Playbook, type_column: exp.Expr, content_column: exp.Expr) -> exp.Expr:
+    """``CompiledPlaybook.cap_bucket`` per event: which capped content glob of its type gave it
+    its points (1-based), else 0 — the same matching as ``weight`` (exact first, then globs)."""
+    engagement = playbook.scoring.engagement
+    ifs: list[exp.Expr] = []
+    for event_type, value in (engagement.points.items() if engagement is not None else ()):
+        if not isinstance(value, EventPoints) or not value.content_caps():
+            continue
+        numbers = {glob: float(i) for i, glob in enumerate(value.content_caps(), 1)}
+        by_content = _points_by_content(content_column, list(value.content_points()), numbers, 0.0)
+        ifs.append(exp.If(this=lit(event_type), true=by_content))
+    if not ifs:
+        return lit(0.0)
     return exp.Case(this=type_column.copy(), ifs=ifs, default=lit(0.0))

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 
 from sqlglot import exp
 
+from engine.decision import POINTS_LIMIT
+
 _TWO_24 = 16777216
 QUANTUM = 4294967296  # engine.evaluate.QUANTUM: engagement in whole 2**-32 points
 
@@ -118,8 +120,8 @@ def naive_sum(terms: Sequence[exp.Expr]) -> exp.Expr:
     return total
 
 
-def micro_sum(value: exp.Expr, where: exp.Expr | None = None) -> exp.Expr:
-    """Aggregate: ``sum(floor(value * 2**32 + 0.5) for rows where ``where``) / 2**32`` as a DOUBLE.
+def micro_units(value: exp.Expr, where: exp.Expr | None = None) -> exp.Expr:
+    """Aggregate: ``sum(floor(value * 2**32 + 0.5) for rows where ``where``)``, an integer (0 if none).
 
     ``where`` None sums every row (no CASE per row).
     """
@@ -130,5 +132,35 @@ def micro_sum(value: exp.Expr, where: exp.Expr | None = None) -> exp.Expr:
     )
     if where is not None:
         micro = exp.Case(ifs=[exp.If(this=where, true=micro)], default=exp.cast(_num(0), "BIGINT"))
-    total = exp.Coalesce(this=exp.Sum(this=micro), expressions=[exp.cast(_num(0), "BIGINT")])
+    return exp.Coalesce(this=exp.Sum(this=micro), expressions=[exp.cast(_num(0), "BIGINT")])
+
+
+def from_micro(total: exp.Expr) -> exp.Expr:
+    """Whole 2**-32 units as a DOUBLE number of points."""
     return exp.Div(this=_d(total), expression=_d(_num(QUANTUM)))
+
+
+def micro_sum(value: exp.Expr, where: exp.Expr | None = None) -> exp.Expr:
+    """Aggregate: ``sum(floor(value * 2**32 + 0.5) for rows where ``where``) / 2**32`` as a DOUBLE."""
+    return from_micro(micro_units(value, where))
+
+
+def computed_points(value: exp.Expr) -> exp.Expr:
+    """``engine.decision.computed_points`` in SQL: NULL → 0, clamped to ±1000 (NaN, which SQL
+    orders above every number, to +1000), then ``floor(v * 2**32 + 0.5) / 2**32``: exact."""
+    v = _d(value)
+    limit = _d(_num(POINTS_LIMIT))
+    grid = exp.Div(
+        this=exp.Floor(this=exp.Add(this=exp.Mul(this=v.copy(), expression=_d(_num(QUANTUM))),
+                                    expression=_d(_num("0.5")))),
+        expression=_d(_num(QUANTUM)),
+    )
+    return exp.Case(
+        ifs=[
+            exp.If(this=exp.Is(this=v.copy(), expression=exp.Null()), true=_d(_num(0))),
+            exp.If(this=exp.GT(this=v.copy(), expression=limit.copy()), true=limit.copy()),
+            exp.If(this=exp.LT(this=v.copy(), expression=exp.Neg(this=limit.copy())),
+                   true=exp.Neg(this=limit.copy())),
+        ],
+        default=_d(grid),
+    )

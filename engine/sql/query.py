@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from sqlglot import exp
 
 from engine.accounts import uses_accounts
-from engine.compile import CompiledPlaybook
+from engine.compile import CompiledPlaybook, FitPoints
 from engine.expr import CompiledExpression
 from engine.functions import FUNCTIONS
 from engine.sql import accounts as account_sql
@@ -42,7 +42,7 @@ from engine.sql.expressions import (
     two_valued,
 )
 from engine.sql.life import life_layers
-from engine.sql.numeric import micro_sum, naive_sum, round2_steps
+from engine.sql.numeric import computed_points, from_micro, micro_sum, micro_units, naive_sum, round2_steps
 from engine.sql.output import output_select
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -163,6 +163,17 @@ class _Builder:
 
     def value(self, expr: CompiledExpression, where: str) -> exp.Expr:
         return Translator(self.env, where).value(expr.tree)
+
+    def _points(self, points: FitPoints, cap: float | None, where: str) -> exp.Expr:
+        """What a fit branch that held adds: decide's ``_points``."""
+        if not isinstance(points, CompiledExpression):
+            return _double(lit(points if cap is None or points <= cap else cap))
+        value = computed_points(self.value(points, where))
+        if cap is None:
+            return value
+        limit = _double(lit(cap))
+        return exp.Case(ifs=[exp.If(this=exp.GT(this=value.copy(), expression=limit),
+                                    true=limit.copy())], default=value)
 
     # -- the query -------------------------------------------------------------------
 
@@ -299,6 +310,8 @@ class _Builder:
             exp.alias_(age, "age_us"),
             exp.alias_(weight, "weight"),
             exp.alias_(content_sql.content_stage(self.pb, col("content")), "content_stage"),
+            *([exp.alias_(content_sql.cap_bucket(self.pb, col("type"), col("content")), "cap_bucket")]
+              if self.cp.content_caps else []),
         ).from_(unique.subquery("unique_events"), copy=False)
         return [("all_events", every), ("history", kept)]
 
@@ -322,7 +335,29 @@ class _Builder:
         where = None
         if cp.engagement_window_seconds is not None:
             where = cmp_seconds("age_us", cp.engagement_window_seconds)
-        return micro_sum(points, where)
+        if not cp.capped_types:
+            return micro_sum(points, where)
+
+        def units(*tests: exp.Expr) -> exp.Expr:
+            return micro_units(points.copy(), exp.and_(*(t.copy() for t in (where, *tests) if t is not None)))
+
+        # Capped types' units are summed apart and capped before the total (decide's _capped_units).
+        capped = [lit(t) for t in cp.capped_types]
+        total: exp.Expr = units(exp.Not(this=exp.In(this=col("type"), expressions=capped)))
+        for event_type in cp.capped_types:
+            of_type = exp.EQ(this=col("type"), expression=lit(event_type))
+            globs = cp.content_caps.get(event_type, {})
+            if not globs:
+                typed = units(of_type)
+            else:
+                typed = units(of_type, exp.EQ(this=col("cap_bucket"), expression=_double(lit(0))))
+                for index, cap in enumerate(globs.values(), 1):
+                    found = units(of_type, exp.EQ(this=col("cap_bucket"), expression=_double(lit(index))))
+                    typed = exp.Add(this=typed, expression=exp.Least(this=found, expressions=[lit(cap)]))
+            if event_type in cp.type_caps:
+                typed = exp.Least(this=typed, expressions=[lit(cp.type_caps[event_type])])
+            total = exp.Add(this=total, expression=typed)
+        return from_micro(total)
 
     def _capped(self, column: exp.Expr) -> exp.Expr:
         total = exp.Coalesce(this=column, expressions=[_double(lit(0))])
@@ -518,11 +553,14 @@ class _Builder:
         terms: list[exp.Expr] = []
         for fit_rule in cp.fit_rules:
             branches = [
-                exp.If(this=self.test(e, f"scoring.fit.{fit_rule.id}"), true=_double(lit(points)))
+                exp.If(this=self.test(e, f"scoring.fit.{fit_rule.id}"),
+                       true=self._points(points, fit_rule.cap, f"scoring.fit.{fit_rule.id}.points"))
                 for e, points in fit_rule.branches
             ]
             alias = f"fit_rule__{len(terms)}"
-            text = " | ".join(f"{e.source} -> {p:g}" for e, p in fit_rule.branches)
+            text = " | ".join(f"{e.source} -> {_points_text(p)}" for e, p in fit_rule.branches)
+            if fit_rule.cap is not None:
+                text += f" (cap {fit_rule.cap:g})"
             scores.add(
                 alias,
                 exp.Case(ifs=branches, default=_double(lit(0))) if branches else _double(lit(0)),
@@ -791,6 +829,10 @@ def _rounding(name: str, targets: list[tuple[str, str]]) -> list[Layer]:
             layer.add(alias, expression, comment)
         layers.append(layer)
     return layers
+
+
+def _points_text(points: FitPoints) -> str:
+    return f"{points:g}" if not isinstance(points, CompiledExpression) else f"points({_src(points)})"
 
 
 def _src(expr: CompiledExpression | None) -> str:
