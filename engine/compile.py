@@ -67,6 +67,7 @@ class HandoffRule:
     to: str
     sla_seconds: int | None
     priority: CompiledExpression | None
+    due_from: str = "condition"  # where the SLA starts (engine.due)
 
 
 @dataclass(frozen=True)
@@ -299,6 +300,7 @@ def compile_playbook(
             parse_seconds(h.sla) if h.sla else None,
             c.expr(h.priority, ("handoffs", i, "priority"), "handoff", "number")
             if h.priority else None,
+            h.due_from,
         )
         for i, h in enumerate(pb.handoffs)
     )

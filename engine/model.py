@@ -307,6 +307,11 @@ class Handoff(Strict):
     sla: DurationStr | None = None
     priority: Expr | None = Field(default=None, description="A number; higher is called first.")
     description: str | None = None
+    due_from: Literal["condition", "latest_activity"] = Field(
+        default="condition",
+        description="Where the SLA starts: when the condition first held (an exact form, see "
+        "docs/due.md), or the latest activity (say so for a condition that has no exact form).",
+    )
 
 
 class RecycleReason(Strict):

@@ -136,7 +136,8 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
                     rule_id, to = ns.constant(handoff.rule.id), ns.constant(handoff.to)
                     body(3, f"handoff = new_handoff({rule_id}, {to}, None, priority_of({priority}))")
             else:
-                body(3, f"handoff = make_handoff({index}, lead, {priority}, at_us, as_of_us, released)")
+                body(3, f"handoff = make_handoff({index}, lead, {priority}, at_us, types, {_COLUMNS_MARK}"
+                        "as_of_us, released)")
     stage_ids, owners = ns.constant(tuple(stages)), ns.constant(tuple(s.owner for s in cp.stages))
     body(1, "return Decision(lead_id, as_of_text, excluded, personas, v_target_account, v_target_lead, "
             "v_fit, fit_breakdown, v_engagement, {}, v_recent, v_prior, v_surge, "
@@ -208,7 +209,7 @@ def _sums_plan(cp: CompiledPlaybook, ns: Namespace) -> list[tuple[str, Total]] |
     events (engine.kernel.sums adds them up per block); None when the playbook needs the
     events themselves: recycling (triggers, the pass after), sticky stages (earlier
     instants), a latest event or content seen (``latest``, ``seen_stage``), or a due time
-    (latest activity)."""
+    (when the condition first held: engine.due reads the events)."""
     if cp.recycle or cp.last_sticky >= 0 or cp.sources:
         return None
     if any(h.sla_seconds is not None for h in cp.handoffs):

@@ -27,10 +27,12 @@ from datetime import UTC, datetime, timedelta
 from sqlglot import exp
 
 from engine.compile import CompiledPlaybook
+from engine.due import plans
 from engine.expr import CompiledExpression
 from engine.functions import FUNCTIONS
 from engine.sql import content as content_sql
 from engine.sql.aggregates import US, age_us, aggregate_sql, cmp_seconds, col, epoch_us
+from engine.sql.due import DueColumns
 from engine.sql.expressions import (
     Environment,
     NoSqlForm,
@@ -99,6 +101,7 @@ class _Builder:
         for etype in self.pb.events.values():
             self.event_columns.update(etype.fields)
         self.notes: list[str] = []
+        self.due = DueColumns(plans(cp), self.event_columns)
         self.lead_fields = dict(self.pb.lead.fields)
         self.names: dict[str, str] = {
             "target_account": "target_account",
@@ -381,6 +384,10 @@ class _Builder:
         if sticky:
             joins.append(("sticky_floor", "s"))
             facts.append(col("sticky_floor", "s"))
+        if not self.frame and self.due.needed():  # when each handoff's condition first held
+            ctes += self.due.ctes(_live())
+            joins.append(("due_anchor", "d"))
+            facts += self.due.facts()
         if cp.recycle and not self.frame:
             ctes += self._recycle_ctes()
             joins += [("recycle_trigger", "t"), ("since_recycle", "r")]
@@ -670,6 +677,9 @@ class _Builder:
             slas.append(exp.If(this=lit(i), true=sla))
         sla_seconds = exp.Case(this=col("handoff_index"), ifs=slas) if slas else exp.null()
         anchor: exp.Expr = exp.Coalesce(this=col("last_at"), expressions=[self.as_of.copy()])
+        if self.due.needed():  # engine.due: each handoff's own anchor
+            anchor = exp.Case(this=col("handoff_index"), ifs=[
+                exp.If(this=lit(i), true=self.due.anchor(i, self.as_of)) for i in range(len(cp.handoffs))])
         if cp.recycle:
             # A cooldown that ran out (no early re-entry) after the last activity: count from its end.
             released = exp.and_(
@@ -680,8 +690,8 @@ class _Builder:
         details.add(
             "due",
             exp.TimestampAdd(this=anchor, expression=sla_seconds, unit=exp.var("SECOND")),
-            "due: the latest activity (or a later end of cooldown) + the shorter of the handoff's "
-            "SLA and the source's",
+            "due: when the handoff's condition first held (engine.due; or a later end of "
+            "cooldown) + the shorter of the handoff's SLA and the source's",
         )
         details.add("score_raw", exp.Add(this=col("fit"), expression=col("engagement")),
                     "score before rounding: fit + engagement (engine.evaluate.rank_score)")
