@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -57,7 +57,7 @@ class Term:
     type: str
     fields: tuple[tuple[str, Any], ...]
     seconds: int  # run: the window; after: the threshold; first: 0
-    source: str
+    source: str = field(compare=False)  # as written, for messages
 
 
 

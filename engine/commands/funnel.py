@@ -55,7 +55,7 @@ def funnel(playbook: Path, leads: Path, events: Path | None, outcomes: Path | No
     on. Per week: new leads, leads per stage, stage-to-stage transitions, and each team's
     handoffs against its weekly capacity — worked best first, the rest carried over (or
     routed, per the team's `overflow:`), lapsed when the lead no longer holds them, and
-    overdue when their due time has passed with no activity since. Over the period:
+    overdue when their due time has passed. Over the period:
     median days between stages, conversion rates to each stage by source, persona and
     --segment, and target-account coverage with --account-field.
 

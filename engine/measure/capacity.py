@@ -7,7 +7,8 @@ does not work follows the team's ``overflow:`` — ``carry_over`` (the default):
 and ages into next week's queue; ``route``: it goes to another team this week. A waiting
 handoff leaves the queue when the lead no longer holds it (lapsed: it went cold, was
 excluded or moved on). A waiting handoff whose due time has passed is overdue: due is
-counted from the lead's latest activity, so "due passed" is "no activity since".
+counted from when the handoff's condition first held (engine.due), or from the latest
+activity for a handoff due from it.
 
 A handoff is worked once: the same lead holding the same handoff next week is not new
 work. A team without a capacity works everything the week it arrives.

@@ -41,7 +41,7 @@ class DueColumns:
             selects.append(exp.alias_(_match(term), f"match__{k}"))
             if term.kind == "run":
                 previous = exp.Window(
-                    this=exp.Anonymous(this="LAG", expressions=[at_us.copy()]),
+                    this=exp.Lag(this=at_us.copy()),
                     partition_by=[col("lead_id"), _match(term)],
                     order=exp.Order(expressions=[exp.Ordered(this=at_us.copy())]),
                 )
