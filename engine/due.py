@@ -17,6 +17,7 @@ one's own start, the latest of them wins):
 - a stage test on the stages from S up (``stage >= S``, ``stage == <last>``) or below S,
   where S's entry is ``count(T...) > 0`` and every later stage's entry requires it: the
   first T, or (below S) always;
+- a stage test as above where S and every later stage are entered on lead fields alone;
 - terms that read nothing that changes with time (lead fields, lists, a fit or persona
   built from them).
 
@@ -238,6 +239,8 @@ def _stage_term(cp: CompiledPlaybook, node: ast.expr) -> Term | Literal[False] |
         s, upward = high + 1, False
     else:
         return False
+    if all(st.rule.expr is None or _static(cp, st.rule.expr.tree, set()) for st in cp.stages[s:]):
+        return None  # whether the lead is at S or above never changes
     entry = cp.stages[s].rule.expr
     term = _count_term(entry.tree) if entry is not None else None
     if term is None or term.kind != "first":
