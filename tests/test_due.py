@@ -159,3 +159,12 @@ def test_churn_risk_counts_from_the_last_login_plus_threshold() -> None:
               Event("ticket", datetime(2026, 8, 25, tzinfo=UTC), {"severity": "low"}, "b", 1)]
     handoff = decide(cp, {"tier": "silver"}, events, AS_OF).handoff
     assert handoff is not None and handoff.due == "2026-07-22T14:00:00+09:00"  # 07-20 + 2 d + 5 h, Tokyo
+
+
+def test_stage_entered_on_lead_fields_alone_never_moves() -> None:
+    """x-education enters `promising` on fit and time on site: `stage >= "promising"` is
+    time-invariant, so the call is due from the lead's first activity (an exact plan)."""
+    from tests.test_kernel import PLAYBOOKS as SHIPPED
+
+    plan = plans(SHIPPED["x-education"])[0]
+    assert plan.exact and plan.terms == ()
