@@ -164,7 +164,7 @@ def test_churn_risk_counts_from_the_last_login_plus_threshold() -> None:
 def test_stage_entered_on_lead_fields_alone_never_moves() -> None:
     """x-education enters `promising` on fit and time on site: `stage >= "promising"` is
     time-invariant, so the call is due from the lead's first activity (an exact plan)."""
-    from tests.test_kernel import PLAYBOOKS as SHIPPED
+    from tests.test_kernel import KERNEL_PLAYBOOKS as SHIPPED
 
     plan = plans(SHIPPED["x-education"])[0]
     assert plan.exact and plan.terms == ()
