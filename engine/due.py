@@ -135,15 +135,12 @@ def _static(cp: CompiledPlaybook, node: ast.expr, seen: set[str]) -> bool:
             entry = FUNCTIONS.get(sub.func.id)
             if entry is None or entry.aggregate:
                 return False
-            if sub.func.id == "persona":
-                if not (sub.args and isinstance(sub.args[0], ast.Constant)):
-                    return False
-                pid = str(sub.args[0].value)
-                if pid in seen:
-                    continue
-                seen.add(pid)
-                rule = next((r for r in cp.personas if r.id == pid), None)
-                if rule is not None and rule.expr is not None and not _static(cp, rule.expr.tree, seen):
+            # persona(ID): as timed as its rule (a literal naming a persona is read as one)
+            named = sub.args[0].value if sub.args and isinstance(sub.args[0], ast.Constant) else None
+            rule = next((r for r in cp.personas if r.id == named), None)
+            if rule is not None and rule.id not in seen:
+                seen.add(rule.id)
+                if rule.expr is not None and not _static(cp, rule.expr.tree, seen):
                     return False
     return True
 
@@ -165,8 +162,12 @@ def _compare(node: ast.expr) -> tuple[ast.expr, type[ast.cmpop], Any] | None:
     return left, op, right.value
 
 
-def _call(node: ast.expr, name: str) -> ast.Call | None:
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name \
+def _call(node: ast.expr, anchor: str) -> ast.Call | None:
+    """A call of a function timed as ``anchor`` (its registry entry's ``due_anchor``) on
+    one literal event type."""
+    entry = FUNCTIONS.get(node.func.id) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+        else None
+    if entry is not None and entry.due_anchor == anchor and isinstance(node, ast.Call) \
             and len(node.args) == 1 and isinstance(node.args[0], ast.Constant) \
             and isinstance(node.args[0].value, str):
         return node
@@ -179,7 +180,7 @@ def _count_term(node: ast.expr) -> Term | None:
     if found is None:
         return None
     left, op, value = found
-    call = _call(left, "count")
+    call = _call(left, "events")
     if call is None or not ((op is ast.Gt and value == 0) or (op is ast.GtE and value == 1)):
         return None
     within: int | None = None
@@ -211,7 +212,7 @@ def _term(cp: CompiledPlaybook, node: ast.expr) -> Term | Literal[False] | None:
     found = _compare(node)
     if found is not None:
         left, op, value = found
-        call = _call(left, "days_since")
+        call = _call(left, "crossing")
         seconds = value * 86400
         if call is not None and op in (ast.Gt, ast.GtE) and value >= 0 and seconds == int(seconds):
             return Term("after", str(call.args[0].value), (), int(seconds),  # type: ignore[attr-defined]
