@@ -1,6 +1,6 @@
 """The handoff anchor (:mod:`engine.due`) in SQL: per-lead columns and the ``CASE`` that picks one.
 
-``due_anchor(lead_id, due_first_at, due__0, ...)`` has, per timed term, the instant its
+``due_anchor(lead_id, due__0, ...)`` has, per timed term, the instant its
 plan needs: the first matching event (``first``), the last one (``after``, the query adds
 the threshold), or the first event of the current run (``run``: a matching event whose
 predecessor is more than the window earlier, found with ``LAG``). Only events at or before
@@ -31,10 +31,18 @@ class DueColumns:
                     event_columns.update(name for name, _ in term.fields)
 
     def needed(self) -> bool:
+        """Whether any handoff has an exact anchor (else due counts from ``last_at``)."""
         return any(plan.exact for plan in self.plans)
 
+    def first_needed(self) -> bool:
+        """Whether a handoff held since the lead's first activity (``first_at``, per lead)."""
+        return any(plan.exact and not plan.terms for plan in self.plans)
+
     def ctes(self, live: exp.Expr) -> list[tuple[str, exp.Expr]]:
-        """``due_events`` (live events, with each run term's predecessor) and ``due_anchor``."""
+        """``due_events`` (the live events of the terms' types, with each run term's
+        predecessor) and ``due_anchor``; none when no plan has a term."""
+        if not self.terms:
+            return []
         at_us = epoch_us(col("at"))
         selects: list[exp.Expr] = [col("lead_id"), col("at"), exp.alias_(at_us, "at_us")]
         for k, term in enumerate(self.terms):
@@ -46,8 +54,9 @@ class DueColumns:
                     order=exp.Order(expressions=[exp.Ordered(this=at_us.copy())]),
                 )
                 selects.append(exp.alias_(previous, f"previous__{k}"))
-        events = exp.select(*selects).from_("history", copy=False).where(live, copy=False)
-        columns: list[exp.Expr] = [col("lead_id"), exp.alias_(exp.Min(this=col("at")), "due_first_at")]
+        types = exp.In(this=col("type"), expressions=[lit(t) for t in sorted({t.type for t in self.terms})])
+        events = exp.select(*selects).from_("history", copy=False).where(exp.and_(live, types), copy=False)
+        columns: list[exp.Expr] = [col("lead_id")]
         for k, term in enumerate(self.terms):
             where: exp.Expr = col(f"match__{k}")
             if term.kind == "run":
@@ -63,7 +72,7 @@ class DueColumns:
 
     def facts(self) -> list[exp.Expr]:
         """The columns ``lead_facts`` takes from ``due_anchor`` (alias ``d``)."""
-        return [col("due_first_at", "d"), *[col(f"due__{k}", "d") for k in range(len(self.terms))]]
+        return [col(f"due__{k}", "d") for k in range(len(self.terms))]
 
     def anchor(self, index: int, as_of: exp.Expr) -> exp.Expr:
         """Handoff ``index``'s anchor, a TIMESTAMPTZ (the handoff layer adds the SLA)."""
@@ -71,7 +80,7 @@ class DueColumns:
         if not plan.exact:
             return exp.Coalesce(this=col("last_at"), expressions=[as_of.copy()])
         if not plan.terms:
-            return exp.Coalesce(this=col("due_first_at"), expressions=[as_of.copy()])
+            return exp.Coalesce(this=col("first_at"), expressions=[as_of.copy()])
         starts: list[exp.Expr] = []
         for term in plan.terms:
             start: exp.Expr = col(f"due__{self.terms.index(term)}")

@@ -352,6 +352,8 @@ class _Builder:
             ),
             exp.alias_(exp.Max(this=col("at")), "last_at"),
         ]
+        if not self.frame and self.due.first_needed():  # a handoff held since the first activity
+            agg_columns.append(exp.alias_(exp.Min(this=col("at")), "first_at"))
         agg_columns += [exp.alias_(e, n) for n, e, _ in self.aggregates.values()]
         if not self.frame:  # frame_history is already cut at each frame's instant
             agg_columns = [_live_only(c) for c in agg_columns]
@@ -371,6 +373,7 @@ class _Builder:
             exp.alias_(exp.Coalesce(this=col("recent", "a"), expressions=[lit(0)]), "recent"),
             exp.alias_(exp.Coalesce(this=col("prior", "a"), expressions=[lit(0)]), "prior"),
             col("last_at", "a"),
+            *([col("first_at", "a")] if not self.frame and self.due.first_needed() else []),
             *[
                 exp.alias_(
                     exp.Coalesce(this=col(n, "a"), expressions=[empty])
@@ -384,7 +387,7 @@ class _Builder:
         if sticky:
             joins.append(("sticky_floor", "s"))
             facts.append(col("sticky_floor", "s"))
-        if not self.frame and self.due.needed():  # when each handoff's condition first held
+        if not self.frame and self.due.terms:  # when each handoff's condition first held
             ctes += self.due.ctes(_live())
             joins.append(("due_anchor", "d"))
             facts += self.due.facts()
