@@ -89,6 +89,7 @@ class HandoffRule:
     sla_seconds: int | None
     priority: CompiledExpression | None
     per_account: bool = False  # `per: account`: one handoff per account (engine.accounts)
+    due_from: str = "condition"  # where the SLA starts (engine.due)
 
 
 @dataclass(frozen=True)
@@ -394,6 +395,7 @@ def compile_playbook(
             c.expr(h.priority, ("handoffs", i, "priority"), "handoff", "number")
             if h.priority else None,
             h.per == "account",
+            h.due_from,
         )
         for i, h in enumerate(pb.handoffs)
     )

@@ -334,20 +334,20 @@ def recycle_state(cp: CompiledPlaybook, rule: RecycleRule, recycled_at: datetime
 
 
 def handoff_of(cp: CompiledPlaybook, handoff: HandoffRule, lead: Mapping[str, Any], priority_value: Any,
-               latest: Callable[[], datetime], released: datetime | None) -> Handoff:
+               anchor: Callable[[], datetime], released: datetime | None) -> Handoff:
     """The Handoff a rule that fired makes: its priority rounded, its due time.
 
-    ``latest`` gives the lead's latest activity at or before t (else t); it is asked
-    only when an SLA applies. Shared with the batch kernel.
+    ``anchor`` gives the instant the handoff's condition first held (``engine.due``);
+    it is asked only when an SLA applies. Shared with the batch kernel.
     """
     priority = None if handoff.priority is None else priority_of(priority_value)
     slas = [s for s in (handoff.sla_seconds, _source_sla(cp, lead)) if s is not None]
     due = None
     if slas:
-        anchor = latest()
-        if released is not None and released > anchor:
-            anchor = released  # the cooldown ended after the last activity
-        due = _iso(cp, anchor + timedelta(seconds=min(slas)))
+        start = anchor()
+        if released is not None and released > start:
+            start = released  # the cooldown ended after the condition held
+        due = _iso(cp, start + timedelta(seconds=min(slas)))
     return Handoff.from_values(handoff.rule.id, handoff.to, due, priority)
 
 

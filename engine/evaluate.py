@@ -20,16 +20,18 @@ Recycling: the latest triggering event (a ``disposition`` whose ``reason`` is th
 recycle key, or an event of the reason's ``on`` type) starts a cooldown; the lead
 is held (never handed off) until the cooldown ends or ``reenter_when`` holds.
 
-Due times count from the lead's latest activity at or before ``t`` (the event that
-made it qualify) — or from the end of a recycle cooldown, when that came later —
-plus the handoff's SLA, or the lead source's follow-up time when
-that is shorter (seed 001: an enquiry is called at once).
+Due times count from the instant the handoff's condition first held, continuously up
+to ``t`` (:mod:`engine.due`: exact for the forms it lists, else the latest activity)
+— or from the end of a recycle cooldown, when that came later — plus the handoff's
+SLA, or the lead source's follow-up time when that is shorter (seed 001: an enquiry
+is called at once).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from math import floor
 from typing import Any
 
@@ -47,7 +49,8 @@ from engine.decision import (  # the decision types live below decide and the ke
     recycle_state,
     score,
 )
-from engine.events import Event
+from engine.due import DuePlan, anchor_us, plans
+from engine.events import Event, epoch_us
 from engine.expr import CompiledExpression, Scope
 from engine.expr.regex import DataPatternError
 from engine.handoff_life import nurture_of, with_life
@@ -56,6 +59,7 @@ from engine.history import History
 #: Decision and its parts are re-exported: callers of decide import them from here.
 __all__ = ["Decision", "Handoff", "KernelBug", "Recycle", "TraceStep", "decide", "decide_for_row", "score"]
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 QUANTUM = 4294967296  # 2**32: engagement is summed in units of 2**-32 points (see the module docstring)
 
 class _Evaluation:
@@ -300,14 +304,22 @@ def _handoff(ev: _Evaluation, lead: Mapping[str, Any], released: datetime | None
     def account_latest() -> datetime:  # an account handoff: the account's latest activity
         return account.latest if account is not None and account.latest is not None else latest()
 
-    for handoff in ev.cp.handoffs:
+    for index, handoff in enumerate(ev.cp.handoffs):
         if ev.test("handoffs", handoff.rule) is not True:
             continue
         value = ev.run(handoff.priority) if handoff.priority is not None else None
-        made = handoff_of(ev.cp, handoff, lead, value,
-                          account_latest if handoff.per_account else latest, released)
+        anchor = account_latest if handoff.per_account else partial(_anchor, plans(ev.cp)[index], history)
+        made = handoff_of(ev.cp, handoff, lead, value, anchor, released)
         return with_life(ev.cp, handoff, made, lead, history.as_of, history.events, ev.recycled_at)
     return None
+
+
+def _anchor(plan: DuePlan, history: History) -> datetime:
+    """When the handoff's condition first held (:mod:`engine.due`)."""
+    events = history.events
+    first = anchor_us(plan, [epoch_us(e.at) for e in events], [e.type for e in events],
+                      lambda i, name: events[i].fields.get(name), epoch_us(history.as_of))
+    return _EPOCH + timedelta(microseconds=first)
 
 
 def decide(

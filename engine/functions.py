@@ -207,6 +207,10 @@ class Function:
     sql_gaps: Gaps | None = None
     aggregate: bool = False
     after_recycle: bool = False
+    # How engine.due times a test on the value (a handoff's due time): "events" (``> 0``:
+    # the first matching event, or the start of the window's run), "crossing" (``> D``:
+    # the latest event + D days); None: no exact start time.
+    due_anchor: Literal["events", "crossing"] | None = None
     regex: bool = False  # takes an re2 pattern (SQL dialects without RE2 warn)
     examples: tuple[str, ...] = ()
 
@@ -663,7 +667,7 @@ FUNCTIONS: dict[str, Function] = {
             _count,
             field_keywords=True,
             reference=_ref_count, kernel=_k_count, sql_aggregate=_sql_count, sql_gaps=_gaps_filters,
-            aggregate=True, examples=('count("web_visit", within="7d") >= 3',),
+            aggregate=True, due_anchor="events", examples=('count("web_visit", within="7d") >= 3',),
         ),
         Function(
             "last",
@@ -681,7 +685,8 @@ FUNCTIONS: dict[str, Function] = {
             "Fractional days from the latest event of a type to t, or None if none.",
             _days_since,
             reference=_ref_days_since, kernel=_k_days_since, sql_aggregate=_sql_days_since,
-            sql_gaps=_gaps_filters, aggregate=True, examples=('days_since("web_visit") < 30',),
+            sql_gaps=_gaps_filters, aggregate=True, due_anchor="crossing",
+            examples=('days_since("web_visit") < 30',),
         ),
         Function(
             "content_stage",

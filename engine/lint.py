@@ -178,6 +178,28 @@ def lint_upstream_handoff(cp: CompiledPlaybook, doc: Document) -> Iterator[Diagn
             )
 
 
+def lint_due_anchor(cp: CompiledPlaybook, doc: Document) -> Iterator[Diagnostic]:
+    """A handoff with an SLA whose condition has no exact start (``engine.due``): its due
+    time counts from the latest activity, which the playbook should say, not leave implied."""
+    from engine.due import plan_of
+
+    for handoff in cp.handoffs:
+        if handoff.sla_seconds is None and not cp.sources:
+            continue  # no due time at all
+        plan = plan_of(cp, handoff)
+        if plan.exact or handoff.due_from == "latest_activity":
+            continue
+        yield doc.diagnostic(
+            handoff.rule.path, "W-DUE-ANCHOR",
+            f"handoff `{handoff.rule.id}` is due from the latest activity, not from when its "
+            f"condition first held: `{plan.untimed}` has no exact start time",
+            severity=Severity.WARNING,
+            hint="write the condition as an `and` of count(T) > 0, count(T, within=W) > 0, "
+            'days_since(T) > D, stage >= "S" (S entered on count(T) > 0) and lead tests '
+            "(docs/due.md), or say `due_from: latest_activity` on the handoff",
+        )
+
+
 def lint_no_sql_form(cp: CompiledPlaybook, doc: Document) -> Iterable[Diagnostic]:
     """Constructs the SQL backends (``engine evaluate``'s default) cannot run; sqlglot-free."""
     from engine.sql.support import lint_no_sql_form as lint
@@ -213,7 +235,7 @@ def lint_owners(playbook: Playbook, doc: Document) -> Iterator[Diagnostic]:
 
 Lint = Callable[[CompiledPlaybook, Document], Iterable[Diagnostic]]
 LINTS: tuple[Lint, ...] = (lint_unreachable_thresholds, lint_never_holds, lint_opens_alone,
-                           lint_upstream_handoff, lint_no_sql_form)
+                           lint_upstream_handoff, lint_due_anchor, lint_no_sql_form)
 
 
 def run_lints(cp: CompiledPlaybook, doc: Document) -> list[Diagnostic]:

@@ -382,6 +382,11 @@ class Handoff(Strict):
                     "contact; the account's other contacts are listed under it (docs/accounts.md).",
     )
     description: str | None = None
+    due_from: Literal["condition", "latest_activity"] = Field(
+        default="condition",
+        description="Where the SLA starts: when the condition first held (an exact form, see "
+        "docs/due.md), or the latest activity (say so for a condition that has no exact form).",
+    )
 
 
 class RecycleReason(Strict):

@@ -170,7 +170,7 @@ def test_a_rows_rules_are_the_deciding_rules(name: str) -> None:
     cp = PLAYBOOKS[name]
     kinds = set()
 
-    @settings(max_examples=30, derandomize=True, deadline=None, database=None,
+    @settings(max_examples=200, derandomize=True, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(_lead(cp, 0))
     def check(drawn: tuple[str, dict[str, object], list[Event]]) -> None:

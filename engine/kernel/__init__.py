@@ -39,6 +39,7 @@ from engine.decision import (
     recycle_state,
     score,
 )
+from engine.due import anchor_us, plans
 from engine.events import _EPOCH, Event, EventColumns, epoch_us
 from engine.functions import from_units, units
 from engine.handoff_life import handoff_sla, overdue_since, with_life
@@ -259,17 +260,24 @@ class Kernel:
                              reentered)
 
     def _handoff(self, index: int, lead: Mapping[str, Any], priority_value: Any, at_us: Sequence[int],
-                 as_of_us: int, released: datetime | None) -> Handoff:
-        """decide's Handoff for the rule the generated code found holding."""
+                 types: Sequence[str], *rest: Any) -> Handoff:
+        """decide's Handoff for the rule the generated code found holding.
 
-        def latest() -> datetime:  # History.last(): the latest activity at or before as_of
-            last_us = max(at_us, default=as_of_us)
-            if last_us > as_of_us:  # events after as_of (rare): skip them
-                last_us = max((at for at in at_us if at <= as_of_us), default=as_of_us)
-            return to_datetime(last_us)
+        ``rest`` is the field columns (in ``self.fields`` order), as_of and the release."""
+        *columns, as_of_us, released = rest
+        plan = plans(self.cp)[index]
+        position = {name: i for i, name in enumerate(self.fields)}
 
         rule = self.cp.handoffs[index]
-        made = handoff_of(self.cp, rule, lead, priority_value, latest, released)
+
+        def field(i: int, name: str) -> Any:
+            column: Any = columns[position[name]] if name in position else _NONES
+            return None if column is _NONES else column[i]
+
+        def anchor() -> datetime:  # engine.due: when the condition first held
+            return to_datetime(anchor_us(plan, at_us, types, field, as_of_us))
+
+        made = handoff_of(self.cp, rule, lead, priority_value, anchor, released)
         # no answers or team work declared (else no kernel): overdue is "due passed"
         return with_life(self.cp, rule, made, lead, to_datetime(as_of_us), (), None)
 

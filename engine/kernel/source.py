@@ -146,7 +146,8 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
                     rule_id, to = ns.constant(handoff.rule.id), ns.constant(handoff.to)
                     body(3, f"handoff = new_handoff({rule_id}, {to}, None, priority_of({priority}))")
             else:
-                body(3, f"handoff = make_handoff({index}, lead, {priority}, at_us, as_of_us, released)")
+                body(3, f"handoff = make_handoff({index}, lead, {priority}, at_us, types, {_COLUMNS_MARK}"
+                        "as_of_us, released)")
     stage_ids, owners = ns.constant(tuple(stages)), ns.constant(tuple(s.owner for s in cp.stages))
     nurture = ""
     if cp.life.declared:  # a handoff's life (engine.handoff_life), from the lead's event columns
@@ -226,7 +227,7 @@ def _sums_plan(cp: CompiledPlaybook, ns: Namespace) -> list[tuple[str, Total]] |
     events (engine.kernel.sums adds them up per block); None when the playbook needs the
     events themselves: recycling (triggers, the pass after), sticky stages (earlier
     instants), a latest event or content seen (``latest``, ``seen_stage``), or a due time
-    (latest activity)."""
+    (when the condition first held: engine.due reads the events)."""
     # (content caps: a glob has no total form)
     if cp.recycle or cp.last_sticky >= 0 or cp.sources or cp.life.declared or cp.content_caps:
         return None

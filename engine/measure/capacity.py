@@ -8,7 +8,9 @@ and ages into next week's queue; ``route``: it goes to another team this week. A
 handoff leaves the queue when the lead no longer holds it (lapsed: it went cold, was
 excluded or moved on). A waiting handoff is overdue when the lead's decision at the week's
 end says so (``engine.handoff_life``: its due time passed, sales did not accept it, and the
-team logged no work on it since it was made) — one definition for evaluate and funnel.
+team logged no work on it since it was made) — one definition for evaluate and funnel. Due
+is counted from when the handoff's condition first held (engine.due), or from the latest
+activity for a handoff due from it.
 
 A handoff is worked once: the same lead holding the same handoff next week is not new
 work. A team without a capacity works everything the week it arrives.

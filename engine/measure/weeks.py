@@ -76,8 +76,9 @@ class Weeks:
 class Episode:
     """A run of weeks in which one lead holds the same handoff (team, rule, due).
 
-    New activity moves the due time, so it starts a new episode: a handoff the team
-    worked comes back when the lead acts again. ``priorities`` has one value per week
+    A new due time starts a new episode: the condition started holding again (or, for a
+    handoff due from the latest activity, the lead acted again), so a handoff the team
+    worked comes back. ``priorities`` has one value per week
     of the run (decay changes it week to week).
     """
 

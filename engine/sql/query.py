@@ -28,11 +28,13 @@ from sqlglot import exp
 
 from engine.accounts import uses_accounts
 from engine.compile import CompiledPlaybook, FitPoints
+from engine.due import plans
 from engine.expr import CompiledExpression
 from engine.functions import FUNCTIONS
 from engine.sql import accounts as account_sql
 from engine.sql import content as content_sql
 from engine.sql.aggregates import US, age_us, aggregate_sql, cmp_seconds, col, epoch_us
+from engine.sql.due import DueColumns
 from engine.sql.expressions import (
     Environment,
     NoSqlForm,
@@ -102,6 +104,7 @@ class _Builder:
         for etype in self.pb.events.values():
             self.event_columns.update(etype.fields)
         self.notes: list[str] = []
+        self.due = DueColumns(plans(cp), self.event_columns)
         self.lead_fields = dict(self.pb.lead.fields)
         self.names: dict[str, str] = {
             "target_account": "target_account",
@@ -392,6 +395,8 @@ class _Builder:
             ),
             exp.alias_(exp.Max(this=col("at")), "last_at"),
         ]
+        if not self.frame and self.due.first_needed():  # a handoff held since the first activity
+            agg_columns.append(exp.alias_(exp.Min(this=col("at")), "first_at"))
         agg_columns += [exp.alias_(e, n) for n, e, _ in self.aggregates.values()]
         if not self.frame:  # frame_history is already cut at each frame's instant
             agg_columns = [_live_only(c) for c in agg_columns]
@@ -411,6 +416,7 @@ class _Builder:
             exp.alias_(exp.Coalesce(this=col("recent", "a"), expressions=[lit(0)]), "recent"),
             exp.alias_(exp.Coalesce(this=col("prior", "a"), expressions=[lit(0)]), "prior"),
             col("last_at", "a"),
+            *([col("first_at", "a")] if not self.frame and self.due.first_needed() else []),
             *[
                 exp.alias_(
                     exp.Coalesce(this=col(n, "a"), expressions=[empty])
@@ -424,6 +430,10 @@ class _Builder:
         if sticky:
             joins.append(("sticky_floor", "s"))
             facts.append(col("sticky_floor", "s"))
+        if not self.frame and self.due.terms:  # when each handoff's condition first held
+            ctes += self.due.ctes(_live())
+            joins.append(("due_anchor", "d"))
+            facts += self.due.facts()
         if cp.recycle and not self.frame:
             ctes += self._recycle_ctes()
             joins += [("recycle_trigger", "t"), ("since_recycle", "r")]
@@ -741,11 +751,16 @@ class _Builder:
             slas.append(exp.If(this=lit(i), true=sla))
         sla_seconds = exp.Case(this=col(pre + "handoff_index"), ifs=slas) if slas else exp.null()
         anchor: exp.Expr = exp.Coalesce(this=col("last_at"), expressions=[self.as_of.copy()])
+        latest_anchor = anchor
+        if self.due.needed():  # engine.due: each handoff's own anchor
+            anchor = exp.Case(this=col(pre + "handoff_index"), ifs=[
+                exp.If(this=lit(i), true=self.due.anchor(i, self.as_of)) for i in range(len(cp.handoffs))])
         per_account = [lit(i) for i, h in enumerate(cp.handoffs) if h.per_account]
         if self.accounts and per_account:  # an account handoff counts from the account's activity
+            account_anchor = exp.Coalesce(this=col("account_latest"), expressions=[latest_anchor.copy()])
             anchor = exp.Case(
                 ifs=[exp.If(this=two_valued(exp.In(this=col(pre + "handoff_index"), expressions=per_account)),
-                            true=exp.Coalesce(this=col("account_latest"), expressions=[anchor.copy()]))],
+                            true=account_anchor)],
                 default=anchor)
         if cp.recycle:
             # A cooldown that ran out (no early re-entry) after the last activity: count from its end.
@@ -757,8 +772,8 @@ class _Builder:
         details.add(
             pre + "due",
             exp.TimestampAdd(this=anchor, expression=sla_seconds, unit=exp.var("SECOND")),
-            "due: the latest activity (or a later end of cooldown) + the shorter of the handoff's "
-            "SLA and the source's",
+            "due: when the handoff's condition first held (engine.due; or a later end of "
+            "cooldown) + the shorter of the handoff's SLA and the source's",
         )
         details.add("handoff_sla", sla_seconds.copy(), "the SLA that set due (overdue counts from due - it)")
         details.add("score_raw", exp.Add(this=col("fit"), expression=col("engagement")),
