@@ -41,7 +41,7 @@ from engine.events import _EPOCH, Event, EventColumns, epoch_us
 from engine.functions import from_units, units
 from engine.kernel.decay import block_points
 from engine.kernel.emit import NoKernel
-from engine.kernel.source import generate
+from engine.kernel.source import Total, generate
 from engine.kernel.sums import block_sums
 
 __all__ = ["Kernel", "NoKernel", "kernel_for"]
@@ -89,6 +89,7 @@ class Kernel:
         self._run: Callable[..., Decision] = namespace["run"]
         self._run_points: Callable[..., Decision] | None = namespace.get("run_points")
         self._run_sums: Callable[..., Decision] | None = namespace.get("run_sums")
+        self._run_weeks: Callable[..., list[Any]] | None = namespace.get("run_weeks")
         self._totals = generated.totals
         self._known_types = frozenset(generated.codes)
         self._as_of: tuple[datetime, int, str, tuple[object, int]] | None = None
@@ -190,6 +191,37 @@ class Kernel:
             if self._known(lead, ()):
                 return None
             raise
+
+    @property
+    def totals(self) -> list[Total] | None:
+        """What ``run_sums`` and :meth:`decide_instants` are handed per instant, in order;
+        None when the playbook needs the events themselves (:mod:`engine.kernel.source`)."""
+        return self._totals if self._run_weeks is not None else None
+
+    def decide_instants(self, lead: Mapping[str, Any], instants: Sequence[int],
+                        sums: Sequence[tuple[int, ...]], lead_id: str = "",
+                        texts: Sequence[str] | None = None) -> list[Any] | None:
+        """The lead decided at each of ``instants`` (epoch µs) from its :attr:`totals` there
+        (``sums``, one tuple per instant), in one call: what depends on the lead alone is
+        computed once. ``texts``: each instant's ``as_of`` text (empty when not given).
+        None: the known cases ``decide`` handles (a mistyped lead field)."""
+        if self._run_weeks is None:
+            return None
+        try:
+            return self._run_weeks(lead, instants, texts if texts is not None else repeat(""), sums, lead_id)
+        except TypeError:
+            if self._known(lead, ()):
+                return None
+            raise
+
+    def block_totals(self, starts: Sequence[int], at: Any, types: Any, fields: dict[str, Any],
+                     as_of_us: Any) -> list[tuple[int, ...]] | None:
+        """Each run's :attr:`totals` (:func:`engine.kernel.sums.block_sums` with this
+        playbook's weights and event types); ``as_of_us`` an instant or one per event."""
+        if self._totals is None:
+            return None
+        return block_sums(self._totals, starts, at, types, fields, as_of_us, self.cp.half_life_seconds,
+                          self._weigh_type, self._known_types)
 
     def _known(self, lead: Mapping[str, Any], types: Sequence[str]) -> bool:
         """Whether a KeyError or TypeError of the generated code is a known case (``decide``'s job):

@@ -170,22 +170,127 @@ class _Placed:
 
 def _decide_chunk(cp: CompiledPlaybook, chunk: list[_Placed], ends: Sequence[datetime],
                   ends_us: Sequence[int], unplaced: Unplaced, on_failure: Any) -> Iterator[LeadWeeks]:
-    """Every lead of the chunk at every week end, then each lead's weeks summed up."""
+    """Every lead of the chunk at every week end, then each lead's weeks summed up; in
+    the chunk's order. Frames (:func:`_frame_weeks`) where the kernel decides from
+    totals, else week by week (:func:`chunk_decisions`)."""
     if not chunk:
         return
-    decisions, failed = chunk_decisions(cp, chunk, ends)
-    for index, placed in enumerate(chunk):
-        error = failed[index]
-        if error is None:
-            try:
-                yield _lead_weeks(cp, placed.lead, placed.events, placed.events.at_us, placed.first, ends,
-                                  ends_us, decisions[index])
-                continue
-            except Exception as raised:  # one lead's failure must not lose the run
-                error = raised
+    done: list[LeadWeeks | Exception | None] = _frame_weeks(cp, chunk, ends, ends_us)
+    rest = [index for index, got in enumerate(done) if got is None]
+    if rest:
+        others = [chunk[index] for index in rest]
+        decisions, failed = chunk_decisions(cp, others, ends)
+        for index, placed, weekly_, error in zip(rest, others, decisions, failed, strict=True):
+            if error is None:
+                try:
+                    done[index] = _lead_weeks(cp, placed.lead, placed.events, placed.events.at_us,
+                                              placed.first, ends, ends_us, weekly_)
+                    continue
+                except Exception as raised:  # one lead's failure must not lose the run
+                    error = raised
+            done[index] = error
+    for placed, got in zip(chunk, done, strict=True):
+        if isinstance(got, LeadWeeks):
+            yield got
+            continue
         unplaced.failed += 1
         if on_failure is not None:
-            on_failure(placed.lead, error)
+            on_failure(placed.lead, got)
+
+
+def _frame_weeks(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequence[datetime],
+                 ends_us: Sequence[int]) -> list[LeadWeeks | Exception | None]:
+    """Each lead's weeks from its totals at every week end, all computed in one pass
+    (:mod:`engine.kernel.frames`) and decided in one kernel call a lead
+    (:meth:`Kernel.decide_instants`: its fit and lead-field tests once); the weeks it
+    climbed, at each of their event instants the same way. None for a lead this cannot
+    decide (repeated event ids, a mistyped field: :func:`chunk_decisions` does), or all
+    of them when the playbook decides from events, not totals."""
+    from engine.kernel.frames import Frames
+
+    out: list[LeadWeeks | Exception | None] = [None] * len(chunk)
+    kernel = week_kernel(cp)
+    frames = Frames.of(kernel, [p.events for p in chunk]) if kernel is not None else None
+    if kernel is None or frames is None:
+        return out
+    usable = [i for i, p in enumerate(chunk) if p.events.ids is None or not _repeats(p.events.ids)]
+    who: list[int] = []
+    instants: list[int] = []
+    counts: list[int] = []
+    for index in usable:
+        placed = chunk[index]
+        who += [index] * len(placed.uptos)
+        instants += ends_us[placed.first:]
+        counts += placed.uptos
+    sums = frames.sums(who, instants, counts)
+    if sums is None:
+        return out
+    texts = [kernel.aware_as_of(end)[2] for end in ends]
+    answers: dict[int, list[WeekAnswer]] = {}
+    position = 0
+    for index in usable:
+        placed = chunk[index]
+        size = len(placed.uptos)
+        lead = placed.lead
+        got = kernel.decide_instants(lead.fields, ends_us[placed.first:], sums[position:position + size],
+                                     lead.lead_id, texts[placed.first:])
+        position += size
+        if got is not None:
+            answers[index] = got
+    climbs = _climb_stages(cp, kernel, frames, chunk, answers, ends_us)
+    for index, weekly_ in answers.items():
+        placed = chunk[index]
+        stages_at = climbs.get(index)
+        if stages_at is None:
+            continue
+        try:
+            out[index] = _lead_weeks(cp, placed.lead, placed.events, placed.events.at_us, placed.first, ends,
+                                     ends_us, weekly_, stages_at)
+        except Exception:  # left to the week-by-week path, which reports it
+            out[index] = None
+    return out
+
+
+def _climb_stages(cp: CompiledPlaybook, kernel: Any, frames: Any, chunk: Sequence[_Placed],
+                  answers: dict[int, list[WeekAnswer]], ends_us: Sequence[int]) -> dict[int, dict[int, int]]:
+    """Per lead, its stage at every event instant of the weeks that end with it higher
+    (what :func:`_rises` replays), from totals like the weeks; a lead missing here is
+    decided the slow way."""
+    stage_index = {s.rule.id: i for i, s in enumerate(cp.stages)}.__getitem__
+    who: list[int] = []
+    instants: list[int] = []
+    counts: list[int] = []
+    mine: dict[int, list[int]] = {}
+    for index, weekly_ in answers.items():
+        placed = chunk[index]
+        times = placed.events.at_us
+        previous = -1
+        before = bisect_right(times, ends_us[placed.first] - _WEEK_US)
+        own: list[int] = []
+        for offset, answer_ in enumerate(weekly_):
+            upto = placed.uptos[offset]
+            stage = stage_index(answer_.stage)
+            if stage > previous:
+                for us in sorted(set(times[before:upto])):
+                    own.append(us)
+                    counts.append(bisect_right(times, us))
+            previous, before = stage, upto
+        mine[index] = own
+        who += [index] * len(own)
+        instants += own
+    sums = frames.sums(who, instants, counts)
+    if sums is None:
+        return {}
+    out: dict[int, dict[int, int]] = {}
+    position = 0
+    for index, own in mine.items():
+        placed = chunk[index]
+        got = kernel.decide_instants(placed.lead.fields, own, sums[position:position + len(own)],
+                                     placed.lead.lead_id)
+        position += len(own)
+        if got is not None:
+            out[index] = {us: stage_index(a.stage) for us, a in zip(own, got, strict=True)}
+    return out
 
 
 def chunk_decisions(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequence[datetime]
@@ -277,7 +382,7 @@ def _first(events: EventColumns, count: int) -> EventColumns:
 
 def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, times: list[int],
                 first: int, ends: Sequence[datetime], ends_us: Sequence[int],
-                decisions: Sequence[WeekAnswer]) -> LeadWeeks:
+                decisions: Sequence[WeekAnswer], stages_at: dict[int, int] | None = None) -> LeadWeeks:
     stage_index = {s.rule.id: i for i, s in enumerate(cp.stages)}.__getitem__
     stages: list[int] = []
     excluded: list[bool] = []
@@ -296,7 +401,8 @@ def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, ti
         counts.append(upto - before)
         stage = stage_index(decision.stage)
         if stage > previous_stage:
-            entries.extend(_rises(cp, lead, events, times[before:upto], previous_stage, week, ends[week]))
+            entries.extend(_rises(cp, lead, events, times[before:upto], previous_stage, week, ends[week],
+                                  stages_at))
             if entries[-1][1] != stage if entries else True:
                 entries.append((week, stage, ends[week]))  # rose with time alone (a window, decay)
         elif stage < previous_stage:
@@ -324,11 +430,14 @@ def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, ti
 
 
 def _rises(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, times: list[int], stage: int,
-           week: int, end: datetime) -> Iterator[tuple[int, int, datetime]]:
+           week: int, end: datetime, stages_at: dict[int, int] | None = None
+           ) -> Iterator[tuple[int, int, datetime]]:
     """The stages a lead climbed to during a week, each at the event that lifted it.
 
     Only weeks whose end finds the lead higher are replayed, event by event, so a lead
     that went from ``lead`` to ``won`` within one week still shows when it was an MQL.
+    ``stages_at``: the lead's stage at each of those instants, already decided
+    (:func:`_climb_stages`).
     """
     from engine.kernel import to_datetime
 
@@ -338,6 +447,12 @@ def _rises(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, times: 
         if stage >= top:
             return  # nothing left to climb to: the rest of the week cannot add an entry
         at = to_datetime(us).astimezone(end.tzinfo)
+        if stages_at is not None:
+            found = stages_at[us]
+            if found > stage:
+                yield week, found, at
+                stage = found
+            continue
         history = _first(events, bisect_right(events.at_us, us))
         decision = kernel.decide(lead.fields, history, at, lead.lead_id) if kernel is not None else None
         if decision is None:  # the kernel declines (repeated ids, a mistyped field): decide does it
