@@ -41,7 +41,8 @@ class Frames:
 
         at_all: list[int] = []
         types_all: list[str] = []
-        names = sorted({name for columns in leads for name in columns.fields})
+        # every field the kernel reads (a lead without one reads None, as the loop does)
+        names = sorted({*kernel.fields, *(name for columns in leads for name in columns.fields)})
         fields_all: dict[str, list[Any]] = {name: [] for name in names}
         offsets = [0]
         for columns in leads:

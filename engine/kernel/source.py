@@ -129,7 +129,8 @@ class _Hoist:
     def __init__(self, ns: Namespace) -> None:
         self.ns = ns
         self.lines = _Writer()
-        self.known: set[str] = {"lead", "lead_get"}
+        # the lead, and the builtins the kernel's namespace gives (engine.kernel.Kernel)
+        self.known: set[str] = {"lead", "lead_get", "zip", "tuple", "bool", "min", "isinstance", "str"}
         self.count = 0
 
     def lead_only(self, text: str) -> bool:
