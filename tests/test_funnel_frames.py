@@ -56,8 +56,9 @@ targets:
 exclusions:""").replace('{id: inquiry, to: field_sales, when: \'count("inquiry", within="14d") > 0\', '
                         'priority: 100 + fit}',
                         '{id: inquiry, to: field_sales, when: \'count("inquiry", within="14d") > 0\', '
-                        'priority: 100 + fit}\n  - {id: active, to: inside_sales, when: persona("active") and '
-                        'not target_lead, priority: fit}'), "wide")
+                        'priority: 100 + fit}\n'
+                        '  - {id: active, to: inside_sales, when: persona("active") and not target_lead, '
+                        'priority: fit}'), "wide")
 
 CASES = {"bench-reference": KERNEL_PLAYBOOKS["bench-reference"], "wide": WIDE}
 
@@ -90,7 +91,8 @@ def _check(cp: CompiledPlaybook, leads: list[tuple[LeadRecord, list[Event]]]) ->
         for offset, stage in enumerate(got.stages):
             end = WEEKS.ends[placed.first + offset]
             history = [e for e in events if e.at <= end]
-            reference = decide(cp, placed.lead.fields, history, end, lead_id=placed.lead.lead_id, detail=False)
+            lead = placed.lead
+            reference = decide(cp, lead.fields, history, end, lead_id=lead.lead_id, detail=False)
             assert stage_ids[stage] == reference.stage
             assert got.excluded[offset] == (reference.excluded is not None)
         assert kernel is not None
@@ -131,7 +133,8 @@ def test_totals_of_frames_are_the_totals_at_each_instant(data: Any) -> None:
     for index, placed in enumerate(chunk):
         times = placed.events.at_us
         for _ in range(data.draw(st.integers(1, 4))):
-            at = data.draw(st.sampled_from(times)) + data.draw(st.sampled_from([0, 1, 86_400_000_000, 10**13]))
+            later = data.draw(st.sampled_from([0, 1, 86_400_000_000, 10**13]))
+            at = data.draw(st.sampled_from(times)) + later
             who.append(index)
             instants.append(at)
             counts.append(sum(1 for t in times if t <= at))
