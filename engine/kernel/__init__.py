@@ -214,6 +214,12 @@ class Kernel:
                 return None
             raise
 
+    @property
+    def weighing(self) -> tuple[float | None, Callable[[str, Any], float], frozenset[str]]:
+        """What :func:`engine.kernel.decay.block_points` needs of this playbook: the
+        half-life (seconds), ``weigh(type, content)``, and the event types it declares."""
+        return self.cp.half_life_seconds, self._weigh_type, self._known_types
+
     def block_totals(self, starts: Sequence[int], at: Any, types: Any, fields: dict[str, Any],
                      as_of_us: Any) -> list[tuple[int, ...]] | None:
         """Each run's :attr:`totals` (:func:`engine.kernel.sums.block_sums` with this
