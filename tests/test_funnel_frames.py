@@ -212,3 +212,22 @@ def test_answers_are_the_answers_of_one_call_a_week() -> None:
         assert answer == kernel.decide_totals(fields, total, key, end, "L1")
         assert isinstance(answer, WeekAnswer)
     assert len({a.personas for a in got}) > 1  # the clicks persona comes and goes with the window
+
+
+def test_the_cycle_collector_is_back_as_it_was_after_the_pass() -> None:
+    import gc
+
+    from engine.measure.funnel import _no_cycle_collection
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), _no_cycle_collection():
+        assert not gc.isenabled()
+        raise RuntimeError("a lead's failure mid-pass")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _no_cycle_collection():
+            pass
+        assert not gc.isenabled()  # off before: still off
+    finally:
+        gc.enable()

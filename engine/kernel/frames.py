@@ -178,7 +178,8 @@ class Frames:
         if len(values) and int(np.abs(values).max()) >= 2**62 // len(values):
             return None  # a sum that could pass int64 (the block path stops there too)
         running = np.concatenate([np.zeros(1, np.int64), np.cumsum(values)])
-        return (running[ends] - running[ends - size]).tolist()
+        found: list[int] = (running[ends] - running[ends - size]).tolist()
+        return found
 
 
 def _where(encoded: Encoded, test: Any) -> Any:
