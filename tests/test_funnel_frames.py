@@ -29,6 +29,7 @@ from engine.measure.week_answer import WeekAnswer, week_kernel
 from engine.measure.weeks import (
     LeadWeeks,
     Unplaced,
+    _compact,
     _decide_chunk,
     _frame_weeks,
     _lead_weeks,
@@ -71,7 +72,8 @@ def _slow(cp: CompiledPlaybook, chunk: list[_Placed]) -> list[LeadWeeks | None]:
     """The week-by-week path's LeadWeeks (None where a lead's decision raised)."""
     decisions, failed = chunk_decisions(cp, chunk, WEEKS.ends)
     return [None if error is not None else
-            _lead_weeks(cp, p.lead, p.events, p.events.at_us, p.first, WEEKS.ends, ENDS_US, weekly)
+            _lead_weeks(cp, p.lead, p.events, p.events.at_us, p.first, WEEKS.ends, ENDS_US,
+                        _compact(cp, weekly))
             for p, weekly, error in zip(chunk, decisions, failed, strict=True)]
 
 
@@ -184,7 +186,7 @@ def test_lead_only_values_are_computed_once_a_lead() -> None:
     kernel = week_kernel(WIDE)
     assert kernel is not None
     source = kernel.source[kernel.source.index("def run_weeks"):]
-    before, loop = source.split("    for as_of_us, as_of_text, sums in zip(", 1)
+    before, loop = source.split("    for as_of_us, sums in zip(", 1)
     assert "v_fit = score(fit_total)" in before and "v_fit = score" not in loop
     assert "p0 = " in before and "p1 = " in loop and "v_target_account = " in before
     assert "v_target_lead = " in loop and "v_engagement = score(engagement_total)" in loop
@@ -205,13 +207,16 @@ def test_answers_are_the_answers_of_one_call_a_week() -> None:
     sums = frames.sums([0] * len(placed.uptos), ENDS_US[placed.first:], placed.uptos)
     assert sums is not None
     fields = {"employees": 500, "industry": "software"}
-    got = kernel.decide_instants(fields, ENDS_US[placed.first:], sums, "L1")
+    got = kernel.decide_instants(fields, ENDS_US[placed.first:], sums)
     assert got is not None
-    for end, total, answer in zip(WEEKS.ends[placed.first:], sums, got, strict=True):
-        key = kernel.aware_as_of(end)[3]
-        assert answer == kernel.decide_totals(fields, total, key, end, "L1")
+    answers = []
+    for end, total in zip(WEEKS.ends[placed.first:], sums, strict=True):
+        answer = kernel.decide_totals(fields, total, kernel.aware_as_of(end)[3], end, "L1")
         assert isinstance(answer, WeekAnswer)
-    assert len({a.personas for a in got}) > 1  # the clicks persona comes and goes with the window
+        answers.append(answer)
+    assert got == _compact(cp, answers)
+    assert len({a.personas for a in answers}) > 1  # the clicks persona comes and goes with the window
+    assert kernel.decide_instants(fields, [], []) == ([], None)
 
 
 def test_the_cycle_collector_is_back_as_it_was_after_the_pass() -> None:

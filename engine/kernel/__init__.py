@@ -44,9 +44,12 @@ from engine.kernel.emit import NoKernel
 from engine.kernel.source import Total, generate
 from engine.kernel.sums import block_sums
 
-__all__ = ["Kernel", "NoKernel", "kernel_for"]
+__all__ = ["Kernel", "NoKernel", "Weekly", "kernel_for"]
 
 _CACHE: dict[tuple[int, int], tuple[CompiledPlaybook, Kernel | None]] = {}
+#: :meth:`Kernel.decide_instants`: per instant (stage index, exclusion, handoff), and the
+#: last instant's (personas, target_account, target_lead) (None without instants).
+Weekly = tuple[list[tuple[int, str | None, Handoff | None]], tuple[tuple[str, ...], bool, bool] | None]
 _NONES = repeat(None)
 #: Python types a lead field's value may have, by its declared kind.
 _DECLARED: dict[str, type | tuple[type, ...]] = {
@@ -89,7 +92,7 @@ class Kernel:
         self._run: Callable[..., Decision] = namespace["run"]
         self._run_points: Callable[..., Decision] | None = namespace.get("run_points")
         self._run_sums: Callable[..., Decision] | None = namespace.get("run_sums")
-        self._run_weeks: Callable[..., list[Any]] | None = namespace.get("run_weeks")
+        self._run_weeks: Callable[..., Weekly] | None = namespace.get("run_weeks")
         self._totals = generated.totals
         self._known_types = frozenset(generated.codes)
         self._as_of: tuple[datetime, int, str, tuple[object, int]] | None = None
@@ -199,20 +202,22 @@ class Kernel:
         return self._totals if self._run_weeks is not None else None
 
     def decide_instants(self, lead: Mapping[str, Any], instants: Sequence[int],
-                        sums: Sequence[tuple[int, ...]], lead_id: str = "",
-                        texts: Sequence[str] | None = None) -> list[Any] | None:
+                        sums: Sequence[tuple[int, ...]]) -> Weekly | None:
         """The lead decided at each of ``instants`` (epoch µs) from its :attr:`totals` there
         (``sums``, one tuple per instant), in one call: what depends on the lead alone is
-        computed once. ``texts``: each instant's ``as_of`` text (empty when not given).
-        None: the known cases ``decide`` handles (a mistyped lead field)."""
+        computed once. Per instant only ``(stage index, exclusion, handoff)`` — what
+        ``engine funnel`` reads every week — and the last instant's ``(personas,
+        target_account, target_lead)``. None: the known cases ``decide`` handles (a
+        mistyped lead field)."""
         if self._run_weeks is None:
             return None
         try:
-            return self._run_weeks(lead, instants, texts if texts is not None else repeat(""), sums, lead_id)
+            found: Weekly = self._run_weeks(lead, instants, sums)
         except TypeError:
             if self._known(lead, ()):
                 return None
             raise
+        return found
 
     @property
     def weighing(self) -> tuple[float | None, Callable[[str, Any], float], frozenset[str]]:

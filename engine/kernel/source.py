@@ -152,9 +152,10 @@ class _Hoist:
 
 
 def _body(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpression], str],
-          hoist: _Hoist | None, result: tuple[str, str] = ("return ", "")) -> _Writer:
-    """The rules as statements, from personas to the decision (``result``: what goes
-    around its ``Decision(...)`` call); with ``hoist``, what depends on the lead alone goes there."""
+          hoist: _Hoist | None) -> _Writer:
+    """The rules as statements, from personas to the decision; with ``hoist`` (the week
+    loop), what depends on the lead alone goes there, and each instant appends only
+    ``(stage index, exclusion, handoff)``."""
     stages = [s.rule.id for s in cp.stages]
 
     def test(rule: Rule | None) -> str:
@@ -253,27 +254,32 @@ def _body(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpressio
             else:
                 body(3, f"handoff = make_handoff({index}, lead, {priority}, at_us, as_of_us, released)")
     stage_ids, owners = ns.constant(tuple(stages)), ns.constant(tuple(s.owner for s in cp.stages))
-    body(1, f"{result[0]}Decision(lead_id, as_of_text, excluded, personas, v_target_account, v_target_lead, "
+    if hoist is not None:
+        body(1, "append((v_stage, excluded, handoff))")
+        return body
+    body(1, "return Decision(lead_id, as_of_text, excluded, personas, v_target_account, v_target_lead, "
             "v_fit, fit_breakdown, v_engagement, {}, v_recent, v_prior, v_surge, "
-            f"{stage_ids}[v_stage], {owners}[v_stage], recycle, handoff){result[1]}")
+            f"{stage_ids}[v_stage], {owners}[v_stage], recycle, handoff)")
     return body
 
 
 def _run_weeks(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpression], str],
                names: list[str]) -> list[str]:
-    """``run_weeks(lead, instants, texts, sums, lead_id)``: ``run_sums`` at many instants of
-    one lead (engine funnel's week ends), a list of decisions. What depends on the lead
-    alone — fit, personas, lead-field tests, a handoff built from them — is computed once
-    (:class:`_Hoist`); the rest runs per instant, the same statements as ``run_sums``."""
+    """``run_weeks(lead, instants, sums)``: ``run_sums`` at many instants of one lead
+    (engine funnel's week ends): per instant ``(stage index, exclusion, handoff)``, and
+    the last instant's ``(personas, target_account, target_lead)``. What depends on the
+    lead alone — fit, personas, lead-field tests, a handoff built from them — is
+    computed once (:class:`_Hoist`); the rest runs per instant, the same statements as
+    ``run_sums``."""
     hoist = _Hoist(ns)
-    body = _body(cp, ns, emit, hoist, ("append(", ")"))
+    body = _body(cp, ns, emit, hoist)
     bound = "".join(f", {n}={n}" for n in ns.constants)
-    lines = [f"def run_weeks(lead, instants, texts, sums_list, lead_id{bound}):",
+    lines = [f"def run_weeks(lead, instants, sums_list{bound}):",
              "    lead_get = lead.get",
              *hoist.lines.lines,
              "    out = []",
              "    append = out.append",
-             "    for as_of_us, as_of_text, sums in zip(instants, texts, sums_list):"]
+             "    for as_of_us, sums in zip(instants, sums_list):"]
     if names:
         lines.append(f"        {', '.join(names)}, = sums")
     if "micro" not in names:
@@ -281,7 +287,7 @@ def _run_weeks(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpr
     if "recent" not in names:
         lines.append("        recent = prior = 0")
     lines += ["    " + line for line in body.lines]
-    lines += ["    return out", ""]
+    lines += ["    return out, ((personas, v_target_account, v_target_lead) if out else None)", ""]
     return lines
 
 

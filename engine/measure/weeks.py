@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
@@ -31,6 +31,9 @@ from engine.evaluate import decide_for_row
 from engine.events import Event, EventColumns, epoch_us
 from engine.io import LeadRecord
 from engine.measure.week_answer import WeekAnswer, week_kernel
+
+if TYPE_CHECKING:
+    from engine.decision import Handoff
 
 WEEK = timedelta(days=7)
 #: Ten years of weeks: more is a typo in --from/--to, not a funnel.
@@ -184,7 +187,8 @@ def _decide_chunk(cp: CompiledPlaybook, chunk: list[_Placed], ends: Sequence[dat
             if error is None:
                 try:
                     done[index] = _lead_weeks(cp, placed.lead, placed.events, placed.events.at_us,
-                                              placed.first, ends, ends_us, weekly_)
+                                              placed.first, ends, ends_us, _compact(cp, weekly_), None,
+                                              placed.uptos)
                     continue
                 except Exception as raised:  # one lead's failure must not lose the run
                     error = raised
@@ -225,18 +229,16 @@ def _frame_weeks(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequence[
     sums = frames.sums(who, instants, counts)
     if sums is None:
         return out
-    texts = [kernel.aware_as_of(end)[2] for end in ends]
-    answers: dict[int, list[WeekAnswer]] = {}
+    answers: dict[int, Weekly] = {}
     position = 0
     for index in usable:
         placed = chunk[index]
         size = len(placed.uptos)
-        lead = placed.lead
-        got = kernel.decide_instants(lead.fields, ends_us[placed.first:], sums[position:position + size],
-                                     lead.lead_id, texts[placed.first:])
+        got = kernel.decide_instants(placed.lead.fields, ends_us[placed.first:],
+                                     sums[position:position + size])
         position += size
-        if got is not None:
-            answers[index] = got
+        if got is not None and got[1] is not None:
+            answers[index] = (got[0], got[1])
     climbs = _climb_stages(cp, kernel, frames, chunk, answers, ends_us)
     for index, weekly_ in answers.items():
         placed = chunk[index]
@@ -245,31 +247,28 @@ def _frame_weeks(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequence[
             continue
         try:
             out[index] = _lead_weeks(cp, placed.lead, placed.events, placed.events.at_us, placed.first, ends,
-                                     ends_us, weekly_, stages_at)
+                                     ends_us, weekly_, stages_at, placed.uptos)
         except Exception:  # left to the week-by-week path, which reports it
             out[index] = None
     return out
 
 
 def _climb_stages(cp: CompiledPlaybook, kernel: Any, frames: Any, chunk: Sequence[_Placed],
-                  answers: dict[int, list[WeekAnswer]], ends_us: Sequence[int]) -> dict[int, dict[int, int]]:
+                  answers: dict[int, Weekly], ends_us: Sequence[int]) -> dict[int, dict[int, int]]:
     """Per lead, its stage at every event instant of the weeks that end with it higher
     (what :func:`_rises` replays), from totals like the weeks; a lead missing here is
     decided the slow way."""
-    stage_index = {s.rule.id: i for i, s in enumerate(cp.stages)}.__getitem__
     who: list[int] = []
     instants: list[int] = []
     counts: list[int] = []
     mine: dict[int, list[int]] = {}
-    for index, weekly_ in answers.items():
+    for index, (weekly_, _) in answers.items():
         placed = chunk[index]
         times = placed.events.at_us
         previous = -1
         before = bisect_right(times, ends_us[placed.first] - _WEEK_US)
         own: list[int] = []
-        for offset, answer_ in enumerate(weekly_):
-            upto = placed.uptos[offset]
-            stage = stage_index(answer_.stage)
+        for upto, (stage, _, _) in zip(placed.uptos, weekly_, strict=True):
             if stage > previous:
                 for us in sorted(set(times[before:upto])):
                     own.append(us)
@@ -285,11 +284,10 @@ def _climb_stages(cp: CompiledPlaybook, kernel: Any, frames: Any, chunk: Sequenc
     position = 0
     for index, own in mine.items():
         placed = chunk[index]
-        got = kernel.decide_instants(placed.lead.fields, own, sums[position:position + len(own)],
-                                     placed.lead.lead_id)
+        got = kernel.decide_instants(placed.lead.fields, own, sums[position:position + len(own)])
         position += len(own)
         if got is not None:
-            out[index] = {us: stage_index(a.stage) for us, a in zip(own, got, strict=True)}
+            out[index] = {us: stage for us, (stage, _, _) in zip(own, got[0], strict=True)}
     return out
 
 
@@ -380,10 +378,30 @@ def _first(events: EventColumns, count: int) -> EventColumns:
                         ids[:count] if ids is not None else None, events.seqs[:count])
 
 
+#: A lead's decision at one week end as the funnel reads it: (stage index, exclusion, handoff);
+#: and a lead's weeks: those, and the last one's (personas, target_account, target_lead).
+Compact = tuple[int, "str | None", "Handoff | None"]
+Weekly = tuple[list[Compact], tuple[tuple[str, ...], bool, bool]]
+
+
+def _compact(cp: CompiledPlaybook, answers: Sequence[WeekAnswer]) -> Weekly:
+    """Full answers as :meth:`Kernel.decide_instants` gives them (week-by-week path)."""
+    index = {s.rule.id: i for i, s in enumerate(cp.stages)}
+    last = answers[-1]
+    return ([(index[a.stage], a.excluded, a.handoff) for a in answers],
+            (last.personas, last.target_account, last.target_lead))
+
+
 def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, times: list[int],
                 first: int, ends: Sequence[datetime], ends_us: Sequence[int],
-                decisions: Sequence[WeekAnswer], stages_at: dict[int, int] | None = None) -> LeadWeeks:
-    stage_index = {s.rule.id: i for i, s in enumerate(cp.stages)}.__getitem__
+                weekly_: Weekly,
+                stages_at: dict[int, int] | None = None, uptos: Sequence[int] | None = None) -> LeadWeeks:
+    """The lead's weeks summed up from its decision at each week end from ``first`` on
+    (``weekly_``: those and the last one's personas and targets); ``uptos``: how many
+    of its events each of those ends sees, when known."""
+    decisions, (personas, target_account, target_lead) = weekly_
+    if uptos is None:
+        uptos = [bisect_right(times, end) for end in ends_us[first:]]
     stages: list[int] = []
     excluded: list[bool] = []
     entries: list[tuple[int, int, datetime]] = []
@@ -393,13 +411,10 @@ def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, ti
     open_start = 0
     priorities: list[float | None] = []
     previous_stage = -1
-    decision = None
     before = bisect_right(times, ends_us[first] - _WEEK_US)  # events before the lead's first week
-    for week in range(first, len(ends)):
-        upto = bisect_right(times, ends_us[week])
-        decision = decisions[week - first]
+    weeks = range(first, len(ends))
+    for week, upto, (stage, exclusion, handoff) in zip(weeks, uptos, decisions, strict=True):
         counts.append(upto - before)
-        stage = stage_index(decision.stage)
         if stage > previous_stage:
             entries.extend(_rises(cp, lead, events, times[before:upto], previous_stage, week, ends[week],
                                   stages_at))
@@ -410,8 +425,7 @@ def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, ti
         previous_stage = stage
         before = upto
         stages.append(stage)
-        excluded.append(decision.excluded is not None)
-        handoff = decision.handoff
+        excluded.append(exclusion is not None)
         key = (handoff.to, handoff.rule, handoff.due) if handoff is not None else None
         if key != open_key:
             if open_key is not None:
@@ -421,11 +435,10 @@ def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, ti
             priorities.append(handoff.priority)
     if open_key is not None:
         episodes.append(Episode(lead.lead_id, lead.row, *open_key, open_start, tuple(priorities)))
-    assert decision is not None
     return LeadWeeks(
         lead.lead_id, lead.row, lead.fields, first, stages, excluded, entries, episodes,
-        personas=decision.personas, target_account=decision.target_account,
-        target_lead=decision.target_lead, max_stage=max(stages), events_in_weeks=counts,
+        personas=personas, target_account=target_account,
+        target_lead=target_lead, max_stage=max(stages), events_in_weeks=counts,
     )
 
 
