@@ -45,12 +45,15 @@ from engine.functions import from_units, units
 from engine.handoff_life import handoff_sla, overdue_since, with_life
 from engine.kernel.decay import block_points
 from engine.kernel.emit import NoKernel
-from engine.kernel.source import generate
+from engine.kernel.source import Total, generate
 from engine.kernel.sums import block_sums
 
-__all__ = ["Kernel", "NoKernel", "kernel_for"]
+__all__ = ["Kernel", "NoKernel", "Weekly", "kernel_for"]
 
 _CACHE: dict[tuple[int, int], tuple[CompiledPlaybook, Kernel | None]] = {}
+#: :meth:`Kernel.decide_instants`: per instant (stage index, exclusion, handoff), and the
+#: last instant's (personas, target_account, target_lead) (None without instants).
+Weekly = tuple[list[tuple[int, str | None, Handoff | None]], tuple[tuple[str, ...], bool, bool] | None]
 _NONES = repeat(None)
 #: Python types a lead field's value may have, by its declared kind.
 _DECLARED: dict[str, type | tuple[type, ...]] = {
@@ -98,6 +101,7 @@ class Kernel:
         self._run: Callable[..., Decision] = namespace["run"]
         self._run_points: Callable[..., Decision] | None = namespace.get("run_points")
         self._run_sums: Callable[..., Decision] | None = namespace.get("run_sums")
+        self._run_weeks: Callable[..., Weekly] | None = namespace.get("run_weeks")
         self._totals = generated.totals
         self._known_types = frozenset(generated.codes)
         self._as_of: tuple[datetime, int, str, tuple[object, int]] | None = None
@@ -199,6 +203,45 @@ class Kernel:
             if self._known(lead, ()):
                 return None
             raise
+
+    @property
+    def totals(self) -> list[Total] | None:
+        """What ``run_sums`` and :meth:`decide_instants` are handed per instant, in order;
+        None when the playbook needs the events themselves (:mod:`engine.kernel.source`)."""
+        return self._totals if self._run_weeks is not None else None
+
+    def decide_instants(self, lead: Mapping[str, Any], instants: Sequence[int],
+                        sums: Sequence[tuple[int, ...]]) -> Weekly | None:
+        """The lead decided at each of ``instants`` (epoch µs) from its :attr:`totals` there
+        (``sums``, one tuple per instant), in one call: what depends on the lead alone is
+        computed once. Per instant only ``(stage index, exclusion, handoff)`` — what
+        ``engine funnel`` reads every week — and the last instant's ``(personas,
+        target_account, target_lead)``. None: the known cases ``decide`` handles (a
+        mistyped lead field)."""
+        if self._run_weeks is None:
+            return None
+        try:
+            found: Weekly = self._run_weeks(lead, instants, sums)
+        except TypeError:
+            if self._known(lead, ()):
+                return None
+            raise
+        return found
+
+    @property
+    def weighing(self) -> tuple[float | None, Callable[[str, Any], float], frozenset[str]]:
+        """What :func:`engine.kernel.decay.block_points` needs of this playbook: the
+        half-life (seconds), ``weigh(type, content)``, and the event types it declares."""
+        return self.cp.half_life_seconds, self._weigh_type, self._known_types
+
+    def block_totals(self, starts: Sequence[int], at: Any, types: Any, fields: dict[str, Any],
+                     as_of_us: Any) -> list[tuple[int, ...]] | None:
+        """Each run's :attr:`totals` (:func:`engine.kernel.sums.block_sums` with this
+        playbook's weights and event types); ``as_of_us`` an instant or one per event."""
+        if self._totals is None:
+            return None
+        return block_sums(self._totals, starts, at, types, fields, as_of_us, self.cp.half_life_seconds,
+                          self._weigh_type, self._known_types)
 
     def _known(self, lead: Mapping[str, Any], types: Sequence[str]) -> bool:
         """Whether a KeyError or TypeError of the generated code is a known case (``decide``'s job):

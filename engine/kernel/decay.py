@@ -29,7 +29,7 @@ def block_points(
     at_us: Sequence[int] | Any,
     types: Sequence[str] | Encoded,
     content: Sequence[Any] | Encoded | None,
-    as_of_us: int,
+    as_of_us: int | Any,
     half_life: float | None,
     weigh: Callable[[str, Any], float],
 ) -> Any:
@@ -41,7 +41,8 @@ def block_points(
     array, the others :class:`~engine.events.Encoded`), which saves turning
     lists back into Arrow. ``weigh(type, content)`` is the playbook's weight; it is
     asked once per distinct (type, content) pair of the block. Events after ``as_of``
-    get age 0's points (the loop skips them before reading them).
+    get age 0's points (the loop skips them before reading them). ``as_of_us`` may be an
+    int64 array: each event's own instant (its run's, :func:`engine.kernel.sums.block_sums`).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -52,8 +53,10 @@ def block_points(
         return None
     try:
         at = at_us if isinstance(at_us, pa.Array) else pa.array(at_us, pa.int64())
-        low, high = pc.min_max(at).values()
-        if as_of_us - low.as_py() >= _EXACT or high.as_py() - as_of_us >= _EXACT:
+        now = as_of_us if isinstance(as_of_us, pa.Array) else pa.scalar(as_of_us, pa.int64())
+        raw = pc.subtract_checked(now, at)
+        low, high = pc.min_max(raw).values()
+        if high.as_py() >= _EXACT or -low.as_py() >= _EXACT:
             return None
         weights = _weights(pa, pc, types, content, weigh)
         if weights is None:
@@ -65,8 +68,8 @@ def block_points(
         def f64(value: float) -> Any:
             return pa.scalar(value, pa.float64())
 
-        zero, now = pa.scalar(0, pa.int64()), pa.scalar(as_of_us, pa.int64())
-        age = pc.cast(pc.max_element_wise(pc.subtract(now, at), zero), pa.float64())
+        zero = pa.scalar(0, pa.int64())
+        age = pc.cast(pc.max_element_wise(raw, zero), pa.float64())
         points = weights
         if half_life:
             decay = pc.power(f64(0.5), pc.divide(pc.divide(age, f64(1000000.0)), f64(float(half_life))))

@@ -15,6 +15,7 @@ instants, as decide does. Expressions :mod:`engine.kernel.emit` cannot express r
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -64,100 +65,9 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
     def emit(expr: CompiledExpression) -> str:
         return Emitter(expr, ns, cp.lists, stages).emit()
 
-    def test(rule: Rule | None) -> str:
-        """``ev.test(...) is True`` for a rule (no expression: always holds)."""
-        if rule is None or rule.expr is None:
-            return "True"
-        return f"({emit(rule.expr)} is True)"
-
     # The rules first (they register the aggregates), then the loop that computes them.
-    body = _Writer()
+    body = _body(cp, ns, emit, None)
     since = _Writer()
-    for index, persona in enumerate(cp.personas):
-        var = f"p{index}"
-        text = "True" if persona.expr is None else f"bool({emit(persona.expr)})"
-        body(1, f"{var} = {text}")
-        ns.personas[persona.id] = var
-    pairs = "".join(f"({ns.constant(p.id)}, p{i}), " for i, p in enumerate(cp.personas))
-    body(1, f"personas = tuple(ident for ident, held in ({pairs}) if held)" if pairs else "personas = ()")
-    for name, rule in (("target_account", cp.target_accounts), ("target_lead", cp.target_leads)):
-        if rule is None:
-            body(1, f"v_{name} = False")
-        else:
-            body(1, f"v_{name} = bool({'True' if rule.expr is None else emit(rule.expr)})")
-    body(1, "fit_breakdown = {}")
-    body(1, "fit_total = 0.0")
-    for fit_rule in cp.fit_rules:
-        for index, (expr, points) in enumerate(fit_rule.branches):
-            keyword = "if" if index == 0 else "elif"
-            body(1, f"{keyword} {emit(expr)} is True:")
-            if isinstance(points, CompiledExpression):  # decide's _points
-                p = f"computed_points({emit(points)})"
-            else:
-                p = ns.constant(points)
-            if fit_rule.cap is not None:
-                body(2, f"points = {p}")
-                cap = ns.constant(fit_rule.cap)
-                body(2, f"if points > {cap}:")
-                body(3, f"points = {cap}")
-                p = "points"
-            body(2, f"fit_breakdown[{ns.constant(fit_rule.id)}] = {p}")
-            body(2, f"fit_total += {p}")
-    if cp.fit_cap is not None:
-        body(1, f"fit_total = min(fit_total, {ns.constant(cp.fit_cap)})")
-    body(1, "v_fit = score(fit_total)")
-    if cp.surge is not None:
-        body(1, "v_recent, v_prior = recent, prior")
-        body(1, f"v_surge = bool({test(cp.surge)})")
-    else:
-        body(1, "v_recent = v_prior = 0")
-        body(1, "v_surge = False")
-    body(1, f"engagement_total = {_capped_total(cp, ns, 'micro')} / 4294967296")
-    if cp.engagement_cap is not None:
-        body(1, f"engagement_total = min(engagement_total, {ns.constant(cp.engagement_cap)})")
-    body(1, "v_engagement = score(engagement_total)")
-    body(1, "excluded = None")
-    for index, exclusion in enumerate(cp.exclusions):
-        body(1, f"{'if' if index == 0 else 'elif'} {test(exclusion)}:")
-        body(2, f"excluded = {ns.constant(exclusion.id)}")
-    body(1, "v_stage = 0")
-    for index, stage in enumerate(cp.stages):  # every stage is evaluated, as decide does
-        if index:
-            body(1, f"if {test(stage.rule)}:")
-            body(2, f"v_stage = {index}")
-    if cp.last_sticky >= 0:  # decide's _sticky_floor: this same function at earlier instants
-        body(1, f"if v_stage < {cp.last_sticky}:")  # (the columns are known once every rule is emitted)
-        body(2, f"v_stage = sticky_floor(lead, at_us, types, {_COLUMNS_MARK}ids, seqs, as_of_us, v_stage)")
-    body(1, "held = False")
-    body(1, "released = recycle = recycled_at = None")
-    if cp.recycle:
-        _recycle(cp, ns, body, emit)
-    body(1, "handoff = None")
-    if cp.handoffs:
-        body(1, "if excluded is None and not held:")
-        for index, handoff in enumerate(cp.handoffs):
-            body(2, f"{'if' if index == 0 else 'elif'} {test(handoff.rule)}:")
-            priority = "None" if handoff.priority is None else emit(handoff.priority)
-            if handoff.sla_seconds is None and not cp.sources:  # no due time: nothing per lead
-                if handoff.priority is None:
-                    fixed = Handoff.from_values(handoff.rule.id, handoff.to, None, None)
-                    body(3, f"handoff = {ns.constant(fixed)}")  # frozen: one object serves all
-                else:
-                    rule_id, to = ns.constant(handoff.rule.id), ns.constant(handoff.to)
-                    body(3, f"handoff = new_handoff({rule_id}, {to}, None, priority_of({priority}))")
-            else:
-                body(3, f"handoff = make_handoff({index}, lead, {priority}, at_us, types, {_COLUMNS_MARK}"
-                        "as_of_us, released)")
-    stage_ids, owners = ns.constant(tuple(stages)), ns.constant(tuple(s.owner for s in cp.stages))
-    nurture = ""
-    if cp.life.declared:  # a handoff's life (engine.handoff_life), from the lead's event columns
-        body(1, f"handoff, nurture = life(lead, handoff, recycle, recycled_at, excluded, v_stage, at_us, "
-                f"types, {_LIFE_MARK}as_of_us)")
-        nurture = ", nurture"
-    body(1, "return Decision(lead_id, as_of_text, excluded, personas, v_target_account, v_target_lead, "
-            "v_fit, fit_breakdown, v_engagement, {}, v_recent, v_prior, v_surge, "
-            f"{stage_ids}[v_stage], {owners}[v_stage], recycle, handoff{nurture})")
-
     fields = _fields(cp, ns)
     by_type: dict[str, list[tuple[Aggregate, str]]] = {}
     for aggregate, name in ns.aggregates.items():
@@ -204,9 +114,202 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
             lines.append("    recent = prior = 0")
         lines += body.lines
         lines.append("")
+        lines += _run_weeks(cp, ns, emit, names)
     source = "\n".join(lines) + "\n"
     totals = None if plan is None else [total for _, total in plan]
     return Generated(source, ns.constants, fields, codes, content_memo, totals)
+
+
+class _Hoist:
+    """Where the week loop's function (``run_weeks``) puts what depends on the lead alone.
+
+    A lead's fields cannot change between week ends, so a value whose generated text
+    reads nothing but the lead, constants and values already hoisted (fit, personas,
+    a lead-only test) is computed once before the loop over the instants. Decided on
+    the generated text itself, so a construct added later cannot be hoisted by mistake:
+    any name of the per-instant code (totals, ``as_of_us``, stage...) keeps it in the loop.
+    """
+
+    def __init__(self, ns: Namespace) -> None:
+        self.ns = ns
+        self.lines = _Writer()
+        # the lead, and the builtins the kernel's namespace gives (engine.kernel.Kernel)
+        self.known: set[str] = {"lead", "lead_get", "zip", "tuple", "bool", "min", "isinstance", "str"}
+        self.count = 0
+
+    def lead_only(self, text: str) -> bool:
+        tree = ast.parse(text, mode="eval")
+        stored = {n.target.id for n in ast.walk(tree)
+                  if isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name)}
+        return all(n.id in self.known or n.id in stored or n.id in self.ns.constants
+                   for n in ast.walk(tree) if isinstance(n, ast.Name))
+
+    def value(self, text: str, prefix: str = "h") -> str:
+        """``text``, or the name of a local computed once before the loop when lead-only."""
+        if not self.lead_only(text):
+            return text
+        name = f"{prefix}{self.count}"
+        self.count += 1
+        self.lines(1, f"{name} = {text}")
+        self.known.add(name)
+        return name
+
+
+def _body(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpression], str],
+          hoist: _Hoist | None) -> _Writer:
+    """The rules as statements, from personas to the decision; with ``hoist`` (the week
+    loop), what depends on the lead alone goes there, and each instant appends only
+    ``(stage index, exclusion, handoff)``."""
+    stages = [s.rule.id for s in cp.stages]
+
+    def test(rule: Rule | None) -> str:
+        """``ev.test(...) is True`` for a rule (no expression: always holds)."""
+        if rule is None or rule.expr is None:
+            return "True"
+        text = f"({emit(rule.expr)} is True)"
+        return text if hoist is None else hoist.value(text)
+
+    def block(lines: _Writer, names: tuple[str, ...], reads: list[str]) -> None:
+        """Lines defining ``names`` from the values ``reads``: before the loop when those
+        are all lead-only."""
+        if hoist is not None and all(hoist.lead_only(text) for text in reads):
+            hoist.lines.lines += lines.lines
+            hoist.known.update(names)
+        else:
+            body.lines += lines.lines
+
+    body = _Writer()
+    for index, persona in enumerate(cp.personas):
+        var = f"p{index}"
+        text = "True" if persona.expr is None else f"bool({emit(persona.expr)})"
+        line = _Writer()
+        line(1, f"{var} = {text}")
+        block(line, (var,), [text])
+        ns.personas[persona.id] = var
+    pairs = "".join(f"({ns.constant(p.id)}, p{i}), " for i, p in enumerate(cp.personas))
+    line = _Writer()
+    line(1, f"personas = tuple(ident for ident, held in ({pairs}) if held)" if pairs else "personas = ()")
+    if hoist is not None and all(f"p{i}" in hoist.known for i in range(len(cp.personas))):
+        hoist.lines.lines += line.lines
+        hoist.known.add("personas")
+    else:
+        body.lines += line.lines
+    for name, rule in (("target_account", cp.target_accounts), ("target_lead", cp.target_leads)):
+        line = _Writer()
+        text = "False" if rule is None else f"bool({'True' if rule.expr is None else emit(rule.expr)})"
+        line(1, f"v_{name} = {text}")
+        block(line, (f"v_{name}",), [text])
+    fit = _Writer()
+    reads: list[str] = []
+    fit(1, "fit_breakdown = {}")
+    fit(1, "fit_total = 0.0")
+    for fit_rule in cp.fit_rules:
+        for index, (expr, points) in enumerate(fit_rule.branches):
+            keyword = "if" if index == 0 else "elif"
+            reads.append(emit(expr))
+            fit(1, f"{keyword} {reads[-1]} is True:")
+            if isinstance(points, CompiledExpression):  # decide's _points
+                p = f"computed_points({emit(points)})"
+                reads.append(p)
+            else:
+                p = ns.constant(points)
+            if fit_rule.cap is not None:
+                fit(2, f"points = {p}")
+                cap = ns.constant(fit_rule.cap)
+                fit(2, f"if points > {cap}:")
+                fit(3, f"points = {cap}")
+                p = "points"
+            fit(2, f"fit_breakdown[{ns.constant(fit_rule.id)}] = {p}")
+            fit(2, f"fit_total += {p}")
+    if cp.fit_cap is not None:
+        fit(1, f"fit_total = min(fit_total, {ns.constant(cp.fit_cap)})")
+    fit(1, "v_fit = score(fit_total)")
+    block(fit, ("v_fit", "fit_breakdown"), reads)
+    if cp.surge is not None:
+        body(1, "v_recent, v_prior = recent, prior")
+        body(1, f"v_surge = bool({test(cp.surge)})")
+    else:
+        body(1, "v_recent = v_prior = 0")
+        body(1, "v_surge = False")
+    body(1, f"engagement_total = {_capped_total(cp, ns, 'micro')} / 4294967296")
+    if cp.engagement_cap is not None:
+        body(1, f"engagement_total = min(engagement_total, {ns.constant(cp.engagement_cap)})")
+    body(1, "v_engagement = score(engagement_total)")
+    body(1, "excluded = None")
+    for index, exclusion in enumerate(cp.exclusions):
+        body(1, f"{'if' if index == 0 else 'elif'} {test(exclusion)}:")
+        body(2, f"excluded = {ns.constant(exclusion.id)}")
+    body(1, "v_stage = 0")
+    for index, stage in enumerate(cp.stages):  # every stage is evaluated, as decide does
+        if index:
+            body(1, f"if {test(stage.rule)}:")
+            body(2, f"v_stage = {index}")
+    if cp.last_sticky >= 0:  # decide's _sticky_floor: this same function at earlier instants
+        body(1, f"if v_stage < {cp.last_sticky}:")  # (the columns are known once every rule is emitted)
+        body(2, f"v_stage = sticky_floor(lead, at_us, types, {_COLUMNS_MARK}ids, seqs, as_of_us, v_stage)")
+    body(1, "held = False")
+    body(1, "released = recycle = recycled_at = None")
+    if cp.recycle:
+        _recycle(cp, ns, body, emit)
+    body(1, "handoff = None")
+    if cp.handoffs:
+        body(1, "if excluded is None and not held:")
+        for index, handoff in enumerate(cp.handoffs):
+            body(2, f"{'if' if index == 0 else 'elif'} {test(handoff.rule)}:")
+            priority = "None" if handoff.priority is None else emit(handoff.priority)
+            if handoff.sla_seconds is None and not cp.sources:  # no due time: nothing per lead
+                if handoff.priority is None:
+                    fixed = Handoff.from_values(handoff.rule.id, handoff.to, None, None)
+                    body(3, f"handoff = {ns.constant(fixed)}")  # frozen: one object serves all
+                else:
+                    rule_id, to = ns.constant(handoff.rule.id), ns.constant(handoff.to)
+                    made = f"new_handoff({rule_id}, {to}, None, priority_of({priority}))"
+                    body(3, f"handoff = {made if hoist is None else hoist.value(made, 'hh')}")
+            else:
+                body(3, f"handoff = make_handoff({index}, lead, {priority}, at_us, types, {_COLUMNS_MARK}"
+                        "as_of_us, released)")
+    stage_ids, owners = ns.constant(tuple(stages)), ns.constant(tuple(s.owner for s in cp.stages))
+    if hoist is not None:  # (no life: a playbook declaring one has no run_sums, so no run_weeks)
+        body(1, "append((v_stage, excluded, handoff))")
+        return body
+    nurture = ""
+    if cp.life.declared:  # a handoff's life (engine.handoff_life), from the lead's event columns
+        body(1, f"handoff, nurture = life(lead, handoff, recycle, recycled_at, excluded, v_stage, at_us, "
+                f"types, {_LIFE_MARK}as_of_us)")
+        nurture = ", nurture"
+    body(1, "return Decision(lead_id, as_of_text, excluded, personas, v_target_account, v_target_lead, "
+            "v_fit, fit_breakdown, v_engagement, {}, v_recent, v_prior, v_surge, "
+            f"{stage_ids}[v_stage], {owners}[v_stage], recycle, handoff{nurture})")
+    return body
+
+
+def _run_weeks(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpression], str],
+               names: list[str]) -> list[str]:
+    """``run_weeks(lead, instants, sums)``: ``run_sums`` at many instants of one lead
+    (engine funnel's week ends): per instant ``(stage index, exclusion, handoff)``, and
+    the last instant's ``(personas, target_account, target_lead)``. What depends on the
+    lead alone — fit, personas, lead-field tests, a handoff built from them — is
+    computed once (:class:`_Hoist`); the rest runs per instant, the same statements as
+    ``run_sums``."""
+    hoist = _Hoist(ns)
+    body = _body(cp, ns, emit, hoist)
+    bound = "".join(f", {n}={n}" for n in ns.constants)
+    lines = [f"def run_weeks(lead, instants, sums_list{bound}):",
+             "    lead_get = lead.get",
+             *hoist.lines.lines,
+             "    out = []",
+             "    append = out.append",
+             "    for as_of_us, sums in zip(instants, sums_list):"]
+    if names:
+        lines.append(f"        {', '.join(names)}, = sums")
+    if "micro" not in names:
+        lines.append("        micro = 0")
+        lines += [f"        micro_k{index} = 0" for index in range(_bucket_count(cp))]
+    if "recent" not in names:
+        lines.append("        recent = prior = 0")
+    lines += ["    " + line for line in body.lines]
+    lines += ["    return out, ((personas, v_target_account, v_target_lead) if out else None)", ""]
+    return lines
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,15 @@ def block_sums(
     at_us: Sequence[int] | Any,
     types: Sequence[str] | Encoded,
     fields: dict[str, Sequence[Any] | Encoded],
-    as_of_us: int,
+    as_of_us: int | Any,
     half_life: float | None,
     weigh: Callable[[str, Any], float],
     known_types: frozenset[str],
 ) -> list[tuple[int, ...]] | None:
     """Per run ``k`` (events ``starts[k]:starts[k + 1]``), its ``totals`` in order; or None.
+
+    ``as_of_us`` is the instant of every run, or an int64 array giving each event its
+    run's instant (engine funnel: one run per lead and week end, :mod:`engine.kernel.frames`).
 
     ``fields`` are the block's columns by field name, as lists or as the reader kept
     them (:class:`Encoded`); ``content`` also feeds the points.
@@ -54,7 +57,8 @@ def block_sums(
         if any(kind not in known_types for kind in kinds.values):
             return None  # the loop raises for it, and decide answers
         at = at_us if isinstance(at_us, pa.Array) else pa.array(at_us, pa.int64())
-        age = pc.subtract(pa.scalar(as_of_us, pa.int64()), at)
+        now = as_of_us if isinstance(as_of_us, pa.Array) else pa.scalar(as_of_us, pa.int64())
+        age = pc.subtract_checked(now, at)
         zero = pa.scalar(0, pa.int64())
         past = pc.greater_equal(age, zero)  # events after as_of count nowhere
         if any(b <= a for a, b in pairwise(starts)):

@@ -18,6 +18,7 @@ work. A team without a capacity works everything the week it arrives.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -114,10 +115,8 @@ def simulate(playbook: Playbook, episodes: Iterable[Episode], weeks: Weeks) -> S
                 queue.append(_Waiting(episode, team, _due_ts(episode.due)))
             counts.overflow_in += len(incoming[team])
             queue.extend(incoming[team])
-            queue.sort(key=lambda w: _rank(w, week))
             cap = capacity[team]
-            worked = queue if cap is None else queue[:cap]
-            rest = [] if cap is None else queue[cap:]
+            worked, rest = _best(queue, cap, week, ordered=last)
             counts.worked = len(worked)
             target = route_of(playbook, team)
             if last:
@@ -138,6 +137,28 @@ def simulate(playbook: Playbook, episodes: Iterable[Episode], weeks: Weeks) -> S
             waiting[team] = rest
         result.weeks.append(rows)
     return result
+
+
+def _best(queue: list[_Waiting], cap: int | None, week: int, *, ordered: bool
+          ) -> tuple[list[_Waiting], list[_Waiting]]:
+    """The ``cap`` best of the queue (worked) and the rest, best first when ``ordered``.
+
+    Only the last week's order is shown (``--queues``); before it only who is worked
+    counts, and the rest is ranked again next week. So a week that is not the last
+    picks the best with a partial selection (``heapq.nsmallest``, the same items a full
+    sort puts first: ranks never tie, they end with the lead id and row) instead of
+    sorting a carried-over queue that grows with every week over capacity.
+    """
+    if cap is not None and len(queue) > cap and not ordered:
+        ranked = [(_rank(item, week), index) for index, item in enumerate(queue)]
+        chosen = {index for _, index in heapq.nsmallest(cap, ranked)}
+        return ([item for index, item in enumerate(queue) if index in chosen],
+                [item for index, item in enumerate(queue) if index not in chosen])
+    if ordered or (cap is not None and len(queue) > cap):
+        queue.sort(key=lambda w: _rank(w, week))
+    if cap is None:
+        return queue, []
+    return queue[:cap], queue[cap:]
 
 
 def _rank(item: _Waiting, week: int) -> tuple[float, float, str, int]:

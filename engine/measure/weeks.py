@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
@@ -31,6 +31,9 @@ from engine.evaluate import decide_for_row
 from engine.events import Event, EventColumns, epoch_us
 from engine.io import LeadRecord
 from engine.measure.week_answer import WeekAnswer, week_kernel
+
+if TYPE_CHECKING:
+    from engine.decision import Handoff
 
 WEEK = timedelta(days=7)
 #: Ten years of weeks: more is a typo in --from/--to, not a funnel.
@@ -173,22 +176,122 @@ class _Placed:
 
 def _decide_chunk(cp: CompiledPlaybook, chunk: list[_Placed], ends: Sequence[datetime],
                   ends_us: Sequence[int], unplaced: Unplaced, on_failure: Any) -> Iterator[LeadWeeks]:
-    """Every lead of the chunk at every week end, then each lead's weeks summed up."""
+    """Every lead of the chunk at every week end, then each lead's weeks summed up; in
+    the chunk's order. Frames (:func:`_frame_weeks`) where the kernel decides from
+    totals, else week by week (:func:`chunk_decisions`)."""
     if not chunk:
         return
-    decisions, failed = chunk_decisions(cp, chunk, ends)
-    for index, placed in enumerate(chunk):
-        error = failed[index]
-        if error is None:
-            try:
-                yield _lead_weeks(cp, placed.lead, placed.events, placed.events.at_us, placed.first, ends,
-                                  ends_us, decisions[index])
-                continue
-            except Exception as raised:  # one lead's failure must not lose the run
-                error = raised
+    done: list[LeadWeeks | Exception | None] = _frame_weeks(cp, chunk, ends, ends_us)
+    rest = [index for index, got in enumerate(done) if got is None]
+    if rest:
+        others = [chunk[index] for index in rest]
+        decisions, failed = chunk_decisions(cp, others, ends)
+        for index, placed, weekly_, error in zip(rest, others, decisions, failed, strict=True):
+            if error is None:
+                try:
+                    done[index] = _lead_weeks(cp, placed.lead, placed.events, placed.events.at_us,
+                                              placed.first, ends, ends_us, _compact(cp, weekly_), None,
+                                              placed.uptos)
+                    continue
+                except Exception as raised:  # one lead's failure must not lose the run
+                    error = raised
+            done[index] = error
+    for placed, got in zip(chunk, done, strict=True):
+        if isinstance(got, LeadWeeks):
+            yield got
+            continue
         unplaced.failed += 1
         if on_failure is not None:
-            on_failure(placed.lead, error)
+            on_failure(placed.lead, got)
+
+
+def _frame_weeks(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequence[datetime],
+                 ends_us: Sequence[int]) -> list[LeadWeeks | Exception | None]:
+    """Each lead's weeks from its totals at every week end, all computed in one pass
+    (:mod:`engine.kernel.frames`) and decided in one kernel call a lead
+    (:meth:`Kernel.decide_instants`: its fit and lead-field tests once); the weeks it
+    climbed, at each of their event instants the same way. None for a lead this cannot
+    decide (repeated event ids, a mistyped field: :func:`chunk_decisions` does), or all
+    of them when the playbook decides from events, not totals."""
+    from engine.kernel.frames import Frames
+
+    out: list[LeadWeeks | Exception | None] = [None] * len(chunk)
+    kernel = week_kernel(cp)
+    frames = Frames.of(kernel, [p.events for p in chunk]) if kernel is not None else None
+    if kernel is None or frames is None:
+        return out
+    usable = [i for i, p in enumerate(chunk) if p.events.ids is None or not _repeats(p.events.ids)]
+    who: list[int] = []
+    instants: list[int] = []
+    counts: list[int] = []
+    for index in usable:
+        placed = chunk[index]
+        who += [index] * len(placed.uptos)
+        instants += ends_us[placed.first:]
+        counts += placed.uptos
+    sums = frames.sums(who, instants, counts)
+    if sums is None:
+        return out
+    answers: dict[int, Weekly] = {}
+    position = 0
+    for index in usable:
+        placed = chunk[index]
+        size = len(placed.uptos)
+        got = kernel.decide_instants(placed.lead.fields, ends_us[placed.first:],
+                                     sums[position:position + size])
+        position += size
+        if got is not None and got[1] is not None:
+            answers[index] = (got[0], got[1])
+    climbs = _climb_stages(cp, kernel, frames, chunk, answers, ends_us)
+    for index, weekly_ in answers.items():
+        placed = chunk[index]
+        stages_at = climbs.get(index)
+        if stages_at is None:
+            continue
+        try:
+            out[index] = _lead_weeks(cp, placed.lead, placed.events, placed.events.at_us, placed.first, ends,
+                                     ends_us, weekly_, stages_at, placed.uptos)
+        except Exception:  # left to the week-by-week path, which reports it
+            out[index] = None
+    return out
+
+
+def _climb_stages(cp: CompiledPlaybook, kernel: Any, frames: Any, chunk: Sequence[_Placed],
+                  answers: dict[int, Weekly], ends_us: Sequence[int]) -> dict[int, dict[int, int]]:
+    """Per lead, its stage at every event instant of the weeks that end with it higher
+    (what :func:`_rises` replays), from totals like the weeks; a lead missing here is
+    decided the slow way."""
+    who: list[int] = []
+    instants: list[int] = []
+    counts: list[int] = []
+    mine: dict[int, list[int]] = {}
+    for index, (weekly_, _) in answers.items():
+        placed = chunk[index]
+        times = placed.events.at_us
+        previous = -1
+        before = bisect_right(times, ends_us[placed.first] - _WEEK_US)
+        own: list[int] = []
+        for upto, (stage, _, _) in zip(placed.uptos, weekly_, strict=True):
+            if stage > previous:
+                for us in sorted(set(times[before:upto])):
+                    own.append(us)
+                    counts.append(bisect_right(times, us))
+            previous, before = stage, upto
+        mine[index] = own
+        who += [index] * len(own)
+        instants += own
+    sums = frames.sums(who, instants, counts)
+    if sums is None:
+        return {}
+    out: dict[int, dict[int, int]] = {}
+    position = 0
+    for index, own in mine.items():
+        placed = chunk[index]
+        got = kernel.decide_instants(placed.lead.fields, own, sums[position:position + len(own)])
+        position += len(own)
+        if got is not None:
+            out[index] = {us: stage for us, (stage, _, _) in zip(own, got[0], strict=True)}
+    return out
 
 
 def chunk_decisions(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequence[datetime]
@@ -278,10 +381,30 @@ def _first(events: EventColumns, count: int) -> EventColumns:
                         ids[:count] if ids is not None else None, events.seqs[:count])
 
 
+#: A lead's decision at one week end as the funnel reads it: (stage index, exclusion, handoff);
+#: and a lead's weeks: those, and the last one's (personas, target_account, target_lead).
+Compact = tuple[int, "str | None", "Handoff | None"]
+Weekly = tuple[list[Compact], tuple[tuple[str, ...], bool, bool]]
+
+
+def _compact(cp: CompiledPlaybook, answers: Sequence[WeekAnswer]) -> Weekly:
+    """Full answers as :meth:`Kernel.decide_instants` gives them (week-by-week path)."""
+    index = {s.rule.id: i for i, s in enumerate(cp.stages)}
+    last = answers[-1]
+    return ([(index[a.stage], a.excluded, a.handoff) for a in answers],
+            (last.personas, last.target_account, last.target_lead))
+
+
 def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, times: list[int],
                 first: int, ends: Sequence[datetime], ends_us: Sequence[int],
-                decisions: Sequence[WeekAnswer]) -> LeadWeeks:
-    stage_index = {s.rule.id: i for i, s in enumerate(cp.stages)}.__getitem__
+                weekly_: Weekly,
+                stages_at: dict[int, int] | None = None, uptos: Sequence[int] | None = None) -> LeadWeeks:
+    """The lead's weeks summed up from its decision at each week end from ``first`` on
+    (``weekly_``: those and the last one's personas and targets); ``uptos``: how many
+    of its events each of those ends sees, when known."""
+    decisions, (personas, target_account, target_lead) = weekly_
+    if uptos is None:
+        uptos = [bisect_right(times, end) for end in ends_us[first:]]
     stages: list[int] = []
     excluded: list[bool] = []
     entries: list[tuple[int, int, datetime]] = []
@@ -292,15 +415,13 @@ def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, ti
     priorities: list[float | None] = []
     overdue: list[bool] = []
     previous_stage = -1
-    decision = None
     before = bisect_right(times, ends_us[first] - _WEEK_US)  # events before the lead's first week
-    for week in range(first, len(ends)):
-        upto = bisect_right(times, ends_us[week])
-        decision = decisions[week - first]
+    weeks = range(first, len(ends))
+    for week, upto, (stage, exclusion, handoff) in zip(weeks, uptos, decisions, strict=True):
         counts.append(upto - before)
-        stage = stage_index(decision.stage)
         if stage > previous_stage:
-            entries.extend(_rises(cp, lead, events, times[before:upto], previous_stage, week, ends[week]))
+            entries.extend(_rises(cp, lead, events, times[before:upto], previous_stage, week, ends[week],
+                                  stages_at))
             if entries[-1][1] != stage if entries else True:
                 entries.append((week, stage, ends[week]))  # rose with time alone (a window, decay)
         elif stage < previous_stage:
@@ -308,8 +429,7 @@ def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, ti
         previous_stage = stage
         before = upto
         stages.append(stage)
-        excluded.append(decision.excluded is not None)
-        handoff = decision.handoff
+        excluded.append(exclusion is not None)
         key = (handoff.to, handoff.rule, handoff.due) if handoff is not None else None
         if key != open_key:
             if open_key is not None:
@@ -322,20 +442,22 @@ def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, ti
     if open_key is not None:
         episodes.append(Episode(lead.lead_id, lead.row, *open_key, open_start, tuple(priorities),
                                 tuple(overdue)))
-    assert decision is not None
     return LeadWeeks(
         lead.lead_id, lead.row, lead.fields, first, stages, excluded, entries, episodes,
-        personas=decision.personas, target_account=decision.target_account,
-        target_lead=decision.target_lead, max_stage=max(stages), events_in_weeks=counts,
+        personas=personas, target_account=target_account,
+        target_lead=target_lead, max_stage=max(stages), events_in_weeks=counts,
     )
 
 
 def _rises(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, times: list[int], stage: int,
-           week: int, end: datetime) -> Iterator[tuple[int, int, datetime]]:
+           week: int, end: datetime, stages_at: dict[int, int] | None = None
+           ) -> Iterator[tuple[int, int, datetime]]:
     """The stages a lead climbed to during a week, each at the event that lifted it.
 
     Only weeks whose end finds the lead higher are replayed, event by event, so a lead
     that went from ``lead`` to ``won`` within one week still shows when it was an MQL.
+    ``stages_at``: the lead's stage at each of those instants, already decided
+    (:func:`_climb_stages`).
     """
     from engine.kernel import to_datetime
 
@@ -345,6 +467,12 @@ def _rises(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, times: 
         if stage >= top:
             return  # nothing left to climb to: the rest of the week cannot add an entry
         at = to_datetime(us).astimezone(end.tzinfo)
+        if stages_at is not None:
+            found = stages_at[us]
+            if found > stage:
+                yield week, found, at
+                stage = found
+            continue
         history = _first(events, bisect_right(events.at_us, us))
         decision = kernel.decide(lead.fields, history, at, lead.lead_id) if kernel is not None else None
         if decision is None:  # the kernel declines (repeated ids, a mistyped field): decide does it

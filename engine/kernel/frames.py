@@ -1,0 +1,190 @@
+"""A chunk of leads' kernel totals at many instants each, in one Arrow pass.
+
+``engine funnel`` decides every lead at every week end (and, in a week a lead climbs,
+at each of that week's event instants). Each such (lead, instant) is a *frame*: the
+lead's events up to the instant, aged from it. Laid end to end, the frames are one
+block of runs whose events each carry their run's instant, and
+:func:`engine.kernel.sums.block_sums` gives every run's totals at once — the same
+integer sums the kernel's loop makes (decayed points in 2**-32 units, window counts),
+computed by the same code ``engine evaluate`` uses, only with a per-event ``as_of``.
+Then :meth:`Kernel.decide_instants` decides each lead at all its instants in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from engine.events import Encoded, EventColumns
+from engine.kernel.source import Total
+
+if TYPE_CHECKING:
+    from engine.kernel import Kernel
+
+
+class Frames:
+    """One chunk's events, encoded once, from which any frames' totals are computed."""
+
+    def __init__(self, kernel: Kernel, offsets: list[int], at: Any, types: Encoded,
+                 fields: dict[str, Encoded]) -> None:
+        import numpy as np
+
+        self.kernel, self.offsets, self.at, self.types, self.fields = kernel, offsets, at, types, fields
+        self.lead_of = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+        self.base = int(at.min()) if len(at) else 0
+        span = (int(at.max()) - self.base + 1) if len(at) else 1
+        # (lead, time) as one int64 key: lead * span + time from the earliest event
+        self.span: int | None = span if span * max(len(offsets), 1) < 2**62 else None
+
+    @classmethod
+    def of(cls, kernel: Kernel, leads: Sequence[EventColumns]) -> Frames | None:
+        """The chunk's events (each lead's in time order); None when the kernel decides
+        from no totals or a field cannot be encoded (decide those leads on their events)."""
+        if kernel.totals is None:
+            return None
+        import numpy as np
+        import pyarrow as pa
+
+        from engine.kernel.decay import encode
+
+        at_all: list[int] = []
+        types_all: list[str] = []
+        # every field the kernel reads (a lead without one reads None, as the loop does)
+        names = sorted({*kernel.fields, *(name for columns in leads for name in columns.fields)})
+        fields_all: dict[str, list[Any]] = {name: [] for name in names}
+        offsets = [0]
+        for columns in leads:
+            at_all += columns.at_us
+            types_all += columns.types
+            offsets.append(len(at_all))
+            for name in names:
+                values = columns.fields.get(name)
+                fields_all[name] += values if values is not None else [None] * len(columns.at_us)
+        try:
+            kinds = encode(pa, types_all)
+            encoded = {name: encode(pa, values) for name, values in fields_all.items()}
+        except (pa.ArrowException, TypeError, ValueError):
+            return None
+        return cls(kernel, offsets, np.array(at_all, np.int64), kinds, encoded)
+
+    def sums(self, leads: Sequence[int], instants: Sequence[int], counts: Sequence[int]
+             ) -> list[tuple[int, ...]] | None:
+        """Each frame's totals: lead ``leads[k]``'s events up to ``instants[k]`` (its first
+        ``counts[k]``, at least one) at ``instants[k]``; None where the kernel's block path
+        gives nothing (an unknown type, an age beyond exact range, an overflow).
+
+        A count in an age window ``low <= age < high`` is a difference of two positions:
+        the lead's matching events at or before ``instant - low`` less those at or before
+        ``instant - high`` (events sorted by lead, then time: a binary search each), so
+        only decayed points, which depend on the instant event by event, are laid out
+        per (frame, event) and computed by :func:`engine.kernel.decay.block_points`.
+        """
+        import numpy as np
+
+        totals = self.kernel.totals
+        if totals is None or int(np.min(np.asarray(counts, np.int64), initial=1)) < 1:
+            return None
+        if not len(counts):
+            return []
+        half_life, weigh, known = self.kernel.weighing
+        if any(kind not in known for kind in self.types.values):
+            return None  # the loop raises for it, and decide answers
+        lead = np.asarray(leads, np.int64)
+        now = np.asarray(instants, np.int64)
+        columns = []
+        for total in totals:
+            picked = self._picked(total)
+            if picked is None:
+                return None
+            low = self._positions(picked, lead, now - total.low_us)
+            high = (self._positions(picked, lead, now - total.high_us) if total.high_us is not None
+                    else self._lead_starts(picked, lead))
+            if low is None or high is None:
+                return None
+            if total.points:
+                found = self._points(picked, high, low, now, half_life, weigh)
+                if found is None:
+                    return None
+                columns.append(found)
+            else:
+                columns.append((low - high).tolist())
+        return list(zip(*columns, strict=True))
+
+    def _picked(self, total: Total) -> Any:
+        """The positions of the chunk's events a total reads (its types and field values)."""
+        import numpy as np
+
+        keep = np.ones(len(self.at), bool)
+        if total.types is not None:
+            keep &= _where(self.types, total.types.__contains__)
+        for name, wanted in total.fields:
+            column = self.fields.get(name)
+            if column is None:
+                return None
+            keep &= _where(column, lambda value, wanted=wanted: bool(value == wanted))
+        return np.flatnonzero(keep)
+
+    def _keys(self, picked: Any) -> Any:
+        """Sortable (lead, time) keys of the picked events, or None past int64."""
+        span = self.span
+        if span is None:
+            return None
+        return self.lead_of[picked] * span + (self.at[picked] - self.base)
+
+    def _positions(self, picked: Any, lead: Any, upto: Any) -> Any:
+        """Per frame, how many picked events come before those of its lead after ``upto``:
+        the picked events' position just past the lead's last one at or before ``upto``."""
+        import numpy as np
+
+        keys = self._keys(picked)
+        if keys is None:
+            return None
+        span = self.span
+        assert span is not None
+        offset = np.clip(upto - self.base, -1, span - 1)
+        return np.searchsorted(keys, lead * span + offset, side="right")
+
+    def _lead_starts(self, picked: Any, lead: Any) -> Any:
+        """Per frame, the position of its lead's first picked event."""
+        import numpy as np
+
+        keys = self._keys(picked)
+        if keys is None:
+            return None
+        assert self.span is not None
+        return np.searchsorted(keys, lead * self.span, side="left")
+
+    def _points(self, picked: Any, start: Any, end: Any, now: Any, half_life: float | None,
+                weigh: Any) -> list[int] | None:
+        """Per frame, the decayed points of the picked events ``start[k]:end[k]`` at ``now[k]``."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from engine.kernel.decay import block_points
+
+        size = end - start
+        ends = np.cumsum(size)
+        rows = picked[np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - size - start, size)]
+        take = pa.array(rows)
+        content = self.fields.get("content")
+        types = Encoded(pc.take(self.types.indices, take), self.types.values)
+        texts = None if content is None else Encoded(pc.take(content.indices, take), content.values)
+        instants = pa.array(np.repeat(now, size))
+        points = block_points(pa.array(self.at[rows]), types, texts, instants, half_life, weigh)
+        if points is None:
+            return None
+        values = points.to_numpy()
+        if len(values) and int(np.abs(values).max()) >= 2**62 // len(values):
+            return None  # a sum that could pass int64 (the block path stops there too)
+        running = np.concatenate([np.zeros(1, np.int64), np.cumsum(values)])
+        found: list[int] = (running[ends] - running[ends - size]).tolist()
+        return found
+
+
+def _where(encoded: Encoded, test: Any) -> Any:
+    """Rows whose (converted) value passes ``test``, decided once per distinct value."""
+    import numpy as np
+
+    table = np.array([bool(test(value)) for value in encoded.values] or [False], bool)
+    return table[encoded.indices.to_numpy()]
