@@ -69,7 +69,9 @@ def test_matches_is_a_search_in_every_dialect(capsys: pytest.CaptureFixture[str]
     assert "REGEXP_INSTR(lead__title, 'student|学生', 1, 1, 0, 'i') > 0" in out
     assert "-- note: matches() patterns run on POSIX ERE, not RE2" in out
     assert main(["compile", str(CASES / "constructs.yaml"), "--target", "postgres"]) == 0
-    assert "-- note: `%` on fractional numbers has no postgres form" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "-- note: `%` is an exact fmod in double arithmetic (postgres's MOD takes integers)" in out
+    assert "fmod__q" in out and "PRECISION) %" not in out
 
 
 def test_ages_are_epoch_microseconds_spelled_per_dialect(capsys: pytest.CaptureFixture[str]) -> None:

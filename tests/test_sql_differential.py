@@ -7,7 +7,7 @@ events after as_of, recycle cooldown boundaries, rounding ties.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -99,15 +99,21 @@ def _tables(cp: CompiledPlaybook, leads: Sequence[Lead]) -> tuple[pa.Table, pa.T
     return pa.table(lead_cols), pa.table(event_cols)
 
 
-def assert_same(cp: CompiledPlaybook, leads: Sequence[Lead], as_of: datetime = AS_OF) -> None:
-    lead_table, event_table = _tables(cp, leads)
-    got = evaluate_duckdb(cp, lead_table, event_table, as_of).to_pylist()
-    if uses_accounts(cp):  # each lead decided with its account's other leads
+def expected_rows(
+    cp: CompiledPlaybook, leads: Sequence[Lead], as_of: datetime = AS_OF
+) -> list[dict[str, Any]]:
+    """The Python path's rows (``decide``; a playbook with accounts decides each lead with its
+    account's other leads), in lead_id order: what every SQL engine must return."""
+    if uses_accounts(cp):
         members = [Member(lid, lead, events) for lid, lead, events in leads]
         decisions = decide_accounts(cp, members, as_of, detail=False)
     else:
         decisions = [decide(cp, lead, events, as_of, lead_id=lid) for lid, lead, events in leads]
-    expected = sorted((d.to_row() for d in decisions), key=lambda r: r["lead_id"])
+    return sorted((d.to_row() for d in decisions), key=lambda r: r["lead_id"])
+
+
+def assert_rows_equal(got: Sequence[dict[str, Any]], expected: Sequence[dict[str, Any]]) -> None:
+    """Same rows, same columns in the same order, and scores with the same bits."""
     assert len(got) == len(expected)
     assert not got or list(got[0]) == list(expected[0])  # same columns, same order
     for mine, theirs in zip(got, expected, strict=True):
@@ -117,6 +123,12 @@ def assert_same(cp: CompiledPlaybook, leads: Sequence[Lead], as_of: datetime = A
         )
         for key in ("fit", "engagement", "priority"):  # 0.1 == 0.1 but also the same bits
             assert repr(mine[key]) == repr(theirs[key])
+
+
+def assert_same(cp: CompiledPlaybook, leads: Sequence[Lead], as_of: datetime = AS_OF) -> None:
+    lead_table, event_table = _tables(cp, leads)
+    got = evaluate_duckdb(cp, lead_table, event_table, as_of).to_pylist()
+    assert_rows_equal(got, expected_rows(cp, leads, as_of))
 
 
 # -- generated leads and histories ------------------------------------------------------
@@ -288,7 +300,7 @@ SMB_LEAD = {
 }
 
 
-def test_window_edges_duplicates_and_future_events() -> None:
+def window_edges_duplicates_and_future_events() -> tuple[CompiledPlaybook, list[Lead]]:
     cp = PLAYBOOKS["smb-saas"]
     day = 86400
     leads: list[Lead] = [
@@ -323,10 +335,10 @@ def test_window_edges_duplicates_and_future_events() -> None:
         ),
         ("no-events-null-fields", {}, []),
     ]
-    assert_same(cp, leads)
+    return cp, leads
 
 
-def test_recycle_cooldown_boundaries_and_reentry() -> None:
+def recycle_cooldown_boundaries_and_reentry() -> tuple[CompiledPlaybook, list[Lead]]:
     cp = PLAYBOOKS["smb-saas"]
     day = 86400
     leads: list[Lead] = [
@@ -390,10 +402,10 @@ def test_recycle_cooldown_boundaries_and_reentry() -> None:
             [Event("inquiry", _at(2 * day)), Event("disposition", _at(-1), {"reason": "no_need"})],
         ),
     ]
-    assert_same(cp, leads)
+    return cp, leads
 
 
-def test_rounding_ties_follow_python() -> None:
+def rounding_ties_follow_python() -> tuple[CompiledPlaybook, list[Lead]]:
     """0.125 is a true tie (to even: 0.12); 2.675 is really 2.67499... (0.01 below)."""
     cp = PLAYBOOKS["constructs"]
     lead = {"employees": 3.0, "revenue": 10.0, "title": "x", "domain": "ok.example"}
@@ -401,7 +413,7 @@ def test_rounding_ties_follow_python() -> None:
         (f"t{i}", lead, [Event("call", _at(s), {"outcome": "no_answer"}) for s in offsets])
         for i, offsets in enumerate([[0], [1], [86400 * 3], [86400 * 3, 7], [12345.678901]])
     ]
-    assert_same(cp, leads)
+    return cp, leads
 
 
 _WEIGHTS = """
@@ -431,7 +443,7 @@ handoffs:
 """
 
 
-def test_content_points_exact_id_before_globs_first_glob_wins() -> None:
+def content_points_exact_id_before_globs_first_glob_wins() -> tuple[CompiledPlaybook, list[Lead]]:
     """An exact id beats a glob it also matches (g-x: 2, not g-* or g-?); among globs the
     first declared wins; catalogue ids without points and unmatched ids get the type's
     points; a catch-all glob does not make a missing content match."""
@@ -441,10 +453,10 @@ def test_content_points_exact_id_before_globs_first_glob_wins() -> None:
         (f"w{i:02d}", {"title": None}, [Event(t, _at(3600 * (i + 1)), {"content": c} if c else {})])
         for i, (t, c) in enumerate((t, c) for t in ("view", "read", "other") for c in contents)
     ]
-    assert_same(cp, leads)
+    return cp, leads
 
 
-def test_sticky_stage_holds_after_its_entry_stops_holding() -> None:
+def sticky_stage_holds_after_its_entry_stops_holding() -> tuple[CompiledPlaybook, list[Lead]]:
     """`promising` (sticky) held 30 days ago through content read then; not any more."""
     cp = PLAYBOOKS["constructs"]
     lead = {"employees": 3.0, "title": "x", "domain": "ok.example"}
@@ -459,7 +471,29 @@ def test_sticky_stage_holds_after_its_entry_stops_holding() -> None:
         ("reached-exactly-at-as-of", lead, [Event("download", AS_OF, {"content": "demo"})]),
         ("never", lead, [Event("download", _at(30 * day), {"content": "guide-a"})]),
     ]
-    assert_same(cp, leads)
+    return cp, leads
+
+
+#: The hand-written cases by name, each (playbook, leads): every SQL engine's test runs them all.
+EDGE_CASES: dict[str, Callable[[], tuple[CompiledPlaybook, list[Lead]]]] = {
+    f.__name__: f
+    for f in (
+        window_edges_duplicates_and_future_events,
+        recycle_cooldown_boundaries_and_reentry,
+        rounding_ties_follow_python,
+        content_points_exact_id_before_globs_first_glob_wins,
+        sticky_stage_holds_after_its_entry_stops_holding,
+    )
+}
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_CASES))
+def test_edge_cases_decide_the_same(case: str) -> None:
+    assert_same(*EDGE_CASES[case]())
+
+
+def test_sticky_stage_is_reached_through_an_old_entry() -> None:
+    cp, leads = sticky_stage_holds_after_its_entry_stops_holding()
     rows = {r["lead_id"]: r for r in evaluate_duckdb(cp, *_tables(cp, leads), AS_OF).to_pylist()}
     assert rows["reached-before"]["stage"] == "promising"
     assert rows["never"]["stage"] == "nurturing"

@@ -137,3 +137,34 @@ def _float_total(cp: object, history: object, by_input: bool = False) -> float:
     for points in _decayed(cp, history, events):
         total += points
     return total
+
+
+def test_fmod_exact_is_c_fmod_bit_for_bit() -> None:
+    """The ``%`` of Postgres and BigQuery (no modulo of doubles there), checked on DuckDB's doubles.
+
+    Fractional operands whose decimal forms would give another answer (1.0 % 0.1 is
+    0.0999... in binary, 0 in decimal), subnormals, and quotients up to 2**52; beyond the
+    limit the result is NULL.
+    """
+    from engine.sql.numeric import FMOD_QUOTIENT_LIMIT, fmod_exact
+
+    rng = random.Random(17)
+    pairs = [(7.0, 3.0), (-7.0, 3.0), (7.0, -3.0), (1.0, 0.1), (2.0**51 + 0.5, 0.3), (5e-324, 3e-324),
+             (0.3, 0.1), (1e300, 1e-5), (0.0, 2.5), (12.5, 12.5)]
+    for _ in range(20_000):
+        a = rng.choice([rng.uniform(-1e6, 1e6), float(rng.randint(-(10**9), 10**9)),
+                        rng.uniform(-1, 1) * 10.0 ** rng.randint(-20, 20)])
+        b = rng.choice([rng.uniform(-100, 100), float(rng.randint(1, 50)),
+                        rng.uniform(-1, 1) * 10.0 ** rng.randint(-10, 10)])
+        pairs.append((a, b or 1.5))
+    con = duckdb.connect()
+    con.register("t", pa.table({"a": [p[0] for p in pairs], "b": [p[1] for p in pairs],
+                                "i": range(len(pairs))}))
+    sql = exp.select(exp.alias_(fmod_exact(exp.column("a"), exp.column("b")), "m")).from_("t").order_by("i")
+    got = [r[0] for r in con.execute(sql.sql("duckdb")).fetchall()]
+    wrong = [
+        (a, b, m) for (a, b), m in zip(pairs, got, strict=True)
+        if (m is None) != (abs(a / b) >= FMOD_QUOTIENT_LIMIT) or (m is not None and m != math.fmod(a, b))
+    ]
+    assert wrong == []
+    assert got[3] == math.fmod(1.0, 0.1) != 0.0 and got[7] is None

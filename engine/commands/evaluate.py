@@ -58,7 +58,10 @@ import click
               help="Both files are sorted by lead id, promised: a violation stops the run with "
                    "an error, never a wrong answer. Without it the python backend assumes the "
                    "order and starts again on an on-disk index if it is broken; duckdb checks first.")
-@click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+@click.option("--no-progress", is_flag=True,
+              help="Never show a progress bar. One is shown on stderr only when it is a terminal (never in "
+                   "files or pipes): --backend python counts leads; duckdb shows DuckDB's estimate of its "
+                   "running query within each stage (reading, deciding, writing).")
 @click.option("--backend", type=click.Choice(["duckdb", "python", "spark"]), default="duckdb",
               show_default=True,
               help="duckdb: the compiled SQL query in embedded DuckDB (fast); python: the per-lead "
@@ -132,7 +135,9 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
             raise click.UsageError("--overflow needs --queues")
         if master is not None and backend != "spark":
             raise click.UsageError("--master needs --backend spark")
-        if backend != "python":
+        if backend == "duckdb" and not no_progress and sys.stderr.isatty():
+            summary = _duckdb_with_progress(compiled, request, str(playbook))
+        elif backend != "python":
             from engine.sql.batch import evaluate_export_sql
 
             summary = evaluate_export_sql(compiled, request, backend=backend, master=master,
@@ -155,6 +160,28 @@ def _other_inputs(playbook: Path, mapping: str) -> tuple[tuple[str, Path], ...]:
     if Path(mapping).is_file():  # a mapping file rather than a preset's name
         reads.append(("--mapping", Path(mapping)))
     return tuple(reads)
+
+
+def _duckdb_with_progress(compiled: Any, request: Any, name: str) -> Any:
+    """The duckdb backend with a bar on stderr: DuckDB's own estimate of its running query,
+    within the share of the run its stage takes (engine.sql.progress), labelled by stage."""
+    from engine.sql.batch import evaluate_export_sql
+
+    with click.progressbar(length=1000, label="evaluating: reading", file=sys.stderr,
+                           show_percent=True, show_pos=False) as bar:
+        shown = 0
+
+        def report(stage: str, fraction: float) -> None:  # called from the polling thread only
+            nonlocal shown
+            bar.label = f"evaluating: {stage}"
+            step = int(fraction * 1000) - shown
+            if step > 0:
+                shown += step
+                bar.update(step)
+
+        summary = evaluate_export_sql(compiled, request, backend="duckdb", playbook_name=name,
+                                      progress=report)
+    return summary
 
 
 def _with_progress(compiled: Any, request: Any, name: str) -> Any:

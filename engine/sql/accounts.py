@@ -29,7 +29,10 @@ def key(cp: CompiledPlaybook) -> exp.Expr:
     if isinstance(spec, str):
         return exp.Coalesce(this=exp.cast(col(f"lead__{spec}"), "VARCHAR"), expressions=[lit("")])
     email = col(f"lead__{spec.domain_of}")
-    domain = exp.RegexpExtract(this=email, expression=lit("[^@]*$"))
+    # after the last '@', in functions every dialect has (Postgres has no REGEXP_EXTRACT)
+    last_at = exp.StrPosition(this=exp.func("REVERSE", email.copy()), substr=lit("@"))
+    start = exp.Sub(this=exp.Add(this=exp.Length(this=email.copy()), expression=lit(2)), expression=last_at)
+    domain = exp.Substring(this=email, start=start)
     lowered = exp.Lower(this=exp.Replace(this=domain, expression=lit("\u0130"), replacement=lit("i\u0307")))
     has_at: exp.Expr = exp.GT(this=exp.StrPosition(this=email.copy(), substr=lit("@")), expression=lit(0))
     freemail = sorted(cp.lists.get(spec.unless_in, ())) if spec.unless_in is not None else []

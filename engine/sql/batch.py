@@ -20,6 +20,7 @@ the construct and pointing to ``--backend python`` — never a silent fallback.
 from __future__ import annotations
 
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
 from engine.io.scratch import temp_dir
 from engine.sql.inputs import Inputs, quote
+from engine.sql.progress import QueryProgress, Report
 from engine.sql.records import Plan, activity_events, event_field_sql, event_rows, lead_rows
 
 BACKENDS = ("duckdb", "python", "spark")
@@ -60,8 +62,12 @@ def compile_for(cp: CompiledPlaybook, request: BatchRequest, backend: str) -> An
 
 
 def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend: str = "duckdb",
-                        master: str | None = None, playbook_name: str = "") -> Summary:
-    """Evaluate the export with the compiled query; write and return what the Python path would."""
+                        master: str | None = None, playbook_name: str = "",
+                        progress: Report | None = None) -> Summary:
+    """Evaluate the export with the compiled query; write and return what the Python path would.
+
+    ``progress`` (duckdb only) is called with (stage, fraction of the run) from a polling thread.
+    """
     if request.as_of.tzinfo is None:
         request = BatchRequest(**{**request.__dict__, "as_of": request.as_of.replace(tzinfo=cp.tz)})
     query = compile_for(cp, request, backend)
@@ -75,32 +81,44 @@ def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend:
         scratch = tempfile.TemporaryDirectory(prefix="engine-duckdb-", dir=temp_dir())
         con = duckdb.connect(str(Path(scratch.name) / "work.duckdb"),
                              config={"memory_limit": MEMORY_LIMIT, "temp_directory": scratch.name})
+        stages = QueryProgress(con, progress) if progress is not None and backend == "duckdb" else None
         try:
-            with Inputs(con) as inputs:
-                _prepare(con, inputs, cp, req, query)
-            from engine.sql.grouping import iter_rejects
-
-            for reject in iter_rejects(con):
-                sink(reject)
-            summary.events_matched, summary.leads_with_events = (int(n) for n in con.execute(
-                "SELECT count(*), count(DISTINCT lead_id) FROM matched_events").fetchall()[0])
-            if backend == "spark":
-                from engine.sql.spark_backend import run_on_spark
-
-                source = run_on_spark(con, cp, req.as_of, query, master)
-            else:
-                source = f"({query.tree.sql(dialect='duckdb')})"
-            from engine.sql import decisions
-
-            decisions.make_table(con, source, req.as_of.astimezone(cp.tz).isoformat(), cp.playbook.timezone)
-            decisions.summarize(con, summary)
-            decisions.place_queues(con, summary, cp.playbook)
-            decisions.write(con, staging, req.csv_guard)
+            with stages or nullcontext():
+                _produce(con, cp, req, query, summary, sink, staging, backend, master, stages)
         finally:
             con.close()
             scratch.cleanup()
 
     return run_export(cp, request, produce, playbook_name=playbook_name)
+
+
+def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summary: Summary, sink: Rejects,
+             staging: Path, backend: str, master: str | None, stages: QueryProgress | None) -> None:
+    """Stages 1-4 on an open connection, naming each to the progress report (when there is one)."""
+    with Inputs(con) as inputs:
+        _prepare(con, inputs, cp, req, query)
+    from engine.sql.grouping import iter_rejects
+
+    for reject in iter_rejects(con):
+        sink(reject)
+    summary.events_matched, summary.leads_with_events = (int(n) for n in con.execute(
+        "SELECT count(*), count(DISTINCT lead_id) FROM matched_events").fetchall()[0])
+    if stages is not None:
+        stages.stage("deciding")
+    if backend == "spark":
+        from engine.sql.spark_backend import run_on_spark
+
+        source = run_on_spark(con, cp, req.as_of, query, master)
+    else:
+        source = f"({query.tree.sql(dialect='duckdb')})"
+    from engine.sql import decisions
+
+    decisions.make_table(con, source, req.as_of.astimezone(cp.tz).isoformat(), cp.playbook.timezone)
+    if stages is not None:
+        stages.stage("writing")
+    decisions.summarize(con, summary)
+    decisions.place_queues(con, summary, cp.playbook)
+    decisions.write(con, staging, req.csv_guard)
 
 
 def _prepare(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest, query: Any) -> None:

@@ -69,10 +69,11 @@ def life_layers(cp: CompiledPlaybook, aggregates: Aggregates, as_of: exp.Expr) -
          "the team worked the lead (an event `by:` it) since the handoff's start (due - SLA)")])
     late = exp.and_(not_null(col("due")), exp.LT(this=col("due"), expression=as_of.copy()),
                     exp.not_(col("handoff_accepted")), exp.not_(col("team_worked")))
-    overdue: Columns = ("handoff_overdue", [
-        ("overdue_since", exp.Case(ifs=[exp.If(this=late, true=col("due"))]),
+    since = exp.Case(ifs=[exp.If(this=late, true=col("due"))])
+    overdue: Columns = ("handoff_overdue", [  # (no column of a layer reads another: Postgres)
+        ("overdue_since", since,
          "overdue: due passed, not accepted, no work by the team since the handoff's start"),
-        ("overdue", not_null(col("overdue_since")), None)])
+        ("overdue", not_null(since.copy()), None)])
     tracks, contents = [], []
     nurtured = exp.and_(exp.Is(this=col("excluded"), expression=exp.null()),
                         exp.Is(this=col("handoff_index"), expression=exp.null()))

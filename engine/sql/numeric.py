@@ -164,3 +164,69 @@ def computed_points(value: exp.Expr) -> exp.Expr:
         ],
         default=_d(grid),
     )
+
+
+#: Veltkamp's splitter for doubles, 2**27 + 1.
+_SPLIT = 134217729
+#: Above this quotient |a / b| the truncated quotient is no longer exact (``fmod_exact`` gives NULL).
+FMOD_QUOTIENT_LIMIT = 2**52
+
+
+def fmod_exact(a: exp.Expr, b: exp.Expr) -> exp.Expr:
+    """C's ``fmod(a, b)`` (the dividend's sign) in plain double arithmetic, exact to the bit.
+
+    For dialects with no modulo of doubles (Postgres, BigQuery: MOD takes integers or NUMERIC,
+    and a double's NUMERIC cast keeps only 15 digits). ``q = floor(|a| / |b|)`` may be one off;
+    ``q * |b|`` is split exactly into ``p + e`` (Dekker's product), so ``(|a| - p) - e`` is the
+    true remainder (each step is exact: Sterbenz, and the result is representable), then moved
+    into ``[0, |b|)``. Valid while ``q < 2**52`` (beyond it the result is NULL, and the compiled
+    query's header says so) and for magnitudes far from overflow and underflow (about
+    2**-960 < |b|, and |a|, |b| < 2**996), where Dekker's product is exact. ``b`` zero or NULL
+    gives NULL, as in the caller.
+
+    Written as a scalar subquery of one step per derived table, so ``a`` and ``b`` appear once
+    and the text grows linearly (inlined, each step repeats the ones before it).
+    """
+
+    def c(name: str) -> exp.Expr:
+        return exp.column(f"fmod__{name}")
+
+    def sub(m: exp.Expr, n: exp.Expr) -> exp.Expr:
+        return exp.paren(exp.Sub(this=m, expression=exp.paren(n)))  # sqlglot adds no parentheses
+
+    def mul(m: exp.Expr, n: exp.Expr) -> exp.Expr:
+        return exp.Mul(this=m, expression=n)
+
+    def add(m: exp.Expr, n: exp.Expr) -> exp.Expr:
+        return exp.paren(exp.Add(this=m, expression=n))
+
+    steps: list[list[tuple[str, exp.Expr]]] = [
+        [("a", _d(exp.paren(a))), ("x", exp.Abs(this=_d(exp.paren(a.copy())))),
+         ("y", exp.Abs(this=_d(exp.paren(b))))],
+        [("q", exp.Floor(this=exp.Div(this=c("x"), expression=c("y"))))],
+        [("cq", mul(_d(_num(_SPLIT)), c("q"))), ("cy", mul(_d(_num(_SPLIT)), c("y")))],
+        [("qh", sub(c("cq"), sub(c("cq"), c("q")))), ("yh", sub(c("cy"), sub(c("cy"), c("y"))))],
+        [("ql", sub(c("q"), c("qh"))), ("yl", sub(c("y"), c("yh"))), ("p", mul(c("q"), c("y")))],
+        [("e0", sub(mul(c("qh"), c("yh")), c("p")))],
+        [("e1", add(c("e0"), mul(c("qh"), c("yl"))))],
+        [("e", add(add(c("e1"), mul(c("ql"), c("yh"))), mul(c("ql"), c("yl"))))],
+        [("r", sub(sub(c("x"), c("p")), c("e")))],
+        [("m", exp.Case(ifs=[exp.If(this=exp.LT(this=c("r"), expression=_num(0)),
+                                    true=exp.Add(this=c("r"), expression=c("y"))),
+                             exp.If(this=exp.GTE(this=c("r"), expression=c("y")),
+                                    true=exp.Sub(this=c("r"), expression=c("y")))],
+                        default=c("r")))],
+    ]
+    query: exp.Select | None = None
+    for i, columns in enumerate(steps):
+        select = exp.select(*(exp.alias_(e, f"fmod__{n}") for n, e in columns))
+        if query is not None:
+            select = exp.select(exp.Star(), *select.expressions).from_(query.subquery(f"fmod__s{i}"))
+        query = select
+    assert query is not None
+    result = exp.Case(
+        ifs=[exp.If(this=exp.GTE(this=c("q"), expression=_d(_num(FMOD_QUOTIENT_LIMIT))), true=_d(exp.null())),
+             exp.If(this=exp.LT(this=c("a"), expression=_num(0)), true=exp.Neg(this=c("m")))],
+        default=c("m"),
+    )
+    return exp.Subquery(this=exp.select(result).from_(query.subquery("fmod__s")))

@@ -330,9 +330,14 @@ class _Builder:
         points: exp.Expr = _double(col("weight"))
         if cp.half_life_seconds:
             seconds = exp.Div(this=_double(col("age_us")), expression=_double(lit(US)))
-            factor = exp.Pow(
-                this=_double(exp.Literal.number("0.5")),
-                expression=exp.Div(this=seconds, expression=_double(lit(cp.half_life_seconds))),
+            halvings = exp.Div(this=seconds, expression=_double(lit(cp.half_life_seconds)))
+            factor: exp.Expr = exp.Pow(this=_double(exp.Literal.number("0.5")), expression=halvings)
+            # Past 200 half-lives a term is floor(x * 2**-168 + 0.5) = 0 in Python whatever it
+            # weighs; computing it would underflow, which Postgres raises as an error.
+            factor = exp.Case(
+                ifs=[exp.If(this=exp.GT(this=halvings.copy(), expression=_double(lit(200))),
+                            true=_double(lit(0)))],
+                default=factor,
             )
             points = exp.Mul(this=points, expression=factor)
         where = None
@@ -749,7 +754,8 @@ class _Builder:
                     default=lit(h.sla_seconds),
                 )
             slas.append(exp.If(this=lit(i), true=sla))
-        sla_seconds = exp.Case(this=col(pre + "handoff_index"), ifs=slas) if slas else exp.null()
+        no_sla = exp.cast(exp.null(), "BIGINT")  # typed: Postgres cannot multiply an interval by text
+        sla_seconds = exp.Case(this=col(pre + "handoff_index"), ifs=slas) if slas else no_sla
         anchor: exp.Expr = exp.Coalesce(this=col("last_at"), expressions=[self.as_of.copy()])
         latest_anchor = anchor
         if self.due.needed():  # engine.due: each handoff's own anchor
@@ -792,7 +798,7 @@ class _Builder:
     def _source_sla(self) -> exp.Expr:
         source_field = self.pb.lead.source
         if source_field is None or not self.cp.sources:
-            return exp.null()
+            return exp.cast(exp.null(), "BIGINT")  # typed: Postgres cannot multiply an interval by text
         if source_field not in self.lead_fields:
             raise NoSqlForm(f"lead.source `{source_field}` must be a declared lead field for SQL")
         value = exp.cast(col(f"lead__{source_field}"), "VARCHAR")
