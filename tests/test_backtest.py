@@ -329,7 +329,10 @@ def test_per_rule_figures_for_fit_rules_branches_and_engagement_types(
     # without senior: a b c d tie at 30 → the queue's order takes a, b: 1 of 2 converted
     assert senior["lift_lost"] == round(1.0 / base - 0.5 / base, 6)
     assert (rules["fit", "senior[0]"]["matched"], rules["fit", "senior[1]"]["matched"]) == (2, 1)
-    assert rules["fit", "senior[1]"]["lift_lost"] is None
+    # without the vp branch: c 30, e 0, d 32 → d, then a (30, first by id): 1 of 2 converted
+    assert rules["fit", "senior[0]"]["lift_lost"] == round(1.0 / base - 0.5 / base, 6)
+    # without the director branch: d 30; c and e stay on top → nothing lost
+    assert rules["fit", "senior[1]"]["lift_lost"] == 0.0
     views = rules["engagement", "page_view"]
     assert (views["matched"], views["converted"], views["lift_lost"]) == (3, 1, 0.0)  # f g h
     assert not any("per-rule figures" in w for w in report["warnings"])

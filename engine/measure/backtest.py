@@ -361,8 +361,10 @@ def _rules(cp: CompiledPlaybook, splits: Sequence[Split], capacities: Sequence[d
         if per_rule and len(fit.branches) > 1:
             for index in range(len(fit.branches)):
                 branch = f"{fit.id}[{index}]"
-                rows.append(_rule_row("fit", branch, matched(("fit", branch)), labels, base, None,
-                                      "a first_of branch: lift lost is measured for the whole rule"))
+                lost = _removal_lift_lost(splits, capacities, ("fit", branch))
+                rows.append(_rule_row("fit", branch, matched(("fit", branch)), labels, base, lost,
+                                      "lift lost: as for a rule, with only this first_of branch removed "
+                                      "(a lead it matched may then match a later branch)"))
     typed = {key[1] for key in splits[0].without if key[0] == "engagement"} if per_rule else set()
     for event_type in cp.playbook.events:
         if cp.weight_of_type(event_type) != 0 or event_type in typed:

@@ -58,10 +58,12 @@ def fired(cp: CompiledPlaybook, leads: Path, events: Path | None, mapping: Mappi
 
 
 def removable(cp: CompiledPlaybook) -> Iterator[RuleKey]:
-    """The rules whose removal is measured: each fit rule, each declared event type with points
-    (of its own or per content)."""
+    """The rules whose removal is measured: each fit rule and each branch of a ``first_of``
+    group of several, each declared event type with points (of its own or per content)."""
     for rule in cp.fit_rules:
         yield "fit", rule.id
+        if len(rule.branches) > 1:
+            yield from (("fit", f"{rule.id}[{index}]") for index in range(len(rule.branches)))
     engagement = cp.playbook.scoring.engagement
     for event_type, value in engagement.points.items() if engagement is not None else ():
         scored = bool(value.points or value.content) if isinstance(value, EventPoints) else bool(value)
@@ -70,13 +72,24 @@ def removable(cp: CompiledPlaybook) -> Iterator[RuleKey]:
 
 
 def without(cp: CompiledPlaybook, key: RuleKey) -> CompiledPlaybook:
-    """The playbook with one fit rule, or one event type's engagement points, removed."""
+    """The playbook with one fit rule, one ``first_of`` branch (``id[i]``: the others still
+    tried in order), or one event type's engagement points, removed."""
     kind, rule_id = key
     pb = cp.playbook
     scoring = pb.scoring
     if kind == "fit":
         assert scoring.fit is not None
-        fit = scoring.fit.model_copy(update={"rules": [r for r in scoring.fit.rules if r.id != rule_id]})
+        name, _, index = rule_id.partition("[")
+        rules = []
+        for r in scoring.fit.rules:
+            if r.id != name:
+                rules.append(r)
+            elif index:  # drop one branch; a group always keeps at least one (it had several)
+                dropped = int(index.rstrip("]"))
+                assert r.first_of is not None
+                rules.append(r.model_copy(update={"first_of": [b for i, b in enumerate(r.first_of)
+                                                                if i != dropped]}))
+        fit = scoring.fit.model_copy(update={"rules": rules})
         scoring = scoring.model_copy(update={"fit": fit})
     else:
         assert scoring.engagement is not None
