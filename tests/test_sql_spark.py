@@ -22,14 +22,14 @@ from hypothesis import strategies as st
 
 from engine.batch import BatchRequest, evaluate_export
 from engine.compile import CompiledPlaybook
-from engine.evaluate import decide
+from engine.decision import ROW
 from engine.io import load_mapping
 from engine.sql import build_query
 from engine.sql.batch import evaluate_export_sql
 from tests.export_factory import AS_OF as EXPORT_AS_OF
 from tests.export_factory import BENCH_PLAYBOOK, EVENT_COLUMNS, LEAD_COLUMNS, make_rows, write_csv
 
-from .test_sql_differential import AS_OF, PLAYBOOKS, Lead, _compiled, _lead, _tables
+from .test_sql_differential import AS_OF, PLAYBOOKS, Lead, _compiled, _lead, _tables, expected_rows
 
 # Never skipped in CI (CI=true): there a missing pyspark or Java is a failure, not a skip.
 _MISSING = importlib.util.find_spec("pyspark") is None or shutil.which("java") is None
@@ -61,6 +61,10 @@ def _frame(spark: Any, table: Any) -> Any:
     return spark.createDataFrame([tuple(r.values()) for r in table.to_pylist()], schema=schema)
 
 
+#: The decision row's instants (as_of, recycle_until, due, overdue_since, …): text in the row.
+INSTANTS = tuple(c.name for c in ROW if c.instant)
+
+
 def _iso(cp: CompiledPlaybook, value: datetime | None) -> str:
     return "" if value is None else value.replace(tzinfo=UTC).astimezone(cp.tz).isoformat()
 
@@ -73,7 +77,7 @@ def _run(spark: Any, cp: CompiledPlaybook, leads: list[Lead]) -> list[dict[str, 
     rows = []
     for row in spark.sql(sql).collect():
         data = row.asDict()
-        for key in ("as_of", "recycle_until", "due"):
+        for key in INSTANTS:
             data[key] = _iso(cp, data[key])
         rows.append(data)
     return rows
@@ -95,11 +99,7 @@ def test_spark_decides_like_python(spark: Any, name: str) -> None:
     def check(data: st.DataObject) -> None:
         leads = [data.draw(_lead(cp, i)) for i in range(60)]
         got = _run(spark, cp, leads)
-        expected = sorted(
-            (decide(cp, lead, ev, AS_OF, lead_id=lid).to_row() for lid, lead, ev in leads),
-            key=lambda r: r["lead_id"],
-        )
-        assert got == expected
+        assert got == expected_rows(cp, leads)  # (a lead with accounts: with its account's leads)
 
     check()
 

@@ -41,6 +41,9 @@ def spark_session(master: str | None = None) -> Any:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "4")
+        # the query is one deep tree of steps (accounts add window layers): Spark's analyzer
+        # needs more than its default 100 passes to resolve it, as its own error advises
+        .config("spark.sql.analyzer.maxIterations", "1000")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
