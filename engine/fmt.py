@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import difflib
 import io
+import itertools
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from engine.diagnostics import EngineError
@@ -93,7 +96,41 @@ def rewrite_text(text: str, file: str = "<string>", edit: Callable[[Any], None] 
         edit(data)
     yaml.dump(data, out)
     dumped = "\n".join(line.rstrip() for line in out.getvalue().split("\n"))
-    return _realign(reordered, _keep_line_breaks(reordered, dumped))
+    try:
+        result = _realign(reordered, _keep_line_breaks(reordered, dumped))
+        kept = _plain(result) == _plain(dumped) and (edit is not None or _plain(dumped) == _plain(text))
+    except YAMLError:
+        kept = False
+    if not kept:  # never write (or hand learn) a layout that reads differently, or not at all
+        lines = _flow_item_comments(text)
+        where = f" (here: line {', '.join(map(str, lines))})" if lines else ""
+        raise EngineError(
+            f"{file}: engine fmt cannot lay this file out without changing what it says (a limit of "
+            "the YAML writer it uses), so nothing was written (hint: a comment at the end of a "
+            f"`- {{...}}` item followed by a block-style item can trip it{where}: move such a comment "
+            "onto its own line above its item, then run engine fmt again)")
+    return result
+
+
+def _plain(text: str) -> Any:
+    """The data a YAML text says, without comments or layout: what formatting must keep."""
+    return YAML(typ="safe", pure=True).load(text)
+
+
+_FLOW_ITEM_COMMENT = re.compile(r"- \{.*\}\s+#")
+
+
+def _flow_item_comments(text: str) -> list[int]:
+    """Lines with a ``- {...}  # comment`` item right before a block-style item: the layout
+    ruamel.yaml's writer loses a line break after (it joins the next item's first keys)."""
+    lines = text.split("\n")
+    found = []
+    for number, (line, after) in enumerate(itertools.pairwise(lines), start=1):
+        following = after.strip()
+        if (_FLOW_ITEM_COMMENT.match(line.strip()) and following.startswith("- ")
+                and not following.startswith("- {")):
+            found.append(number)
+    return found
 
 
 def _is_comment_or_blank(line: str) -> bool:
