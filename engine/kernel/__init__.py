@@ -96,7 +96,7 @@ class Kernel:
         self._memo = generated.content_memo
         namespace: dict[str, Any] = dict(generated.constants)
         namespace["__builtins__"] = {"zip": zip, "tuple": tuple, "bool": bool, "min": min,
-                                     "isinstance": isinstance, "str": str}
+                                     "isinstance": isinstance, "str": str, "round": round}
         exec(compile(self.source, f"<kernel {cp.playbook.metadata.name}>", "exec"), namespace)
         self._run: Callable[..., Decision] = namespace["run"]
         self._run_points: Callable[..., Decision] | None = namespace.get("run_points")

@@ -32,6 +32,7 @@ def block_points(
     as_of_us: int | Any,
     half_life: float | None,
     weigh: Callable[[str, Any], float],
+    weights: Any = None,
 ) -> Any:
     """Each event's points in 2**-32 units at ``as_of_us`` (0 where its weight is 0), as an
     Arrow int64 array; or None when this block must be left to the loop (an age beyond
@@ -43,6 +44,8 @@ def block_points(
     asked once per distinct (type, content) pair of the block. Events after ``as_of``
     get age 0's points (the loop skips them before reading them). ``as_of_us`` may be an
     int64 array: each event's own instant (its run's, :func:`engine.kernel.sums.block_sums`).
+    ``weights``: each event's weight (a float64 array, :func:`block_weights`) when the
+    caller already has them (engine funnel lays the same events out at many instants).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -58,7 +61,8 @@ def block_points(
         low, high = pc.min_max(raw).values()
         if high.as_py() >= _EXACT or -low.as_py() >= _EXACT:
             return None
-        weights = _weights(pa, pc, types, content, weigh)
+        if weights is None:
+            weights = _weights(pa, pc, types, content, weigh)
         if weights is None:
             return None
         # An event after as_of gets age 0's points: the loop skips it before reading them
@@ -78,6 +82,18 @@ def block_points(
         if not pc.all(pc.less(pc.abs(units), f64(2.0**63))).as_py():
             return None
         return pc.cast(units, pa.int64())
+    except (pa.ArrowException, KeyError, TypeError, ValueError, OverflowError):
+        return None
+
+
+def block_weights(types: Encoded, content: Encoded | None, weigh: Callable[[str, Any], float]) -> Any:
+    """Each event's weight as a float64 Arrow array (``weigh`` once per distinct pair), or
+    None where :func:`block_points` would give no points (``weigh`` raises)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return _weights(pa, pc, types, content, weigh)
     except (pa.ArrowException, KeyError, TypeError, ValueError, OverflowError):
         return None
 

@@ -35,6 +35,7 @@ class Frames:
         span = (int(at.max()) - self.base + 1) if len(at) else 1
         # (lead, time) as one int64 key: lead * span + time from the earliest event
         self.span: int | None = span if span * max(len(offsets), 1) < 2**62 else None
+        self._every: Any = _UNSET
 
     @classmethod
     def of(cls, kernel: Kernel, leads: Sequence[EventColumns]) -> Frames | None:
@@ -110,6 +111,17 @@ class Frames:
                 columns.append((low - high).tolist())
         return list(zip(*columns, strict=True))
 
+    def _weights(self, weigh: Any) -> Any:
+        """Every event's weight (numpy float64), computed once for the chunk: a frame's
+        events are taken from it rather than weighed again at every instant. None: let
+        :func:`block_points` weigh each frame's events (and give up as it does)."""
+        if self._every is _UNSET:
+            from engine.kernel.decay import block_weights
+
+            found = block_weights(self.types, self.fields.get("content"), weigh)
+            self._every = None if found is None else found.to_numpy(zero_copy_only=False)
+        return self._every
+
     def _picked(self, total: Total) -> Any:
         """The positions of the chunk's events a total reads (its types and field values)."""
         import numpy as np
@@ -166,12 +178,16 @@ class Frames:
         size = end - start
         ends = np.cumsum(size)
         rows = picked[np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - size - start, size)]
-        take = pa.array(rows)
         content = self.fields.get("content")
-        types = Encoded(pc.take(self.types.indices, take), self.types.values)
-        texts = None if content is None else Encoded(pc.take(content.indices, take), content.values)
+        types, texts = self.types, content  # (not read when weights are given)
+        every = self._weights(weigh)
+        weights = None if every is None else pa.array(every[rows])
+        if weights is None:
+            take = pa.array(rows)
+            types = Encoded(pc.take(self.types.indices, take), self.types.values)
+            texts = None if content is None else Encoded(pc.take(content.indices, take), content.values)
         instants = pa.array(np.repeat(now, size))
-        points = block_points(pa.array(self.at[rows]), types, texts, instants, half_life, weigh)
+        points = block_points(pa.array(self.at[rows]), types, texts, instants, half_life, weigh, weights)
         if points is None:
             return None
         values = points.to_numpy()
@@ -180,6 +196,9 @@ class Frames:
         running = np.concatenate([np.zeros(1, np.int64), np.cumsum(values)])
         found: list[int] = (running[ends] - running[ends - size]).tolist()
         return found
+
+
+_UNSET = object()
 
 
 def _where(encoded: Encoded, test: Any) -> Any:

@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from engine.compile import CompiledPlaybook, Rule
-from engine.decision import Handoff
+from engine.decision import ROUND_DIGITS, Handoff
 from engine.expr import CompiledExpression
 from engine.kernel.emit import Aggregate, Emitter, Namespace
 
@@ -134,7 +134,8 @@ class _Hoist:
         self.ns = ns
         self.lines = _Writer()
         # the lead, and the builtins the kernel's namespace gives (engine.kernel.Kernel)
-        self.known: set[str] = {"lead", "lead_get", "zip", "tuple", "bool", "min", "isinstance", "str"}
+        self.known: set[str] = {"lead", "lead_get", "zip", "tuple", "bool", "min", "isinstance", "str",
+                                 "round"}
         self.count = 0
 
     def lead_only(self, text: str) -> bool:
@@ -233,8 +234,16 @@ def _body(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpressio
         body(1, "v_surge = False")
     body(1, f"engagement_total = {_capped_total(cp, ns, 'micro')} / 4294967296")
     if cp.engagement_cap is not None:
-        body(1, f"engagement_total = min(engagement_total, {ns.constant(cp.engagement_cap)})")
-    body(1, "v_engagement = score(engagement_total)")
+        cap = ns.constant(cp.engagement_cap)
+        if hoist is None:
+            body(1, f"engagement_total = min(engagement_total, {cap})")
+        else:  # min() inlined, as min(x, cap) gives it: cap only when cap < x
+            body(1, f"if {cap} < engagement_total:")
+            body(2, f"engagement_total = {cap}")
+    if hoist is None:
+        body(1, "v_engagement = score(engagement_total)")
+    else:  # engine.decision.score inlined: the week loop runs it at every (lead, instant)
+        body(1, f"v_engagement = round(engagement_total, {ROUND_DIGITS}) + 0.0")
     body(1, "excluded = None")
     for index, exclusion in enumerate(cp.exclusions):
         body(1, f"{'if' if index == 0 else 'elif'} {test(exclusion)}:")

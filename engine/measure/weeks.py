@@ -268,15 +268,21 @@ def _climb_stages(cp: CompiledPlaybook, kernel: Any, frames: Any, chunk: Sequenc
     for index, (weekly_, _) in answers.items():
         placed = chunk[index]
         times = placed.events.at_us
+        uptos = placed.uptos
         previous = -1
-        before = bisect_right(times, ends_us[placed.first] - _WEEK_US)
         own: list[int] = []
-        for upto, (stage, _, _) in zip(placed.uptos, weekly_, strict=True):
+        earlier = bisect_right(times, ends_us[placed.first] - _WEEK_US)  # before its first week
+        for offset, (stage, _, _) in enumerate(weekly_):
             if stage > previous:
-                for us in sorted(set(times[before:upto])):
-                    own.append(us)
-                    counts.append(bisect_right(times, us))
-            previous, before = stage, upto
+                before = uptos[offset - 1] if offset else earlier
+                upto = uptos[offset]
+                # each distinct instant of the week (times are sorted), with how many events
+                # it sees: its last event's position + 1 (a week end sees all of an instant's)
+                for position in range(before, upto):
+                    if position + 1 == upto or times[position + 1] != times[position]:
+                        own.append(times[position])
+                        counts.append(position + 1)
+            previous = stage
         mine[index] = own
         who += [index] * len(own)
         instants += own
@@ -405,40 +411,51 @@ def _lead_weeks(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, ti
     decisions, (personas, target_account, target_lead) = weekly_
     if uptos is None:
         uptos = [bisect_right(times, end) for end in ends_us[first:]]
-    stages: list[int] = []
-    excluded: list[bool] = []
+    # (per-week columns in one pass each, the rest only where something changes:
+    # this runs for every lead at every week)
+    stages = [stage for stage, _, _ in decisions]
+    excluded = [exclusion is not None for _, exclusion, _ in decisions]
+    before = bisect_right(times, ends_us[first] - _WEEK_US)  # events before the lead's first week
+    starts = [before, *uptos[:-1]]
+    counts = [upto - start for start, upto in zip(starts, uptos, strict=True)]
     entries: list[tuple[int, int, datetime]] = []
-    counts: list[int] = []
+    previous_stage = -1
+    for offset, stage in enumerate(stages):
+        if stage == previous_stage:
+            continue
+        week = first + offset
+        if stage > previous_stage:
+            entries.extend(_rises(cp, lead, events, times[starts[offset]:uptos[offset]], previous_stage,
+                                  week, ends[week], stages_at))
+            if entries[-1][1] != stage if entries else True:
+                entries.append((week, stage, ends[week]))  # rose with time alone (a window, decay)
+        else:
+            entries.append((week, stage, ends[week]))
+        previous_stage = stage
     episodes: list[Episode] = []
     open_key: tuple[str, str, str | None] | None = None
     open_start = 0
     priorities: list[float | None] = []
     overdue: list[bool] = []
-    previous_stage = -1
-    before = bisect_right(times, ends_us[first] - _WEEK_US)  # events before the lead's first week
-    weeks = range(first, len(ends))
-    for week, upto, (stage, exclusion, handoff) in zip(weeks, uptos, decisions, strict=True):
-        counts.append(upto - before)
-        if stage > previous_stage:
-            entries.extend(_rises(cp, lead, events, times[before:upto], previous_stage, week, ends[week],
-                                  stages_at))
-            if entries[-1][1] != stage if entries else True:
-                entries.append((week, stage, ends[week]))  # rose with time alone (a window, decay)
-        elif stage < previous_stage:
-            entries.append((week, stage, ends[week]))
-        previous_stage = stage
-        before = upto
-        stages.append(stage)
-        excluded.append(exclusion is not None)
-        key = (handoff.to, handoff.rule, handoff.due) if handoff is not None else None
-        if key != open_key:
+    last: Handoff | None = None
+    for week, (_, _, handoff) in enumerate(decisions, first):
+        if handoff is None:
             if open_key is not None:
                 episodes.append(Episode(lead.lead_id, lead.row, *open_key, open_start, tuple(priorities),
                                         tuple(overdue)))
-            open_key, open_start, priorities, overdue = key, week, [], []
-        if handoff is not None:
-            priorities.append(handoff.priority)
-            overdue.append(handoff.overdue_since is not None)
+                open_key = None
+            last = None
+            continue
+        if handoff is not last:  # (a handoff built once for the lead is the same object)
+            key = (handoff.to, handoff.rule, handoff.due)
+            if key != open_key:
+                if open_key is not None:
+                    episodes.append(Episode(lead.lead_id, lead.row, *open_key, open_start,
+                                            tuple(priorities), tuple(overdue)))
+                open_key, open_start, priorities, overdue = key, week, [], []
+            last = handoff
+        priorities.append(handoff.priority)
+        overdue.append(handoff.overdue_since is not None)
     if open_key is not None:
         episodes.append(Episode(lead.lead_id, lead.row, *open_key, open_start, tuple(priorities),
                                 tuple(overdue)))
