@@ -42,6 +42,8 @@ PHASES = (
     ("engine.measure.weeks", "_lead_weeks"),
     ("engine.measure.weeks", "chunk_decisions"),
     ("engine.measure.funnel", "simulate"),
+    ("engine.measure.funnel", "_Totals.add"),
+    ("engine.measure.weeks", "_by_time"),
 )
 
 

@@ -104,16 +104,24 @@ class _Totals:
         self.placed += 1
         ids = self.stage_ids
         self.new[lead.first] += 1
+        first = lead.first  # (runs for every lead at every week: one pass per column)
+        for row, stage in zip(self.stages[first:], lead.stages, strict=True):
+            row[stage] += 1
+        events = self.events
+        for week, count in enumerate(lead.events_in_weeks, first):
+            events[week] += count
+        if any(lead.excluded):
+            for week, excluded in enumerate(lead.excluded, first):
+                if excluded:
+                    self.excluded[week] += 1
         previous = "new"
-        for offset, stage in enumerate(lead.stages):
-            week = lead.first + offset
-            self.stages[week][stage] += 1
-            self.events[week] += lead.events_in_weeks[offset]
-            if lead.excluded[offset]:
-                self.excluded[week] += 1
-            if ids[stage] != previous:
-                self.transitions[week][f"{previous}→{ids[stage]}"] += 1
-                previous = ids[stage]
+        last = -1
+        for week, stage in enumerate(lead.stages, first):
+            if stage != last:
+                last = stage
+                if ids[stage] != previous:
+                    self.transitions[week][f"{previous}→{ids[stage]}"] += 1
+                    previous = ids[stage]
         for (_, a, at_a), (week, b, at_b) in zip(lead.entries, lead.entries[1:], strict=False):
             pair = f"{ids[a]}→{ids[b]}"
             self.days[week].setdefault(pair, []).append((at_b - at_a).total_seconds() / 86_400)

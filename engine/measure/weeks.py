@@ -22,7 +22,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import pairwise
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from engine.compile import CompiledPlaybook
@@ -367,14 +367,14 @@ def _by_time(events: Sequence[Event]) -> EventColumns:
     history up to a week's end is a prefix: the decision loops over no later event."""
     columns = EventColumns.from_events(events)
     at = columns.at_us
-    if all(a <= b for a, b in pairwise(at)):
+    ordered = sorted(at)  # (in C, and linear on a run already in order)
+    if ordered == at:
         return columns
-    order = sorted(range(len(at)), key=at.__getitem__)
+    take = itemgetter(*sorted(range(len(at)), key=at.__getitem__))  # (unordered: 2 events or more)
     ids = columns.ids
-    return EventColumns([at[i] for i in order], [columns.types[i] for i in order],
-                        {name: [values[i] for i in order] for name, values in columns.fields.items()},
-                        [ids[i] for i in order] if ids is not None else None,
-                        [columns.seqs[i] for i in order])
+    return EventColumns(ordered, list(take(columns.types)),
+                        {name: list(take(values)) for name, values in columns.fields.items()},
+                        list(take(ids)) if ids is not None else None, list(take(columns.seqs)))
 
 
 def _first(events: EventColumns, count: int) -> EventColumns:
@@ -478,18 +478,21 @@ def _rises(cp: CompiledPlaybook, lead: LeadRecord, events: EventColumns, times: 
     """
     from engine.kernel import to_datetime
 
-    kernel = week_kernel(cp)
     top = len(cp.stages) - 1
+    if stages_at is not None:  # (times are in order: each distinct one once, in order)
+        for us in dict.fromkeys(times):
+            if stage >= top:
+                return
+            found = stages_at[us]
+            if found > stage:
+                yield week, found, to_datetime(us).astimezone(end.tzinfo)
+                stage = found
+        return
+    kernel = week_kernel(cp)
     for us in sorted(set(times)):
         if stage >= top:
             return  # nothing left to climb to: the rest of the week cannot add an entry
         at = to_datetime(us).astimezone(end.tzinfo)
-        if stages_at is not None:
-            found = stages_at[us]
-            if found > stage:
-                yield week, found, at
-                stage = found
-            continue
         history = _first(events, bisect_right(events.at_us, us))
         decision = kernel.decide(lead.fields, history, at, lead.lead_id) if kernel is not None else None
         if decision is None:  # the kernel declines (repeated ids, a mistyped field): decide does it
