@@ -228,7 +228,8 @@ def _body(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpressio
     block(fit, ("v_fit", "fit_breakdown"), reads)
     if cp.surge is not None:
         body(1, "v_recent, v_prior = recent, prior")
-        body(1, f"v_surge = bool({test(cp.surge)})")
+        surge = test(cp.surge)  # ((x is True), or a hoisted one: already a bool in the week loop)
+        body(1, f"v_surge = bool({surge})" if hoist is None else f"v_surge = {surge}")
     else:
         body(1, "v_recent = v_prior = 0")
         body(1, "v_surge = False")
@@ -256,13 +257,16 @@ def _body(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpressio
     if cp.last_sticky >= 0:  # decide's _sticky_floor: this same function at earlier instants
         body(1, f"if v_stage < {cp.last_sticky}:")  # (the columns are known once every rule is emitted)
         body(2, f"v_stage = sticky_floor(lead, at_us, types, {_COLUMNS_MARK}ids, seqs, as_of_us, v_stage)")
-    body(1, "held = False")
-    body(1, "released = recycle = recycled_at = None")
+    # (the week loop has no recycling, sticky stages nor due times: _sums_plan; nothing holds)
+    holds = hoist is None or bool(cp.recycle)
+    if holds:
+        body(1, "held = False")
+        body(1, "released = recycle = recycled_at = None")
     if cp.recycle:
         _recycle(cp, ns, body, emit)
     body(1, "handoff = None")
     if cp.handoffs:
-        body(1, "if excluded is None and not held:")
+        body(1, "if excluded is None and not held:" if holds else "if excluded is None:")
         for index, handoff in enumerate(cp.handoffs):
             body(2, f"{'if' if index == 0 else 'elif'} {test(handoff.rule)}:")
             priority = "None" if handoff.priority is None else emit(handoff.priority)
