@@ -86,7 +86,10 @@ def simulate(playbook: Playbook, episodes: Iterable[Episode], weeks: Weeks) -> S
     """Play the weeks forward for every team that receives a handoff."""
     starts: dict[str, list[list[Episode]]] = {}
     for episode in episodes:
-        starts.setdefault(episode.team, [[] for _ in weeks.ends])[episode.start].append(episode)
+        by_week = starts.get(episode.team)
+        if by_week is None:  # (not setdefault: that built 52 empty lists for every episode)
+            by_week = starts[episode.team] = [[] for _ in weeks.ends]
+        by_week[episode.start].append(episode)
     names = [t for t in playbook.teams if t in starts] + sorted(t for t in starts if t not in playbook.teams)
     for name in list(names):
         target = route_of(playbook, name)
