@@ -468,3 +468,16 @@ def test_blank_lines_count_only_when_a_row_is_rejected(bench: CompiledPlaybook, 
     files = both(bench, tmp_path / "bad", lp, ep)
     assert counted == [lp, ep]  # each counted once: the leads file is then read by engine.io
     assert _rejects(files)[0].split(",")[1:4] == ["14", "employees", "lots"]  # line 13 + the break
+
+
+@pytest.mark.parametrize("title", ['"Dir\rector"', "Dir\rector", '"Dir\r\nector"'])
+def test_carriage_returns_in_cells_read_alike(bench: CompiledPlaybook, tmp_path: Path, title: str) -> None:
+    """A bare CR ends a line for engine.io; quoted, it is text. No line count decides it now."""
+    leads, events = make_rows(20)
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    lines = lp.read_text().splitlines(keepends=True)
+    cells = lines[5].split(",")
+    cells[5] = title
+    lines[5] = ",".join(cells)
+    lp.write_bytes("".join(lines).encode())
+    both(bench, tmp_path / "out", lp, write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events))
