@@ -1,7 +1,7 @@
 """Where ``engine evaluate --backend duckdb`` spends its time, stage by stage, beside the hand-written query.
 
 bench_evaluate.py gives the end-to-end ratios; this gives the split that decides what to
-work on next (issue #17): the scan (DuckDB's read, the Python line count), the cell
+work on next (issue #17): the scan (DuckDB's read; the line count, only when a row is rejected), the cell
 conversion (``_materialize``), grouping (the sort check), the decision table and the
 writing, plus every DuckDB statement over ``--slow`` seconds. Each round runs the
 engine then the hand-written DuckDB query (bench/spec_duckdb.py) on the same data and
@@ -28,7 +28,7 @@ REPO = HERE.parent
 #: (module, attribute) timed as one stage each (nested stages are included in their parents).
 STAGES = (
     ("engine.sql.inputs", "Inputs.scan"),
-    ("engine.sql.inputs", "Inputs._one_line_each"),
+    ("engine.sql.inputs", "Inputs.numbered"),
     ("engine.sql.records", "lead_rows"),
     ("engine.sql.records", "event_rows"),
     ("engine.sql.records", "_materialize"),

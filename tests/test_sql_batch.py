@@ -439,3 +439,45 @@ events:
     assert len(rejects) == 2 and all("the reason of a handoff_rejected event must be one of: "
                                      "churned, no_budget, no_need, timing" in r for r in rejects)
     assert ",reason,nope," in rejects[0] or ",reason,nope," in rejects[1]
+
+
+def test_blank_lines_count_only_when_a_row_is_rejected(bench: CompiledPlaybook, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB's rows stand (no line count) until a reject needs a number; then engine.io's lines."""
+    import engine.sql.inputs as inputs
+
+    leads, events = make_rows(30)
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    lines = lp.read_text().splitlines(keepends=True)
+    lines.insert(4, "\n")
+    cells = lines[8].split(",")
+    cells[5] = '"Dir\nector"'  # a quoted line break: the rows below are one line further down
+    lines[8] = ",".join(cells)
+    lp.write_text("".join(lines))
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    counted: list[Path] = []
+    count_lines = inputs._count_lines
+    monkeypatch.setattr(inputs, "_count_lines", lambda path: counted.append(path) or count_lines(path))
+    clean = both(bench, tmp_path / "clean", lp, ep)
+    assert not _rejects(clean) and counted == []  # nothing rejected: no pass over either file
+    # now a bad cell after the blank line and the quoted line break: its number is its line
+    cells = lines[12].split(",")
+    cells[4] = "lots"
+    lines[12] = ",".join(cells)
+    lp.write_text("".join(lines))
+    files = both(bench, tmp_path / "bad", lp, ep)
+    assert counted == [lp, ep]  # each counted once: the leads file is then read by engine.io
+    assert _rejects(files)[0].split(",")[1:4] == ["14", "employees", "lots"]  # line 13 + the break
+
+
+@pytest.mark.parametrize("title", ['"Dir\rector"', "Dir\rector", '"Dir\r\nector"'])
+def test_carriage_returns_in_cells_read_alike(bench: CompiledPlaybook, tmp_path: Path, title: str) -> None:
+    """A bare CR ends a line for engine.io; quoted, it is text. No line count decides it now."""
+    leads, events = make_rows(20)
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    lines = lp.read_text().splitlines(keepends=True)
+    cells = lines[5].split(",")
+    cells[5] = title
+    lines[5] = ",".join(cells)
+    lp.write_bytes("".join(lines).encode())
+    both(bench, tmp_path / "out", lp, write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events))

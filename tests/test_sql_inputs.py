@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
-from engine.sql.inputs import ROW, Inputs
+from engine.sql.inputs import ROW, Inputs, Renumber
 from tests.export_factory import LEAD_COLUMNS, make_rows, write_csv
 
 
@@ -36,9 +37,29 @@ def test_cp932_is_transcoded_to_a_temporary_utf8_copy(tmp_path: Path) -> None:
     assert {r[2] for r in rows} >= {"部長", "学生"}
 
 
-def test_blank_lines_and_quoted_newlines_fall_back_to_engine_io(tmp_path: Path) -> None:
+def test_blank_lines_and_quoted_newlines_fall_back_to_engine_io_once_numbers_matter(tmp_path: Path) -> None:
     path = tmp_path / "l.csv"
     path.write_text('lead_id,title\nA,x\n\nB,"two\nlines"\nC,y\n', encoding="utf-8")
-    by_duckdb, rows, _ = _scan(path)
-    assert not by_duckdb
+    con = duckdb.connect()
+    with Inputs(con) as inputs:
+        scanned = inputs.scan(path, "t", None, ["lead_id", "title"])
+        # DuckDB's rows are engine.io's; only the numbers are off, and nothing has needed them yet
+        assert scanned.by_duckdb and scanned.unverified is not None
+        assert con.execute("SELECT lead_id, title FROM t ORDER BY __row").fetchall() == [
+            ("A", "x"), ("B", "two\nlines"), ("C", "y")]
+        with pytest.raises(Renumber):  # a row is rejected: its number must be its line
+            inputs.numbered(scanned, 3)
+        again = inputs.scan(path, "t", None, ["lead_id", "title"])
+        assert not again.by_duckdb
+        rows = con.execute(f"SELECT {ROW}, lead_id, title FROM t ORDER BY {ROW}").fetchall()
     assert rows == [(2, "A", "x"), (4, "B", "two\nlines"), (6, "C", "y")]
+
+
+def test_one_line_per_row_keeps_duckdb_numbers_when_checked(tmp_path: Path) -> None:
+    path = tmp_path / "l.csv"
+    path.write_text("lead_id,title\r\nA,x\r\nB,y\r\n", encoding="utf-8")
+    con = duckdb.connect()
+    with Inputs(con) as inputs:
+        scanned = inputs.scan(path, "t", None, ["lead_id", "title"])
+        inputs.numbered(scanned, 2)  # no Renumber: the lines are the rows
+        assert scanned.by_duckdb and scanned.unverified is None and not inputs.careful

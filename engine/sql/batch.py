@@ -34,7 +34,7 @@ from engine.batch import (
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
 from engine.io.scratch import temp_dir
-from engine.sql.inputs import Inputs, quote
+from engine.sql.inputs import Inputs, Renumber, quote
 from engine.sql.progress import QueryProgress, Report
 from engine.sql.records import Plan, activity_events, event_field_sql, event_rows, lead_rows
 
@@ -96,7 +96,12 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summ
              staging: Path, backend: str, master: str | None, stages: QueryProgress | None) -> None:
     """Stages 1-4 on an open connection, naming each to the progress report (when there is one)."""
     with Inputs(con) as inputs:
-        _prepare(con, inputs, cp, req, query)
+        while True:
+            try:
+                _prepare(con, inputs, cp, req, query)
+                break
+            except Renumber:  # a rejected row's number was not its line: that file again, carefully
+                continue
     from engine.sql.grouping import iter_rejects
 
     for reject in iter_rejects(con):
@@ -134,6 +139,10 @@ def _prepare(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchReque
         event_scan, event_plan = event_rows(inputs, request.mapping, request.events, encoding, allowed)
     group(con, str(request.leads), str(request.events) if request.events is not None else None,
           lead_scan.rejects, event_scan.rejects if event_scan is not None else [], request.events_sorted)
+    rejected = {file for (file,) in con.execute("SELECT DISTINCT file FROM rejects").fetchall()}
+    for scanned, table in ((lead_scan, "lead_rows"), (event_scan, "event_rows")):
+        if scanned is not None and scanned.unverified is not None and str(scanned.path) in rejected:
+            inputs.numbered(scanned, int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]))
     activity_events(con, request.mapping, query.event_columns)
     _bind_views(con, cp, request, lead_plan, event_plan, query.event_columns)
     con.execute(f"SET TimeZone = '{cp.playbook.timezone}'")

@@ -57,7 +57,6 @@ def group(con: Any, leads_file: str, events_file: str | None, lead_structural: l
         con.execute("CREATE OR REPLACE TEMP TABLE event_rows AS SELECT CAST(NULL AS BIGINT) AS __row, "
                     "CAST(NULL AS VARCHAR) AS lead_id, CAST(NULL AS VARCHAR) AS __column, "
                     "CAST(NULL AS VARCHAR) AS __value, CAST(NULL AS VARCHAR) AS __reason WHERE FALSE")
-    merge = events_sorted if events_sorted is not None else _both_ascending(con)
     if events_sorted:
         _check_sorted(con, events_file)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE usable_leads AS
@@ -90,7 +89,8 @@ def group(con: Any, leads_file: str, events_file: str | None, lead_structural: l
         sql = (f"SELECT {events} AS file, CAST(NULL AS BIGINT) AS {ROW}, CAST(NULL AS VARCHAR) AS __column, "
                "CAST(NULL AS VARCHAR) AS __value, CAST(NULL AS VARCHAR) AS __reason, 0 AS k1, 0 AS k2, "
                "0 AS k3, 0 AS k4, 0 AS k5 WHERE FALSE")
-    elif merge:
+    elif events_sorted if events_sorted is not None else _both_ascending(con):
+        # the strategy only orders rejects: the sort check runs only when there are some
         sql = _merged_order(lead_rejects, event_rejects, orphans)
     else:
         sql = (f"SELECT *, 0 AS k1, {ROW} AS k2, 0 AS k3, 0 AS k4, 0 AS k5 FROM ({event_rejects}) "

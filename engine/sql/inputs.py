@@ -17,6 +17,10 @@ Two things DuckDB would do differently are handled here rather than approximated
   number rows differently or stop, so such a file is read by engine.io's reader (the
   same rows, the same structural rejects) and handed to DuckDB as Arrow batches.
   Correct first; fast whenever the file is regular, which exports nearly always are.
+  A CSV file DuckDB read in strict mode has engine.io's rows, so only blank lines (both
+  skip them) and quoted line breaks can make its numbers differ; numbers are written only
+  with rejects, so the line count that tells runs only for a file with a rejected row
+  (:meth:`Inputs.numbered`), which is then read again by engine.io's reader if it must.
 """
 
 from __future__ import annotations
@@ -67,6 +71,17 @@ class Scanned:
     first_keys: list[str] | None = None
     rejects: list[Reject] = field(default_factory=list)
     by_duckdb: bool = True
+    #: CSV read by DuckDB whose row numbers are not yet known to be lines (source, header
+    #: lines): checked by :meth:`Inputs.numbered` only if one of its rows is rejected.
+    unverified: tuple[Path, int] | None = None
+
+
+class Renumber(Exception):
+    """A rejected row's number is not its line: read ``path`` again with engine.io's reader."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
 
 
 class Inputs:
@@ -75,6 +90,8 @@ class Inputs:
     def __init__(self, con: Any) -> None:
         self.con = con
         self._temporary: list[Path] = []
+        #: files to read with engine.io's reader (their DuckDB row numbers were not lines)
+        self.careful: set[Path] = set()
 
     def close(self) -> None:
         """Remove every temporary UTF-8 copy made for this run."""
@@ -124,7 +141,9 @@ class Inputs:
         kind = file_format(path)
         present = [c for c in dict.fromkeys(wanted) if columns is None or c in columns]
         scanned = Scanned(name, path, columns, present, first_keys)
-        if kind == "csv" and self._csv(scanned, encoding):
+        if path in self.careful:
+            pass
+        elif kind == "csv" and self._csv(scanned, encoding):
             return scanned
         if kind == "jsonl" and self._jsonl(scanned, encoding):
             return scanned
@@ -150,7 +169,11 @@ class Inputs:
         cells = [f"COALESCE(c{position[c]}, '') AS {quote(c)}" for c in scanned.present]
         if not self._create(scanned.table, scan, cells, "rowid + 2"):
             return False
-        return self._one_line_each(scanned.table, source, header_lines=1)
+        # DuckDB read it in strict mode, so its rows are engine.io's; only their numbers can
+        # differ (blank lines, which both skip; quoted line breaks). Numbers reach the output
+        # only through rejects, so the line count waits until a row is rejected (numbered()).
+        scanned.unverified = (source, 1)
+        return True
 
     def _jsonl(self, scanned: Scanned, encoding: str | None) -> bool:
         path = scanned.path
@@ -195,6 +218,21 @@ class Inputs:
         lines = _count_lines(source)
         records = int(self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
         return lines is not None and lines == records + header_lines
+
+    def numbered(self, scanned: Scanned, records: int) -> None:
+        """Raise :class:`Renumber` unless ``scanned``'s row numbers are its lines.
+
+        Called once a row of the file is rejected (its number is then written); ``records``:
+        the rows DuckDB read.
+        """
+        if scanned.unverified is None:
+            return
+        source, header_lines = scanned.unverified
+        lines = _count_lines(source)
+        if lines is None or lines != records + header_lines:
+            self.careful.add(scanned.path)
+            raise Renumber(scanned.path)
+        scanned.unverified = None
 
     def _fallback(self, scanned: Scanned, encoding: str | None) -> None:
         """engine.io's reader makes the rows (and the structural rejects); DuckDB gets Arrow."""
