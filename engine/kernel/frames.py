@@ -12,7 +12,7 @@ Then :meth:`Kernel.decide_instants` decides each lead at all its instants in one
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.events import Encoded, EventColumns
@@ -20,6 +20,36 @@ from engine.kernel.source import Total
 
 if TYPE_CHECKING:
     from engine.kernel import Kernel
+
+
+def lay_out(leads: Sequence[EventColumns], also: Collection[str] = ()
+            ) -> tuple[list[int], list[int], Encoded, dict[str, Encoded]] | None:
+    """A chunk's events end to end: each lead's start offset (and the end), every event's
+    instant, its type and each field (the leads' own and ``also``; None where a lead lacks
+    one) dictionary-encoded as the kernel's Arrow path reads them. None when a field
+    cannot be encoded (its leads are decided on their events)."""
+    import pyarrow as pa
+
+    from engine.kernel.decay import encode
+
+    at_all: list[int] = []
+    types_all: list[str] = []
+    names = sorted({*also, *(name for columns in leads for name in columns.fields)})
+    fields_all: dict[str, list[Any]] = {name: [] for name in names}
+    offsets = [0]
+    for columns in leads:
+        at_all += columns.at_us
+        types_all += columns.types
+        offsets.append(len(at_all))
+        for name in names:
+            values = columns.fields.get(name)
+            fields_all[name] += values if values is not None else [None] * len(columns.at_us)
+    try:
+        kinds = encode(pa, types_all)
+        encoded = {name: encode(pa, values) for name, values in fields_all.items()}
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    return offsets, at_all, kinds, encoded
 
 
 class Frames:
@@ -44,28 +74,12 @@ class Frames:
         if kernel.totals is None:
             return None
         import numpy as np
-        import pyarrow as pa
 
-        from engine.kernel.decay import encode
-
-        at_all: list[int] = []
-        types_all: list[str] = []
         # every field the kernel reads (a lead without one reads None, as the loop does)
-        names = sorted({*kernel.fields, *(name for columns in leads for name in columns.fields)})
-        fields_all: dict[str, list[Any]] = {name: [] for name in names}
-        offsets = [0]
-        for columns in leads:
-            at_all += columns.at_us
-            types_all += columns.types
-            offsets.append(len(at_all))
-            for name in names:
-                values = columns.fields.get(name)
-                fields_all[name] += values if values is not None else [None] * len(columns.at_us)
-        try:
-            kinds = encode(pa, types_all)
-            encoded = {name: encode(pa, values) for name, values in fields_all.items()}
-        except (pa.ArrowException, TypeError, ValueError):
+        laid = lay_out(leads, kernel.fields)
+        if laid is None:
             return None
+        offsets, at_all, kinds, encoded = laid
         return cls(kernel, offsets, np.array(at_all, np.int64), kinds, encoded)
 
     def sums(self, leads: Sequence[int], instants: Sequence[int], counts: Sequence[int]

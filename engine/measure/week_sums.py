@@ -66,23 +66,12 @@ def prepare_weeks(cp: CompiledPlaybook, leads: Sequence[EventColumns], uptos: Se
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from engine.kernel.decay import encode
+    from engine.kernel.frames import lay_out
 
-    at_all: list[int] = []
-    types_all: list[str] = []
-    names = sorted({name for columns in leads for name in columns.fields})
-    fields_all: dict[str, list[Any]] = {name: [] for name in names}
-    for columns in leads:
-        at_all += columns.at_us
-        types_all += columns.types
-        for name in names:
-            values = columns.fields.get(name)
-            fields_all[name] += values if values is not None else [None] * len(columns.at_us)
-    try:
-        kinds = encode(pa, types_all)
-        encoded = {name: encode(pa, values) for name, values in fields_all.items()}
-    except (pa.ArrowException, TypeError, ValueError):
+    laid = lay_out(leads)
+    if laid is None:
         return None  # a field the kernel's Arrow path cannot read: decide on the events
+    _, at_all, kinds, encoded = laid
     at = pa.array(at_all, pa.int64())
     from engine.events import epoch_us
     from engine.io.arrow_convert import Encoded
