@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from engine.account_decide import decide_accounts
 from engine.accounts import Member, uses_accounts
 from engine.compile import CompiledPlaybook
+from engine.decision import ROW
 from engine.evaluate import decide
 from engine.events import Event
 from engine.sql.duckdb_backend import evaluate_duckdb
@@ -110,6 +111,21 @@ def expected_rows(
     else:
         decisions = [decide(cp, lead, events, as_of, lead_id=lid) for lid, lead, events in leads]
     return sorted((d.to_row() for d in decisions), key=lambda r: r["lead_id"])
+
+
+#: The decision row's instants (as_of, recycle_until, due, overdue_since, …): text in the row.
+INSTANTS = tuple(c.name for c in ROW if c.instant)
+
+
+def instants_as_text(cp: CompiledPlaybook, row: dict[str, Any]) -> dict[str, Any]:
+    """A warehouse's row with its instants spelled as ``Decision.to_row()`` spells them (the
+    playbook's zone, ISO 8601, "" for none); a naive value (Spark's, in its UTC session) is UTC."""
+    for key in INSTANTS:
+        value = row[key]
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        row[key] = "" if value is None else value.astimezone(cp.tz).isoformat()
+    return row
 
 
 def assert_rows_equal(got: Sequence[dict[str, Any]], expected: Sequence[dict[str, Any]]) -> None:

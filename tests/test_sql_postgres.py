@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -25,7 +24,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from engine.compile import CompiledPlaybook
-from engine.decision import ROW
 from engine.sql import render
 
 from . import pg_cluster
@@ -38,6 +36,7 @@ from .test_sql_differential import (
     _tables,
     assert_rows_equal,
     expected_rows,
+    instants_as_text,
 )
 
 _CI = bool(os.environ.get("CI"))
@@ -106,14 +105,6 @@ def _load(conn: Any, name: str, table: pa.Table) -> None:
             copy.write_row(tuple(row.values()))
 
 
-#: The decision row's instants (as_of, recycle_until, due, overdue_since, …): text in the row.
-INSTANTS = tuple(c.name for c in ROW if c.instant)
-
-
-def _iso(cp: CompiledPlaybook, value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(UTC).astimezone(cp.tz).isoformat()
-
-
 def run_postgres(conn: Any, cp: CompiledPlaybook, leads: list[Lead]) -> list[dict[str, Any]]:
     """The rendered postgres query's rows over ``leads``, as ``Decision.to_row()`` spells them."""
     lead_table, event_table = _tables(cp, leads)
@@ -123,11 +114,7 @@ def run_postgres(conn: Any, cp: CompiledPlaybook, leads: list[Lead]) -> list[dic
     with conn.cursor() as cur:
         cur.execute(sql.encode())  # bytes: psycopg reads no %s placeholders in it
         names = [d.name for d in cur.description]
-        rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
-    for row in rows:
-        for key in INSTANTS:
-            row[key] = _iso(cp, row[key])
-    return rows
+        return [instants_as_text(cp, dict(zip(names, values, strict=True))) for values in cur.fetchall()]
 
 
 def _no_underflow(lead: Lead) -> Lead:

@@ -12,7 +12,6 @@ import importlib.util
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,22 @@ from hypothesis import strategies as st
 
 from engine.batch import BatchRequest, evaluate_export
 from engine.compile import CompiledPlaybook
-from engine.decision import ROW
 from engine.io import load_mapping
 from engine.sql import build_query
 from engine.sql.batch import evaluate_export_sql
 from tests.export_factory import AS_OF as EXPORT_AS_OF
 from tests.export_factory import BENCH_PLAYBOOK, EVENT_COLUMNS, LEAD_COLUMNS, make_rows, write_csv
 
-from .test_sql_differential import AS_OF, PLAYBOOKS, Lead, _compiled, _lead, _tables, expected_rows
+from .test_sql_differential import (
+    AS_OF,
+    PLAYBOOKS,
+    Lead,
+    _compiled,
+    _lead,
+    _tables,
+    expected_rows,
+    instants_as_text,
+)
 
 # Never skipped in CI (CI=true): there a missing pyspark or Java is a failure, not a skip.
 _MISSING = importlib.util.find_spec("pyspark") is None or shutil.which("java") is None
@@ -61,26 +68,12 @@ def _frame(spark: Any, table: Any) -> Any:
     return spark.createDataFrame([tuple(r.values()) for r in table.to_pylist()], schema=schema)
 
 
-#: The decision row's instants (as_of, recycle_until, due, overdue_since, …): text in the row.
-INSTANTS = tuple(c.name for c in ROW if c.instant)
-
-
-def _iso(cp: CompiledPlaybook, value: datetime | None) -> str:
-    return "" if value is None else value.replace(tzinfo=UTC).astimezone(cp.tz).isoformat()
-
-
 def _run(spark: Any, cp: CompiledPlaybook, leads: list[Lead]) -> list[dict[str, Any]]:
     lead_table, event_table = _tables(cp, leads)
     _frame(spark, lead_table).createOrReplaceTempView("leads")
     _frame(spark, event_table).createOrReplaceTempView("events")
     sql = build_query(cp, AS_OF).tree.sql(dialect="spark")
-    rows = []
-    for row in spark.sql(sql).collect():
-        data = row.asDict()
-        for key in INSTANTS:
-            data[key] = _iso(cp, data[key])
-        rows.append(data)
-    return rows
+    return [instants_as_text(cp, row.asDict()) for row in spark.sql(sql).collect()]
 
 
 @pytest.mark.parametrize("name", sorted(PLAYBOOKS))
