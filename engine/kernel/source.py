@@ -105,13 +105,7 @@ def generate(cp: CompiledPlaybook, helpers: dict[str, Callable[..., Any]]) -> Ge
         lines.append(f"def run_sums(lead, sums, as_of_us, lead_id, as_of_text{bound}):")
         lines.append("    lead_get = lead.get")
         names = [name for name, _ in plan]
-        if names:  # (a playbook may read nothing of a history: no totals at all)
-            lines.append(f"    {', '.join(names)}, = sums")
-        if "micro" not in names:
-            lines.append("    micro = 0")
-            lines += [f"    micro_k{index} = 0" for index in range(_bucket_count(cp))]
-        if "recent" not in names:
-            lines.append("    recent = prior = 0")
+        lines += _unpack_sums(cp, names, "    ")
         lines += body.lines
         lines.append("")
         lines += _run_weeks(cp, ns, emit, names)
@@ -312,16 +306,22 @@ def _run_weeks(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpr
              *hoist.lines.lines,
              "    out = []",
              "    append = out.append",
-             "    for as_of_us, sums in zip(instants, sums_list):"]
-    if names:
-        lines.append(f"        {', '.join(names)}, = sums")
-    if "micro" not in names:
-        lines.append("        micro = 0")
-        lines += [f"        micro_k{index} = 0" for index in range(_bucket_count(cp))]
-    if "recent" not in names:
-        lines.append("        recent = prior = 0")
+             "    for as_of_us, sums in zip(instants, sums_list):",
+             *_unpack_sums(cp, names, "        ")]
     lines += ["    " + line for line in body.lines]
     lines += ["    return out, ((personas, v_target_account, v_target_lead) if out else None)", ""]
+    return lines
+
+
+def _unpack_sums(cp: CompiledPlaybook, names: list[str], indent: str) -> list[str]:
+    """``sums`` into the totals' names, and zero for the ones the rules read but the plan
+    has none of (a playbook may read nothing of a history: no totals at all)."""
+    lines = [f"{indent}{', '.join(names)}, = sums"] if names else []
+    if "micro" not in names:
+        lines.append(f"{indent}micro = 0")
+        lines += [f"{indent}micro_k{index} = 0" for index in range(_bucket_count(cp))]
+    if "recent" not in names:
+        lines.append(f"{indent}recent = prior = 0")
     return lines
 
 
