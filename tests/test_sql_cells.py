@@ -20,7 +20,14 @@ from hypothesis import strategies as st
 from engine.io import FieldSpec, cell_forms, load_mapping
 from engine.io.convert import ConversionError, make_converter
 from engine.io.mapping import with_timezone
+from engine.sql import cells as sql_cells
 from engine.sql.cells import Cells
+
+
+@pytest.fixture(autouse=True, params=[0, 10_000], ids=["joined", "inlined"])
+def odd_cells(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test twice: the odd cells looked up as a joined table, and written into the query."""
+    monkeypatch.setattr(sql_cells, "INLINE_LIMIT", request.param)
 
 DATES = ["2026-09-10", "2026-03-08", "2026-03-29", "2026-11-01", "2026-02-30", "2026-13-01", "0999-01-01"]
 TIMES = ["", "T22:20:31", " 22:20:31", "T01:30", "T02:30:00", "T24:00:00", "T23:59:60", "T10:00:00.123",
@@ -43,10 +50,8 @@ def _convert(cells: list[str], spec: FieldSpec, zone: str) -> list[tuple[Any, st
     con.execute("CREATE TEMP TABLE t AS SELECT * FROM cells_arrow")
     sql = Cells(con, "t", mapping)
     converted = sql.field(spec, True)
-    sql.prepare()
-    return [(v, r) for v, r, _ in con.execute(
-        f"SELECT {converted.value}, {converted.reason}, i FROM {sql.source()} {' '.join(sql.joins)} "
-        "ORDER BY i").fetchall()]
+    sql.materialize([f"{converted.value} AS v", f"{converted.reason} AS r", "i"], "out")
+    return [(v, r) for v, r, _ in con.execute("SELECT v, r, i FROM out ORDER BY i").fetchall()]
 
 
 @pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Europe/London"])

@@ -12,6 +12,14 @@ that per cell would throw away DuckDB's speed; re-implementing it in SQL would d
   its answer (value or the reason text) is joined back. Odd cells are few and repeat
   (``'lots'``, ``'１２０'``, ``'Select'``), so this costs little and the values and
   reasons are the Python path's by definition.
+
+:meth:`Cells.materialize` makes the converted table in one pass over the scanned cells
+whenever it can (issue #17: each pass over 3M events costs about a second): a column
+with no SQL form (event types, booleans) has its distinct cells converted first and, when
+they are few, written into the query as a ``CASE``; a column with a SQL form is assumed
+to have no odd cell, and the pass keeps a flag per column to prove it. Only when a flag
+is up is the table made again, with those columns' odd cells looked up (inlined when
+few, joined as a table when many).
 """
 
 from __future__ import annotations
@@ -64,29 +72,42 @@ class Converted:
     reason: str
 
 
+#: Distinct odd cells of a column written into the query as a ``CASE``; past this, a
+#: lookup table joined to the rows.
+INLINE_LIMIT = 32
+
+
 @dataclass
 class _Pending:
-    """A column whose odd cells go to Python once the prepared table exists."""
+    """A column whose odd cells go to Python: ``always`` when it has no SQL form at all."""
 
     cell: str
     odd: str
     sql_type: str
     convert: Callable[[str], Any]
     name: str
+    always: bool
+
+    @property
+    def value_token(self) -> str:
+        return f"{self.name}.__lookup_value"
+
+    @property
+    def reason_token(self) -> str:
+        return f"{self.name}.__lookup_reason"
 
 
 class Cells:
     """Builds the SQL for converted columns of one scanned table, with their Python lookups.
 
-    Two passes over the rows: :meth:`prepare` materializes, per column, the SQL value
-    where SQL is exact and a flag for the cells it is not (each computed once); the
-    flagged cells' distinct values then go through the Python converter, and the final
-    select (``FROM`` :meth:`source`, plus :attr:`joins`) picks one or the other.
+    Per column: the SQL value where SQL is exact and a flag for the cells it is not
+    (computed once per row, in a subquery the final select reads); the flagged cells'
+    distinct values go through the Python converter, and the final select
+    (:meth:`materialize`) picks one or the other.
     """
 
     def __init__(self, con: Any, table: str, mapping: Mapping) -> None:
         self.con, self.table, self.mapping = con, table, mapping
-        self.joins: list[str] = []
         self._count = itertools.count()
         self._prepared: list[tuple[str, str]] = []  # (alias, SQL) computed in the first pass
         self._stripped: dict[str, str] = {}
@@ -102,10 +123,6 @@ class Cells:
         if cell not in self._stripped:
             self._stripped[cell] = self._column("s", strip(cell))
         return self._stripped[cell]
-
-    def source(self) -> str:
-        """The prepared table (call after every :meth:`field`, once :meth:`prepare` ran)."""
-        return f"{self.table}_prepared AS {self.table}"
 
     def field(self, spec: FieldSpec, present: bool) -> Converted:
         """``make_converter(spec)`` over column ``spec.column`` (absent column: NULL, no reject)."""
@@ -187,40 +204,102 @@ class Cells:
         odd = self._column("o", f"CASE WHEN {cell} IS NULL OR {decided} OR {fast.is_null} "
                                 "THEN FALSE ELSE TRUE END")
         name = f"__lookup_{next(self._count)}_{self.table}"
-        self._pending.append(_Pending(cell, odd, sql_type, convert, name))
-        return Converted(f"CASE WHEN {odd} THEN CAST({name}.__lookup_value AS {sql_type}) ELSE {value} END",
-                         f"CASE WHEN {odd} THEN {name}.__lookup_reason END")
+        pending = _Pending(cell, odd, sql_type, convert, name, always=fast.valid == "FALSE")
+        self._pending.append(pending)
+        # the lookup's value and reason are tokens until materialize() knows how each column
+        # gets its odd cells (none, a CASE, or a joined table)
+        return Converted(f"CASE WHEN {odd} THEN CAST({pending.value_token} AS {sql_type}) ELSE {value} END",
+                         f"CASE WHEN {odd} THEN {pending.reason_token} END")
 
-    def prepare(self) -> None:
-        """First pass, then each column's odd cells through Python (a table each, joined)."""
+    def materialize(self, selects: list[str], table: str) -> None:
+        """``CREATE TABLE table AS SELECT selects`` over the scanned cells, every lookup resolved.
+
+        One pass when the odd cells are known to be few (see the module docstring); a
+        second, with the odd columns' cells looked up, only when the first pass found some.
+        """
+        added = "".join(f", {sql} AS {alias}" for alias, sql in self._prepared)
+        source = f"(SELECT *{added} FROM {self.table}) AS {self.table}"
+        found: dict[str, list[Any]] = {}
+        lookups = {p.name: self._lookup(p, source, found) for p in self._pending if p.always}
+        assumed = [p for p in self._pending if not p.always]
+        for p in assumed:
+            lookups[p.name] = ("NULL", "NULL", "")  # no odd cell: proved by the flags below
+        flags = [f"{p.odd} AS __odd{i}" for i, p in enumerate(assumed)]
+        self._create(table, [*selects, *flags], source, lookups)
+        if not assumed:
+            return
+        checks = ", ".join(f"bool_or(__odd{i})" for i in range(len(assumed)))
+        raised = self.con.execute(f"SELECT {checks} FROM {table}").fetchall()[0]
+        odd = [p for p, up in zip(assumed, raised, strict=True) if up]
+        if odd:
+            lookups.update((p.name, self._lookup(p, source, found)) for p in odd)
+            self._create(table, selects, source, lookups)
+
+    def _create(self, table: str, selects: list[str], source: str,
+                lookups: dict[str, tuple[str, str, str]]) -> None:
+        sql = ", ".join(selects)
+        for p in self._pending:
+            value, reason, _ = lookups[p.name]
+            sql = sql.replace(p.value_token, value).replace(p.reason_token, reason)
+        joins = " ".join(join for _, _, join in lookups.values() if join)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {sql} FROM {source} {joins}")
+
+    def _lookup(self, item: _Pending, source: str, found: dict[str, list[Any]]) -> tuple[str, str, str]:
+        """(value SQL, reason SQL, join) for ``item``'s odd cells, each through its converter once."""
         import pyarrow as pa
 
-        added = "".join(f", {sql} AS {alias}" for alias, sql in self._prepared)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {self.table}_prepared AS "
-                         f"SELECT *{added} FROM {self.table}")
-        for item in self._pending:
-            query = f"SELECT DISTINCT {item.cell} FROM {self.table}_prepared WHERE {item.odd}"
-            raws = [r for (r,) in self.con.execute(query).fetchall()]
-            values: list[Any] = []
-            reasons: list[str | None] = []
-            for raw in raws:
-                try:
-                    values.append(item.convert(raw))
-                    reasons.append(None)
-                except ConversionError as error:
-                    values.append(None)
-                    reasons.append(str(error))
-            arrow_type = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
-                          "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"), "BIGINT": pa.int64()}[item.sql_type]
-            # Names no input column has: an export's own `reason` or `value` column stays unambiguous.
-            table = pa.table({"__lookup_raw": pa.array(raws, pa.string()),
-                              "__lookup_value": pa.array([_arrow_value(v, item.sql_type) for v in values],
-                                                         arrow_type),
-                              "__lookup_reason": pa.array(reasons, pa.string())})
-            self.con.register(f"{item.name}_arrow", table)
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {item.name} AS SELECT * FROM {item.name}_arrow")
-            self.con.unregister(f"{item.name}_arrow")
-            self.joins.append(f"LEFT JOIN {item.name} ON {item.name}.__lookup_raw = {item.cell}")
+        query = f"SELECT DISTINCT {item.cell} FROM {source} WHERE {item.odd}"
+        key = f"{item.cell}|{dict(self._prepared).get(item.odd, item.odd)}"  # type and its shown form
+        if key not in found:
+            found[key] = [r for (r,) in self.con.execute(f"{query} LIMIT {INLINE_LIMIT + 1}").fetchall()]
+            if len(found[key]) > INLINE_LIMIT:
+                found[key] = [r for (r,) in self.con.execute(query).fetchall()]
+        raws = sorted(found[key])  # sorted: the same query text for the same cells, run after run
+        values: list[Any] = []
+        reasons: list[str | None] = []
+        for raw in raws:
+            try:
+                values.append(_arrow_value(item.convert(raw), item.sql_type))
+                reasons.append(None)
+            except ConversionError as error:
+                values.append(None)
+                reasons.append(str(error))
+        if len(raws) <= INLINE_LIMIT:
+            return (_inline(item.cell, raws, [_sql_value(v, item.sql_type) for v in values]),
+                    _inline(item.cell, raws, [literal(r) if r is not None else "NULL" for r in reasons]), "")
+        arrow_type = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
+                      "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"), "BIGINT": pa.int64()}[item.sql_type]
+        # Names no input column has: an export's own `reason` or `value` column stays unambiguous.
+        data = pa.table({"__lookup_raw": pa.array(raws, pa.string()),
+                         "__lookup_value": pa.array(values, arrow_type),
+                         "__lookup_reason": pa.array(reasons, pa.string())})
+        self.con.register(f"{item.name}_arrow", data)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {item.name} AS SELECT * FROM {item.name}_arrow")
+        self.con.unregister(f"{item.name}_arrow")
+        return (item.value_token, item.reason_token,
+                f"LEFT JOIN {item.name} ON {item.name}.__lookup_raw = {item.cell}")
+
+
+def _inline(cell: str, raws: list[str], answers: list[str]) -> str:
+    """``CASE cell WHEN raw THEN answer … END`` (NULL for a cell not listed, and for none)."""
+    pairs = zip(raws, answers, strict=True)
+    branches = " ".join(f"WHEN {literal(raw)} THEN {answer}" for raw, answer in pairs if answer != "NULL")
+    return f"(CASE {cell} {branches} END)" if branches else "NULL"
+
+
+def _sql_value(value: Any, sql_type: str) -> str:
+    """A converted value as an exact SQL literal of ``sql_type``."""
+    if value is None:
+        return "NULL"
+    if sql_type == "VARCHAR":
+        return literal(value)
+    if sql_type == "BOOLEAN":
+        return "TRUE" if value else "FALSE"
+    if sql_type == "BIGINT":
+        return str(int(value))
+    if sql_type == "DOUBLE":  # repr is the shortest text that reads back as the same double
+        return f"CAST({literal(repr(float(value)))} AS DOUBLE)"
+    return f"CAST({literal(value.isoformat())} AS TIMESTAMPTZ)"  # aware, in UTC (_arrow_value)
 
 
 @dataclass

@@ -303,10 +303,7 @@ class _EventType:
 
 def _materialize(inputs: Inputs, cells: Cells, selects: list[str], table: str, scan: str) -> None:
     """The converted rows as ``table``; the scanned cells, no longer needed, dropped."""
-    cells.prepare()
-    inputs.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {', '.join(selects)} "
-                       f"FROM {cells.source()} {' '.join(cells.joins)}")
-    inputs.con.execute(f"DROP TABLE {scan}_prepared")
+    cells.materialize(selects, table)
     inputs.drop(scan)
 
 def event_field_sql(plan: Plan, name: str) -> str:
