@@ -157,12 +157,16 @@ def _keep_queue(con: Any, queue: TeamQueue) -> None:
 def write(con: Any, staging: Path, csv_guard: bool) -> None:
     """The decisions file in the leads file's order: CSV by DuckDB, the other formats via Arrow."""
     if file_format(staging) == "csv":
-        line = _csv_line(con, "\t" if staging.suffix.lower() == ".tsv" else ",", csv_guard)
+        delimiter = "\t" if staging.suffix.lower() == ".tsv" else ","
+        line = _csv_line(con, delimiter, csv_guard)
         if line is not None:
-            header = _join(list(DECISION_COLUMNS), "\t" if staging.suffix.lower() == ".tsv" else ",")
-            # one VARCHAR column of finished lines, written as they are (no quoting of its own)
+            cells, joined = line
+            header = _join(list(DECISION_COLUMNS), delimiter)
+            # one VARCHAR column of finished lines, written as they are (no quoting of its own);
+            # each cell's text is made once, in the inner select, however often the line reads it
             con.execute(f"COPY (SELECT line FROM (SELECT -1 AS k, {literal(header)} AS line UNION ALL "
-                        f"SELECT __row, {line} FROM {TABLE}) ORDER BY k) TO {literal(str(staging))} "
+                        f"SELECT __row, {joined} FROM (SELECT __row, {cells} FROM {TABLE})) ORDER BY k) "
+                        f"TO {literal(str(staging))} "
                         "(FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x01')")
             return
     write_decisions(staging, _rows(con), csv_guard=csv_guard)
@@ -184,35 +188,40 @@ def _join(cells: list[str], delimiter: str) -> str:
     return out.getvalue()
 
 
-def _csv_line(con: Any, delimiter: str, csv_guard: bool) -> str | None:
-    """One row as ``engine.io.writers._CsvOut`` writes it, in SQL; None if a type has no exact spelling."""
+def _csv_line(con: Any, delimiter: str, csv_guard: bool) -> tuple[str, str] | None:
+    """One row as ``engine.io.writers._CsvOut`` writes it, in SQL: (the select of each cell's
+    text as ``__c0``…, the line made of them); None if a type has no exact spelling."""
     types = dict(con.execute(f"SELECT column_name, data_type FROM information_schema.columns "
                              f"WHERE table_name = '{TABLE}'").fetchall())
-    cells: list[str] = []
+    made: list[str] = []
     texts: list[str] = []
-    for name in DECISION_COLUMNS:
+    cells: list[str] = []
+    starts = ", ".join(str(ord(c)) for c in _FORMULA_START)  # ascii(): the first code point, 0 for ''
+    for index, name in enumerate(DECISION_COLUMNS):
         kind = str(types.get(name, ""))
         if kind not in _PLAIN_TYPES:
             return None
         column = quote(name)
         if kind == "VARCHAR":
-            cell = f"COALESCE({column}, '')"
+            text = f"COALESCE({column}, '')"
             if csv_guard and name not in NOT_TEXT:
-                starts = " OR ".join(f"starts_with({cell}, {literal(c)})" for c in _FORMULA_START)
-                cell = (f"(CASE WHEN ({starts}) AND NOT regexp_full_match({cell}, {literal(_NUMBER)}) "
-                        f"THEN '''' || {cell} ELSE {cell} END)")
-            texts.append(cell)
+                text = (f"(CASE WHEN ascii({text}) IN ({starts}) AND NOT regexp_full_match({text}, "
+                        f"{literal(_NUMBER)}) THEN '''' || {text} ELSE {text} END)")
         else:  # numbers and booleans: DuckDB spells them as format_cell (repr, true/false)
-            cell = f"COALESCE(CAST({column} AS VARCHAR), '')"
+            text = f"COALESCE(CAST({column} AS VARCHAR), '')"
+        cell = f"__c{index}"
+        made.append(f"{text} AS {cell}")
         cells.append(cell)
+        if kind == "VARCHAR":
+            texts.append(cell)
     d = literal(delimiter)
     minimal = [f"(CASE WHEN contains({c}, {d}) OR contains({c}, '\"') OR contains({c}, chr(10)) "
                f"THEN '\"' || replace({c}, '\"', '\"\"') || '\"' ELSE {c} END)" if c in texts else c
                for c in cells]
     everything = [f"('\"' || replace({c}, '\"', '\"\"') || '\"')" for c in cells]
     has_return = " OR ".join(f"contains({c}, chr(13))" for c in texts) or "FALSE"
-    return (f"CASE WHEN {has_return} THEN concat_ws({d}, {', '.join(everything)}) "
-            f"ELSE concat_ws({d}, {', '.join(minimal)}) END")
+    return (", ".join(made), f"CASE WHEN {has_return} THEN concat_ws({d}, {', '.join(everything)}) "
+                              f"ELSE concat_ws({d}, {', '.join(minimal)}) END")
 
 
 def _decision(row: dict[str, Any]) -> Decision:
