@@ -42,6 +42,8 @@ BACKENDS = ("duckdb", "python", "spark")
 #: DuckDB's own memory cap for a batch run (it spills past it); the process's peak adds
 #: Python and Arrow buffers on top, so the 2 GiB budget keeps a margin.
 MEMORY_LIMIT = "1GB"
+#: Past any run's size: a checkpoint never starts on its own in the scratch database.
+CHECKPOINT_THRESHOLD = "1000TB"
 #: Which mapping field types can feed a playbook lead field of each kind.
 _COMPATIBLE = {"string": {"string"}, "number": {"number", "integer"}, "bool": {"bool"},
                "datetime": {"datetime"}}
@@ -77,10 +79,13 @@ def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend:
 
         # A database file in a scratch folder, under a memory limit: the inputs and the
         # stages' tables page to disk instead of growing with the export (an in-memory
-        # database held 7.6 GB for 1M leads / 30M events).
+        # database held 7.6 GB for 1M leads / 30M events). No automatic checkpoint: the
+        # stages' tables live for one run, and compressing the converted events for a
+        # checkpoint cost a second of CPU per 3M events (issue #17).
         scratch = tempfile.TemporaryDirectory(prefix="engine-duckdb-", dir=temp_dir())
         con = duckdb.connect(str(Path(scratch.name) / "work.duckdb"),
-                             config={"memory_limit": MEMORY_LIMIT, "temp_directory": scratch.name})
+                             config={"memory_limit": MEMORY_LIMIT, "temp_directory": scratch.name,
+                                     "checkpoint_threshold": CHECKPOINT_THRESHOLD})
         stages = QueryProgress(con, progress) if progress is not None and backend == "duckdb" else None
         try:
             with stages or nullcontext():
