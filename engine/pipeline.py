@@ -120,19 +120,20 @@ class MissingSection(LookupError):
     """A backend has no emitter for a section of :data:`PIPELINE`: a bug, never a user's."""
 
 
-def walk(emitters: Mapping[str, T], backend: str) -> list[tuple[Section, T]]:
-    """The sections in :data:`DECISION_ORDER`, each with its emitter in ``emitters`` (keyed
-    by context). Raises :class:`MissingSection` before anything is emitted when a section
-    has none (a section added here and not yet to ``backend``), or when ``emitters``
-    has one for a section that does not exist."""
-    missing = [s.context for s in PIPELINE if s.context not in emitters]
-    unknown = sorted(set(emitters) - {s.context for s in PIPELINE})
+def walk(emitters: Mapping[Section, T], backend: str) -> list[tuple[Section, T]]:
+    """The sections in :data:`DECISION_ORDER`, each with its emitter in ``emitters``.
+
+    Raises :class:`MissingSection` before anything is emitted when a section has none (a
+    section added here and not yet to ``backend``), or when ``emitters`` has one for a
+    section that is not in the pipeline."""
+    missing = [s.context for s in PIPELINE if s not in emitters]
+    unknown = sorted(s.context for s in emitters if s not in PIPELINE)
     if missing or unknown:
         raise MissingSection(
             f"{backend}: " + "; ".join(
                 [*([f"no emitter for section(s) {', '.join(missing)}"] if missing else []),
                  *([f"an emitter for no section: {', '.join(unknown)}"] if unknown else [])]))
-    return [(s, emitters[s.context]) for s in DECISION_ORDER]
+    return [(s, emitters[s]) for s in DECISION_ORDER]
 
 
 #: What an expression is to its rule: its condition, a fit branch's computed points, a

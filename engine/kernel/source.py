@@ -25,7 +25,18 @@ from engine.compile import CompiledPlaybook, Rule
 from engine.decision import ROUND_DIGITS, Handoff
 from engine.expr import CompiledExpression
 from engine.kernel.emit import Aggregate, Emitter, Namespace
-from engine.pipeline import walk
+from engine.pipeline import (
+    EXCLUSIONS,
+    FIT,
+    HANDOFFS,
+    PERSONAS,
+    RECYCLE,
+    STAGES,
+    SURGE,
+    TARGETS,
+    Section,
+    walk,
+)
 
 _US = 1_000_000
 _LIFE_MARK = "#LIFE_COLUMNS#"  # replaced by the team and content columns (or None) per variant
@@ -340,15 +351,15 @@ def _handoffs(rules: _Rules) -> None:
 
 
 #: Each section's statements (``engine.pipeline.walk`` fails for a section without one).
-_SECTIONS: dict[str, Callable[[_Rules], None]] = {
-    "persona": _personas,
-    "target": _targets,
-    "fit": _fit,
-    "surge": _surge,
-    "exclusion": _exclusions,
-    "stage": _stages,
-    "recycle": _recycle_section,
-    "handoff": _handoffs,
+_SECTIONS: dict[Section, Callable[[_Rules], None]] = {
+    PERSONAS: _personas,
+    TARGETS: _targets,
+    FIT: _fit,
+    SURGE: _surge,
+    EXCLUSIONS: _exclusions,
+    STAGES: _stages,
+    RECYCLE: _recycle_section,
+    HANDOFFS: _handoffs,
 }
 
 
