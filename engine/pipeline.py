@@ -38,10 +38,14 @@ T = TypeVar("T")
 
 
 class Named(Protocol):
-    """A compiled rule as the readers of every section see it: its id and its line."""
+    """A compiled rule as the readers of every section see it: its id, where it is
+    written (under its section's ``path``) and its line."""
 
     @property
     def id(self) -> str: ...
+
+    @property
+    def path(self) -> NodePath: ...
 
     @property
     def line(self) -> int: ...
