@@ -193,8 +193,8 @@ class _Rules:
 
 def _body(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpression], str],
           hoist: _Hoist | None) -> _Writer:
-    """The rules as statements, from personas to the decision: each section of
-    ``engine.pipeline.PIPELINE`` in order, by its emitter in :data:`_SECTIONS`; with
+    """The rules as statements, from personas to the decision: each section in
+    ``engine.pipeline.DECISION_ORDER``, by its emitter in :data:`_SECTIONS`; with
     ``hoist`` (the week loop), what depends on the lead alone goes there, and each instant
     appends only ``(stage index, exclusion, handoff)``."""
     stages = [s.rule.id for s in cp.stages]
