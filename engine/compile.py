@@ -26,6 +26,7 @@ from engine.expr import CompiledExpression, ExprIssue, Vocabulary, compile_expre
 from engine.listfiles import ListFileError, read_list_file, repository_root
 from engine.load import Document
 from engine.model import ContentItem, EventPoints, Playbook
+from engine.pipeline import EXCLUSIONS, FIT, HANDOFFS, PERSONAS, RECYCLE, STAGES, SURGE, TARGETS, Section
 
 NodePath = tuple[str | int, ...]
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -338,11 +339,14 @@ class _Compiler:
     def points(self, value: float | str, path: NodePath) -> FitPoints | None:
         """A fit branch's points: a number as is, an expression compiled as a number."""
         if isinstance(value, str):
-            return self.expr(value, path, "fit", "number")
+            return self.expr(value, path, FIT.context, "number")
         return value
 
-    def rule(self, rule_id: str, source: str | None, path: NodePath, context: str) -> Rule:
-        compiled = self.expr(source, path, context) if source is not None else None
+    def rule(self, rule_id: str, source: str | None, section: Section, *where: str | int) -> Rule:
+        """A rule of ``section`` written at ``section.path + where``, its condition compiled
+        in the section's context."""
+        path: NodePath = (*section.path, *where)
+        compiled = self.expr(source, path, section.context) if source is not None else None
         return Rule(rule_id, path, self.line(path), compiled)
 
 
@@ -353,46 +357,41 @@ def compile_playbook(
     vocabulary = vocabulary_of(playbook)
     c = _Compiler(doc, playbook, vocabulary)
     pb = playbook
-    personas = tuple(
-        c.rule(pid, p.when, ("personas", pid, "when"), "persona") for pid, p in pb.personas.items()
-    )
-    target_accounts = (c.rule("accounts", pb.targets.accounts, ("targets", "accounts"), "target")
+    personas = tuple(c.rule(pid, p.when, PERSONAS, pid, "when") for pid, p in pb.personas.items())
+    target_accounts = (c.rule("accounts", pb.targets.accounts, TARGETS, "accounts")
                        if pb.targets.accounts else None)
-    target_leads = (c.rule("leads", pb.targets.leads, ("targets", "leads"), "target")
+    target_leads = (c.rule("leads", pb.targets.leads, TARGETS, "leads")
                     if pb.targets.leads else None)
     fit_rules: list[FitRule] = []
     fit = pb.scoring.fit
     for i, r in enumerate(fit.rules if fit else ()):
-        base: NodePath = ("scoring", "fit", "rules", i)
+        base: NodePath = (*FIT.path, "rules", i)
         branches: list[tuple[CompiledExpression, FitPoints]] = []
         if r.first_of is not None:
             for j, branch in enumerate(r.first_of):
-                e = c.expr(branch.when, (*base, "first_of", j, "when"), "fit")
+                e = c.expr(branch.when, (*base, "first_of", j, "when"), FIT.context)
                 p = c.points(branch.points, (*base, "first_of", j, "points"))
                 if e is not None and p is not None:
                     branches.append((e, p))
         elif r.when is not None and r.points is not None:
-            e = c.expr(r.when, (*base, "when"), "fit")
+            e = c.expr(r.when, (*base, "when"), FIT.context)
             p = c.points(r.points, (*base, "points"))
             if e is not None and p is not None:
                 branches.append((e, p))
         fit_rules.append(FitRule(r.id, base, c.line(base), tuple(branches), r.cap))
     surge = pb.scoring.surge
-    surge_rule = c.rule("surge", surge.when, ("scoring", "surge", "when"), "surge") if surge else None
-    exclusions = tuple(
-        c.rule(e.id, e.when, ("exclusions", i, "when"), "exclusion")
-        for i, e in enumerate(pb.exclusions)
-    )
+    surge_rule = c.rule("surge", surge.when, SURGE, "when") if surge else None
+    exclusions = tuple(c.rule(e.id, e.when, EXCLUSIONS, i, "when") for i, e in enumerate(pb.exclusions))
     stages = tuple(
-        StageRule(c.rule(s.id, s.entry, ("stages", i, "entry"), "stage"), s.owner, s.sticky)
+        StageRule(c.rule(s.id, s.entry, STAGES, i, "entry"), s.owner, s.sticky)
         for i, s in enumerate(pb.stages)
     )
     handoffs = tuple(
         HandoffRule(
-            c.rule(h.id, h.when, ("handoffs", i, "when"), "handoff"),
+            c.rule(h.id, h.when, HANDOFFS, i, "when"),
             h.to,
             parse_seconds(h.sla) if h.sla else None,
-            c.expr(h.priority, ("handoffs", i, "priority"), "handoff", "number")
+            c.expr(h.priority, (*HANDOFFS.path, i, "priority"), HANDOFFS.context, "number")
             if h.priority else None,
             h.per == "account",
             h.due_from,
@@ -401,10 +400,10 @@ def compile_playbook(
     )
     recycle = tuple(
         RecycleRule(
-            Rule(reason, ("recycle", reason), c.line(("recycle", reason)), None),
+            c.rule(reason, None, RECYCLE, reason),
             r.on,
             parse_seconds(r.cooldown),
-            c.expr(r.reenter_when, ("recycle", reason, "reenter_when"), "recycle")
+            c.expr(r.reenter_when, (*RECYCLE.path, reason, "reenter_when"), RECYCLE.context)
             if r.reenter_when else None,
             r.nurture,
         )

@@ -55,6 +55,7 @@ from engine.expr import CompiledExpression, Scope
 from engine.expr.regex import DataPatternError
 from engine.handoff_life import nurture_of, with_life
 from engine.history import History
+from engine.pipeline import EXCLUSIONS, FIT, HANDOFFS, PERSONAS, RECYCLE, STAGES, SURGE, TARGETS, Section
 
 #: Decision and its parts are re-exported: callers of decide import them from here.
 __all__ = ["Decision", "Handoff", "KernelBug", "Recycle", "TraceStep", "decide", "decide_for_row", "score"]
@@ -79,13 +80,13 @@ class _Evaluation:
     def persona(self, persona_id: str) -> bool:
         if persona_id not in self._personas:
             rule = next(r for r in self.cp.personas if r.id == persona_id)
-            self._personas[persona_id] = bool(self.test("personas", rule))
+            self._personas[persona_id] = bool(self.test(PERSONAS, rule))
         return self._personas[persona_id]
 
     def run(self, expr: CompiledExpression) -> Any:
         return expr(self.scope)
 
-    def test(self, section: str, rule: Rule, expr: CompiledExpression | None = None) -> Any:
+    def test(self, section: Section, rule: Rule, expr: CompiledExpression | None = None) -> Any:
         expr = expr or rule.expr
         if expr is None:
             return True
@@ -94,7 +95,7 @@ class _Evaluation:
             self.record(section, rule.id, rule.line, expr, result)
         return result
 
-    def record(self, section: str, rule_id: str, line: int, expr: CompiledExpression,
+    def record(self, section: Section, rule_id: str, line: int, expr: CompiledExpression,
                result: Any) -> None:
         seen: dict[str, Any] = {}
         for name in sorted(expr.names - {"lead", "lists"}):
@@ -106,7 +107,7 @@ class _Evaluation:
             base, _, attr = dotted.partition(".")
             if base == "lead":
                 seen[dotted] = lead.get(attr)
-        self.steps.append(TraceStep(section, rule_id, line, expr.source, result, seen))
+        self.steps.append(TraceStep(section.name, rule_id, line, expr.source, result, seen))
 
 
 def _fit(ev: _Evaluation) -> tuple[float, dict[str, float]]:
@@ -115,7 +116,7 @@ def _fit(ev: _Evaluation) -> tuple[float, dict[str, float]]:
         for index, (expr, points) in enumerate(rule.branches):
             held = expr(ev.scope)
             if ev.tracing:
-                ev.record("fit", _label(rule, index), rule.line, expr, held)
+                ev.record(FIT, _label(rule, index), rule.line, expr, held)
             if held is True:
                 if not isinstance(points, CompiledExpression):  # written points
                     breakdown[rule.id] = points if rule.cap is None else min(points, rule.cap)
@@ -142,7 +143,7 @@ def _points(ev: _Evaluation, rule: FitRule, index: int, expr: CompiledExpression
     value = expr(ev.scope)
     points = computed_points(value)
     if ev.tracing:  # explain shows the expression's value and the points it gave
-        ev.record("fit", f"{_label(rule, index)}.points", rule.line, expr, points)
+        ev.record(FIT, f"{_label(rule, index)}.points", rule.line, expr, points)
         ev.steps[-1].seen["value"] = value
     if rule.cap is not None and points > rule.cap:
         if ev.tracing:
@@ -153,7 +154,7 @@ def _points(ev: _Evaluation, rule: FitRule, index: int, expr: CompiledExpression
 
 def _record_cap(ev: _Evaluation, rule: FitRule, index: int, points: float) -> None:
     assert rule.cap is not None
-    ev.steps.append(TraceStep("fit", f"{_label(rule, index)}.cap", rule.line, f"cap {rule.cap:g} bit",
+    ev.steps.append(TraceStep(FIT.name, f"{_label(rule, index)}.cap", rule.line, f"cap {rule.cap:g} bit",
                               rule.cap, {"points": points}))
 
 
@@ -254,7 +255,7 @@ def _stage_index(ev: _Evaluation) -> int:
     found = 0
     if ev.tracing:
         for index, stage in enumerate(ev.cp.stages):
-            if index and ev.test("stages", stage.rule) is True:
+            if index and ev.test(STAGES, stage.rule) is True:
                 found = index
         return found
     scope = ev.scope  # the same calls as ev.test, without a frame per stage
@@ -289,7 +290,7 @@ def _recycle(ev: _Evaluation) -> tuple[Recycle | None, bool, datetime | None]:
         ev.values["recycled_at"] = event.at
         ev.values["engagement_since_recycle"] = _engagement(cp, history, after=event.at)
         ev.values["events_since_recycle"] = len(history.since(None, event.at))
-        reentered = ev.test("recycle", rule.rule, rule.reenter) is True
+        reentered = ev.test(RECYCLE, rule.rule, rule.reenter) is True
     return recycle_state(cp, rule, event.at, history.as_of, reentered)
 
 
@@ -305,7 +306,7 @@ def _handoff(ev: _Evaluation, lead: Mapping[str, Any], released: datetime | None
         return account.latest if account is not None and account.latest is not None else latest()
 
     for index, handoff in enumerate(ev.cp.handoffs):
-        if ev.test("handoffs", handoff.rule) is not True:
+        if ev.test(HANDOFFS, handoff.rule) is not True:
             continue
         value = ev.run(handoff.priority) if handoff.priority is not None else None
         anchor = account_latest if handoff.per_account else partial(_anchor, plans(ev.cp)[index], history)
@@ -365,19 +366,19 @@ def _decide(cp: CompiledPlaybook, lead: Mapping[str, Any], events: Sequence[Even
     ev = _Evaluation(cp, lead, history, trace)
     values = ev.values
     personas = tuple(r.id for r in cp.personas if ev.persona(r.id))
-    values["target_account"] = bool(cp.target_accounts and ev.test("targets", cp.target_accounts))
+    values["target_account"] = bool(cp.target_accounts and ev.test(TARGETS, cp.target_accounts))
     if account is not None:  # an account is a target if any of its leads is (engine.accounts)
         values["target_account"] = account.target
-    values["target_lead"] = bool(cp.target_leads and ev.test("targets", cp.target_leads))
+    values["target_lead"] = bool(cp.target_leads and ev.test(TARGETS, cp.target_leads))
     fit, fit_breakdown = _fit(ev)
     recent, prior = _surge_counts(cp, history) if cp.surge else (0, 0)
     values.update(recent=recent, prior=prior)
-    surge = bool(cp.surge and ev.test("surge", cp.surge) is True)
+    surge = bool(cp.surge and ev.test(SURGE, cp.surge) is True)
     parts: dict[str, int] | None = {} if detail else None
     engagement = _engagement(cp, history, breakdown=parts)
     engagement_breakdown = {k: score(v / QUANTUM) for k, v in sorted(parts.items())} if parts else {}
     values.update(fit=fit, engagement=engagement, surge=surge)
-    excluded = next((r.id for r in cp.exclusions if ev.test("exclusions", r) is True), None)
+    excluded = next((r.id for r in cp.exclusions if ev.test(EXCLUSIONS, r) is True), None)
     if early:
         last = history.last()
         return Early(account.key if account is not None else "", values["target_account"], fit,

@@ -21,7 +21,7 @@ ENGINE = Path(__file__).resolve().parents[1] / "engine"
 #: "persona", a JSON key or SQL column "count", the history CTE's "content_stage"
 #: column, Arrow's "min"/"max" statistics, the builtin ``min`` handed to generated code.
 OTHER_MEANINGS = {
-    ("compile.py", "persona"), ("expr/check.py", "persona"), ("measure/funnel.py", "persona"),
+    ("expr/check.py", "persona"), ("measure/funnel.py", "persona"),
     ("diff_impact.py", "count"), ("sql/records.py", "count"), ("sql/query.py", "content_stage"),
     ("io/arrow_instants.py", "min"), ("io/arrow_instants.py", "max"), ("kernel/__init__.py", "min"),
 }

@@ -25,6 +25,18 @@ from engine.compile import CompiledPlaybook, Rule
 from engine.decision import ROUND_DIGITS, Handoff
 from engine.expr import CompiledExpression
 from engine.kernel.emit import Aggregate, Emitter, Namespace
+from engine.pipeline import (
+    EXCLUSIONS,
+    FIT,
+    HANDOFFS,
+    PERSONAS,
+    RECYCLE,
+    STAGES,
+    SURGE,
+    TARGETS,
+    Section,
+    walk,
+)
 
 _US = 1_000_000
 _LIFE_MARK = "#LIFE_COLUMNS#"  # replaced by the team and content columns (or None) per variant
@@ -150,30 +162,63 @@ class _Hoist:
         return name
 
 
-def _body(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpression], str],
-          hoist: _Hoist | None) -> _Writer:
-    """The rules as statements, from personas to the decision; with ``hoist`` (the week
-    loop), what depends on the lead alone goes there, and each instant appends only
-    ``(stage index, exclusion, handoff)``."""
-    stages = [s.rule.id for s in cp.stages]
+class _Rules:
+    """What each section's emitter writes the rules with: the playbook, the namespace, the
+    expression emitter, the week loop's hoist (None outside ``run_weeks``) and ``body``."""
 
-    def test(rule: Rule | None) -> str:
+    def __init__(self, cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpression], str],
+                 hoist: _Hoist | None) -> None:
+        self.cp, self.ns, self.emit, self.hoist = cp, ns, emit, hoist
+        self.body = _Writer()
+        # (the week loop has no recycling, sticky stages nor due times: _sums_plan; nothing holds)
+        self.holds = hoist is None or bool(cp.recycle)
+
+    def test(self, rule: Rule | None) -> str:
         """``ev.test(...) is True`` for a rule (no expression: always holds)."""
         if rule is None or rule.expr is None:
             return "True"
-        text = f"({emit(rule.expr)} is True)"
-        return text if hoist is None else hoist.value(text)
+        text = f"({self.emit(rule.expr)} is True)"
+        return text if self.hoist is None else self.hoist.value(text)
 
-    def block(lines: _Writer, names: tuple[str, ...], reads: list[str]) -> None:
+    def block(self, lines: _Writer, names: tuple[str, ...], reads: list[str]) -> None:
         """Lines defining ``names`` from the values ``reads``: before the loop when those
         are all lead-only."""
+        hoist = self.hoist
         if hoist is not None and all(hoist.lead_only(text) for text in reads):
             hoist.lines.lines += lines.lines
             hoist.known.update(names)
         else:
-            body.lines += lines.lines
+            self.body.lines += lines.lines
 
-    body = _Writer()
+
+def _body(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpression], str],
+          hoist: _Hoist | None) -> _Writer:
+    """The rules as statements, from personas to the decision: each section in
+    ``engine.pipeline.DECISION_ORDER``, by its emitter in :data:`_SECTIONS`; with
+    ``hoist`` (the week loop), what depends on the lead alone goes there, and each instant
+    appends only ``(stage index, exclusion, handoff)``."""
+    stages = [s.rule.id for s in cp.stages]
+    rules = _Rules(cp, ns, emit, hoist)
+    for _, emitter in walk(_SECTIONS, "the batch kernel (engine/kernel/source.py)"):
+        emitter(rules)
+    body = rules.body
+    stage_ids, owners = ns.constant(tuple(stages)), ns.constant(tuple(s.owner for s in cp.stages))
+    if hoist is not None:  # (no life: a playbook declaring one has no run_sums, so no run_weeks)
+        body(1, "append((v_stage, excluded, handoff))")
+        return body
+    nurture = ""
+    if cp.life.declared:  # a handoff's life (engine.handoff_life), from the lead's event columns
+        body(1, f"handoff, nurture = life(lead, handoff, recycle, recycled_at, excluded, v_stage, at_us, "
+                f"types, {_LIFE_MARK}as_of_us)")
+        nurture = ", nurture"
+    body(1, "return Decision(lead_id, as_of_text, excluded, personas, v_target_account, v_target_lead, "
+            "v_fit, fit_breakdown, v_engagement, {}, v_recent, v_prior, v_surge, "
+            f"{stage_ids}[v_stage], {owners}[v_stage], recycle, handoff{nurture})")
+    return body
+
+
+def _personas(rules: _Rules) -> None:
+    cp, ns, emit, hoist, body, block = rules.cp, rules.ns, rules.emit, rules.hoist, rules.body, rules.block
     for index, persona in enumerate(cp.personas):
         var = f"p{index}"
         text = "True" if persona.expr is None else f"bool({emit(persona.expr)})"
@@ -189,11 +234,19 @@ def _body(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpressio
         hoist.known.add("personas")
     else:
         body.lines += line.lines
+
+
+def _targets(rules: _Rules) -> None:
+    cp, emit, block = rules.cp, rules.emit, rules.block
     for name, rule in (("target_account", cp.target_accounts), ("target_lead", cp.target_leads)):
         line = _Writer()
         text = "False" if rule is None else f"bool({'True' if rule.expr is None else emit(rule.expr)})"
         line(1, f"v_{name} = {text}")
         block(line, (f"v_{name}",), [text])
+
+
+def _fit(rules: _Rules) -> None:
+    cp, ns, emit, block = rules.cp, rules.ns, rules.emit, rules.block
     fit = _Writer()
     reads: list[str] = []
     fit(1, "fit_breakdown = {}")
@@ -220,6 +273,11 @@ def _body(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpressio
         fit(1, f"fit_total = min(fit_total, {ns.constant(cp.fit_cap)})")
     fit(1, "v_fit = score(fit_total)")
     block(fit, ("v_fit", "fit_breakdown"), reads)
+
+
+def _surge(rules: _Rules) -> None:
+    """The surge, then engagement: the scores are complete before exclusions, as in decide."""
+    cp, ns, hoist, body, test = rules.cp, rules.ns, rules.hoist, rules.body, rules.test
     if cp.surge is not None:
         body(1, "v_recent, v_prior = recent, prior")
         surge = test(cp.surge)  # ((x is True), or a hoisted one: already a bool in the week loop)
@@ -239,10 +297,18 @@ def _body(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpressio
         body(1, "v_engagement = score(engagement_total)")
     else:  # engine.decision.score inlined: the week loop runs it at every (lead, instant)
         body(1, f"v_engagement = round(engagement_total, {ROUND_DIGITS}) + 0.0")
+
+
+def _exclusions(rules: _Rules) -> None:
+    cp, ns, body, test = rules.cp, rules.ns, rules.body, rules.test
     body(1, "excluded = None")
     for index, exclusion in enumerate(cp.exclusions):
         body(1, f"{'if' if index == 0 else 'elif'} {test(exclusion)}:")
         body(2, f"excluded = {ns.constant(exclusion.id)}")
+
+
+def _stages(rules: _Rules) -> None:
+    cp, body, test = rules.cp, rules.body, rules.test
     body(1, "v_stage = 0")
     for index, stage in enumerate(cp.stages):  # every stage is evaluated, as decide does
         if index:
@@ -251,16 +317,23 @@ def _body(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpressio
     if cp.last_sticky >= 0:  # decide's _sticky_floor: this same function at earlier instants
         body(1, f"if v_stage < {cp.last_sticky}:")  # (the columns are known once every rule is emitted)
         body(2, f"v_stage = sticky_floor(lead, at_us, types, {_COLUMNS_MARK}ids, seqs, as_of_us, v_stage)")
-    # (the week loop has no recycling, sticky stages nor due times: _sums_plan; nothing holds)
-    holds = hoist is None or bool(cp.recycle)
-    if holds:
+
+
+def _recycle_section(rules: _Rules) -> None:
+    """Whether the lead is held (before the handoffs: ``engine.pipeline.DECISION_ORDER``)."""
+    cp, ns, emit, body = rules.cp, rules.ns, rules.emit, rules.body
+    if rules.holds:
         body(1, "held = False")
         body(1, "released = recycle = recycled_at = None")
     if cp.recycle:
         _recycle(cp, ns, body, emit)
+
+
+def _handoffs(rules: _Rules) -> None:
+    cp, ns, emit, hoist, body, test = rules.cp, rules.ns, rules.emit, rules.hoist, rules.body, rules.test
     body(1, "handoff = None")
     if cp.handoffs:
-        body(1, "if excluded is None and not held:" if holds else "if excluded is None:")
+        body(1, "if excluded is None and not held:" if rules.holds else "if excluded is None:")
         for index, handoff in enumerate(cp.handoffs):
             body(2, f"{'if' if index == 0 else 'elif'} {test(handoff.rule)}:")
             priority = "None" if handoff.priority is None else emit(handoff.priority)
@@ -275,19 +348,19 @@ def _body(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpressio
             else:
                 body(3, f"handoff = make_handoff({index}, lead, {priority}, at_us, types, {_COLUMNS_MARK}"
                         "as_of_us, released)")
-    stage_ids, owners = ns.constant(tuple(stages)), ns.constant(tuple(s.owner for s in cp.stages))
-    if hoist is not None:  # (no life: a playbook declaring one has no run_sums, so no run_weeks)
-        body(1, "append((v_stage, excluded, handoff))")
-        return body
-    nurture = ""
-    if cp.life.declared:  # a handoff's life (engine.handoff_life), from the lead's event columns
-        body(1, f"handoff, nurture = life(lead, handoff, recycle, recycled_at, excluded, v_stage, at_us, "
-                f"types, {_LIFE_MARK}as_of_us)")
-        nurture = ", nurture"
-    body(1, "return Decision(lead_id, as_of_text, excluded, personas, v_target_account, v_target_lead, "
-            "v_fit, fit_breakdown, v_engagement, {}, v_recent, v_prior, v_surge, "
-            f"{stage_ids}[v_stage], {owners}[v_stage], recycle, handoff{nurture})")
-    return body
+
+
+#: Each section's statements (``engine.pipeline.walk`` fails for a section without one).
+_SECTIONS: dict[Section, Callable[[_Rules], None]] = {
+    PERSONAS: _personas,
+    TARGETS: _targets,
+    FIT: _fit,
+    SURGE: _surge,
+    EXCLUSIONS: _exclusions,
+    STAGES: _stages,
+    RECYCLE: _recycle_section,
+    HANDOFFS: _handoffs,
+}
 
 
 def _run_weeks(cp: CompiledPlaybook, ns: Namespace, emit: Callable[[CompiledExpression], str],

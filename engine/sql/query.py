@@ -21,6 +21,7 @@ backend renders them in the playbook's zone.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +32,18 @@ from engine.compile import CompiledPlaybook, FitPoints
 from engine.due import plans
 from engine.expr import CompiledExpression
 from engine.functions import FUNCTIONS
+from engine.pipeline import (
+    EXCLUSIONS,
+    FIT,
+    HANDOFFS,
+    PERSONAS,
+    RECYCLE,
+    STAGES,
+    SURGE,
+    TARGETS,
+    Section,
+    walk,
+)
 from engine.sql import accounts as account_sql
 from engine.sql import content as content_sql
 from engine.sql.aggregates import US, age_us, aggregate_sql, cmp_seconds, col, epoch_us
@@ -104,6 +117,8 @@ class _Builder:
         for etype in self.pb.events.values():
             self.event_columns.update(etype.fields)
         self.notes: list[str] = []
+        self.sticky = False  # whether a sticky stage's floor follows the stage (set by _layers)
+        self.fit_total: exp.Expr = _double(lit(0))  # the fit rules' capped sum (set by _fit)
         self.due = DueColumns(plans(cp), self.event_columns)
         self.lead_fields = dict(self.pb.lead.fields)
         self.names: dict[str, str] = {
@@ -539,37 +554,60 @@ class _Builder:
         return [("recycle_trigger", trigger), ("since_recycle", after)]
 
     def _layers(self, sticky: bool = False) -> list[Layer]:
-        """Translate every rule (registering the aggregates it needs) into CTE columns."""
-        cp = self.cp
-        personas = Layer("personas")
-        for index, rule in enumerate(cp.personas):
+        """Translate every rule (registering the aggregates it needs) into CTE columns: each
+        section of ``engine.pipeline.PIPELINE`` by its method in :data:`_SECTIONS`, in
+        decision order (the aggregates are numbered in that order)."""
+        self.sticky = sticky
+        layers: list[Layer] = []
+        for section, emitter in walk(_SECTIONS, "the SQL query (engine/sql/query.py)"):
+            emitter(self, section, layers)
+        if not self.frame:  # a handoff's life: accepted, overdue, nurture (engine.sql.life)
+            life = life_layers(self.cp, self.aggregates, self.as_of)
+            layers += [Layer(name, columns) for name, columns in life]
+        return layers
+
+    def _personas(self, section: Section, layers: list[Layer]) -> None:
+        personas = Layer(section.key)  # each CTE named for its section
+        for index, rule in enumerate(self.cp.personas):
             personas.add(
                 f"persona__{index}",
-                self.test(rule.expr, f"personas.{rule.id}"),
-                f"persona {rule.id} (line {rule.line}): {_src(rule.expr)}",
+                self.test(rule.expr, f"{section.key}.{rule.id}"),
+                f"{section.label} {rule.id} (line {rule.line}): {_src(rule.expr)}",
             )
-        targets = Layer("targets")
+        layers.append(personas)
+
+    def _targets(self, section: Section, layers: list[Layer]) -> None:
+        """The lead's own target status; with accounts, the account's right after it."""
+        cp = self.cp
+        targets = Layer(section.key)
         own = "own_target_account" if self.accounts else "target_account"
         for name, target in ((own, cp.target_accounts), ("target_lead", cp.target_leads)):
-            value = self.test(target.expr, f"targets.{target.id}") if target is not None else exp.false()
+            where = f"{section.key}.{target.id}" if target is not None else ""
+            value = self.test(target.expr, where) if target is not None else exp.false()
             targets.add(
                 name,
                 value,
-                f"targets.{target.id} (line {target.line}): {_src(target.expr)}"
+                f"{where} (line {target.line}): {_src(target.expr)}"
                 if target is not None
                 else None,
             )
-        account_targets = Layer("account_targets")
+        layers.append(targets)
         if self.accounts:
             targets.add("account_key", account_sql.key(cp), "the lead's account ('' for none)")
+            account_targets = Layer("account_targets")
             account_targets.add("target_account", account_sql.target(col(own)),
                                 "an account is a target if any of its leads is")
+            layers.append(account_targets)
+
+    def _fit(self, section: Section, layers: list[Layer]) -> None:
+        """One column per fit rule; their total is the surge CTE's (it reads these aliases)."""
+        cp = self.cp
         scores = Layer("scores")
         terms: list[exp.Expr] = []
         for fit_rule in cp.fit_rules:
+            where = f"{section.key}.{fit_rule.id}"
             branches = [
-                exp.If(this=self.test(e, f"scoring.fit.{fit_rule.id}"),
-                       true=self._points(points, fit_rule.cap, f"scoring.fit.{fit_rule.id}.points"))
+                exp.If(this=self.test(e, where), true=self._points(points, fit_rule.cap, f"{where}.points"))
                 for e, points in fit_rule.branches
             ]
             alias = f"fit_rule__{len(terms)}"
@@ -579,7 +617,7 @@ class _Builder:
             scores.add(
                 alias,
                 exp.Case(ifs=branches, default=_double(lit(0))) if branches else _double(lit(0)),
-                f"fit {fit_rule.id} (line {fit_rule.line}): {text}",
+                f"{section.name} {fit_rule.id} (line {fit_rule.line}): {text}",
             )
             terms.append(col(alias))
         fit_total = naive_sum(terms)
@@ -589,71 +627,81 @@ class _Builder:
                 ifs=[exp.If(this=exp.GT(this=fit_total.copy(), expression=cap), true=cap.copy())],
                 default=fit_total,
             )
+        self.fit_total = fit_total
+        layers.append(scores)
+
+    def _surge(self, section: Section, layers: list[Layer]) -> None:
+        """The surge, beside the fit total; then fit and engagement rounded (the scores are
+        complete before exclusions, as in decide)."""
+        cp = self.cp
         surge = Layer("surge")
-        surge.add("fit_total", fit_total, "fit: the sum of the rules that held, capped")
+        surge.add("fit_total", self.fit_total, "fit: the sum of the rules that held, capped")
         surge.add(
             "surge",
-            self.test(cp.surge.expr, "scoring.surge") if cp.surge else exp.false(),
+            self.test(cp.surge.expr, section.key) if cp.surge else exp.false(),
             f"surge: {_src(cp.surge.expr)}" if cp.surge else None,
         )
         rounded = [("fit", "fit_total"), ("engagement", "engagement_total")]
         if cp.recycle and not self.frame:
             rounded.append(("engagement_since_recycle", "engagement_since_total"))
+        layers += [surge, *_rounding("scores_rounded", rounded)]
+
+    def _exclusions(self, section: Section, layers: list[Layer]) -> None:
+        """The first exclusion that holds, in the ``stages`` CTE; with accounts, the
+        account's values right after it (the stages may read them)."""
+        cp = self.cp
         decide = Layer("stages")
         exclusions = [
-            exp.If(this=self.test(r.expr, f"exclusions.{r.id}"), true=lit(r.id)) for r in cp.exclusions
+            exp.If(this=self.test(r.expr, f"{section.key}.{r.id}"), true=lit(r.id)) for r in cp.exclusions
         ]
         decide.add(
             "excluded",
             exp.Case(ifs=exclusions) if exclusions else exp.null(),
             "exclusions, first match: " + "; ".join(f"{r.id}: {_src(r.expr)}" for r in cp.exclusions),
         )
+        layers.append(decide)
+        if self.accounts:
+            account = Layer("account")
+            for name, value, note in account_sql.values(cp):
+                account.add(name, value, note)
+            layers += [account, Layer("account_stages")]
+
+    def _stages(self, section: Section, layers: list[Layer]) -> None:
+        """The stage, in the last CTE (the exclusions', or the one after the account's
+        values); in frame mode only it; with sticky stages, the floor's CTE after it."""
+        cp = self.cp
         stages = [
-            exp.If(this=self.test(s.rule.expr, f"stages.{s.rule.id}"), true=lit(i))
+            exp.If(this=self.test(s.rule.expr, f"{section.key}.{s.rule.id}"), true=lit(i))
             for i, s in reversed(list(enumerate(cp.stages)))
             if i > 0
         ]
+        decide = layers[-1]
         decide.add(
-            "stage_index",
+            "raw_stage_index" if self.sticky and not self.frame else "stage_index",
             exp.Case(ifs=stages, default=lit(0)) if stages else lit(0),
             "stage, the highest whose entry holds: "
             + "; ".join(f"{s.rule.id}: {_src(s.rule.expr)}" for s in cp.stages[1:]),
         )
-        layers = [personas, targets, scores, surge, *_rounding("scores_rounded", rounded), decide]
-        if self.accounts:  # exclusions, then the account's values, then stages that may read them
-            stage_column = decide.columns.pop()
-            account = Layer("account")
-            for name, value, note in account_sql.values(cp):
-                account.add(name, value, note)
-            stages_layer = Layer("account_stages")
-            stages_layer.columns.append(stage_column)
-            layers = [personas, targets, account_targets, scores, surge,
-                      *_rounding("scores_rounded", rounded), decide, account, stages_layer]
-            decide = stages_layer
         if self.frame:
             decide.columns = [c for c in decide.columns if c[0] == "stage_index"]
-            return layers
-        if sticky:
-            alias, raw, comment = decide.columns.pop()
-            decide.add("raw_stage_index", raw, comment)
+        elif self.sticky:
             floor = Layer("sticky_stage")
             held = exp.GT(
                 this=exp.Coalesce(this=col("sticky_floor"), expressions=[lit(0)]),
                 expression=col("raw_stage_index"),
             )
             floor.add(
-                alias,
+                "stage_index",
                 exp.Case(ifs=[exp.If(this=held, true=col("sticky_floor"))], default=col("raw_stage_index")),
                 "the stage, or a higher sticky stage reached at an earlier event",
             )
             layers.append(floor)
-        layers += self._recycle_layers()
-        layers += self._handoff_layers()
-        if not self.frame:  # a handoff's life: accepted, overdue, nurture (engine.sql.life)
-            layers += [Layer(name, columns) for name, columns in life_layers(cp, self.aggregates, self.as_of)]
-        return layers
 
-    def _recycle_layers(self) -> list[Layer]:
+    def _recycle(self, section: Section, layers: list[Layer]) -> None:
+        if not self.frame:  # frames decide the stage only
+            layers += self._recycle_layers(section)
+
+    def _recycle_layers(self, section: Section) -> list[Layer]:
         cp = self.cp
         layer = Layer("recycled")
         if not cp.recycle:
@@ -676,7 +724,7 @@ class _Builder:
         reenter = exp.Case(
             this=col("recycle_rule"),
             ifs=[
-                exp.If(this=lit(i), true=self.test(r.reenter, f"recycle.{r.rule.id}.reenter_when"))
+                exp.If(this=lit(i), true=self.test(r.reenter, f"{section.key}.{r.rule.id}.reenter_when"))
                 for i, r in enumerate(cp.recycle)
                 if r.reenter is not None
             ],
@@ -710,14 +758,18 @@ class _Builder:
         )
         return [first, layer]
 
-    def _handoff_layers(self) -> list[Layer]:
+    def _handoffs(self, section: Section, layers: list[Layer]) -> None:
+        if not self.frame:  # frames decide the stage only
+            layers += self._handoff_layers(section)
+
+    def _handoff_layers(self, section: Section) -> list[Layer]:
         cp = self.cp
         pre = "pre_" if self.accounts else ""  # an account-level fold gives the final columns
         choose = Layer("handoff")
         blocked = exp.or_(not_null(col("excluded")), col("recycle_active"))
         ifs = [exp.If(this=blocked, true=exp.cast(exp.null(), "INTEGER"))]
         ifs += [
-            exp.If(this=self.test(h.rule.expr, f"handoffs.{h.rule.id}"), true=lit(i))
+            exp.If(this=self.test(h.rule.expr, f"{section.key}.{h.rule.id}"), true=lit(i))
             for i, h in enumerate(cp.handoffs)
         ]
         choose.add(
@@ -728,7 +780,7 @@ class _Builder:
         )
         details = Layer("handed_off")
         priorities = [
-            exp.If(this=lit(i), true=_double(self.value(h.priority, f"handoffs.{h.rule.id}.priority")))
+            exp.If(this=lit(i), true=_double(self.value(h.priority, f"{section.key}.{h.rule.id}.priority")))
             for i, h in enumerate(cp.handoffs)
             if h.priority is not None
         ]
@@ -807,6 +859,19 @@ class _Builder:
         )
 
     # -- output ------------------------------------------------------------------------
+
+
+#: Each section's CTE columns (``engine.pipeline.walk`` fails for a section without one).
+_SECTIONS: dict[Section, Callable[[_Builder, Section, list[Layer]], None]] = {
+    PERSONAS: _Builder._personas,
+    TARGETS: _Builder._targets,
+    FIT: _Builder._fit,
+    SURGE: _Builder._surge,
+    EXCLUSIONS: _Builder._exclusions,
+    STAGES: _Builder._stages,
+    RECYCLE: _Builder._recycle,
+    HANDOFFS: _Builder._handoffs,
+}
 
 
 def _live(table: str | None = None) -> exp.Expr:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from engine.compile import CompiledPlaybook
 from engine.decision import Decision
+from engine.pipeline import PIPELINE
 
 
 @dataclass(frozen=True, order=True)
@@ -27,29 +28,17 @@ class RuleRef:
 
 
 def rules_of(cp: CompiledPlaybook) -> list[RuleRef]:
-    """Every rule coverage counts, in file order."""
+    """Every rule coverage counts (the sections of ``engine.pipeline.PIPELINE`` it
+    counts), in file order."""
     f = os.path.relpath(cp.source)
-    refs = [RuleRef(f, r.line, "personas", r.id) for r in cp.personas]
-    refs += [RuleRef(f, r.line, "exclusions", r.id) for r in cp.exclusions]
-    refs += [RuleRef(f, r.line, "fit", r.id) for r in cp.fit_rules]
-    refs += [RuleRef(f, s.rule.line, "stages", s.rule.id) for s in cp.stages]
-    refs += [RuleRef(f, h.rule.line, "handoffs", h.rule.id) for h in cp.handoffs]
-    refs += [RuleRef(f, r.rule.line, "recycle", r.rule.id) for r in cp.recycle]
-    return sorted(refs)
+    return sorted(RuleRef(f, rule.line, section.name, rule.id)
+                  for section in PIPELINE if section.counted for rule in section.rules(cp))
 
 
 def exercised(decision: Decision) -> set[tuple[str, str]]:
     """(section, id) of the rules that held in one decision."""
-    hit = {("personas", p) for p in decision.personas}
-    hit |= {("fit", rule) for rule in decision.fit_breakdown}
-    hit.add(("stages", decision.stage))
-    if decision.excluded:
-        hit.add(("exclusions", decision.excluded))
-    if decision.handoff:
-        hit.add(("handoffs", decision.handoff.rule))
-    if decision.recycle:
-        hit.add(("recycle", decision.recycle.reason))
-    return hit
+    return {(section.name, rule_id)
+            for section in PIPELINE if section.held is not None for rule_id in section.held(decision)}
 
 
 @dataclass
