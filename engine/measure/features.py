@@ -29,6 +29,7 @@ from engine.expr import CompiledExpression
 from engine.history import History
 from engine.io import LeadRecord
 from engine.model import EventPoints
+from engine.pipeline import FIT
 
 Kind = Literal["fit", "engagement", "candidate"]
 
@@ -142,7 +143,7 @@ def _learnable_types(cp: CompiledPlaybook) -> dict[str, float]:
 def _decide(cp: CompiledPlaybook, lead: LeadRecord, events: Sequence[Event], as_of: datetime,
             learnable: dict[str, float]) -> _Lead:
     decision = decide(cp, lead.fields, events, as_of, lead_id=lead.lead_id, trace=True, detail=False)
-    fired = {step.rule for step in decision.trace if step.section == "fit" and step.result is True}
+    fired = {step.rule for step in decision.trace if step.section == FIT.name and step.result is True}
     counts: dict[str, float] = {}
     if learnable:
         history = History(events, as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=cp.tz))

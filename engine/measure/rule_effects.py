@@ -21,6 +21,7 @@ from engine.evaluate import decide
 from engine.io import EventsFile, LeadsFile, iter_leads_with_events
 from engine.io.mapping import Mapping
 from engine.model import EventPoints
+from engine.pipeline import FIT
 
 #: (kind, id): a fit rule's id, a ``first_of`` branch as ``id[i]``, or an event type.
 RuleKey = tuple[str, str]
@@ -43,7 +44,7 @@ def fired(cp: CompiledPlaybook, leads: Path, events: Path | None, mapping: Mappi
             decision = decide(cp, lead.fields, history, as_of, lead_id=lead.lead_id, trace=True)
             keys: set[RuleKey] = set()
             for step in decision.trace:
-                if step.section == "fit" and step.result is True:
+                if step.section == FIT.name and step.result is True:
                     keys.add(("fit", step.rule))
                     keys.add(("fit", step.rule.partition("[")[0]))
             for label, points in decision.engagement_breakdown.items():
