@@ -32,10 +32,12 @@ from engine.measure.weeks import (
     _compact,
     _decide_chunk,
     _frame_weeks,
+    _in_time_order,
     _lead_weeks,
     _Placed,
     chunk_decisions,
     place,
+    weekly,
 )
 
 from .test_funnel_exact import DAY, ENDS_US, WEEKS, _week_leads
@@ -125,6 +127,42 @@ def test_the_frame_path_is_the_week_by_week_path(name: str) -> None:
 
         run()
     assert calls[0] > 0 and taken[0] > 100  # the frame path ran, for most leads
+
+
+def _columns(events: EventColumns) -> tuple[Any, ...]:
+    return events.at_us, events.types, events.fields, events.ids, events.seqs
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_chunk_put_in_time_order_at_once_is_each_lead_placed_alone(name: str) -> None:
+    """``weekly`` orders a chunk's events with one stable sort (``_in_time_order``): each
+    lead as ``place`` puts it (events by time, input order among equal instants — the
+    generated events share week ends and edges, in no order —, first week, each week's
+    count), the frame path reading the unordered columns gives the same weeks, and so
+    does the whole of ``weekly``."""
+    cp = CASES[name]
+    shuffled = [0]
+
+    @generated(40)
+    @given(_week_leads(cp))
+    def run(leads: list[tuple[LeadRecord, list[Event]]]) -> None:
+        alone = [(lead, events, place(lead, events, ENDS_US)) for lead, events in leads]
+        kept = [(lead, EventColumns.from_events(events), p.first) for lead, events, p in alone
+                if isinstance(p, _Placed)]
+        chunk = _in_time_order(kept, ENDS_US)
+        want = [p for _, _, p in alone if isinstance(p, _Placed)]
+        for got, one in zip(chunk, want, strict=True):
+            assert _columns(got.events) == _columns(one.events)
+            assert (got.first, got.uptos, got.times) == (one.first, one.uptos, one.events.at_us)
+            shuffled[0] += got.order is not None
+        assert _frame_weeks(cp, chunk, WEEKS.ends, ENDS_US) == _frame_weeks(cp, want, WEEKS.ends, ENDS_US)
+        unplaced = Unplaced()
+        assert (list(weekly(cp, leads, WEEKS, unplaced))
+                == list(_decide_chunk(cp, want, WEEKS.ends, ENDS_US, Unplaced(), None)))
+        assert unplaced.no_events + unplaced.after_period == len(leads) - len(want)
+
+    run()
+    assert shuffled[0] > 50  # leads whose events came out of order were reordered
 
 
 @given(st.data())

@@ -52,6 +52,21 @@ def lay_out(leads: Sequence[EventColumns], also: Collection[str] = ()
     return offsets, at_all, kinds, encoded
 
 
+def time_order(at: Any, owner: Any) -> Any:
+    """The positions of a chunk's events sorted by (lead, instant), stably: input order
+    among a lead's equal instants, as ``sorted`` keeps it. ``owner``: each event's lead
+    (non-decreasing). One int64 key where (lead, instant) fits in one, else lexsort."""
+    import numpy as np
+
+    if not len(at):
+        return np.arange(0, dtype=np.int64)
+    base = int(at.min())
+    span = int(at.max()) - base + 1
+    if span * (int(owner[-1]) + 1) < 2**62:
+        return np.argsort(owner * span + (at - base), kind="stable")
+    return np.lexsort((at, owner))
+
+
 class Frames:
     """One chunk's events, encoded once, from which any frames' totals are computed."""
 
@@ -68,9 +83,11 @@ class Frames:
         self._every: Any = _UNSET
 
     @classmethod
-    def of(cls, kernel: Kernel, leads: Sequence[EventColumns]) -> Frames | None:
-        """The chunk's events (each lead's in time order); None when the kernel decides
-        from no totals or a field cannot be encoded (decide those leads on their events)."""
+    def of(cls, kernel: Kernel, leads: Sequence[EventColumns], *, in_order: bool = True) -> Frames | None:
+        """The chunk's events, each lead's in time order (``in_order=False``: put so here,
+        stably, input order among equal instants, as each lead's own sort would); None
+        when the kernel decides from no totals or a field cannot be encoded (decide those
+        leads on their events)."""
         if kernel.totals is None:
             return None
         import numpy as np
@@ -80,7 +97,13 @@ class Frames:
         if laid is None:
             return None
         offsets, at_all, kinds, encoded = laid
-        return cls(kernel, offsets, np.array(at_all, np.int64), kinds, encoded)
+        at = np.array(at_all, np.int64)
+        if not in_order:  # (one sort of the chunk's arrays instead of one of each lead's lists)
+            order = time_order(at, np.repeat(np.arange(len(leads), dtype=np.int64), np.diff(offsets)))
+            at = at[order]
+            kinds = _take(kinds, order)
+            encoded = {name: _take(column, order) for name, column in encoded.items()}
+        return cls(kernel, offsets, at, kinds, encoded)
 
     def sums(self, leads: Sequence[int], instants: Sequence[int], counts: Sequence[int]
              ) -> list[tuple[int, ...]] | None:
@@ -213,6 +236,14 @@ class Frames:
 
 
 _UNSET = object()
+
+
+def _take(encoded: Encoded, order: Any) -> Encoded:
+    """The encoded column's rows in ``order`` (the same distinct values)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return Encoded(pc.take(encoded.indices, pa.array(order)), encoded.values)
 
 
 def _where(encoded: Encoded, test: Any) -> Any:
