@@ -284,3 +284,28 @@ def test_the_cycle_collector_is_back_as_it_was_after_the_pass() -> None:
         assert not gc.isenabled()  # off before: still off
     finally:
         gc.enable()
+
+
+def test_the_week_kernels_remembered_priorities_and_handoffs_are_the_made_ones() -> None:
+    """The week kernel's new_handoff and priority_of (remembered, engine.measure.week_answer)
+    give what the plain ones give, value for value, sign of zero and type included."""
+    from math import copysign, isnan
+
+    from engine.decision import Handoff, priority_of
+    from engine.measure.week_answer import _handoff, _priority
+
+    for value in (37.125, 37.125, 0.0, -0.0, -0.004, 1e300, float("nan"), 3, True, None, "7", [1]):
+        got, want = _priority(value), priority_of(value)
+        assert type(got) is type(want)
+        if isinstance(want, float) and isnan(want):
+            assert isnan(got)
+        elif isinstance(want, float):
+            assert got == want and copysign(1, got) == copysign(1, want)
+        else:
+            assert got == want
+    for priority in (12.5, 12.5, 0.0, -0.0, None, 99.99):
+        made = _handoff("hot", "inside_sales", None, priority)
+        assert made == Handoff.from_values("hot", "inside_sales", None, priority)
+        assert repr(made.priority) == repr(priority)
+    assert _handoff("hot", "inside_sales", None, 12.5) is _handoff("hot", "inside_sales", None, 12.5)
+    assert _handoff("hot", "field_sales", None, 12.5).to == "field_sales"
