@@ -81,6 +81,8 @@ class Frames:
         # (lead, time) as one int64 key: lead * span + time from the earliest event
         self.span: int | None = span if span * max(len(offsets), 1) < 2**62 else None
         self._every: Any = _UNSET
+        #: per total (its place in the kernel's totals): the events it reads and their keys
+        self._keyed: dict[int, tuple[Any, Any]] = {}
 
     @classmethod
     def of(cls, kernel: Kernel, leads: Sequence[EventColumns], *, in_order: bool = True) -> Frames | None:
@@ -130,13 +132,17 @@ class Frames:
         lead = np.asarray(leads, np.int64)
         now = np.asarray(instants, np.int64)
         columns = []
-        for total in totals:
-            picked = self._picked(total)
+        for number, total in enumerate(totals):
+            found_keys = self._keyed.get(number)
+            if found_keys is None:  # (once a chunk: the weeks' and the climbs' frames read the same)
+                picked = self._picked(total)
+                found_keys = self._keyed[number] = (picked, None if picked is None else self._keys(picked))
+            picked, keys = found_keys
             if picked is None:
                 return None
-            low = self._positions(picked, lead, now - total.low_us)
-            high = (self._positions(picked, lead, now - total.high_us) if total.high_us is not None
-                    else self._lead_starts(picked, lead))
+            low = self._positions(keys, lead, now - total.low_us)
+            high = (self._positions(keys, lead, now - total.high_us) if total.high_us is not None
+                    else self._lead_starts(keys, lead))
             if low is None or high is None:
                 return None
             if total.points:
@@ -180,12 +186,12 @@ class Frames:
             return None
         return self.lead_of[picked] * span + (self.at[picked] - self.base)
 
-    def _positions(self, picked: Any, lead: Any, upto: Any) -> Any:
+    def _positions(self, keys: Any, lead: Any, upto: Any) -> Any:
         """Per frame, how many picked events come before those of its lead after ``upto``:
-        the picked events' position just past the lead's last one at or before ``upto``."""
+        the picked events' position just past the lead's last one at or before ``upto``
+        (``keys``: the picked events' :meth:`_keys`)."""
         import numpy as np
 
-        keys = self._keys(picked)
         if keys is None:
             return None
         span = self.span
@@ -193,11 +199,10 @@ class Frames:
         offset = np.clip(upto - self.base, -1, span - 1)
         return np.searchsorted(keys, lead * span + offset, side="right")
 
-    def _lead_starts(self, picked: Any, lead: Any) -> Any:
-        """Per frame, the position of its lead's first picked event."""
+    def _lead_starts(self, keys: Any, lead: Any) -> Any:
+        """Per frame, the position of its lead's first picked event (``keys`` as above)."""
         import numpy as np
 
-        keys = self._keys(picked)
         if keys is None:
             return None
         assert self.span is not None
