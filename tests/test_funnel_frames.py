@@ -13,6 +13,7 @@ and a microsecond either side, the 7/14/30-day windows' edges, decay across the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -309,3 +310,28 @@ def test_the_week_kernels_remembered_priorities_and_handoffs_are_the_made_ones()
         assert repr(made.priority) == repr(priority)
     assert _handoff("hot", "inside_sales", None, 12.5) is _handoff("hot", "inside_sales", None, 12.5)
     assert _handoff("hot", "field_sales", None, 12.5).to == "field_sales"
+
+
+def test_a_chunk_spanning_millennia_is_put_in_order_the_long_way() -> None:
+    """Instants too far apart for one int64 (lead, instant) key (a year-1 and a year-9999
+    event in a chunk of 16 leads) take the lexsort and bisection way, with the same result."""
+    cp = KERNEL_PLAYBOOKS["bench-reference"]
+    start = WEEKS.ends[0] - 3 * DAY
+    far = [datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC)]
+    leads = []
+    for index in range(16):
+        events = [Event("email_click", start + (index % 5) * DAY, {}, None, 0),
+                  Event("inquiry", start + DAY, {}, None, 1), Event("page_view", start, {}, None, 2)]
+        if index < 2:
+            events.insert(1, Event("email_open", far[index], {}, None, 3))
+        leads.append((LeadRecord(f"L{index}", {"industry": "software", "employees": 500}, index + 2), events))
+    chunk = _in_time_order([(lead, EventColumns.from_events(events), p.first) for lead, events in leads
+                            if isinstance(p := place(lead, events, ENDS_US), _Placed)], ENDS_US)
+    want = _placed(leads)
+    assert len(chunk) == len(want) == 16
+    for got, one in zip(chunk, want, strict=True):
+        assert _columns(got.events) == _columns(one.events)
+        assert (got.first, got.uptos, got.times) == (one.first, one.uptos, one.events.at_us)
+    assert chunk[0].order is not None and chunk[1].order is not None
+    assert list(weekly(cp, leads, WEEKS, Unplaced())) == list(_decide_chunk(cp, want, WEEKS.ends, ENDS_US,
+                                                                            Unplaced(), None))
