@@ -33,7 +33,7 @@ from bench_evaluate import AS_OF, GEN, PLAYBOOK, ensure_data  # noqa: E402
 ENGINE = [sys.executable, "-m", "engine"]
 #: (module, attribute) timed by --phases; nested ones are included in their parents.
 PHASES = (
-    ("engine.measure.weeks", "place"),
+    ("engine.measure.weeks", "_in_time_order"),
     ("engine.measure.weeks", "_frame_weeks"),
     ("engine.kernel.frames", "Frames.of"),
     ("engine.kernel.frames", "Frames.sums"),
@@ -43,7 +43,6 @@ PHASES = (
     ("engine.measure.weeks", "chunk_decisions"),
     ("engine.measure.funnel", "simulate"),
     ("engine.measure.funnel", "_Totals.add"),
-    ("engine.measure.weeks", "_by_time"),
 )
 
 

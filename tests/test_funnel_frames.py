@@ -13,6 +13,7 @@ and a microsecond either side, the 7/14/30-day windows' edges, decay across the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,12 @@ from engine.measure.weeks import (
     _compact,
     _decide_chunk,
     _frame_weeks,
+    _in_time_order,
     _lead_weeks,
     _Placed,
     chunk_decisions,
     place,
+    weekly,
 )
 
 from .test_funnel_exact import DAY, ENDS_US, WEEKS, _week_leads
@@ -125,6 +128,42 @@ def test_the_frame_path_is_the_week_by_week_path(name: str) -> None:
 
         run()
     assert calls[0] > 0 and taken[0] > 100  # the frame path ran, for most leads
+
+
+def _columns(events: EventColumns) -> tuple[Any, ...]:
+    return events.at_us, events.types, events.fields, events.ids, events.seqs
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_chunk_put_in_time_order_at_once_is_each_lead_placed_alone(name: str) -> None:
+    """``weekly`` orders a chunk's events with one stable sort (``_in_time_order``): each
+    lead as ``place`` puts it (events by time, input order among equal instants — the
+    generated events share week ends and edges, in no order —, first week, each week's
+    count), the frame path reading the unordered columns gives the same weeks, and so
+    does the whole of ``weekly``."""
+    cp = CASES[name]
+    shuffled = [0]
+
+    @generated(40)
+    @given(_week_leads(cp))
+    def run(leads: list[tuple[LeadRecord, list[Event]]]) -> None:
+        alone = [(lead, events, place(lead, events, ENDS_US)) for lead, events in leads]
+        kept = [(lead, EventColumns.from_events(events), p.first) for lead, events, p in alone
+                if isinstance(p, _Placed)]
+        chunk = _in_time_order(kept, ENDS_US)
+        want = [p for _, _, p in alone if isinstance(p, _Placed)]
+        for got, one in zip(chunk, want, strict=True):
+            assert _columns(got.events) == _columns(one.events)
+            assert (got.first, got.uptos, got.times) == (one.first, one.uptos, one.events.at_us)
+            shuffled[0] += got.order is not None
+        assert _frame_weeks(cp, chunk, WEEKS.ends, ENDS_US) == _frame_weeks(cp, want, WEEKS.ends, ENDS_US)
+        unplaced = Unplaced()
+        assert (list(weekly(cp, leads, WEEKS, unplaced))
+                == list(_decide_chunk(cp, want, WEEKS.ends, ENDS_US, Unplaced(), None)))
+        assert unplaced.no_events + unplaced.after_period == len(leads) - len(want)
+
+    run()
+    assert shuffled[0] > 50  # leads whose events came out of order were reordered
 
 
 @given(st.data())
@@ -246,3 +285,53 @@ def test_the_cycle_collector_is_back_as_it_was_after_the_pass() -> None:
         assert not gc.isenabled()  # off before: still off
     finally:
         gc.enable()
+
+
+def test_the_week_kernels_remembered_priorities_and_handoffs_are_the_made_ones() -> None:
+    """The week kernel's new_handoff and priority_of (remembered, engine.measure.week_answer)
+    give what the plain ones give, value for value, sign of zero and type included."""
+    from math import copysign, isnan
+
+    from engine.decision import Handoff, priority_of
+    from engine.measure.week_answer import _handoff, _priority
+
+    for value in (37.125, 37.125, 0.0, -0.0, -0.004, 1e300, float("nan"), 3, True, None, "7", [1]):
+        got, want = _priority(value), priority_of(value)
+        assert type(got) is type(want)
+        if isinstance(want, float) and isnan(want):
+            assert isnan(got)
+        elif isinstance(want, float):
+            assert got == want and copysign(1, got) == copysign(1, want)
+        else:
+            assert got == want
+    for priority in (12.5, 12.5, 0.0, -0.0, None, 99.99):
+        made = _handoff("hot", "inside_sales", None, priority)
+        assert made == Handoff.from_values("hot", "inside_sales", None, priority)
+        assert repr(made.priority) == repr(priority)
+    assert _handoff("hot", "inside_sales", None, 12.5) is _handoff("hot", "inside_sales", None, 12.5)
+    assert _handoff("hot", "field_sales", None, 12.5).to == "field_sales"
+
+
+def test_a_chunk_spanning_millennia_is_put_in_order_the_long_way() -> None:
+    """Instants too far apart for one int64 (lead, instant) key (a year-1 and a year-9999
+    event in a chunk of 16 leads) take the lexsort and bisection way, with the same result."""
+    cp = KERNEL_PLAYBOOKS["bench-reference"]
+    start = WEEKS.ends[0] - 3 * DAY
+    far = [datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC)]
+    leads = []
+    for index in range(16):
+        events = [Event("email_click", start + (index % 5) * DAY, {}, None, 0),
+                  Event("inquiry", start + DAY, {}, None, 1), Event("page_view", start, {}, None, 2)]
+        if index < 2:
+            events.insert(1, Event("email_open", far[index], {}, None, 3))
+        leads.append((LeadRecord(f"L{index}", {"industry": "software", "employees": 500}, index + 2), events))
+    chunk = _in_time_order([(lead, EventColumns.from_events(events), p.first) for lead, events in leads
+                            if isinstance(p := place(lead, events, ENDS_US), _Placed)], ENDS_US)
+    want = _placed(leads)
+    assert len(chunk) == len(want) == 16
+    for got, one in zip(chunk, want, strict=True):
+        assert _columns(got.events) == _columns(one.events)
+        assert (got.first, got.uptos, got.times) == (one.first, one.uptos, one.events.at_us)
+    assert chunk[0].order is not None and chunk[1].order is not None
+    assert list(weekly(cp, leads, WEEKS, Unplaced())) == list(_decide_chunk(cp, want, WEEKS.ends, ENDS_US,
+                                                                            Unplaced(), None))

@@ -50,7 +50,7 @@ from engine.kernel.sums import block_sums
 
 __all__ = ["Kernel", "NoKernel", "Weekly", "kernel_for"]
 
-_CACHE: dict[tuple[int, int], tuple[CompiledPlaybook, Kernel | None]] = {}
+_CACHE: dict[tuple[int, int, int], tuple[CompiledPlaybook, Kernel | None]] = {}
 #: :meth:`Kernel.decide_instants`: per instant (stage index, exclusion, handoff), and the
 #: last instant's (personas, target_account, target_lead) (None without instants).
 Weekly = tuple[list[tuple[int, str | None, Handoff | None]], tuple[tuple[str, ...], bool, bool] | None]
@@ -69,10 +69,13 @@ def to_datetime(us: int) -> datetime:
 class Kernel:
     """A playbook's generated decision function and what it needs per call."""
 
-    def __init__(self, cp: CompiledPlaybook, *, decision: Callable[..., Any] | None = None) -> None:
+    def __init__(self, cp: CompiledPlaybook, *, decision: Callable[..., Any] | None = None,
+                 builders: Mapping[str, Callable[..., Any]] | None = None) -> None:
         """``decision``: what the generated code's final ``Decision(...)`` call builds (same
         arguments as :meth:`Decision.from_values`); the funnel passes a lean answer that
-        keeps only what it reads (engine.measure.week_answer)."""
+        keeps only what it reads (engine.measure.week_answer). ``builders``: helpers the
+        generated code calls, replaced by ones giving the same values (the funnel's
+        memoised ``new_handoff`` and ``priority_of``)."""
         from engine.accounts import uses_accounts
 
         if uses_accounts(cp):  # a lead's decision needs its account's leads: engine.accounts
@@ -90,6 +93,7 @@ class Kernel:
             "stage_of": cp.content_stage_of, "units": units, "from_units": from_units,
             "computed_points": computed_points, "cap_bucket": cp.cap_bucket,
         }
+        helpers.update(builders or {})
         generated = generate(cp, helpers)
         self.source = generated.source
         self.fields = generated.fields
@@ -371,15 +375,16 @@ def _repeats(ids: Sequence[str | None]) -> bool:
     return len(set(present)) != len(present)
 
 
-def kernel_for(cp: CompiledPlaybook, decision: Callable[..., Any] | None = None) -> Kernel | None:
-    """The playbook's kernel (built once per ``decision`` builder, see :class:`Kernel`), or
-    None when it has no generated form."""
-    key = (id(cp), id(decision))
+def kernel_for(cp: CompiledPlaybook, decision: Callable[..., Any] | None = None,
+               builders: Mapping[str, Callable[..., Any]] | None = None) -> Kernel | None:
+    """The playbook's kernel (built once per ``decision`` builder and ``builders``, see
+    :class:`Kernel`), or None when it has no generated form."""
+    key = (id(cp), id(decision), id(builders))
     cached = _CACHE.get(key)
     if cached is not None and cached[0] is cp:
         return cached[1]
     try:
-        kernel: Kernel | None = Kernel(cp, decision=decision)
+        kernel: Kernel | None = Kernel(cp, decision=decision, builders=builders)
     except NoKernel:
         kernel = None
     if len(_CACHE) > 64:

@@ -52,6 +52,21 @@ def lay_out(leads: Sequence[EventColumns], also: Collection[str] = ()
     return offsets, at_all, kinds, encoded
 
 
+def time_order(at: Any, owner: Any) -> Any:
+    """The positions of a chunk's events sorted by (lead, instant), stably: input order
+    among a lead's equal instants, as ``sorted`` keeps it. ``owner``: each event's lead
+    (non-decreasing). One int64 key where (lead, instant) fits in one, else lexsort."""
+    import numpy as np
+
+    if not len(at):
+        return np.arange(0, dtype=np.int64)
+    base = int(at.min())
+    span = int(at.max()) - base + 1
+    if span * (int(owner[-1]) + 1) < 2**62:
+        return np.argsort(owner * span + (at - base), kind="stable")
+    return np.lexsort((at, owner))
+
+
 class Frames:
     """One chunk's events, encoded once, from which any frames' totals are computed."""
 
@@ -66,11 +81,15 @@ class Frames:
         # (lead, time) as one int64 key: lead * span + time from the earliest event
         self.span: int | None = span if span * max(len(offsets), 1) < 2**62 else None
         self._every: Any = _UNSET
+        #: per total (its place in the kernel's totals): the events it reads and their keys
+        self._keyed: dict[int, tuple[Any, Any]] = {}
 
     @classmethod
-    def of(cls, kernel: Kernel, leads: Sequence[EventColumns]) -> Frames | None:
-        """The chunk's events (each lead's in time order); None when the kernel decides
-        from no totals or a field cannot be encoded (decide those leads on their events)."""
+    def of(cls, kernel: Kernel, leads: Sequence[EventColumns], *, in_order: bool = True) -> Frames | None:
+        """The chunk's events, each lead's in time order (``in_order=False``: put so here,
+        stably, input order among equal instants, as each lead's own sort would); None
+        when the kernel decides from no totals or a field cannot be encoded (decide those
+        leads on their events)."""
         if kernel.totals is None:
             return None
         import numpy as np
@@ -80,7 +99,13 @@ class Frames:
         if laid is None:
             return None
         offsets, at_all, kinds, encoded = laid
-        return cls(kernel, offsets, np.array(at_all, np.int64), kinds, encoded)
+        at = np.array(at_all, np.int64)
+        if not in_order:  # (one sort of the chunk's arrays instead of one of each lead's lists)
+            order = time_order(at, np.repeat(np.arange(len(leads), dtype=np.int64), np.diff(offsets)))
+            at = at[order]
+            kinds = _take(kinds, order)
+            encoded = {name: _take(column, order) for name, column in encoded.items()}
+        return cls(kernel, offsets, at, kinds, encoded)
 
     def sums(self, leads: Sequence[int], instants: Sequence[int], counts: Sequence[int]
              ) -> list[tuple[int, ...]] | None:
@@ -107,13 +132,17 @@ class Frames:
         lead = np.asarray(leads, np.int64)
         now = np.asarray(instants, np.int64)
         columns = []
-        for total in totals:
-            picked = self._picked(total)
+        for number, total in enumerate(totals):
+            found_keys = self._keyed.get(number)
+            if found_keys is None:  # (once a chunk: the weeks' and the climbs' frames read the same)
+                picked = self._picked(total)
+                found_keys = self._keyed[number] = (picked, None if picked is None else self._keys(picked))
+            picked, keys = found_keys
             if picked is None:
                 return None
-            low = self._positions(picked, lead, now - total.low_us)
-            high = (self._positions(picked, lead, now - total.high_us) if total.high_us is not None
-                    else self._lead_starts(picked, lead))
+            low = self._positions(keys, lead, now - total.low_us)
+            high = (self._positions(keys, lead, now - total.high_us) if total.high_us is not None
+                    else self._lead_starts(keys, lead))
             if low is None or high is None:
                 return None
             if total.points:
@@ -157,12 +186,12 @@ class Frames:
             return None
         return self.lead_of[picked] * span + (self.at[picked] - self.base)
 
-    def _positions(self, picked: Any, lead: Any, upto: Any) -> Any:
+    def _positions(self, keys: Any, lead: Any, upto: Any) -> Any:
         """Per frame, how many picked events come before those of its lead after ``upto``:
-        the picked events' position just past the lead's last one at or before ``upto``."""
+        the picked events' position just past the lead's last one at or before ``upto``
+        (``keys``: the picked events' :meth:`_keys`)."""
         import numpy as np
 
-        keys = self._keys(picked)
         if keys is None:
             return None
         span = self.span
@@ -170,11 +199,10 @@ class Frames:
         offset = np.clip(upto - self.base, -1, span - 1)
         return np.searchsorted(keys, lead * span + offset, side="right")
 
-    def _lead_starts(self, picked: Any, lead: Any) -> Any:
-        """Per frame, the position of its lead's first picked event."""
+    def _lead_starts(self, keys: Any, lead: Any) -> Any:
+        """Per frame, the position of its lead's first picked event (``keys`` as above)."""
         import numpy as np
 
-        keys = self._keys(picked)
         if keys is None:
             return None
         assert self.span is not None
@@ -213,6 +241,14 @@ class Frames:
 
 
 _UNSET = object()
+
+
+def _take(encoded: Encoded, order: Any) -> Encoded:
+    """The encoded column's rows in ``order`` (the same distinct values)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return Encoded(pc.take(encoded.indices, pa.array(order)), encoded.values)
 
 
 def _where(encoded: Encoded, test: Any) -> Any:
