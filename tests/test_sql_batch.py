@@ -481,3 +481,27 @@ def test_carriage_returns_in_cells_read_alike(bench: CompiledPlaybook, tmp_path:
     lines[5] = ",".join(cells)
     lp.write_bytes("".join(lines).encode())
     both(bench, tmp_path / "out", lp, write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events))
+
+
+def test_rows_keep_their_numbers_when_duckdb_reads_a_file_in_parallel_pieces(
+        bench: CompiledPlaybook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A regular CSV is converted straight from DuckDB's parallel reader and its rows numbered
+    by the converted table's order (issue #17): with the file read in many pieces, rejects
+    late in the file — and a column with more distinct odd cells than are written into the
+    query, which takes the joined lookup and its ordered copy — keep engine.io's numbers."""
+    from engine.sql import cells, inputs
+
+    monkeypatch.setattr(inputs, "CSV_BUFFER_SIZE", 1 << 15)
+    monkeypatch.setattr(cells, "INLINE_LIMIT", 4)
+    leads, events = make_rows(1500)
+    for k, i in enumerate(range(len(events) - 1, 0, -len(events) // 9)):
+        events[i][1] = f"2026-10-{k + 1:02d} 10:00"  # the spreadsheet form: odd, each one distinct
+    events[-5][2] = "podcast"
+    events[-3][1] = "not a time"
+    leads[-2][4] = "lots"
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    assert ep.stat().st_size > 8 * (1 << 15)
+    files = both(bench, tmp_path, lp, ep)
+    rows = {line.split(",")[1] for line in _rejects(files)}
+    assert {str(len(events) - 3), str(len(events) - 1), str(len(leads))} <= rows

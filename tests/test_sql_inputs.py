@@ -7,26 +7,15 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from engine.sql.inputs import ROW, Inputs, Renumber, Scanned
+from engine.sql.inputs import ROW, Inputs, Renumber
 from tests.export_factory import LEAD_COLUMNS, make_rows, write_csv
-
-
-def _numbered(con: duckdb.DuckDBPyConnection, scanned: Scanned) -> list[tuple[object, ...]]:
-    """(row number, lead_id, title) per row, in order: from the scan's ``ROW`` column, or
-    for a lazily scanned CSV (no such column) as the conversion numbers them: the rowid
-    of a table made from the scan, plus ``row_offset``."""
-    if scanned.row_offset is None:
-        return con.execute(f"SELECT {ROW}, lead_id, title FROM t ORDER BY {ROW}").fetchall()
-    con.execute("CREATE OR REPLACE TEMP TABLE copied AS SELECT lead_id, title FROM t")
-    offset = scanned.row_offset
-    return con.execute(f"SELECT rowid + {offset}, lead_id, title FROM copied ORDER BY rowid").fetchall()
 
 
 def _scan(path: Path, encoding: str | None = None) -> tuple[bool, list[tuple[object, ...]], list[Path]]:
     con = duckdb.connect()
     with Inputs(con) as inputs:
         scanned = inputs.scan(path, "t", encoding, ["lead_id", "title"])
-        rows = _numbered(con, scanned)
+        rows = con.execute(f"SELECT {ROW}, lead_id, title FROM t ORDER BY {ROW}").fetchall()
         temporary = list(inputs._temporary)
         assert all(p.exists() for p in temporary)
     assert not any(p.exists() for p in temporary)  # removed when the run ends
@@ -56,12 +45,13 @@ def test_blank_lines_and_quoted_newlines_fall_back_to_engine_io_once_numbers_mat
         scanned = inputs.scan(path, "t", None, ["lead_id", "title"])
         # DuckDB's rows are engine.io's; only the numbers are off, and nothing has needed them yet
         assert scanned.by_duckdb and scanned.unverified is not None
-        assert [r[1:] for r in _numbered(con, scanned)] == [("A", "x"), ("B", "two\nlines"), ("C", "y")]
+        assert con.execute("SELECT lead_id, title FROM t ORDER BY __row").fetchall() == [
+            ("A", "x"), ("B", "two\nlines"), ("C", "y")]
         with pytest.raises(Renumber):  # a row is rejected: its number must be its line
             inputs.numbered(scanned, 3)
         again = inputs.scan(path, "t", None, ["lead_id", "title"])
         assert not again.by_duckdb
-        rows = _numbered(con, again)
+        rows = con.execute(f"SELECT {ROW}, lead_id, title FROM t ORDER BY {ROW}").fetchall()
     assert rows == [(2, "A", "x"), (4, "B", "two\nlines"), (6, "C", "y")]
 
 

@@ -25,7 +25,7 @@ few, joined as a table when many).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import cache
@@ -138,25 +138,9 @@ class Cells:
         """An activity field: stripped, the mapping's null markers NULL (``_Activity._clean``)."""
         return self.field(FieldSpec(column=column), present).value
 
-    def lookup(self, cell: str, sql_type: str, convert: Callable[[str], Any],
-               known: Iterable[str] = ()) -> Converted:
-        """Every distinct non-NULL cell through ``convert``: its value or its reason.
-
-        ``known``: cells expected to be common (the playbook's event types): each is put
-        through ``convert`` now and answered in SQL, so a file holding only those needs no
-        look at its distinct cells before the one pass (a cell ``convert`` refuses stays odd).
-        """
-        answers = []
-        for raw in sorted(set(known)):
-            try:
-                answers.append((raw, _sql_value(_arrow_value(convert(raw), sql_type), sql_type)))
-            except ConversionError:
-                continue
-        if not answers:
-            return self._split(cell, sql_type, _Fast("NULL", "FALSE", "FALSE"), convert)
-        keys = ", ".join(literal(raw) for raw, _ in answers)
-        value = _inline(cell, [raw for raw, _ in answers], [answer for _, answer in answers])
-        return self._split(cell, sql_type, _Fast(value, f"{cell} IN ({keys})", "FALSE"), convert)
+    def lookup(self, cell: str, sql_type: str, convert: Callable[[str], Any]) -> Converted:
+        """Every distinct non-NULL cell through ``convert``: its value or its reason."""
+        return self._split(cell, sql_type, _Fast("NULL", "FALSE", "FALSE"), convert)
 
     # -- the SQL half -----------------------------------------------------------------
 
@@ -227,24 +211,12 @@ class Cells:
         return Converted(f"CASE WHEN {odd} THEN CAST({pending.value_token} AS {sql_type}) ELSE {value} END",
                          f"CASE WHEN {odd} THEN {pending.reason_token} END")
 
-    def materialize(self, selects: list[str], table: str, row_offset: int | None = None) -> None:
+    def materialize(self, selects: list[str], table: str) -> None:
         """``CREATE TABLE table AS SELECT selects`` over the scanned cells, every lookup resolved.
 
         One pass when the odd cells are known to be few (see the module docstring); a
         second, with the odd columns' cells looked up, only when the first pass found some.
-        With ``row_offset`` (a scan with no row numbers, :mod:`engine.sql.inputs`), the rows
-        go to ``table__rows`` in the file's order and ``table`` is a view adding
-        ``__row`` = rowid + ``row_offset``.
         """
-        _forget(self.con, table)  # a table or view of that name from an earlier attempt (Renumber)
-        if row_offset is not None:
-            self._rows(selects, f"{table}__rows", ordered=True)
-            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS "
-                             f"SELECT CAST(rowid + {row_offset} AS BIGINT) AS __row, * FROM {table}__rows")
-            return
-        self._rows(selects, table, ordered=False)
-
-    def _rows(self, selects: list[str], table: str, ordered: bool) -> None:
         added = "".join(f", {sql} AS {alias}" for alias, sql in self._prepared)
         source = f"(SELECT *{added} FROM {self.table}) AS {self.table}"
         found: dict[str, list[Any]] = {}
@@ -253,7 +225,7 @@ class Cells:
         for p in assumed:
             lookups[p.name] = ("NULL", "NULL", "")  # no odd cell: proved by the flags below
         flags = [f"{p.odd} AS __odd{i}" for i, p in enumerate(assumed)]
-        self._create(table, [*selects, *flags], added, lookups, ordered)
+        self._create(table, [*selects, *flags], source, lookups)
         if not assumed:
             return
         checks = ", ".join(f"bool_or(__odd{i})" for i in range(len(assumed)))
@@ -261,30 +233,15 @@ class Cells:
         odd = [p for p, up in zip(assumed, raised, strict=True) if up]
         if odd:
             lookups.update((p.name, self._lookup(p, source, found)) for p in odd)
-            self._create(table, selects, added, lookups, ordered)
+            self._create(table, selects, source, lookups)
 
-    def _create(self, table: str, selects: list[str], added: str, lookups: dict[str, tuple[str, str, str]],
-                ordered: bool) -> None:
-        """The table; ``ordered``: its rows in the scan's order (its rowid is then the row's place).
-
-        A projection of the scan keeps the scan's order; a join need not, so with lookup
-        tables the scanned cells are first copied to a table (a projection: its rowid is
-        the scan's order) and the joined rows put back in that order.
-        """
+    def _create(self, table: str, selects: list[str], source: str,
+                lookups: dict[str, tuple[str, str, str]]) -> None:
         sql = ", ".join(selects)
         for p in self._pending:
             value, reason, _ = lookups[p.name]
             sql = sql.replace(p.value_token, value).replace(p.reason_token, reason)
         joins = " ".join(join for _, _, join in lookups.values() if join)
-        if ordered and joins:
-            placed = f"{self.table}__placed"
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {placed} AS SELECT * FROM {self.table}")
-            source = f"(SELECT *, rowid AS __place{added} FROM {placed}) AS {self.table}"
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {sql} FROM {source} {joins} "
-                             f"ORDER BY {self.table}.__place")
-            self.con.execute(f"DROP TABLE {placed}")
-            return
-        source = f"(SELECT *{added} FROM {self.table}) AS {self.table}"
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {sql} FROM {source} {joins}")
 
     def _lookup(self, item: _Pending, source: str, found: dict[str, list[Any]]) -> tuple[str, str, str]:
@@ -321,13 +278,6 @@ class Cells:
         self.con.unregister(f"{item.name}_arrow")
         return (item.value_token, item.reason_token,
                 f"LEFT JOIN {item.name} ON {item.name}.__lookup_raw = {item.cell}")
-
-
-def _forget(con: Any, name: str) -> None:
-    """Drop table or view ``name`` if there is one (CREATE OR REPLACE cannot change its kind)."""
-    for (kind,) in con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?",
-                               [name]).fetchall():
-        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
 
 
 def _inline(cell: str, raws: list[str], answers: list[str]) -> str:

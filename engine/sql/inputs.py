@@ -42,6 +42,9 @@ from engine.io.scratch import temp_dir
 #: The row-number column every scanned table has (engine.io's numbering).
 ROW = "__row"
 _FALLBACK_BATCH = 50_000
+#: DuckDB's CSV buffer in bytes (None: its default). Tests make it small so that a small
+#: file is read in many parallel pieces, as a large export is.
+CSV_BUFFER_SIZE: int | None = None
 _DIRECT_CODECS = {"utf-8", "utf-8-sig"}
 
 
@@ -74,10 +77,6 @@ class Scanned:
     #: CSV read by DuckDB whose row numbers are not yet known to be lines (source, header
     #: lines): checked by :meth:`Inputs.numbered` only if one of its rows is rejected.
     unverified: tuple[Path, int] | None = None
-    #: A CSV file scanned lazily: the table is a view over DuckDB's reader with no ``ROW``
-    #: column, read once by the conversion; a row's number is then the converted table's
-    #: rowid (insertion order is the file's) plus this.
-    row_offset: int | None = None
 
 
 class Renumber(Exception):
@@ -167,19 +166,13 @@ class Inputs:
         scan = (
             f"read_csv({literal(str(source))}, header = true, auto_detect = false, "
             f"columns = {{{names}}}, delim = {literal(delimiter)}, quote = '\"', escape = '\"', "
-            "strict_mode = true, parallel = true)"
+            "strict_mode = true, parallel = true"
+            + (f", buffer_size = {CSV_BUFFER_SIZE})" if CSV_BUFFER_SIZE else ")")
         )
         position = {column: i for i, column in enumerate(header) if column}
         cells = [f"COALESCE(c{position[c]}, '') AS {quote(c)}" for c in scanned.present]
-        # Not read here: the conversion reads the file once, straight from DuckDB's reader
-        # (a copy of 30M events as text cells cost a pass and most of the memory, issue #17).
-        # If DuckDB cannot read it, the conversion fails and the file is read again by
-        # engine.io's reader (records._materialize raises Renumber).
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {scanned.table}_file AS SELECT * FROM {scan}")
-        listed = ", ".join(cells) or "NULL"
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {scanned.table} AS "
-                         f"SELECT {listed} FROM {scanned.table}_file")
-        scanned.row_offset = 2
+        if not self._create(scanned.table, scan, cells, "rowid + 2"):
+            return False
         # DuckDB read it in strict mode, so its rows are engine.io's; only their numbers can
         # differ (blank lines, which both skip; quoted line breaks). Numbers reach the output
         # only through rejects, so the line count waits until a row is rejected (numbered()).

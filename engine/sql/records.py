@@ -23,7 +23,7 @@ from engine.io.convert import ConversionError, null_set, to_number
 from engine.io.mapping import AtColumn, field_spec, is_optional
 from engine.io.records import check_columns, required_of, required_reason
 from engine.sql.cells import SQL_TYPES, Cells
-from engine.sql.inputs import ROW, Inputs, Renumber, Scanned, literal, quote
+from engine.sql.inputs import ROW, Inputs, Scanned, literal, quote
 
 #: Per row: the problem's column, value and reason (NULL reason: the row is usable).
 PROBLEM = ("__column", "__value", "__reason")
@@ -115,7 +115,7 @@ def lead_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
         rule_selects, rule_checks = _rule_sql(cells, mapping, index, rule, as_of, scanned)
         selects += rule_selects
         checks += rule_checks
-    _materialize(inputs, cells, [*selects, *_problems(checks)], "lead_rows", scanned)
+    _materialize(inputs, cells, [*selects, *_problems(checks)], "lead_rows", "lead_scan")
     return scanned, plan
 
 
@@ -235,9 +235,8 @@ def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None
     kind = _EventType(spec.type, spec.type_constant, spec.types, allowed)
     if spec.type is not None:
         cell = quote(spec.type)
-        common = [*allowed, *spec.types]  # the playbook's types and the mapping's renames
-        typed = cells.lookup(cell, "VARCHAR", kind, known=common)
-        shown = cells.lookup(cell, "VARCHAR", kind.shown, known=common)
+        typed = cells.lookup(cell, "VARCHAR", kind)
+        shown = cells.lookup(cell, "VARCHAR", kind.shown)
         missing = literal("missing event type")
         reason = f"CASE WHEN {cell} IS NULL THEN {missing} ELSE {typed.reason} END"
         type_sql = typed.value
@@ -269,7 +268,7 @@ def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None
                        literal(required_reason(required, name, ok))))
     event_id = f"NULLIF({cells.stripped(quote(spec.id))}, '')" if spec.id else "CAST(NULL AS VARCHAR)"
     selects.append(f"{event_id} AS event_id")
-    _materialize(inputs, cells, [*selects, *_problems(checks)], "event_rows", scanned)
+    _materialize(inputs, cells, [*selects, *_problems(checks)], "event_rows", "event_scan")
     return scanned, plan
 
 
@@ -302,25 +301,10 @@ class _EventType:
 
 
 
-def _materialize(inputs: Inputs, cells: Cells, selects: list[str], table: str, scanned: Scanned) -> None:
-    """The converted rows as ``table``; the scanned cells, no longer needed, dropped.
-
-    A file scanned lazily is first read here: if DuckDB cannot read it after all, it is
-    marked to be read by engine.io's reader and the inputs are prepared again (Renumber).
-    """
-    import duckdb
-
-    if scanned.row_offset is None:
-        cells.materialize(selects, table)
-    else:
-        assert selects[0] == ROW  # numbered from the converted table's rowid instead
-        try:
-            cells.materialize(selects[1:], table, row_offset=scanned.row_offset)
-        except duckdb.Error:
-            inputs.careful.add(scanned.path)
-            inputs.drop(scanned.table)
-            raise Renumber(scanned.path) from None
-    inputs.drop(scanned.table)
+def _materialize(inputs: Inputs, cells: Cells, selects: list[str], table: str, scan: str) -> None:
+    """The converted rows as ``table``; the scanned cells, no longer needed, dropped."""
+    cells.materialize(selects, table)
+    inputs.drop(scan)
 
 def event_field_sql(plan: Plan, name: str) -> str:
     """An event field as the decision query reads it (text)."""
