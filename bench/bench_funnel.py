@@ -38,6 +38,7 @@ PHASES = (
     ("engine.kernel.frames", "Frames.of"),
     ("engine.kernel.frames", "Frames.sums"),
     ("engine.kernel", "Kernel.decide_instants"),
+    ("engine.kernel.vector", "VectorWeeks.decide"),
     ("engine.measure.weeks", "_climb_stages"),
     ("engine.measure.weeks", "_lead_weeks"),
     ("engine.measure.weeks", "chunk_decisions"),

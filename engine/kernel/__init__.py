@@ -55,6 +55,7 @@ _CACHE: dict[tuple[int, int, int], tuple[CompiledPlaybook, Kernel | None]] = {}
 #: last instant's (personas, target_account, target_lead) (None without instants).
 Weekly = tuple[list[tuple[int, str | None, Handoff | None]], tuple[tuple[str, ...], bool, bool] | None]
 _NONES = repeat(None)
+_UNSET = object()
 #: Python types a lead field's value may have, by its declared kind.
 _DECLARED: dict[str, type | tuple[type, ...]] = {
     "string": str, "number": (int, float), "bool": bool, "datetime": datetime,
@@ -102,6 +103,8 @@ class Kernel:
         namespace["__builtins__"] = {"zip": zip, "tuple": tuple, "bool": bool, "min": min,
                                      "isinstance": isinstance, "str": str, "round": round}
         exec(compile(self.source, f"<kernel {cp.playbook.metadata.name}>", "exec"), namespace)
+        self._namespace = namespace
+        self._vector: Any = _UNSET
         self._run: Callable[..., Decision] = namespace["run"]
         self._run_points: Callable[..., Decision] | None = namespace.get("run_points")
         self._run_sums: Callable[..., Decision] | None = namespace.get("run_sums")
@@ -231,6 +234,16 @@ class Kernel:
                 return None
             raise
         return found
+
+    def vector_weeks(self) -> Any:
+        """:attr:`totals`' rule body over numpy columns (:class:`engine.kernel.vector.VectorWeeks`,
+        built once), or None when ``run_weeks`` has a shape it does not read."""
+        if self._vector is _UNSET:
+            from engine.kernel.vector import VectorWeeks
+
+            weeks = self._run_weeks is not None
+            self._vector = VectorWeeks.of(self.source, self._namespace) if weeks else None
+        return self._vector
 
     @property
     def weighing(self) -> tuple[float | None, Callable[[str, Any], float], frozenset[str]]:

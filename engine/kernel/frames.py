@@ -109,8 +109,18 @@ class Frames:
 
     def sums(self, leads: Sequence[int], instants: Sequence[int], counts: Sequence[int]
              ) -> list[tuple[int, ...]] | None:
-        """Each frame's totals: lead ``leads[k]``'s events up to ``instants[k]`` (its first
-        ``counts[k]``, at least one) at ``instants[k]``; None where the kernel's block path
+        """Each frame's totals (a tuple of ints each, as ``run_weeks`` reads them): see
+        :meth:`columns`."""
+        columns = self.columns(leads, instants, counts)
+        if columns is None:
+            return None
+        return list(zip(*(column.tolist() for column in columns), strict=True))
+
+    def columns(self, leads: Sequence[int], instants: Sequence[int], counts: Sequence[int]
+                ) -> list[Any] | None:
+        """Each total of every frame, one int64 numpy column a total: lead ``leads[k]``'s
+        events up to ``instants[k]`` (its first ``counts[k]``, at least one) at
+        ``instants[k]``; None where the kernel's block path
         gives nothing (an unknown type, an age beyond exact range, an overflow).
 
         A count in an age window ``low <= age < high`` is a difference of two positions:
@@ -125,7 +135,7 @@ class Frames:
         if totals is None or int(np.min(np.asarray(counts, np.int64), initial=1)) < 1:
             return None
         if not len(counts):
-            return []
+            return [np.zeros(0, np.int64) for _ in totals]
         half_life, weigh, known = self.kernel.weighing
         if any(kind not in known for kind in self.types.values):
             return None  # the loop raises for it, and decide answers
@@ -151,8 +161,8 @@ class Frames:
                     return None
                 columns.append(found)
             else:
-                columns.append((low - high).tolist())
-        return list(zip(*columns, strict=True))
+                columns.append(low - high)
+        return columns
 
     def _weights(self, weigh: Any) -> Any:
         """Every event's weight (numpy float64), computed once for the chunk: a frame's
@@ -209,7 +219,7 @@ class Frames:
         return np.searchsorted(keys, lead * self.span, side="left")
 
     def _points(self, picked: Any, start: Any, end: Any, now: Any, half_life: float | None,
-                weigh: Any) -> list[int] | None:
+                weigh: Any) -> Any:
         """Per frame, the decayed points of the picked events ``start[k]:end[k]`` at ``now[k]``."""
         import numpy as np
         import pyarrow as pa
@@ -236,8 +246,7 @@ class Frames:
         if len(values) and int(np.abs(values).max()) >= 2**62 // len(values):
             return None  # a sum that could pass int64 (the block path stops there too)
         running = np.concatenate([np.zeros(1, np.int64), np.cumsum(values)])
-        found: list[int] = (running[ends] - running[ends - size]).tolist()
-        return found
+        return running[ends] - running[ends - size]
 
 
 _UNSET = object()

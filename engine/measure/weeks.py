@@ -297,17 +297,12 @@ def _frame_weeks(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequence[
         who += [index] * len(placed.uptos)
         instants += ends_us[placed.first:]
         counts += placed.uptos
-    sums = frames.sums(who, instants, counts)
-    if sums is None:
+    decided = _decide_frames(kernel, frames, chunk, usable, [len(chunk[i].uptos) for i in usable], who,
+                             instants, counts)
+    if decided is None:
         return out
     answers: dict[int, Weekly] = {}
-    position = 0
-    for index in usable:
-        placed = chunk[index]
-        size = len(placed.uptos)
-        got = kernel.decide_instants(placed.lead.fields, ends_us[placed.first:],
-                                     sums[position:position + size])
-        position += size
+    for index, got in zip(usable, decided, strict=True):
         if got is not None and got[1] is not None:
             answers[index] = (got[0], got[1])
     climbs = _climb_stages(cp, kernel, frames, chunk, answers, ends_us)
@@ -355,17 +350,54 @@ def _climb_stages(cp: CompiledPlaybook, kernel: Any, frames: Any, chunk: Sequenc
         mine[index] = own
         who += [index] * len(own)
         instants += own
-    sums = frames.sums(who, instants, counts)
-    if sums is None:
+    decided = _decide_frames(kernel, frames, chunk, list(mine), [len(own) for own in mine.values()], who,
+                             instants, counts)
+    if decided is None:
         return {}
     out: dict[int, dict[int, int]] = {}
-    position = 0
-    for index, own in mine.items():
-        placed = chunk[index]
-        got = kernel.decide_instants(placed.lead.fields, own, sums[position:position + len(own)])
-        position += len(own)
+    for (index, own), got in zip(mine.items(), decided, strict=True):
         if got is not None:
             out[index] = {us: stage for us, (stage, _, _) in zip(own, got[0], strict=True)}
+    return out
+
+
+def _decide_frames(kernel: Any, frames: Any, chunk: Sequence[_Placed], leads: Sequence[int],
+                   sizes: Sequence[int], who: list[int], instants: list[int], counts: list[int]
+                   ) -> list[Any] | None:
+    """Each of ``leads`` (positions in the chunk; ``sizes[k]`` frames each, in ``who``
+    order) decided at its frames' instants, as :meth:`Kernel.decide_instants` answers;
+    None where the frames have no totals. All frames at once in numpy
+    (:mod:`engine.kernel.vector`) where the playbook's rule body has that form, the
+    generated loop a lead for the rest (and for a lead numpy leaves out)."""
+    import numpy as np
+
+    from engine.kernel.vector import Decline, Unsupported
+
+    columns = frames.columns(who, instants, counts)
+    if columns is None:
+        return None
+    vector = kernel.vector_weeks()
+    got = None
+    if vector is not None and who:
+        try:
+            got = vector.decide([p.lead.fields for p in chunk], np.asarray(who, np.int64), instants, columns)
+        except Unsupported:
+            vector.broken = True
+        except Decline:
+            pass
+    out: list[Any] = []
+    position = 0
+    for index, size in zip(leads, sizes, strict=True):
+        end = position + size
+        if got is not None and got[3][index]:
+            stages, excluded, handoffs, _, lasts = got
+            out.append((list(zip(stages[position:end], excluded[position:end], handoffs[position:end],
+                                 strict=True)),
+                        lasts[index] if size else None))
+        else:
+            sums = list(zip(*(column[position:end].tolist() for column in columns), strict=True))
+            out.append(kernel.decide_instants(chunk[index].lead.fields, instants[position:end], sums))
+        position = end
     return out
 
 
