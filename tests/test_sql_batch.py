@@ -505,3 +505,28 @@ def test_rows_keep_their_numbers_when_duckdb_reads_a_file_in_parallel_pieces(
     files = both(bench, tmp_path, lp, ep)
     rows = {line.split(",")[1] for line in _rejects(files)}
     assert {str(len(events) - 3), str(len(events) - 1), str(len(leads))} <= rows
+
+
+def test_rows_converted_straight_from_the_reader_keep_their_numbers(
+        bench: CompiledPlaybook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file with no odd cell is converted straight from DuckDB's reader, never copied
+    (issue #17), and its rejects — a missing lead id, a missing timestamp, orphans — late in
+    a file read in many parallel pieces keep engine.io's numbers: the conversion's plan has
+    no join (the event types are a CASE, not an IN list DuckDB would make a join of)."""
+    from engine.sql import inputs
+
+    copies: list[Path] = []
+    copy_scan = inputs.Inputs.copy_scan
+    monkeypatch.setattr(inputs, "CSV_BUFFER_SIZE", 1 << 15)
+    monkeypatch.setattr(inputs.Inputs, "copy_scan",
+                        lambda self, scanned: (copies.append(scanned.path), copy_scan(self, scanned))[1])
+    leads, events = make_rows(1500)
+    events[-7][0] = ""  # no lead id
+    events[-4][1] = ""  # no timestamp
+    events.append(["L99999", "2026-10-01T00:00:00Z", "page_view", "pricing"])  # no such lead
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    files = both(bench, tmp_path, lp, ep)
+    assert copies == []
+    rows = {line.split(",")[1] for line in _rejects(files)}
+    assert {str(len(events) - 6), str(len(events) - 3), str(len(events) + 1)} <= rows

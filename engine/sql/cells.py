@@ -25,7 +25,7 @@ few, joined as a table when many).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import cache
@@ -138,9 +138,27 @@ class Cells:
         """An activity field: stripped, the mapping's null markers NULL (``_Activity._clean``)."""
         return self.field(FieldSpec(column=column), present).value
 
-    def lookup(self, cell: str, sql_type: str, convert: Callable[[str], Any]) -> Converted:
-        """Every distinct non-NULL cell through ``convert``: its value or its reason."""
-        return self._split(cell, sql_type, _Fast("NULL", "FALSE", "FALSE"), convert)
+    def lookup(self, cell: str, sql_type: str, convert: Callable[[str], Any],
+               known: Iterable[str] = ()) -> Converted:
+        """Every distinct non-NULL cell through ``convert``: its value or its reason.
+
+        ``known``: cells expected to be common (the playbook's event types): each is put
+        through ``convert`` now and answered in SQL, so a file holding only those needs no
+        look at its distinct cells before the one pass (a cell ``convert`` refuses stays odd).
+        """
+        answers = []
+        for raw in sorted(set(known)):
+            try:
+                answers.append((raw, _sql_value(_arrow_value(convert(raw), sql_type), sql_type)))
+            except ConversionError:
+                continue
+        if not answers:
+            return self._split(cell, sql_type, _Fast("NULL", "FALSE", "FALSE"), convert)
+        value = _inline(cell, [raw for raw, _ in answers], [answer for _, answer in answers])
+        listed = _inline(cell, [raw for raw, _ in answers], ["TRUE"] * len(answers))
+        # a CASE, not an IN list: DuckDB makes a join of a long IN list, and a join loses the
+        # file's order (materialize_in_order)
+        return self._split(cell, sql_type, _Fast(value, f"COALESCE({listed}, FALSE)", "FALSE"), convert)
 
     # -- the SQL half -----------------------------------------------------------------
 
@@ -217,38 +235,78 @@ class Cells:
         One pass when the odd cells are known to be few (see the module docstring); a
         second, with the odd columns' cells looked up, only when the first pass found some.
         """
-        added = "".join(f", {sql} AS {alias}" for alias, sql in self._prepared)
-        source = f"(SELECT *{added} FROM {self.table}) AS {self.table}"
+        _forget(self.con, table)  # a view of that name from an earlier attempt (Renumber)
         found: dict[str, list[Any]] = {}
-        lookups = {p.name: self._lookup(p, source, found) for p in self._pending if p.always}
+        lookups, assumed = self._first_lookups(found)
+        flags = [f"{p.odd} AS __odd{i}" for i, p in enumerate(assumed)]
+        select = self._select([*selects, *flags], lookups)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {select}")
+        odd = self._raised(table, assumed)
+        if odd:
+            lookups.update((p.name, self._lookup(p, found)) for p in odd)
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {self._select(selects, lookups)}")
+
+    def materialize_in_order(self, selects: list[str], table: str, row_offset: int) -> bool:
+        """Like :meth:`materialize` for a scan with no row numbers (a CSV read lazily,
+        :mod:`engine.sql.inputs`), where a row's number is its place in the converted table:
+        the rows go to ``table__rows`` and ``table`` is a view adding ``__row`` = rowid +
+        ``row_offset``. DuckDB keeps the scan's order through a plain select but not through
+        a join (its optimizer makes one of an ``IN`` list of 12 constants), so this runs only
+        when the statement's plan has no join and no odd cell needs a look-up; otherwise it
+        makes nothing and returns False (the caller copies the scan, numbered, and uses
+        :meth:`materialize`)."""
+        _forget(self.con, table)
+        found: dict[str, list[Any]] = {}
+        lookups, assumed = self._first_lookups(found)
+        flags = [f"{p.odd} AS __odd{i}" for i, p in enumerate(assumed)]
+        select = self._select([*selects, *flags], lookups)
+        plan = "".join(str(row[-1]) for row in self.con.execute(f"EXPLAIN {select}").fetchall())
+        if "JOIN" in plan.upper():
+            return False
+        rows = f"{table}__rows"
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {rows} AS {select}")
+        if self._raised(rows, assumed):
+            self.con.execute(f"DROP TABLE {rows}")
+            return False
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS "
+                         f"SELECT CAST(rowid + {row_offset} AS BIGINT) AS __row, * FROM {rows}")
+        return True
+
+    def _source(self) -> str:
+        added = "".join(f", {sql} AS {alias}" for alias, sql in self._prepared)
+        return f"(SELECT *{added} FROM {self.table}) AS {self.table}"
+
+    def _first_lookups(self, found: dict[str, list[Any]]) -> tuple[dict[str, tuple[str, str, str]],
+                                                                     list[_Pending]]:
+        """Lookups for the columns with no SQL form; the others assumed to have no odd cell
+        (their lookups NULL), to be proved by their flags."""
+        lookups = {p.name: self._lookup(p, found) for p in self._pending if p.always}
         assumed = [p for p in self._pending if not p.always]
         for p in assumed:
-            lookups[p.name] = ("NULL", "NULL", "")  # no odd cell: proved by the flags below
-        flags = [f"{p.odd} AS __odd{i}" for i, p in enumerate(assumed)]
-        self._create(table, [*selects, *flags], source, lookups)
+            lookups[p.name] = ("NULL", "NULL", "")
+        return lookups, assumed
+
+    def _raised(self, table: str, assumed: list[_Pending]) -> list[_Pending]:
+        """The assumed columns whose flag is up in some row of ``table``."""
         if not assumed:
-            return
+            return []
         checks = ", ".join(f"bool_or(__odd{i})" for i in range(len(assumed)))
         raised = self.con.execute(f"SELECT {checks} FROM {table}").fetchall()[0]
-        odd = [p for p, up in zip(assumed, raised, strict=True) if up]
-        if odd:
-            lookups.update((p.name, self._lookup(p, source, found)) for p in odd)
-            self._create(table, selects, source, lookups)
+        return [p for p, up in zip(assumed, raised, strict=True) if up]
 
-    def _create(self, table: str, selects: list[str], source: str,
-                lookups: dict[str, tuple[str, str, str]]) -> None:
+    def _select(self, selects: list[str], lookups: dict[str, tuple[str, str, str]]) -> str:
         sql = ", ".join(selects)
         for p in self._pending:
             value, reason, _ = lookups[p.name]
             sql = sql.replace(p.value_token, value).replace(p.reason_token, reason)
         joins = " ".join(join for _, _, join in lookups.values() if join)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {sql} FROM {source} {joins}")
+        return f"SELECT {sql} FROM {self._source()} {joins}"
 
-    def _lookup(self, item: _Pending, source: str, found: dict[str, list[Any]]) -> tuple[str, str, str]:
+    def _lookup(self, item: _Pending, found: dict[str, list[Any]]) -> tuple[str, str, str]:
         """(value SQL, reason SQL, join) for ``item``'s odd cells, each through its converter once."""
         import pyarrow as pa
 
-        query = f"SELECT DISTINCT {item.cell} FROM {source} WHERE {item.odd}"
+        query = f"SELECT DISTINCT {item.cell} FROM {self._source()} WHERE {item.odd}"
         key = f"{item.cell}|{dict(self._prepared).get(item.odd, item.odd)}"  # type and its shown form
         if key not in found:
             found[key] = [r for (r,) in self.con.execute(f"{query} LIMIT {INLINE_LIMIT + 1}").fetchall()]
@@ -278,6 +336,13 @@ class Cells:
         self.con.unregister(f"{item.name}_arrow")
         return (item.value_token, item.reason_token,
                 f"LEFT JOIN {item.name} ON {item.name}.__lookup_raw = {item.cell}")
+
+
+def _forget(con: Any, name: str) -> None:
+    """Drop table or view ``name`` if there is one (CREATE OR REPLACE cannot change its kind)."""
+    for (kind,) in con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?",
+                               [name]).fetchall():
+        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
 
 
 def _inline(cell: str, raws: list[str], answers: list[str]) -> str:

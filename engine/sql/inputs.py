@@ -77,6 +77,10 @@ class Scanned:
     #: CSV read by DuckDB whose row numbers are not yet known to be lines (source, header
     #: lines): checked by :meth:`Inputs.numbered` only if one of its rows is rejected.
     unverified: tuple[Path, int] | None = None
+    #: A CSV file not yet copied: (DuckDB's reader, the cell selects). The table is a view
+    #: with no ``ROW`` column until :meth:`Inputs.copy_scan` (engine.sql.records converts
+    #: straight from the reader when it can keep the file's order).
+    lazy: tuple[str, list[str]] | None = None
 
 
 class Renumber(Exception):
@@ -171,13 +175,29 @@ class Inputs:
         )
         position = {column: i for i, column in enumerate(header) if column}
         cells = [f"COALESCE(c{position[c]}, '') AS {quote(c)}" for c in scanned.present]
-        if not self._create(scanned.table, scan, cells, "rowid + 2"):
-            return False
+        # Not read yet: a view over DuckDB's reader (a copy of 30M events as text cells costs
+        # a pass); copy_scan() copies it, numbered, when the conversion cannot keep the order.
+        self.drop(scanned.table)
+        self.con.execute(f"CREATE TEMP VIEW {scanned.table}_file AS SELECT * FROM {scan}")
+        self.con.execute(f"CREATE TEMP VIEW {scanned.table} AS "
+                         f"SELECT {', '.join(cells) or 'NULL AS __none'} FROM {scanned.table}_file")
+        scanned.lazy = (scan, cells)
         # DuckDB read it in strict mode, so its rows are engine.io's; only their numbers can
         # differ (blank lines, which both skip; quoted line breaks). Numbers reach the output
         # only through rejects, so the line count waits until a row is rejected (numbered()).
         scanned.unverified = (source, 1)
         return True
+
+    def copy_scan(self, scanned: Scanned) -> None:
+        """A lazy CSV scan's cells copied to a table and numbered by line (its rowid: a plain
+        copy keeps DuckDB's reading order); Renumber to engine.io's reader if DuckDB cannot read it."""
+        assert scanned.lazy is not None
+        scan, cells = scanned.lazy
+        self.drop(scanned.table)
+        scanned.lazy = None
+        if not self._create(scanned.table, scan, cells, "rowid + 2"):
+            self.careful.add(scanned.path)
+            raise Renumber(scanned.path)
 
     def _jsonl(self, scanned: Scanned, encoding: str | None) -> bool:
         path = scanned.path

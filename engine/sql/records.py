@@ -23,7 +23,7 @@ from engine.io.convert import ConversionError, null_set, to_number
 from engine.io.mapping import AtColumn, field_spec, is_optional
 from engine.io.records import check_columns, required_of, required_reason
 from engine.sql.cells import SQL_TYPES, Cells
-from engine.sql.inputs import ROW, Inputs, Scanned, literal, quote
+from engine.sql.inputs import ROW, Inputs, Renumber, Scanned, literal, quote
 
 #: Per row: the problem's column, value and reason (NULL reason: the row is usable).
 PROBLEM = ("__column", "__value", "__reason")
@@ -115,7 +115,7 @@ def lead_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
         rule_selects, rule_checks = _rule_sql(cells, mapping, index, rule, as_of, scanned)
         selects += rule_selects
         checks += rule_checks
-    _materialize(inputs, cells, [*selects, *_problems(checks)], "lead_rows", "lead_scan")
+    _materialize(inputs, cells, [*selects, *_problems(checks)], "lead_rows", scanned)
     return scanned, plan
 
 
@@ -235,8 +235,9 @@ def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None
     kind = _EventType(spec.type, spec.type_constant, spec.types, allowed)
     if spec.type is not None:
         cell = quote(spec.type)
-        typed = cells.lookup(cell, "VARCHAR", kind)
-        shown = cells.lookup(cell, "VARCHAR", kind.shown)
+        common = [*allowed, *spec.types]  # the playbook's types and the mapping's renames
+        typed = cells.lookup(cell, "VARCHAR", kind, known=common)
+        shown = cells.lookup(cell, "VARCHAR", kind.shown, known=common)
         missing = literal("missing event type")
         reason = f"CASE WHEN {cell} IS NULL THEN {missing} ELSE {typed.reason} END"
         type_sql = typed.value
@@ -268,7 +269,7 @@ def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None
                        literal(required_reason(required, name, ok))))
     event_id = f"NULLIF({cells.stripped(quote(spec.id))}, '')" if spec.id else "CAST(NULL AS VARCHAR)"
     selects.append(f"{event_id} AS event_id")
-    _materialize(inputs, cells, [*selects, *_problems(checks)], "event_rows", "event_scan")
+    _materialize(inputs, cells, [*selects, *_problems(checks)], "event_rows", scanned)
     return scanned, plan
 
 
@@ -301,10 +302,30 @@ class _EventType:
 
 
 
-def _materialize(inputs: Inputs, cells: Cells, selects: list[str], table: str, scan: str) -> None:
-    """The converted rows as ``table``; the scanned cells, no longer needed, dropped."""
+def _materialize(inputs: Inputs, cells: Cells, selects: list[str], table: str, scanned: Scanned) -> None:
+    """The converted rows as ``table``; the scanned cells, no longer needed, dropped.
+
+    A CSV file scanned lazily (no copy of its text cells yet) is converted straight from
+    DuckDB's reader when that keeps the file's order (:meth:`Cells.materialize_in_order`);
+    otherwise its cells are copied, numbered, first. If DuckDB cannot read it after all, it
+    is marked for engine.io's reader and the inputs are prepared again (Renumber).
+    """
+    import duckdb
+
+    if scanned.lazy is not None:
+        assert selects[0] == ROW  # numbered by the converted table's order instead
+        try:
+            done = cells.materialize_in_order(selects[1:], table, row_offset=2)
+        except duckdb.Error:
+            inputs.careful.add(scanned.path)
+            inputs.drop(scanned.table)
+            raise Renumber(scanned.path) from None
+        if done:
+            inputs.drop(scanned.table)
+            return
+        inputs.copy_scan(scanned)
     cells.materialize(selects, table)
-    inputs.drop(scan)
+    inputs.drop(scanned.table)
 
 def event_field_sql(plan: Plan, name: str) -> str:
     """An event field as the decision query reads it (text)."""
