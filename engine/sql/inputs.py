@@ -5,7 +5,10 @@ Parquet readers are parallel and columnar. Every cell stays text, exactly as
 :mod:`engine.io.readers` hands cells to a mapping's converters, so stage 2
 (:mod:`engine.sql.cells`) converts them the same way, and every row carries the
 number engine.io reports (CSV: its line, the header being line 1; JSONL: its line;
-Parquet: its position from 1), so rejects point at the same rows.
+Parquet: its position from 1), so rejects point at the same rows. A CSV file is at first
+only a view over DuckDB's reader (``Scanned.lazy``): the conversion reads it straight,
+numbering rows by their order, when its plan keeps that order, else copies it first
+(:meth:`Inputs.copy_scan`, numbered by rowid).
 
 Two things DuckDB would do differently are handled here rather than approximated:
 
