@@ -297,15 +297,16 @@ def _frame_weeks(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequence[
         who += [index] * len(placed.uptos)
         instants += ends_us[placed.first:]
         counts += placed.uptos
+    prepared: list[Any] = []  # (the chunk's lead-only values, once for the weeks and the climbs)
     decided = _decide_frames(kernel, frames, chunk, usable, [len(chunk[i].uptos) for i in usable], who,
-                             instants, counts)
+                             instants, counts, prepared)
     if decided is None:
         return out
     answers: dict[int, Weekly] = {}
     for index, got in zip(usable, decided, strict=True):
         if got is not None and got[1] is not None:
             answers[index] = (got[0], got[1])
-    climbs = _climb_stages(cp, kernel, frames, chunk, answers, ends_us)
+    climbs = _climb_stages(cp, kernel, frames, chunk, answers, ends_us, prepared)
     for index, weekly_ in answers.items():
         placed = chunk[index]
         stages_at = climbs.get(index)
@@ -321,7 +322,8 @@ def _frame_weeks(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequence[
 
 
 def _climb_stages(cp: CompiledPlaybook, kernel: Any, frames: Any, chunk: Sequence[_Placed],
-                  answers: dict[int, Weekly], ends_us: Sequence[int]) -> dict[int, dict[int, int]]:
+                  answers: dict[int, Weekly], ends_us: Sequence[int], prepared: list[Any] | None = None
+                  ) -> dict[int, dict[int, int]]:
     """Per lead, its stage at every event instant of the weeks that end with it higher
     (what :func:`_rises` replays), from totals like the weeks; a lead missing here is
     decided the slow way."""
@@ -351,7 +353,7 @@ def _climb_stages(cp: CompiledPlaybook, kernel: Any, frames: Any, chunk: Sequenc
         who += [index] * len(own)
         instants += own
     decided = _decide_frames(kernel, frames, chunk, list(mine), [len(own) for own in mine.values()], who,
-                             instants, counts)
+                             instants, counts, prepared)
     if decided is None:
         return {}
     out: dict[int, dict[int, int]] = {}
@@ -362,13 +364,14 @@ def _climb_stages(cp: CompiledPlaybook, kernel: Any, frames: Any, chunk: Sequenc
 
 
 def _decide_frames(kernel: Any, frames: Any, chunk: Sequence[_Placed], leads: Sequence[int],
-                   sizes: Sequence[int], who: list[int], instants: list[int], counts: list[int]
-                   ) -> list[Any] | None:
+                   sizes: Sequence[int], who: list[int], instants: list[int], counts: list[int],
+                   prepared: list[Any] | None = None) -> list[Any] | None:
     """Each of ``leads`` (positions in the chunk; ``sizes[k]`` frames each, in ``who``
     order) decided at its frames' instants, as :meth:`Kernel.decide_instants` answers;
     None where the frames have no totals. All frames at once in numpy
     (:mod:`engine.kernel.vector`) where the playbook's rule body has that form, the
-    generated loop a lead for the rest (and for a lead numpy leaves out)."""
+    generated loop a lead for the rest (and for a lead numpy leaves out). ``prepared``:
+    holds the chunk's leads as :meth:`VectorWeeks.prepare` gives them once computed."""
     import numpy as np
 
     from engine.kernel.vector import Decline, Unsupported
@@ -380,7 +383,11 @@ def _decide_frames(kernel: Any, frames: Any, chunk: Sequence[_Placed], leads: Se
     got = None
     if vector is not None and who:
         try:
-            got = vector.decide([p.lead.fields for p in chunk], np.asarray(who, np.int64), instants, columns)
+            if prepared is None:
+                prepared = []
+            if not prepared:
+                prepared.append(vector.prepare([p.lead.fields for p in chunk]))
+            got = vector.decide(prepared[0], np.asarray(who, np.int64), instants, columns)
         except Unsupported:
             vector.broken = True
         except Decline:
