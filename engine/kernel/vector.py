@@ -162,14 +162,29 @@ class VectorWeeks:
         totals' columns ``sums``): per frame (stage index, exclusion, handoff) as lists,
         per lead whether it was decided here, and its (personas, target_account,
         target_lead). ``leads`` as given or :meth:`prepare`d. Raises :class:`Decline`."""
+        if self.broken:
+            raise Unsupported("known unsupported")
+        prepared = leads if isinstance(leads, _Leads) else self.prepare(leads)
+        stage, excluded, handoff, objects = self.decide_codes(prepared, who, instants, sums)
+
+        def listed(column: Any) -> list[Any]:
+            found: list[Any] = objects[column].tolist()
+            return found
+
+        return stage.tolist(), listed(excluded), listed(handoff), prepared.ok, prepared.lasts
+
+    def decide_codes(self, prepared: _Leads, who: Any, instants: Any, sums: Sequence[Any]
+                     ) -> tuple[Any, Any, Any, Any]:
+        """:meth:`decide` as numpy columns: per frame the stage index (int64), the exclusion's
+        and the handoff's codes into the returned object array (0: None; one code per
+        distinct object, so a handoff built once is one code). Raises :class:`Decline`."""
         import numpy as np
 
         if self.broken:
             raise Unsupported("known unsupported")
-        prepared = leads if isinstance(leads, _Leads) else self.prepare(leads)
         if not prepared.known:
             raise Decline("no lead to decide")
-        table, codes, ok = prepared.table, prepared.codes, prepared.ok
+        table, codes = prepared.table, prepared.codes
         env = {name: _Column(column.kind, column.data[who]) for name, column in prepared.columns.items()}
         if len(self._sums) > len(sums):
             raise Decline("fewer totals than the loop unpacks")
@@ -186,17 +201,13 @@ class VectorWeeks:
         stage, excluded, handoff = (run.full(c) for c in out)
         if stage.kind != "i":
             raise Decline("a stage not an int")
+        for column in (excluded, handoff):
+            if column.kind != "o":  # (a decision's exclusion and handoff are objects or None)
+                raise Unsupported("an exclusion or handoff not an object")
         objects = np.empty(len(table), object)
         for index, value in enumerate(table):
             objects[index] = value
-
-        def listed(column: _Column) -> list[Any]:
-            if column.kind == "o":
-                found: list[Any] = objects[column.data].tolist()
-                return found
-            return column.data.tolist()  # type: ignore[no-any-return]
-
-        return stage.data.tolist(), listed(excluded), listed(handoff), ok, prepared.lasts
+        return stage.data, excluded.data, handoff.data, objects
 
 
 class _Leads:
