@@ -121,16 +121,11 @@ class VectorWeeks:
             return None
         return made
 
-    def decide(self, leads: Sequence[Mapping[str, Any]], who: Any, instants: Any, sums: Sequence[Any]
-               ) -> tuple[list[int], list[Any], list[Any], list[bool], list[Any]]:
-        """Every frame (``who[k]``: its lead's position in ``leads``; ``instants[k]``; the
-        totals' columns ``sums``): per frame (stage index, exclusion, handoff) as lists,
-        per lead whether it was decided here, and its (personas, target_account,
-        target_lead). Raises :class:`Decline`."""
+    def prepare(self, leads: Sequence[Mapping[str, Any]]) -> _Leads:
+        """The lead-only values of ``leads`` (the prologue run once a lead), for any number
+        of :meth:`decide` calls over their frames (a chunk's weeks and its climbing instants)."""
         import numpy as np
 
-        if self.broken:
-            raise Unsupported("known unsupported")
         hoisted: list[tuple[Any, ...] | None] = []
         for lead in leads:
             try:
@@ -146,19 +141,51 @@ class VectorWeeks:
                 kinds = [_kind(v) for v in values]
                 break
         ok = [values is not None and all(_kind(values[i]) == kinds[i] for i in read) for values in hoisted]
-        env: dict[str, _Column] = {}
+        columns: dict[str, _Column] = {}
         for position in read:
             name, kind = self._names[position], kinds[position]
             column = [values[position] if good and values is not None else _blank(kind)
                       for values, good in zip(hoisted, ok, strict=True)]
             if kind == "o":
-                lead_codes = np.fromiter((_code(v, table, codes) for v in column), np.int64, len(column))
-                env[name] = _Column("o", lead_codes[who])
-            else:
-                dtype = {"b": bool, "i": np.int64, "f": np.float64}[kind or "o"] if kind else None
-                if dtype is None:
-                    raise Decline("no lead to decide")
-                env[name] = _Column(kind or "", np.asarray(column, dtype)[who])
+                columns[name] = _Column("o", np.fromiter((_code(v, table, codes) for v in column), np.int64,
+                                                         len(column)))
+            elif kind:
+                dtype = {"b": bool, "i": np.int64, "f": np.float64}[kind]
+                columns[name] = _Column(kind, np.asarray(column, dtype))
+        spots = [self._names.index(name) for name in _OUTPUTS]
+        lasts = [tuple(values[i] for i in spots) if values is not None else None for values in hoisted]
+        return _Leads(table, codes, ok, columns, lasts, len(columns) == len(read))
+
+    def decide(self, leads: Sequence[Mapping[str, Any]] | _Leads, who: Any, instants: Any, sums: Sequence[Any]
+               ) -> tuple[list[int], list[Any], list[Any], list[bool], list[Any]]:
+        """Every frame (``who[k]``: its lead's position in ``leads``; ``instants[k]``; the
+        totals' columns ``sums``): per frame (stage index, exclusion, handoff) as lists,
+        per lead whether it was decided here, and its (personas, target_account,
+        target_lead). ``leads`` as given or :meth:`prepare`d. Raises :class:`Decline`."""
+        if self.broken:
+            raise Unsupported("known unsupported")
+        prepared = leads if isinstance(leads, _Leads) else self.prepare(leads)
+        stage, excluded, handoff, objects = self.decide_codes(prepared, who, instants, sums)
+
+        def listed(column: Any) -> list[Any]:
+            found: list[Any] = objects[column].tolist()
+            return found
+
+        return stage.tolist(), listed(excluded), listed(handoff), prepared.ok, prepared.lasts
+
+    def decide_codes(self, prepared: _Leads, who: Any, instants: Any, sums: Sequence[Any]
+                     ) -> tuple[Any, Any, Any, Any]:
+        """:meth:`decide` as numpy columns: per frame the stage index (int64), the exclusion's
+        and the handoff's codes into the returned object array (0: None; one code per
+        distinct object, so a handoff built once is one code). Raises :class:`Decline`."""
+        import numpy as np
+
+        if self.broken:
+            raise Unsupported("known unsupported")
+        if not prepared.known:
+            raise Decline("no lead to decide")
+        table, codes = prepared.table, prepared.codes
+        env = {name: _Column(column.kind, column.data[who]) for name, column in prepared.columns.items()}
         if len(self._sums) > len(sums):
             raise Decline("fewer totals than the loop unpacks")
         for name, column in zip(self._sums, sums, strict=False):
@@ -174,20 +201,27 @@ class VectorWeeks:
         stage, excluded, handoff = (run.full(c) for c in out)
         if stage.kind != "i":
             raise Decline("a stage not an int")
+        for column in (excluded, handoff):
+            if column.kind != "o":  # (a decision's exclusion and handoff are objects or None)
+                raise Unsupported("an exclusion or handoff not an object")
         objects = np.empty(len(table), object)
         for index, value in enumerate(table):
             objects[index] = value
+        return stage.data, excluded.data, handoff.data, objects
 
-        def listed(column: _Column) -> list[Any]:
-            if column.kind == "o":
-                found: list[Any] = objects[column.data].tolist()
-                return found
-            return column.data.tolist()  # type: ignore[no-any-return]
 
-        lasts = [(values[self._names.index("personas")], values[self._names.index("v_target_account")],
-                  values[self._names.index("v_target_lead")]) if values is not None else None
-                 for values in hoisted]
-        return stage.data.tolist(), listed(excluded), listed(handoff), ok, lasts
+class _Leads:
+    """A chunk's leads prepared for :meth:`VectorWeeks.decide`: the object table (codes by
+    identity), whether each lead's lead-only values are of the chunk's kinds, those values
+    as one column a name (a row a lead), and each lead's (personas, target_account,
+    target_lead)."""
+
+    __slots__ = ("codes", "columns", "known", "lasts", "ok", "table")
+
+    def __init__(self, table: list[Any], codes: dict[int, int], ok: list[bool], columns: dict[str, _Column],
+                 lasts: list[Any], known: bool) -> None:
+        self.table, self.codes, self.ok, self.columns, self.lasts = table, codes, ok, columns, lasts
+        self.known = known
 
 
 def _kind(value: Any) -> str:

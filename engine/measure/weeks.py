@@ -275,9 +275,10 @@ def _decide_chunk(cp: CompiledPlaybook, chunk: list[_Placed], ends: Sequence[dat
 def _frame_weeks(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequence[datetime],
                  ends_us: Sequence[int]) -> list[LeadWeeks | Exception | None]:
     """Each lead's weeks from its totals at every week end, all computed in one pass
-    (:mod:`engine.kernel.frames`) and decided in one kernel call a lead
-    (:meth:`Kernel.decide_instants`: its fit and lead-field tests once); the weeks it
-    climbed, at each of their event instants the same way. None for a lead this cannot
+    (:mod:`engine.kernel.frames`) and decided for the whole chunk in numpy and summed up
+    from its columns (:func:`_vector_weeks`), or in one kernel call a lead
+    (:meth:`Kernel.decide_instants`: its fit and lead-field tests once) where numpy
+    declines; the weeks it climbed, at each of their event instants the same way. None for a lead this cannot
     decide (repeated event ids, a mistyped field: :func:`chunk_decisions` does), or all
     of them when the playbook decides from events, not totals."""
     from engine.kernel.frames import Frames
@@ -289,6 +290,14 @@ def _frame_weeks(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequence[
     if kernel is None or frames is None:
         return out
     usable = [i for i, p in enumerate(chunk) if p.raw.ids is None or not _repeats(p.raw.ids)]
+    vector = kernel.vector_weeks()
+    if vector is not None and not vector.broken and usable:
+        done = _vector_weeks(vector, frames, chunk, usable, ends, ends_us, len(cp.stages))
+        for index, found in done.items():
+            out[index] = found
+        usable = [index for index in usable if index not in done]  # (the rest: the generated loop)
+    if not usable:
+        return out
     who: list[int] = []
     instants: list[int] = []
     counts: list[int] = []
@@ -317,6 +326,165 @@ def _frame_weeks(cp: CompiledPlaybook, chunk: Sequence[_Placed], ends: Sequence[
                                      ends_us, weekly_, stages_at, placed.uptos)
         except Exception:  # left to the week-by-week path, which reports it
             out[index] = None
+    return out
+
+
+def _vector_weeks(vector: Any, frames: Any, chunk: Sequence[_Placed], usable: Sequence[int],
+                  ends: Sequence[datetime], ends_us: Sequence[int], stage_count: int) -> dict[int, LeadWeeks]:
+    """The weeks of every lead numpy decides (:mod:`engine.kernel.vector`), summed up per
+    chunk from its columns — stage changes, the instants of the weeks a lead climbed,
+    handoff episodes, events a week — instead of per (lead, week) in Python: the
+    :class:`LeadWeeks` :func:`_lead_weeks` makes from the same decisions. Empty where
+    numpy declines (or a total is missing): the caller's per-lead path does them."""
+    import numpy as np
+
+    from engine.kernel import to_datetime
+    from engine.kernel.vector import Decline, Unsupported
+
+    prepared = vector.prepare([p.lead.fields for p in chunk])  # (once for the weeks and the climbs)
+    ok = prepared.ok
+    leads = [index for index in usable if ok[index]]
+    if not leads:
+        return {}
+    placed = [chunk[index] for index in leads]
+    sizes = np.fromiter((len(p.uptos) for p in placed), np.int64, len(placed))
+    firsts = np.fromiter((p.first for p in placed), np.int64, len(placed))
+    starts = np.cumsum(sizes) - sizes  # each lead's first frame
+    owner = np.repeat(np.arange(len(placed), dtype=np.int64), sizes)  # a frame's lead (position in placed)
+    week = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(starts - firsts, sizes)
+    uptos = np.fromiter(chain.from_iterable(p.uptos for p in placed), np.int64, len(week))
+    who = np.asarray(leads, np.int64)[owner]
+    try:
+        columns = frames.columns(who, np.asarray(ends_us, np.int64)[week], uptos)
+        if columns is None:
+            return {}
+        stage, excluded, handoff, objects = vector.decide_codes(prepared, who,
+                                                                np.asarray(ends_us, np.int64)[week], columns)
+    except Unsupported:
+        vector.broken = True
+        return {}
+    except Decline:
+        return {}
+    stage = np.asarray(stage, np.int64)
+    first_frame = np.zeros(len(week), bool)
+    first_frame[starts] = True
+    previous = np.empty_like(stage)
+    previous[1:] = stage[:-1]
+    previous[first_frame] = -1
+    # the events each week adds: its count less the week before's (the first week: less
+    # the lead's events before it)
+    earlier = np.fromiter((bisect_right(p.times, ends_us[p.first] - _WEEK_US) for p in placed), np.int64,
+                          len(placed))
+    before = np.empty_like(uptos)
+    before[1:] = uptos[:-1]
+    before[starts] = earlier
+    # the weeks that end higher: each distinct event instant in them, as _climb_stages finds them
+    rising = np.flatnonzero(stage > previous)
+    lengths = uptos[rising] - before[rising]
+    climb_frame = np.repeat(rising, lengths)
+    position = (np.arange(int(lengths.sum()), dtype=np.int64)
+                - np.repeat(np.cumsum(lengths) - lengths - before[rising], lengths))  # within the lead
+    event_sizes = np.fromiter((len(p.times) for p in placed), np.int64, len(placed))
+    event_starts = np.cumsum(event_sizes) - event_sizes
+    times = np.fromiter(chain.from_iterable(p.times for p in placed), np.int64, int(event_sizes.sum()))
+    at = event_starts[owner[climb_frame]] + position
+    last = position + 1 == uptos[climb_frame]
+    last[~last] = times[at[~last] + 1] != times[at[~last]]
+    climb_frame, position, at = climb_frame[last], position[last], at[last]
+    climb_us = times[at]
+    climbed = np.zeros(0, np.int64)
+    if len(climb_frame):
+        climb_who = who[climb_frame]
+        try:
+            climb_columns = frames.columns(climb_who, climb_us, position + 1)
+            if climb_columns is None:
+                return {}
+            climbed = np.asarray(vector.decide_codes(prepared, climb_who, climb_us, climb_columns)[0],
+                                 np.int64)
+        except Unsupported:
+            vector.broken = True
+            return {}
+        except Decline:
+            return {}
+    # within a week, an instant is an entry where it is higher than all before it that week
+    # (and than the stage before the week): a running maximum per week
+    span = stage_count + 2
+    floor = np.maximum(climbed, previous[climb_frame])
+    running = np.maximum.accumulate(climb_frame * span + floor + 1) - climb_frame * span - 1
+    prior = np.empty_like(running)
+    prior[1:] = running[:-1]
+    new_week = np.ones(len(running), bool)
+    new_week[1:] = climb_frame[1:] != climb_frame[:-1]
+    prior[new_week] = previous[climb_frame[new_week]]
+    entry = running > prior
+    entry_frame, entry_stage, entry_us = climb_frame[entry], climbed[entry], climb_us[entry]
+    # a week's end is an entry where the stage changed, unless its climb ended there
+    top_of_climb = np.full(len(stage), -2, np.int64)
+    np.maximum.at(top_of_climb, entry_frame, entry_stage)  # (a week's last: they rise)
+    end_entry = np.flatnonzero((stage != previous) & (top_of_climb != stage))
+    frame_of = np.concatenate([entry_frame, end_entry])
+    order = np.argsort(frame_of * 2 + np.concatenate([np.zeros(len(entry_frame), np.int64),
+                                                      np.ones(len(end_entry), np.int64)]), kind="stable")
+    frame_of = frame_of[order]
+    entry_stages = np.concatenate([entry_stage, stage[end_entry]])[order].tolist()
+    entry_at = np.concatenate([entry_us, np.zeros(len(end_entry), np.int64)])[order].tolist()
+    at_end = (order >= len(entry_frame)).tolist()
+    entry_weeks = week[frame_of].tolist()
+    entry_bounds = [*np.searchsorted(frame_of, starts).tolist(), len(frame_of)]
+    entries_all = [(w, s, ends[w] if end else to_datetime(us).astimezone(ends[w].tzinfo))
+                   for w, s, us, end in zip(entry_weeks, entry_stages, entry_at, at_end, strict=True)]
+    # handoff episodes: runs of frames of one lead holding the same (team, rule, due)
+    keys: dict[tuple[str, str, str | None], int] = {}
+    key_list: list[tuple[str, str, str | None]] = []
+    key_of = np.full(len(objects), -1, np.int64)
+    priority_of = np.empty(len(objects), object)
+    overdue_of = np.zeros(len(objects), bool)
+    handoff = np.asarray(handoff, np.int64)
+    for code in np.unique(handoff).tolist():  # (the table also holds lead values and exclusions)
+        made = objects[code]
+        if made is not None:
+            key = (made.to, made.rule, made.due)
+            found = keys.get(key)
+            if found is None:
+                found = keys[key] = len(key_list)
+                key_list.append(key)
+            key_of[code], priority_of[code] = found, made.priority
+            overdue_of[code] = made.overdue_since is not None
+    held = key_of[handoff]
+    last_frame = np.zeros(len(week), bool)
+    last_frame[starts + sizes - 1] = True
+    opened = (held >= 0) & (first_frame | (held != np.concatenate([[-1], held[:-1]])))
+    closed = (held >= 0) & (last_frame | (held != np.concatenate([held[1:], [-1]])))
+    episode_starts = np.flatnonzero(opened)
+    episode_ends = np.flatnonzero(closed) + 1
+    priorities = priority_of[handoff].tolist()
+    overdue = overdue_of[handoff].tolist()
+    episode_keys = held[episode_starts].tolist()
+    episode_weeks = week[episode_starts].tolist()
+    episode_bounds = [*np.searchsorted(episode_starts, starts).tolist(), len(episode_starts)]
+    spans = list(zip(episode_starts.tolist(), episode_ends.tolist(), strict=True))
+    stages = stage.tolist()
+    excluded_all = (np.asarray(excluded, np.int64) != 0).tolist()
+    counts = (uptos - before).tolist()
+    tops = np.maximum.reduceat(stage, starts).tolist()
+    bounds = [*starts.tolist(), len(stages)]
+    out: dict[int, LeadWeeks] = {}
+    lasts = prepared.lasts
+    for k, (index, one) in enumerate(zip(leads, placed, strict=True)):
+        low, high = bounds[k], bounds[k + 1]
+        lead = one.lead
+        lead_id, row = lead.lead_id, lead.row
+        episodes = []
+        for e in range(episode_bounds[k], episode_bounds[k + 1]):
+            team, rule, due = key_list[episode_keys[e]]
+            a, b = spans[e]
+            episodes.append(Episode(lead_id, row, team, rule, due, episode_weeks[e], tuple(priorities[a:b]),
+                                    tuple(overdue[a:b])))
+        personas, target_account, target_lead = lasts[index]
+        out[index] = LeadWeeks(lead_id, row, lead.fields, one.first, stages[low:high], excluded_all[low:high],
+                               entries_all[entry_bounds[k]:entry_bounds[k + 1]], episodes, personas=personas,
+                               target_account=target_account, target_lead=target_lead, max_stage=tops[k],
+                               events_in_weeks=counts[low:high])
     return out
 
 
@@ -365,38 +533,18 @@ def _decide_frames(kernel: Any, frames: Any, chunk: Sequence[_Placed], leads: Se
                    sizes: Sequence[int], who: list[int], instants: list[int], counts: list[int]
                    ) -> list[Any] | None:
     """Each of ``leads`` (positions in the chunk; ``sizes[k]`` frames each, in ``who``
-    order) decided at its frames' instants, as :meth:`Kernel.decide_instants` answers;
-    None where the frames have no totals. All frames at once in numpy
-    (:mod:`engine.kernel.vector`) where the playbook's rule body has that form, the
-    generated loop a lead for the rest (and for a lead numpy leaves out)."""
-    import numpy as np
-
-    from engine.kernel.vector import Decline, Unsupported
-
+    order) decided at its frames' instants, as :meth:`Kernel.decide_instants` answers
+    (the generated loop, one call a lead); None where the frames have no totals. (The
+    leads numpy decides, :func:`_vector_weeks`, never come here.)"""
     columns = frames.columns(who, instants, counts)
     if columns is None:
         return None
-    vector = kernel.vector_weeks()
-    got = None
-    if vector is not None and who:
-        try:
-            got = vector.decide([p.lead.fields for p in chunk], np.asarray(who, np.int64), instants, columns)
-        except Unsupported:
-            vector.broken = True
-        except Decline:
-            pass
     out: list[Any] = []
     position = 0
     for index, size in zip(leads, sizes, strict=True):
         end = position + size
-        if got is not None and got[3][index]:
-            stages, excluded, handoffs, _, lasts = got
-            out.append((list(zip(stages[position:end], excluded[position:end], handoffs[position:end],
-                                 strict=True)),
-                        lasts[index] if size else None))
-        else:
-            sums = list(zip(*(column[position:end].tolist() for column in columns), strict=True))
-            out.append(kernel.decide_instants(chunk[index].lead.fields, instants[position:end], sums))
+        sums = list(zip(*(column[position:end].tolist() for column in columns), strict=True))
+        out.append(kernel.decide_instants(chunk[index].lead.fields, instants[position:end], sums))
         position = end
     return out
 
