@@ -98,3 +98,20 @@ def test_numbers_convert_as_engine_io_converts(cells: list[str]) -> None:
             if expected is not None:
                 expected = float(expected)
             assert (value, reason) == (expected, why), (kind, cell)
+
+
+def test_only_a_plan_of_order_keeping_operators_is_trusted_with_row_order(tmp_path: Any) -> None:
+    """The straight read numbers rows by their order, so it runs only when the conversion's
+    plan is selects, filters and the CSV reader: DuckDB makes a hash join of an IN list of
+    12 constants, and a join does not keep order."""
+    from engine.sql.cells import _keeps_order
+
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,x\n2,y\n", encoding="utf-8")
+    con = duckdb.connect()
+    scan = f"read_csv('{path}', all_varchar = true)"
+    listed = ", ".join(f"'v{i}'" for i in range(12))
+    assert _keeps_order(con, f"SELECT upper(a) AS u, b FROM {scan} WHERE b <> 'z'")
+    assert _keeps_order(con, f"SELECT CASE a WHEN '1' THEN TRUE ELSE FALSE END FROM {scan}")
+    assert not _keeps_order(con, f"SELECT a IN ({listed}) FROM {scan}")
+    assert not _keeps_order(con, f"SELECT a, count(*) FROM {scan} GROUP BY a")

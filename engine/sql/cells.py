@@ -252,7 +252,8 @@ class Cells:
         the rows go to ``table__rows`` and ``table`` is a view adding ``__row`` = rowid +
         ``row_offset``. DuckDB keeps the scan's order through a plain select but not through
         a join (its optimizer makes one of an ``IN`` list of 12 constants), so this runs only
-        when the statement's plan has no join and no odd cell needs a look-up; otherwise it
+        when every operator of the statement's plan keeps order (:func:`_keeps_order`) and
+        no odd cell needs a look-up; otherwise it
         makes nothing and returns False (the caller copies the scan, numbered, and uses
         :meth:`materialize`)."""
         _forget(self.con, table)
@@ -260,8 +261,7 @@ class Cells:
         lookups, assumed = self._first_lookups(found)
         flags = [f"{p.odd} AS __odd{i}" for i, p in enumerate(assumed)]
         select = self._select([*selects, *flags], lookups)
-        plan = "".join(str(row[-1]) for row in self.con.execute(f"EXPLAIN {select}").fetchall())
-        if "JOIN" in plan.upper():
+        if not _keeps_order(self.con, select):
             return False
         rows = f"{table}__rows"
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {rows} AS {select}")
@@ -336,6 +336,28 @@ class Cells:
         self.con.unregister(f"{item.name}_arrow")
         return (item.value_token, item.reason_token,
                 f"LEFT JOIN {item.name} ON {item.name}.__lookup_raw = {item.cell}")
+
+
+#: Plan operators that keep their input's order (DuckDB's "order preservation": a select,
+#: its filter and one table's scan); anything else (a join, an aggregate) may not.
+_ORDERED_OPERATORS = frozenset({"PROJECTION", "FILTER", "READ_CSV"})
+
+
+def _keeps_order(con: Any, select: str) -> bool:
+    """True when every operator of ``select``'s physical plan keeps its input's order."""
+    import json
+
+    names: list[str] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        names.append(str(node.get("name", "")))
+        for child in node.get("children", []):
+            walk(child)
+
+    for _, text in con.execute(f"EXPLAIN (FORMAT json) {select}").fetchall():
+        for node in json.loads(text):
+            walk(node)
+    return bool(names) and set(names) <= _ORDERED_OPERATORS
 
 
 def _forget(con: Any, name: str) -> None:
