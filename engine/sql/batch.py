@@ -6,9 +6,10 @@ query. It runs inside :func:`engine.batch.run_export`, so staging, atomic rename
 ``--max-errors`` and the queue writers are literally the Python path's. The stages,
 one module each:
 
-1. :mod:`engine.sql.inputs` — DuckDB reads each file into text cells with row numbers;
-2. :mod:`engine.sql.records` (with :mod:`engine.sql.cells`) — the mapping applied in SQL:
-   converted fields, activity events, each row's first problem;
+1. :mod:`engine.sql.inputs` — each file as text cells with row numbers (a CSV file first
+   as a view over DuckDB's reader, read by stage 2 itself when it can keep the file's order);
+2. :mod:`engine.sql.records` (with :mod:`engine.sql.cells`) — the mapping applied in SQL,
+   in one pass: converted fields, activity events, each row's first problem;
 3. :mod:`engine.sql.grouping` — decided leads, matched events, rejects in order;
 4. the playbook query (:mod:`engine.sql.query`) over views ``leads`` and ``events``, in
    DuckDB or on Spark (:mod:`engine.sql.spark_backend`), joined back to file order.
