@@ -35,7 +35,7 @@ from engine.io import FieldSpec, Mapping
 from engine.io.cell_forms import SQL_INTEGER, SQL_ISO, SQL_NUMBER, SQL_OFFSET, SQL_THOUSANDS
 from engine.io.convert import ConversionError, make_converter, null_set
 from engine.io.timestamps import get_timezone
-from engine.sql.inputs import literal, quote
+from engine.sql.inputs import forget, literal, quote
 
 #: SQL type of each mapping field type's value.
 SQL_TYPES = {"string": "VARCHAR", "number": "DOUBLE", "integer": "DOUBLE", "bool": "BOOLEAN",
@@ -235,7 +235,7 @@ class Cells:
         One pass when the odd cells are known to be few (see the module docstring); a
         second, with the odd columns' cells looked up, only when the first pass found some.
         """
-        _forget(self.con, table)  # a view of that name from an earlier attempt (Renumber)
+        forget(self.con, table)  # a view of that name from an earlier attempt (Renumber)
         found: dict[str, list[Any]] = {}
         lookups, assumed = self._first_lookups(found)
         flags = [f"{p.odd} AS __odd{i}" for i, p in enumerate(assumed)]
@@ -256,7 +256,7 @@ class Cells:
         no odd cell needs a look-up; otherwise it
         makes nothing and returns False (the caller copies the scan, numbered, and uses
         :meth:`materialize`)."""
-        _forget(self.con, table)
+        forget(self.con, table)
         found: dict[str, list[Any]] = {}
         lookups, assumed = self._first_lookups(found)
         flags = [f"{p.odd} AS __odd{i}" for i, p in enumerate(assumed)]
@@ -358,13 +358,6 @@ def _keeps_order(con: Any, select: str) -> bool:
         for node in json.loads(text):
             walk(node)
     return bool(names) and set(names) <= _ORDERED_OPERATORS
-
-
-def _forget(con: Any, name: str) -> None:
-    """Drop table or view ``name`` if there is one (CREATE OR REPLACE cannot change its kind)."""
-    for (kind,) in con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?",
-                               [name]).fetchall():
-        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
 
 
 def _inline(cell: str, raws: list[str], answers: list[str]) -> str:

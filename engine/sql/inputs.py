@@ -118,11 +118,7 @@ class Inputs:
 
     def drop(self, table: str) -> None:
         """Forget a scanned table once its rows are converted (DuckDB slows down holding copies)."""
-        kinds = dict(self.con.execute(
-            "SELECT table_name, table_type FROM information_schema.tables WHERE table_name IN (?, ?)",
-            [table, f"{table}_file"]).fetchall())
-        for name, kind in kinds.items():
-            self.con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
+        forget(self.con, table, f"{table}_file")
 
     # -- columns first: missing columns are errors before any reading -------------------
 
@@ -309,6 +305,17 @@ class Inputs:
         except UnicodeDecodeError:
             raise decode_error(path, codec) from None
         return target
+
+
+def forget(con: Any, *names: str) -> None:
+    """Drop whichever of ``names`` exist, each as the table or view it is (CREATE OR REPLACE
+    cannot change an object's kind, and DROP must name it)."""
+    marks = ", ".join("?" for _ in names)
+    kinds = dict(con.execute(
+        f"SELECT table_name, table_type FROM information_schema.tables WHERE table_name IN ({marks})",
+        list(names)).fetchall())
+    for name, kind in kinds.items():
+        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
 
 
 def _parquet_text(column: str, duck_type: str) -> str | None:
