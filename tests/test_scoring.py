@@ -21,7 +21,7 @@ from engine.events import Event
 from engine.kernel import kernel_for
 from engine.render import render_trace
 
-from .test_sql_differential import AS_OF, PLAYBOOKS, _lead, assert_same
+from .test_sql_differential import AS_OF, PLAYBOOKS, Lead, _lead, assert_same
 
 CP = PLAYBOOKS["scoring"]
 DAY = 86400.0
@@ -85,6 +85,16 @@ def test_overflow_and_nan_are_clamped_the_same_everywhere() -> None:
     assert_same(CP, leads)
 
 
+def _backends_agree(leads: list[Lead]) -> None:
+    """DuckDB and the kernel decide ``leads`` as ``decide`` does (caps included)."""
+    assert_same(CP, leads)
+    kernel = kernel_for(CP)
+    assert kernel is not None
+    for lead_id, lead, events in leads:
+        assert kernel.decide(lead, events, AS_OF, lead_id) == decide(CP, lead, events, AS_OF, lead_id=lead_id,
+                                                                     detail=False)
+
+
 def test_a_type_cap_applies_to_decayed_points_before_the_overall_cap() -> None:
     opens = [Event("email_open", _at(d), {}, None, i) for i, d in enumerate([0, 0, 0, 30, 60])]
     d = _decide({}, opens)
@@ -99,12 +109,7 @@ def test_a_type_cap_applies_to_decayed_points_before_the_overall_cap() -> None:
     assert _decide({}, webinars + inquiries[:2] + opens).engagement == 97.0
     leads = [("opens", {}, opens), ("few", {}, opens[3:]), ("both", {}, webinars + inquiries + opens),
              ("views", {}, [Event("page_view", _at(i), {"content": "pricing"}, None, i) for i in range(4)])]
-    assert_same(CP, leads)
-    kernel = kernel_for(CP)
-    assert kernel is not None
-    for lead_id, lead, events in leads:
-        assert kernel.decide(lead, events, AS_OF, lead_id) == decide(CP, lead, events, AS_OF, lead_id=lead_id,
-                                                                     detail=False)
+    _backends_agree(leads)
 
 
 def test_a_content_glob_cap_inside_its_types_cap() -> None:
@@ -127,12 +132,7 @@ def test_a_content_glob_cap_inside_its_types_cap() -> None:
     assert _decide({}, downloads).engagement == 20.0  # 36 → the glob's 20; no type cap
     leads = [("many", {}, many), ("few", {}, few), ("Pricing", {}, views("Pricing", 9, 0)),
              ("downloads", {}, downloads)]
-    assert_same(CP, leads)
-    kernel = kernel_for(CP)
-    assert kernel is not None
-    for lead_id, lead, events in leads:
-        assert kernel.decide(lead, events, AS_OF, lead_id) == decide(CP, lead, events, AS_OF, lead_id=lead_id,
-                                                                     detail=False)
+    _backends_agree(leads)
 
 
 def test_engagement_since_recycle_is_capped_per_type_too() -> None:
