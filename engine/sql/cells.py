@@ -112,6 +112,7 @@ class Cells:
         self._prepared: list[tuple[str, str]] = []  # (alias, SQL) computed in the first pass
         self._stripped: dict[str, str] = {}
         self._pending: list[_Pending] = []
+        self._found: dict[str, list[Any]] = {}  # a column's distinct odd cells, by cell and test
 
     def _column(self, prefix: str, sql: str) -> str:
         alias = quote(f"__{prefix}{next(self._count)}")
@@ -236,14 +237,11 @@ class Cells:
         second, with the odd columns' cells looked up, only when the first pass found some.
         """
         forget(self.con, table)  # a view of that name from an earlier attempt (Renumber)
-        found: dict[str, list[Any]] = {}
-        lookups, assumed = self._first_lookups(found)
-        flags = [f"{p.odd} AS __odd{i}" for i, p in enumerate(assumed)]
-        select = self._select([*selects, *flags], lookups)
+        select, lookups, assumed = self._first_pass(selects)
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {select}")
         odd = self._raised(table, assumed)
         if odd:
-            lookups.update((p.name, self._lookup(p, found)) for p in odd)
+            lookups.update((p.name, self._lookup(p)) for p in odd)
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {self._select(selects, lookups)}")
 
     def materialize_in_order(self, selects: list[str], table: str, row_offset: int) -> bool:
@@ -257,10 +255,7 @@ class Cells:
         makes nothing and returns False (the caller copies the scan, numbered, and uses
         :meth:`materialize`)."""
         forget(self.con, table)
-        found: dict[str, list[Any]] = {}
-        lookups, assumed = self._first_lookups(found)
-        flags = [f"{p.odd} AS __odd{i}" for i, p in enumerate(assumed)]
-        select = self._select([*selects, *flags], lookups)
+        select, _, assumed = self._first_pass(selects)
         if not _keeps_order(self.con, select):
             return False
         rows = f"{table}__rows"
@@ -276,15 +271,16 @@ class Cells:
         added = "".join(f", {sql} AS {alias}" for alias, sql in self._prepared)
         return f"(SELECT *{added} FROM {self.table}) AS {self.table}"
 
-    def _first_lookups(self, found: dict[str, list[Any]]) -> tuple[dict[str, tuple[str, str, str]],
-                                                                     list[_Pending]]:
-        """Lookups for the columns with no SQL form; the others assumed to have no odd cell
-        (their lookups NULL), to be proved by their flags."""
-        lookups = {p.name: self._lookup(p, found) for p in self._pending if p.always}
+    def _first_pass(self, selects: list[str]) -> tuple[str, dict[str, tuple[str, str, str]], list[_Pending]]:
+        """The first pass's select (``selects`` and a flag per assumed column), its lookups, and
+        the columns assumed to have no odd cell: those with a SQL form, their lookups NULL
+        until their flags say otherwise; the columns with none are looked up now."""
+        lookups = {p.name: self._lookup(p) for p in self._pending if p.always}
         assumed = [p for p in self._pending if not p.always]
         for p in assumed:
             lookups[p.name] = ("NULL", "NULL", "")
-        return lookups, assumed
+        flags = [f"{p.odd} AS __odd{i}" for i, p in enumerate(assumed)]
+        return self._select([*selects, *flags], lookups), lookups, assumed
 
     def _raised(self, table: str, assumed: list[_Pending]) -> list[_Pending]:
         """The assumed columns whose flag is up in some row of ``table``."""
@@ -302,12 +298,13 @@ class Cells:
         joins = " ".join(join for _, _, join in lookups.values() if join)
         return f"SELECT {sql} FROM {self._source()} {joins}"
 
-    def _lookup(self, item: _Pending, found: dict[str, list[Any]]) -> tuple[str, str, str]:
+    def _lookup(self, item: _Pending) -> tuple[str, str, str]:
         """(value SQL, reason SQL, join) for ``item``'s odd cells, each through its converter once."""
         import pyarrow as pa
 
         query = f"SELECT DISTINCT {item.cell} FROM {self._source()} WHERE {item.odd}"
         key = f"{item.cell}|{dict(self._prepared).get(item.odd, item.odd)}"  # type and its shown form
+        found = self._found  # kept across passes: a copied scan has the same cells
         if key not in found:
             found[key] = [r for (r,) in self.con.execute(f"{query} LIMIT {INLINE_LIMIT + 1}").fetchall()]
             if len(found[key]) > INLINE_LIMIT:
