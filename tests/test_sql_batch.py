@@ -530,3 +530,30 @@ def test_rows_converted_straight_from_the_reader_keep_their_numbers(
     assert copies == []
     rows = {line.split(",")[1] for line in _rejects(files)}
     assert {str(len(events) - 6), str(len(events) - 3), str(len(events) + 1)} <= rows
+
+
+def test_event_ctes_are_read_twice_only_when_no_event_has_an_id(
+        bench: CompiledPlaybook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without event ids the decisions query reads the events twice rather than letting
+    DuckDB buffer them (issue #17); with ids (repeated here, so deduplication matters) it
+    keeps the buffer, so the deduplicating window runs once. Both give Python's files."""
+    from engine.sql import decisions
+
+    sources: list[str] = []
+    make_table = decisions.make_table
+    monkeypatch.setattr(decisions, "make_table",
+                        lambda con, source, *a: (sources.append(source), make_table(con, source, *a))[1])
+    leads, events = make_rows(60)
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    both(bench, tmp_path / "plain", lp, ep)
+    assert "history AS NOT MATERIALIZED" in sources[-1] and "all_events AS NOT MATERIALIZED" in sources[-1]
+
+    with_ids = [[*row, f"e{i // 2}"] for i, row in enumerate(events)]  # each id twice
+    ip = write_csv(tmp_path / "ids.csv", [*EVENT_COLUMNS, "event_id"], with_ids)
+    canonical = load_mapping("canonical")
+    assert canonical.events is not None
+    mapping = canonical.model_copy(update={"events": canonical.events.model_copy(update={"id": "event_id"})})
+    files = both(bench, tmp_path / "ids", lp, ip, mapping=mapping)
+    assert "NOT MATERIALIZED" not in sources[-1]
+    assert files["d.csv"] != _files(tmp_path / "plain" / "python")["d.csv"]  # the copies were dropped

@@ -105,7 +105,7 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summ
     with Inputs(con) as inputs:
         while True:
             try:
-                _prepare(con, inputs, cp, req, query)
+                summary.events_matched, summary.leads_with_events = _prepare(con, inputs, cp, req, query)
                 break
             except Renumber:  # a rejected row's number was not its line: that file again, carefully
                 continue
@@ -113,8 +113,6 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summ
 
     for reject in iter_rejects(con):
         sink(reject)
-    summary.events_matched, summary.leads_with_events = (int(n) for n in con.execute(
-        "SELECT count(*), count(DISTINCT lead_id) FROM matched_events").fetchall()[0])
     if stages is not None:
         stages.stage("deciding")
     if backend == "spark":
@@ -122,7 +120,7 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summ
 
         source = run_on_spark(con, cp, req.as_of, query, master)
     else:
-        source = f"({query.tree.sql(dialect='duckdb')})"
+        source = f"({_tree(query, req).sql(dialect='duckdb')})"
     from engine.sql import decisions
 
     decisions.make_table(con, source, req.as_of.astimezone(cp.tz).isoformat(), cp.playbook.timezone)
@@ -133,8 +131,20 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summ
     decisions.write(con, staging, req.csv_guard)
 
 
-def _prepare(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest, query: Any) -> None:
-    """Stages 1-3, then the ``leads`` and ``events`` views the query reads."""
+def _tree(query: Any, request: BatchRequest) -> Any:
+    """The query for DuckDB: event CTEs inlined when no event can have an id (file or activity)."""
+    from engine.sql.query import inline_events
+
+    mapping = request.mapping
+    ids = mapping.leads.activity or (request.events is not None and mapping.events is not None
+                                     and mapping.events.id is not None)
+    return query.tree if ids else inline_events(query.tree)
+
+
+def _prepare(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest,
+             query: Any) -> tuple[int, int]:
+    """Stages 1-3, then the ``leads`` and ``events`` views the query reads; the events
+    matched and the leads with events, for the summary."""
     from engine.sql.grouping import group
 
     allowed = event_types(cp)
@@ -144,8 +154,9 @@ def _prepare(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchReque
     event_plan = Plan({}, [], [])
     if request.events is not None:
         event_scan, event_plan = event_rows(inputs, request.mapping, request.events, encoding, allowed)
-    group(con, str(request.leads), str(request.events) if request.events is not None else None,
-          lead_scan.rejects, event_scan.rejects if event_scan is not None else [], request.events_sorted)
+    counts = group(con, str(request.leads), str(request.events) if request.events is not None else None,
+                   lead_scan.rejects, event_scan.rejects if event_scan is not None else [],
+                   request.events_sorted)
     rejected = {file for (file,) in con.execute("SELECT DISTINCT file FROM rejects").fetchall()}
     for scanned, table in ((lead_scan, "lead_rows"), (event_scan, "event_rows")):
         if scanned is not None and scanned.unverified is not None and str(scanned.path) in rejected:
@@ -153,6 +164,7 @@ def _prepare(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchReque
     activity_events(con, request.mapping, query.event_columns)
     _bind_views(con, cp, request, lead_plan, event_plan, query.event_columns)
     con.execute(f"SET TimeZone = '{cp.playbook.timezone}'")
+    return counts
 
 
 def _bind_views(con: Any, cp: CompiledPlaybook, request: BatchRequest, lead_plan: Plan, event_plan: Plan,

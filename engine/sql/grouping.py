@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.io import InputError, Reject
-from engine.sql.inputs import ROW, literal
+from engine.sql.inputs import ROW, forget, literal
 
 #: engine.io.grouping's reasons, word for word (tests compare the two backends' files).
 ORPHAN = "event for a lead id that is not in the leads file"
@@ -49,8 +49,9 @@ def _structural(con: Any, table: str, rejects: list[Reject]) -> None:
 
 
 def group(con: Any, leads_file: str, events_file: str | None, lead_structural: list[Reject],
-          event_structural: list[Reject], events_sorted: bool | None) -> None:
-    """Decide the strategy as engine.io would, then make the three tables."""
+          event_structural: list[Reject], events_sorted: bool | None) -> tuple[int, int]:
+    """Decide the strategy as engine.io would, then make the three tables; return the
+    summary's events matched and leads with events."""
     _structural(con, "lead_structural", lead_structural)
     _structural(con, "event_structural", event_structural)
     if events_file is None:
@@ -59,11 +60,7 @@ def group(con: Any, leads_file: str, events_file: str | None, lead_structural: l
                     "CAST(NULL AS VARCHAR) AS __value, CAST(NULL AS VARCHAR) AS __reason WHERE FALSE")
     if events_sorted:
         _check_sorted(con, events_file)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE usable_leads AS
-        SELECT *, row_number() OVER (ORDER BY {ROW}) - 1 AS __k,
-               row_number() OVER (PARTITION BY lead_id ORDER BY {ROW}) AS __nth
-        FROM lead_rows WHERE __reason IS NULL""")
-    con.execute("CREATE OR REPLACE TEMP TABLE decided_leads AS SELECT * FROM usable_leads WHERE __nth = 1")
+    _usable_leads(con)
     # An event's position among usable rows only orders ties (Event.seq) and rejects, so
     # its row number, which ascends with it, serves for both without a window over every event.
     con.execute(f"""CREATE OR REPLACE TEMP VIEW usable_events AS
@@ -71,6 +68,10 @@ def group(con: Any, leads_file: str, events_file: str | None, lead_structural: l
         FROM event_rows e WHERE e.__reason IS NULL""")
     con.execute("CREATE OR REPLACE TEMP VIEW matched_events AS "
                 "SELECT * EXCLUDE (__matched), __j AS seq FROM usable_events WHERE __matched")
+    # one pass over the events for the summary's counts and whether any is an orphan
+    matched, with_events, orphaned = con.execute(
+        "SELECT count(*) FILTER (WHERE __matched), count(DISTINCT lead_id) FILTER (WHERE __matched), "
+        "coalesce(bool_or(NOT __matched), FALSE) FROM usable_events").fetchall()[0]
     leads = literal(leads_file)
     events = literal(events_file or "")
     lead_rejects = (f"SELECT {leads} AS file, {ROW}, __column, __value, __reason FROM lead_rows "
@@ -82,9 +83,8 @@ def group(con: Any, leads_file: str, events_file: str | None, lead_structural: l
                      "__reason FROM event_structural")
     orphans = (f"SELECT {events} AS file, {ROW}, 'lead_id' AS __column, lead_id AS __value, "
                f"{literal(ORPHAN)} AS __reason, __j, lead_id FROM usable_events WHERE NOT __matched")
-    any_reject = (f"SELECT 1 FROM ({lead_rejects}) UNION ALL SELECT 1 FROM ({event_rejects}) "
-                  f"UNION ALL SELECT 1 FROM ({orphans})")
-    if not con.execute(f"SELECT EXISTS ({any_reject})").fetchall()[0][0]:
+    any_reject = f"SELECT 1 FROM ({lead_rejects}) UNION ALL SELECT 1 FROM ({event_rejects})"
+    if not orphaned and not con.execute(f"SELECT EXISTS ({any_reject})").fetchall()[0][0]:
         # nothing to order (the usual case): no ASOF joins over every lead and event
         sql = (f"SELECT {events} AS file, CAST(NULL AS BIGINT) AS {ROW}, CAST(NULL AS VARCHAR) AS __column, "
                "CAST(NULL AS VARCHAR) AS __value, CAST(NULL AS VARCHAR) AS __reason, 0 AS k1, 0 AS k2, "
@@ -97,12 +97,33 @@ def group(con: Any, leads_file: str, events_file: str | None, lead_structural: l
                f"UNION ALL SELECT *, 1, {ROW}, 0, 0, 0 FROM ({lead_rejects}) "
                f"UNION ALL SELECT file, {ROW}, __column, __value, __reason, 2, __j, 0, 0, 0 FROM ({orphans})")
     con.execute(f"CREATE OR REPLACE TEMP TABLE rejects AS {sql}")
+    return int(matched), int(with_events)
+
+
+def _usable_leads(con: Any) -> None:
+    """``usable_leads`` (``__nth``: which occurrence of its id) and ``decided_leads`` (the first).
+
+    Repeated ids are rare: they are looked for with one count before paying for a window
+    over every lead (2 s of CPU at 1M leads, issue #17).
+    """
+    forget(con, "usable_leads")
+    repeated = con.execute("SELECT count(*) <> count(DISTINCT lead_id) FROM lead_rows "
+                           "WHERE __reason IS NULL").fetchall()[0][0]
+    if repeated:
+        con.execute(f"""CREATE TEMP TABLE usable_leads AS SELECT *,
+            row_number() OVER (PARTITION BY lead_id ORDER BY {ROW}) AS __nth
+            FROM lead_rows WHERE __reason IS NULL""")
+    else:
+        con.execute("CREATE TEMP VIEW usable_leads AS "
+                    "SELECT *, 1 AS __nth FROM lead_rows WHERE __reason IS NULL")
+    con.execute("CREATE OR REPLACE TEMP TABLE decided_leads AS "
+                "SELECT * EXCLUDE (__nth) FROM usable_leads WHERE __nth = 1")
 
 
 def _merged_order(lead_rejects: str, event_rejects: str, orphans: str) -> str:
     """Keys (phase, step, event, after, row): the merge join's order (see the module docstring)."""
     return f"""
-        WITH ok AS (SELECT {ROW}, lead_id, __k FROM usable_leads),
+        WITH ok AS (SELECT {ROW}, lead_id, row_number() OVER (ORDER BY {ROW}) - 1 AS __k FROM usable_leads),
         lr AS (SELECT r.*, COALESCE(ok.__k + 1, 0) AS phase
                FROM ({lead_rejects}) r ASOF LEFT JOIN ok ON r.{ROW} > ok.{ROW}),
         orph AS (SELECT o.*, COALESCE(ok.__k + 1, 0) AS phase
