@@ -115,3 +115,43 @@ def test_only_a_plan_of_order_keeping_operators_is_trusted_with_row_order(tmp_pa
     assert _keeps_order(con, f"SELECT CASE a WHEN '1' THEN TRUE ELSE FALSE END FROM {scan}")
     assert not _keeps_order(con, f"SELECT a IN ({listed}) FROM {scan}")
     assert not _keeps_order(con, f"SELECT a, count(*) FROM {scan} GROUP BY a")
+
+
+_ALPHABET = "0123456789 \t.+-:TZtz\u00a0\u3000０a/"
+
+
+@st.composite
+def _utc_seconds(draw: st.DrawFn) -> str:
+    """A cell of engine.io.cell_forms.SQL_UTC_SECONDS, or one to three edits away from one."""
+    cell = draw(st.from_regex(cell_forms.SQL_UTC_SECONDS, fullmatch=True))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(cell)))
+        char = draw(st.sampled_from(_ALPHABET))
+        edit = draw(st.sampled_from(["replace", "insert", "delete"]))
+        if edit == "replace" and at < len(cell):
+            cell = cell[:at] + char + cell[at + 1:]
+        elif edit == "insert":
+            cell = cell[:at] + char + cell[at:]
+        else:
+            cell = cell[:at] + cell[at + 1:]
+    return cell
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(_utc_seconds(), st.sampled_from(
+    ["2026-09-10T24:00:00Z", "2026-09-10T 2:20:31Z", "2026-09-10T22:20:3.Z", " 026-09-10T22:20:31Z",
+     "0999-09-10T22:20:31Z", "2026-02-29T10:00:00Z", "2024-02-29T10:00:00Z", "2026-09-10T23:59:60Z"])),
+    min_size=1, max_size=60))
+def test_utc_seconds_without_a_regexp_convert_as_engine_io_converts(cells: list[str]) -> None:
+    """The UTC-to-the-second form SQL checks with LIKE and strptime instead of a regexp
+    (issue #17), and cells a few edits from it: the definition's instant or reason."""
+    for zone in ("UTC", "Asia/Tokyo"):
+        mapping = with_timezone(load_mapping("canonical"), zone)
+        spec = FieldSpec(column="c", type="datetime")
+        python = make_converter(spec, mapping)
+        for cell, (value, reason) in zip(cells, _convert(cells, spec, zone), strict=True):
+            try:
+                expected, why = python(cell).timestamp(), None
+            except ConversionError as error:
+                expected, why = None, str(error)
+            assert (value.timestamp() if value is not None else None, reason) == (expected, why), cell
