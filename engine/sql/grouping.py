@@ -72,6 +72,9 @@ def group(con: Any, leads_file: str, events_file: str | None, lead_structural: l
     matched, with_events, orphaned = con.execute(
         "SELECT count(*) FILTER (WHERE __matched), count(DISTINCT lead_id) FILTER (WHERE __matched), "
         "coalesce(bool_or(NOT __matched), FALSE) FROM usable_events").fetchall()[0]
+    if not orphaned:  # every usable event's lead is decided: the query need not look them up again
+        con.execute(f"CREATE OR REPLACE TEMP VIEW matched_events AS "
+                    f"SELECT e.*, e.{ROW} AS __j, e.{ROW} AS seq FROM event_rows e WHERE e.__reason IS NULL")
     leads = literal(leads_file)
     events = literal(events_file or "")
     lead_rejects = (f"SELECT {leads} AS file, {ROW}, __column, __value, __reason FROM lead_rows "
