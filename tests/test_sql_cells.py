@@ -155,3 +155,23 @@ def test_utc_seconds_without_a_regexp_convert_as_engine_io_converts(cells: list[
             except ConversionError as error:
                 expected, why = None, str(error)
             assert (value.timestamp() if value is not None else None, reason) == (expected, why), cell
+
+
+@pytest.mark.parametrize("odd_column", [0, 7, 8, 10])
+def test_an_odd_cell_is_found_whichever_flag_bit_it_raises(odd_column: int) -> None:
+    """The first pass keeps the assumed columns' flags as bits, eight to a column: an odd
+    cell (full-width digits) in any of eleven number columns is looked up, not lost."""
+    names = [f"c{i}" for i in range(11)]
+    rows = [[str(r * 10 + i) for i in range(11)] for r in range(5)]
+    rows[3][odd_column] = "１２０"
+    con = duckdb.connect()
+    con.register("cells_arrow", pa.table({n: [row[i] for row in rows] for i, n in enumerate(names)}))
+    con.execute("CREATE TEMP TABLE t AS SELECT * FROM cells_arrow")
+    mapping = with_timezone(load_mapping("canonical"), "UTC")
+    sql = Cells(con, "t", mapping)
+    values = [sql.field(FieldSpec(column=n, type="number"), True).value for n in names]
+    sql.materialize([f"{v} AS {n}" for v, n in zip(values, names, strict=True)], "out")
+    got = con.execute(f"SELECT {', '.join(names)} FROM out").fetchall()
+    python = make_converter(FieldSpec(column="c", type="number"), mapping)
+    assert [list(row) for row in got] == [[float(python(cell)) for cell in row] for row in rows]
+    assert got[3][odd_column] == 120.0
