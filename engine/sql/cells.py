@@ -184,14 +184,19 @@ class Cells:
         longest = max((len(n) for n in nulls), default=-1)
         listed = ", ".join(literal(n) for n in ascii_nulls)
 
+        widest = max((len(n) for n in ascii_nulls), default=0)
+
         def is_null(text: str) -> str:
-            return f"({_ascii(text)} AND lower({text}) IN ({listed}))" if ascii_nulls else "FALSE"
+            # strlen (bytes, no scan) first: an ASCII cell longer than every marker is none
+            return (f"(strlen({text}) <= {widest} AND {_ascii(text)} AND lower({text}) IN ({listed}))"
+                    if ascii_nulls else "FALSE")
 
         if spec.type == "string":
             stripped = self.stripped(cell)
-            # Not a null marker for sure: longer than all of them (casefold never shortens)
+            # Not a null marker for sure: longer than all of them (casefold never shortens;
+            # more than 4 bytes a marker character is more characters, with no scan)
             # or ASCII (where casefold is lower) and not one of them.
-            sure = f"(length({stripped}) > {longest} OR {_ascii(stripped)})"
+            sure = f"(strlen({stripped}) > {4 * longest} OR {_ascii(stripped)})"
             return _Fast(stripped, f"(NOT {is_null(stripped)} AND {sure})", is_null(stripped))
         def plain_ok(*forms: str) -> str:
             """Not a null marker: asked only when a marker has one of ``forms`` (all ASCII)."""
