@@ -557,3 +557,20 @@ def test_event_ctes_are_read_twice_only_when_no_event_has_an_id(
     files = both(bench, tmp_path / "ids", lp, ip, mapping=mapping)
     assert "NOT MATERIALIZED" not in sources[-1]
     assert files["d.csv"] != _files(tmp_path / "plain" / "python")["d.csv"]  # the copies were dropped
+
+
+def test_rejected_cells_with_quotes_escapes_and_controls_are_reported_as_read(
+        bench: CompiledPlaybook, tmp_path: Path) -> None:
+    """A row's problem is kept as one JSON array per row (issue #17): the rejected cells —
+    quotes, backslashes, JSON-looking text, control characters, astral and full-width
+    characters — come back out exactly, in rejects identical to Python's."""
+    leads, events = make_rows(40)
+    odd = ['say "hi"', "back\\slash", '["a", null]', "tab\there", "bell\x07", "😀 emoji", "null", "１２"]
+    for i, cell in enumerate(odd):
+        events[2 * i][1] = cell  # not timestamps
+        leads[i + 1][4] = cell  # not numbers
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    files = both(bench, tmp_path, lp, ep)
+    rejects = files["d.rejects.csv"].decode()
+    assert 'back\\slash' in rejects and "😀 emoji" in rejects and '""hi""' in rejects

@@ -259,41 +259,45 @@ class Cells:
         return Converted(f"CASE WHEN {odd} THEN CAST({pending.value_token} AS {sql_type}) ELSE {value} END",
                          f"CASE WHEN {odd} THEN {pending.reason_token} END")
 
-    def materialize(self, selects: list[str], table: str) -> None:
-        """``CREATE TABLE table AS SELECT selects`` over the scanned cells, every lookup resolved.
+    def materialize(self, selects: list[str], table: str, derived: str = "") -> None:
+        """Table ``table__rows`` of ``selects`` over the scanned cells, every lookup resolved,
+        and view ``table`` over it adding ``derived`` (columns computed from the stored ones:
+        what need not take memory for every row, issue #17).
 
         One pass when the odd cells are known to be few (see the module docstring); a
         second, with the odd columns' cells looked up, only when the first pass found some.
         """
-        forget(self.con, table)  # a view of that name from an earlier attempt (Renumber)
+        rows = f"{table}__rows"
+        forget(self.con, table, rows)  # from an earlier attempt (Renumber)
         select, lookups, assumed = self._first_pass(selects)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {select}")
-        odd = self._raised(table, assumed)
+        self.con.execute(f"CREATE TEMP TABLE {rows} AS {select}")
+        odd = self._raised(rows, assumed)
         if odd:
             lookups.update((p.name, self._lookup(p)) for p in odd)
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {self._select(selects, lookups)}")
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {rows} AS {self._select(selects, lookups)}")
+        self.con.execute(f"CREATE TEMP VIEW {table} AS SELECT *{_more(derived)} FROM {rows}")
 
-    def materialize_in_order(self, selects: list[str], table: str, row_offset: int) -> bool:
+    def materialize_in_order(self, selects: list[str], table: str, row_offset: int,
+                             derived: str = "") -> bool:
         """Like :meth:`materialize` for a scan with no row numbers (a CSV read lazily,
         :mod:`engine.sql.inputs`), where a row's number is its place in the converted table:
-        the rows go to ``table__rows`` and ``table`` is a view adding ``__row`` = rowid +
-        ``row_offset``. DuckDB keeps the scan's order through a plain select but not through
-        a join (its optimizer makes one of an ``IN`` list of 12 constants), so this runs only
-        when every operator of the statement's plan keeps order (:func:`_keeps_order`) and
-        no odd cell needs a look-up; otherwise it
+        the view also adds ``__row`` = rowid + ``row_offset``. DuckDB keeps the scan's order
+        through a plain select but not through a join (its optimizer makes one of an ``IN``
+        list of 12 constants), so this runs only when every operator of the statement's plan
+        keeps order (:func:`_keeps_order`) and no odd cell needs a look-up; otherwise it
         makes nothing and returns False (the caller copies the scan, numbered, and uses
         :meth:`materialize`)."""
-        forget(self.con, table)
+        rows = f"{table}__rows"
+        forget(self.con, table, rows)
         select, _, assumed = self._first_pass(selects)
         if not _keeps_order(self.con, select):
             return False
-        rows = f"{table}__rows"
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {rows} AS {select}")
+        self.con.execute(f"CREATE TEMP TABLE {rows} AS {select}")
         if self._raised(rows, assumed):
             self.con.execute(f"DROP TABLE {rows}")
             return False
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS "
-                         f"SELECT CAST(rowid + {row_offset} AS BIGINT) AS __row, * FROM {rows}")
+        numbered = f"CAST(rowid + {row_offset} AS BIGINT) AS __row"
+        self.con.execute(f"CREATE TEMP VIEW {table} AS SELECT {numbered}, *{_more(derived)} FROM {rows}")
         return True
 
     def _source(self) -> str:
@@ -392,6 +396,10 @@ def _keeps_order(con: Any, select: str) -> bool:
         for node in json.loads(text):
             walk(node)
     return bool(names) and set(names) <= _ORDERED_OPERATORS
+
+
+def _more(columns: str) -> str:
+    return f", {columns}" if columns else ""
 
 
 def _inline(cell: str, raws: list[str], answers: list[str]) -> str:

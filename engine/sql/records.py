@@ -25,8 +25,14 @@ from engine.io.records import check_columns, required_of, required_reason
 from engine.sql.cells import SQL_TYPES, Cells
 from engine.sql.inputs import ROW, Inputs, Renumber, Scanned, literal, quote
 
-#: Per row: the problem's column, value and reason (NULL reason: the row is usable).
+#: Per row: the problem's column, value and reason (NULL reason: the row is usable). They
+#: are stored as one JSON array, ``__problem`` (NULL when usable), and read out by the
+#: view over the stored rows: three text columns, NULL in nearly every row, took 70 MB of
+#: DuckDB's memory per 3M events, spilled to disk at 1M leads (issue #17).
 PROBLEM = ("__column", "__value", "__reason")
+#: The view's columns read out of ``__problem``.
+PROBLEM_COLUMNS = ", ".join(f"json_extract_string(__problem, '$[{i}]') AS {name}"
+                            for i, name in enumerate(PROBLEM))
 
 
 @dataclass
@@ -49,15 +55,14 @@ def _plan(entries: dict[str, str | FieldSpec], required_default: bool) -> Plan:
     return Plan(fields, required, optional)
 
 
-def _problems(checks: list[tuple[str, str, str, str]]) -> list[str]:
-    """The first failing check's (column, value, reason) as three CASE columns."""
+def _problem(checks: list[tuple[str, str, str, str]]) -> str:
+    """The first failing check's (column, value, reason) as a JSON array (NULL: none failed)."""
     if not checks:
-        return [f"CAST(NULL AS VARCHAR) AS {name}" for name in PROBLEM]
-    out = []
-    for index, name in enumerate(PROBLEM, start=1):
-        branches = " ".join(f"WHEN {check[0]} THEN CAST({check[index]} AS VARCHAR)" for check in checks)
-        out.append(f"CASE {branches} ELSE CAST(NULL AS VARCHAR) END AS {name}")
-    return out
+        return "CAST(NULL AS VARCHAR) AS __problem"
+    branches = " ".join(
+        f"WHEN {check[0]} THEN CAST(json_array(CAST({check[1]} AS VARCHAR), CAST({check[2]} AS VARCHAR), "
+        f"CAST({check[3]} AS VARCHAR)) AS VARCHAR)" for check in checks)
+    return f"CASE {branches} END AS __problem"
 
 
 def _check_columns(scanned: Scanned, needed: list[str]) -> None:
@@ -115,7 +120,7 @@ def lead_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
         rule_selects, rule_checks = _rule_sql(cells, mapping, index, rule, as_of, scanned)
         selects += rule_selects
         checks += rule_checks
-    _materialize(inputs, cells, [*selects, *_problems(checks)], "lead_rows", scanned)
+    _materialize(inputs, cells, [*selects, _problem(checks)], "lead_rows", scanned, PROBLEM_COLUMNS)
     return scanned, plan
 
 
@@ -267,9 +272,12 @@ def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None
         checks.append((bad,
                        literal(column) if column else "NULL", quote(column) if column else "NULL",
                        literal(required_reason(required, name, ok))))
-    event_id = f"NULLIF({cells.stripped(quote(spec.id))}, '')" if spec.id else "CAST(NULL AS VARCHAR)"
-    selects.append(f"{event_id} AS event_id")
-    _materialize(inputs, cells, [*selects, *_problems(checks)], "event_rows", scanned)
+    derived = PROBLEM_COLUMNS
+    if spec.id:
+        selects.append(f"NULLIF({cells.stripped(quote(spec.id))}, '') AS event_id")
+    else:  # a constant: in the view, not stored for every event
+        derived += ", CAST(NULL AS VARCHAR) AS event_id"
+    _materialize(inputs, cells, [*selects, _problem(checks)], "event_rows", scanned, derived)
     return scanned, plan
 
 
@@ -302,8 +310,10 @@ class _EventType:
 
 
 
-def _materialize(inputs: Inputs, cells: Cells, selects: list[str], table: str, scanned: Scanned) -> None:
-    """The converted rows as ``table``; the scanned cells, no longer needed, dropped.
+def _materialize(inputs: Inputs, cells: Cells, selects: list[str], table: str, scanned: Scanned,
+                 derived: str) -> None:
+    """The converted rows as ``table`` (a view adding ``derived`` to the stored columns); the
+    scanned cells, no longer needed, dropped.
 
     A CSV file scanned lazily (no copy of its text cells yet) is converted straight from
     DuckDB's reader when that keeps the file's order (:meth:`Cells.materialize_in_order`);
@@ -315,7 +325,7 @@ def _materialize(inputs: Inputs, cells: Cells, selects: list[str], table: str, s
     if scanned.lazy is not None:
         assert selects[0] == ROW  # numbered by the converted table's order instead
         try:
-            done = cells.materialize_in_order(selects[1:], table, row_offset=2)
+            done = cells.materialize_in_order(selects[1:], table, row_offset=2, derived=derived)
         except duckdb.Error:
             inputs.careful.add(scanned.path)
             inputs.drop(scanned.table)
@@ -324,7 +334,7 @@ def _materialize(inputs: Inputs, cells: Cells, selects: list[str], table: str, s
             inputs.drop(scanned.table)
             return
         inputs.copy_scan(scanned)
-    cells.materialize(selects, table)
+    cells.materialize(selects, table, derived)
     inputs.drop(scanned.table)
 
 def event_field_sql(plan: Plan, name: str) -> str:
