@@ -66,13 +66,14 @@ def group(con: Any, leads_file: str, events_file: str | None, lead_structural: l
     con.execute(f"""CREATE OR REPLACE TEMP VIEW usable_events AS
         SELECT e.*, e.{ROW} AS __j, e.lead_id IN (SELECT lead_id FROM decided_leads) AS __matched
         FROM event_rows e WHERE e.__reason IS NULL""")
-    con.execute("CREATE OR REPLACE TEMP VIEW matched_events AS "
-                "SELECT * EXCLUDE (__matched), __j AS seq FROM usable_events WHERE __matched")
     # one pass over the events for the summary's counts and whether any is an orphan
     matched, with_events, orphaned = con.execute(
         "SELECT count(*) FILTER (WHERE __matched), count(DISTINCT lead_id) FILTER (WHERE __matched), "
         "coalesce(bool_or(NOT __matched), FALSE) FROM usable_events").fetchall()[0]
-    if not orphaned:  # every usable event's lead is decided: the query need not look them up again
+    if orphaned:
+        con.execute("CREATE OR REPLACE TEMP VIEW matched_events AS "
+                    "SELECT * EXCLUDE (__matched), __j AS seq FROM usable_events WHERE __matched")
+    else:  # every usable event's lead is decided: the query need not look each one up again
         con.execute(f"CREATE OR REPLACE TEMP VIEW matched_events AS "
                     f"SELECT e.*, e.{ROW} AS __j, e.{ROW} AS seq FROM event_rows e WHERE e.__reason IS NULL")
     leads = literal(leads_file)
