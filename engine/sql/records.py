@@ -7,8 +7,8 @@ then activity rules; for events: lead id, type, timestamp, fields), as the colum
 value and reason of its reject. Activity rules (leads files with aggregated behaviour)
 become event rows here, with the ids and positions engine.io gives them.
 
-Results: tables ``lead_rows`` and ``event_rows`` (every row read, ``__reason`` NULL
-when usable) and ``activity_events``.
+Results: views ``lead_rows`` and ``event_rows`` over the stored ``…__rows`` tables (every
+row read, ``__reason`` NULL when usable; see ``PROBLEM``) and table ``activity_events``.
 """
 
 from __future__ import annotations
