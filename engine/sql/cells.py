@@ -171,6 +171,8 @@ class Cells:
         if not answers:
             return self._split(cell, sql_type, _Fast("NULL", "FALSE", "FALSE"), convert)
         value = _inline(cell, [raw for raw, _ in answers], [answer for _, answer in answers])
+        if sql_type == "VARCHAR" and all(answer == literal(raw) for raw, answer in answers):
+            value = cell  # each known cell is its own value (event types mostly): no second CASE
         listed = _inline(cell, [raw for raw, _ in answers], ["TRUE"] * len(answers))
         # a CASE, not an IN list: DuckDB makes a join of a long IN list, and a join loses the
         # file's order (materialize_in_order)
@@ -232,12 +234,16 @@ class Cells:
         if days:  # a naive time on a day the clocks change: Python's fold rules decide
             listed = ", ".join(literal(d) for d in days)
             shape = f"({shape} AND ({aware} OR left({cell}, 10) NOT IN ({listed})))"
-        # the commonest shape first, with no regexp (engine.io.cell_forms.SQL_UTC_SECONDS)
+        # the commonest shape first, with no regexp (engine.io.cell_forms.SQL_UTC_SECONDS):
+        # strptime's own answer, as microseconds, is the instant (parsing the cell a second
+        # time with a cast, or casting TIMESTAMP to TIMESTAMPTZ, costs 2 s of CPU at 1M leads);
+        # a cell strptime refuses is NULL there and goes on to the general shape (COALESCE
+        # evaluates its second argument only for those rows)
         utc = (f"strlen({cell}) = 20 AND {cell} >= '1' AND {cell} < ':' "
-               f"AND {cell} LIKE {literal(SQL_UTC_SECONDS_TEMPLATE)} "
-               f"AND try_strptime({cell}, {literal(SQL_UTC_SECONDS_FORMAT)}) IS NOT NULL AND {utc_ok}")
-        value = (f"CASE WHEN {utc} THEN TRY_CAST({cell} AS TIMESTAMPTZ) WHEN {shape} AND {plain_ok} THEN "
-                 f"(CASE WHEN {aware} THEN TRY_CAST({cell} AS TIMESTAMPTZ) ELSE {naive} END) END")
+               f"AND {cell} LIKE {literal(SQL_UTC_SECONDS_TEMPLATE)} AND {utc_ok}")
+        utc_value = f"make_timestamptz(epoch_us(try_strptime({cell}, {literal(SQL_UTC_SECONDS_FORMAT)})))"
+        value = (f"COALESCE(CASE WHEN {utc} THEN {utc_value} END, CASE WHEN {shape} AND {plain_ok} THEN "
+                 f"(CASE WHEN {aware} THEN TRY_CAST({cell} AS TIMESTAMPTZ) ELSE {naive} END) END)")
         return _Fast(value, "", slow_null)  # valid: the value is not NULL
 
     # -- the Python half --------------------------------------------------------------
