@@ -64,11 +64,13 @@ def _whitespace_class() -> str:
 def strip(cell: str) -> str:
     """``cell.strip()`` in SQL, with Python's definition of whitespace (regexp only when needed)."""
     ws = _whitespace_class()
-    # first and last characters printable ASCII (nearly every cell): nothing to strip, no regexp;
-    # the first byte by comparison (strings compare bytewise), far cheaper than ascii()
+    # first and last characters printable ASCII (nearly every cell), or an empty cell (an
+    # optional column's usual cell): nothing to strip, no regexp; the first byte by
+    # comparison (strings compare bytewise), far cheaper than ascii()
     return (f"CASE WHEN {cell} >= '!' AND {cell} < chr(127) "
             f"AND ascii(substring({cell}, -1)) BETWEEN 33 AND 126 "
-            f"THEN {cell} WHEN regexp_matches({cell}, {literal(f'^{ws}|{ws}$')}) "
+            f"THEN {cell} WHEN strlen({cell}) = 0 THEN {cell} "
+            f"WHEN regexp_matches({cell}, {literal(f'^{ws}|{ws}$')}) "
             f"THEN regexp_replace({cell}, {literal(f'^{ws}+|{ws}+$')}, '', 'g') ELSE {cell} END")
 
 
@@ -189,6 +191,8 @@ class Cells:
         widest = max((len(n) for n in ascii_nulls), default=0)
 
         def is_null(text: str) -> str:
+            if ascii_nulls == [""]:  # the usual markers: an empty cell only
+                return f"(strlen({text}) = 0)"
             # strlen (bytes, no scan) first: an ASCII cell longer than every marker is none
             return (f"(strlen({text}) <= {widest} AND {_ascii(text)} AND lower({text}) IN ({listed}))"
                     if ascii_nulls else "FALSE")
@@ -198,7 +202,8 @@ class Cells:
             # Not a null marker for sure: longer than all of them (casefold never shortens;
             # more than 4 bytes a marker character is more characters, with no scan)
             # or ASCII (where casefold is lower) and not one of them.
-            sure = f"(strlen({stripped}) > {4 * longest} OR {_ascii(stripped)})"
+            sure = (f"(strlen({stripped}) > {4 * longest} OR {_ascii(stripped)})"
+                    if longest > 0 else "TRUE")  # no marker but the empty one: any other cell
             return _Fast(stripped, f"(NOT {is_null(stripped)} AND {sure})", is_null(stripped))
         def plain_ok(*forms: str) -> str:
             """Not a null marker: asked only when a marker has one of ``forms`` (all ASCII)."""
