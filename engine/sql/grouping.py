@@ -114,18 +114,19 @@ def _usable_leads(con: Any) -> None:
     Repeated ids are rare: they are looked for with one count before paying for a window
     over every lead (2 s of CPU at 1M leads, issue #17).
     """
-    forget(con, "usable_leads")
+    forget(con, "usable_leads", "decided_leads")
     repeated = con.execute("SELECT count(*) <> count(DISTINCT lead_id) FROM lead_rows "
                            "WHERE __reason IS NULL").fetchall()[0][0]
     if repeated:
         con.execute(f"""CREATE TEMP TABLE usable_leads AS SELECT *,
             row_number() OVER (PARTITION BY lead_id ORDER BY {ROW}) AS __nth
             FROM lead_rows WHERE __reason IS NULL""")
-    else:
+        con.execute("CREATE TEMP TABLE decided_leads AS "
+                    "SELECT * EXCLUDE (__nth) FROM usable_leads WHERE __nth = 1")
+    else:  # views: no copy of every lead in memory (at 1M leads the events already spill)
         con.execute("CREATE TEMP VIEW usable_leads AS "
                     "SELECT *, 1 AS __nth FROM lead_rows WHERE __reason IS NULL")
-    con.execute("CREATE OR REPLACE TEMP TABLE decided_leads AS "
-                "SELECT * EXCLUDE (__nth) FROM usable_leads WHERE __nth = 1")
+        con.execute("CREATE TEMP VIEW decided_leads AS SELECT * FROM lead_rows WHERE __reason IS NULL")
 
 
 def _merged_order(lead_rejects: str, event_rejects: str, orphans: str) -> str:
