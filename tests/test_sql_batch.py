@@ -574,3 +574,25 @@ def test_rejected_cells_with_quotes_escapes_and_controls_are_reported_as_read(
     files = both(bench, tmp_path, lp, ep)
     rejects = files["d.rejects.csv"].decode()
     assert 'back\\slash' in rejects and "😀 emoji" in rejects and '""hi""' in rejects
+
+
+def test_event_types_are_stored_as_a_one_byte_code_and_read_back_as_text() -> None:
+    """The events table keeps a type as a code of the playbook's types (issue #17: text
+    took ~13 bytes an event of memory); the view names it back, and a cell that is none of
+    them stays NULL (its row is rejected). Past 255 types the text is stored as it is."""
+    import duckdb
+
+    from engine.sql.records import _type_code
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE raw AS SELECT * FROM "
+                "(VALUES ('page_view'), ('inquiry'), ('bogus'), (NULL)) t(v)")
+    stored, decoded = _type_code("v", ["page_view", "inquiry", "email_open"])
+    con.execute(f"CREATE TABLE rows AS SELECT v, {stored} FROM raw")
+    assert dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                            "WHERE table_name = 'rows'").fetchall())["__type"] == "UTINYINT"
+    back = con.execute(f"SELECT v, type FROM (SELECT *{decoded} FROM rows) ORDER BY v NULLS LAST").fetchall()
+    assert back == [("bogus", None), ("inquiry", "inquiry"), ("page_view", "page_view"), (None, None)]
+
+    many = [f"t{i:03}" for i in range(256)]
+    assert _type_code("v", many) == ("v AS type", "")
