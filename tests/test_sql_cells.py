@@ -198,3 +198,21 @@ def test_text_against_several_null_markers_converts_as_engine_io_converts() -> N
     got = [v for v, _ in con.execute("SELECT v, i FROM out ORDER BY i").fetchall()]
     assert got == [python(cell) for cell in cells]
     assert got[cells.index("SS")] is None and got[cells.index("NULLNULL")] == "NULLNULL"
+
+
+_SPACES = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+_TEXT = st.text(alphabet=st.sampled_from(
+    _SPACES + "aZ!~ é\u2fff\u3001\u30de\u4e00\u90e8\u9577\U0001f600"), min_size=0, max_size=6)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_TEXT, min_size=1, max_size=60))
+def test_text_strips_as_engine_io_strips(cells: list[str]) -> None:
+    """Text cells with every kind of whitespace, ASCII and not, at either end, and the
+    characters around the fast checks' edges (``~``, U+3000/U+3001, CJK, an emoji): SQL's
+    strip gives ``str.strip()``'s cell, or NULL where the definition says null."""
+    mapping = with_timezone(load_mapping("canonical"), "UTC")
+    spec = FieldSpec(column="c")
+    python = make_converter(spec, mapping)
+    for cell, (value, reason) in zip(cells, _convert(cells, spec, "UTC"), strict=True):
+        assert (value, reason) == (python(cell), None), repr(cell)

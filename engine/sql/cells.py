@@ -54,10 +54,15 @@ SQL_TYPES = {"string": "VARCHAR", "number": "DOUBLE", "integer": "DOUBLE", "bool
 _NUMBER, _THOUSANDS, _INTEGER, _ISO, _OFFSET = SQL_NUMBER, SQL_THOUSANDS, SQL_INTEGER, SQL_ISO, SQL_OFFSET
 
 
+#: Past the last whitespace character (U+3000, the ideographic space) none is one: a
+#: cell starting or ending with such a character (CJK text) needs no regexp either.
+_AFTER_SPACES = 0x3001
+
+
 @cache
 def _whitespace_class() -> str:
     """The characters ``str.strip()`` removes, as an RE2 class (Unicode, not just ASCII)."""
-    chars = [c for c in map(chr, range(0x3001)) if c.isspace()]
+    chars = [c for c in map(chr, range(_AFTER_SPACES)) if c.isspace()]
     return "[" + "".join(f"\\x{{{ord(c):X}}}" for c in chars) + "]"
 
 
@@ -66,10 +71,13 @@ def strip(cell: str) -> str:
     ws = _whitespace_class()
     # first and last characters printable ASCII (nearly every cell), or an empty cell (an
     # optional column's usual cell): nothing to strip, no regexp; the first byte by
-    # comparison (strings compare bytewise), far cheaper than ascii()
-    return (f"CASE WHEN {cell} >= '!' AND {cell} < chr(127) "
-            f"AND ascii(substring({cell}, -1)) BETWEEN 33 AND 126 "
-            f"THEN {cell} WHEN strlen({cell}) = 0 THEN {cell} "
+    # comparison (strings compare bytewise, UTF-8 in code point order), far cheaper than
+    # ascii(); then the same with characters past every whitespace allowed at either end
+    last = f"ascii(substring({cell}, -1))"
+    first_ok = f"({cell} >= '!' AND {cell} < chr(127) OR {cell} >= chr({_AFTER_SPACES}))"
+    last_ok = f"({last} BETWEEN 33 AND 126 OR {last} >= {_AFTER_SPACES})"
+    return (f"CASE WHEN {cell} >= '!' AND {cell} < chr(127) AND {last} BETWEEN 33 AND 126 "
+            f"THEN {cell} WHEN strlen({cell}) = 0 THEN {cell} WHEN {first_ok} AND {last_ok} THEN {cell} "
             f"WHEN regexp_matches({cell}, {literal(f'^{ws}|{ws}$')}) "
             f"THEN regexp_replace({cell}, {literal(f'^{ws}+|{ws}+$')}, '', 'g') ELSE {cell} END")
 
