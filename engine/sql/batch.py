@@ -132,13 +132,17 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summ
 
 
 def _tree(query: Any, request: BatchRequest) -> Any:
-    """The query for DuckDB: event CTEs inlined when no event can have an id (file or activity)."""
+    """The query for DuckDB: event CTEs inlined when no event can have an id (file or
+    activity), and without the final sort by lead id (every reader of ``decisions`` orders
+    by ``__row``, the file's order, or says its own order: a sort of every lead saved)."""
     from engine.sql.query import inline_events
 
     mapping = request.mapping
     ids = mapping.leads.activity or (request.events is not None and mapping.events is not None
                                      and mapping.events.id is not None)
-    return query.tree if ids else inline_events(query.tree)
+    tree = query.tree.copy() if ids else inline_events(query.tree)
+    tree.set("order", None)
+    return tree
 
 
 def _prepare(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest,
