@@ -28,7 +28,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC
 from functools import cache
 from typing import Any
 
@@ -46,6 +46,7 @@ from engine.io.cell_forms import (
 from engine.io.convert import ConversionError, make_converter, null_set
 from engine.io.timestamps import get_timezone
 from engine.sql.inputs import forget, literal, quote
+from engine.sql.zones import changeover_days
 
 #: SQL type of each mapping field type's value.
 SQL_TYPES = {"string": "VARCHAR", "number": "DOUBLE", "integer": "DOUBLE", "bool": "BOOLEAN",
@@ -243,7 +244,7 @@ class Cells:
         aware = f"(suffix({cell}, 'Z') OR regexp_matches({cell}, {literal(_OFFSET)}))"
         naive = f"timezone({literal(zone)}, TRY_CAST({cell} AS TIMESTAMP))"
         shape = f"regexp_full_match({cell}, {literal(_ISO)})"
-        days = _changeover_days(get_timezone(zone))
+        days = changeover_days(get_timezone(zone))
         if days:  # a naive time on a day the clocks change: Python's fold rules decide
             listed = ", ".join(literal(d) for d in days)
             shape = f"({shape} AND ({aware} OR left({cell}, 10) NOT IN ({listed})))"
@@ -460,20 +461,3 @@ def _arrow_value(value: Any, sql_type: str) -> Any:
     if sql_type == "VARCHAR" and not isinstance(value, str):
         return str(value)
     return value
-
-
-@cache
-def _changeover_days(zone: tzinfo) -> tuple[str, ...]:
-    """Local dates (±1 day) on which ``zone``'s UTC offset changes, 1900-2100 (none for UTC)."""
-    if zone is UTC:
-        return ()
-    days: list[str] = []
-    day = date(1900, 1, 1)
-    last = datetime(1900, 1, 1, tzinfo=zone).utcoffset()
-    while day.year <= 2100:
-        following = day + timedelta(days=1)
-        offset = datetime(following.year, following.month, following.day, tzinfo=zone).utcoffset()
-        if offset != last:
-            days.extend(str(d) for d in (day - timedelta(days=1), day, following))
-        last, day = offset, following
-    return tuple(dict.fromkeys(days))
