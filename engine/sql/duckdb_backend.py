@@ -157,9 +157,9 @@ def iso_sql(c: str, zone: str) -> str:
     """:func:`_iso` for any SQL expression ``c`` (a TIMESTAMPTZ).
 
     Where ``zone``'s offset no longer changes (UTC, Asia/Tokyo: engine.sql.zones), the
-    local time is the instant plus that offset, a number: no ICU call per value (2.7 →
-    0.5 s of CPU for 3M times). Earlier instants, and zones that change, take ICU's
-    answer."""
+    local time is the instant plus that offset, a number: no ICU call per value (0.16×
+    the CPU time, ``bench/bench_sql_cells.py``). Earlier instants, and zones that change,
+    take ICU's answer."""
     from engine.io.timestamps import get_timezone
     from engine.sql.zones import fixed_offset
 
