@@ -70,15 +70,14 @@ def _whitespace_class() -> str:
 def strip(cell: str) -> str:
     """``cell.strip()`` in SQL, with Python's definition of whitespace (regexp only when needed)."""
     ws = _whitespace_class()
-    # first and last characters printable ASCII (nearly every cell), or an empty cell (an
-    # optional column's usual cell): nothing to strip, no regexp; the first byte by
-    # comparison (strings compare bytewise, UTF-8 in code point order), far cheaper than
-    # ascii(); then the same with characters past every whitespace allowed at either end
+    # first and last characters printable ASCII or past every whitespace character (nearly
+    # every cell, CJK text included), or an empty cell (an optional column's usual cell):
+    # nothing to strip, no regexp. The first character by comparison (strings compare
+    # bytewise, UTF-8 in code point order), far cheaper than ascii().
     last = f"ascii(substring({cell}, -1))"
     first_ok = f"({cell} >= '!' AND {cell} < chr(127) OR {cell} >= chr({_AFTER_SPACES}))"
     last_ok = f"({last} BETWEEN 33 AND 126 OR {last} >= {_AFTER_SPACES})"
-    return (f"CASE WHEN {cell} >= '!' AND {cell} < chr(127) AND {last} BETWEEN 33 AND 126 "
-            f"THEN {cell} WHEN strlen({cell}) = 0 THEN {cell} WHEN {first_ok} AND {last_ok} THEN {cell} "
+    return (f"CASE WHEN {first_ok} AND {last_ok} THEN {cell} WHEN strlen({cell}) = 0 THEN {cell} "
             f"WHEN regexp_matches({cell}, {literal(f'^{ws}|{ws}$')}) "
             f"THEN regexp_replace({cell}, {literal(f'^{ws}+|{ws}+$')}, '', 'g') ELSE {cell} END")
 
