@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.io import InputError, Reject
-from engine.sql.inputs import ROW, forget, literal
+from engine.sql.inputs import ROW, forget, literal, quote
 
 #: engine.io.grouping's reasons, word for word (tests compare the two backends' files).
 ORPHAN = "event for a lead id that is not in the leads file"
@@ -36,7 +36,7 @@ _KEYS = "k1, k2, k3, k4, k5"
 def _structural(con: Any, table: str, rejects: list[Reject]) -> None:
     """Rows a fallback reader refused as rows (wrong width, bad JSON) as a table."""
     if not rejects:  # the usual case: no pyarrow import (0.1 s of every run's start-up)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (\"{ROW}\" BIGINT, __column VARCHAR, "
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({quote(ROW)} BIGINT, __column VARCHAR, "
                     "__value VARCHAR, __reason VARCHAR)")
         return
     import pyarrow as pa
