@@ -536,7 +536,9 @@ def test_event_ctes_are_read_twice_only_when_no_event_has_an_id(
         bench: CompiledPlaybook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without event ids the decisions query reads the events twice rather than letting
     DuckDB buffer them (issue #17); with ids (repeated here, so deduplication matters) it
-    keeps the buffer, so the deduplicating window runs once. Both give Python's files."""
+    keeps the buffer, so the deduplicating window runs once. Both give Python's files.
+    (A clean export without ids is folded in one pass instead, engine.sql.streamed; one
+    rejected event sends it down the general path, which this test is about.)"""
     from engine.sql import decisions
 
     sources: list[str] = []
@@ -545,6 +547,10 @@ def test_event_ctes_are_read_twice_only_when_no_event_has_an_id(
                         lambda con, source, *a: (sources.append(source), make_table(con, source, *a))[1])
     leads, events = make_rows(60)
     lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    both(bench, tmp_path / "folded", lp, ep)
+    assert "per_lead_stream" in sources[-1] and "all_events" not in sources[-1]
+    events[5][2] = "no-such-type"
     ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
     both(bench, tmp_path / "plain", lp, ep)
     assert "history AS NOT MATERIALIZED" in sources[-1] and "all_events AS NOT MATERIALIZED" in sources[-1]

@@ -14,6 +14,10 @@ one module each:
 4. the playbook query (:mod:`engine.sql.query`) over views ``leads`` and ``events``, in
    DuckDB or on Spark (:mod:`engine.sql.spark_backend`), joined back to file order.
 
+On DuckDB, a clean CSV export first tries :mod:`engine.sql.streamed`: stages 2-4 in one
+pass, the events folded per lead as DuckDB reads them, nothing stored per event. A
+rejected or orphan event ends that try, and the stages above run as they always have.
+
 A playbook construct without a SQL form stops the run before any file is read, naming
 the construct and pointing to ``--backend python`` — never a silent fallback.
 """
@@ -35,9 +39,9 @@ from engine.batch import (
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
 from engine.io.scratch import temp_dir
-from engine.sql.inputs import Inputs, Renumber, quote
+from engine.sql.inputs import Inputs, Renumber, forget, quote
 from engine.sql.progress import QueryProgress, Report
-from engine.sql.records import Plan, activity_events, event_field_sql, event_rows, lead_rows
+from engine.sql.records import Plan, activity_events, event_field_sql, event_rows, event_stream, lead_rows
 
 BACKENDS = ("duckdb", "python", "spark")
 #: DuckDB's own memory cap for a batch run (it spills past it); the process's peak adds
@@ -103,12 +107,21 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summ
              staging: Path, backend: str, master: str | None, stages: QueryProgress | None) -> None:
     """Stages 1-4 on an open connection, naming each to the progress report (when there is one)."""
     with Inputs(con) as inputs:
-        while True:
+        folded = _fold(con, inputs, cp, req, query) if backend == "duckdb" else None
+        counts = None
+        if folded is not None and folded.clean:
+            counts = (folded.events_matched, folded.leads_with_events)
+        while counts is None:  # the general path; after a fold with rejects, for the rejects
             try:
-                summary.events_matched, summary.leads_with_events = _prepare(con, inputs, cp, req, query)
-                break
+                counts = _prepare(con, inputs, cp, req, query)
             except Renumber:  # a rejected row's number was not its line: that file again, carefully
                 continue
+        summary.events_matched, summary.leads_with_events = counts
+        if folded is not None and not folded.clean:
+            from engine.sql.streamed import stands
+
+            if not stands(con, folded):
+                folded = None  # an odd cell made a usable row: the general query decides
     from engine.sql.grouping import iter_rejects
 
     for reject in iter_rejects(con):
@@ -120,7 +133,8 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summ
 
         source = run_on_spark(con, cp, req.as_of, query, master)
     else:
-        source = f"({_tree(query, req).sql(dialect='duckdb')})"
+        tree = folded.tree if folded is not None else _tree(query, req)
+        source = f"({tree.sql(dialect='duckdb')})"
     from engine.sql import decisions
 
     decisions.make_table(con, source, req.as_of.astimezone(cp.tz).isoformat(), cp.playbook.timezone)
@@ -143,6 +157,39 @@ def _tree(query: Any, request: BatchRequest) -> Any:
     tree = query.tree.copy() if ids else inline_events(query.tree)
     tree.set("order", None)
     return tree
+
+
+def _fold(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest, query: Any) -> Any:
+    """Stages 2-4 in one pass over the events (:mod:`engine.sql.streamed`), or None when
+    the run cannot take it (the general path then starts again; the leads' tables are
+    made anew)."""
+    from engine.sql import streamed
+    from engine.sql.grouping import group
+
+    tree = _tree(query, request)
+    if not streamed.foldable(tree, request):
+        return None
+    assert request.events is not None
+    allowed = event_types(cp)
+    encoding = request.encoding or request.mapping.encoding
+    try:
+        lead_scan, lead_plan = lead_rows(inputs, request.mapping, request.leads, encoding, request.as_of,
+                                         allowed)
+        event_plan = event_stream(inputs, request.mapping, request.events, encoding, allowed)
+        if event_plan is None:
+            return None
+        group(con, str(request.leads), None, lead_scan.rejects, [], None)
+        if con.execute("SELECT count(*) FROM rejects").fetchall()[0][0]:
+            inputs.numbered(lead_scan, int(con.execute("SELECT count(*) FROM lead_rows").fetchall()[0][0]))
+    except Renumber:
+        return None
+    _leads_view(con, cp, lead_plan)
+    con.execute(streamed.events_view({n: event_field_sql(event_plan, n) for n in query.event_columns}))
+    con.execute(f"SET TimeZone = '{cp.playbook.timezone}'")
+    folded = streamed.fold(con, tree)
+    if folded is None or not folded.clean:
+        forget(con, "events", "event_stream")
+    return folded
 
 
 def _prepare(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest,
@@ -173,6 +220,21 @@ def _prepare(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchReque
 
 def _bind_views(con: Any, cp: CompiledPlaybook, request: BatchRequest, lead_plan: Plan, event_plan: Plan,
                 event_columns: list[str]) -> None:
+    _leads_view(con, cp, lead_plan)
+    file_fields = "".join(f", {event_field_sql(event_plan, n)} AS {quote(n)}" for n in event_columns)
+    activity_fields = "".join(f", a.{quote(n)}" for n in event_columns)
+    file_events = (
+        "SELECT lead_id, event_id, occurred_at, type, seq" + file_fields + " FROM matched_events"
+        if request.events is not None else None
+    )
+    activity = ("SELECT a.lead_id, a.event_id, a.occurred_at, a.type, a.seq" + activity_fields
+                + " FROM activity_events a JOIN decided_leads d ON a.__row = d.__row")
+    union = activity if file_events is None else f"{file_events} UNION ALL {activity}"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW events AS {union}")
+
+
+def _leads_view(con: Any, cp: CompiledPlaybook, lead_plan: Plan) -> None:
+    """View ``leads``: the decided leads' fields, as the playbook types them."""
     fields = ["lead_id"]
     for name, kind in cp.playbook.lead.fields.items():
         spec = lead_plan.fields.get(name)
@@ -187,13 +249,3 @@ def _bind_views(con: Any, cp: CompiledPlaybook, request: BatchRequest, lead_plan
             )
         fields.append(f"CAST({quote('f__' + name)} AS {_LEAD_TYPES[kind]}) AS {quote(name)}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW leads AS SELECT {', '.join(fields)} FROM decided_leads")
-    file_fields = "".join(f", {event_field_sql(event_plan, n)} AS {quote(n)}" for n in event_columns)
-    activity_fields = "".join(f", a.{quote(n)}" for n in event_columns)
-    file_events = (
-        "SELECT lead_id, event_id, occurred_at, type, seq" + file_fields + " FROM matched_events"
-        if request.events is not None else None
-    )
-    activity = ("SELECT a.lead_id, a.event_id, a.occurred_at, a.type, a.seq" + activity_fields
-                + " FROM activity_events a JOIN decided_leads d ON a.__row = d.__row")
-    union = activity if file_events is None else f"{file_events} UNION ALL {activity}"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW events AS {union}")

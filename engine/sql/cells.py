@@ -319,6 +319,18 @@ class Cells:
         self.con.execute(f"CREATE TEMP VIEW {table} AS SELECT {numbered}, *{_more(derived)} FROM {rows}")
         return True
 
+    def stream(self, selects: list[str], view: str, derived: str = "") -> None:
+        """View ``view`` of ``selects`` straight over the scan (nothing stored, no row
+        numbers), adding ``derived`` and ``__bad``: the row has a problem, or a cell only
+        a look-up converts. :mod:`engine.sql.streamed` folds the view into per-lead
+        aggregates; a bad row sends the run through :meth:`materialize` and its look-ups."""
+        forget(self.con, view)
+        select, _, assumed = self._first_pass(selects)
+        words = (len(assumed) + FLAGS_PER_COLUMN - 1) // FLAGS_PER_COLUMN
+        odd = " OR ".join(f"__odd{i} <> 0" for i in range(words)) or "FALSE"
+        self.con.execute(f"CREATE TEMP VIEW {view} AS SELECT *{_more(derived)}, "
+                         f"(__problem IS NOT NULL OR {odd}) AS __bad FROM ({select})")
+
     def _source(self) -> str:
         added = "".join(f", {sql} AS {alias}" for alias, sql in self._prepared)
         return f"(SELECT *{added} FROM {self.table}) AS {self.table}"

@@ -222,6 +222,29 @@ def activity_events(con: Any, mapping: Mapping, event_columns: list[str]) -> Non
 def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
                allowed: Collection[str]) -> tuple[Scanned, Plan]:
     """Table ``event_rows``: each row's lead id, type, instant, id, fields and first problem."""
+    scanned, plan, cells, selects, derived = _event_selects(inputs, mapping, path, encoding, allowed)
+    _materialize(inputs, cells, selects, "event_rows", scanned, derived)
+    return scanned, plan
+
+
+def event_stream(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
+                 allowed: Collection[str]) -> Plan | None:
+    """View ``event_stream`` over DuckDB's reader of a CSV events file: the converted
+    columns of ``event_rows`` without row numbers, and ``__bad`` — the row has a problem
+    or a cell only Python can convert. Nothing is stored (:mod:`engine.sql.streamed`);
+    None when the file is not read lazily by DuckDB (the caller takes the general path)."""
+    scanned, plan, cells, selects, derived = _event_selects(inputs, mapping, path, encoding, allowed)
+    if scanned.lazy is None:
+        inputs.drop(scanned.table)
+        return None
+    assert selects[0] == ROW
+    cells.stream(selects[1:], "event_stream", derived)
+    return plan
+
+
+def _event_selects(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
+                   allowed: Collection[str]) -> tuple[Scanned, Plan, Cells, list[str], str]:
+    """The scanned events file and the select of ``event_rows``: converted columns, first problem."""
     spec = mapping.events
     if spec is None:
         raise InputError("the mapping has no 'events' section", hint="add one or omit --events")
@@ -279,8 +302,7 @@ def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None
         selects.append(f"NULLIF({cells.stripped(quote(spec.id))}, '') AS event_id")
     else:  # a constant: in the view, not stored for every event
         derived += ", CAST(NULL AS VARCHAR) AS event_id"
-    _materialize(inputs, cells, [*selects, _problem(checks)], "event_rows", scanned, derived)
-    return scanned, plan
+    return scanned, plan, cells, [*selects, _problem(checks)], derived
 
 
 def _type_code(value: str, allowed: Collection[str]) -> tuple[str, str]:

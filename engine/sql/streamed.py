@@ -1,0 +1,162 @@
+"""Stages 2-4 of the SQL batch path in one pass over the events, for clean exports (issue #17).
+
+The general path (:mod:`engine.sql.records` → :mod:`engine.sql.grouping` → the query)
+stores every converted event before the query reads them: at 1M leads / 30M events,
+writing that table (and spilling it past DuckDB's memory cap) cost about as much CPU as
+the query itself. Most exports have no rejected event and no orphan, and most playbooks
+read events only through per-lead aggregates. For those, the query's ``per_lead``
+aggregate — and, as a list per lead, the few events its due times need — is computed
+straight from DuckDB's reader of the events file (:meth:`engine.sql.cells.Cells.stream`)
+into ``per_lead_stream``: one row per lead id, which also counts the id's events. Bad
+rows (a reject, or a cell only Python converts) are folded under a NULL lead id, so the
+same pass counts them. The decisions query then reads that table instead of the events.
+
+When the pass finds a rejected row, an event whose lead is not decided (an orphan) or a
+cell only Python converts (an odd cell), the general path's stages 2-3 run for the
+rejects: their order and line numbers are its own. The pass's decisions stand when those
+stages reject every row it left out (:func:`stands`); when an odd cell made a usable row,
+the general path's query decides instead. So the answers never differ; a file with
+rejects pays one pass more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from engine.batch import BatchRequest
+from engine.io import file_format
+from engine.sql.inputs import forget, literal, quote
+from engine.sql.query import EVENT_CTES
+
+#: The per-lead table the pass makes, and its extra columns.
+TABLE = "per_lead_stream"
+_EVENTS, _DUE = "__events", "__due"
+#: The CTEs that may read ``history`` when the query is folded: the aggregate, and the
+#: due-time events (read back from the per-lead lists).
+_AGGREGATE, _DUE_EVENTS = "per_lead", "due_events"
+
+
+@dataclass
+class Folded:
+    """A folded run: the decisions query over ``per_lead_stream``, and the summary's counts.
+
+    Not ``clean``: some event is rejected, an orphan or has an odd cell (``bad_rows``
+    of them are in no lead's aggregates). The rejects, their order and line numbers need
+    the general path's stages 2-3; the decisions stand if those reject every bad row
+    (:func:`stands`).
+    """
+
+    tree: exp.Select
+    events_matched: int
+    leads_with_events: int
+    clean: bool
+    bad_rows: int
+
+
+def foldable(tree: exp.Select, request: BatchRequest) -> bool:
+    """Whether the run can take the one-pass path: a CSV events file, no event ids or
+    activity rules (no deduplicating window), no promised order to check, and a query
+    whose events are read only by ``per_lead`` and ``due_events`` — never by position
+    (``seq``), which a streamed row does not have."""
+    mapping = request.mapping
+    if (request.events is None or mapping.events is None or mapping.events.id is not None
+            or mapping.leads.activity or request.events_sorted
+            or file_format(request.events) != "csv"):
+        return False
+    ctes = {cte.alias: cte.this for cte in tree.ctes}
+    if not all(name in ctes for name in (*EVENT_CTES, _AGGREGATE)):
+        return False
+    for name, body in ctes.items():
+        if name in EVENT_CTES:
+            continue
+        tables = {t.name for t in body.find_all(exp.Table)}
+        if EVENT_CTES[0] in tables or (EVENT_CTES[1] in tables and name not in (_AGGREGATE, _DUE_EVENTS)):
+            return False
+        if any(c.name == "seq" for c in body.find_all(exp.Column)):
+            return False
+    return True
+
+
+def events_view(fields: dict[str, str]) -> str:
+    """View ``events`` (the query's input) over ``event_stream``, ``fields`` its event columns
+    (name → SQL): a bad row's lead id is NULL, so the per-lead aggregate puts every bad
+    row in one group, counted and never decided."""
+    columns = "".join(f", {sql} AS {quote(name)}" for name, sql in fields.items())
+    return ("CREATE OR REPLACE TEMP VIEW events AS SELECT CASE WHEN __bad THEN NULL ELSE lead_id END "
+            "AS lead_id, CAST(NULL AS VARCHAR) AS event_id, occurred_at, type, CAST(0 AS BIGINT) AS seq"
+            f"{columns} FROM event_stream")
+
+
+def fold(con: Any, tree: exp.Select) -> Folded | None:
+    """Make ``per_lead_stream`` in one pass over ``events``; the decisions query over it, or
+    None (nothing left behind) when DuckDB's reader refuses the file."""
+    ctes = {cte.alias: cte.this for cte in tree.ctes}
+    aggregate = ctes[_AGGREGATE].copy()
+    aggregate.select(exp.alias_(exp.Count(this=exp.Star()), _EVENTS), copy=False)
+    due = ctes.get(_DUE_EVENTS)
+    due_columns: list[str] = []
+    if due is not None:
+        # the due-time events, as a list per lead: only those its WHERE keeps (live events of
+        # the terms' types), with the history columns it reads
+        due_columns = sorted({c.name for c in due.find_all(exp.Column)} - {"lead_id"})
+        where = due.args["where"].this.copy()
+        items = ", ".join(f"{literal(n)}: {quote(n)}" for n in due_columns)
+        listed = exp.Filter(this=sqlglot.parse_one(f"list({{{items}}})", dialect="duckdb"),
+                            expression=exp.Where(this=where))
+        aggregate.select(exp.alias_(listed, _DUE), copy=False)
+    fold_query = exp.select("*").from_(_AGGREGATE)
+    for name in (*EVENT_CTES, _AGGREGATE):
+        body = aggregate if name == _AGGREGATE else ctes[name].copy()
+        fold_query = fold_query.with_(name, as_=body, materialized=False if name in EVENT_CTES else None,
+                                      copy=False)
+    import duckdb
+
+    forget(con, TABLE)
+    try:
+        con.execute(f"CREATE TEMP TABLE {TABLE} AS {fold_query.sql(dialect='duckdb')}")
+    except duckdb.Error:  # the reader refused the file: the general path reads it carefully
+        forget(con, TABLE)
+        return None
+    bad, orphans, matched, with_events = con.execute(
+        f"SELECT coalesce(sum(p.{_EVENTS}) FILTER (WHERE p.lead_id IS NULL), 0), "
+        "count(*) FILTER (WHERE p.lead_id IS NOT NULL AND d.lead_id IS NULL), "
+        f"coalesce(sum(p.{_EVENTS}) FILTER (WHERE d.lead_id IS NOT NULL), 0), count(d.lead_id) "
+        f"FROM {TABLE} p LEFT JOIN decided_leads d ON p.lead_id = d.lead_id").fetchall()[0]
+    return Folded(_over_table(tree, due_columns if due is not None else None), int(matched), int(with_events),
+                  clean=not bad and not orphans, bad_rows=int(bad))
+
+
+def stands(con: Any, folded: Folded) -> bool:
+    """After the general path's stages 2-3: whether the fold's decisions are its answers.
+    A row the pass left out for a problem is rejected there too; one left out for an odd
+    cell may be usable after Python's look-up. So the decisions stand exactly when the
+    events file's rejects are as many as the rows left out."""
+    rejected = con.execute("SELECT count(*) FROM event_rows WHERE __reason IS NOT NULL").fetchall()[0][0]
+    return int(rejected) == folded.bad_rows
+
+
+def _over_table(tree: exp.Select, due_columns: list[str] | None) -> exp.Select:
+    """``tree`` reading ``per_lead_stream``: ``per_lead`` is its rows, ``due_events`` reads
+    the listed events back, and the event CTEs (read by nothing now) are gone."""
+    import sqlglot
+
+    folded = tree.copy()
+    extra = ", ".join([_EVENTS] + ([_DUE] if due_columns is not None else []))
+    for cte in list(folded.ctes):
+        if cte.alias in EVENT_CTES:
+            cte.pop()
+        elif cte.alias == _AGGREGATE:
+            cte.set("this", sqlglot.parse_one(
+                f"SELECT * EXCLUDE ({extra}) FROM {TABLE} WHERE lead_id IS NOT NULL", dialect="duckdb"))
+        elif cte.alias == _DUE_EVENTS and due_columns is not None:
+            # sqlglot: column names in the playbook's events are quoted as identifiers
+            names = ", ".join(f"__e.{quote(n)} AS {quote(n)}" for n in due_columns)
+            rows = sqlglot.parse_one(
+                f"SELECT * FROM (SELECT lead_id, {names} FROM (SELECT lead_id, unnest({_DUE}) AS __e "
+                f"FROM {TABLE} WHERE lead_id IS NOT NULL) AS listed) AS {EVENT_CTES[1]}", dialect="duckdb")
+            cte.this.set("from_", rows.args["from_"])
+    return folded

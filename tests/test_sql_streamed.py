@@ -1,0 +1,126 @@
+"""The one-pass path of the DuckDB batch run (engine.sql.streamed, issue #17).
+
+A clean CSV export is folded per lead straight from DuckDB's reader; anything the pass
+cannot answer exactly (a rejected row, an orphan event, a cell only Python converts)
+sends the run down the general path. Either way the files are the Python path's, byte
+for byte (``both``), so these tests also say which path ran.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.batch import BatchRequest
+from engine.compile import CompiledPlaybook
+from engine.io import load_mapping
+from engine.sql import streamed
+from engine.sql.batch import _tree, compile_for
+from tests.export_factory import BENCH_PLAYBOOK, EVENT_COLUMNS, LEAD_COLUMNS, make_rows, write_csv
+from tests.test_sql_batch import AS_OF, _cp, both
+
+
+@pytest.fixture(scope="module")
+def bench() -> CompiledPlaybook:
+    return _cp(BENCH_PLAYBOOK)
+
+
+@pytest.fixture
+def folds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """How each DuckDB run's one pass ended: "clean", "rejects" (its decisions kept, the
+    general path's stages 2-3 for the rejects) or "given up" (the general path alone)."""
+    seen: list[str] = []
+    fold = streamed.fold
+
+    def recorded(con: Any, tree: Any) -> Any:
+        result = fold(con, tree)
+        seen.append("given up" if result is None else "clean" if result.clean else "rejects")
+        return result
+
+    monkeypatch.setattr(streamed, "fold", recorded)
+    return seen
+
+
+def _files(tmp_path: Path, leads: list[list[str]], events: list[list[str]]) -> tuple[Path, Path]:
+    return (write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads),
+            write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events))
+
+
+def test_a_clean_export_is_folded_in_one_pass(bench: CompiledPlaybook, tmp_path: Path,
+                                             folds: list[str]) -> None:
+    """The reference playbook (a due time from runs of inquiries, read back from the
+    per-lead lists) over 300 leads: folded, and Python's files and summary."""
+    leads, events = make_rows(300)
+    files = both(bench, tmp_path, *_files(tmp_path, leads, events))
+    assert folds == ["clean"]
+    assert files["d.csv"].count(b"\n") == 301
+    assert b",field_sales," in files["d.csv"]  # due times were computed, not all empty
+
+
+@pytest.mark.parametrize("spoil", ["unknown type", "bad time", "orphan", "odd cell", "missing lead id"])
+def test_rejected_orphan_and_odd_events_take_the_general_path(
+        bench: CompiledPlaybook, tmp_path: Path, folds: list[str], spoil: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rejects come from the general path's stages 2-3; the decisions from the pass,
+    unless a row it left out for an odd cell is usable after all."""
+    from engine.sql import decisions
+
+    sources: list[str] = []
+    make_table = decisions.make_table
+    monkeypatch.setattr(decisions, "make_table",
+                        lambda con, source, *a: (sources.append(source), make_table(con, source, *a))[1])
+    leads, events = make_rows(80)
+    if spoil == "unknown type":
+        events[10][2] = "no-such-type"
+    elif spoil == "bad time":
+        events[10][1] = "yesterday"
+    elif spoil == "orphan":
+        events[10][0] = "L99999"
+    elif spoil == "odd cell":  # ISO 8601's basic form: only Python's converter reads it
+        events[10][1] = events[10][1].replace("-", "").replace(":", "")
+    else:
+        events[10][0] = " "
+    files = both(bench, tmp_path, *_files(tmp_path, leads, events))
+    assert folds == ["rejects"]
+    # the pass's decisions stand unless the odd cell made a usable row
+    assert ("per_lead_stream" in sources[-1]) == (spoil != "odd cell")
+    rejects = files["d.rejects.csv"].decode().splitlines()
+    assert len(rejects) == (1 if spoil == "odd cell" else 2)  # the header, and the row
+
+
+def test_rejected_leads_without_events_are_folded_with_their_rejects_in_order(
+        bench: CompiledPlaybook, tmp_path: Path, folds: list[str]) -> None:
+    """Rejected and repeated leads' rows do not stop the fold when no event is orphaned:
+    the rejects file is still Python's (the leads file's rows, in order)."""
+    leads, events = make_rows(60)
+    without_events = sorted({row[0] for row in leads} - {row[0] for row in events})
+    assert len(without_events) >= 2
+    index = {row[0]: i for i, row in enumerate(leads)}
+    leads[index[without_events[0]]][4] = "lots"
+    leads[index[without_events[1]]][8] = "yesterday"
+    leads.insert(20, list(leads[3]))  # a repeated id: its events belong to the first row
+    files = both(bench, tmp_path, *_files(tmp_path, leads, events))
+    assert folds == ["clean"]
+    rows = [line.split(",")[1] for line in files["d.rejects.csv"].decode().splitlines()[1:]]
+    assert len(rows) == 3 and rows == sorted(rows, key=int)
+
+
+def _request(tmp_path: Path, **options: Any) -> BatchRequest:
+    return BatchRequest(leads=tmp_path / "leads.csv", events=tmp_path / "events.csv", out=tmp_path / "d.csv",
+                        as_of=AS_OF, mapping=options.pop("mapping", load_mapping("canonical")), **options)
+
+
+def test_only_exports_without_ids_order_or_other_formats_are_foldable(
+        bench: CompiledPlaybook, tmp_path: Path) -> None:
+    request = _request(tmp_path)
+    tree = _tree(compile_for(bench, request, "duckdb"), request)
+    assert streamed.foldable(tree, request)
+    assert not streamed.foldable(tree, _request(tmp_path, events_sorted=True))
+    canonical = load_mapping("canonical")
+    assert canonical.events is not None
+    with_ids = canonical.model_copy(update={"events": canonical.events.model_copy(update={"id": "event_id"})})
+    assert not streamed.foldable(tree, _request(tmp_path, mapping=with_ids))
+    jsonl = BatchRequest(**{**request.__dict__, "events": tmp_path / "events.jsonl"})
+    assert not streamed.foldable(tree, jsonl)
