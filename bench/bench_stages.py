@@ -2,7 +2,8 @@
 
 bench_evaluate.py gives the end-to-end ratios; this gives the split that decides what to
 work on next (issue #17): the scan (DuckDB's read; the line count, only when a row is rejected), the cell
-conversion (``_materialize``), grouping (the sort check), the decision table and the
+conversion (``_materialize``), the one pass of a clean export (``fold``, which reads and
+converts the events itself), grouping (the sort check), the decision table and the
 writing, plus every DuckDB statement over ``--slow`` seconds. Each round runs the
 engine then the hand-written DuckDB query (bench/spec_duckdb.py) on the same data and
 reports wall *and* process CPU time: on a shared machine wall time swings by 2× between
@@ -31,6 +32,8 @@ STAGES = (
     ("engine.sql.inputs", "Inputs.numbered"),
     ("engine.sql.records", "lead_rows"),
     ("engine.sql.records", "event_rows"),
+    ("engine.sql.records", "event_stream"),
+    ("engine.sql.streamed", "fold"),
     ("engine.sql.records", "_materialize"),
     ("engine.sql.grouping", "group"),
     ("engine.sql.grouping", "_both_ascending"),
