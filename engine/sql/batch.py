@@ -14,9 +14,10 @@ one module each:
 4. the playbook query (:mod:`engine.sql.query`) over views ``leads`` and ``events``, in
    DuckDB or on Spark (:mod:`engine.sql.spark_backend`), joined back to file order.
 
-On DuckDB, a clean CSV export first tries :mod:`engine.sql.streamed`: stages 2-4 in one
-pass, the events folded per lead as DuckDB reads them, nothing stored per event. A
-rejected or orphan event ends that try, and the stages above run as they always have.
+On DuckDB, a CSV export first tries :mod:`engine.sql.streamed`: stages 2-4 in one pass,
+the events folded per lead as DuckDB reads them, nothing stored per event. When an event
+is rejected, an orphan or has a cell only Python converts, stages 2-3 run as above for
+the rejects; the pass's decisions stand unless such a cell made a usable row.
 
 A playbook construct without a SQL form stops the run before any file is read, naming
 the construct and pointing to ``--backend python`` — never a silent fallback.

@@ -326,8 +326,7 @@ class Cells:
         aggregates; a bad row sends the run through :meth:`materialize` and its look-ups."""
         forget(self.con, view)
         select, _, assumed = self._first_pass(selects)
-        words = (len(assumed) + FLAGS_PER_COLUMN - 1) // FLAGS_PER_COLUMN
-        odd = " OR ".join(f"__odd{i} <> 0" for i in range(words)) or "FALSE"
+        odd = " OR ".join(f"{flags} <> 0" for flags in _flag_columns(assumed)) or "FALSE"
         self.con.execute(f"CREATE TEMP VIEW {view} AS SELECT *{_more(derived)}, "
                          f"(__problem IS NOT NULL OR {odd}) AS __bad FROM ({select})")
 
@@ -346,18 +345,18 @@ class Cells:
         # the flags as bits of one small integer per FLAGS_PER_COLUMN columns: each extra
         # column of 30M rows costs its write (a flag column each: 0.9 s of CPU at 1M leads)
         flags = []
-        for start in range(0, len(assumed), FLAGS_PER_COLUMN):
+        for word, name in enumerate(_flag_columns(assumed)):
+            start = word * FLAGS_PER_COLUMN
             bits = " + ".join(f"CAST({p.odd} AS UTINYINT) * {1 << k}"
                               for k, p in enumerate(assumed[start:start + FLAGS_PER_COLUMN]))
-            flags.append(f"CAST({bits} AS UTINYINT) AS __odd{start // FLAGS_PER_COLUMN}")
+            flags.append(f"CAST({bits} AS UTINYINT) AS {name}")
         return self._select([*selects, *flags], lookups), lookups, assumed
 
     def _raised(self, table: str, assumed: list[_Pending]) -> list[_Pending]:
         """The assumed columns whose flag is up in some row of ``table``."""
         if not assumed:
             return []
-        columns = range((len(assumed) + FLAGS_PER_COLUMN - 1) // FLAGS_PER_COLUMN)
-        checks = ", ".join(f"bit_or(__odd{i})" for i in columns)
+        checks = ", ".join(f"bit_or({flags})" for flags in _flag_columns(assumed))
         words = self.con.execute(f"SELECT {checks} FROM {table}").fetchall()[0]
         return [p for i, p in enumerate(assumed)
                 if (words[i // FLAGS_PER_COLUMN] or 0) >> (i % FLAGS_PER_COLUMN) & 1]
@@ -427,6 +426,11 @@ def _keeps_order(con: Any, select: str) -> bool:
         for node in json.loads(text):
             walk(node)
     return bool(names) and set(names) <= _ORDERED_OPERATORS
+
+
+def _flag_columns(assumed: list[_Pending]) -> list[str]:
+    """The first pass's flag columns for ``assumed``: one per FLAGS_PER_COLUMN columns."""
+    return [f"__odd{i}" for i in range((len(assumed) + FLAGS_PER_COLUMN - 1) // FLAGS_PER_COLUMN)]
 
 
 def _more(columns: str) -> str:

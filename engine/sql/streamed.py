@@ -142,8 +142,6 @@ def stands(con: Any, folded: Folded) -> bool:
 def _over_table(tree: exp.Select, due_columns: list[str] | None) -> exp.Select:
     """``tree`` reading ``per_lead_stream``: ``per_lead`` is its rows, ``due_events`` reads
     the listed events back, and the event CTEs (read by nothing now) are gone."""
-    import sqlglot
-
     folded = tree.copy()
     extra = ", ".join([_EVENTS] + ([_DUE] if due_columns is not None else []))
     for cte in list(folded.ctes):
