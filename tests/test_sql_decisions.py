@@ -74,3 +74,29 @@ def test_no_rows_is_a_header(tmp_path: Path) -> None:
     _table(con, [])
     decisions.write(con, tmp_path / "d.csv", True)
     assert (tmp_path / "d.csv").read_text() == ",".join(DECISION_COLUMNS) + "\n"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+@pytest.mark.parametrize("guard", [True, False])
+def test_plain_rows_and_hostile_rows_in_one_file(tmp_path: Path, suffix: str, guard: bool) -> None:
+    """Most rows of a real export are plain (their line is the cells joined); one cell in
+    twenty hostile, every kind of it, puts both spellings in one file, side by side."""
+    rng = random.Random(7 + guard)
+    plain = {"string": ["stage", "", "L0000123", "inside_sales", "2026-11-01T00:00:00+00:00", "日本語",
+                        "x.y@z"],
+             "float64": [0.0, 30.0, 90.73, 1e16, None], "bool": [True, False, None]}
+    rows = _rows(2000, seed=11)
+    for row in rows:
+        for name in DECISION_COLUMNS:
+            if rng.random() > 0.05:  # else the hostile cell _rows drew stays
+                row[name] = rng.choice(plain[DECISION_TYPES[name]])
+    con = duckdb.connect()
+    _table(con, rows)
+    decisions.write(con, tmp_path / f"duck{suffix}", guard)
+    cells = ([format_cell(row[name]) for name in DECISION_COLUMNS] for row in rows)
+    write_cells(tmp_path / f"python{suffix}", DECISION_COLUMNS, cells, raw_columns=NOT_TEXT, csv_guard=guard)
+    assert (tmp_path / f"duck{suffix}").read_bytes() == (tmp_path / f"python{suffix}").read_bytes()
+    lines = (tmp_path / f"duck{suffix}").read_text(encoding="utf-8").splitlines()
+    d = "\t" if suffix == ".tsv" else ","
+    unquoted = [line for line in lines[1:] if '"' not in line and line.count(d) == len(DECISION_COLUMNS) - 1]
+    assert len(unquoted) > 100

@@ -31,6 +31,8 @@ TABLE = "decisions"
 #: ``engine.io.writers._NUMBER`` in RE2 (``\\d`` is any Unicode digit in Python's ``re``).
 _NUMBER = r"[+-]?(?:\p{Nd}+\.?\p{Nd}*|\.\p{Nd}+)(?:[eE][+-]?\p{Nd}+)?"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: Characters of _FORMULA_START and the delimiters as an RE2 character class spells them.
+_RE2_ESCAPES = {"-": "\\-", "\t": "\\t", "\r": "\\r"}
 _PLAIN_TYPES = {"VARCHAR", "DOUBLE", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
 
 
@@ -158,14 +160,12 @@ def write(con: Any, staging: Path, csv_guard: bool) -> None:
     """The decisions file in the leads file's order: CSV by DuckDB, the other formats via Arrow."""
     if file_format(staging) == "csv":
         delimiter = "\t" if staging.suffix.lower() == ".tsv" else ","
-        line = _csv_line(con, delimiter, csv_guard)
-        if line is not None:
-            cells, joined = line
+        lines = _csv_lines(con, delimiter, csv_guard)
+        if lines is not None:
             header = _join(list(DECISION_COLUMNS), delimiter)
-            # one VARCHAR column of finished lines, written as they are (no quoting of its own);
-            # each cell's text is made once, in the inner select, however often the line reads it
+            # one VARCHAR column of finished lines, written as they are (no quoting of its own)
             con.execute(f"COPY (SELECT line FROM (SELECT -1 AS k, {literal(header)} AS line UNION ALL "
-                        f"SELECT __row, {joined} FROM (SELECT __row, {cells} FROM {TABLE})) ORDER BY k) "
+                        f"SELECT __row, line FROM ({lines})) ORDER BY k) "
                         f"TO {literal(str(staging))} "
                         "(FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x01')")
             return
@@ -188,40 +188,61 @@ def _join(cells: list[str], delimiter: str) -> str:
     return out.getvalue()
 
 
-def _csv_line(con: Any, delimiter: str, csv_guard: bool) -> tuple[str, str] | None:
-    """One row as ``engine.io.writers._CsvOut`` writes it, in SQL: (the select of each cell's
-    text as ``__c0``…, the line made of them); None if a type has no exact spelling."""
+def _csv_lines(con: Any, delimiter: str, csv_guard: bool) -> str | None:
+    """``SELECT __row, line``: each row as ``engine.io.writers._CsvOut`` writes it, in SQL;
+    None if a type has no exact spelling.
+
+    Most rows need neither quotes nor the formula guard: their line is the cells joined.
+    Testing that once on the joined line (no quote, newline or CR in it, one delimiter per
+    column boundary, no guarded cell starting with a formula character) is far cheaper
+    than testing each of 29 cells (issue #17). A row failing the test, or only seeming to
+    (a guarded ``-3.5``), takes the cell-by-cell spelling, the writer's by construction
+    (tests/test_sql_decisions.py); its cells are spelled only for such rows."""
     types = dict(con.execute(f"SELECT column_name, data_type FROM information_schema.columns "
                              f"WHERE table_name = '{TABLE}'").fetchall())
-    made: list[str] = []
+    raw: list[str] = []
+    spelled: list[str] = []
     texts: list[str] = []
-    cells: list[str] = []
+    guarded: list[str] = []
     starts = ", ".join(str(ord(c)) for c in _FORMULA_START)  # ascii(): the first code point, 0 for ''
     for index, name in enumerate(DECISION_COLUMNS):
         kind = str(types.get(name, ""))
         if kind not in _PLAIN_TYPES:
             return None
-        column = quote(name)
+        column, text, cell = quote(name), f"__r{index}", f"__c{index}"
+        spelling = text
         if kind == "VARCHAR":
-            text = f"COALESCE({column}, '')"
-            if csv_guard and name not in NOT_TEXT:
-                text = (f"(CASE WHEN ascii({text}) IN ({starts}) AND NOT regexp_full_match({text}, "
-                        f"{literal(_NUMBER)}) THEN '''' || {text} ELSE {text} END)")
-        else:  # numbers and booleans: DuckDB spells them as format_cell (repr, true/false)
-            text = f"COALESCE(CAST({column} AS VARCHAR), '')"
-        cell = f"__c{index}"
-        made.append(f"{text} AS {cell}")
-        cells.append(cell)
-        if kind == "VARCHAR":
+            raw.append(f"COALESCE({column}, '') AS {text}")
             texts.append(cell)
+            if csv_guard and name not in NOT_TEXT:
+                guarded.append(text)
+                spelling = (f"(CASE WHEN ascii({text}) IN ({starts}) AND NOT regexp_full_match({text}, "
+                            f"{literal(_NUMBER)}) THEN {literal(chr(39))} || {text} ELSE {text} END)")
+        else:  # numbers and booleans: DuckDB spells them as format_cell (repr, true/false)
+            raw.append(f"COALESCE(CAST({column} AS VARCHAR), '') AS {text}")
+        spelled.append(f"CASE WHEN __plain THEN NULL ELSE {spelling} END AS {cell}")
     d = literal(delimiter)
+    cells = [f"__c{i}" for i in range(len(DECISION_COLUMNS))]
     minimal = [f"(CASE WHEN contains({c}, {d}) OR contains({c}, '\"') OR contains({c}, chr(10)) "
                f"THEN '\"' || replace({c}, '\"', '\"\"') || '\"' ELSE {c} END)" if c in texts else c
                for c in cells]
     everything = [f"('\"' || replace({c}, '\"', '\"\"') || '\"')" for c in cells]
     has_return = " OR ".join(f"contains({c}, chr(13))" for c in texts) or "FALSE"
-    return (", ".join(made), f"CASE WHEN {has_return} THEN concat_ws({d}, {', '.join(everything)}) "
-                              f"ELSE concat_ws({d}, {', '.join(minimal)}) END")
+    joined = f"concat_ws({d}, {', '.join(f'__r{i}' for i in range(len(cells)))})"
+    plain = ["NOT contains(__line, '\"')", "NOT contains(__line, chr(10))", "NOT contains(__line, chr(13))",
+             f"strlen(__line) - strlen(replace(__line, {d}, '')) = {len(cells) - 1}"]
+    if guarded:
+        formula = "".join(_RE2_ESCAPES.get(c, c) for c in _FORMULA_START)
+        edge = _RE2_ESCAPES.get(delimiter, delimiter)
+        plain.append(f"NOT regexp_matches(concat_ws({d}, {', '.join(guarded)}), "
+                     f"{literal(f'(^|{edge})[{formula}]')})")
+    line = (f"CASE WHEN __plain THEN __line WHEN {has_return} THEN concat_ws({d}, {', '.join(everything)}) "
+            f"ELSE concat_ws({d}, {', '.join(minimal)}) END")
+    texts_of = f"SELECT __row, {', '.join(raw)} FROM {TABLE}"
+    tested = (f"SELECT *, ({' AND '.join(plain)}) AS __plain "
+              f"FROM (SELECT *, {joined} AS __line FROM ({texts_of}))")
+    return (f"SELECT __row, {line} AS line "
+            f"FROM (SELECT __row, __line, __plain, {', '.join(spelled)} FROM ({tested}))")
 
 
 def _decision(row: dict[str, Any]) -> Decision:
