@@ -124,3 +124,62 @@ def test_only_exports_without_ids_order_or_other_formats_are_foldable(
     assert not streamed.foldable(tree, _request(tmp_path, mapping=with_ids))
     jsonl = BatchRequest(**{**request.__dict__, "events": tmp_path / "events.jsonl"})
     assert not streamed.foldable(tree, jsonl)
+
+
+@pytest.fixture
+def plain_rows(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """(plain rows, all rows) of each folded events file: the rows that took
+    ``Cells.stream``'s quick values rather than the careful conversions."""
+    seen: list[tuple[int, int]] = []
+    fold = streamed.fold
+
+    def counted(con: Any, tree: Any) -> Any:
+        query = "SELECT count(*) FILTER (WHERE __plain), count(*) FROM event_stream"
+        plain, total = con.execute(query).fetchall()[0]
+        seen.append((int(plain), int(total)))
+        return fold(con, tree)
+
+    monkeypatch.setattr(streamed, "fold", counted)
+    return seen
+
+
+#: Cells every one of which SQL converts exactly (no look-up), none of them plain: padded
+#: (ASCII and Unicode spaces) and other timestamp shapes. A padded type is odd (Python's).
+USABLE_NOT_PLAIN = {
+    0: [" {}", "{}\t", "\u3000{}"],
+    1: ["2026-10-20T09:00:00+09:00", "2026-10-21T01:02:03.500Z", "2026-10-22 08:00:00"],
+    3: [" pricing", "company-profile\u3000", " ", "\tcase-study-7 "],
+}
+#: Content cells plain unless the mapping lists them as null markers.
+MARKER_CELLS = ["NULL", "n/a"]
+
+
+@pytest.mark.parametrize("markers", [[""], ["", "NULL", "n/a"], ["", "N/A"]])
+def test_plain_rows_skip_the_careful_conversions_and_the_rest_take_them(
+        bench: CompiledPlaybook, tmp_path: Path, folds: list[str], plain_rows: list[tuple[int, int]],
+        markers: list[str]) -> None:
+    """A row whose cells need a strip or another timestamp shape, or holds a null marker,
+    is converted the careful way, in the same pass as the plain rows: still folded clean,
+    and every value Python's (a padded ' pricing' weighs 5 like 'pricing'; a padded id is
+    its lead's; 'NULL' is no content only where it is a marker)."""
+    import random
+
+    rng = random.Random(len(markers))
+    leads, events = make_rows(120)
+    careful = 0
+    for row in events:
+        draw = rng.random()
+        if draw < 0.15:
+            column = rng.choice(list(USABLE_NOT_PLAIN))
+            row[column] = rng.choice(USABLE_NOT_PLAIN[column]).format(row[column])
+            careful += 1
+        elif draw < 0.2:
+            row[3] = rng.choice(MARKER_CELLS)
+            careful += row[3].casefold() in {m.casefold() for m in markers}
+    canonical = load_mapping("canonical")
+    mapping = canonical.model_copy(update={"null_values": markers})
+    both(bench, tmp_path, *_files(tmp_path, leads, events), mapping=mapping)
+    assert folds == ["clean"]
+    plain, total = plain_rows[0]
+    assert total == len(events) and careful > 20
+    assert plain == total - careful

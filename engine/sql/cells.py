@@ -70,14 +70,9 @@ def _whitespace_class() -> str:
 def strip(cell: str) -> str:
     """``cell.strip()`` in SQL, with Python's definition of whitespace (regexp only when needed)."""
     ws = _whitespace_class()
-    # first and last characters printable ASCII or past every whitespace character (nearly
-    # every cell, CJK text included), or an empty cell (an optional column's usual cell):
-    # nothing to strip, no regexp. The first character by comparison (strings compare
-    # bytewise, UTF-8 in code point order), far cheaper than ascii().
-    last = f"ascii(substring({cell}, -1))"
-    first_ok = f"({cell} >= '!' AND {cell} < chr(127) OR {cell} >= chr({_AFTER_SPACES}))"
-    last_ok = f"({last} BETWEEN 33 AND 126 OR {last} >= {_AFTER_SPACES})"
-    return (f"CASE WHEN {first_ok} AND {last_ok} THEN {cell} WHEN strlen({cell}) = 0 THEN {cell} "
+    # nothing to strip (nearly every cell), or an empty cell (an optional column's usual
+    # cell): no regexp
+    return (f"CASE WHEN {unpadded(cell)} THEN {cell} WHEN strlen({cell}) = 0 THEN {cell} "
             f"WHEN regexp_matches({cell}, {literal(f'^{ws}|{ws}$')}) "
             f"THEN regexp_replace({cell}, {literal(f'^{ws}+|{ws}+$')}, '', 'g') ELSE {cell} END")
 
@@ -86,12 +81,74 @@ def _ascii(text: str) -> str:
     return f"(strlen({text}) = length({text}))"
 
 
+def unpadded(cell: str) -> str:
+    """The cell's first and last characters are printable ASCII or past every whitespace
+    character (nearly every cell, CJK text included): ``strip`` leaves it as it is. The
+    first character by comparison (strings compare bytewise, UTF-8 in code point order),
+    far cheaper than ascii(); false for an empty cell."""
+    last = f"ascii(substring({cell}, -1))"
+    return (f"({cell} >= '!' AND {cell} < chr(127) OR {cell} >= chr({_AFTER_SPACES})) "
+            f"AND ({last} BETWEEN 33 AND 126 OR {last} >= {_AFTER_SPACES})")
+
+
+def _is_null(text: str, nulls: frozenset[str]) -> str:
+    """``text`` (stripped) is one of the null markers ``nulls``, decided by ASCII or by length."""
+    ascii_nulls = sorted(n for n in nulls if n.isascii())
+    if ascii_nulls == [""]:  # the usual markers: an empty cell only
+        return f"(strlen({text}) = 0)"
+    widest = max((len(n) for n in ascii_nulls), default=0)
+    listed = ", ".join(literal(n) for n in ascii_nulls)
+    # strlen (bytes, no scan) first: an ASCII cell longer than every marker is none
+    return (f"(strlen({text}) <= {widest} AND {_ascii(text)} AND lower({text}) IN ({listed}))"
+            if ascii_nulls else "FALSE")
+
+
+def _not_marker(cell: str, nulls: frozenset[str], *forms: str) -> str:
+    """Not a null marker: asked only when a marker has one of ``forms`` (all ASCII)."""
+    ascii_nulls = sorted(n for n in nulls if n.isascii())
+    if any(re.fullmatch(form, n, re.IGNORECASE) for form in forms for n in ascii_nulls):
+        return f"lower({cell}) NOT IN ({', '.join(literal(n) for n in ascii_nulls)})"
+    return "TRUE"
+
+
+def _utc_seconds(cell: str, utc_ok: str) -> str:
+    """The instant of a cell of the commonest form, UTC to the second (no regexp,
+    engine.io.cell_forms.SQL_UTC_SECONDS), NULL for any other cell: strptime's own answer,
+    as microseconds, is the instant (parsing the cell a second time with a cast, or casting
+    TIMESTAMP to TIMESTAMPTZ, costs 2 s of CPU at 1M leads); a cell strptime refuses is NULL."""
+    utc = (f"strlen({cell}) = 20 AND {cell} >= '1' AND {cell} < ':' "
+           f"AND {cell} LIKE {literal(SQL_UTC_SECONDS_TEMPLATE)} AND {utc_ok}")
+    return (f"CASE WHEN {utc} THEN make_timestamptz(epoch_us(try_strptime({cell}, "
+            f"{literal(SQL_UTC_SECONDS_FORMAT)}))) END")
+
+
+def _text_valid(text: str, nulls: frozenset[str]) -> str:
+    """``text`` (stripped) is surely not a null marker: not one of the ASCII ones, and
+    longer than all of them (casefold never shortens; past 4 bytes a marker character is
+    more characters, with no scan) or ASCII (where casefold is lower)."""
+    longest = max((len(n) for n in nulls), default=-1)
+    sure = f"(strlen({text}) > {4 * longest} OR {_ascii(text)})" if longest > 0 else "TRUE"
+    return f"(NOT {_is_null(text, nulls)} AND {sure})"
+
+
 @dataclass
 class Converted:
     """SQL for one converted cell: its value, the reason it is rejected (NULL if not)."""
 
     value: str
     reason: str
+
+
+@dataclass
+class Plain:
+    """A row every cell of which SQL converts the quick way, with no reject: ``test`` says
+    whether a row is one (over the scanned cells and ``columns``, computed first), and
+    ``values`` gives each select's value for it, by the select's alias. For such rows a
+    streamed view (:meth:`Cells.stream`) skips every careful conversion (issue #17)."""
+
+    columns: list[str]
+    test: str
+    values: dict[str, str]
 
 
 #: Odd-cell flags kept per column of the first pass (the bits of a UTINYINT).
@@ -138,6 +195,7 @@ class Cells:
         self._stripped: dict[str, str] = {}
         self._pending: list[_Pending] = []
         self._found: dict[str, list[Any]] = {}  # a column's distinct odd cells, by cell and test
+        self._plain: Plain | None = None  # while stream() builds its select
 
     def _column(self, prefix: str, sql: str) -> str:
         alias = quote(f"__{prefix}{next(self._count)}")
@@ -156,13 +214,34 @@ class Cells:
         if not present:
             return Converted(f"CAST(NULL AS {sql_type})", "CAST(NULL AS VARCHAR)")
         convert = make_converter(spec, self.mapping)
-        nulls = null_set(spec.null_values if spec.null_values is not None else self.mapping.null_values)
+        nulls = self._nulls(spec)
         cell = quote(spec.column)
         return self._split(cell, sql_type, self._fast(spec, cell, nulls), convert)
 
     def cleaned(self, column: str, present: bool) -> str:
         """An activity field: stripped, the mapping's null markers NULL (``_Activity._clean``)."""
         return self.field(FieldSpec(column=column), present).value
+
+    def plain_text(self, spec: FieldSpec) -> tuple[str, str]:
+        """(test, value) for a text field's cell that :meth:`field` converts with no strip,
+        no look-up and no reject: empty, or unpadded and surely not a null marker."""
+        nulls = self._nulls(spec)
+        cell = quote(spec.column)
+        empty = "CAST(NULL AS VARCHAR)" if "" in nulls else "''"
+        return (f"(strlen({cell}) = 0 OR ({unpadded(cell)} AND {_text_valid(cell, nulls)}))",
+                f"CASE WHEN strlen({cell}) = 0 THEN {empty} ELSE {cell} END")
+
+    def plain_instant(self, spec: FieldSpec) -> str | None:
+        """A datetime field's value when its cell is UTC to the second and strptime reads it
+        (:meth:`field`'s value then), else NULL; None when the mapping's formats decide."""
+        formats = spec.formats if spec.formats is not None else self.mapping.timestamp_formats
+        if formats:
+            return None
+        cell = quote(spec.column)
+        return _utc_seconds(cell, _not_marker(cell, self._nulls(spec), SQL_UTC_SECONDS))
+
+    def _nulls(self, spec: FieldSpec) -> frozenset[str]:
+        return null_set(spec.null_values if spec.null_values is not None else self.mapping.null_values)
 
     def lookup(self, cell: str, sql_type: str, convert: Callable[[str], Any],
                known: Iterable[str] = ()) -> Converted:
@@ -192,32 +271,14 @@ class Cells:
 
     def _fast(self, spec: FieldSpec, cell: str, nulls: frozenset[str]) -> _Fast:
         """(SQL value where exact, its condition, the null-marker test), per field type."""
-        ascii_nulls = sorted(n for n in nulls if n.isascii())
-        longest = max((len(n) for n in nulls), default=-1)
-        listed = ", ".join(literal(n) for n in ascii_nulls)
-
-        widest = max((len(n) for n in ascii_nulls), default=0)
-
         def is_null(text: str) -> str:
-            if ascii_nulls == [""]:  # the usual markers: an empty cell only
-                return f"(strlen({text}) = 0)"
-            # strlen (bytes, no scan) first: an ASCII cell longer than every marker is none
-            return (f"(strlen({text}) <= {widest} AND {_ascii(text)} AND lower({text}) IN ({listed}))"
-                    if ascii_nulls else "FALSE")
+            return _is_null(text, nulls)
 
         if spec.type == "string":
             stripped = self.stripped(cell)
-            # Not a null marker for sure: longer than all of them (casefold never shortens;
-            # more than 4 bytes a marker character is more characters, with no scan)
-            # or ASCII (where casefold is lower) and not one of them.
-            sure = (f"(strlen({stripped}) > {4 * longest} OR {_ascii(stripped)})"
-                    if longest > 0 else "TRUE")  # no marker but the empty one: any other cell
-            return _Fast(stripped, f"(NOT {is_null(stripped)} AND {sure})", is_null(stripped))
+            return _Fast(stripped, _text_valid(stripped, nulls), is_null(stripped))
         def plain_ok(*forms: str) -> str:
-            """Not a null marker: asked only when a marker has one of ``forms`` (all ASCII)."""
-            if any(re.fullmatch(form, n, re.IGNORECASE) for form in forms for n in ascii_nulls):
-                return f"lower({cell}) NOT IN ({listed})"
-            return "TRUE"
+            return _not_marker(cell, nulls, *forms)
 
         slow_null = is_null(strip(cell))
         if spec.type == "number":
@@ -247,15 +308,10 @@ class Cells:
         if days:  # a naive time on a day the clocks change: Python's fold rules decide
             listed = ", ".join(literal(d) for d in days)
             shape = f"({shape} AND ({aware} OR left({cell}, 10) NOT IN ({listed})))"
-        # the commonest shape first, with no regexp (engine.io.cell_forms.SQL_UTC_SECONDS):
-        # strptime's own answer, as microseconds, is the instant (parsing the cell a second
-        # time with a cast, or casting TIMESTAMP to TIMESTAMPTZ, costs 2 s of CPU at 1M leads);
-        # a cell strptime refuses is NULL there and goes on to the general shape (COALESCE
-        # evaluates its second argument only for those rows)
-        utc = (f"strlen({cell}) = 20 AND {cell} >= '1' AND {cell} < ':' "
-               f"AND {cell} LIKE {literal(SQL_UTC_SECONDS_TEMPLATE)} AND {utc_ok}")
-        utc_value = f"make_timestamptz(epoch_us(try_strptime({cell}, {literal(SQL_UTC_SECONDS_FORMAT)})))"
-        value = (f"COALESCE(CASE WHEN {utc} THEN {utc_value} END, CASE WHEN {shape} AND {plain_ok} THEN "
+        # the commonest shape first (_utc_seconds); a cell of another shape, or one strptime
+        # refuses, goes on to the general shape (COALESCE evaluates its second argument only
+        # for those rows)
+        value = (f"COALESCE({_utc_seconds(cell, utc_ok)}, CASE WHEN {shape} AND {plain_ok} THEN "
                  f"(CASE WHEN {aware} THEN TRY_CAST({cell} AS TIMESTAMPTZ) ELSE {naive} END) END)")
         return _Fast(value, "", slow_null)  # valid: the value is not NULL
 
@@ -319,20 +375,35 @@ class Cells:
         self.con.execute(f"CREATE TEMP VIEW {table} AS SELECT {numbered}, *{_more(derived)} FROM {rows}")
         return True
 
-    def stream(self, selects: list[str], view: str, derived: str = "") -> None:
+    def stream(self, selects: list[str], view: str, derived: str = "", plain: Plain | None = None) -> None:
         """View ``view`` of ``selects`` straight over the scan (nothing stored, no row
         numbers), adding ``derived`` and ``__bad``: the row has a problem, or a cell only
         a look-up converts. :mod:`engine.sql.streamed` folds the view into per-lead
-        aggregates; a bad row sends the run through :meth:`materialize` and its look-ups."""
+        aggregates; a bad row sends the run through :meth:`materialize` and its look-ups.
+
+        With ``plain``, a plain row takes its values from it, and every careful conversion
+        (strips, flags, the problem's checks) is a ``CASE`` branch it never enters: DuckDB
+        evaluates a branch only for the rows that reach it."""
         forget(self.con, view)
-        select, _, assumed = self._first_pass(selects)
+        names = [item.rsplit(" AS ", 1)[-1] for item in selects]
+        self._plain = plain if plain is not None and all(n in plain.values for n in names) else None
+        try:
+            select, _, assumed = self._first_pass(selects)
+        finally:
+            self._plain = None
         odd = " OR ".join(f"{flags} <> 0" for flags in _flag_columns(assumed)) or "FALSE"
         self.con.execute(f"CREATE TEMP VIEW {view} AS SELECT *{_more(derived)}, "
                          f"(__problem IS NOT NULL OR {odd}) AS __bad FROM ({select})")
 
     def _source(self) -> str:
-        added = "".join(f", {sql} AS {alias}" for alias, sql in self._prepared)
-        return f"(SELECT *{added} FROM {self.table}) AS {self.table}"
+        plain = self._plain
+        if plain is None:
+            added = "".join(f", {sql} AS {alias}" for alias, sql in self._prepared)
+            return f"(SELECT *{added} FROM {self.table}) AS {self.table}"
+        added = "".join(f", CASE WHEN __plain THEN NULL ELSE {sql} END AS {alias}"
+                        for alias, sql in self._prepared)
+        first = f"SELECT *{_more(', '.join(plain.columns))} FROM {self.table}"
+        return f"(SELECT *{added} FROM (SELECT *, ({plain.test}) AS __plain FROM ({first}))) AS {self.table}"
 
     def _first_pass(self, selects: list[str]) -> tuple[str, dict[str, tuple[str, str, str]], list[_Pending]]:
         """The first pass's select (``selects`` and the assumed columns' flags), its lookups, and
@@ -362,6 +433,12 @@ class Cells:
                 if (words[i // FLAGS_PER_COLUMN] or 0) >> (i % FLAGS_PER_COLUMN) & 1]
 
     def _select(self, selects: list[str], lookups: dict[str, tuple[str, str, str]]) -> str:
+        plain = self._plain
+        if plain is not None:  # a plain row's values, and the careful ones in the other branch
+            flags = {name: "CAST(0 AS UTINYINT)" for name in _flag_columns(self._pending)}
+            values = {**plain.values, **flags}
+            selects = [f"CASE WHEN __plain THEN {values[name]} ELSE {expr} END AS {name}"
+                       for expr, name in (item.rsplit(" AS ", 1) for item in selects)] + ["__plain"]
         sql = ", ".join(selects)
         for p in self._pending:
             value, reason, _ = lookups[p.name]

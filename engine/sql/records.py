@@ -22,7 +22,7 @@ from engine.io import ActivityRule, FieldSpec, InputError, Mapping
 from engine.io.convert import ConversionError, null_set, to_number
 from engine.io.mapping import AtColumn, field_spec, is_optional
 from engine.io.records import check_columns, required_of, required_reason
-from engine.sql.cells import SQL_TYPES, Cells
+from engine.sql.cells import SQL_TYPES, Cells, Plain, unpadded
 from engine.sql.inputs import ROW, Inputs, Renumber, Scanned, literal, quote
 
 #: Per row: the problem's column, value and reason (NULL reason: the row is usable). They
@@ -222,7 +222,7 @@ def activity_events(con: Any, mapping: Mapping, event_columns: list[str]) -> Non
 def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
                allowed: Collection[str]) -> tuple[Scanned, Plan]:
     """Table ``event_rows``: each row's lead id, type, instant, id, fields and first problem."""
-    scanned, plan, cells, selects, derived = _event_selects(inputs, mapping, path, encoding, allowed)
+    scanned, plan, cells, selects, derived, _ = _event_selects(inputs, mapping, path, encoding, allowed)
     _materialize(inputs, cells, selects, "event_rows", scanned, derived)
     return scanned, plan
 
@@ -233,18 +233,19 @@ def event_stream(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | No
     columns of ``event_rows`` without row numbers, and ``__bad`` — the row has a problem
     or a cell only Python can convert. Nothing is stored (:mod:`engine.sql.streamed`);
     None when the file is not read lazily by DuckDB (the caller takes the general path)."""
-    scanned, plan, cells, selects, derived = _event_selects(inputs, mapping, path, encoding, allowed)
+    scanned, plan, cells, selects, derived, plain = _event_selects(inputs, mapping, path, encoding, allowed)
     if scanned.lazy is None:
         inputs.drop(scanned.table)
         return None
     assert selects[0] == ROW
-    cells.stream(selects[1:], "event_stream", derived)
+    cells.stream(selects[1:], "event_stream", derived, plain)
     return plan
 
 
 def _event_selects(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
-                   allowed: Collection[str]) -> tuple[Scanned, Plan, Cells, list[str], str]:
-    """The scanned events file and the select of ``event_rows``: converted columns, first problem."""
+                   allowed: Collection[str]) -> tuple[Scanned, Plan, Cells, list[str], str, Plain | None]:
+    """The scanned events file and the select of ``event_rows``: converted columns, first
+    problem; and the plain rows' values (:func:`_plain_events`)."""
     spec = mapping.events
     if spec is None:
         raise InputError("the mapping has no 'events' section", hint="add one or omit --events")
@@ -302,7 +303,56 @@ def _event_selects(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | 
         selects.append(f"NULLIF({cells.stripped(quote(spec.id))}, '') AS event_id")
     else:  # a constant: in the view, not stored for every event
         derived += ", CAST(NULL AS VARCHAR) AS event_id"
-    return scanned, plan, cells, [*selects, _problem(checks)], derived
+    plain = _plain_events(cells, mapping, plan, scanned, kind, allowed)
+    return scanned, plan, cells, [*selects, _problem(checks)], derived, plain
+
+
+def _plain_events(cells: Cells, mapping: Mapping, plan: Plan, scanned: Scanned, kind: _EventType,
+                  allowed: Collection[str]) -> Plain | None:
+    """The event rows SQL converts the quick way with no reject (:class:`engine.sql.cells.Plain`):
+    an unpadded lead id, a type cell that is one of the playbook's types (or a rename of
+    one) as it is, a timestamp UTC to the second, text fields unpadded or empty. None when
+    some column has no such form (number or boolean fields, timestamp formats, event ids,
+    types that require field values): every row then takes the careful path."""
+    spec = mapping.events
+    assert spec is not None
+    if spec.id or required_of(allowed) or not 0 < len(allowed) <= 255:  # as _type_code
+        return None
+    raw_id = quote(spec.lead_id)
+    columns: list[str] = []
+    tests = [unpadded(raw_id)]
+    values = {"lead_id": raw_id, "__problem": "CAST(NULL AS VARCHAR)"}
+    if spec.type is not None:
+        types = sorted(allowed)
+        codes = []
+        for raw in sorted({*allowed, *spec.types}):
+            try:
+                codes.append(f"WHEN {literal(raw)} THEN {types.index(kind(raw))}")
+            except ConversionError:
+                continue
+        columns.append(f"CAST(CASE {quote(spec.type)} {' '.join(codes)} END AS UTINYINT) AS __plain_type")
+        tests.append("__plain_type IS NOT NULL")
+        values["__type"] = "__plain_type"
+    elif spec.type_constant is not None and spec.type_constant in allowed:
+        values["type"] = literal(spec.type_constant)
+    else:
+        return None
+    instant = cells.plain_instant(FieldSpec(column=spec.at, type="datetime", formats=spec.formats))
+    if instant is None:
+        return None
+    columns.append(f"{instant} AS __plain_at")
+    tests.append("__plain_at IS NOT NULL")
+    values["occurred_at"] = "__plain_at"
+    for name, field in plan.fields.items():
+        alias = quote("f__" + name)
+        if scanned.columns is not None and field.column not in scanned.columns:
+            values[alias] = f"CAST(NULL AS {SQL_TYPES[field.type]})"
+        elif field.type == "string":
+            test, values[alias] = cells.plain_text(field)
+            tests.append(test)
+        else:
+            return None
+    return Plain(columns, " AND ".join(f"({t})" for t in tests), values)
 
 
 def _type_code(value: str, allowed: Collection[str]) -> tuple[str, str]:
