@@ -216,3 +216,30 @@ def test_text_strips_as_engine_io_strips(cells: list[str]) -> None:
     python = make_converter(spec, mapping)
     for cell, (value, reason) in zip(cells, _convert(cells, spec, "UTC"), strict=True):
         assert (value, reason) == (python(cell), None), repr(cell)
+
+
+def test_strptime_reads_nothing_but_the_form_from_twenty_bytes_ending_in_z() -> None:
+    """Why the UTC-seconds guard needs no LIKE of the template: on 20 bytes from a digit
+    1-9 to a 'Z', DuckDB's strptime accepts only the form itself. Every cell one or two
+    substitutions, or a deletion and an insertion, away from a time of the form: a DuckDB
+    whose strptime grew lenient would fail here, not in a user's decisions."""
+    import re
+
+    form = re.compile(cell_forms.SQL_UTC_SECONDS)
+    base = "2026-01-05T12:00:00Z"
+    alphabet = "0123456789 \t.+-:TZtz/,\u00a0"
+    cells = set()
+    for i in range(20):
+        for a in alphabet:
+            one = base[:i] + a + base[i + 1:]
+            cells.add(one)
+            cells.update(one[:j] + b + one[j + 1:] for j in range(i + 1, 20) for b in "0 +-.:T")
+        short = base[:i] + base[i + 1:]
+        cells.update(short[:k] + a + short[k:] for k in range(20) for a in alphabet)
+    shaped = [c for c in cells if len(c.encode()) == 20 and c.endswith("Z") and "1" <= c[0] <= "9"]
+    assert len(shaped) > 20_000
+    con = duckdb.connect()
+    read = con.execute(f"SELECT c FROM (SELECT unnest(?) AS c) WHERE try_strptime(c, "
+                       f"'{cell_forms.SQL_UTC_SECONDS_FORMAT}') IS NOT NULL", [shaped]).fetchall()
+    assert len(read) > 100
+    assert [c for (c,) in read if not form.match(c)] == []

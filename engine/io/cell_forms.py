@@ -27,12 +27,11 @@ SQL_ISO = (r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}"
            r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$")
 #: The commonest export shape of all, a UTC time to the second (``2026-09-10T22:20:31Z``):
 #: SQL reads it without a regular expression (a third of the events' conversion, issue
-#: #17) — 20 bytes, a first digit 1-9, the template's punctuation (``LIKE``
-#: :data:`SQL_UTC_SECONDS_TEMPLATE`) and DuckDB's ``strptime`` with
-#: :data:`SQL_UTC_SECONDS_FORMAT` for the digits and their ranges (the cast alone lets a
-#: blank, ``3.`` seconds or hour 24 through; strptime refuses them) — then casts it.
+#: #17) — 20 bytes from a first digit 1-9 to a last ``Z``, and DuckDB's ``strptime`` with
+#: :data:`SQL_UTC_SECONDS_FORMAT` for the punctuation, the digits and their ranges (the
+#: cast alone lets a blank, ``3.`` seconds or hour 24 through; strptime refuses them, and
+#: on 20 such bytes reads nothing but this form) — then casts it.
 SQL_UTC_SECONDS = r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
-SQL_UTC_SECONDS_TEMPLATE = "____-__-__T__:__:__Z"
 SQL_UTC_SECONDS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 #: The explicit-zone suffix of an :data:`SQL_ISO` cell.
 SQL_OFFSET = r"(Z|[+-][0-9]{2}:[0-9]{2})$"
