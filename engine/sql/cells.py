@@ -80,14 +80,20 @@ def _ascii(text: str) -> str:
     return f"(strlen({text}) = length({text}))"
 
 
-def unpadded(cell: str) -> str:
+def unpadded(cell: str, last: str = "") -> str:
     """The cell's first and last characters are printable ASCII or past every whitespace
     character (nearly every cell, CJK text included): ``strip`` leaves it as it is. The
     first character by comparison (strings compare bytewise, UTF-8 in code point order),
-    far cheaper than ascii(); false for an empty cell."""
-    last = f"ascii(substring({cell}, -1))"
+    far cheaper than ascii(); false for an empty cell. ``last``: a column holding the last
+    character's code (:func:`last_code`), read twice here but computed once."""
+    last = last or f"ascii(substring({cell}, -1))"
     return (f"({cell} >= '!' AND {cell} < chr(127) OR {cell} >= chr({_AFTER_SPACES})) "
             f"AND ({last} BETWEEN 33 AND 126 OR {last} >= {_AFTER_SPACES})")
+
+
+def last_code(cell: str) -> str:
+    """The code point of the cell's last character (0 for an empty cell), for :func:`unpadded`."""
+    return f"ascii(substring({cell}, -1))"
 
 
 def _is_null(text: str, nulls: frozenset[str]) -> str:
@@ -224,13 +230,14 @@ class Cells:
         """An activity field: stripped, the mapping's null markers NULL (``_Activity._clean``)."""
         return self.field(FieldSpec(column=column), present).value
 
-    def plain_text(self, spec: FieldSpec) -> tuple[str, str]:
+    def plain_text(self, spec: FieldSpec, last: str = "") -> tuple[str, str]:
         """(test, value) for a text field's cell that :meth:`field` converts with no strip,
-        no look-up and no reject: empty, or unpadded and surely not a null marker."""
+        no look-up and no reject: empty, or unpadded and surely not a null marker (``last``:
+        as for :func:`unpadded`)."""
         nulls = self._nulls(spec)
         cell = quote(spec.column)
         empty = "CAST(NULL AS VARCHAR)" if "" in nulls else "''"
-        return (f"(strlen({cell}) = 0 OR ({unpadded(cell)} AND {_text_valid(cell, nulls)}))",
+        return (f"(strlen({cell}) = 0 OR ({unpadded(cell, last)} AND {_text_valid(cell, nulls)}))",
                 f"CASE WHEN strlen({cell}) = 0 THEN {empty} ELSE {cell} END")
 
     def plain_instant(self, spec: FieldSpec) -> str | None:

@@ -22,7 +22,7 @@ from engine.io import ActivityRule, FieldSpec, InputError, Mapping
 from engine.io.convert import ConversionError, null_set, to_number
 from engine.io.mapping import AtColumn, field_spec, is_optional
 from engine.io.records import check_columns, required_of, required_reason
-from engine.sql.cells import SQL_TYPES, Cells, Plain, unpadded
+from engine.sql.cells import SQL_TYPES, Cells, Plain, last_code, unpadded
 from engine.sql.inputs import ROW, Inputs, Renumber, Scanned, literal, quote
 
 #: Per row: the problem's column, value and reason (NULL reason: the row is usable). They
@@ -319,8 +319,9 @@ def _plain_events(cells: Cells, mapping: Mapping, plan: Plan, scanned: Scanned, 
     if spec.id or required_of(allowed) or not 0 < len(allowed) <= 255:  # as _type_code
         return None
     raw_id = quote(spec.lead_id)
-    columns: list[str] = []
-    tests = [unpadded(raw_id)]
+    # each text cell's last character's code, computed once for its two tests (unpadded)
+    columns = [f"{last_code(raw_id)} AS __plain_last"]
+    tests = [unpadded(raw_id, "__plain_last")]
     values = {"lead_id": raw_id, "__problem": "CAST(NULL AS VARCHAR)"}
     if spec.type is not None:
         types = sorted(allowed)
@@ -348,7 +349,9 @@ def _plain_events(cells: Cells, mapping: Mapping, plan: Plan, scanned: Scanned, 
         if scanned.columns is not None and field.column not in scanned.columns:
             values[alias] = f"CAST(NULL AS {SQL_TYPES[field.type]})"
         elif field.type == "string":
-            test, values[alias] = cells.plain_text(field)
+            last = f"__plain_last{len(columns)}"
+            columns.append(f"{last_code(quote(field.column))} AS {last}")
+            test, values[alias] = cells.plain_text(field, last)
             tests.append(test)
         else:
             return None
