@@ -231,8 +231,8 @@ def _csv_lines(con: Any, delimiter: str, csv_guard: bool) -> str | None:
     joined = f"concat_ws({d}, {', '.join(f'__r{i}' for i in range(len(cells)))})"
     plain = ["NOT contains(__line, '\"')", "NOT contains(__line, chr(10))", "NOT contains(__line, chr(13))",
              f"strlen(__line) - strlen(replace(__line, {d}, '')) = {len(cells) - 1}"]
-    if guarded:
-        formula = "".join(_RE2_ESCAPES.get(c, c) for c in _FORMULA_START)
+    if guarded:  # (a cell starting with the delimiter already fails the count)
+        formula = "".join(_RE2_ESCAPES.get(c, c) for c in _FORMULA_START if c != delimiter)
         edge = _RE2_ESCAPES.get(delimiter, delimiter)
         plain.append(f"NOT regexp_matches(concat_ws({d}, {', '.join(guarded)}), "
                      f"{literal(f'(^|{edge})[{formula}]')})")
