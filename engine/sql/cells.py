@@ -86,7 +86,7 @@ def unpadded(cell: str, last: str = "") -> str:
     first character by comparison (strings compare bytewise, UTF-8 in code point order),
     far cheaper than ascii(); false for an empty cell. ``last``: a column holding the last
     character's code (:func:`last_code`), read twice here but computed once."""
-    last = last or f"ascii(substring({cell}, -1))"
+    last = last or last_code(cell)
     return (f"({cell} >= '!' AND {cell} < chr(127) OR {cell} >= chr({_AFTER_SPACES})) "
             f"AND ({last} BETWEEN 33 AND 126 OR {last} >= {_AFTER_SPACES})")
 
@@ -203,7 +203,6 @@ class Cells:
         self._stripped: dict[str, str] = {}
         self._pending: list[_Pending] = []
         self._found: dict[str, list[Any]] = {}  # a column's distinct odd cells, by cell and test
-        self._plain: Plain | None = None  # while stream() builds its select
 
     def _column(self, prefix: str, sql: str) -> str:
         alias = quote(f"__{prefix}{next(self._count)}")
@@ -395,17 +394,14 @@ class Cells:
         evaluates a branch only for the rows that reach it."""
         forget(self.con, view)
         names = [item.rsplit(" AS ", 1)[-1] for item in selects]
-        self._plain = plain if plain is not None and all(n in plain.values for n in names) else None
-        try:
-            select, _, assumed = self._first_pass(selects)
-        finally:
-            self._plain = None
+        if plain is not None and not all(n in plain.values for n in names):
+            plain = None
+        select, _, assumed = self._first_pass(selects, plain)
         odd = " OR ".join(f"{flags} <> 0" for flags in _flag_columns(assumed)) or "FALSE"
         self.con.execute(f"CREATE TEMP VIEW {view} AS SELECT *{_more(derived)}, "
                          f"(__problem IS NOT NULL OR {odd}) AS __bad FROM ({select})")
 
-    def _source(self) -> str:
-        plain = self._plain
+    def _source(self, plain: Plain | None = None) -> str:
         if plain is None:
             added = "".join(f", {sql} AS {alias}" for alias, sql in self._prepared)
             return f"(SELECT *{added} FROM {self.table}) AS {self.table}"
@@ -414,7 +410,8 @@ class Cells:
         first = f"SELECT *{_more(', '.join(plain.columns))} FROM {self.table}"
         return f"(SELECT *{added} FROM (SELECT *, ({plain.test}) AS __plain FROM ({first}))) AS {self.table}"
 
-    def _first_pass(self, selects: list[str]) -> tuple[str, dict[str, tuple[str, str, str]], list[_Pending]]:
+    def _first_pass(self, selects: list[str], plain: Plain | None = None
+                    ) -> tuple[str, dict[str, tuple[str, str, str]], list[_Pending]]:
         """The first pass's select (``selects`` and the assumed columns' flags), its lookups, and
         the columns assumed to have no odd cell: those with a SQL form, their lookups NULL
         until their flags say otherwise; the columns with none are looked up now."""
@@ -430,7 +427,7 @@ class Cells:
             bits = " + ".join(f"CAST({p.odd} AS UTINYINT) * {1 << k}"
                               for k, p in enumerate(assumed[start:start + FLAGS_PER_COLUMN]))
             flags.append(f"CAST({bits} AS UTINYINT) AS {name}")
-        return self._select([*selects, *flags], lookups), lookups, assumed
+        return self._select([*selects, *flags], lookups, plain), lookups, assumed
 
     def _raised(self, table: str, assumed: list[_Pending]) -> list[_Pending]:
         """The assumed columns whose flag is up in some row of ``table``."""
@@ -441,8 +438,8 @@ class Cells:
         return [p for i, p in enumerate(assumed)
                 if (words[i // FLAGS_PER_COLUMN] or 0) >> (i % FLAGS_PER_COLUMN) & 1]
 
-    def _select(self, selects: list[str], lookups: dict[str, tuple[str, str, str]]) -> str:
-        plain = self._plain
+    def _select(self, selects: list[str], lookups: dict[str, tuple[str, str, str]],
+                plain: Plain | None = None) -> str:
         if plain is not None:  # a plain row's values, and the careful ones in the other branch
             flags = {name: "CAST(0 AS UTINYINT)" for name in _flag_columns(self._pending)}
             values = {**plain.values, **flags}
@@ -453,7 +450,7 @@ class Cells:
             value, reason, _ = lookups[p.name]
             sql = sql.replace(p.value_token, value).replace(p.reason_token, reason)
         joins = " ".join(join for _, _, join in lookups.values() if join)
-        return f"SELECT {sql} FROM {self._source()} {joins}"
+        return f"SELECT {sql} FROM {self._source(plain)} {joins}"
 
     def _lookup(self, item: _Pending) -> tuple[str, str, str]:
         """(value SQL, reason SQL, join) for ``item``'s odd cells, each through its converter once."""
