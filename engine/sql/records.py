@@ -316,7 +316,8 @@ def _plain_events(cells: Cells, mapping: Mapping, plan: Plan, scanned: Scanned, 
     types that require field values): every row then takes the careful path."""
     spec = mapping.events
     assert spec is not None
-    if spec.id or required_of(allowed) or not 0 < len(allowed) <= 255:  # as _type_code
+    codes = _type_codes(allowed)
+    if spec.id or required_of(allowed) or codes is None:
         return None
     raw_id = quote(spec.lead_id)
     # each text cell's last character's code, computed once for its two tests (unpadded)
@@ -324,14 +325,13 @@ def _plain_events(cells: Cells, mapping: Mapping, plan: Plan, scanned: Scanned, 
     tests = [unpadded(raw_id, "__plain_last")]
     values = {"lead_id": raw_id, "__problem": "CAST(NULL AS VARCHAR)"}
     if spec.type is not None:
-        types = sorted(allowed)
-        codes = []
+        known = []
         for raw in sorted({*allowed, *spec.types}):
             try:
-                codes.append(f"WHEN {literal(raw)} THEN {types.index(kind(raw))}")
+                known.append(f"WHEN {literal(raw)} THEN {codes[kind(raw)]}")
             except ConversionError:
                 continue
-        columns.append(f"CAST(CASE {quote(spec.type)} {' '.join(codes)} END AS UTINYINT) AS __plain_type")
+        columns.append(f"CAST(CASE {quote(spec.type)} {' '.join(known)} END AS UTINYINT) AS __plain_type")
         tests.append("__plain_type IS NOT NULL")
         values["__type"] = "__plain_type"
     elif spec.type_constant is not None and spec.type_constant in allowed:
@@ -363,13 +363,20 @@ def _type_code(value: str, allowed: Collection[str]) -> tuple[str, str]:
     types, named back in the view. A type is one of them or NULL (the row is rejected);
     text took 13 bytes an event of DuckDB's memory, and at 1M leads the events table
     spills to disk (issue #17)."""
-    types = sorted(allowed)
-    if not 0 < len(types) <= 255:
+    codes = _type_codes(allowed)
+    if codes is None:
         return f"{value} AS type", ""
-    code = " ".join(f"WHEN {literal(t)} THEN {i}" for i, t in enumerate(types))
-    name = " ".join(f"WHEN {i} THEN {literal(t)}" for i, t in enumerate(types))
+    code = " ".join(f"WHEN {literal(t)} THEN {i}" for t, i in codes.items())
+    name = " ".join(f"WHEN {i} THEN {literal(t)}" for t, i in codes.items())
     return (f"CAST(CASE {value} {code} END AS UTINYINT) AS __type",
             f", CAST(CASE __type {name} END AS VARCHAR) AS type")
+
+
+def _type_codes(allowed: Collection[str]) -> dict[str, int] | None:
+    """Each of the playbook's types → its one-byte code (:func:`_type_code`); None when
+    there are none or too many for a byte (the type is then stored as text)."""
+    types = sorted(allowed)
+    return {t: i for i, t in enumerate(types)} if 0 < len(types) <= 255 else None
 
 
 class _EventType:
