@@ -8,6 +8,8 @@ for byte (``both``), so these tests also say which path ran.
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +52,47 @@ def _files(tmp_path: Path, leads: list[list[str]], events: list[list[str]]) -> t
 
 def test_a_clean_export_is_folded_in_one_pass(bench: CompiledPlaybook, tmp_path: Path,
                                              folds: list[str]) -> None:
-    """The reference playbook (a due time from runs of inquiries, read back from the
-    per-lead lists) over 300 leads: folded, and Python's files and summary."""
+    """The reference playbook over 300 leads: folded, and Python's files and summary."""
     leads, events = make_rows(300)
     files = both(bench, tmp_path, *_files(tmp_path, leads, events))
     assert folds == ["clean"]
     assert files["d.csv"].count(b"\n") == 301
-    assert b",field_sales," in files["d.csv"]  # due times were computed, not all empty
+    assert b",field_sales," in files["d.csv"]
+
+
+@pytest.mark.parametrize("sla", ["", ", sla: 4h"])
+def test_due_times_are_read_back_from_per_lead_lists_only_when_an_sla_can_set_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sla: str) -> None:
+    """A due time is the handoff's anchor plus an SLA. The reference playbook has no SLA:
+    every due is empty, so the pass keeps no per-lead list of due-time events and the query
+    computes no anchor (issue #17). Given one (the inquiry handoff's, whose anchor is the
+    start of the current run of inquiries), the lists come back, and the due times are
+    Python's to the byte."""
+    text = BENCH_PLAYBOOK.read_text(encoding="utf-8")
+    handoff = "priority: 100 + fit}"
+    assert text.count(handoff) == 1
+    playbook = tmp_path / "bench.yaml"
+    playbook.write_text(text.replace(handoff, f"priority: 100 + fit{sla}}}"), encoding="utf-8")
+    trees: list[Any] = []
+    fold = streamed.fold
+
+    def recorded(con: Any, tree: Any) -> Any:
+        result = fold(con, tree)
+        trees.append(result.tree.sql(dialect="duckdb"))
+        return result
+
+    monkeypatch.setattr(streamed, "fold", recorded)
+    leads, events = make_rows(300)
+    files = both(_cp(playbook), tmp_path, *_files(tmp_path, leads, events))
+    [tree] = trees
+    dues = [row["due"] for row in csv.DictReader(io.StringIO(files["d.csv"].decode()))]
+    assert len(dues) == 300
+    if sla:
+        assert "unnest(__due)" in tree.lower() and "due_anchor" in tree
+        assert sum(1 for d in dues if d) >= 3  # the inquiries handed off, each with its due time
+    else:
+        assert "__due" not in tree and "due_anchor" not in tree and "last_at" not in tree
+        assert not any(dues)
 
 
 @pytest.mark.parametrize("spoil", ["unknown type", "bad time", "orphan", "odd cell", "missing lead id"])

@@ -61,8 +61,9 @@ def target(own: exp.Expr) -> exp.Expr:
     return exp.EQ(this=over(exp.Max(this=flag)), expression=lit(1))
 
 
-def values(cp: CompiledPlaybook) -> list[tuple[str, exp.Expr, str]]:
-    """Step 2: (column, expression, comment) of the account's values over live contacts."""
+def values(cp: CompiledPlaybook, latest: bool = True) -> list[tuple[str, exp.Expr, str]]:
+    """Step 2: (column, expression, comment) of the account's values over live contacts;
+    the latest activity only when a due time can read it (``latest``)."""
     hundredths = exp.cast(exp.Round(this=exp.Mul(this=col("engagement"), expression=lit(100))), "BIGINT")
     engagement = exp.Div(this=exp.cast(over(exp.Sum(this=_live(hundredths))), "DOUBLE"),
                          expression=exp.cast(lit(100), "DOUBLE"))
@@ -70,9 +71,10 @@ def values(cp: CompiledPlaybook) -> list[tuple[str, exp.Expr, str]]:
         ("account_fit", over(exp.Max(this=_live(col("fit")))), "account.fit: the best contact's fit"),
         ("account_engagement", engagement, "account.engagement: the contacts' engagement, in hundredths"),
         ("account_contacts_n", over(exp.Count(this=_live(lit(1)))), "account.contacts"),
-        ("account_latest", over(exp.Max(this=_live(col("last_at")))),
-         "the account's latest activity: an account handoff's due time counts from it"),
     ]
+    if latest:
+        found.append(("account_latest", over(exp.Max(this=_live(col("last_at")))),
+                      "the account's latest activity: an account handoff's due time counts from it"))
     for index, rule in enumerate(cp.personas):
         flag = exp.Case(ifs=[exp.If(this=two_valued(col(f"persona__{index}")), true=lit(1))])
         found.append((f"account_persona__{index}", over(exp.Count(this=_live(flag))),

@@ -120,6 +120,10 @@ class _Builder:
         self.sticky = False  # whether a sticky stage's floor follows the stage (set by _layers)
         self.fit_total: exp.Expr = _double(lit(0))  # the fit rules' capped sum (set by _fit)
         self.due = DueColumns(plans(cp), self.event_columns)
+        # A due time is an anchor plus an SLA: with no SLA anywhere (as engine.kernel.source
+        # reads it) every due is NULL, so no anchor is computed — no last/first activity,
+        # no due-time events (issue #17: a tenth of the 1M run on the reference workload).
+        self.timed = bool(cp.sources) or any(h.sla_seconds is not None for h in cp.handoffs)
         self.lead_fields = dict(self.pb.lead.fields)
         self.names: dict[str, str] = {
             "target_account": "target_account",
@@ -413,9 +417,11 @@ class _Builder:
             exp.alias_(
                 exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=prior)), "prior"
             ),
-            exp.alias_(exp.Max(this=col("at")), "last_at"),
         ]
-        if not self.frame and self.due.first_needed():  # a handoff held since the first activity
+        if self.timed:
+            agg_columns.append(exp.alias_(exp.Max(this=col("at")), "last_at"))
+        first_at = self.timed and not self.frame and self.due.first_needed()  # held since the first activity
+        if first_at:
             agg_columns.append(exp.alias_(exp.Min(this=col("at")), "first_at"))
         agg_columns += [exp.alias_(e, n) for n, e, _ in self.aggregates.values()]
         if not self.frame:  # frame_history is already cut at each frame's instant
@@ -435,8 +441,8 @@ class _Builder:
             exp.alias_(self._capped(col("engagement_total", "a")), "engagement_total"),
             exp.alias_(exp.Coalesce(this=col("recent", "a"), expressions=[lit(0)]), "recent"),
             exp.alias_(exp.Coalesce(this=col("prior", "a"), expressions=[lit(0)]), "prior"),
-            col("last_at", "a"),
-            *([col("first_at", "a")] if not self.frame and self.due.first_needed() else []),
+            *([col("last_at", "a")] if self.timed else []),
+            *([col("first_at", "a")] if first_at else []),
             *[
                 exp.alias_(
                     exp.Coalesce(this=col(n, "a"), expressions=[empty])
@@ -450,7 +456,7 @@ class _Builder:
         if sticky:
             joins.append(("sticky_floor", "s"))
             facts.append(col("sticky_floor", "s"))
-        if not self.frame and self.due.terms:  # when each handoff's condition first held
+        if self.timed and not self.frame and self.due.terms:  # when each handoff's condition first held
             ctes += self.due.ctes(_live())
             joins.append(("due_anchor", "d"))
             facts += self.due.facts()
@@ -662,7 +668,7 @@ class _Builder:
         layers.append(decide)
         if self.accounts:
             account = Layer("account")
-            for name, value, note in account_sql.values(cp):
+            for name, value, note in account_sql.values(cp, latest=self.timed):
                 account.add(name, value, note)
             layers += [account, Layer("account_stages")]
 
@@ -808,6 +814,10 @@ class _Builder:
             slas.append(exp.If(this=lit(i), true=sla))
         no_sla = exp.cast(exp.null(), "BIGINT")  # typed: Postgres cannot multiply an interval by text
         sla_seconds = exp.Case(this=col(pre + "handoff_index"), ifs=slas) if slas else no_sla
+        if not self.timed:  # no SLA: no due time (see __init__)
+            details.add(pre + "due", exp.cast(exp.null(), "TIMESTAMPTZ"), "due: none, no handoff has an SLA")
+            details.add("handoff_sla", no_sla, "the SLA that set due: none")
+            return self._handoff_rest(details, choose)
         anchor: exp.Expr = exp.Coalesce(this=col("last_at"), expressions=[self.as_of.copy()])
         latest_anchor = anchor
         if self.due.needed():  # engine.due: each handoff's own anchor
@@ -834,6 +844,11 @@ class _Builder:
             "cooldown) + the shorter of the handoff's SLA and the source's",
         )
         details.add("handoff_sla", sla_seconds.copy(), "the SLA that set due (overdue counts from due - it)")
+        return self._handoff_rest(details, choose)
+
+    def _handoff_rest(self, details: Layer, choose: Layer) -> list[Layer]:
+        """The score, the rounded priority and the account fold, after due."""
+        cp, pre = self.cp, "pre_" if self.accounts else ""
         details.add("score_raw", exp.Add(this=col("fit"), expression=col("engagement")),
                     "score before rounding: fit + engagement (engine.evaluate.rank_score)")
         rounded = [(pre + "priority", "priority_raw"), ("score_base", "score_raw")]
