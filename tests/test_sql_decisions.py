@@ -100,3 +100,41 @@ def test_plain_rows_and_hostile_rows_in_one_file(tmp_path: Path, suffix: str, gu
     d = "\t" if suffix == ".tsv" else ","
     unquoted = [line for line in lines[1:] if '"' not in line and line.count(d) == len(DECISION_COLUMNS) - 1]
     assert len(unquoted) > 100
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+@pytest.mark.parametrize("guard", [True, False])
+@pytest.mark.parametrize("spoiler", [None, "a,b", "a\tb", "=cmd", "-x", "x\ry", 'say "hi"'])
+def test_columns_of_few_values_are_checked_once_per_value(tmp_path: Path, suffix: str, guard: bool,
+                                                          spoiler: str | None) -> None:
+    """The playbook's names (stages, teams, rule ids) are checked once per distinct value,
+    not in every row's test; one value needing care (``spoiler``, in one row) keeps its
+    column in the test, so the bytes stay the Python writer's either way."""
+    rng = random.Random(3)
+    names = ["mql", "inside_sales", "exclusion:competitor;stage:lead", "", "a-b_c", "日本語", "-3.5"]
+    plain = {"string": ["", "L0000123", "2026-11-01T00:00:00+00:00", "x.y@z"], "float64": [0.0, 90.73, None],
+             "bool": [True, None]}
+    rows = _rows(1500, seed=5)  # hostile cells everywhere, and
+    for i, row in enumerate(rows):
+        for name in DECISION_COLUMNS:
+            if name in decisions.FEW_VALUES:
+                row[name] = rng.choice(names)
+            elif i % 2 or i == 700:  # every other row plain but for its names
+                row[name] = rng.choice(plain[DECISION_TYPES[name]])
+    if spoiler is not None:
+        rows[700]["stage"] = spoiler
+    con = duckdb.connect()
+    _table(con, rows)
+    d = "\t" if suffix == ".tsv" else ","
+    checked = decisions._plain_columns(con, list(decisions.FEW_VALUES), d, guard)
+    needs_care = spoiler is not None and (d in spoiler or '"' in spoiler or "\r" in spoiler
+                                          or (guard and spoiler[0] in "=-"))
+    assert checked == set(decisions.FEW_VALUES) - ({"stage"} if needs_care else set())
+    decisions.write(con, tmp_path / f"duck{suffix}", guard)
+    cells = ([format_cell(row[name]) for name in DECISION_COLUMNS] for row in rows)
+    write_cells(tmp_path / f"python{suffix}", DECISION_COLUMNS, cells, raw_columns=NOT_TEXT, csv_guard=guard)
+    assert (tmp_path / f"duck{suffix}").read_bytes() == (tmp_path / f"python{suffix}").read_bytes()
+
+
+def test_columns_of_few_values_are_output_columns() -> None:
+    assert set(decisions.FEW_VALUES) <= set(DECISION_COLUMNS) - NOT_TEXT

@@ -34,6 +34,11 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 #: Characters of _FORMULA_START and the delimiters as an RE2 character class spells them.
 _RE2_ESCAPES = {"-": "\\-", "\t": "\\t", "\r": "\\r"}
 _PLAIN_TYPES = {"VARCHAR", "DOUBLE", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
+#: Text columns of few values — the run's instant, and the playbook's names (rule ids,
+#: stages, teams, tracks, contents, queue states) alone or joined — checked once per distinct
+#: value rather than once per row (:func:`_plain_columns`).
+FEW_VALUES = ("as_of", "excluded", "personas", "stage", "owner", "recycle_reason", "route", "handoff_rule",
+              "rules", "nurture_track", "next_content", "queue", "queue_team")
 
 
 def make_table(con: Any, source: str, as_of: str, zone: str) -> None:
@@ -193,29 +198,37 @@ def _csv_lines(con: Any, delimiter: str, csv_guard: bool) -> str | None:
     None if a type has no exact spelling.
 
     Most rows need neither quotes nor the formula guard: their line is the cells joined.
-    Testing that once on the joined line (no quote, newline or CR in it, one delimiter per
-    column boundary, no guarded cell starting with a formula character) is far cheaper
-    than testing each of 29 cells (issue #17). A row failing the test, or only seeming to
+    Testing that once on the joined cells that may need care (no quote, newline or CR in
+    them, one delimiter per cell boundary, no guarded cell starting with a formula
+    character) is far cheaper than testing each of 29 cells (issue #17); numbers,
+    booleans and the columns whose every value was found plain (:func:`_plain_columns`)
+    are left out of it. A row failing the test, or only seeming to
     (a guarded ``-3.5``), takes the cell-by-cell spelling, the writer's by construction
     (tests/test_sql_decisions.py); its cells are spelled only for such rows."""
     types = dict(con.execute(f"SELECT column_name, data_type FROM information_schema.columns "
                              f"WHERE table_name = '{TABLE}'").fetchall())
+    if any(str(types.get(name, "")) not in _PLAIN_TYPES for name in DECISION_COLUMNS):
+        return None
+    plain_columns = _plain_columns(con, [n for n in FEW_VALUES if types.get(n) == "VARCHAR"], delimiter,
+                                   csv_guard)
     raw: list[str] = []
     spelled: list[str] = []
     texts: list[str] = []
     guarded: list[str] = []
+    tested: list[str] = []  # text cells the row's test reads: all but plain_columns
     starts = ", ".join(str(ord(c)) for c in _FORMULA_START)  # ascii(): the first code point, 0 for ''
     for index, name in enumerate(DECISION_COLUMNS):
         kind = str(types.get(name, ""))
-        if kind not in _PLAIN_TYPES:
-            return None
         column, text, cell = quote(name), f"__r{index}", f"__c{index}"
         spelling = text
         if kind == "VARCHAR":
             raw.append(f"COALESCE({column}, '') AS {text}")
             texts.append(cell)
+            if name not in plain_columns:
+                tested.append(text)
             if csv_guard and name not in NOT_TEXT:
-                guarded.append(text)
+                if name not in plain_columns:
+                    guarded.append(text)
                 spelling = (f"(CASE WHEN ascii({text}) IN ({starts}) AND NOT regexp_full_match({text}, "
                             f"{literal(_NUMBER)}) THEN {literal(chr(39))} || {text} ELSE {text} END)")
         else:  # numbers and booleans: DuckDB spells them as format_cell (repr, true/false)
@@ -229,8 +242,10 @@ def _csv_lines(con: Any, delimiter: str, csv_guard: bool) -> str | None:
     everything = [f"('\"' || replace({c}, '\"', '\"\"') || '\"')" for c in cells]
     has_return = " OR ".join(f"contains({c}, chr(13))" for c in texts) or "FALSE"
     joined = f"concat_ws({d}, {', '.join(f'__r{i}' for i in range(len(cells)))})"
-    plain = ["NOT contains(__line, '\"')", "NOT contains(__line, chr(10))", "NOT contains(__line, chr(13))",
-             f"strlen(__line) - strlen(replace(__line, {d}, '')) = {len(cells) - 1}"]
+    # numbers and booleans never need quotes, nor do plain_columns: the test reads the rest
+    test = f"concat_ws({d}, {', '.join(tested)})" if tested else "''"
+    plain = ["NOT contains(__test, '\"')", "NOT contains(__test, chr(10))", "NOT contains(__test, chr(13))",
+             f"strlen(__test) - strlen(replace(__test, {d}, '')) = {max(len(tested) - 1, 0)}"]
     if guarded:  # (a cell starting with the delimiter already fails the count)
         formula = "".join(_RE2_ESCAPES.get(c, c) for c in _FORMULA_START if c != delimiter)
         edge = _RE2_ESCAPES.get(delimiter, delimiter)
@@ -239,10 +254,30 @@ def _csv_lines(con: Any, delimiter: str, csv_guard: bool) -> str | None:
     line = (f"CASE WHEN __plain THEN __line WHEN {has_return} THEN concat_ws({d}, {', '.join(everything)}) "
             f"ELSE concat_ws({d}, {', '.join(minimal)}) END")
     texts_of = f"SELECT __row, {', '.join(raw)} FROM {TABLE}"
-    tested = (f"SELECT *, ({' AND '.join(plain)}) AS __plain "
-              f"FROM (SELECT *, {joined} AS __line FROM ({texts_of}))")
+    tested_of = (f"SELECT *, ({' AND '.join(plain)}) AS __plain "
+                 f"FROM (SELECT *, {joined} AS __line, {test} AS __test FROM ({texts_of}))")
     return (f"SELECT __row, {line} AS line "
-            f"FROM (SELECT __row, __line, __plain, {', '.join(spelled)} FROM ({tested}))")
+            f"FROM (SELECT __row, __line, __plain, {', '.join(spelled)} FROM ({tested_of}))")
+
+
+def _plain_columns(con: Any, names: list[str], delimiter: str, csv_guard: bool) -> set[str]:
+    """Those of ``names`` whose every value the writer writes as it is (no quotes, no
+    guard, no CR): found from each column's distinct values, one aggregate over the table,
+    so the row's test need not read them (issue #17: at 1M rows the test cost as much as
+    the rest of the CSV). A column with one value needing care stays in the test."""
+    if not names:
+        return set()
+    from engine.io.writers import csv_line_maker
+
+    found = con.execute(f"SELECT {', '.join(f'list(DISTINCT {quote(n)})' for n in names)} "
+                        f"FROM {TABLE}").fetchall()[0]
+    plain = set()
+    for name, values in zip(names, found, strict=True):
+        line = csv_line_maker([name, "x"], csv_guard=csv_guard, tsv=delimiter == "\t")
+        texts = [value or "" for value in values or ()]
+        if all(line([text, "x"]) == (text + delimiter + "x", False) for text in texts):
+            plain.add(name)
+    return plain
 
 
 def _decision(row: dict[str, Any]) -> Decision:
