@@ -543,8 +543,11 @@ def test_event_ctes_are_read_twice_only_when_no_event_has_an_id(
 
     sources: list[str] = []
     make_table = decisions.make_table
-    monkeypatch.setattr(decisions, "make_table",
-                        lambda con, source, *a: (sources.append(source), make_table(con, source, *a))[1])
+    def recorded(con: Any, source: str, *a: Any, **k: Any) -> None:
+        sources.append(source)
+        make_table(con, source, *a, **k)
+
+    monkeypatch.setattr(decisions, "make_table", recorded)
     leads, events = make_rows(60)
     lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
     ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
@@ -620,3 +623,42 @@ def test_a_clean_export_is_evaluated_without_importing_pyarrow(tmp_path: Path) -
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip().splitlines()[-1] == "0 []", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("playbook", ["bench", "enterprise", "row_field"])
+def test_the_query_carries_each_leads_row_unless_a_lead_field_is_so_named(
+        bench: CompiledPlaybook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, playbook: str) -> None:
+    """The decisions query reads each lead's ``__row`` from ``leads`` and carries it through
+    its layers, so the decisions table needs no join back to the decided leads (issue #17);
+    the account layers of enterprise.yaml carry it too. A playbook with a lead field named
+    ``__row`` keeps the join. Python's files either way, in the file's order."""
+    from engine.sql import decisions
+
+    cp = bench
+    if playbook == "enterprise":
+        cp = _cp(Path(__file__).resolve().parents[1] / "playbooks" / "enterprise.yaml")
+    elif playbook == "row_field":
+        text = BENCH_PLAYBOOK.read_text(encoding="utf-8").replace("    email: string\n",
+                                                                  "    email: string\n    __row: string\n", 1)
+        (tmp_path / "pb.yaml").write_text(text, encoding="utf-8")
+        cp = _cp(tmp_path / "pb.yaml")
+        assert "__row" in cp.playbook.lead.fields
+    carried: list[bool] = []
+    make_table = decisions.make_table
+    def recorded(con: Any, source: str, *a: Any, has_row: bool = False) -> None:
+        carried.append(has_row)
+        make_table(con, source, *a, has_row=has_row)
+
+    monkeypatch.setattr(decisions, "make_table", recorded)
+    leads, events = make_rows(120)
+    leads = leads[60:] + leads[:60]  # not in id order: the file's order is the rows'
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    files = both(cp, tmp_path / "folded", lp, ep)
+    from engine.sql import streamed
+
+    monkeypatch.setattr(streamed, "foldable", lambda *a: False)  # the general path's query
+    assert both(cp, tmp_path / "general", lp, ep) == files
+    assert carried == [playbook != "row_field"] * 2
+    ids = [line.split(",")[0] for line in files["d.csv"].decode().splitlines()[1:]]
+    assert ids == [row[0] for row in leads]

@@ -105,8 +105,11 @@ def test_rejected_orphan_and_odd_events_take_the_general_path(
 
     sources: list[str] = []
     make_table = decisions.make_table
-    monkeypatch.setattr(decisions, "make_table",
-                        lambda con, source, *a: (sources.append(source), make_table(con, source, *a))[1])
+    def recorded(con: Any, source: str, *a: Any, **k: Any) -> None:
+        sources.append(source)
+        make_table(con, source, *a, **k)
+
+    monkeypatch.setattr(decisions, "make_table", recorded)
     leads, events = make_rows(80)
     if spoil == "unknown type":
         events[10][2] = "no-such-type"

@@ -129,16 +129,20 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summ
         sink(reject)
     if stages is not None:
         stages.stage("deciding")
+    from engine.sql import decisions
+
+    carried = None
     if backend == "spark":
         from engine.sql.spark_backend import run_on_spark
 
         source = run_on_spark(con, cp, req.as_of, query, master)
     else:
         tree = folded.tree if folded is not None else _tree(query, req)
-        source = f"({tree.sql(dialect='duckdb')})"
-    from engine.sql import decisions
-
-    decisions.make_table(con, source, req.as_of.astimezone(cp.tz).isoformat(), cp.playbook.timezone)
+        # the leads view has __row unless the playbook names a lead field so
+        carried = decisions.with_row(tree) if "__row" not in cp.playbook.lead.fields else None
+        source = f"({(carried or tree).sql(dialect='duckdb')})"
+    decisions.make_table(con, source, req.as_of.astimezone(cp.tz).isoformat(), cp.playbook.timezone,
+                         has_row=carried is not None)
     if stages is not None:
         stages.stage("writing")
     decisions.summarize(con, summary)
@@ -235,8 +239,9 @@ def _bind_views(con: Any, cp: CompiledPlaybook, request: BatchRequest, lead_plan
 
 
 def _leads_view(con: Any, cp: CompiledPlaybook, lead_plan: Plan) -> None:
-    """View ``leads``: the decided leads' fields, as the playbook types them."""
-    fields = ["lead_id"]
+    """View ``leads``: the decided leads' fields, as the playbook types them, and their
+    ``__row`` (decisions.with_row) unless a field has that name."""
+    fields = ["lead_id"] if "__row" in cp.playbook.lead.fields else ["lead_id", "__row"]
     for name, kind in cp.playbook.lead.fields.items():
         spec = lead_plan.fields.get(name)
         if spec is None:
