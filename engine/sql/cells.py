@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from functools import cache
@@ -383,7 +383,8 @@ class Cells:
         self.con.execute(f"CREATE TEMP VIEW {table} AS SELECT {numbered}, *{_more(derived)} FROM {rows}")
         return True
 
-    def stream(self, selects: list[str], view: str, derived: str = "", plain: Plain | None = None) -> None:
+    def stream(self, selects: list[str], view: str, derived: str = "", plain: Plain | None = None,
+               unread: Sequence[str] = ()) -> None:
         """View ``view`` of ``selects`` straight over the scan (nothing stored, no row
         numbers), adding ``derived`` and ``__bad``: the row has a problem, or a cell only
         a look-up converts. :mod:`engine.sql.streamed` folds the view into per-lead
@@ -391,13 +392,22 @@ class Cells:
 
         With ``plain``, a plain row takes its values from it, and every careful conversion
         (strips, flags, the problem's checks) is a ``CASE`` branch it never enters: DuckDB
-        evaluates a branch only for the rows that reach it."""
+        evaluates a branch only for the rows that reach it.
+
+        ``unread``: cells a NULL of which means the reader did not read it as text (a raw
+        scan, :meth:`engine.sql.inputs.Inputs.scan`): such a row is bad too. A plain row has
+        none (its test is NULL, so false, for a NULL cell)."""
         forget(self.con, view)
         names = [item.rsplit(" AS ", 1)[-1] for item in selects]
         if plain is not None and not all(n in plain.values for n in names):
             plain = None
+        if unread:
+            selects = [*selects, f"({' OR '.join(f'{cell} IS NULL' for cell in unread)}) AS __unread"]
+            if plain is not None:
+                plain = Plain(plain.columns, plain.test, {**plain.values, "__unread": "FALSE"})
         select, _, assumed = self._first_pass(selects, plain)
-        odd = " OR ".join(f"{flags} <> 0" for flags in _flag_columns(assumed)) or "FALSE"
+        bad = [f"{flags} <> 0" for flags in _flag_columns(assumed)] + (["__unread"] if unread else [])
+        odd = " OR ".join(bad) or "FALSE"
         self.con.execute(f"CREATE TEMP VIEW {view} AS SELECT *{_more(derived)}, "
                          f"(__problem IS NOT NULL OR {odd}) AS __bad FROM ({select})")
 

@@ -233,17 +233,20 @@ def event_stream(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | No
     columns of ``event_rows`` without row numbers, and ``__bad`` — the row has a problem
     or a cell only Python can convert. Nothing is stored (:mod:`engine.sql.streamed`);
     None when the file is not read lazily by DuckDB (the caller takes the general path)."""
-    scanned, plan, cells, selects, derived, plain = _event_selects(inputs, mapping, path, encoding, allowed)
+    scanned, plan, cells, selects, derived, plain = _event_selects(inputs, mapping, path, encoding, allowed,
+                                                                   raw=True)
     if scanned.lazy is None:
         inputs.drop(scanned.table)
         return None
     assert selects[0] == ROW
-    cells.stream(selects[1:], "event_stream", derived, plain)
+    # a NULL cell of the raw scan was not read as text (Inputs.scan): the row is bad
+    cells.stream(selects[1:], "event_stream", derived, plain, [quote(c) for c in scanned.present])
     return plan
 
 
 def _event_selects(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
-                   allowed: Collection[str]) -> tuple[Scanned, Plan, Cells, list[str], str, Plain | None]:
+                   allowed: Collection[str], raw: bool = False
+                   ) -> tuple[Scanned, Plan, Cells, list[str], str, Plain | None]:
     """The scanned events file and the select of ``event_rows``: converted columns, first
     problem; and the plain rows' values (:func:`_plain_events`)."""
     spec = mapping.events
@@ -254,7 +257,7 @@ def _event_selects(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | 
     columns, first_keys = inputs.columns(path, encoding)
     _check_columns(Scanned("event_scan", path, columns, [], first_keys), needed)
     wanted = [*needed, *(s.column for s in plan.fields.values())]
-    scanned = inputs.scan(path, "event_scan", encoding, wanted)
+    scanned = inputs.scan(path, "event_scan", encoding, wanted, raw=raw)
     cells = Cells(inputs.con, "event_scan", mapping)
     raw_id = quote(spec.lead_id)
     stripped_id = cells.stripped(raw_id)
