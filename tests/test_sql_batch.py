@@ -149,14 +149,23 @@ def test_shuffled_export_with_repeated_ids_spills_like_python(bench: CompiledPla
     both(bench, tmp_path / "parquet", lp, ep, out="d.parquet")
 
 
-def test_capacities_queues_and_overflow(tmp_path: Path) -> None:
+@pytest.mark.parametrize("queues", [True, False])
+def test_capacities_queues_and_overflow(tmp_path: Path, queues: bool) -> None:
+    """Capped teams rank their handoffs; without queue files an unlimited team (marketing,
+    which also takes the overflow) ranks nothing, and the decisions' queue columns and the
+    summary's counts are still Python's."""
     cp = _cp(playbook_with_capacity(tmp_path, None, 3))
     leads, events = make_rows(120, seed=11)
     lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
     ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
-    files = both(cp, tmp_path, lp, ep, overflow=True)
-    assert files["q/field_sales.overflow.csv"].count(b"\n") > 1
-    assert "q/inside_sales.overflow.csv" not in files
+    files = both(cp, tmp_path, lp, ep, overflow=True, queues=queues)
+    decided = files["d.csv"]
+    assert (b",overflow," in decided or b",carried_over," in decided) and b",queued," in decided
+    if queues:
+        assert files["q/field_sales.overflow.csv"].count(b"\n") > 1
+        assert "q/inside_sales.overflow.csv" not in files
+    else:
+        assert not any(name.startswith("q/") for name in files)
 
 
 @pytest.mark.parametrize("encoding", ["cp932", "utf-8-sig"])

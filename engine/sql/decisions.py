@@ -130,11 +130,17 @@ def place_queues(con: Any, summary: Summary, playbook: Playbook) -> None:
                 "(__row BIGINT, team VARCHAR, n BIGINT, beyond BOOLEAN)")
     for team in team_order(playbook, summary.teams):
         queue = summary.teams[team]
-        capacity = "NULL" if queue.capacity is None else str(int(queue.capacity))
-        con.execute(
-            f"INSERT INTO queue_passes SELECT p.__row, ?, row_number() OVER (ORDER BY {_QUEUE_ORDER}) AS n, "
-            f"COALESCE(n > {capacity}, FALSE) FROM queue_place p JOIN {TABLE} d USING (__row) "
-            "WHERE p.holder = ? AND p.status IS NULL", [team, team])
+        if queue.capacity is None and not queue.keep:
+            # no capacity and no queue file: nobody is beyond, and no one reads the ranking
+            # (a sort of most leads at 1M, for the team that nurtures them)
+            con.execute("INSERT INTO queue_passes SELECT __row, ?, NULL, FALSE FROM queue_place "
+                        "WHERE holder = ? AND status IS NULL", [team, team])
+        else:
+            capacity = "NULL" if queue.capacity is None else str(int(queue.capacity))
+            con.execute(
+                f"INSERT INTO queue_passes SELECT p.__row, ?, row_number() OVER (ORDER BY {_QUEUE_ORDER}) "
+                f"AS n, COALESCE(n > {capacity}, FALSE) FROM queue_place p JOIN {TABLE} d USING (__row) "
+                "WHERE p.holder = ? AND p.status IS NULL", [team, team])
         passed = "SELECT __row FROM queue_passes WHERE team = ? AND {} beyond"
         con.execute("UPDATE queue_place SET status = CASE WHEN team = holder THEN 'queued' "
                     f"ELSE 'overflow' END WHERE __row IN ({passed.format('NOT')})", [team])
