@@ -671,3 +671,65 @@ def test_the_query_carries_each_leads_row_unless_a_lead_field_is_so_named(
     assert carried == [playbook != "row_field"] * 2
     ids = [line.split(",")[0] for line in files["d.csv"].decode().splitlines()[1:]]
     assert ids == [row[0] for row in leads]
+
+
+#: Lead cells SQL converts exactly but not the plain way (padded, thousands, another time
+#: shape), by column of LEAD_COLUMNS. (A cell only Python converts, a padded number, sends
+#: the file through the copied scan, which has no plain rows.)
+LEADS_NOT_PLAIN = {
+    0: [" {}", "{}\u3000"],
+    3: [" software", "finance\t"],
+    4: ["1,000", "12,345.5"],
+    8: ["2026-01-01T09:00:00+09:00", "2026-01-02 08:00:00", "2026-01-03T10:20:30-05:00"],
+}
+#: Cells of the plain form (unless a null marker): the careful path is not needed for them.
+LEADS_PLAIN = {4: ["", "5e2", "0.5", "-3", "0500"], 8: [""], 5: ["", "Head of IT"]}
+
+
+@pytest.mark.parametrize("markers", [[""], ["", "N/A", "-3"]])
+def test_plain_lead_rows_skip_the_careful_conversions_and_the_rest_take_them(
+        bench: CompiledPlaybook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, markers: list[str]) -> None:
+    """Most leads' cells need no strip, no look-up and no other time shape: such rows take
+    their values straight from their cells (issue #17); a padded id or field, a grouped or
+    padded number, an offset or naive time, a null marker (``N/A``, or ``-3`` where it is
+    one) takes the careful conversion, in the same statement. Every value is Python's."""
+    from engine.sql import batch
+
+    counts: list[tuple[int, int]] = []
+    lead_rows = batch.lead_rows
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        result = lead_rows(*args, **kwargs)
+        con = args[0].con
+        counts.append(con.execute("SELECT count(*) FILTER (WHERE __plain), count(*) "
+                                  "FROM lead_rows__rows").fetchall()[0])
+        return result
+
+    monkeypatch.setattr(batch, "lead_rows", counted)
+    rng = random.Random(len(markers))
+    leads, events = make_rows(200)
+    if markers != [""]:  # short text past ASCII might be a marker's other case: Python's look-up
+        for row in leads:
+            row[5] = rng.choice(["Director", "Manager", "Engineer", ""])
+    careful = 0
+    for row in leads[1:]:  # the first keeps its id: padded ids must not all be repeats
+        draw = rng.random()
+        if draw < 0.2:
+            column = rng.choice(list(LEADS_NOT_PLAIN))
+            row[column] = rng.choice(LEADS_NOT_PLAIN[column]).format(row[column])
+            careful += 1
+        elif draw < 0.4:
+            column = rng.choice(list(LEADS_PLAIN))
+            row[column] = rng.choice(LEADS_PLAIN[column])
+            careful += row[column] in markers and row[column] != ""
+        elif draw < 0.45:
+            row[2] = "N/A"
+            careful += "N/A" in markers
+    canonical = load_mapping("canonical")
+    mapping = canonical.model_copy(update={"null_values": markers})
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    both(bench, tmp_path, lp, ep, mapping=mapping)
+    [(plain, total)] = counts
+    assert total == len(leads) and careful > 30
+    assert plain == total - careful

@@ -221,7 +221,7 @@ class Cells:
         if not present:
             return Converted(f"CAST(NULL AS {sql_type})", "CAST(NULL AS VARCHAR)")
         convert = make_converter(spec, self.mapping)
-        nulls = self._nulls(spec)
+        nulls = self.nulls(spec)
         cell = quote(spec.column)
         return self._split(cell, sql_type, self._fast(spec, cell, nulls), convert)
 
@@ -233,11 +233,23 @@ class Cells:
         """(test, value) for a text field's cell that :meth:`field` converts with no strip,
         no look-up and no reject: empty, or unpadded and surely not a null marker (``last``:
         as for :func:`unpadded`)."""
-        nulls = self._nulls(spec)
+        nulls = self.nulls(spec)
         cell = quote(spec.column)
         empty = "CAST(NULL AS VARCHAR)" if "" in nulls else "''"
         return (f"(strlen({cell}) = 0 OR ({unpadded(cell, last)} AND {_text_valid(cell, nulls)}))",
                 f"CASE WHEN strlen({cell}) = 0 THEN {empty} ELSE {cell} END")
+
+    def plain_number(self, spec: FieldSpec) -> tuple[str, str]:
+        """(test, value) for a number field's cell that :meth:`field` converts in SQL with no
+        look-up and no reject: empty when that is a null marker (NULL), or of the plain
+        number form and no marker (the same ``TRY_CAST`` as :meth:`_fast`'s)."""
+        nulls = self.nulls(spec)
+        cell = quote(spec.column)
+        form = (f"regexp_full_match({cell}, {literal(_NUMBER)}) AND "
+                f"{_not_marker(cell, nulls, _NUMBER, _THOUSANDS)}")
+        empty = f"strlen({cell}) = 0 OR " if "" in nulls else ""
+        return (f"({empty}({form}))",
+                f"CASE WHEN strlen({cell}) = 0 THEN CAST(NULL AS DOUBLE) ELSE TRY_CAST({cell} AS DOUBLE) END")
 
     def plain_instant(self, spec: FieldSpec) -> str | None:
         """A datetime field's value when its cell is UTC to the second and strptime reads it
@@ -246,9 +258,10 @@ class Cells:
         if formats:
             return None
         cell = quote(spec.column)
-        return _utc_seconds(cell, _not_marker(cell, self._nulls(spec), SQL_UTC_SECONDS))
+        return _utc_seconds(cell, _not_marker(cell, self.nulls(spec), SQL_UTC_SECONDS))
 
-    def _nulls(self, spec: FieldSpec) -> frozenset[str]:
+    def nulls(self, spec: FieldSpec) -> frozenset[str]:
+        """The field's null markers (the mapping's unless it has its own)."""
         return null_set(spec.null_values if spec.null_values is not None else self.mapping.null_values)
 
     def lookup(self, cell: str, sql_type: str, convert: Callable[[str], Any],
@@ -361,7 +374,7 @@ class Cells:
         self.con.execute(f"CREATE TEMP VIEW {table} AS SELECT *{_more(derived)} FROM {rows}")
 
     def materialize_in_order(self, selects: list[str], table: str, row_offset: int,
-                             derived: str = "") -> bool:
+                             derived: str = "", plain: Plain | None = None) -> bool:
         """Like :meth:`materialize` for a scan with no row numbers (a CSV read lazily,
         :mod:`engine.sql.inputs`), where a row's number is its place in the converted table:
         the view also adds ``__row`` = rowid + ``row_offset``. DuckDB keeps the scan's order
@@ -369,10 +382,14 @@ class Cells:
         list of 12 constants), so this runs only when every operator of the statement's plan
         keeps order (:func:`_keeps_order`) and no odd cell needs a look-up; otherwise it
         makes nothing and returns False (the caller copies the scan, numbered, and uses
-        :meth:`materialize`)."""
+        :meth:`materialize`). With ``plain``, as in :meth:`stream`: a plain row takes its
+        values from it and skips the careful conversions."""
         rows = f"{table}__rows"
         forget(self.con, table, rows)
-        select, _, assumed = self._first_pass(selects)
+        names = [item.rsplit(" AS ", 1)[-1] for item in selects]
+        if plain is not None and not all(n in plain.values for n in names):
+            plain = None
+        select, _, assumed = self._first_pass(selects, plain)
         if not _keeps_order(self.con, select):
             return False
         self.con.execute(f"CREATE TEMP TABLE {rows} AS {select}")
