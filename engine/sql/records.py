@@ -134,30 +134,8 @@ def _plain_leads(cells: Cells, plan: Plan, scanned: Scanned, raw_id: str) -> Pla
     columns = [f"{last_code(raw_id)} AS __plain_last"]
     tests = [unpadded(raw_id, "__plain_last")]
     values = {"__raw_id": raw_id, "lead_id": raw_id, "__problem": "CAST(NULL AS VARCHAR)"}
-    for name, field in plan.fields.items():
-        alias = quote("f__" + name)
-        cell = quote(field.column)
-        if scanned.columns is not None and field.column not in scanned.columns:
-            values[alias] = f"CAST(NULL AS {SQL_TYPES[field.type]})"
-        elif field.type == "string":
-            last = f"__plain_last{len(columns)}"
-            columns.append(f"{last_code(cell)} AS {last}")
-            test, values[alias] = cells.plain_text(field, last)
-            tests.append(test)
-        elif field.type == "number":
-            test, values[alias] = cells.plain_number(field)
-            tests.append(test)
-        elif field.type == "datetime":
-            instant = cells.plain_instant(field)
-            if instant is None:
-                return None
-            at = f"__plain_at{len(columns)}"
-            columns.append(f"{instant} AS {at}")
-            empty = f"strlen({cell}) = 0 OR " if "" in cells.nulls(field) else ""
-            tests.append(f"{empty}{at} IS NOT NULL")
-            values[alias] = at
-        else:
-            return None
+    if not _plain_fields(cells, plan, scanned, {"string", "number", "datetime"}, columns, tests, values):
+        return None
     return Plain(columns, " AND ".join(f"({t})" for t in tests), values)
 
 
@@ -384,18 +362,41 @@ def _plain_events(cells: Cells, mapping: Mapping, plan: Plan, scanned: Scanned, 
     columns.append(f"{instant} AS __plain_at")
     tests.append("__plain_at IS NOT NULL")
     values["occurred_at"] = "__plain_at"
+    if not _plain_fields(cells, plan, scanned, {"string"}, columns, tests, values):
+        return None
+    return Plain(columns, " AND ".join(f"({t})" for t in tests), values)
+
+
+def _plain_fields(cells: Cells, plan: Plan, scanned: Scanned, kinds: set[str], columns: list[str],
+                  tests: list[str], values: dict[str, str]) -> bool:
+    """Each field's plain test and value, added to ``columns`` (computed first), ``tests`` and
+    ``values``; False when a field has no plain form (its type not in ``kinds``, a time
+    format)."""
     for name, field in plan.fields.items():
         alias = quote("f__" + name)
+        cell = quote(field.column)
         if scanned.columns is not None and field.column not in scanned.columns:
             values[alias] = f"CAST(NULL AS {SQL_TYPES[field.type]})"
+        elif field.type not in kinds:
+            return False
         elif field.type == "string":
             last = f"__plain_last{len(columns)}"
-            columns.append(f"{last_code(quote(field.column))} AS {last}")
+            columns.append(f"{last_code(cell)} AS {last}")
             test, values[alias] = cells.plain_text(field, last)
             tests.append(test)
-        else:
-            return None
-    return Plain(columns, " AND ".join(f"({t})" for t in tests), values)
+        elif field.type == "number":
+            test, values[alias] = cells.plain_number(field)
+            tests.append(test)
+        else:  # datetime
+            instant = cells.plain_instant(field)
+            if instant is None:
+                return False
+            at = f"__plain_at{len(columns)}"
+            columns.append(f"{instant} AS {at}")
+            empty = f"strlen({cell}) = 0 OR " if "" in cells.nulls(field) else ""
+            tests.append(f"{empty}{at} IS NOT NULL")
+            values[alias] = at
+    return True
 
 
 def _type_code(value: str, allowed: Collection[str]) -> tuple[str, str]:
