@@ -138,8 +138,7 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summ
         source = run_on_spark(con, cp, req.as_of, query, master)
     else:
         tree = folded.tree if folded is not None else _tree(query, req)
-        # the leads view has __row unless the playbook names a lead field so
-        carried = decisions.with_row(tree) if "__row" not in cp.playbook.lead.fields else None
+        carried = decisions.with_row(tree) if _leads_have_row(cp) else None
         source = f"({(carried or tree).sql(dialect='duckdb')})"
     decisions.make_table(con, source, req.as_of.astimezone(cp.tz).isoformat(), cp.playbook.timezone,
                          has_row=carried is not None)
@@ -238,10 +237,16 @@ def _bind_views(con: Any, cp: CompiledPlaybook, request: BatchRequest, lead_plan
     con.execute(f"CREATE OR REPLACE TEMP VIEW events AS {union}")
 
 
+def _leads_have_row(cp: CompiledPlaybook) -> bool:
+    """Whether view ``leads`` has each lead's ``__row`` (decisions.with_row): unless the
+    playbook names a lead field so."""
+    return "__row" not in cp.playbook.lead.fields
+
+
 def _leads_view(con: Any, cp: CompiledPlaybook, lead_plan: Plan) -> None:
     """View ``leads``: the decided leads' fields, as the playbook types them, and their
-    ``__row`` (decisions.with_row) unless a field has that name."""
-    fields = ["lead_id"] if "__row" in cp.playbook.lead.fields else ["lead_id", "__row"]
+    ``__row`` when :func:`_leads_have_row`."""
+    fields = ["lead_id", "__row"] if _leads_have_row(cp) else ["lead_id"]
     for name, kind in cp.playbook.lead.fields.items():
         spec = lead_plan.fields.get(name)
         if spec is None:

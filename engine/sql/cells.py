@@ -386,9 +386,6 @@ class Cells:
         values from it and skips the careful conversions."""
         rows = f"{table}__rows"
         forget(self.con, table, rows)
-        names = [item.rsplit(" AS ", 1)[-1] for item in selects]
-        if plain is not None and not all(n in plain.values for n in names):
-            plain = None
         select, _, assumed = self._first_pass(selects, plain)
         if not _keeps_order(self.con, select):
             return False
@@ -415,9 +412,6 @@ class Cells:
         scan, :meth:`engine.sql.inputs.Inputs.scan`): such a row is bad too. A plain row has
         none (its test is NULL, so false, for a NULL cell)."""
         forget(self.con, view)
-        names = [item.rsplit(" AS ", 1)[-1] for item in selects]
-        if plain is not None and not all(n in plain.values for n in names):
-            plain = None
         if unread:
             selects = [*selects, f"({' OR '.join(f'{cell} IS NULL' for cell in unread)}) AS __unread"]
             if plain is not None:
@@ -441,7 +435,10 @@ class Cells:
                     ) -> tuple[str, dict[str, tuple[str, str, str]], list[_Pending]]:
         """The first pass's select (``selects`` and the assumed columns' flags), its lookups, and
         the columns assumed to have no odd cell: those with a SQL form, their lookups NULL
-        until their flags say otherwise; the columns with none are looked up now."""
+        until their flags say otherwise; the columns with none are looked up now. ``plain``
+        serves only if it gives a value for every select."""
+        if plain is not None and not all(item.rsplit(" AS ", 1)[-1] in plain.values for item in selects):
+            plain = None
         lookups = {p.name: self._lookup(p) for p in self._pending if p.always}
         assumed = [p for p in self._pending if not p.always]
         for p in assumed:
