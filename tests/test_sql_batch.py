@@ -654,9 +654,9 @@ def test_the_query_carries_each_leads_row_unless_a_lead_field_is_so_named(
         assert "__row" in cp.playbook.lead.fields
     carried: list[bool] = []
     make_table = decisions.make_table
-    def recorded(con: Any, source: str, *a: Any, has_row: bool = False) -> None:
+    def recorded(con: Any, source: str, *a: Any, has_row: bool = False, **k: Any) -> None:
         carried.append(has_row)
-        make_table(con, source, *a, has_row=has_row)
+        make_table(con, source, *a, has_row=has_row, **k)
 
     monkeypatch.setattr(decisions, "make_table", recorded)
     leads, events = make_rows(120)

@@ -132,16 +132,20 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summ
     from engine.sql import decisions
 
     carried = None
+    constants: dict[str, Any] = {}
     if backend == "spark":
         from engine.sql.spark_backend import run_on_spark
 
         source = run_on_spark(con, cp, req.as_of, query, master)
     else:
+        from engine.sql.constants import constant_columns
+
         tree = folded.tree if folded is not None else _tree(query, req)
         carried = decisions.with_row(tree) if _leads_have_row(cp) else None
         source = f"({(carried or tree).sql(dialect='duckdb')})"
+        constants = constant_columns(carried or tree)
     decisions.make_table(con, source, req.as_of.astimezone(cp.tz).isoformat(), cp.playbook.timezone,
-                         has_row=carried is not None)
+                         has_row=carried is not None, constants=constants)
     if stages is not None:
         stages.stage("writing")
     decisions.summarize(con, summary)

@@ -26,8 +26,13 @@ from engine.model import Playbook
 from engine.queues import TeamQueue, key_of, team_order
 from engine.sql.inputs import literal, quote
 
-#: The decisions table: output columns, ``__row`` (file order) and ``__due`` (the queue key).
+#: The decisions: output columns, ``__row`` (file order) and ``__due`` (the queue key). A view
+#: over STORED that adds the columns of one value (:func:`make_table`); a table in tests.
 TABLE = "decisions"
+STORED = "decisions__stored"
+#: The week's columns: filled in STORED after the query (:func:`place_queues`).
+_QUEUE_COLUMNS = ("queue", "queue_team")
+_ROW_NAMES = frozenset(column.name for column in ROW)
 #: ``engine.io.writers._NUMBER`` in RE2 (``\\d`` is any Unicode digit in Python's ``re``).
 _NUMBER = r"[+-]?(?:\p{Nd}+\.?\p{Nd}*|\.\p{Nd}+)(?:[eE][+-]?\p{Nd}+)?"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -64,27 +69,58 @@ def with_row(tree: Any) -> Any | None:
     return tree.select(exp.column("__row"), copy=False)
 
 
-def make_table(con: Any, source: str, as_of: str, zone: str, has_row: bool = False) -> None:
+def make_table(con: Any, source: str, as_of: str, zone: str, has_row: bool = False,
+               constants: dict[str, Any] | None = None) -> None:
     """``decisions``: the query's rows, timestamps spelled as ``Decision.to_row``, with file
-    order: the source's own ``__row`` (``has_row``, :func:`with_row`) or the decided lead's."""
+    order: the source's own ``__row`` (``has_row``, :func:`with_row`) or the decided lead's.
+
+    ``constants`` (:func:`engine.sql.constants.constant_columns`): the columns every row
+    has the same value in; they, and the run's instant, are literals of the view rather
+    than columns of the table (a column of 1M equal cells each: issue #17)."""
     from engine.sql.duckdb_backend import iso_sql
 
-    columns = []
+    constants = constants or {}
+    shown = {**_literals(constants), "as_of": literal(as_of)}  # the run's instant, spelled once
+    stored = []
     for column in ROW:
         name = column.name
-        if name == "as_of":  # the run's instant, spelled once
-            columns.append(f"{literal(as_of)} AS as_of")
-        elif column.instant:
-            columns.append(f"{iso_sql('q.' + quote(name), zone)} AS {name}")
+        if name in shown:
+            continue
+        if column.instant:
+            stored.append(f"{iso_sql('q.' + quote(name), zone)} AS {name}")
         else:
-            columns.append(f"q.{quote(name)}")
+            stored.append(f"q.{quote(name)}")
     row, joined = ("q.__row", "") if has_row else ("d.__row", " JOIN decided_leads d USING (lead_id)")
-    sql = (f"CREATE OR REPLACE TEMP TABLE {TABLE} AS SELECT {', '.join(columns)}, {row}, q.due AS __due "
-           f"FROM {source} q{joined}")
+    no_due = "due" in constants and constants["due"] is None  # no handoff has an SLA
+    sql = (f"CREATE OR REPLACE TEMP TABLE {STORED} AS SELECT {', '.join(stored)}, {row}"
+           f"{'' if no_due else ', q.due AS __due'} FROM {source} q{joined}")
     try:
         con.execute(sql)
     except Exception as error:
         raise EngineError(f"DuckDB could not evaluate the playbook query: {error}") from None
+    columns = [f"{shown[c.name]} AS {c.name}" if c.name in shown else quote(c.name) for c in ROW]
+    due = "CAST(NULL AS TIMESTAMPTZ) AS __due" if no_due else "__due"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {TABLE} AS SELECT {', '.join(columns)}, __row, {due} "
+                f"FROM {STORED}")
+
+
+def _literals(constants: dict[str, Any]) -> dict[str, str]:
+    """The output columns of one value, as SQL literals of the type the table would
+    give them: text, a boolean, or an empty instant (``Decision.to_row`` spells a missing
+    instant as ''). A NULL of another column's type stays stored (its type is DuckDB's)."""
+    shown = {}
+    instants = {column.name for column in ROW if column.instant}
+    for name, value in constants.items():
+        if name in _QUEUE_COLUMNS or name not in _ROW_NAMES:
+            continue
+        if name in instants:
+            if value is None:
+                shown[name] = "''"
+        elif isinstance(value, bool):
+            shown[name] = "TRUE" if value else "FALSE"
+        elif isinstance(value, str):
+            shown[name] = literal(value)
+    return shown
 
 
 def summarize(con: Any, summary: Summary) -> None:
@@ -150,8 +186,8 @@ def place_queues(con: Any, summary: Summary, playbook: Playbook) -> None:
         else:
             con.execute("UPDATE queue_place SET status = 'carried_over' "
                         f"WHERE __row IN ({passed.format('')})", [team])
-    con.execute(f"UPDATE {TABLE} SET queue = p.status, queue_team = p.holder FROM queue_place p "
-                f"WHERE {TABLE}.__row = p.__row")
+    con.execute(f"UPDATE {STORED} SET queue = p.status, queue_team = p.holder FROM queue_place p "
+                f"WHERE {STORED}.__row = p.__row")
     handed = dict(con.execute("SELECT team, count(*) FROM queue_place GROUP BY team").fetchall())
     routed_in = dict(con.execute("SELECT q.team, count(*) FROM queue_passes q JOIN queue_place p "
                                  "USING (__row) WHERE p.team <> q.team GROUP BY q.team").fetchall())
