@@ -111,7 +111,7 @@ def lead_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
     cells = Cells(inputs.con, "lead_scan", mapping)
     raw_id = quote(spec.id)
     stripped_id = cells.stripped(raw_id)
-    selects = [ROW, f"{raw_id} AS __raw_id", f"{stripped_id} AS lead_id"]
+    selects = [ROW, f"{stripped_id} AS lead_id"]
     checks = [(f"COALESCE({stripped_id}, '') = ''", literal(spec.id), raw_id, literal("missing lead id"))]
     fields, field_checks = _fields_sql(cells, plan, scanned)
     selects += fields
@@ -133,7 +133,7 @@ def _plain_leads(cells: Cells, plan: Plan, scanned: Scanned, raw_id: str) -> Pla
     timestamp format): every row then takes the careful path."""
     columns = [f"{last_code(raw_id)} AS __plain_last"]
     tests = [unpadded(raw_id, "__plain_last")]
-    values = {"__raw_id": raw_id, "lead_id": raw_id, "__problem": "CAST(NULL AS VARCHAR)"}
+    values = {"lead_id": raw_id, "__problem": "CAST(NULL AS VARCHAR)"}
     if not _plain_fields(cells, plan, scanned, {"string", "number", "datetime"}, columns, tests, values):
         return None
     return Plain(columns, " AND ".join(f"({t})" for t in tests), values)
