@@ -40,6 +40,14 @@ def make_rows(n: int, seed: int = 7) -> tuple[list[list[str]], list[list[str]]]:
     return leads, events
 
 
+def vary(row: list[str], forms: dict[int, list[str]], rng: random.Random) -> str:
+    """Replace the cell of ``row`` at a column ``forms`` names by one of that column's forms
+    (``{}`` in a form is the cell it replaces); the new cell."""
+    column = rng.choice(list(forms))
+    row[column] = rng.choice(forms[column]).format(row[column])
+    return row[column]
+
+
 def write_csv(path: Path, header: list[str], rows: list[list[str]], encoding: str = "utf-8") -> Path:
     with open(path, "w", encoding=encoding, newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")

@@ -34,6 +34,7 @@ from tests.export_factory import (
     REPO,
     make_rows,
     playbook_with_capacity,
+    vary,
     write_csv,
 )
 
@@ -715,13 +716,11 @@ def test_plain_lead_rows_skip_the_careful_conversions_and_the_rest_take_them(
     for row in leads[1:]:  # the first keeps its id: padded ids must not all be repeats
         draw = rng.random()
         if draw < 0.2:
-            column = rng.choice(list(LEADS_NOT_PLAIN))
-            row[column] = rng.choice(LEADS_NOT_PLAIN[column]).format(row[column])
+            vary(row, LEADS_NOT_PLAIN, rng)
             careful += 1
         elif draw < 0.4:
-            column = rng.choice(list(LEADS_PLAIN))
-            row[column] = rng.choice(LEADS_PLAIN[column])
-            careful += row[column] in markers and row[column] != ""
+            cell = vary(row, LEADS_PLAIN, rng)
+            careful += cell in markers and cell != ""
         elif draw < 0.45:
             row[2] = "N/A"
             careful += "N/A" in markers

@@ -20,7 +20,7 @@ from engine.compile import CompiledPlaybook
 from engine.io import load_mapping
 from engine.sql import streamed
 from engine.sql.batch import _tree, compile_for
-from tests.export_factory import BENCH_PLAYBOOK, EVENT_COLUMNS, LEAD_COLUMNS, make_rows, write_csv
+from tests.export_factory import BENCH_PLAYBOOK, EVENT_COLUMNS, LEAD_COLUMNS, make_rows, vary, write_csv
 from tests.test_sql_batch import AS_OF, _cp, both
 
 
@@ -233,8 +233,7 @@ def test_plain_rows_skip_the_careful_conversions_and_the_rest_take_them(
     for row in events:
         draw = rng.random()
         if draw < 0.15:
-            column = rng.choice(list(USABLE_NOT_PLAIN))
-            row[column] = rng.choice(USABLE_NOT_PLAIN[column]).format(row[column])
+            vary(row, USABLE_NOT_PLAIN, rng)
             careful += 1
         elif draw < 0.2:
             row[3] = rng.choice(MARKER_CELLS)
