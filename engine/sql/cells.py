@@ -221,7 +221,7 @@ class Cells:
         if not present:
             return Converted(f"CAST(NULL AS {sql_type})", "CAST(NULL AS VARCHAR)")
         convert = make_converter(spec, self.mapping)
-        nulls = self.nulls(spec)
+        nulls = self._nulls(spec)
         cell = quote(spec.column)
         return self._split(cell, sql_type, self._fast(spec, cell, nulls), convert)
 
@@ -233,7 +233,7 @@ class Cells:
         """(test, value) for a text field's cell that :meth:`field` converts with no strip,
         no look-up and no reject: empty, or unpadded and surely not a null marker (``last``:
         as for :func:`unpadded`)."""
-        nulls = self.nulls(spec)
+        nulls = self._nulls(spec)
         cell = quote(spec.column)
         empty = "CAST(NULL AS VARCHAR)" if "" in nulls else "''"
         return (f"(strlen({cell}) = 0 OR ({unpadded(cell, last)} AND {_text_valid(cell, nulls)}))",
@@ -243,12 +243,10 @@ class Cells:
         """(test, value) for a number field's cell that :meth:`field` converts in SQL with no
         look-up and no reject: empty when that is a null marker (NULL), or of the plain
         number form and no marker (the same ``TRY_CAST`` as :meth:`_fast`'s)."""
-        nulls = self.nulls(spec)
         cell = quote(spec.column)
         form = (f"regexp_full_match({cell}, {literal(_NUMBER)}) AND "
-                f"{_not_marker(cell, nulls, _NUMBER, _THOUSANDS)}")
-        empty = f"strlen({cell}) = 0 OR " if "" in nulls else ""
-        return (f"({empty}({form}))",
+                f"{_not_marker(cell, self._nulls(spec), _NUMBER, _THOUSANDS)}")
+        return (f"({self._empty_is_null(spec)}({form}))",
                 f"CASE WHEN strlen({cell}) = 0 THEN CAST(NULL AS DOUBLE) ELSE TRY_CAST({cell} AS DOUBLE) END")
 
     def plain_instant(self, spec: FieldSpec) -> str | None:
@@ -258,9 +256,23 @@ class Cells:
         if formats:
             return None
         cell = quote(spec.column)
-        return _utc_seconds(cell, _not_marker(cell, self.nulls(spec), SQL_UTC_SECONDS))
+        return _utc_seconds(cell, _not_marker(cell, self._nulls(spec), SQL_UTC_SECONDS))
 
-    def nulls(self, spec: FieldSpec) -> frozenset[str]:
+    def plain_datetime(self, spec: FieldSpec, at: str) -> tuple[str, str] | None:
+        """(column, test) for a datetime field's cell :meth:`field` converts with no look-up
+        and no reject: column ``at`` is :meth:`plain_instant`'s value, and the cell is plain
+        when that read, or when it is empty and that is a null marker; None as for
+        :meth:`plain_instant`."""
+        instant = self.plain_instant(spec)
+        if instant is None:
+            return None
+        return f"{instant} AS {at}", f"{self._empty_is_null(spec)}{at} IS NOT NULL"
+
+    def _empty_is_null(self, spec: FieldSpec) -> str:
+        """``strlen(cell) = 0 OR `` when an empty cell is one of the field's null markers, else ''."""
+        return f"strlen({quote(spec.column)}) = 0 OR " if "" in self._nulls(spec) else ""
+
+    def _nulls(self, spec: FieldSpec) -> frozenset[str]:
         """The field's null markers (the mapping's unless it has its own)."""
         return null_set(spec.null_values if spec.null_values is not None else self.mapping.null_values)
 

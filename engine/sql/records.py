@@ -374,27 +374,25 @@ def _plain_fields(cells: Cells, plan: Plan, scanned: Scanned, kinds: set[str], c
     format)."""
     for name, field in plan.fields.items():
         alias = quote("f__" + name)
-        cell = quote(field.column)
         if scanned.columns is not None and field.column not in scanned.columns:
             values[alias] = f"CAST(NULL AS {SQL_TYPES[field.type]})"
         elif field.type not in kinds:
             return False
         elif field.type == "string":
             last = f"__plain_last{len(columns)}"
-            columns.append(f"{last_code(cell)} AS {last}")
+            columns.append(f"{last_code(quote(field.column))} AS {last}")
             test, values[alias] = cells.plain_text(field, last)
             tests.append(test)
         elif field.type == "number":
             test, values[alias] = cells.plain_number(field)
             tests.append(test)
         else:  # datetime
-            instant = cells.plain_instant(field)
-            if instant is None:
-                return False
             at = f"__plain_at{len(columns)}"
-            columns.append(f"{instant} AS {at}")
-            empty = f"strlen({cell}) = 0 OR " if "" in cells.nulls(field) else ""
-            tests.append(f"{empty}{at} IS NOT NULL")
+            found = cells.plain_datetime(field, at)
+            if found is None:
+                return False
+            columns.append(found[0])
+            tests.append(found[1])
             values[alias] = at
     return True
 
