@@ -83,6 +83,21 @@ def both(cp: CompiledPlaybook, tmp: Path, leads: Path, events: Path | None, *, o
     return py_files
 
 
+def record_tables(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    """Each ``decisions.make_table`` call of the runs to come: its query and keywords."""
+    from engine.sql import decisions
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+    make_table = decisions.make_table
+
+    def recorded(con: Any, source: str, *a: Any, **k: Any) -> None:
+        calls.append((source, k))
+        make_table(con, source, *a, **k)
+
+    monkeypatch.setattr(decisions, "make_table", recorded)
+    return calls
+
+
 def _rejects(files: dict[str, bytes]) -> list[str]:
     return [line for line in files["d.rejects.csv"].decode().splitlines()[1:]]
 
@@ -549,22 +564,14 @@ def test_event_ctes_are_read_twice_only_when_no_event_has_an_id(
     keeps the buffer, so the deduplicating window runs once. Both give Python's files.
     (An export without ids is folded in one pass instead, engine.sql.streamed, unless
     its order was promised: then the general path runs, which this test is about.)"""
-    from engine.sql import decisions
-
-    sources: list[str] = []
-    make_table = decisions.make_table
-    def recorded(con: Any, source: str, *a: Any, **k: Any) -> None:
-        sources.append(source)
-        make_table(con, source, *a, **k)
-
-    monkeypatch.setattr(decisions, "make_table", recorded)
+    calls = record_tables(monkeypatch)
     leads, events = make_rows(60)
     lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
     ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
     both(bench, tmp_path / "folded", lp, ep)
-    assert "per_lead_stream" in sources[-1] and "all_events" not in sources[-1]
+    assert "per_lead_stream" in calls[-1][0] and "all_events" not in calls[-1][0]
     both(bench, tmp_path / "plain", lp, ep, events_sorted=True)
-    assert "history AS NOT MATERIALIZED" in sources[-1] and "all_events AS NOT MATERIALIZED" in sources[-1]
+    assert "history AS NOT MATERIALIZED" in calls[-1][0] and "all_events AS NOT MATERIALIZED" in calls[-1][0]
 
     with_ids = [[*row, f"e{i // 2}"] for i, row in enumerate(events)]  # each id twice
     ip = write_csv(tmp_path / "ids.csv", [*EVENT_COLUMNS, "event_id"], with_ids)
@@ -572,7 +579,7 @@ def test_event_ctes_are_read_twice_only_when_no_event_has_an_id(
     assert canonical.events is not None
     mapping = canonical.model_copy(update={"events": canonical.events.model_copy(update={"id": "event_id"})})
     files = both(bench, tmp_path / "ids", lp, ip, mapping=mapping)
-    assert "NOT MATERIALIZED" not in sources[-1]
+    assert "NOT MATERIALIZED" not in calls[-1][0]
     assert files["d.csv"] != _files(tmp_path / "plain" / "python")["d.csv"]  # the copies were dropped
 
 
@@ -642,8 +649,6 @@ def test_the_query_carries_each_leads_row_unless_a_lead_field_is_so_named(
     its layers, so the decisions table needs no join back to the decided leads (issue #17);
     the account layers of enterprise.yaml carry it too. A playbook with a lead field named
     ``__row`` keeps the join. Python's files either way, in the file's order."""
-    from engine.sql import decisions
-
     cp = bench
     if playbook == "enterprise":
         cp = _cp(Path(__file__).resolve().parents[1] / "playbooks" / "enterprise.yaml")
@@ -653,13 +658,7 @@ def test_the_query_carries_each_leads_row_unless_a_lead_field_is_so_named(
         (tmp_path / "pb.yaml").write_text(text, encoding="utf-8")
         cp = _cp(tmp_path / "pb.yaml")
         assert "__row" in cp.playbook.lead.fields
-    carried: list[bool] = []
-    make_table = decisions.make_table
-    def recorded(con: Any, source: str, *a: Any, has_row: bool = False, **k: Any) -> None:
-        carried.append(has_row)
-        make_table(con, source, *a, has_row=has_row, **k)
-
-    monkeypatch.setattr(decisions, "make_table", recorded)
+    calls = record_tables(monkeypatch)
     leads, events = make_rows(120)
     leads = leads[60:] + leads[:60]  # not in id order: the file's order is the rows'
     lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
@@ -669,7 +668,7 @@ def test_the_query_carries_each_leads_row_unless_a_lead_field_is_so_named(
 
     monkeypatch.setattr(streamed, "foldable", lambda *a: False)  # the general path's query
     assert both(cp, tmp_path / "general", lp, ep) == files
-    assert carried == [playbook != "row_field"] * 2
+    assert [k["has_row"] for _, k in calls] == [playbook != "row_field"] * 2
     ids = [line.split(",")[0] for line in files["d.csv"].decode().splitlines()[1:]]
     assert ids == [row[0] for row in leads]
 

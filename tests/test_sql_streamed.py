@@ -21,7 +21,7 @@ from engine.io import load_mapping
 from engine.sql import streamed
 from engine.sql.batch import _tree, compile_for
 from tests.export_factory import BENCH_PLAYBOOK, EVENT_COLUMNS, LEAD_COLUMNS, make_rows, vary, write_csv
-from tests.test_sql_batch import AS_OF, _cp, both
+from tests.test_sql_batch import AS_OF, _cp, both, record_tables
 
 
 @pytest.fixture(scope="module")
@@ -124,16 +124,7 @@ def test_rejected_orphan_and_odd_events_take_the_general_path(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The rejects come from the general path's stages 2-3; the decisions from the pass,
     unless a row it left out for an odd cell is usable after all."""
-    from engine.sql import decisions
-
-    sources: list[str] = []
-    make_table = decisions.make_table
-
-    def recorded(con: Any, source: str, *a: Any, **k: Any) -> None:
-        sources.append(source)
-        make_table(con, source, *a, **k)
-
-    monkeypatch.setattr(decisions, "make_table", recorded)
+    calls = record_tables(monkeypatch)
     leads, events = make_rows(80)
     if spoil == "unknown type":
         events[10][2] = "no-such-type"
@@ -148,7 +139,7 @@ def test_rejected_orphan_and_odd_events_take_the_general_path(
     files = both(bench, tmp_path, *_files(tmp_path, leads, events))
     assert folds == ["rejects"]
     # the pass's decisions stand unless the odd cell made a usable row
-    assert ("per_lead_stream" in sources[-1]) == (spoil != "odd cell")
+    assert ("per_lead_stream" in calls[-1][0]) == (spoil != "odd cell")
     rejects = files["d.rejects.csv"].decode().splitlines()
     assert len(rejects) == (1 if spoil == "odd cell" else 2)  # the header, and the row
 
