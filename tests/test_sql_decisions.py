@@ -138,3 +138,43 @@ def test_columns_of_few_values_are_checked_once_per_value(tmp_path: Path, suffix
 
 def test_columns_of_few_values_are_output_columns() -> None:
     assert set(decisions.FEW_VALUES) <= set(DECISION_COLUMNS) - NOT_TEXT
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+@pytest.mark.parametrize("guard", [True, False])
+@pytest.mark.parametrize("value", ["acme", "", "a,b", "a\tb", "=cmd", "-3.5", 'say "hi"', "x\ry"])
+def test_columns_of_one_value_are_literals_checked_once(tmp_path: Path, suffix: str, guard: bool,
+                                                        value: str) -> None:
+    """Columns the query gives one value (``constants``) are literals of the view, and the
+    CSV's row test leaves them out only when that value needs no care: the bytes stay
+    the Python writer's for every value, hostile ones too."""
+    constants: dict[str, Any] = {"account": value, "account_primary": "", "target_lead": True,
+                                 "due": None, "recycle_until": None, "overdue_since": None}
+    rng = random.Random(13)
+    plain = {"string": ["", "L0000123", "x.y@z"], "float64": [0.0, 90.73, None], "bool": [True, None]}
+    rows = _rows(1200, seed=17)
+    for i, row in enumerate(rows):
+        for name in DECISION_COLUMNS:
+            if i % 3 and name not in constants:  # two rows in three plain
+                row[name] = rng.choice(plain[DECISION_TYPES[name]])
+    con = duckdb.connect()
+    types = {"float64": pa.float64(), "bool": pa.bool_(), "string": pa.string()}
+    stored = [name for name in DECISION_COLUMNS if name not in constants and name != "as_of"]
+    con.register("rows_arrow", pa.table({name: pa.array([r[name] for r in rows], types[DECISION_TYPES[name]])
+                                         for name in stored}
+                                        | {"__row": pa.array(range(2, len(rows) + 2), pa.int64())}))
+    fixed = decisions.make_table(con, "(SELECT * FROM rows_arrow ORDER BY random())", "2026-11-01T09:00:00+09:00",
+                                 "Asia/Tokyo", has_row=True, constants=constants)
+    stored_columns = {c for (c,) in con.execute("SELECT column_name FROM information_schema.columns "
+                                                f"WHERE table_name = '{decisions.STORED}'").fetchall()}
+    assert not stored_columns & set(constants) and "as_of" not in stored_columns
+    d = "\t" if suffix == ".tsv" else ","
+    needs_care = d in value or '"' in value or "\r" in value or (guard and value[:1] == "=")
+    checked = decisions._plain_columns(duckdb.connect(), ["account", "account_primary"], d, guard, fixed)
+    assert checked == {"account_primary"} | (set() if needs_care else {"account"})  # known: nothing read
+    decisions.write(con, tmp_path / f"duck{suffix}", guard, fixed)
+    for row in rows:
+        row.update(constants, as_of="2026-11-01T09:00:00+09:00")
+    cells = ([format_cell(row[name]) for name in DECISION_COLUMNS] for row in rows)
+    write_cells(tmp_path / f"python{suffix}", DECISION_COLUMNS, cells, raw_columns=NOT_TEXT, csv_guard=guard)
+    assert (tmp_path / f"duck{suffix}").read_bytes() == (tmp_path / f"python{suffix}").read_bytes()

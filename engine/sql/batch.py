@@ -144,13 +144,13 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summ
         carried = decisions.with_row(tree) if _leads_have_row(cp) else None
         source = f"({(carried or tree).sql(dialect='duckdb')})"
         constants = constant_columns(carried or tree)
-    decisions.make_table(con, source, req.as_of.astimezone(cp.tz).isoformat(), cp.playbook.timezone,
-                         has_row=carried is not None, constants=constants)
+    fixed = decisions.make_table(con, source, req.as_of.astimezone(cp.tz).isoformat(), cp.playbook.timezone,
+                                 has_row=carried is not None, constants=constants)
     if stages is not None:
         stages.stage("writing")
     decisions.summarize(con, summary)
     decisions.place_queues(con, summary, cp.playbook)
-    decisions.write(con, staging, req.csv_guard)
+    decisions.write(con, staging, req.csv_guard, fixed)
 
 
 def _tree(query: Any, request: BatchRequest) -> Any:

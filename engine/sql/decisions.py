@@ -70,21 +70,22 @@ def with_row(tree: Any) -> Any | None:
 
 
 def make_table(con: Any, source: str, as_of: str, zone: str, has_row: bool = False,
-               constants: dict[str, Any] | None = None) -> None:
+               constants: dict[str, Any] | None = None) -> dict[str, str | bool]:
     """``decisions``: the query's rows, timestamps spelled as ``Decision.to_row``, with file
     order: the source's own ``__row`` (``has_row``, :func:`with_row`) or the decided lead's.
 
     ``constants`` (:func:`engine.sql.constants.constant_columns`): the columns every row
     has the same value in; they, and the run's instant, are literals of the view rather
-    than columns of the table (a column of 1M equal cells each: issue #17)."""
+    than columns of the table (a column of 1M equal cells each: issue #17). Returns those
+    columns' values, for :func:`write` (``fixed``)."""
     from engine.sql.duckdb_backend import iso_sql
 
     constants = constants or {}
-    shown = {**_literals(constants), "as_of": literal(as_of)}  # the run's instant, spelled once
+    fixed: dict[str, str | bool] = {**_fixed(constants), "as_of": as_of}  # the instant, spelled once
     stored = []
     for column in ROW:
         name = column.name
-        if name in shown:
+        if name in fixed:
             continue
         if column.instant:
             stored.append(f"{iso_sql('q.' + quote(name), zone)} AS {name}")
@@ -98,29 +99,34 @@ def make_table(con: Any, source: str, as_of: str, zone: str, has_row: bool = Fal
         con.execute(sql)
     except Exception as error:
         raise EngineError(f"DuckDB could not evaluate the playbook query: {error}") from None
-    columns = [f"{shown[c.name]} AS {c.name}" if c.name in shown else quote(c.name) for c in ROW]
+    columns = [f"{_sql(fixed[c.name])} AS {c.name}" if c.name in fixed else quote(c.name) for c in ROW]
     due = "CAST(NULL AS TIMESTAMPTZ) AS __due" if no_due else "__due"
     con.execute(f"CREATE OR REPLACE TEMP VIEW {TABLE} AS SELECT {', '.join(columns)}, __row, {due} "
                 f"FROM {STORED}")
+    return fixed
 
 
-def _literals(constants: dict[str, Any]) -> dict[str, str]:
-    """The output columns of one value, as SQL literals of the type the table would
-    give them: text, a boolean, or an empty instant (``Decision.to_row`` spells a missing
-    instant as ''). A NULL of another column's type stays stored (its type is DuckDB's)."""
-    shown = {}
+def _fixed(constants: dict[str, Any]) -> dict[str, str | bool]:
+    """The output columns of one value, as the value the table would hold: text, a
+    boolean, or an empty instant (``Decision.to_row`` spells a missing instant as ''). A
+    NULL of another column's type stays stored (its type is DuckDB's)."""
+    fixed: dict[str, str | bool] = {}
     instants = {column.name for column in ROW if column.instant}
     for name, value in constants.items():
         if name in _QUEUE_COLUMNS or name not in _ROW_NAMES:
             continue
         if name in instants:
             if value is None:
-                shown[name] = "''"
-        elif isinstance(value, bool):
-            shown[name] = "TRUE" if value else "FALSE"
-        elif isinstance(value, str):
-            shown[name] = literal(value)
-    return shown
+                fixed[name] = ""
+        elif isinstance(value, (bool, str)):
+            fixed[name] = value
+    return fixed
+
+
+def _sql(value: str | bool) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    return literal(value)
 
 
 def summarize(con: Any, summary: Summary) -> None:
@@ -228,11 +234,13 @@ def _keep_queue(con: Any, queue: TeamQueue) -> None:
             queue.put(key_of(priority, due or None, lead_id, int(row)), values, bool(past))
 
 
-def write(con: Any, staging: Path, csv_guard: bool) -> None:
-    """The decisions file in the leads file's order: CSV by DuckDB, the other formats via Arrow."""
+def write(con: Any, staging: Path, csv_guard: bool, fixed: dict[str, str | bool] | None = None) -> None:
+    """The decisions file in the leads file's order: CSV by DuckDB, the other formats via Arrow.
+
+    ``fixed``: columns known to hold one value (:func:`make_table`'s answer)."""
     if file_format(staging) == "csv":
         delimiter = "\t" if staging.suffix.lower() == ".tsv" else ","
-        lines = _csv_lines(con, delimiter, csv_guard)
+        lines = _csv_lines(con, delimiter, csv_guard, fixed or {})
         if lines is not None:
             header = _join(list(DECISION_COLUMNS), delimiter)
             # one VARCHAR column of finished lines, written as they are (no quoting of its own)
@@ -260,7 +268,7 @@ def _join(cells: list[str], delimiter: str) -> str:
     return out.getvalue()
 
 
-def _csv_lines(con: Any, delimiter: str, csv_guard: bool) -> str | None:
+def _csv_lines(con: Any, delimiter: str, csv_guard: bool, fixed: dict[str, str | bool]) -> str | None:
     """``SELECT __row, line``: each row as ``engine.io.writers._CsvOut`` writes it, in SQL;
     None if a type has no exact spelling.
 
@@ -268,16 +276,17 @@ def _csv_lines(con: Any, delimiter: str, csv_guard: bool) -> str | None:
     Testing that once on the joined cells that may need care (no quote, newline or CR in
     them, one delimiter per cell boundary, no guarded cell starting with a formula
     character) is far cheaper than testing each of 29 cells (issue #17); numbers,
-    booleans and the columns whose every value was found plain (:func:`_plain_columns`)
-    are left out of it. A row failing the test, or only seeming to
-    (a guarded ``-3.5``), takes the cell-by-cell spelling, the writer's by construction
-    (tests/test_sql_decisions.py); its cells are spelled only for such rows."""
+    booleans and the columns whose every value was found plain (:func:`_plain_columns`:
+    the playbook's names, and the columns of one value) are left out of it. A row failing
+    the test, or only seeming to (a guarded ``-3.5``), takes the cell-by-cell spelling,
+    the writer's by construction (tests/test_sql_decisions.py); its cells are spelled
+    only for such rows."""
     types = dict(con.execute(f"SELECT column_name, data_type FROM information_schema.columns "
                              f"WHERE table_name = '{TABLE}'").fetchall())
     if any(str(types.get(name, "")) not in _PLAIN_TYPES for name in DECISION_COLUMNS):
         return None
-    plain_columns = _plain_columns(con, [n for n in FEW_VALUES if types.get(n) == "VARCHAR"], delimiter,
-                                   csv_guard)
+    few = [n for n in DECISION_COLUMNS if (n in FEW_VALUES or n in fixed) and types.get(n) == "VARCHAR"]
+    plain_columns = _plain_columns(con, few, delimiter, csv_guard, fixed)
     raw: list[str] = []
     spelled: list[str] = []
     texts: list[str] = []
@@ -327,21 +336,24 @@ def _csv_lines(con: Any, delimiter: str, csv_guard: bool) -> str | None:
             f"FROM (SELECT __row, __line, __plain, {', '.join(spelled)} FROM ({tested_of}))")
 
 
-def _plain_columns(con: Any, names: list[str], delimiter: str, csv_guard: bool) -> set[str]:
+def _plain_columns(con: Any, names: list[str], delimiter: str, csv_guard: bool,
+                   fixed: dict[str, str | bool] | None = None) -> set[str]:
     """Those of ``names`` whose every value the writer writes as it is (no quotes, no
-    guard, no CR): found from each column's distinct values, one aggregate over the table,
-    so the row's test need not read them (issue #17: at 1M rows the test cost as much as
-    the rest of the CSV). A column with one value needing care stays in the test."""
-    if not names:
-        return set()
+    guard, no CR): found from each column's distinct values, one aggregate over the table
+    (``fixed`` columns' one value is known), so the row's test need not read them (issue
+    #17: at 1M rows the test cost as much as the rest of the CSV; the test of five
+    columns of one empty value each, 0.6 s of CPU). A column with one value needing care
+    stays in the test."""
     from engine.io.writers import csv_line_maker
 
-    found = con.execute(f"SELECT {', '.join(f'list(DISTINCT {quote(n)})' for n in names)} "
-                        f"FROM {TABLE}").fetchall()[0]
+    fixed = fixed or {}
+    read = [name for name in names if name not in fixed]
+    found = dict(zip(read, con.execute(f"SELECT {', '.join(f'list(DISTINCT {quote(n)})' for n in read)} "
+                                       f"FROM {TABLE}").fetchall()[0], strict=True)) if read else {}
     plain = set()
-    for name, values in zip(names, found, strict=True):
+    for name in names:
         line = csv_line_maker([name, "x"], csv_guard=csv_guard, tsv=delimiter == "\t")
-        texts = [value or "" for value in values or ()]
+        texts = [str(fixed[name])] if name in fixed else [value or "" for value in found[name] or ()]
         if all(line([text, "x"]) == (text + delimiter + "x", False) for text in texts):
             plain.add(name)
     return plain
