@@ -27,10 +27,12 @@ from engine.queues import TeamQueue, key_of, team_order
 from engine.sql.inputs import literal, quote
 
 #: The decisions: output columns, ``__row`` (file order) and ``__due`` (the queue key). A view
-#: over STORED that adds the columns of one value (:func:`make_table`); a table in tests.
+#: of FIXED, or of its week's columns placed (:func:`place_queues`); a table in tests.
 TABLE = "decisions"
+#: STORED, the table the query fills, with the columns of one value as literals (:func:`make_table`).
+FIXED = "decisions__fixed"
 STORED = "decisions__stored"
-#: The week's columns: filled in STORED after the query (:func:`place_queues`).
+#: The week's columns: placed after the query (:func:`place_queues`).
 _QUEUE_COLUMNS = ("queue", "queue_team")
 _ROW_NAMES = frozenset(column.name for column in ROW)
 #: ``engine.io.writers._NUMBER`` in RE2 (``\\d`` is any Unicode digit in Python's ``re``).
@@ -101,8 +103,9 @@ def make_table(con: Any, source: str, as_of: str, zone: str, has_row: bool = Fal
         raise EngineError(f"DuckDB could not evaluate the playbook query: {error}") from None
     columns = [f"{_sql(fixed[c.name])} AS {c.name}" if c.name in fixed else quote(c.name) for c in ROW]
     due = "CAST(NULL AS TIMESTAMPTZ) AS __due" if no_due else "__due"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {TABLE} AS SELECT {', '.join(columns)}, __row, {due} "
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {FIXED} AS SELECT {', '.join(columns)}, __row, {due} "
                 f"FROM {STORED}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {TABLE} AS SELECT * FROM {FIXED}")
     return fixed
 
 
@@ -159,13 +162,65 @@ _QUEUE_ORDER = "d.priority DESC NULLS LAST, d.__due ASC NULLS LAST, d.lead_id, d
 
 
 def place_queues(con: Any, summary: Summary, playbook: Playbook) -> None:
-    """Where every handoff stands this week — ``engine.queues.place`` in SQL — then counts and queues.
+    """Where every handoff stands this week — ``engine.queues.place`` in SQL — then counts and queues."""
+    teams = summary.teams
+    if any(queue.keep or queue.next is not None for queue in teams.values()):
+        routed_in = _place_in_turn(con, summary, playbook)
+    else:
+        _place_alone(con, summary)
+        routed_in = {}
+    lives = {team: (int(handed), int(overdue), int(accepted)) for team, handed, overdue, accepted
+             in con.execute(f"SELECT route, count(*), count(*) FILTER (WHERE overdue), count(*) FILTER "
+                            f"(WHERE handoff_accepted) FROM {TABLE} WHERE handoff_rule <> '' GROUP BY route")
+             .fetchall()}
+    for team, queue in teams.items():
+        queue.handoffs, queue.overdue, queue.accepted = lives.get(team, (0, 0, 0))
+        queue.overflow_in = int(routed_in.get(team, 0))
+        if queue.keep and queue.handoffs + queue.overflow_in:
+            _keep_queue(con, queue)
+    nurture = summary.nurture
+    if nurture is not None:  # every nurtured lead, in file order as the per-lead path offers them
+        names = ", ".join(DECISION_COLUMNS)
+        cursor = con.execute(f"SELECT {names}, __row FROM {TABLE} WHERE handoff_rule = '' "
+                             "AND nurture_track <> '' ORDER BY __row")
+        columns = [d[0] for d in cursor.description]
+        while batch := cursor.fetchmany(10_000):
+            for values in batch:
+                row = dict(zip(columns, values, strict=True))
+                nurture.offer(_decision(row), int(row.pop("__row")))
 
-    Teams go in ``team_order`` (a team before the team its overflow is routed to). Each
-    ranks the handoffs it holds — its own, and what earlier teams routed to it — in queue
-    order; the first ``capacity`` are worked this week, the rest carried over or routed on.
-    ``queue_passes`` keeps each team's ranking: the queue files are read from it.
-    """
+
+def _place_alone(con: Any, summary: Summary) -> None:
+    """The week's columns when no team routes its overflow on and no queue file is asked
+    for: each handoff stays with its route's team, worked this week unless beyond a
+    capped team's best ``capacity`` (those are a top-N each, not a ranking of every
+    handoff), and the columns are expressions of ``decisions`` over that short list
+    rather than an ``UPDATE`` of every handoff (issue #17: eleven statements, 1 s of CPU
+    at 1M leads, down to two)."""
+    capped = {team: int(q.capacity) for team, q in summary.teams.items() if q.capacity is not None}
+    unlimited = [team for team, q in summary.teams.items() if q.capacity is None]
+    status = []
+    if unlimited:
+        status.append(f"WHEN route IN ({', '.join(literal(t) for t in unlimited)}) THEN 'queued'")
+    if capped:
+        best = " UNION ALL ".join(
+            f"(SELECT d.__row FROM {FIXED} d WHERE d.handoff_rule <> '' AND d.route = {literal(team)} "
+            f"ORDER BY {_QUEUE_ORDER} LIMIT {capacity})" for team, capacity in capped.items())
+        con.execute(f"CREATE OR REPLACE TEMP TABLE queue_best AS {best}")
+        status.append(f"WHEN route IN ({', '.join(literal(t) for t in capped)}) THEN CASE WHEN __row IN "
+                      "(SELECT __row FROM queue_best) THEN 'queued' ELSE 'carried_over' END")
+    queue = f"CASE {' '.join(status)} END" if status else "CAST(NULL AS VARCHAR)"  # a route no team has: none
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {TABLE} AS SELECT * REPLACE ("
+                f"CASE WHEN handoff_rule <> '' THEN {queue} ELSE queue END AS queue, "
+                f"CASE WHEN handoff_rule <> '' THEN route ELSE queue_team END AS queue_team) FROM {FIXED}")
+
+
+def _place_in_turn(con: Any, summary: Summary, playbook: Playbook) -> dict[str, int]:
+    """The week's columns, team by team in ``team_order`` (a team before the team its
+    overflow is routed to): each ranks the handoffs it holds — its own, and what earlier
+    teams routed to it — in queue order; the first ``capacity`` are worked this week, the
+    rest carried over or routed on. ``queue_passes`` keeps each team's ranking: the queue
+    files are read from it. Returns how many handoffs each team was routed from others."""
     con.execute("CREATE OR REPLACE TEMP TABLE queue_place AS SELECT __row, route AS team, route AS holder, "
                 f"CAST(NULL AS VARCHAR) AS status FROM {TABLE} WHERE handoff_rule <> ''")
     con.execute("CREATE OR REPLACE TEMP TABLE queue_passes "
@@ -194,27 +249,8 @@ def place_queues(con: Any, summary: Summary, playbook: Playbook) -> None:
                         f"WHERE __row IN ({passed.format('')})", [team])
     con.execute(f"UPDATE {STORED} SET queue = p.status, queue_team = p.holder FROM queue_place p "
                 f"WHERE {STORED}.__row = p.__row")
-    handed = dict(con.execute("SELECT team, count(*) FROM queue_place GROUP BY team").fetchall())
-    routed_in = dict(con.execute("SELECT q.team, count(*) FROM queue_passes q JOIN queue_place p "
-                                 "USING (__row) WHERE p.team <> q.team GROUP BY q.team").fetchall())
-    lives = {team: (int(overdue), int(accepted)) for team, overdue, accepted in con.execute(
-        f"SELECT route, count(*) FILTER (WHERE overdue), count(*) FILTER (WHERE handoff_accepted) "
-        f"FROM {TABLE} WHERE handoff_rule <> '' GROUP BY route").fetchall()}
-    for team, queue in summary.teams.items():
-        queue.handoffs, queue.overflow_in = int(handed.get(team, 0)), int(routed_in.get(team, 0))
-        queue.overdue, queue.accepted = lives.get(team, (0, 0))
-        if queue.keep and queue.handoffs + queue.overflow_in:
-            _keep_queue(con, queue)
-    nurture = summary.nurture
-    if nurture is not None:  # every nurtured lead, in file order as the per-lead path offers them
-        names = ", ".join(DECISION_COLUMNS)
-        cursor = con.execute(f"SELECT {names}, __row FROM {TABLE} WHERE handoff_rule = '' "
-                             "AND nurture_track <> '' ORDER BY __row")
-        columns = [d[0] for d in cursor.description]
-        while batch := cursor.fetchmany(10_000):
-            for values in batch:
-                row = dict(zip(columns, values, strict=True))
-                nurture.offer(_decision(row), int(row.pop("__row")))
+    return dict(con.execute("SELECT q.team, count(*) FROM queue_passes q JOIN queue_place p "
+                            "USING (__row) WHERE p.team <> q.team GROUP BY q.team").fetchall())
 
 
 def _keep_queue(con: Any, queue: TeamQueue) -> None:
