@@ -731,3 +731,53 @@ def test_plain_lead_rows_skip_the_careful_conversions_and_the_rest_take_them(
     [(plain, total)] = counts
     assert total == len(leads) and careful > 30
     assert plain == total - careful
+
+
+def test_a_clean_leads_file_takes_the_plain_values_alone(bench: CompiledPlaybook, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row of a clean export is plain: its table comes from the plain values alone,
+    without the careful conversions' SQL (issue #17), and is the table the careful
+    statement makes, column for column, type for type, row for row. One row that is not
+    plain sends the file through the careful statement."""
+    from engine.sql import batch
+    from engine.sql.cells import Cells
+
+    tables: list[tuple[list[Any], list[Any]]] = []
+    statements: list[str] = []
+    lead_rows = batch.lead_rows
+
+    def kept(*args: Any, **kwargs: Any) -> Any:
+        result = lead_rows(*args, **kwargs)
+        con = args[0].con
+        tables.append((con.execute("DESCRIBE lead_rows__rows").fetchall(),
+                       con.execute("SELECT * FROM lead_rows__rows ORDER BY rowid").fetchall()))
+        return result
+
+    def logged(self: Cells, *args: Any, **kwargs: Any) -> Any:
+        statements.append(plain_only(self, *args, **kwargs))
+        return statements[-1]
+
+    plain_only = Cells._plain_only
+    monkeypatch.setattr(batch, "lead_rows", kept)
+    monkeypatch.setattr(Cells, "_plain_only", logged)
+    rng = random.Random(5)
+    leads, events = make_rows(150)
+    for row in leads:
+        if rng.random() < 0.4:
+            vary(row, LEADS_PLAIN, rng)
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    ep = write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events)
+    clean = both(bench, tmp_path / "clean", lp, ep)
+    monkeypatch.setattr(Cells, "_plain_only", lambda *args: False)  # the careful statement, always
+    assert both(bench, tmp_path / "careful", lp, ep) == clean
+    (plain_schema, plain_rows), (careful_schema, careful_rows) = tables
+    assert plain_schema == careful_schema
+    assert plain_rows == careful_rows and all(row[-1] is True for row in plain_rows)
+    tables.clear()
+    vary(leads[7], LEADS_NOT_PLAIN, rng)
+    monkeypatch.setattr(Cells, "_plain_only", logged)
+    lp = write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads)
+    both(bench, tmp_path / "dirty", lp, ep)
+    [(_, dirty_rows)] = tables
+    assert [row[-1] for row in dirty_rows].count(False) == 1
+    assert statements == [True, False]

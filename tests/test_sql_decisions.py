@@ -163,8 +163,8 @@ def test_columns_of_one_value_are_literals_checked_once(tmp_path: Path, suffix: 
     con.register("rows_arrow", pa.table({name: pa.array([r[name] for r in rows], types[DECISION_TYPES[name]])
                                          for name in stored}
                                         | {"__row": pa.array(range(2, len(rows) + 2), pa.int64())}))
-    fixed = decisions.make_table(con, "(SELECT * FROM rows_arrow ORDER BY random())", "2026-11-01T09:00:00+09:00",
-                                 "Asia/Tokyo", has_row=True, constants=constants)
+    fixed = decisions.make_table(con, "(SELECT * FROM rows_arrow ORDER BY random())",
+                                 "2026-11-01T09:00:00+09:00", "Asia/Tokyo", has_row=True, constants=constants)
     stored_columns = {c for (c,) in con.execute("SELECT column_name FROM information_schema.columns "
                                                 f"WHERE table_name = '{decisions.STORED}'").fetchall()}
     assert not stored_columns & set(constants) and "as_of" not in stored_columns
