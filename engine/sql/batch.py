@@ -144,6 +144,7 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summ
         carried = decisions.with_row(tree) if _leads_have_row(cp) else None
         source = f"({(carried or tree).sql(dialect='duckdb')})"
         constants = constant_columns(carried or tree)
+    decisions.split_scans(con)
     fixed = decisions.make_table(con, source, req.as_of.astimezone(cp.tz).isoformat(), cp.playbook.timezone,
                                  has_row=carried is not None, constants=constants)
     if stages is not None:
