@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bench_evaluate import AS_OF, GEN, ensure_data  # noqa: E402
+from bench_evaluate import AS_OF, GEN, compile_bytecode, ensure_data  # noqa: E402
 
 
 def run(tree: Path, data: Path, out: Path, backend: str) -> float:
@@ -76,6 +76,8 @@ def main() -> int:
             times: dict[str, list[float]] = {"base": [], "head": []}
             outs = {name: Path(scratch) / f"decisions-{name}.csv" for name in times}
             trees = {"base": base, "head": head.resolve()}
+            for tree in trees.values():
+                compile_bytecode(tree)
             for round_ in range(args.rounds):
                 for name in ("base", "head"):
                     times[name].append(run(trees[name], data, outs[name], args.backend))
