@@ -178,3 +178,35 @@ def test_columns_of_one_value_are_literals_checked_once(tmp_path: Path, suffix: 
     cells = ([format_cell(row[name]) for name in DECISION_COLUMNS] for row in rows)
     write_cells(tmp_path / f"python{suffix}", DECISION_COLUMNS, cells, raw_columns=NOT_TEXT, csv_guard=guard)
     assert (tmp_path / f"duck{suffix}").read_bytes() == (tmp_path / f"python{suffix}").read_bytes()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+@pytest.mark.parametrize("guard", [True, False])
+@pytest.mark.parametrize("spoiler", [None, "a,b", "a\tb", 'say "hi"', "two\nlines", "x\ry", "=cmd", "-3.5",
+                                     "@home"])
+def test_a_file_of_plain_cells_is_the_cells_joined(tmp_path: Path, suffix: str, guard: bool,
+                                                   spoiler: str | None) -> None:
+    """Every text column is checked over all its cells once: when none needs care the
+    lines are the cells joined, with no row test (issue #17); one cell needing care, or
+    seeming to (a guarded ``-3.5``), keeps its column in the row's test. The bytes are
+    the Python writer's either way."""
+    rng = random.Random(21)
+    plain = {"string": ["", "L0000123", "2026-11-01T00:00:00+00:00", "x.y@z", "日本語", "mql"],
+             "float64": [0.0, 90.73, -3.5, 1e16, None], "bool": [True, False, None]}
+    rows = [{name: rng.choice(plain[DECISION_TYPES[name]]) for name in DECISION_COLUMNS} for _ in range(800)]
+    if spoiler is not None:
+        rows[400]["lead_id"] = spoiler
+    con = duckdb.connect()
+    _table(con, rows)
+    d = "\t" if suffix == ".tsv" else ","
+    texts = [name for name in DECISION_COLUMNS if DECISION_TYPES[name] == "string"]
+    checked = decisions._plain_columns(con, texts, d, guard)
+    spoiled = spoiler is not None and (d in spoiler or '"' in spoiler or "\n" in spoiler or "\r" in spoiler
+                                       or (guard and spoiler[0] in "=-@"))
+    assert checked == set(texts) - ({"lead_id"} if spoiled else set())
+    lines = decisions._csv_lines(con, d, guard, {})
+    assert lines is not None and ("__plain" in lines) == spoiled
+    decisions.write(con, tmp_path / f"duck{suffix}", guard)
+    cells = ([format_cell(row[name]) for name in DECISION_COLUMNS] for row in rows)
+    write_cells(tmp_path / f"python{suffix}", DECISION_COLUMNS, cells, raw_columns=NOT_TEXT, csv_guard=guard)
+    assert (tmp_path / f"duck{suffix}").read_bytes() == (tmp_path / f"python{suffix}").read_bytes()

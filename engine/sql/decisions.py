@@ -330,17 +330,17 @@ def _csv_lines(con: Any, delimiter: str, csv_guard: bool, fixed: dict[str, str |
     Testing that once on the joined cells that may need care (no quote, newline or CR in
     them, one delimiter per cell boundary, no guarded cell starting with a formula
     character) is far cheaper than testing each of 29 cells (issue #17); numbers,
-    booleans and the columns whose every value was found plain (:func:`_plain_columns`:
-    the playbook's names, and the columns of one value) are left out of it. A row failing
-    the test, or only seeming to (a guarded ``-3.5``), takes the cell-by-cell spelling,
-    the writer's by construction (tests/test_sql_decisions.py); its cells are spelled
-    only for such rows."""
+    booleans and the columns whose every cell was found plain (:func:`_plain_columns`) are
+    left out of it; when that leaves none (a clean export), a line is the cells joined
+    and nothing else is planned or run. A row failing the test, or only seeming to (a
+    guarded ``-3.5``), takes the cell-by-cell spelling, the writer's by construction
+    (tests/test_sql_decisions.py); its cells are spelled only for such rows."""
     types = dict(con.execute(f"SELECT column_name, data_type FROM information_schema.columns "
                              f"WHERE table_name = '{TABLE}'").fetchall())
     if any(str(types.get(name, "")) not in _PLAIN_TYPES for name in DECISION_COLUMNS):
         return None
-    few = [n for n in DECISION_COLUMNS if (n in FEW_VALUES or n in fixed) and types.get(n) == "VARCHAR"]
-    plain_columns = _plain_columns(con, few, delimiter, csv_guard, fixed)
+    plain_columns = _plain_columns(con, [n for n in DECISION_COLUMNS if types.get(n) == "VARCHAR"], delimiter,
+                                   csv_guard, fixed)
     raw: list[str] = []
     spelled: list[str] = []
     texts: list[str] = []
@@ -365,15 +365,18 @@ def _csv_lines(con: Any, delimiter: str, csv_guard: bool, fixed: dict[str, str |
             raw.append(f"COALESCE(CAST({column} AS VARCHAR), '') AS {text}")
         spelled.append(f"CASE WHEN __plain THEN NULL ELSE {spelling} END AS {cell}")
     d = literal(delimiter)
+    joined = f"concat_ws({d}, {', '.join(f'__r{i}' for i in range(len(DECISION_COLUMNS)))})"
+    texts_of = f"SELECT __row, {', '.join(raw)} FROM {TABLE}"
+    if not tested:  # every text cell of every row is written as it is: the cells joined
+        return f"SELECT __row, {joined} AS line FROM ({texts_of})"
     cells = [f"__c{i}" for i in range(len(DECISION_COLUMNS))]
     minimal = [f"(CASE WHEN contains({c}, {d}) OR contains({c}, '\"') OR contains({c}, chr(10)) "
                f"THEN '\"' || replace({c}, '\"', '\"\"') || '\"' ELSE {c} END)" if c in texts else c
                for c in cells]
     everything = [f"('\"' || replace({c}, '\"', '\"\"') || '\"')" for c in cells]
     has_return = " OR ".join(f"contains({c}, chr(13))" for c in texts) or "FALSE"
-    joined = f"concat_ws({d}, {', '.join(f'__r{i}' for i in range(len(cells)))})"
     # numbers and booleans never need quotes, nor do plain_columns: the test reads the rest
-    test = f"concat_ws({d}, {', '.join(tested)})" if tested else "''"
+    test = f"concat_ws({d}, {', '.join(tested)})"
     plain = ["NOT contains(__test, '\"')", "NOT contains(__test, chr(10))", "NOT contains(__test, chr(13))",
              f"strlen(__test) - strlen(replace(__test, {d}, '')) = {max(len(tested) - 1, 0)}"]
     if guarded:  # (a cell starting with the delimiter already fails the count)
@@ -383,7 +386,6 @@ def _csv_lines(con: Any, delimiter: str, csv_guard: bool, fixed: dict[str, str |
                      f"{literal(f'(^|{edge})[{formula}]')})")
     line = (f"CASE WHEN __plain THEN __line WHEN {has_return} THEN concat_ws({d}, {', '.join(everything)}) "
             f"ELSE concat_ws({d}, {', '.join(minimal)}) END")
-    texts_of = f"SELECT __row, {', '.join(raw)} FROM {TABLE}"
     tested_of = (f"SELECT *, ({' AND '.join(plain)}) AS __plain "
                  f"FROM (SELECT *, {joined} AS __line, {test} AS __test FROM ({texts_of}))")
     return (f"SELECT __row, {line} AS line "
@@ -392,20 +394,38 @@ def _csv_lines(con: Any, delimiter: str, csv_guard: bool, fixed: dict[str, str |
 
 def _plain_columns(con: Any, names: list[str], delimiter: str, csv_guard: bool,
                    fixed: dict[str, str | bool] | None = None) -> set[str]:
-    """Those of ``names`` whose every value the writer writes as it is (no quotes, no
-    guard, no CR): found from each column's distinct values, one aggregate over the table
-    (``fixed`` columns' one value is known), so the row's test need not read them (issue
-    #17: at 1M rows the test cost as much as the rest of the CSV; the test of five
-    columns of one empty value each, 0.6 s of CPU). A column with one value needing care
-    stays in the test."""
+    """Those of ``names`` whose every cell the writer writes as it is (no quotes, no guard,
+    no CR), found in one aggregate over the table, so the row's test need not read them
+    (issue #17: at 1M rows the test cost as much as the rest of the CSV, and the test of
+    five columns of one empty value each 0.6 s of CPU more).
+
+    The playbook's names (:data:`FEW_VALUES`) are checked exactly, once per distinct value
+    (``fixed`` columns' one value is known); any other text column by a test of every
+    cell in SQL that is stricter than the writer (a guarded column holding ``-3.5``
+    stays in the row's test). A column with one cell needing care stays in the test."""
     from engine.io.writers import csv_line_maker
 
     fixed = fixed or {}
-    read = [name for name in names if name not in fixed]
-    found = dict(zip(read, con.execute(f"SELECT {', '.join(f'list(DISTINCT {quote(n)})' for n in read)} "
-                                       f"FROM {TABLE}").fetchall()[0], strict=True)) if read else {}
-    plain = set()
-    for name in names:
+    listed = [name for name in names if name in FEW_VALUES and name not in fixed]
+    others = [name for name in names if name not in FEW_VALUES and name not in fixed]
+    d = literal(delimiter)
+    starts = ", ".join(str(ord(c)) for c in _FORMULA_START)
+    checks = []
+    for name in others:
+        cell = f"COALESCE({quote(name)}, '')"
+        tests = [f"contains({cell}, {s})" for s in ("'\"'", "chr(10)", "chr(13)", d)]
+        if csv_guard and name not in NOT_TEXT:
+            tests.append(f"ascii({cell}) IN ({starts})")
+        checks.append(f"COALESCE(bool_and(NOT ({' OR '.join(tests)})), TRUE)")
+    found: dict[str, Any] = {}
+    # two statements: with the plain aggregates beside them the DISTINCT ones cost twice
+    # as much (0.03 -> 0.06 s at 100k rows)
+    for columns, aggregates in ((listed, [f"list(DISTINCT {quote(n)})" for n in listed]), (others, checks)):
+        if aggregates:
+            row = con.execute(f"SELECT {', '.join(aggregates)} FROM {TABLE}").fetchall()[0]
+            found.update(zip(columns, row, strict=True))
+    plain = {name for name in others if found[name]}
+    for name in [*listed, *(n for n in names if n in fixed)]:
         line = csv_line_maker([name, "x"], csv_guard=csv_guard, tsv=delimiter == "\t")
         texts = [str(fixed[name])] if name in fixed else [value or "" for value in found[name] or ()]
         if all(line([text, "x"]) == (text + delimiter + "x", False) for text in texts):
