@@ -70,3 +70,26 @@ def test_one_line_per_row_keeps_duckdb_numbers_when_checked(tmp_path: Path) -> N
         scanned = inputs.scan(path, "t", None, ["lead_id", "title"])
         inputs.numbered(scanned, 2)  # no Renumber: the lines are the rows
         assert scanned.by_duckdb and scanned.unverified is None and not inputs.careful
+
+
+@pytest.mark.parametrize("megabytes", [0.1, 3, 11.6, 117, 300])
+def test_a_file_under_a_few_duckdb_buffers_is_read_in_a_piece_per_thread_and_more(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, megabytes: float) -> None:
+    """DuckDB reads a CSV buffer on one thread: a file of a few buffers (the 100k-lead
+    file is 11.6 MB, DuckDB's buffer 32 MiB) gets buffers of an eighth of it on 2 cores,
+    no smaller than a line may be long; a small or a large file keeps DuckDB's own."""
+    from engine.sql import inputs
+
+    monkeypatch.setattr(inputs.os, "cpu_count", lambda: 2)
+    path = tmp_path / "f.csv"
+    with open(path, "wb") as handle:
+        handle.truncate(int(megabytes * 1e6))  # sparse: only its size matters
+    size = path.stat().st_size
+    buffer = inputs._buffer_size(path)
+    if size < 2 * inputs._SMALLEST_BUFFER or size >= 8 * inputs._DUCKDB_BUFFER:
+        assert buffer is None
+    else:
+        assert buffer is not None and inputs._SMALLEST_BUFFER <= buffer < inputs._DUCKDB_BUFFER
+        assert size / buffer >= 2 and (size / buffer > 7 or buffer == inputs._SMALLEST_BUFFER)
+    monkeypatch.setattr(inputs, "CSV_BUFFER_SIZE", 1 << 15)
+    assert inputs._buffer_size(path) == 1 << 15

@@ -51,6 +51,26 @@ CSV_BUFFER_SIZE: int | None = None
 _DIRECT_CODECS = {"utf-8", "utf-8-sig"}
 
 
+#: DuckDB's CSV buffer (16 × its 2 MiB longest line) and the smallest piece we ask for
+#: (a line may not be longer than the buffer).
+_DUCKDB_BUFFER = 32 << 20
+_SMALLEST_BUFFER = (2 << 20) + 1
+
+
+def _buffer_size(path: Path | str) -> int | None:
+    """The CSV buffer for ``path``: :data:`CSV_BUFFER_SIZE`, or small enough that a file
+    under a few DuckDB buffers is still read in a piece per thread and more. DuckDB reads
+    a buffer on one thread: the 100k-lead file (11.6 MB) was one piece, its conversion one
+    thread (issue #17). None: DuckDB's own size."""
+    if CSV_BUFFER_SIZE:
+        return CSV_BUFFER_SIZE
+    pieces = 4 * (os.cpu_count() or 1)
+    size = os.path.getsize(path)
+    if size >= pieces * _DUCKDB_BUFFER or size < 2 * _SMALLEST_BUFFER:
+        return None
+    return max(_SMALLEST_BUFFER, size // pieces)
+
+
 def quote(name: str) -> str:
     """A SQL identifier for any column name (quotes doubled)."""
     return '"' + name.replace('"', '""') + '"'
@@ -178,7 +198,7 @@ class Inputs:
             f"columns = {{{names}}}, delim = {literal(delimiter)}, quote = '\"', escape = '\"', "
             "strict_mode = true, parallel = true"
             + (", nullstr = chr(0), allow_quoted_nulls = false" if raw else "")
-            + (f", buffer_size = {CSV_BUFFER_SIZE})" if CSV_BUFFER_SIZE else ")")
+            + (f", buffer_size = {buffer})" if (buffer := _buffer_size(source)) else ")")
         )
         position = {column: i for i, column in enumerate(header) if column}
         cells = [f"c{position[c]} AS {quote(c)}" if raw else f"COALESCE(c{position[c]}, '') AS {quote(c)}"
