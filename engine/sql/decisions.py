@@ -27,7 +27,7 @@ from engine.queues import TeamQueue, key_of, team_order
 from engine.sql.inputs import literal, quote
 
 #: The decisions: output columns, ``__row`` (file order) and ``__due`` (the queue key). A view
-#: of FIXED, or of its week's columns placed (:func:`place_queues`); a table in tests.
+#: of FIXED, its week's columns placed (:func:`place_queues`); a table in tests.
 TABLE = "decisions"
 #: STORED, the table the query fills, with the columns of one value as literals (:func:`make_table`).
 FIXED = "decisions__fixed"
@@ -395,7 +395,7 @@ def _csv_lines(con: Any, delimiter: str, csv_guard: bool, fixed: dict[str, str |
 def _plain_columns(con: Any, names: list[str], delimiter: str, csv_guard: bool,
                    fixed: dict[str, str | bool] | None = None) -> set[str]:
     """Those of ``names`` whose every cell the writer writes as it is (no quotes, no guard,
-    no CR), found in one aggregate over the table, so the row's test need not read them
+    no CR), found in a pass or two over the table, so the row's test need not read them
     (issue #17: at 1M rows the test cost as much as the rest of the CSV, and the test of
     five columns of one empty value each 0.6 s of CPU more).
 
