@@ -743,7 +743,7 @@ def test_a_clean_leads_file_takes_the_plain_values_alone(bench: CompiledPlaybook
     from engine.sql.cells import Cells
 
     tables: list[tuple[list[Any], list[Any]]] = []
-    statements: list[str] = []
+    statements: list[bool] = []
     lead_rows = batch.lead_rows
 
     def kept(*args: Any, **kwargs: Any) -> Any:
