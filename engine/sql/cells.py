@@ -425,9 +425,7 @@ class Cells:
         names = [item.rsplit(" AS ", 1)[-1] for item in selects]
         values = [f"CASE WHEN __plain THEN {plain.values[name]} END AS {name}" for name in names]
         flags = [f"CAST(0 AS UTINYINT) AS {name}" for name in _flag_columns(self._pending)]
-        first = f"SELECT *{_more(', '.join(plain.columns))} FROM {self.table}"
-        select = (f"SELECT {', '.join([*values, *flags])}, __plain "
-                  f"FROM (SELECT *, ({plain.test}) AS __plain FROM ({first})) AS {self.table}")
+        select = f"SELECT {', '.join([*values, *flags])}, __plain FROM {self._source(plain, careful=False)}"
         if not _keeps_order(self.con, select):
             return False
         self.con.execute(f"CREATE TEMP TABLE {rows} AS {select}")
@@ -464,12 +462,14 @@ class Cells:
         self.con.execute(f"CREATE TEMP VIEW {view} AS SELECT *{_more(derived)}, {test} AS __bad "
                          f"FROM ({select})")
 
-    def _source(self, plain: Plain | None = None) -> str:
+    def _source(self, plain: Plain | None = None, careful: bool = True) -> str:
+        """The scanned cells, with the prepared columns the careful conversions read
+        (``careful``); with ``plain``, its columns and each row's ``__plain`` too."""
         if plain is None:
             added = "".join(f", {sql} AS {alias}" for alias, sql in self._prepared)
             return f"(SELECT *{added} FROM {self.table}) AS {self.table}"
         added = "".join(f", CASE WHEN __plain THEN NULL ELSE {sql} END AS {alias}"
-                        for alias, sql in self._prepared)
+                        for alias, sql in self._prepared if careful)
         first = f"SELECT *{_more(', '.join(plain.columns))} FROM {self.table}"
         return f"(SELECT *{added} FROM (SELECT *, ({plain.test}) AS __plain FROM ({first}))) AS {self.table}"
 
@@ -477,9 +477,8 @@ class Cells:
                     ) -> tuple[str, dict[str, tuple[str, str, str]], list[_Pending]]:
         """The first pass's select (``selects`` and the assumed columns' flags), its lookups, and
         the columns assumed to have no odd cell: those with a SQL form, their lookups NULL
-        until their flags say otherwise; the columns with none are looked up now. ``plain``
-        serves only if it gives a value for every select."""
-        plain = _covering(selects, plain)
+        until their flags say otherwise; the columns with none are looked up now. ``plain``,
+        if any, gives a value for every select (the callers' :func:`_covering`)."""
         lookups = {p.name: self._lookup(p) for p in self._pending if p.always}
         assumed = [p for p in self._pending if not p.always]
         for p in assumed:

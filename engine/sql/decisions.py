@@ -38,6 +38,8 @@ _ROW_NAMES = frozenset(column.name for column in ROW)
 #: ``engine.io.writers._NUMBER`` in RE2 (``\\d`` is any Unicode digit in Python's ``re``).
 _NUMBER = r"[+-]?(?:\p{Nd}+\.?\p{Nd}*|\.\p{Nd}+)(?:[eE][+-]?\p{Nd}+)?"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: Their code points, as ``ascii()`` gives a cell's first (0 for '').
+_FORMULA_CODES = ", ".join(str(ord(c)) for c in _FORMULA_START)
 #: Characters of _FORMULA_START and the delimiters as an RE2 character class spells them.
 _RE2_ESCAPES = {"-": "\\-", "\t": "\\t", "\r": "\\r"}
 _PLAIN_TYPES = {"VARCHAR", "DOUBLE", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
@@ -346,7 +348,6 @@ def _csv_lines(con: Any, delimiter: str, csv_guard: bool, fixed: dict[str, str |
     texts: list[str] = []
     guarded: list[str] = []
     tested: list[str] = []  # text cells the row's test reads: all but plain_columns
-    starts = ", ".join(str(ord(c)) for c in _FORMULA_START)  # ascii(): the first code point, 0 for ''
     for index, name in enumerate(DECISION_COLUMNS):
         kind = str(types.get(name, ""))
         column, text, cell = quote(name), f"__r{index}", f"__c{index}"
@@ -359,8 +360,9 @@ def _csv_lines(con: Any, delimiter: str, csv_guard: bool, fixed: dict[str, str |
             if csv_guard and name not in NOT_TEXT:
                 if name not in plain_columns:
                     guarded.append(text)
-                spelling = (f"(CASE WHEN ascii({text}) IN ({starts}) AND NOT regexp_full_match({text}, "
-                            f"{literal(_NUMBER)}) THEN {literal(chr(39))} || {text} ELSE {text} END)")
+                spelling = (f"(CASE WHEN ascii({text}) IN ({_FORMULA_CODES}) AND NOT "
+                            f"regexp_full_match({text}, {literal(_NUMBER)}) "
+                            f"THEN {literal(chr(39))} || {text} ELSE {text} END)")
         else:  # numbers and booleans: DuckDB spells them as format_cell (repr, true/false)
             raw.append(f"COALESCE(CAST({column} AS VARCHAR), '') AS {text}")
         spelled.append(f"CASE WHEN __plain THEN NULL ELSE {spelling} END AS {cell}")
@@ -409,13 +411,12 @@ def _plain_columns(con: Any, names: list[str], delimiter: str, csv_guard: bool,
     listed = [name for name in names if name in FEW_VALUES and name not in fixed]
     others = [name for name in names if name not in FEW_VALUES and name not in fixed]
     d = literal(delimiter)
-    starts = ", ".join(str(ord(c)) for c in _FORMULA_START)
     checks = []
     for name in others:
         cell = f"COALESCE({quote(name)}, '')"
         tests = [f"contains({cell}, {s})" for s in ("'\"'", "chr(10)", "chr(13)", d)]
         if csv_guard and name not in NOT_TEXT:
-            tests.append(f"ascii({cell}) IN ({starts})")
+            tests.append(f"ascii({cell}) IN ({_FORMULA_CODES})")
         checks.append(f"COALESCE(bool_and(NOT ({' OR '.join(tests)})), TRUE)")
     found: dict[str, Any] = {}
     # two statements: with the plain aggregates beside them the DISTINCT ones cost twice
