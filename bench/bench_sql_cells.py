@@ -7,7 +7,7 @@ the same answer on every value.
 
 - ``strip``: ``engine.sql.cells.strip`` against the regexp it falls back to, on ASCII,
   Japanese and empty cells (an optional column's usual cell);
-- ``times``: ``engine.sql.duckdb_backend.iso_sql`` against ``icu_spelling`` (DuckDB's
+- ``times``: ``engine.sql.zones.iso_sql`` against ``icu_spelling`` (DuckDB's
   zone functions) for UTC, Asia/Tokyo and Europe/London (daylight saving: no fast path).
 
     python bench/bench_sql_cells.py [--values 3000000] [--rounds 3]
@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     import duckdb
 
     from engine.sql.cells import _whitespace_class, strip
-    from engine.sql.duckdb_backend import icu_spelling, iso_sql
     from engine.sql.inputs import literal
+    from engine.sql.zones import icu_spelling, iso_sql
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--values", type=int, default=3_000_000)

@@ -19,7 +19,8 @@ from engine.batch import BatchRequest
 from engine.compile import CompiledPlaybook
 from engine.io import load_mapping
 from engine.sql import streamed
-from engine.sql.batch import _tree, compile_for
+from engine.sql.batch import compile_for, query_tree
+from engine.sql.statements import Statements
 from tests.export_factory import BENCH_PLAYBOOK, EVENT_COLUMNS, LEAD_COLUMNS, make_rows, vary, write_csv
 from tests.test_sql_batch import AS_OF, _cp, both, record_tables
 
@@ -36,8 +37,8 @@ def folds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     fold = streamed.fold
 
-    def recorded(con: Any, tree: Any) -> Any:
-        result = fold(con, tree)
+    def recorded(con: Any, statement: str) -> Any:
+        result = fold(con, statement)
         seen.append("given up" if result is None else "clean" if result.clean else "rejects")
         return result
 
@@ -73,15 +74,16 @@ def test_due_times_are_read_back_from_per_lead_lists_only_when_an_sla_can_set_on
     assert text.count(handoff) == 1
     playbook = tmp_path / "bench.yaml"
     playbook.write_text(text.replace(handoff, f"priority: 100 + fit{sla}}}"), encoding="utf-8")
-    trees: list[Any] = []
-    fold = streamed.fold
+    trees: list[str] = []
+    bind = Statements.bind
 
-    def recorded(con: Any, tree: Any) -> Any:
-        result = fold(con, tree)
-        trees.append(result.tree.sql(dialect="duckdb"))
-        return result
+    def recorded(self: Statements, as_of: Any) -> Statements:
+        bound = bind(self, as_of)
+        assert bound.folded is not None
+        trees.append(bound.folded.source)
+        return bound
 
-    monkeypatch.setattr(streamed, "fold", recorded)
+    monkeypatch.setattr(Statements, "bind", recorded)
     leads, events = make_rows(300)
     files = both(_cp(playbook), tmp_path, *_files(tmp_path, leads, events))
     [tree] = trees
@@ -169,7 +171,7 @@ def _request(tmp_path: Path, **options: Any) -> BatchRequest:
 def test_only_exports_without_ids_order_or_other_formats_are_foldable(
         bench: CompiledPlaybook, tmp_path: Path) -> None:
     request = _request(tmp_path)
-    tree = _tree(compile_for(bench, request, "duckdb"), request)
+    tree = query_tree(compile_for(bench, request, "duckdb"), request)
     assert streamed.foldable(tree, request)
     assert not streamed.foldable(tree, _request(tmp_path, events_sorted=True))
     canonical = load_mapping("canonical")
@@ -187,11 +189,11 @@ def plain_rows(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     seen: list[tuple[int, int]] = []
     fold = streamed.fold
 
-    def counted(con: Any, tree: Any) -> Any:
+    def counted(con: Any, statement: str) -> Any:
         query = "SELECT count(*) FILTER (WHERE __plain), count(*) FROM event_stream"
         plain, total = con.execute(query).fetchall()[0]
         seen.append((int(plain), int(total)))
-        return fold(con, tree)
+        return fold(con, statement)
 
     monkeypatch.setattr(streamed, "fold", counted)
     return seen

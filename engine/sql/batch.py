@@ -43,6 +43,7 @@ from engine.io.scratch import temp_dir
 from engine.sql.inputs import Inputs, Renumber, forget, quote
 from engine.sql.progress import QueryProgress, Report
 from engine.sql.records import Plan, activity_events, event_field_sql, event_rows, event_stream, lead_rows
+from engine.sql.statements import Decisions, Statements
 
 BACKENDS = ("duckdb", "python", "spark")
 #: DuckDB's own memory cap for a batch run (it spills past it); the process's peak adds
@@ -64,10 +65,12 @@ def compile_for(cp: CompiledPlaybook, request: BatchRequest, backend: str) -> An
     try:
         return build_query(cp, request.as_of)
     except NoSqlForm as error:
-        raise EngineError(
-            f"the {backend} backend cannot run this playbook: {error} "
-            "(hint: run it with --backend python, the per-lead path, which evaluates every construct)"
-        ) from None
+        raise _refused(backend, error) from None
+
+
+def _refused(backend: str, error: Exception) -> EngineError:
+    return EngineError(f"the {backend} backend cannot run this playbook: {error} (hint: run it with "
+                       "--backend python, the per-lead path, which evaluates every construct)")
 
 
 def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend: str = "duckdb",
@@ -79,10 +82,17 @@ def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend:
     """
     if request.as_of.tzinfo is None:
         request = BatchRequest(**{**request.__dict__, "as_of": request.as_of.replace(tzinfo=cp.tz)})
-    query = compile_for(cp, request, backend)
+    # Spark runs the query's tree; DuckDB its statements, rendered or kept from an
+    # earlier run. Either way a construct without a SQL form stops here, before any read.
+    query = compile_for(cp, request, backend) if backend != "duckdb" else None
+    sql = _statements(cp, request) if backend == "duckdb" else None
 
     def produce(summary: Summary, sink: Rejects, staging: Path, req: BatchRequest) -> None:
         import duckdb
+
+        from engine.sql.statements import shape
+
+        statements = sql if sql is None or shape(req) == shape(request) else _statements(cp, req)
 
         # A database file in a scratch folder, under a memory limit: the inputs and the
         # stages' tables page to disk instead of growing with the export (an in-memory
@@ -96,7 +106,7 @@ def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend:
         stages = QueryProgress(con, progress) if progress is not None and backend == "duckdb" else None
         try:
             with stages or nullcontext():
-                _produce(con, cp, req, query, summary, sink, staging, backend, master, stages)
+                _produce(con, cp, req, query, statements, summary, sink, staging, backend, master, stages)
         finally:
             con.close()
             scratch.cleanup()
@@ -104,17 +114,38 @@ def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend:
     return run_export(cp, request, produce, playbook_name=playbook_name)
 
 
-def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summary: Summary, sink: Rejects,
-             staging: Path, backend: str, master: str | None, stages: QueryProgress | None) -> None:
-    """Stages 1-4 on an open connection, naming each to the progress report (when there is one)."""
+def _statements(cp: CompiledPlaybook, request: BatchRequest) -> Statements:
+    """The run's statements at its instant: kept from an earlier run of the same playbook,
+    shape and engine (:mod:`engine.sql.statement_cache`), else rendered and kept."""
+    from engine.sql import statement_cache
+
+    kept = statement_cache.load(cp, request)
+    if kept is None:
+        from engine.sql import NoSqlForm
+        from engine.sql.statements import render
+
+        try:
+            kept = render(cp, request)
+        except NoSqlForm as error:
+            raise _refused("duckdb", error) from None
+        statement_cache.store(cp, request, kept)
+    return kept.bind(request.as_of)
+
+
+def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, sql: Statements | None,
+             summary: Summary, sink: Rejects, staging: Path, backend: str, master: str | None,
+             stages: QueryProgress | None) -> None:
+    """Stages 1-4 on an open connection, naming each to the progress report (when there is
+    one): with ``sql`` on DuckDB, with ``query`` on Spark."""
+    event_columns = list(sql.event_columns) if sql is not None else query.event_columns
     with Inputs(con) as inputs:
-        folded = _fold(con, inputs, cp, req, query) if backend == "duckdb" else None
+        folded = _fold(con, inputs, cp, req, sql) if sql is not None and sql.fold is not None else None
         counts = None
         if folded is not None and folded.clean:
             counts = (folded.events_matched, folded.leads_with_events)
         while counts is None:  # the general path; after a fold with rejects, for the rejects
             try:
-                counts = _prepare(con, inputs, cp, req, query)
+                counts = _prepare(con, inputs, cp, req, event_columns)
             except Renumber:  # a rejected row's number was not its line: that file again, carefully
                 continue
         summary.events_matched, summary.leads_with_events = counts
@@ -131,22 +162,15 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summ
         stages.stage("deciding")
     from engine.sql import decisions
 
-    carried = None
-    constants: dict[str, Any] = {}
-    if backend == "spark":
+    if sql is None:
         from engine.sql.spark_backend import run_on_spark
 
-        source = run_on_spark(con, cp, req.as_of, query, master)
+        decided = Decisions(run_on_spark(con, cp, req.as_of, query, master), {}, False)
     else:
-        from engine.sql.constants import constant_columns
-
-        tree = folded.tree if folded is not None else _tree(query, req)
-        carried = decisions.with_row(tree) if _leads_have_row(cp) else None
-        source = f"({(carried or tree).sql(dialect='duckdb')})"
-        constants = constant_columns(carried or tree)
+        decided = sql.folded if folded is not None and sql.folded is not None else sql.general
     decisions.split_scans(con)
-    fixed = decisions.make_table(con, source, req.as_of.astimezone(cp.tz).isoformat(), cp.playbook.timezone,
-                                 has_row=carried is not None, constants=constants)
+    fixed = decisions.make_table(con, decided.source, req.as_of.astimezone(cp.tz).isoformat(),
+                                 cp.playbook.timezone, has_row=decided.has_row, constants=decided.constants)
     if stages is not None:
         stages.stage("writing")
     decisions.summarize(con, summary)
@@ -154,7 +178,7 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, summ
     decisions.write(con, staging, req.csv_guard, fixed)
 
 
-def _tree(query: Any, request: BatchRequest) -> Any:
+def query_tree(query: Any, request: BatchRequest) -> Any:
     """The query for DuckDB: event CTEs inlined when no event can have an id (file or
     activity), and without the final sort by lead id (every reader of ``decisions`` orders
     by ``__row``, the file's order, or says its own order: a sort of every lead saved)."""
@@ -168,17 +192,14 @@ def _tree(query: Any, request: BatchRequest) -> Any:
     return tree
 
 
-def _fold(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest, query: Any) -> Any:
+def _fold(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest, sql: Statements) -> Any:
     """Stages 2-4 in one pass over the events (:mod:`engine.sql.streamed`), or None when
-    the run cannot take it (the general path then starts again; the leads' tables are
-    made anew)."""
+    DuckDB's reader refuses the file (the general path then starts again; the leads'
+    tables are made anew)."""
     from engine.sql import streamed
     from engine.sql.grouping import group
 
-    tree = _tree(query, request)
-    if not streamed.foldable(tree, request):
-        return None
-    assert request.events is not None
+    assert request.events is not None and sql.fold is not None
     allowed = event_types(cp)
     encoding = request.encoding or request.mapping.encoding
     try:
@@ -193,16 +214,16 @@ def _fold(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest,
     except Renumber:
         return None
     _leads_view(con, cp, lead_plan)
-    con.execute(streamed.events_view({n: event_field_sql(event_plan, n) for n in query.event_columns}))
+    con.execute(streamed.events_view({n: event_field_sql(event_plan, n) for n in sql.event_columns}))
     con.execute(f"SET TimeZone = '{cp.playbook.timezone}'")
-    folded = streamed.fold(con, tree)
+    folded = streamed.fold(con, sql.fold)
     if folded is None or not folded.clean:
         forget(con, "events", "event_stream")
     return folded
 
 
 def _prepare(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest,
-             query: Any) -> tuple[int, int]:
+             event_columns: list[str]) -> tuple[int, int]:
     """Stages 1-3, then the ``leads`` and ``events`` views the query reads; the events
     matched and the leads with events, for the summary."""
     from engine.sql.grouping import group
@@ -221,8 +242,8 @@ def _prepare(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchReque
     for scanned, table in ((lead_scan, "lead_rows"), (event_scan, "event_rows")):
         if scanned is not None and scanned.unverified is not None and str(scanned.path) in rejected:
             inputs.numbered(scanned, int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]))
-    activity_events(con, request.mapping, query.event_columns)
-    _bind_views(con, cp, request, lead_plan, event_plan, query.event_columns)
+    activity_events(con, request.mapping, event_columns)
+    _bind_views(con, cp, request, lead_plan, event_plan, event_columns)
     con.execute(f"SET TimeZone = '{cp.playbook.timezone}'")
     return counts
 
@@ -242,7 +263,7 @@ def _bind_views(con: Any, cp: CompiledPlaybook, request: BatchRequest, lead_plan
     con.execute(f"CREATE OR REPLACE TEMP VIEW events AS {union}")
 
 
-def _leads_have_row(cp: CompiledPlaybook) -> bool:
+def leads_have_row(cp: CompiledPlaybook) -> bool:
     """Whether view ``leads`` has each lead's ``__row`` (decisions.with_row): unless the
     playbook names a lead field so."""
     return "__row" not in cp.playbook.lead.fields
@@ -250,8 +271,8 @@ def _leads_have_row(cp: CompiledPlaybook) -> bool:
 
 def _leads_view(con: Any, cp: CompiledPlaybook, lead_plan: Plan) -> None:
     """View ``leads``: the decided leads' fields, as the playbook types them, and their
-    ``__row`` when :func:`_leads_have_row`."""
-    fields = ["lead_id", "__row"] if _leads_have_row(cp) else ["lead_id"]
+    ``__row`` when :func:`leads_have_row`."""
+    fields = ["lead_id", "__row"] if leads_have_row(cp) else ["lead_id"]
     for name, kind in cp.playbook.lead.fields.items():
         spec = lead_plan.fields.get(name)
         if spec is None:

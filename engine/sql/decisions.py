@@ -100,7 +100,7 @@ def make_table(con: Any, source: str, as_of: str, zone: str, has_row: bool = Fal
     has the same value in; they, and the run's instant, are literals of the view rather
     than columns of the table (a column of 1M equal cells each: issue #17). Returns those
     columns' values, for :func:`write` (``fixed``)."""
-    from engine.sql.duckdb_backend import iso_sql
+    from engine.sql.zones import iso_sql
 
     constants = constants or {}
     fixed: dict[str, str | bool] = {**_fixed(constants), "as_of": as_of}  # the instant, spelled once

@@ -61,6 +61,9 @@ from engine.sql.numeric import computed_points, from_micro, micro_sum, micro_uni
 from engine.sql.output import output_select
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: ``build_query``'s ``as_of`` for a query rendered once and bound per run: placeholder
+#: ``$as_of`` where the instant's literal goes, ``$as_of_us`` where its epoch microseconds go.
+AS_OF_SLOTS = "slots"
 
 LEAD_TYPES = {"string": "VARCHAR", "number": "DOUBLE", "bool": "BOOLEAN", "datetime": "TIMESTAMPTZ"}
 
@@ -91,7 +94,7 @@ class SqlQuery:
 
 
 class _Builder:
-    def __init__(self, cp: CompiledPlaybook, as_of: datetime | None, frame: bool = False) -> None:
+    def __init__(self, cp: CompiledPlaybook, as_of: datetime | str | None, frame: bool = False) -> None:
         self.cp = cp
         self.pb = cp.playbook
         # Frame mode evaluates stages at each earlier event instant (sticky stages):
@@ -102,9 +105,9 @@ class _Builder:
         if frame:
             self.as_of: exp.Expr = col("frame_at")
             self.as_of_us = epoch_us(col("frame_at"))
-        elif as_of is None:
+        elif not isinstance(as_of, datetime):  # None, or AS_OF_SLOTS
             self.as_of = exp.cast(exp.Placeholder(this="as_of"), "TIMESTAMPTZ")
-            self.as_of_us = epoch_us(self.as_of.copy())
+            self.as_of_us = exp.Placeholder(this="as_of_us") if as_of else epoch_us(self.as_of.copy())
         else:
             if as_of.tzinfo is None:
                 as_of = as_of.replace(tzinfo=cp.tz)
@@ -959,10 +962,12 @@ def inline_events(tree: exp.Select) -> exp.Select:
     return inlined
 
 
-def build_query(cp: CompiledPlaybook, as_of: datetime | None = None) -> SqlQuery:
+def build_query(cp: CompiledPlaybook, as_of: datetime | str | None = None) -> SqlQuery:
     """The playbook as one SELECT over ``leads`` and ``events``.
 
-    ``as_of`` None leaves a ``:as_of`` placeholder. Every dialect gets the same tree:
+    ``as_of`` None leaves a ``:as_of`` placeholder; :data:`AS_OF_SLOTS` leaves two, where
+    the literal instant and its epoch microseconds go (:mod:`engine.sql.prepared` fills
+    them in the SQL text). Every dialect gets the same tree:
     engagement is an exact integer sum, so no dialect depends on addition order.
     Raises :class:`NoSqlForm` naming the first construct that cannot be compiled.
     """

@@ -22,15 +22,15 @@ rejects pays one pass more.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlglot
-from sqlglot import exp
-
-from engine.batch import BatchRequest
 from engine.io import file_format
 from engine.sql.inputs import forget, literal, quote
-from engine.sql.query import EVENT_CTES
+
+if TYPE_CHECKING:  # sqlglot loads only where a tree is planned (engine.sql.statements)
+    from sqlglot import exp
+
+    from engine.batch import BatchRequest
 
 #: The per-lead table the pass makes, and its extra columns.
 TABLE = "per_lead_stream"
@@ -42,7 +42,7 @@ _AGGREGATE, _DUE_EVENTS = "per_lead", "due_events"
 
 @dataclass
 class Folded:
-    """A folded run: the decisions query over ``per_lead_stream``, and the summary's counts.
+    """A folded run: the summary's counts (its decisions query reads ``per_lead_stream``).
 
     Not ``clean``: some event is rejected, an orphan or has an odd cell (``bad_rows``
     of them are in no lead's aggregates). The rejects, their order and line numbers need
@@ -50,7 +50,6 @@ class Folded:
     (:func:`stands`).
     """
 
-    tree: exp.Select
     events_matched: int
     leads_with_events: int
     clean: bool
@@ -62,6 +61,10 @@ def foldable(tree: exp.Select, request: BatchRequest) -> bool:
     activity rules (no deduplicating window), no promised order to check, and a query
     whose events are read only by ``per_lead`` and ``due_events`` — never by position
     (``seq``), which a streamed row does not have."""
+    from sqlglot import exp
+
+    from engine.sql.query import EVENT_CTES
+
     mapping = request.mapping
     if (request.events is None or mapping.events is None or mapping.events.id is not None
             or mapping.leads.activity or request.events_sorted
@@ -91,9 +94,14 @@ def events_view(fields: dict[str, str]) -> str:
             f"{columns} FROM event_stream")
 
 
-def fold(con: Any, tree: exp.Select) -> Folded | None:
-    """Make ``per_lead_stream`` in one pass over ``events``; the decisions query over it, or
-    None (nothing left behind) when DuckDB's reader refuses the file."""
+def plan(tree: exp.Select) -> tuple[exp.Select, exp.Select]:
+    """The statement that makes ``per_lead_stream`` in one pass over ``events`` (its
+    ``CREATE`` left to :func:`fold`), and the decisions query over that table."""
+    import sqlglot
+    from sqlglot import exp
+
+    from engine.sql.query import EVENT_CTES
+
     ctes = {cte.alias: cte.this for cte in tree.ctes}
     aggregate = ctes[_AGGREGATE].copy()
     aggregate.select(exp.alias_(exp.Count(this=exp.Star()), _EVENTS), copy=False)
@@ -113,11 +121,17 @@ def fold(con: Any, tree: exp.Select) -> Folded | None:
         body = aggregate if name == _AGGREGATE else ctes[name].copy()
         fold_query = fold_query.with_(name, as_=body, materialized=False if name in EVENT_CTES else None,
                                       copy=False)
+    return fold_query, _over_table(tree, due_columns if due is not None else None)
+
+
+def fold(con: Any, statement: str) -> Folded | None:
+    """Make ``per_lead_stream`` with ``statement`` (:func:`plan`'s, printed); the summary's
+    counts, or None (nothing left behind) when DuckDB's reader refuses the file."""
     import duckdb
 
     forget(con, TABLE)
     try:
-        con.execute(f"CREATE TEMP TABLE {TABLE} AS {fold_query.sql(dialect='duckdb')}")
+        con.execute(f"CREATE TEMP TABLE {TABLE} AS {statement}")
     except duckdb.Error:  # the reader refused the file: the general path reads it carefully
         forget(con, TABLE)
         return None
@@ -126,8 +140,7 @@ def fold(con: Any, tree: exp.Select) -> Folded | None:
         "count(*) FILTER (WHERE p.lead_id IS NOT NULL AND d.lead_id IS NULL), "
         f"coalesce(sum(p.{_EVENTS}) FILTER (WHERE d.lead_id IS NOT NULL), 0), count(d.lead_id) "
         f"FROM {TABLE} p LEFT JOIN decided_leads d ON p.lead_id = d.lead_id").fetchall()[0]
-    return Folded(_over_table(tree, due_columns if due is not None else None), int(matched), int(with_events),
-                  clean=not bad and not orphans, bad_rows=int(bad))
+    return Folded(int(matched), int(with_events), clean=not bad and not orphans, bad_rows=int(bad))
 
 
 def stands(con: Any, folded: Folded) -> bool:
@@ -142,6 +155,10 @@ def stands(con: Any, folded: Folded) -> bool:
 def _over_table(tree: exp.Select, due_columns: list[str] | None) -> exp.Select:
     """``tree`` reading ``per_lead_stream``: ``per_lead`` is its rows, ``due_events`` reads
     the listed events back, and the event CTEs (read by nothing now) are gone."""
+    import sqlglot
+
+    from engine.sql.query import EVENT_CTES
+
     folded = tree.copy()
     extra = ", ".join([_EVENTS] + ([_DUE] if due_columns is not None else []))
     for cte in list(folded.ctes):
