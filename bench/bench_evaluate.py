@@ -9,6 +9,11 @@ check all agree on every lead (fit, engagement, surge, stage, route), the two ba
 byte for byte.
 
     python bench/bench_evaluate.py [--leads 100000] [--repeat 3] [--sub-repeat 1] [--profile]
+        [--duckdb-only]
+
+The default backend runs twice a round as a subprocess: reading its rendered statements
+(kept in a folder of the run's own from its first round on, engine.sql.statement_cache)
+and keeping nothing (``ENGINE_CACHE=off``), each paired with the hand-written query.
 
 The engine keeps an excluded lead's computed stage; SPEC calls it 'excluded', so the
 comparison maps stage → 'excluded' when ``excluded`` is set.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
 import subprocess
 import sys
@@ -97,6 +103,10 @@ print(time.perf_counter() - start, os.waitstatus_to_exitcode(status), usage.ru_m
 """
 
 
+#: The subprocess runs ``--duckdb-only`` keeps.
+DUCKDB_ONLY = ("engine evaluate --backend duckdb", "  the same, nothing kept", "DuckDB SQL")
+
+
 def compile_bytecode(tree: Path) -> None:
     """The engine package's bytecode, as an installed engine has it (pip compiles it at
     install). A checkout run with ``PYTHONDONTWRITEBYTECODE`` set (as on the CI machines)
@@ -108,10 +118,10 @@ def compile_bytecode(tree: Path) -> None:
     compileall.compile_dir(str(tree / "engine"), quiet=1)
 
 
-def in_subprocess(args: list[str]) -> tuple[float, int]:
-    """Wall time and peak RSS (bytes) of one child process."""
+def in_subprocess(args: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Wall time and peak RSS (bytes) of one child process (``env``: variables set for it)."""
     done = subprocess.run([sys.executable, "-c", LAUNCHER, *args], cwd=REPO, capture_output=True,
-                          text=True, check=True)
+                          text=True, check=True, env={**os.environ, **(env or {})})
     elapsed, code, maxrss = done.stdout.split()
     if int(code) != 0:
         raise SystemExit(f"{' '.join(args)} failed with {code}")
@@ -153,6 +163,8 @@ def main() -> int:
     parser.add_argument("--sub-repeat", type=int, default=1,
                         help="rounds of the subprocess runs, alternating (medians and ratios when > 1)")
     parser.add_argument("--profile", action="store_true", help="cProfile one in-process engine run")
+    parser.add_argument("--duckdb-only", action="store_true",
+                        help="subprocess runs of the default backend and the hand-written DuckDB query only")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     data = ensure_data(args.leads, args.gen)
@@ -174,28 +186,45 @@ def main() -> int:
         queues_cmd[queues_cmd.index("--out") + 1] = str(out / "engine-queues.csv")
         duck_cmd = [*engine_cmd[:-1], "duckdb"]
         duck_cmd[duck_cmd.index("--out") + 1] = str(out / "engine-duck.csv")
-        plan = (
-            ("engine evaluate --backend python", engine_cmd),
-            ("  the same, writing --queues", queues_cmd),
-            ("engine evaluate --backend duckdb", duck_cmd),
-            ("plain Python", [sys.executable, str(HERE / "spec_python.py"), str(data), str(out / "p2.csv")]),
-            ("DuckDB SQL", [sys.executable, str(HERE / "spec_duckdb.py"), str(data), str(out / "d2.csv")]),
+        # The default backend keeps its rendered statements between runs (ENGINE_CACHE,
+        # engine.sql.statement_cache): a folder of this run's own, so the first round
+        # renders them and the next ones read them; and once more keeping nothing.
+        kept = {"ENGINE_CACHE": str(out / "statements")}
+        fresh_cmd = [*duck_cmd]
+        fresh_cmd[fresh_cmd.index("--out") + 1] = str(out / "engine-fresh.csv")
+        plan: tuple[tuple[str, list[str], dict[str, str]], ...] = (
+            ("engine evaluate --backend python", engine_cmd, {}),
+            ("  the same, writing --queues", queues_cmd, {}),
+            ("engine evaluate --backend duckdb", duck_cmd, kept),
+            ("  the same, nothing kept", fresh_cmd, {"ENGINE_CACHE": "off"}),
+            ("plain Python", [sys.executable, str(HERE / "spec_python.py"), str(data), str(out / "p2.csv")],
+             {}),
+            ("DuckDB SQL", [sys.executable, str(HERE / "spec_duckdb.py"), str(data), str(out / "d2.csv")],
+             {}),
         )
+        if args.duckdb_only:
+            plan = tuple(step for step in plan if step[0] in DUCKDB_ONLY)
         walls: dict[str, list[float]] = {}
         for _ in range(args.sub_repeat):  # alternating, as in process
-            for name, cmd in plan:
-                elapsed, rss = in_subprocess(cmd)
+            for name, cmd, env in plan:
+                elapsed, rss = in_subprocess(cmd, env)
                 walls.setdefault(name, []).append(elapsed)
                 print(f"  {name:<32} {elapsed:8.2f} s   peak RSS {rss / 2**20:8.1f} MiB", flush=True)
         if args.sub_repeat > 1:
-            python_walls = walls["plain Python"]
             duck_walls = walls["DuckDB SQL"]
-            ratio_duck = statistics.median(t / d for t, d in zip(walls["engine evaluate --backend duckdb"],
-                                                                 duck_walls, strict=True))
-            print(f"  --backend duckdb / DuckDB SQL (subprocess) {ratio_duck:5.2f}x")
+            for name in ("engine evaluate --backend duckdb", "  the same, nothing kept"):
+                ratio_duck = statistics.median(t / d for t, d in zip(walls[name], duck_walls, strict=True))
+                print(f"  {name.strip():<32} / DuckDB SQL (subprocess) {ratio_duck:5.2f}x "
+                      "(median of per-round ratios)")
+            python_walls = walls.get("plain Python", duck_walls)
+            baseline = "plain Python" if "plain Python" in walls else "DuckDB SQL"
             for name, times in walls.items():
                 ratio = statistics.median(t / p for t, p in zip(times, python_walls, strict=True))
-                print(f"  {name:<32} median {statistics.median(times):8.2f} s   / plain Python {ratio:5.2f}x")
+                print(f"  {name:<32} median {statistics.median(times):8.2f} s   / {baseline} {ratio:5.2f}x")
+        if args.duckdb_only:
+            same = (out / "engine-duck.csv").read_bytes() == (out / "engine-fresh.csv").read_bytes()
+            print(f"  kept and rendered statements, outputs identical: {same}")
+            return 0
         print("correctness (fit, engagement, surge, stage, route on every lead):")
         reference = load(out / "p2.csv", engine=False)
         bad_engine = compare(reference, load(out / "engine-sub.csv", engine=True), "engine")
@@ -203,8 +232,10 @@ def main() -> int:
         same = "n/a"
         if ratios is not None:
             same = str((out / "engine.csv").read_bytes() == (out / "engine-sub.csv").read_bytes())
-        same_backends = (out / "engine-duck.csv").read_bytes() == (out / "engine-sub.csv").read_bytes()
-        print(f"  --backend duckdb and --backend python outputs identical: {same_backends}")
+        same_backends = (out / "engine-duck.csv").read_bytes() == (out / "engine-sub.csv").read_bytes() \
+            == (out / "engine-fresh.csv").read_bytes()
+        print(f"  --backend duckdb (kept and rendered statements) and --backend python outputs identical: "
+              f"{same_backends}")
         print(f"  leads compared {len(reference):,}; engine vs Python mismatches {bad_engine}; "
               f"DuckDB vs Python mismatches {bad_duck}; in-process and subprocess output identical: {same}")
         if args.profile:

@@ -32,8 +32,11 @@ from bench_evaluate import AS_OF, GEN, compile_bytecode, ensure_data  # noqa: E4
 
 
 def run(tree: Path, data: Path, out: Path, backend: str) -> float:
-    """One ``python -m engine evaluate`` from ``tree``'s sources; its wall time."""
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    """One ``python -m engine evaluate`` from ``tree``'s sources; its wall time. Statements
+    a revision keeps between runs (engine.sql.statement_cache) go to a folder of this
+    benchmark's own beside ``out``: the first round renders them, as a user's first run
+    would; ``ENGINE_CACHE`` set by the caller (``off``) wins."""
+    env = {"ENGINE_CACHE": str(out.parent / "statements"), **os.environ, "PYTHONPATH": str(tree)}
     argv = [sys.executable, "-m", "engine", "evaluate", str(tree / "playbooks" / "bench-reference.yaml"),
             "--mapping", "canonical", "--leads", str(data / "leads.csv"), "--events",
             str(data / "events.csv"), "--as-of", AS_OF, "--out", str(out), "--backend", backend]

@@ -19,8 +19,8 @@ from engine.batch import BatchRequest
 from engine.compile import CompiledPlaybook
 from engine.io import load_mapping
 from engine.sql import streamed
-from engine.sql.batch import compile_for, query_tree
-from engine.sql.statements import Statements
+from engine.sql.batch import compile_for
+from engine.sql.statements import Statements, query_tree
 from tests.export_factory import BENCH_PLAYBOOK, EVENT_COLUMNS, LEAD_COLUMNS, make_rows, vary, write_csv
 from tests.test_sql_batch import AS_OF, _cp, both, record_tables
 

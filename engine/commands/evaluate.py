@@ -110,6 +110,12 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
     handoff went to; the summary counts accounts and the leads without one. The Python
     backend then holds the whole export in memory.
 
+    The duckdb backend keeps the SQL it prints from the playbook (one small JSON file per
+    playbook, list contents, engine version and kind of run) in $ENGINE_CACHE, else
+    $XDG_CACHE_HOME/revenue-playbook-engine or ~/.cache/revenue-playbook-engine, so a
+    run of an unchanged playbook starts faster; ENGINE_CACHE=off keeps nothing. The
+    decisions are the same either way.
+
     \b
     Example:
       engine evaluate playbooks/olist.yaml --mapping olist --as-of 2018-06-01 \\

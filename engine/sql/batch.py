@@ -43,7 +43,7 @@ from engine.io.scratch import temp_dir
 from engine.sql.inputs import Inputs, Renumber, forget, quote
 from engine.sql.progress import QueryProgress, Report
 from engine.sql.records import Plan, activity_events, event_field_sql, event_rows, event_stream, lead_rows
-from engine.sql.statements import Decisions, Statements
+from engine.sql.statements import Decisions, Statements, leads_have_row
 
 BACKENDS = ("duckdb", "python", "spark")
 #: DuckDB's own memory cap for a batch run (it spills past it); the process's peak adds
@@ -178,20 +178,6 @@ def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, sql:
     decisions.write(con, staging, req.csv_guard, fixed)
 
 
-def query_tree(query: Any, request: BatchRequest) -> Any:
-    """The query for DuckDB: event CTEs inlined when no event can have an id (file or
-    activity), and without the final sort by lead id (every reader of ``decisions`` orders
-    by ``__row``, the file's order, or says its own order: a sort of every lead saved)."""
-    from engine.sql.query import inline_events
-
-    mapping = request.mapping
-    ids = mapping.leads.activity or (request.events is not None and mapping.events is not None
-                                     and mapping.events.id is not None)
-    tree = query.tree.copy() if ids else inline_events(query.tree)
-    tree.set("order", None)
-    return tree
-
-
 def _fold(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest, sql: Statements) -> Any:
     """Stages 2-4 in one pass over the events (:mod:`engine.sql.streamed`), or None when
     DuckDB's reader refuses the file (the general path then starts again; the leads'
@@ -261,12 +247,6 @@ def _bind_views(con: Any, cp: CompiledPlaybook, request: BatchRequest, lead_plan
                 + " FROM activity_events a JOIN decided_leads d ON a.__row = d.__row")
     union = activity if file_events is None else f"{file_events} UNION ALL {activity}"
     con.execute(f"CREATE OR REPLACE TEMP VIEW events AS {union}")
-
-
-def leads_have_row(cp: CompiledPlaybook) -> bool:
-    """Whether view ``leads`` has each lead's ``__row`` (decisions.with_row): unless the
-    playbook names a lead field so."""
-    return "__row" not in cp.playbook.lead.fields
 
 
 def _leads_view(con: Any, cp: CompiledPlaybook, lead_plan: Plan) -> None:

@@ -105,7 +105,6 @@ class _Spelt(Exception):
 
 def _render(cp: CompiledPlaybook, request: BatchRequest, as_of: Any) -> Statements:
     from engine.sql import streamed
-    from engine.sql.batch import leads_have_row, query_tree
     from engine.sql.query import build_query
 
     bound = isinstance(as_of, datetime)
@@ -139,3 +138,23 @@ def _printed(tree: Any, bound: bool) -> str:
     if not bound and len(_SLOT.findall(sql)) != sum(1 for _ in tree.find_all(exp.Placeholder)):
         raise _Spelt
     return sql
+
+
+def leads_have_row(cp: CompiledPlaybook) -> bool:
+    """Whether view ``leads`` has each lead's ``__row`` (decisions.with_row): unless the
+    playbook names a lead field so."""
+    return "__row" not in cp.playbook.lead.fields
+
+
+def query_tree(query: Any, request: BatchRequest) -> Any:
+    """The query for DuckDB: event CTEs inlined when no event can have an id (file or
+    activity), and without the final sort by lead id (every reader of ``decisions`` orders
+    by ``__row``, the file's order, or says its own order: a sort of every lead saved)."""
+    from engine.sql.query import inline_events
+
+    mapping = request.mapping
+    ids = mapping.leads.activity or (request.events is not None and mapping.events is not None
+                                     and mapping.events.id is not None)
+    tree = query.tree.copy() if ids else inline_events(query.tree)
+    tree.set("order", None)
+    return tree
