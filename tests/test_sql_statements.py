@@ -10,6 +10,7 @@ and a run that finds its statements never loads sqlglot.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -204,6 +205,22 @@ def test_a_run_that_finds_its_statements_loads_no_sqlglot(tmp_path: Path) -> Non
 
 
 def _env(tmp_path: Path) -> dict[str, Any]:
-    import os
-
     return {**os.environ, "ENGINE_CACHE": str(tmp_path / "cache")}
+
+
+def test_the_folder_keeps_only_the_most_recently_used_entries(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ENGINE_CACHE", str(cache))
+    monkeypatch.setattr(statement_cache, "KEEP", 3)
+    cp = _cp(BENCH_PLAYBOOK)
+    requests = list(_requests(tmp_path).values())
+    rendered = [render(cp, r) for r in requests]
+    for age, (request, statements_) in enumerate(zip(requests[:3], rendered[:3], strict=True)):
+        statement_cache.store(cp, request, statements_)
+        path = cache / f"{statement_cache.key(cp, request)}.json"
+        os.utime(path, ns=(age * 10**9, age * 10**9))  # the first stored is the oldest
+    assert statement_cache.load(cp, requests[0]) is not None  # used now: the newest
+    statement_cache.store(cp, requests[3], rendered[3])  # one too many: the least recently used goes
+    kept = {p.stem for p in cache.glob("*.json")}
+    assert kept == {statement_cache.key(cp, r) for r in (requests[0], requests[2], requests[3])}

@@ -15,7 +15,8 @@ rendered from:
 So a changed playbook, list, mapping shape or engine is a new key, never a stale answer.
 An entry is written to a temporary name and renamed; one that cannot be read or parsed
 is a miss, rendered and written again. A folder that cannot be written costs only the
-rendering, every run.
+rendering, every run. The folder holds at most :data:`KEEP` entries, the most recently
+used.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 #: The entries' layout; another number is a miss.
 FORMAT = 1
+#: Entries kept (about 30 KB each): writing one more removes the least recently used.
+KEEP = 64
 _ENGINE = Path(__file__).resolve().parent.parent
 
 
@@ -57,13 +60,17 @@ def load(cp: CompiledPlaybook, request: BatchRequest) -> Statements | None:
     where = folder()
     if where is None:
         return None
+    path = where / f"{key(cp, request)}.json"
     try:
-        entry = json.loads((where / f"{key(cp, request)}.json").read_text(encoding="utf-8"))
+        entry = json.loads(path.read_text(encoding="utf-8"))
         if entry["format"] != FORMAT:
             return None
-        return _statements(entry)
+        found = _statements(entry)
     except (OSError, ValueError, KeyError, TypeError):  # absent, unreadable or not ours
         return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # used: the last to be removed
+    return found
 
 
 def store(cp: CompiledPlaybook, request: BatchRequest, statements: Statements) -> None:
@@ -84,6 +91,7 @@ def store(cp: CompiledPlaybook, request: BatchRequest, statements: Statements) -
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(scratch)
+        _prune(where)
 
 
 def key(cp: CompiledPlaybook, request: BatchRequest) -> str:
@@ -108,6 +116,18 @@ def _code() -> bytes:
             status = path.stat()
             stamps.append(f"{path}\0{status.st_size}\0{status.st_mtime_ns}")
     return "\n".join(stamps).encode()
+
+
+def _prune(where: Path) -> None:
+    """Remove all but the :data:`KEEP` most recently used entries (another engine's or
+    playbook's entries are never read again once they change)."""
+    entries = []
+    for path in where.glob("*.json"):
+        with contextlib.suppress(OSError):
+            entries.append((path.stat().st_mtime_ns, path.name, path))
+    for _, _, path in sorted(entries, reverse=True)[KEEP:]:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _entry(decisions: Decisions) -> dict[str, Any]:
