@@ -224,3 +224,21 @@ def test_the_folder_keeps_only_the_most_recently_used_entries(tmp_path: Path,
     statement_cache.store(cp, requests[3], rendered[3])  # one too many: the least recently used goes
     kept = {p.stem for p in cache.glob("*.json")}
     assert kept == {statement_cache.key(cp, r) for r in (requests[0], requests[2], requests[3])}
+
+
+def test_the_folder_is_engine_cache_else_an_absolute_cache_home_else_none(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Path) -> None:
+    """A relative XDG_CACHE_HOME is ignored (as the XDG spec says), and a process without a
+    home keeps nothing rather than writing a folder named "~" where it runs."""
+    monkeypatch.setenv("ENGINE_CACHE", str(tmp_path / "mine"))
+    assert statement_cache.folder() == tmp_path / "mine"
+    monkeypatch.setenv("ENGINE_CACHE", "OFF")
+    assert statement_cache.folder() is None
+    monkeypatch.delenv("ENGINE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert statement_cache.folder() == tmp_path / "xdg" / "revenue-playbook-engine"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert statement_cache.folder() == tmp_path / "home" / ".cache" / "revenue-playbook-engine"
+    monkeypatch.setattr(os.path, "expanduser", lambda path: path)  # no home to expand "~" to
+    assert statement_cache.folder() is None

@@ -45,14 +45,17 @@ _ENGINE = Path(__file__).resolve().parent.parent
 
 
 def folder() -> Path | None:
-    """Where entries are kept, or None when ``ENGINE_CACHE=off``."""
+    """Where entries are kept, or None: ``ENGINE_CACHE=off``, or no absolute cache or home
+    folder to put them in (a relative one would land in whatever folder the run is in)."""
     chosen = os.environ.get("ENGINE_CACHE", "")
     if chosen.lower() == "off":
         return None
     if chosen:
         return Path(chosen)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "revenue-playbook-engine"
+    base = Path(os.environ.get("XDG_CACHE_HOME", ""))  # the XDG spec: ignored unless absolute
+    if not base.is_absolute():
+        base = Path(os.path.expanduser("~")) / ".cache"  # "~" itself when there is no home
+    return base / "revenue-playbook-engine" if base.is_absolute() else None
 
 
 def load(cp: CompiledPlaybook, request: BatchRequest) -> Statements | None:
