@@ -100,5 +100,15 @@ def _crash_log() -> str:
 
 
 def entry() -> None:
-    """Console-script wrapper."""
-    sys.exit(main())
+    """Console-script wrapper.
+
+    When the command is over (its files written, closed and renamed into place), the
+    objects it made are moved out of the collector's reach (``gc.freeze``): the
+    interpreter's last full collection at exit walked every one of them, 0.04-0.1 s of
+    each run's wall time (issue #17). Exit handlers still run and objects are still freed;
+    only unreachable cycles are left for the process's end to reclaim."""
+    import gc
+
+    code = main()
+    gc.freeze()
+    sys.exit(code)

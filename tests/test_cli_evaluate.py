@@ -82,6 +82,25 @@ def test_bad_as_of_and_unknown_mapping(tmp_path: Path, capsys: pytest.CaptureFix
     assert "did you mean 'salesforce'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("as_of", [AS_OF, "soon"])
+def test_the_console_script_exits_with_the_commands_code_and_all_it_wrote(tmp_path: Path, as_of: str) -> None:
+    """``entry`` moves the run's objects out of the collector's reach before the
+    interpreter exits (issue #17): the summary printed, the files written and the exit
+    code are the command's all the same."""
+    leads, events = make_export(tmp_path, 30)
+    out = tmp_path / "o" / "d.csv"
+    engine = Path(sys.executable).with_name("engine")
+    done = subprocess.run([str(engine), "evaluate", str(BENCH_PLAYBOOK), "--leads", str(leads), "--events",
+                           str(events), "--as-of", as_of, "--out", str(out), "--format", "json"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    if as_of == "soon":
+        assert done.returncode == 1 and "--as-of" in done.stderr and not out.exists()
+        return
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["leads"] == {"read": 30, "decided": 30, "rejected": 0}
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 31
+
+
 def _engine(*args: str, cwd: Path = REPO) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "engine", *args], cwd=cwd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
