@@ -12,7 +12,9 @@ one module each:
    in one pass: converted fields, activity events, each row's first problem;
 3. :mod:`engine.sql.grouping` — decided leads, matched events, rejects in order;
 4. the playbook query (:mod:`engine.sql.query`) over views ``leads`` and ``events``, in
-   DuckDB or on Spark (:mod:`engine.sql.spark_backend`), joined back to file order.
+   DuckDB or on Spark (:mod:`engine.sql.spark_backend`), joined back to file order. For
+   DuckDB its statements are printed once per playbook and kind of run and kept
+   (:mod:`engine.sql.statements`, :mod:`engine.sql.statement_cache`).
 
 On DuckDB, a CSV export first tries :mod:`engine.sql.streamed`: stages 2-4 in one pass,
 the events folded per lead as DuckDB reads them, nothing stored per event. When an event
