@@ -159,7 +159,8 @@ def test_a_second_run_reads_the_kept_statements_and_writes_the_same_files(
     assert json.loads(entry.read_text(encoding="utf-8"))["format"] == statement_cache.FORMAT
 
 
-@pytest.mark.parametrize("damage", ["", "{not json", '{"format": 1}', '{"format": 99}',
+@pytest.mark.parametrize("damage", ["", "{not json", '{"format": 1}', '{"format": 99}', "[" * 100_000,
+                                    '"text"',
                                     '{"format": 1, "event_columns": [], "general": {"source": 1, '
                                     '"constants": {}, "has_row": false}, "fold": null, "folded": null}'])
 def test_a_damaged_entry_is_rendered_again_and_written_anew(tmp_path: Path, renders: list[str],

@@ -69,7 +69,7 @@ def load(cp: CompiledPlaybook, request: BatchRequest) -> Statements | None:
         if entry["format"] != FORMAT:
             return None
         found = _statements(entry)
-    except (OSError, ValueError, KeyError, TypeError):  # absent, unreadable or not ours
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):  # absent, unreadable or not ours
         return None
     with contextlib.suppress(OSError):
         os.utime(path)  # used: the last to be removed
