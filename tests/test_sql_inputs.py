@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from engine.sql.inputs import ROW, Inputs, Renumber, Scanned
+from engine.sql.inputs import ROW, Inputs, Renumber, Scanned, forget
 from tests.export_factory import LEAD_COLUMNS, make_rows, write_csv
 
 
@@ -93,3 +93,19 @@ def test_a_file_under_a_few_duckdb_buffers_is_read_in_a_piece_per_thread_and_mor
         assert size / buffer >= 2 and (size / buffer > 7 or buffer == inputs._SMALLEST_BUFFER)
     monkeypatch.setattr(inputs, "CSV_BUFFER_SIZE", 1 << 15)
     assert inputs._buffer_size(path) == 1 << 15
+
+
+def test_forget_drops_tables_and_views_by_their_kind_and_skips_the_missing() -> None:
+    """``forget`` drops each name as what it is (a table, a view, nothing), so a stage can
+    make the name anew as either kind."""
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE kept AS SELECT 1 AS a")
+    con.execute("CREATE TEMP TABLE t AS SELECT 1 AS a")
+    con.execute("CREATE TEMP VIEW v AS SELECT * FROM kept")
+    forget(con, "v", "missing", "t")
+    names = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert names == {"kept"}
+    con.execute("CREATE TEMP VIEW t AS SELECT 2 AS a")  # the name is free for the other kind
+    con.execute("CREATE TEMP TABLE v AS SELECT 3 AS a")
+    forget(con, "t", "v")
+    assert con.execute("SELECT count(*) FROM information_schema.tables").fetchall()[0][0] == 1

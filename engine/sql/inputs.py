@@ -338,13 +338,16 @@ class Inputs:
 
 def forget(con: Any, *names: str) -> None:
     """Drop whichever of ``names`` exist, each as the table or view it is (CREATE OR REPLACE
-    cannot change an object's kind, and DROP must name it)."""
-    marks = ", ".join("?" for _ in names)
-    kinds = dict(con.execute(
-        f"SELECT table_name, table_type FROM information_schema.tables WHERE table_name IN ({marks})",
-        list(names)).fetchall())
-    for name, kind in kinds.items():
-        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
+    cannot change an object's kind, and DROP must name it): ``DROP TABLE IF EXISTS``, and
+    ``DROP VIEW`` when DuckDB answers that the name is a view. 0.3 ms a name, where asking
+    the catalogue first took 2 ms a call, some ten calls a run (issue #17)."""
+    import duckdb
+
+    for name in names:
+        try:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+        except duckdb.CatalogException:  # a view of that name
+            con.execute(f"DROP VIEW {name}")
 
 
 def _parquet_text(column: str, duck_type: str) -> str | None:
