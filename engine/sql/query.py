@@ -107,7 +107,8 @@ class _Builder:
             self.as_of_us = epoch_us(col("frame_at"))
         elif not isinstance(as_of, datetime):  # None, or AS_OF_SLOTS
             self.as_of = exp.cast(exp.Placeholder(this="as_of"), "TIMESTAMPTZ")
-            self.as_of_us = exp.Placeholder(this="as_of_us") if as_of else epoch_us(self.as_of.copy())
+            self.as_of_us = (exp.Placeholder(this="as_of_us") if as_of == AS_OF_SLOTS
+                             else epoch_us(self.as_of.copy()))
         else:
             if as_of.tzinfo is None:
                 as_of = as_of.replace(tzinfo=cp.tz)
@@ -966,7 +967,7 @@ def build_query(cp: CompiledPlaybook, as_of: datetime | str | None = None) -> Sq
     """The playbook as one SELECT over ``leads`` and ``events``.
 
     ``as_of`` None leaves a ``:as_of`` placeholder; :data:`AS_OF_SLOTS` leaves two, where
-    the literal instant and its epoch microseconds go (:mod:`engine.sql.prepared` fills
+    the literal instant and its epoch microseconds go (:mod:`engine.sql.statements` fills
     them in the SQL text). Every dialect gets the same tree:
     engagement is an exact integer sum, so no dialect depends on addition order.
     Raises :class:`NoSqlForm` naming the first construct that cannot be compiled.
