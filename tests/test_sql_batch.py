@@ -666,9 +666,12 @@ def test_the_query_carries_each_leads_row_unless_a_lead_field_is_so_named(
     files = both(cp, tmp_path / "folded", lp, ep)
     from engine.sql import streamed
 
-    monkeypatch.setattr(streamed, "foldable", lambda *a: False)  # the general path's query
+    monkeypatch.setattr(streamed, "foldable", lambda *a: False)  # the general path's query,
+    monkeypatch.setenv("ENGINE_CACHE", "off")  # printed anew: the kept statements would fold
     assert both(cp, tmp_path / "general", lp, ep) == files
     assert [k["has_row"] for _, k in calls] == [playbook != "row_field"] * 2
+    assert ("per_lead_stream" in calls[0][0]) == (playbook != "enterprise")  # its accounts do not fold
+    assert "per_lead_stream" not in calls[1][0]
     ids = [line.split(",")[0] for line in files["d.csv"].decode().splitlines()[1:]]
     assert ids == [row[0] for row in leads]
 
