@@ -90,7 +90,7 @@ def test_a_playbook_spelling_a_placeholder_is_bound_when_rendered_and_never_kept
     assert rendered.bind(INSTANTS[1]) is rendered
     cache = tmp_path / "cache"
     monkeypatch.setenv("ENGINE_CACHE", str(cache))
-    statement_cache.store(cp, request, rendered)
+    statement_cache.store(statement_cache.key(cp, request), rendered)
     assert not cache.exists()
     leads, events = make_rows(120)
     country = LEAD_COLUMNS.index("country")
@@ -218,11 +218,12 @@ def test_the_folder_keeps_only_the_most_recently_used_entries(tmp_path: Path,
     requests = list(_requests(tmp_path).values())
     rendered = [render(cp, r) for r in requests]
     for age, (request, statements_) in enumerate(zip(requests[:3], rendered[:3], strict=True)):
-        statement_cache.store(cp, request, statements_)
+        statement_cache.store(statement_cache.key(cp, request), statements_)
         path = cache / f"{statement_cache.key(cp, request)}.json"
         os.utime(path, ns=(age * 10**9, age * 10**9))  # the first stored is the oldest
-    assert statement_cache.load(cp, requests[0]) is not None  # used now: the newest
-    statement_cache.store(cp, requests[3], rendered[3])  # one too many: the least recently used goes
+    assert statement_cache.load(statement_cache.key(cp, requests[0])) is not None  # used now: the newest
+    # one too many: the least recently used goes
+    statement_cache.store(statement_cache.key(cp, requests[3]), rendered[3])
     kept = {p.stem for p in cache.glob("*.json")}
     assert kept == {statement_cache.key(cp, r) for r in (requests[0], requests[2], requests[3])}
 

@@ -108,7 +108,7 @@ def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend:
         stages = QueryProgress(con, progress) if progress is not None and backend == "duckdb" else None
         try:
             with stages or nullcontext():
-                _produce(con, cp, req, query, statements, summary, sink, staging, backend, master, stages)
+                _produce(con, cp, req, query, statements, summary, sink, staging, master, stages)
         finally:
             con.close()
             scratch.cleanup()
@@ -121,7 +121,8 @@ def _statements(cp: CompiledPlaybook, request: BatchRequest) -> Statements:
     shape and engine (:mod:`engine.sql.statement_cache`), else rendered and kept."""
     from engine.sql import statement_cache
 
-    kept = statement_cache.load(cp, request)
+    key = statement_cache.key(cp, request)
+    kept = statement_cache.load(key)
     if kept is None:
         from engine.sql import NoSqlForm
         from engine.sql.statements import render
@@ -130,12 +131,12 @@ def _statements(cp: CompiledPlaybook, request: BatchRequest) -> Statements:
             kept = render(cp, request)
         except NoSqlForm as error:
             raise _refused("duckdb", error) from None
-        statement_cache.store(cp, request, kept)
+        statement_cache.store(key, kept)
     return kept.bind(request.as_of)
 
 
 def _produce(con: Any, cp: CompiledPlaybook, req: BatchRequest, query: Any, sql: Statements | None,
-             summary: Summary, sink: Rejects, staging: Path, backend: str, master: str | None,
+             summary: Summary, sink: Rejects, staging: Path, master: str | None,
              stages: QueryProgress | None) -> None:
     """Stages 1-4 on an open connection, naming each to the progress report (when there is
     one): with ``sql`` on DuckDB, with ``query`` on Spark."""

@@ -58,12 +58,12 @@ def folder() -> Path | None:
     return base / "revenue-playbook-engine" if base.is_absolute() else None
 
 
-def load(cp: CompiledPlaybook, request: BatchRequest) -> Statements | None:
-    """The statements kept for this playbook, shape and engine, or None."""
+def load(name: str) -> Statements | None:
+    """The statements kept under ``name`` (:func:`key`), or None."""
     where = folder()
     if where is None:
         return None
-    path = where / f"{key(cp, request)}.json"
+    path = where / f"{name}.json"
     try:
         entry = json.loads(path.read_text(encoding="utf-8"))
         if entry["format"] != FORMAT:
@@ -76,8 +76,9 @@ def load(cp: CompiledPlaybook, request: BatchRequest) -> Statements | None:
     return found
 
 
-def store(cp: CompiledPlaybook, request: BatchRequest, statements: Statements) -> None:
-    """Keep ``statements`` (unless bound to one instant, or nowhere can take them)."""
+def store(name: str, statements: Statements) -> None:
+    """Keep ``statements`` under ``name`` (:func:`key`), unless they are bound to one
+    instant or nowhere can take them."""
     where = folder()
     if where is None or statements.bound:
         return
@@ -90,7 +91,7 @@ def store(cp: CompiledPlaybook, request: BatchRequest, statements: Statements) -
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 json.dump(entry, out, sort_keys=True)
-            os.replace(scratch, where / f"{key(cp, request)}.json")
+            os.replace(scratch, where / f"{name}.json")
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(scratch)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from engine.events import epoch_us
 from engine.io import file_format
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 #: The placeholders :data:`engine.sql.query.AS_OF_SLOTS` leaves, as DuckDB's dialect prints them.
 _SLOT = re.compile(r"\$(as_of_us|as_of)\b")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -61,20 +61,19 @@ class Statements:
         """These statements at ``as_of`` (zone-aware)."""
         if self.bound:
             return self
-        micros = (as_of - _EPOCH) // timedelta(microseconds=1)
+        micros = epoch_us(as_of)
         values = {"as_of": f"'{as_of.isoformat()}'",
                   "as_of_us": str(micros) if micros >= 0 else f"({micros})"}
 
         def text(sql: str) -> str:
             return _SLOT.sub(lambda m: values[m.group(1)], sql)
 
-        def decided(d: Decisions | None) -> Decisions | None:
-            return None if d is None else replace(d, source=text(d.source))
+        def decided(d: Decisions) -> Decisions:
+            return replace(d, source=text(d.source))
 
-        general = decided(self.general)
-        assert general is not None
-        return replace(self, general=general, fold=None if self.fold is None else text(self.fold),
-                       folded=decided(self.folded), bound=True)
+        return replace(self, general=decided(self.general),
+                       fold=None if self.fold is None else text(self.fold),
+                       folded=None if self.folded is None else decided(self.folded), bound=True)
 
 
 def shape(request: BatchRequest) -> tuple[Any, ...]:
