@@ -39,16 +39,10 @@ def statement_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One folder of kept DuckDB statements (engine.sql.statement_cache) for the whole
     session, subprocesses included: the suite never writes to the user's cache, and its
     runs take both paths, a playbook's first run rendering and the next ones reading."""
-    import os
-
     folder = tmp_path_factory.mktemp("engine-cache")
-    before = os.environ.get("ENGINE_CACHE")
-    os.environ["ENGINE_CACHE"] = str(folder)
-    yield folder
-    if before is None:
-        del os.environ["ENGINE_CACHE"]
-    else:
-        os.environ["ENGINE_CACHE"] = before
+    with pytest.MonkeyPatch.context() as session:  # the function-scoped fixture cannot serve a session
+        session.setenv("ENGINE_CACHE", str(folder))
+        yield folder
 
 
 # Hostile cases are inputs run by tests/test_hostile.py (copied to a temporary folder first),
