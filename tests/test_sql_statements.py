@@ -27,7 +27,14 @@ from engine.io import load_mapping
 from engine.sql import NoSqlForm, statement_cache, statements
 from engine.sql.statements import Statements, _render, render
 from tests.conftest import PLAYBOOKS, ROOT
-from tests.export_factory import BENCH_PLAYBOOK, EVENT_COLUMNS, LEAD_COLUMNS, make_rows, write_csv
+from tests.export_factory import (
+    BENCH_PLAYBOOK,
+    EVENT_COLUMNS,
+    LEAD_COLUMNS,
+    make_export,
+    make_rows,
+    write_csv,
+)
 from tests.test_sql_batch import AS_OF, _cp, both
 
 #: Instants to bind: a whole hour in UTC, and one with microseconds in a zone on its summer-time day.
@@ -140,16 +147,10 @@ def renders(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
     return seen
 
 
-def _export(tmp_path: Path, n: int = 80) -> tuple[Path, Path]:
-    leads, events = make_rows(n)
-    return (write_csv(tmp_path / "leads.csv", LEAD_COLUMNS, leads),
-            write_csv(tmp_path / "events.csv", EVENT_COLUMNS, events))
-
-
 def test_a_second_run_reads_the_kept_statements_and_writes_the_same_files(
         tmp_path: Path, renders: list[str]) -> None:
     cp = _cp(BENCH_PLAYBOOK)
-    export = _export(tmp_path)
+    export = make_export(tmp_path, 80)
     first = both(cp, tmp_path / "1", *export)
     [entry] = (tmp_path / "cache").glob("*.json")
     second = both(cp, tmp_path / "2", *export, as_of=INSTANTS[1])
@@ -166,7 +167,7 @@ def test_a_second_run_reads_the_kept_statements_and_writes_the_same_files(
 def test_a_damaged_entry_is_rendered_again_and_written_anew(tmp_path: Path, renders: list[str],
                                                             damage: str) -> None:
     cp = _cp(BENCH_PLAYBOOK)
-    export = _export(tmp_path)
+    export = make_export(tmp_path, 80)
     first = both(cp, tmp_path / "1", *export)
     [entry] = (tmp_path / "cache").glob("*.json")
     entry.write_text(damage, encoding="utf-8")
@@ -184,14 +185,14 @@ def test_without_a_cache_every_run_renders_and_decides_the_same(
         (tmp_path / "blocker").write_text("", encoding="utf-8")
         monkeypatch.setenv("ENGINE_CACHE", str(tmp_path / "blocker" / "cache"))
     cp = _cp(BENCH_PLAYBOOK)
-    export = _export(tmp_path)
+    export = make_export(tmp_path, 80)
     assert both(cp, tmp_path / "1", *export) == both(cp, tmp_path / "2", *export)
     assert len(renders) == 2
     assert not (tmp_path / "cache").exists()
 
 
 def test_a_run_that_finds_its_statements_loads_no_sqlglot(tmp_path: Path) -> None:
-    leads, events = _export(tmp_path, 30)
+    leads, events = make_export(tmp_path, 30)
     script = ("import sys\nfrom engine.cli import main\n"
               "assert main(sys.argv[1:]) == 0\nprint('sqlglot' in sys.modules)\n")
     loaded = []
