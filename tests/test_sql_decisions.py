@@ -136,6 +136,26 @@ def test_columns_of_few_values_are_checked_once_per_value(tmp_path: Path, suffix
     assert (tmp_path / f"duck{suffix}").read_bytes() == (tmp_path / f"python{suffix}").read_bytes()
 
 
+@pytest.mark.parametrize("combinations", [decisions.COMBINATIONS, 4])
+def test_distinct_values_are_each_columns_whether_read_together_or_apart(
+        monkeypatch: pytest.MonkeyPatch, combinations: int) -> None:
+    """Each column's distinct values, NULL among them, are the same read as the distinct
+    combinations of all the columns or, past ``COMBINATIONS`` of them, column by column."""
+    monkeypatch.setattr(decisions, "COMBINATIONS", combinations)
+    rng = random.Random(8)
+    names = ["stage", "route", "rules"]
+    values = {"stage": ["mql", "sql", None], "route": ["inside_sales", ""], "rules": ["a;b", "c", "日本語"]}
+    rows = _rows(300, seed=9)
+    for row in rows:
+        for name in names:
+            row[name] = rng.choice(values[name])
+    con = duckdb.connect()
+    _table(con, rows)
+    found = decisions._distinct_values(con, names)
+    assert {name: set(found[name]) for name in names} == {name: set(values[name]) for name in names}
+    assert all(len(found[name]) == len(values[name]) for name in names)  # each value once
+
+
 def test_columns_of_few_values_are_output_columns() -> None:
     assert set(decisions.FEW_VALUES) <= set(DECISION_COLUMNS) - NOT_TEXT
 

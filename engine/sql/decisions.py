@@ -48,6 +48,9 @@ _PLAIN_TYPES = {"VARCHAR", "DOUBLE", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER"
 #: value rather than once per row (:func:`_plain_columns`).
 FEW_VALUES = ("as_of", "excluded", "personas", "stage", "owner", "recycle_reason", "route", "handoff_rule",
               "rules", "nurture_track", "next_content", "queue", "queue_team")
+#: At most this many distinct combinations of FEW_VALUES columns are read in one statement
+#: (:func:`_distinct_values`).
+COMBINATIONS = 4096
 
 
 def with_row(tree: Any) -> Any | None:
@@ -337,8 +340,9 @@ def _csv_lines(con: Any, delimiter: str, csv_guard: bool, fixed: dict[str, str |
     and nothing else is planned or run. A row failing the test, or only seeming to (a
     guarded ``-3.5``), takes the cell-by-cell spelling, the writer's by construction
     (tests/test_sql_decisions.py); its cells are spelled only for such rows."""
-    types = dict(con.execute(f"SELECT column_name, data_type FROM information_schema.columns "
-                             f"WHERE table_name = '{TABLE}'").fetchall())
+    # DESCRIBE rather than information_schema, whose first query in a connection costs
+    # 6-9 ms more (it builds the catalogue's views; issue #17)
+    types = {name: kind for name, kind, *_ in con.execute(f"DESCRIBE {TABLE}").fetchall()}
     if any(str(types.get(name, "")) not in _PLAIN_TYPES for name in DECISION_COLUMNS):
         return None
     plain_columns = _plain_columns(con, [n for n in DECISION_COLUMNS if types.get(n) == "VARCHAR"], delimiter,
@@ -418,13 +422,10 @@ def _plain_columns(con: Any, names: list[str], delimiter: str, csv_guard: bool,
         if csv_guard and name not in NOT_TEXT:
             tests.append(f"ascii({cell}) IN ({_FORMULA_CODES})")
         checks.append(f"COALESCE(bool_and(NOT ({' OR '.join(tests)})), TRUE)")
-    found: dict[str, Any] = {}
-    # two statements: with the plain aggregates beside them the DISTINCT ones cost twice
-    # as much (0.03 -> 0.06 s at 100k rows)
-    for columns, aggregates in ((listed, [f"list(DISTINCT {quote(n)})" for n in listed]), (others, checks)):
-        if aggregates:
-            row = con.execute(f"SELECT {', '.join(aggregates)} FROM {TABLE}").fetchall()[0]
-            found.update(zip(columns, row, strict=True))
+    found: dict[str, Any] = _distinct_values(con, listed) if listed else {}
+    if checks:  # apart: beside the plain aggregates, the DISTINCT ones cost twice as much
+        row = con.execute(f"SELECT {', '.join(checks)} FROM {TABLE}").fetchall()[0]
+        found.update(zip(others, row, strict=True))
     plain = {name for name in others if found[name]}
     for name in [*listed, *(n for n in names if n in fixed)]:
         line = csv_line_maker([name, "x"], csv_guard=csv_guard, tsv=delimiter == "\t")
@@ -432,6 +433,20 @@ def _plain_columns(con: Any, names: list[str], delimiter: str, csv_guard: bool,
         if all(line([text, "x"]) == (text + delimiter + "x", False) for text in texts):
             plain.add(name)
     return plain
+
+
+def _distinct_values(con: Any, names: list[str]) -> dict[str, list[Any]]:
+    """Each column's distinct values, read as the distinct combinations of all of them:
+    one hash table rather than one per column (8 columns: 0.016 -> 0.003 s at 1,000 rows,
+    0.026 -> 0.014 s at 100k; issue #17). Past :data:`COMBINATIONS` combinations (values
+    that vary together little), each column's values are read apart instead."""
+    columns = ", ".join(quote(name) for name in names)
+    rows = con.execute(f"SELECT DISTINCT {columns} FROM {TABLE} LIMIT {COMBINATIONS + 1}").fetchall()
+    if len(rows) <= COMBINATIONS:
+        return {name: list(dict.fromkeys(row[i] for row in rows)) for i, name in enumerate(names)}
+    lists = con.execute(f"SELECT {', '.join(f'list(DISTINCT {quote(n)})' for n in names)} "
+                        f"FROM {TABLE}").fetchall()[0]
+    return dict(zip(names, lists, strict=True))
 
 
 def _decision(row: dict[str, Any]) -> Decision:
