@@ -37,8 +37,8 @@ def folds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     fold = streamed.fold
 
-    def recorded(con: Any, statement: str) -> Any:
-        result = fold(con, statement)
+    def recorded(con: Any, statement: str, events: str) -> Any:
+        result = fold(con, statement, events)
         seen.append("given up" if result is None else "clean" if result.clean else "rejects")
         return result
 
@@ -189,12 +189,20 @@ def plain_rows(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     seen: list[tuple[int, int]] = []
     fold = streamed.fold
 
-    def counted(con: Any, statement: str) -> Any:
-        query = "SELECT count(*) FILTER (WHERE __plain), count(*) FROM event_stream"
+    select = streamed.events_select
+    streams: list[str] = []
+
+    def kept(stream: str, fields: dict[str, str]) -> str:
+        streams.append(stream)
+        return select(stream, fields)
+
+    def counted(con: Any, statement: str, events: str) -> Any:
+        query = f"SELECT count(*) FILTER (WHERE __plain), count(*) FROM ({streams[-1]})"
         plain, total = con.execute(query).fetchall()[0]
         seen.append((int(plain), int(total)))
-        return fold(con, statement)
+        return fold(con, statement, events)
 
+    monkeypatch.setattr(streamed, "events_select", kept)
     monkeypatch.setattr(streamed, "fold", counted)
     return seen
 

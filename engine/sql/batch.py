@@ -42,7 +42,7 @@ from engine.batch import (
 from engine.compile import CompiledPlaybook
 from engine.diagnostics import EngineError
 from engine.io.scratch import temp_dir
-from engine.sql.inputs import Inputs, Renumber, forget, quote
+from engine.sql.inputs import Inputs, Renumber, quote
 from engine.sql.progress import QueryProgress, Report
 from engine.sql.records import Plan, activity_events, event_field_sql, event_rows, event_stream, lead_rows
 from engine.sql.statements import Decisions, Statements, leads_have_row
@@ -194,21 +194,19 @@ def _fold(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest,
     try:
         lead_scan, lead_plan = lead_rows(inputs, request.mapping, request.leads, encoding, request.as_of,
                                          allowed)
-        event_plan = event_stream(inputs, request.mapping, request.events, encoding, allowed)
-        if event_plan is None:
+        streaming = event_stream(inputs, request.mapping, request.events, encoding, allowed)
+        if streaming is None:
             return None
+        event_plan, stream = streaming
         group(con, str(request.leads), None, lead_scan.rejects, [], None)
         if con.execute("SELECT count(*) FROM rejects").fetchall()[0][0]:
             inputs.numbered(lead_scan, int(con.execute("SELECT count(*) FROM lead_rows").fetchall()[0][0]))
     except Renumber:
         return None
     _leads_view(con, cp, lead_plan)
-    con.execute(streamed.events_view({n: event_field_sql(event_plan, n) for n in sql.event_columns}))
+    events = streamed.events_select(stream, {n: event_field_sql(event_plan, n) for n in sql.event_columns})
     con.execute(f"SET TimeZone = '{cp.playbook.timezone}'")
-    folded = streamed.fold(con, sql.fold)
-    if folded is None or not folded.clean:
-        forget(con, "events", "event_stream")
-    return folded
+    return streamed.fold(con, sql.fold, events)
 
 
 def _prepare(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest,

@@ -434,12 +434,13 @@ class Cells:
             return False
         return True
 
-    def stream(self, selects: list[str], view: str, derived: str = "", plain: Plain | None = None,
-               unread: Sequence[str] = ()) -> None:
-        """View ``view`` of ``selects`` straight over the scan (nothing stored, no row
+    def stream(self, selects: list[str], derived: str = "", plain: Plain | None = None,
+               unread: Sequence[str] = ()) -> str:
+        """The SELECT of ``selects`` straight over the scan (nothing stored, no row
         numbers), adding ``derived`` and ``__bad``: the row has a problem, or a cell only
-        a look-up converts. :mod:`engine.sql.streamed` folds the view into per-lead
-        aggregates; a bad row sends the run through :meth:`materialize` and its look-ups.
+        a look-up converts. :mod:`engine.sql.streamed` folds it into per-lead aggregates,
+        inlined in its statement (a view of it cost its binding once more: issue #17); a
+        bad row sends the run through :meth:`materialize` and its look-ups.
 
         With ``plain``, a plain row takes its values from it, and every careful conversion
         (strips, flags, the problem's checks) is a ``CASE`` branch it never enters: DuckDB
@@ -448,7 +449,6 @@ class Cells:
         ``unread``: cells a NULL of which means the reader did not read it as text (a raw
         scan, :meth:`engine.sql.inputs.Inputs.scan`): such a row is bad too. A plain row has
         none (its test is NULL, so false, for a NULL cell)."""
-        forget(self.con, view)
         if unread:
             selects = [*selects, f"({' OR '.join(f'{cell} IS NULL' for cell in unread)}) AS __unread"]
             if plain is not None:
@@ -459,8 +459,7 @@ class Cells:
         test = f"(__problem IS NOT NULL OR {' OR '.join(bad) or 'FALSE'})"
         if plain is not None:  # a plain row is never bad, and skips the test (0.4 s of CPU at 1M leads)
             test = f"CASE WHEN __plain THEN FALSE ELSE {test} END"
-        self.con.execute(f"CREATE TEMP VIEW {view} AS SELECT *{_more(derived)}, {test} AS __bad "
-                         f"FROM ({select})")
+        return f"SELECT *{_more(derived)}, {test} AS __bad FROM ({select})"
 
     def _source(self, plain: Plain | None = None, careful: bool = True) -> str:
         """The scanned cells, with the prepared columns the careful conversions read

@@ -243,11 +243,12 @@ def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None
 
 
 def event_stream(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
-                 allowed: Collection[str]) -> Plan | None:
-    """View ``event_stream`` over DuckDB's reader of a CSV events file: the converted
-    columns of ``event_rows`` without row numbers, and ``__bad`` — the row has a problem
-    or a cell only Python can convert. Nothing is stored (:mod:`engine.sql.streamed`);
-    None when the file is not read lazily by DuckDB (the caller takes the general path)."""
+                 allowed: Collection[str]) -> tuple[Plan, str] | None:
+    """The SELECT over DuckDB's reader of a CSV events file (and the plan of its fields):
+    the converted columns of ``event_rows`` without row numbers, and ``__bad`` — the row
+    has a problem or a cell only Python can convert. Nothing is stored
+    (:mod:`engine.sql.streamed`); None when the file is not read lazily by DuckDB (the
+    caller takes the general path)."""
     scanned, plan, cells, selects, derived, plain = _event_selects(inputs, mapping, path, encoding, allowed,
                                                                    raw=True)
     if scanned.lazy is None:
@@ -255,8 +256,7 @@ def event_stream(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | No
         return None
     assert selects[0] == ROW
     # a NULL cell of the raw scan was not read as text (Inputs.scan): the row is bad
-    cells.stream(selects[1:], "event_stream", derived, plain, [quote(c) for c in scanned.present])
-    return plan
+    return plan, cells.stream(selects[1:], derived, plain, [quote(c) for c in scanned.present])
 
 
 def _event_selects(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
