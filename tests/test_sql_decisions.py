@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from engine.batch import DECISION_COLUMNS, DECISION_TYPES, NOT_TEXT
+from engine.batch import DECISION_COLUMNS, DECISION_TYPES, NOT_TEXT, Summary
 from engine.io import write_cells
 from engine.io.writers import format_cell
 from engine.sql import decisions
@@ -154,6 +154,34 @@ def test_distinct_values_are_each_columns_whether_read_together_or_apart(
     found = decisions._distinct_values(con, names)
     assert {name: set(found[name]) for name in names} == {name: set(values[name]) for name in names}
     assert all(len(found[name]) == len(values[name]) for name in names)  # each value once
+
+
+def test_the_summary_counts_each_value_first_seen_first_and_skips_no_reason() -> None:
+    """``summarize``'s one statement of grouping sets counts as ``record_decision`` does:
+    the total, each stage and route, each exclusion and recycle reason but the empty one,
+    new keys in the order of their first row (the table itself is stored shuffled)."""
+    rng = random.Random(4)
+    rows = _rows(400, seed=6)
+    for row in rows:
+        row["stage"] = rng.choice(["sql", "lead", "mql", None])
+        row["route"] = rng.choice(["field_sales", "none", "inside_sales"])
+        row["excluded"] = rng.choice(["", "", "student", "competitor", None])
+        row["recycle_reason"] = rng.choice(["", "lost", "no_budget"])
+    con = duckdb.connect()
+    _table(con, rows)
+    summary = Summary(playbook="pb", as_of="x", output="out.csv", rejects_file="r.csv", queues_dir=None)
+    summary.stages["mql"] = 5  # a key the run starts with keeps its place and adds up
+    decisions.summarize(con, summary)
+    expected: dict[str, dict[str, int]] = {"stage": {"mql": 5}, "route": {}, "excluded": {},
+                                           "recycle_reason": {}}
+    for row in rows:
+        for column, counts in expected.items():
+            if row[column] is not None and (row[column] != "" or column in ("stage", "route")):
+                counts[row[column]] = counts.get(row[column], 0) + 1
+    found = {"stage": summary.stages, "route": summary.routes, "excluded": summary.excluded,
+             "recycle_reason": summary.recycled}
+    assert {k: list(v.items()) for k, v in found.items()} == {k: list(v.items()) for k, v in expected.items()}
+    assert summary.decided == len(rows)
 
 
 def test_columns_of_few_values_are_output_columns() -> None:
