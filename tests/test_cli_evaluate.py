@@ -101,6 +101,26 @@ def test_the_console_script_exits_with_the_commands_code_and_all_it_wrote(tmp_pa
     assert len(out.read_text(encoding="utf-8").splitlines()) == 31
 
 
+def test_the_console_script_runs_exit_handlers_and_survives_a_reader_that_left() -> None:
+    """``entry`` leaves without the interpreter's teardown (issue #17), but exit handlers
+    still run, and what they print still arrives after the command's output; a reader
+    that went away (``engine --help | head -0``) is exit code 1 (``main``'s), no traceback."""
+    script = ("import atexit, sys; atexit.register(lambda: print('handler ran')); "
+              "sys.argv = ['engine', '--version']; from engine.cli import entry; entry()")
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as most shells run it
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          check=False, env=buffered)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "handler ran" and "engine" in done.stdout.splitlines()[0]
+    engine = Path(sys.executable).with_name("engine")
+    reader = subprocess.Popen([str(engine), "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.close()  # before the command writes a byte
+    assert reader.wait(timeout=60) == 1
+    with reader.stderr:
+        assert reader.stderr.read() == b""
+
+
 def _engine(*args: str, cwd: Path = REPO) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "engine", *args], cwd=cwd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
