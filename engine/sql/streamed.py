@@ -130,7 +130,7 @@ def fold(con: Any, statement: str, events: str) -> Folded | None:
     behind) when DuckDB's reader refuses the file.
 
     ``events`` is the statement's first CTE rather than a view: creating views of it and
-    of the stream bound their 20 KB of SQL twice more, 15 ms a run (issue #17)."""
+    of the stream bound their 20 KB of SQL twice more, about 0.01 s a run (issue #17)."""
     import duckdb
 
     head = f"WITH events AS NOT MATERIALIZED ({events})"
