@@ -20,6 +20,7 @@ from engine.compile import CompiledPlaybook
 from engine.io import load_mapping
 from engine.sql import streamed
 from engine.sql.batch import compile_for
+from engine.sql.records import Stream
 from engine.sql.statements import Statements, query_tree
 from tests.export_factory import BENCH_PLAYBOOK, EVENT_COLUMNS, LEAD_COLUMNS, make_rows, vary, write_csv
 from tests.test_sql_batch import AS_OF, _cp, both, record_tables
@@ -192,8 +193,8 @@ def plain_rows(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     select = streamed.events_select
     streams: list[str] = []
 
-    def kept(stream: str, fields: dict[str, str]) -> str:
-        streams.append(stream)
+    def kept(stream: Stream, fields: dict[str, str]) -> str:
+        streams.append(stream.select)
         return select(stream, fields)
 
     def counted(con: Any, statement: str, events: str) -> Any:
@@ -246,3 +247,58 @@ def test_plain_rows_skip_the_careful_conversions_and_the_rest_take_them(
     plain, total = plain_rows[0]
     assert total == len(events) and careful > 20
     assert plain == total - careful
+
+
+@pytest.mark.parametrize("constant", ["inquiry", "content_download", "meeting"])
+def test_one_constant_event_type_is_folded_by_its_code(bench: CompiledPlaybook, tmp_path: Path,
+                                                       folds: list[str], monkeypatch: pytest.MonkeyPatch,
+                                                       constant: str) -> None:
+    """A mapping that gives every event one type (``type_constant``) has no type column to
+    code: the pass codes the constant itself, so the statement's code comparisons still
+    hold (issue #17). A constant the playbook does not know rejects every event, as in
+    Python."""
+    selects: list[str] = []
+    select = streamed.events_select
+
+    def kept(stream: Stream, fields: dict[str, str]) -> str:
+        selects.append(select(stream, fields))
+        return selects[-1]
+
+    monkeypatch.setattr(streamed, "events_select", kept)
+    canonical = load_mapping("canonical")
+    assert canonical.events is not None
+    one_type = canonical.model_copy(update={"events": canonical.events.model_copy(
+        update={"type": None, "type_constant": constant})})
+    leads, events = make_rows(200)
+    files = both(bench, tmp_path, *_files(tmp_path, leads, events), mapping=one_type)
+    assert files["d.csv"].count(b"\n") == 201
+    assert folds == (["clean"] if constant != "meeting" else ["rejects"])
+    [events_sql] = selects
+    assert " AS __type" in events_sql
+
+
+def test_type_comparisons_with_the_playbooks_names_become_code_comparisons() -> None:
+    """``_by_code``: ``=``, ``IN`` and ``CASE type WHEN`` with names that have codes compare
+    ``__type``; a name without one, another table's ``type`` and other uses keep the name;
+    every SELECT of ``type`` also selects ``__type``."""
+    import sqlglot
+
+    query = sqlglot.parse_one(
+        "WITH h AS (SELECT lead_id, type, seq FROM events) SELECT lead_id, "
+        "COUNT(*) FILTER (WHERE type = 'inquiry') AS a, COUNT(*) FILTER (WHERE 'trial' = type) AS b, "
+        "COUNT(*) FILTER (WHERE type IN ('inquiry', 'page_view')) AS c, "
+        "COUNT(*) FILTER (WHERE type IN ('inquiry', 'unknown')) AS d, "
+        "SUM(CASE type WHEN 'page_view' THEN 1 WHEN 'inquiry' THEN 40 ELSE 0 END) AS e, "
+        "SUM(CASE type WHEN 'page_view' THEN 1 WHEN 'other' THEN 2 END) AS f, "
+        "COUNT(*) FILTER (WHERE x.type = 'inquiry') AS g, list(type ORDER BY seq) AS h "
+        "FROM h, x GROUP BY lead_id",
+        dialect="duckdb")
+    coded = streamed._by_code(query, {"inquiry": 0, "page_view": 1, "trial": 2}).sql(dialect="duckdb")
+    assert "SELECT lead_id, type, __type, seq FROM events" in coded
+    assert "WHERE __type = 0) AS a" in coded
+    assert "WHERE __type = 2) AS b" in coded
+    assert "WHERE __type IN (0, 1)) AS c" in coded
+    assert "WHERE type IN ('inquiry', 'unknown')) AS d" in coded
+    assert "CASE __type WHEN 1 THEN 1 WHEN 0 THEN 40 ELSE 0 END" in coded
+    assert "CASE type WHEN 'page_view' THEN 1 WHEN 'other' THEN 2 END" in coded
+    assert "x.type = 'inquiry'" in coded and "ARRAY_AGG(type ORDER BY seq)" in coded

@@ -194,17 +194,16 @@ def _fold(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest,
     try:
         lead_scan, lead_plan = lead_rows(inputs, request.mapping, request.leads, encoding, request.as_of,
                                          allowed)
-        streaming = event_stream(inputs, request.mapping, request.events, encoding, allowed)
-        if streaming is None:
+        stream = event_stream(inputs, request.mapping, request.events, encoding, allowed)
+        if stream is None:
             return None
-        event_plan, stream = streaming
         group(con, str(request.leads), None, lead_scan.rejects, [], None)
         if con.execute("SELECT count(*) FROM rejects").fetchall()[0][0]:
             inputs.numbered(lead_scan, int(con.execute("SELECT count(*) FROM lead_rows").fetchall()[0][0]))
     except Renumber:
         return None
     _leads_view(con, cp, lead_plan)
-    events = streamed.events_select(stream, {n: event_field_sql(event_plan, n) for n in sql.event_columns})
+    events = streamed.events_select(stream, {n: event_field_sql(stream.plan, n) for n in sql.event_columns})
     con.execute(f"SET TimeZone = '{cp.playbook.timezone}'")
     return streamed.fold(con, sql.fold, events)
 

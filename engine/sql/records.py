@@ -242,13 +242,22 @@ def event_rows(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None
     return scanned, plan
 
 
+@dataclass(frozen=True)
+class Stream:
+    """:func:`event_stream`'s answer: the plan of the events' fields, the SELECT, and the
+    SQL of each row's type code over it (:func:`type_codes`; None when the types have none)."""
+
+    plan: Plan
+    select: str
+    type_code: str | None
+
+
 def event_stream(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
-                 allowed: Collection[str]) -> tuple[Plan, str] | None:
-    """The SELECT over DuckDB's reader of a CSV events file (and the plan of its fields):
-    the converted columns of ``event_rows`` without row numbers, and ``__bad`` — the row
-    has a problem or a cell only Python can convert. Nothing is stored
-    (:mod:`engine.sql.streamed`); None when the file is not read lazily by DuckDB (the
-    caller takes the general path)."""
+                 allowed: Collection[str]) -> Stream | None:
+    """The SELECT over DuckDB's reader of a CSV events file: the converted columns of
+    ``event_rows`` without row numbers, and ``__bad`` — the row has a problem or a cell
+    only Python can convert. Nothing is stored (:mod:`engine.sql.streamed`); None when
+    the file is not read lazily by DuckDB (the caller takes the general path)."""
     scanned, plan, cells, selects, derived, plain = _event_selects(inputs, mapping, path, encoding, allowed,
                                                                    raw=True)
     if scanned.lazy is None:
@@ -256,7 +265,17 @@ def event_stream(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | No
         return None
     assert selects[0] == ROW
     # a NULL cell of the raw scan was not read as text (Inputs.scan): the row is bad
-    return plan, cells.stream(selects[1:], derived, plain, [quote(c) for c in scanned.present])
+    select = cells.stream(selects[1:], derived, plain, [quote(c) for c in scanned.present])
+    codes = type_codes(allowed)
+    assert mapping.events is not None
+    if codes is None:
+        code = None
+    elif mapping.events.type is not None:  # the stream selects it (_type_code)
+        code = "__type"
+    else:  # one constant type: its code (NULL when it is not one of the playbook's)
+        branches = " ".join(f"WHEN {literal(t)} THEN {i}" for t, i in codes.items())
+        code = f"CAST(CASE type {branches} END AS UTINYINT)"
+    return Stream(plan, select, code)
 
 
 def _event_selects(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | None,
@@ -334,7 +353,7 @@ def _plain_events(cells: Cells, mapping: Mapping, plan: Plan, scanned: Scanned, 
     types that require field values): every row then takes the careful path."""
     spec = mapping.events
     assert spec is not None
-    codes = _type_codes(allowed)
+    codes = type_codes(allowed)
     if spec.id or required_of(allowed) or codes is None:
         return None
     raw_id = quote(spec.lead_id)
@@ -399,10 +418,10 @@ def _plain_fields(cells: Cells, plan: Plan, scanned: Scanned, kinds: set[str], c
 
 def _type_code(value: str, allowed: Collection[str]) -> tuple[str, str]:
     """(stored column, view column) for the event type: a one-byte code of the playbook's
-    types, named back in the view. A type is one of them or NULL (the row is rejected);
+    types (:func:`type_codes`), named back in the view. A type is one of them or NULL (the row is rejected);
     text took 13 bytes an event of DuckDB's memory, and at 1M leads the events table
     spills to disk (issue #17)."""
-    codes = _type_codes(allowed)
+    codes = type_codes(allowed)
     if codes is None:
         return f"{value} AS type", ""
     code = " ".join(f"WHEN {literal(t)} THEN {i}" for t, i in codes.items())
@@ -411,7 +430,7 @@ def _type_code(value: str, allowed: Collection[str]) -> tuple[str, str]:
             f", CAST(CASE __type {name} END AS VARCHAR) AS type")
 
 
-def _type_codes(allowed: Collection[str]) -> dict[str, int] | None:
+def type_codes(allowed: Collection[str]) -> dict[str, int] | None:
     """Each of the playbook's types → its one-byte code (:func:`_type_code`); None when
     there are none or too many for a byte (the type is then stored as text)."""
     types = sorted(allowed)

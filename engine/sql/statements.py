@@ -112,7 +112,10 @@ def _render(cp: CompiledPlaybook, request: BatchRequest, as_of: Any) -> Statemen
     general = _decisions(tree.copy(), leads_have_row(cp), bound)
     fold = folded = None
     if streamed.foldable(tree, request):
-        statement, over = streamed.plan(tree)
+        from engine.batch import event_types
+        from engine.sql.records import type_codes
+
+        statement, over = streamed.plan(tree, type_codes(event_types(cp)))
         fold = _printed(statement, bound)
         folded = _decisions(over, leads_have_row(cp), bound)
     return Statements(tuple(query.event_columns), general, fold, folded, bound)

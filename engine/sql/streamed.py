@@ -31,9 +31,12 @@ if TYPE_CHECKING:  # sqlglot loads only where a tree is planned (engine.sql.stat
     from sqlglot import exp
 
     from engine.batch import BatchRequest
+    from engine.sql.records import Stream
 
 #: The per-lead table the pass makes, and its extra columns.
 TABLE = "per_lead_stream"
+#: Each event's type as a one-byte code (:func:`engine.sql.records.type_codes`).
+TYPE_CODE = "__type"
 _EVENTS, _DUE = "__events", "__due"
 #: The CTEs that may read ``history`` when the query is folded: the aggregate, and the
 #: due-time events (read back from the per-lead lists).
@@ -84,19 +87,25 @@ def foldable(tree: exp.Select, request: BatchRequest) -> bool:
     return True
 
 
-def events_select(stream: str, fields: dict[str, str]) -> str:
+def events_select(stream: Stream, fields: dict[str, str]) -> str:
     """The query's input ``events`` over ``stream`` (:func:`engine.sql.records.event_stream`),
-    ``fields`` its event columns (name → SQL): a bad row's lead id is NULL, so the per-lead
-    aggregate puts every bad row in one group, counted and never decided."""
+    ``fields`` its event columns (name → SQL), and each event's type code as ``__type``
+    (:func:`plan` compares it rather than the type's name): a bad row's lead id is NULL,
+    so the per-lead aggregate puts every bad row in one group, counted and never decided."""
     columns = "".join(f", {sql} AS {quote(name)}" for name, sql in fields.items())
+    code = f", {stream.type_code} AS {TYPE_CODE}" if stream.type_code is not None else ""
     return ("SELECT CASE WHEN __bad THEN NULL ELSE lead_id END AS lead_id, "
-            "CAST(NULL AS VARCHAR) AS event_id, occurred_at, type, CAST(0 AS BIGINT) AS seq"
-            f"{columns} FROM ({stream}) AS event_stream")
+            f"CAST(NULL AS VARCHAR) AS event_id, occurred_at, type{code}, CAST(0 AS BIGINT) AS seq"
+            f"{columns} FROM ({stream.select}) AS event_stream")
 
 
-def plan(tree: exp.Select) -> tuple[exp.Select, exp.Select]:
+def plan(tree: exp.Select, codes: dict[str, int] | None = None) -> tuple[exp.Select, exp.Select]:
     """The statement that makes ``per_lead_stream`` in one pass over ``events`` (its
-    ``CREATE`` left to :func:`fold`), and the decisions query over that table."""
+    ``CREATE`` left to :func:`fold`), and the decisions query over that table.
+
+    ``codes`` (:func:`engine.sql.records.type_codes`, the stream's own): the statement
+    compares each event's one-byte type code where the query compares its type's name
+    with a name the playbook has (:func:`_by_code`)."""
     import sqlglot
     from sqlglot import exp
 
@@ -121,7 +130,53 @@ def plan(tree: exp.Select) -> tuple[exp.Select, exp.Select]:
         body = aggregate if name == _AGGREGATE else ctes[name].copy()
         fold_query = fold_query.with_(name, as_=body, materialized=False if name in EVENT_CTES else None,
                                       copy=False)
+    if codes:
+        fold_query = _by_code(fold_query, codes)
     return fold_query, _over_table(tree, due_columns if due is not None else None)
+
+
+def _by_code(query: exp.Select, codes: dict[str, int]) -> exp.Select:
+    """``query`` comparing ``__type`` (a one-byte code, :data:`TYPE_CODE`) wherever it
+    compared ``type`` with names of ``codes`` (``=``, ``IN``, ``CASE type WHEN``), each
+    SELECT of ``type`` also selecting the code. The stream names each code back as the
+    type (``CASE __type WHEN 0 THEN 'content_download' …``), so the two agree row for row;
+    comparing codes spares DuckDB that name and the string comparisons, 7% of the pass's
+    CPU at 100k leads (issue #17). Other uses of ``type`` (a list of due events, a window's
+    order) read the name as before."""
+    from sqlglot import exp
+
+    def is_type(node: exp.Expression) -> bool:
+        return isinstance(node, exp.Column) and node.name == "type" and not node.table
+
+    def known(node: exp.Expression) -> bool:
+        return isinstance(node, exp.Literal) and node.is_string and node.this in codes
+
+    def code(node: exp.Expression) -> exp.Expression:
+        return exp.Literal.number(codes[node.this])
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Select) and any(is_type(e) for e in node.expressions):
+            listed: list[exp.Expression] = []
+            for e in node.expressions:
+                listed += [e, exp.column(TYPE_CODE)] if is_type(e) else [e]
+            node.set("expressions", listed)
+        elif isinstance(node, exp.EQ) and {is_type(node.this), is_type(node.expression)} == {True, False}:
+            name = node.expression if is_type(node.this) else node.this
+            if known(name):
+                return exp.EQ(this=exp.column(TYPE_CODE), expression=code(name))
+        elif (isinstance(node, exp.In) and is_type(node.this) and node.expressions
+              and all(known(e) for e in node.expressions)):
+            return exp.In(this=exp.column(TYPE_CODE), expressions=[code(e) for e in node.expressions])
+        elif (isinstance(node, exp.Case) and is_type(node.this)
+              and all(known(branch.this) for branch in node.args["ifs"])):
+            for branch in node.args["ifs"]:
+                branch.set("this", code(branch.this))
+            node.set("this", exp.column(TYPE_CODE))
+        return node
+
+    coded = query.transform(swap, copy=True)
+    assert isinstance(coded, exp.Select)
+    return coded
 
 
 def fold(con: Any, statement: str, events: str) -> Folded | None:
