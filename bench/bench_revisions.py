@@ -1,12 +1,13 @@
 """``engine evaluate`` at two revisions, paired: is a change faster or slower?
 
 Checks the base revision out into a temporary git worktree, then alternates one
-``engine evaluate`` of each (base first, then head, ``--rounds`` times) on the same
-generated workload (bench/bench_evaluate.py's data, ``playbooks/bench-reference.yaml``
+``engine evaluate`` of each (``--rounds`` times, each first in every other round) on the
+same generated workload (bench/bench_evaluate.py's data, ``playbooks/bench-reference.yaml``
 as each revision has it), in fresh processes with the same Python. Prints each
-revision's median wall time and the ratio head / base; alternating pairs keep a noisy
-machine's drift out of the ratio. The decisions of the two revisions are compared on the columns
-both write (a speed change must not change a decision).
+revision's median wall and CPU time, the ratio head / base of the medians, and the median
+of the rounds' own ratios (wall and CPU); alternating pairs keep a noisy machine's drift
+out of the ratio. The decisions of the two revisions are compared on the columns both
+write (a speed change must not change a decision).
 
     python bench/bench_revisions.py BASE [--head WORKTREE|REVISION] [--leads 100000] [--rounds 5]
                                     [--backend duckdb|python]
@@ -31,8 +32,9 @@ sys.path.insert(0, str(HERE))
 from bench_evaluate import AS_OF, GEN, compile_bytecode, ensure_data  # noqa: E402
 
 
-def run(tree: Path, data: Path, out: Path, backend: str) -> float:
-    """One ``python -m engine evaluate`` from ``tree``'s sources; its wall time. Statements
+def run(tree: Path, data: Path, out: Path, backend: str) -> tuple[float, float]:
+    """One ``python -m engine evaluate`` from ``tree``'s sources; its wall time and CPU time
+    (user + system, from ``wait4``: steadier than wall time on a shared machine). Statements
     a revision keeps between runs (engine.sql.statement_cache) go to a folder of this
     benchmark's own beside ``out``: the first round renders them, as a user's first run
     would; ``ENGINE_CACHE`` set by the caller (``off``) wins."""
@@ -40,9 +42,16 @@ def run(tree: Path, data: Path, out: Path, backend: str) -> float:
     argv = [sys.executable, "-m", "engine", "evaluate", str(tree / "playbooks" / "bench-reference.yaml"),
             "--mapping", "canonical", "--leads", str(data / "leads.csv"), "--events",
             str(data / "events.csv"), "--as-of", AS_OF, "--out", str(out), "--backend", backend]
-    start = time.perf_counter()
-    subprocess.run(argv, cwd=tree, env=env, check=True, capture_output=True)
-    return time.perf_counter() - start
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        child = subprocess.Popen(argv, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            errors.seek(0)
+            raise subprocess.CalledProcessError(child.returncode, argv, stderr=errors.read())
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def agree(base: Path, head: Path) -> str:
@@ -76,26 +85,35 @@ def main() -> int:
             subprocess.run(["git", "worktree", "add", "--detach", "-q", str(head), args.head],
                            cwd=REPO, check=True)
         try:
-            times: dict[str, list[float]] = {"base": [], "head": []}
+            times: dict[str, list[tuple[float, float]]] = {"base": [], "head": []}
             outs = {name: Path(scratch) / f"decisions-{name}.csv" for name in times}
             trees = {"base": base, "head": head.resolve()}
             for tree in trees.values():
                 compile_bytecode(tree)
             for round_ in range(args.rounds):
-                for name in ("base", "head"):
+                # each goes first in every other round: a drift of the machine's speed within
+                # a round falls on both alike
+                for name in ("base", "head") if round_ % 2 == 0 else ("head", "base"):
                     times[name].append(run(trees[name], data, outs[name], args.backend))
-                print(f"round {round_ + 1}: base {times['base'][-1]:.2f} s, head {times['head'][-1]:.2f} s",
-                      flush=True)
+                (bw, bc), (hw, hc) = times["base"][-1], times["head"][-1]
+                print(f"round {round_ + 1}: base {bw:.2f} s ({bc:.2f} s CPU), "
+                      f"head {hw:.2f} s ({hc:.2f} s CPU)", flush=True)
             same = agree(outs["base"], outs["head"])
         finally:
             for tree in {base, head} - {Path(args.head)}:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=False)
-    base_median, head_median = statistics.median(times["base"]), statistics.median(times["head"])
+    def median(name: str, i: int) -> float:
+        return statistics.median(t[i] for t in times[name])
+
+    def ratio(i: int) -> float:  # the median of the rounds' own ratios
+        return statistics.median(h[i] / b[i] for b, h in zip(times["base"], times["head"], strict=True))
+
     print(f"{args.leads:,} leads, --backend {args.backend}, {args.rounds} alternating rounds, "
           f"{os.cpu_count()} cores")
-    print(f"  base {args.base}: median {base_median:.2f} s")
-    print(f"  head {args.head}: median {head_median:.2f} s")
-    print(f"  head / base: {head_median / base_median:.2f}×; {same}")
+    print(f"  base {args.base}: median {median('base', 0):.2f} s, CPU {median('base', 1):.2f} s")
+    print(f"  head {args.head}: median {median('head', 0):.2f} s, CPU {median('head', 1):.2f} s")
+    print(f"  head / base: {median('head', 0) / median('base', 0):.2f}× "
+          f"(rounds' ratios: wall {ratio(0):.3f}×, CPU {ratio(1):.3f}×); {same}")
     return 0 if same.startswith("0 ") else 1
 
 
