@@ -273,8 +273,7 @@ def event_stream(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | No
     elif mapping.events.type is not None:  # the stream selects it (_type_code)
         code = "__type"
     else:  # one constant type: its code (NULL when it is not one of the playbook's)
-        branches = " ".join(f"WHEN {literal(t)} THEN {i}" for t, i in codes.items())
-        code = f"CAST(CASE type {branches} END AS UTINYINT)"
+        code = _code_of("type", codes)
     return Stream(plan, select, code)
 
 
@@ -418,16 +417,20 @@ def _plain_fields(cells: Cells, plan: Plan, scanned: Scanned, kinds: set[str], c
 
 def _type_code(value: str, allowed: Collection[str]) -> tuple[str, str]:
     """(stored column, view column) for the event type: a one-byte code of the playbook's
-    types (:func:`type_codes`), named back in the view. A type is one of them or NULL (the row is rejected);
-    text took 13 bytes an event of DuckDB's memory, and at 1M leads the events table
-    spills to disk (issue #17)."""
+    types (:func:`type_codes`), named back in the view. A type is one of them or NULL
+    (the row is rejected); text took 13 bytes an event of DuckDB's memory, and at 1M
+    leads the events table spills to disk (issue #17)."""
     codes = type_codes(allowed)
     if codes is None:
         return f"{value} AS type", ""
-    code = " ".join(f"WHEN {literal(t)} THEN {i}" for t, i in codes.items())
     name = " ".join(f"WHEN {i} THEN {literal(t)}" for t, i in codes.items())
-    return (f"CAST(CASE {value} {code} END AS UTINYINT) AS __type",
-            f", CAST(CASE __type {name} END AS VARCHAR) AS type")
+    return f"{_code_of(value, codes)} AS __type", f", CAST(CASE __type {name} END AS VARCHAR) AS type"
+
+
+def _code_of(value: str, codes: dict[str, int]) -> str:
+    """The one-byte code of type ``value`` (SQL text), NULL for a name ``codes`` lacks."""
+    branches = " ".join(f"WHEN {literal(t)} THEN {i}" for t, i in codes.items())
+    return f"CAST(CASE {value} {branches} END AS UTINYINT)"
 
 
 def type_codes(allowed: Collection[str]) -> dict[str, int] | None:

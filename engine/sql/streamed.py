@@ -190,7 +190,8 @@ def fold(con: Any, statement: str, events: str) -> Folded | None:
 
     head = f"WITH events AS NOT MATERIALIZED ({events})"
     # plan()'s statement has CTEs of its own (the event CTEs): ``events`` joins them
-    inlined = f"{head}, {statement[5:]}" if statement.startswith("WITH ") else f"{head} {statement}"
+    ctes = statement.removeprefix("WITH ")
+    inlined = f"{head}, {ctes}" if ctes != statement else f"{head} {statement}"
     forget(con, TABLE)
     try:
         con.execute(f"CREATE TEMP TABLE {TABLE} AS {inlined}")
