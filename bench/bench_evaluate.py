@@ -99,7 +99,8 @@ import os, subprocess, sys, time
 start = time.perf_counter()
 proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
 _, status, usage = os.wait4(proc.pid, 0)
-print(time.perf_counter() - start, os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+print(time.perf_counter() - start, os.waitstatus_to_exitcode(status), usage.ru_maxrss,
+      usage.ru_utime + usage.ru_stime)
 """
 
 
@@ -118,14 +119,16 @@ def compile_bytecode(tree: Path) -> None:
     compileall.compile_dir(str(tree / "engine"), quiet=1)
 
 
-def in_subprocess(args: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Wall time and peak RSS (bytes) of one child process (``env``: variables set for it)."""
-    done = subprocess.run([sys.executable, "-c", LAUNCHER, *args], cwd=REPO, capture_output=True,
+def in_subprocess(args: list[str], env: dict[str, str] | None = None,
+                  cwd: Path = REPO) -> tuple[float, int, float]:
+    """Wall time, peak RSS (bytes) and CPU time (user + system) of one child process
+    (``env``: variables set for it), run in ``cwd``."""
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, *args], cwd=cwd, capture_output=True,
                           text=True, check=True, env={**os.environ, **(env or {})})
-    elapsed, code, maxrss = done.stdout.split()
+    elapsed, code, maxrss, cpu = done.stdout.split()
     if int(code) != 0:
-        raise SystemExit(f"{' '.join(args)} failed with {code}")
-    return float(elapsed), int(maxrss) * (1 if sys.platform == "darwin" else 1024)
+        raise SystemExit(f"{' '.join(args)} failed with {code}:\n{done.stderr}")
+    return float(elapsed), int(maxrss) * (1 if sys.platform == "darwin" else 1024), float(cpu)
 
 
 def load(path: Path, engine: bool) -> dict[str, Row]:
@@ -207,7 +210,7 @@ def main() -> int:
         walls: dict[str, list[float]] = {}
         for _ in range(args.sub_repeat):  # alternating, as in process
             for name, cmd, env in plan:
-                elapsed, rss = in_subprocess(cmd, env)
+                elapsed, rss, _ = in_subprocess(cmd, env)
                 walls.setdefault(name, []).append(elapsed)
                 print(f"  {name:<32} {elapsed:8.2f} s   peak RSS {rss / 2**20:8.1f} MiB", flush=True)
         if args.sub_repeat > 1:

@@ -22,14 +22,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bench_evaluate import AS_OF, GEN, compile_bytecode, ensure_data  # noqa: E402
+from bench_evaluate import AS_OF, GEN, compile_bytecode, ensure_data, in_subprocess  # noqa: E402
 
 
 def run(tree: Path, data: Path, out: Path, backend: str) -> tuple[float, float]:
@@ -38,20 +37,13 @@ def run(tree: Path, data: Path, out: Path, backend: str) -> tuple[float, float]:
     a revision keeps between runs (engine.sql.statement_cache) go to a folder of this
     benchmark's own beside ``out``: the first round renders them, as a user's first run
     would; ``ENGINE_CACHE`` set by the caller (``off``) wins."""
-    env = {"ENGINE_CACHE": str(out.parent / "statements"), **os.environ, "PYTHONPATH": str(tree)}
+    env = {"ENGINE_CACHE": os.environ.get("ENGINE_CACHE", str(out.parent / "statements")),
+           "PYTHONPATH": str(tree)}
     argv = [sys.executable, "-m", "engine", "evaluate", str(tree / "playbooks" / "bench-reference.yaml"),
             "--mapping", "canonical", "--leads", str(data / "leads.csv"), "--events",
             str(data / "events.csv"), "--as-of", AS_OF, "--out", str(out), "--backend", backend]
-    with tempfile.TemporaryFile() as errors:
-        start = time.perf_counter()
-        child = subprocess.Popen(argv, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=errors)
-        _, status, usage = os.wait4(child.pid, 0)
-        elapsed = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)
-        if child.returncode:
-            errors.seek(0)
-            raise subprocess.CalledProcessError(child.returncode, argv, stderr=errors.read())
-    return elapsed, usage.ru_utime + usage.ru_stime
+    elapsed, _, cpu = in_subprocess(argv, env, cwd=tree)
+    return elapsed, cpu
 
 
 def agree(base: Path, head: Path) -> str:
