@@ -123,41 +123,44 @@ def evaluate(playbook: Path, leads: Path, events: Path | None, mapping: str, as_
         --events examples/data/olist-deals-sample.csv \\
         --out out/olist-decisions.csv --queues out/queues
     """
-    from engine.batch import BatchRequest, evaluate_export, parse_as_of, render_summary
-    from engine.diagnostics import EngineError
-    from engine.io import InputError, load_mapping
-    from engine.validate import load_playbook
+    from engine.sql import opening
 
-    compiled = load_playbook(playbook).compiled
-    assert compiled is not None
-    try:
-        request = BatchRequest(
-            leads=leads, events=events, mapping=load_mapping(mapping), as_of=parse_as_of(as_of, compiled),
-            out=out, rejects=rejects, queues=queues, max_errors=max_errors, encoding=encoding,
-            events_sorted=events_sorted or None, overflow=overflow, timezone=timezone,
-            reads=_other_inputs(playbook, mapping), csv_guard=not no_csv_guard,
-        )
-        if overflow and queues is None:
-            raise click.UsageError("--overflow needs --queues")
-        if master is not None and backend != "spark":
-            raise click.UsageError("--master needs --backend spark")
-        if backend == "duckdb" and not no_progress and sys.stderr.isatty():
-            summary = _duckdb_with_progress(compiled, request, str(playbook))
-        elif backend != "python":
-            from engine.sql.batch import evaluate_export_sql
+    with opening.head_start(backend == "duckdb"):  # DuckDB opens on a thread during the imports
+        from engine.batch import BatchRequest, evaluate_export, parse_as_of, render_summary
+        from engine.diagnostics import EngineError
+        from engine.io import InputError, load_mapping
+        from engine.validate import load_playbook
 
-            summary = evaluate_export_sql(compiled, request, backend=backend, master=master,
-                                          playbook_name=str(playbook))
-        elif not no_progress and sys.stderr.isatty():
-            summary = _with_progress(compiled, request, str(playbook))
+        compiled = load_playbook(playbook).compiled
+        assert compiled is not None
+        try:
+            request = BatchRequest(
+                leads=leads, events=events, mapping=load_mapping(mapping), as_of=parse_as_of(as_of, compiled),
+                out=out, rejects=rejects, queues=queues, max_errors=max_errors, encoding=encoding,
+                events_sorted=events_sorted or None, overflow=overflow, timezone=timezone,
+                reads=_other_inputs(playbook, mapping), csv_guard=not no_csv_guard,
+            )
+            if overflow and queues is None:
+                raise click.UsageError("--overflow needs --queues")
+            if master is not None and backend != "spark":
+                raise click.UsageError("--master needs --backend spark")
+            if backend == "duckdb" and not no_progress and sys.stderr.isatty():
+                summary = _duckdb_with_progress(compiled, request, str(playbook))
+            elif backend != "python":
+                from engine.sql.batch import evaluate_export_sql
+
+                summary = evaluate_export_sql(compiled, request, backend=backend, master=master,
+                                              playbook_name=str(playbook))
+            elif not no_progress and sys.stderr.isatty():
+                summary = _with_progress(compiled, request, str(playbook))
+            else:
+                summary = evaluate_export(compiled, request, playbook_name=str(playbook))
+        except InputError as error:
+            raise EngineError(str(error)) from None
+        if fmt == "json":
+            click.echo(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
         else:
-            summary = evaluate_export(compiled, request, playbook_name=str(playbook))
-    except InputError as error:
-        raise EngineError(str(error)) from None
-    if fmt == "json":
-        click.echo(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        click.echo(render_summary(summary), nl=False)
+            click.echo(render_summary(summary), nl=False)
 
 
 def _other_inputs(playbook: Path, mapping: str) -> tuple[tuple[str, Path], ...]:

@@ -48,12 +48,6 @@ from engine.sql.records import Plan, activity_events, event_field_sql, event_row
 from engine.sql.statements import Decisions, Statements, leads_have_row
 
 BACKENDS = ("duckdb", "python", "spark")
-#: DuckDB's own memory cap for a batch run (it spills past it); the process's peak adds
-#: Python and Arrow buffers on top: 700 MB kept 1M leads / 30M events at a 922 MiB peak
-#: (issue #17's 1 GiB; 1 GB gave 1,217 MiB) for the same CPU time.
-MEMORY_LIMIT = "700MB"
-#: Past any run's size: a checkpoint never starts on its own in the scratch database.
-CHECKPOINT_THRESHOLD = "1000TB"
 #: Which mapping field types can feed a playbook lead field of each kind.
 _COMPATIBLE = {"string": {"string"}, "number": {"number", "integer"}, "bool": {"bool"},
                "datetime": {"datetime"}}
@@ -90,21 +84,18 @@ def evaluate_export_sql(cp: CompiledPlaybook, request: BatchRequest, *, backend:
     sql = _statements(cp, request) if backend == "duckdb" else None
 
     def produce(summary: Summary, sink: Rejects, staging: Path, req: BatchRequest) -> None:
-        import duckdb
-
         from engine.sql.statements import shape
 
         statements = sql if sql is None or shape(req) == shape(request) else _statements(cp, req)
 
-        # A database file in a scratch folder, under a memory limit: the inputs and the
-        # stages' tables page to disk instead of growing with the export (an in-memory
-        # database held 7.6 GB for 1M leads / 30M events). No automatic checkpoint: the
-        # stages' tables live for one run, and compressing the converted events for a
-        # checkpoint cost a second of CPU per 3M events (issue #17).
+        # An in-memory database whose tables spill to a scratch folder past a memory limit
+        # (engine.sql.opening): the inputs and the stages' tables page to disk instead of
+        # growing with the export. Opened on a thread while the command imported, when
+        # it could be.
+        from engine.sql import opening
+
         scratch = tempfile.TemporaryDirectory(prefix="engine-duckdb-", dir=temp_dir())
-        con = duckdb.connect(str(Path(scratch.name) / "work.duckdb"),
-                             config={"memory_limit": MEMORY_LIMIT, "temp_directory": scratch.name,
-                                     "checkpoint_threshold": CHECKPOINT_THRESHOLD})
+        con = opening.connect(scratch.name)
         stages = QueryProgress(con, progress) if progress is not None and backend == "duckdb" else None
         try:
             with stages or nullcontext():

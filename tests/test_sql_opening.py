@@ -1,0 +1,103 @@
+"""engine.sql.opening: the run's DuckDB connection, opened on a thread during the imports."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from engine.cli import main
+from engine.sql import opening
+from tests.export_factory import BENCH_PLAYBOOK, make_export
+
+AS_OF = "2026-11-01T00:00:00Z"
+
+
+class _Counted:
+    """opening._new, counting the connections it opens and recording which were closed."""
+
+    def __init__(self, fail_first: bool = False) -> None:
+        self.opened: list[Any] = []
+        self.threads: list[str] = []
+        self.fail_first = fail_first
+
+    def __call__(self) -> Any:
+        self.threads.append(threading.current_thread().name)
+        if self.fail_first and not self.opened:
+            self.opened.append(None)
+            raise duckdb.IOException("no room")
+        con = duckdb.connect(config={"memory_limit": opening.MEMORY_LIMIT, "temp_directory": ""})
+        self.opened.append(con)
+        return con
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> _Counted:
+    new = _Counted()
+    monkeypatch.setattr(opening, "_new", new)
+    return new
+
+
+def _closed(con: Any) -> bool:
+    try:
+        con.execute("SELECT 1")
+    except duckdb.ConnectionException:
+        return True
+    return False
+
+
+def test_the_run_takes_the_connection_opened_on_the_thread(counted: _Counted, tmp_path: Path) -> None:
+    with opening.head_start():
+        con = opening.connect(str(tmp_path))
+        assert counted.opened == [con] and counted.threads == ["engine-duckdb-open"]  # no second one
+        again = opening.connect(str(tmp_path / "other"))  # a second run of the block opens its own
+        assert len(counted.opened) == 2 and again is not con
+    assert not _closed(con)  # taken: the run closes it, not the block
+    setting = con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
+    assert setting == str(tmp_path)
+
+
+def test_tables_past_the_memory_limit_spill_to_the_runs_folder(tmp_path: Path) -> None:
+    with opening.head_start():
+        con = opening.connect(str(tmp_path))
+    con.execute("SET memory_limit = '32MB'")
+    con.execute("CREATE TEMP TABLE big AS SELECT range AS n, md5(range::VARCHAR) AS h FROM range(2000000)")
+    assert con.execute("SELECT count(DISTINCT h) FROM big").fetchall()[0][0] == 2_000_000
+    assert any(name.endswith(".tmp") for name in os.listdir(tmp_path))
+    con.close()
+
+
+def test_a_connection_no_run_took_is_closed_at_the_blocks_end(counted: _Counted) -> None:
+    with pytest.raises(RuntimeError), opening.head_start():
+        raise RuntimeError("the playbook did not load")
+    assert len(counted.opened) == 1 and _closed(counted.opened[0])
+    with opening.head_start(wanted=False):
+        pass
+    assert len(counted.opened) == 1  # nothing wanted, nothing opened
+
+
+def test_a_failed_open_on_the_thread_only_loses_the_head_start(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    new = _Counted(fail_first=True)
+    monkeypatch.setattr(opening, "_new", new)
+    with opening.head_start():
+        con = opening.connect(str(tmp_path))
+    assert len(new.opened) == 2 and con is new.opened[1]
+    assert new.threads == ["engine-duckdb-open", threading.current_thread().name]
+    assert con.execute("SELECT 41 + 1").fetchall() == [(42,)]
+
+
+@pytest.mark.parametrize(("backend", "connections"), [("duckdb", 1), ("python", 0)])
+def test_engine_evaluate_opens_one_connection_on_its_default_backend(
+        counted: _Counted, tmp_path: Path, backend: str, connections: int) -> None:
+    leads, events = make_export(tmp_path, 20)
+    code = main(["evaluate", str(BENCH_PLAYBOOK), "--leads", str(leads), "--events", str(events),
+                 "--as-of", AS_OF, "--out", str(tmp_path / "d.csv"), "--backend", backend, "--no-progress"])
+    assert code == 0
+    assert counted.threads == ["engine-duckdb-open"] * connections  # opened during the imports
+    assert all(_closed(con) for con in counted.opened)
+    assert len((tmp_path / "d.csv").read_text().splitlines()) == 21
