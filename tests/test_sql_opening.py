@@ -101,3 +101,28 @@ def test_engine_evaluate_opens_one_connection_on_its_default_backend(
     assert counted.threads == ["engine-duckdb-open"] * connections  # opened during the imports
     assert all(_closed(con) for con in counted.opened)
     assert len((tmp_path / "d.csv").read_text().splitlines()) == 21
+
+
+@pytest.mark.parametrize("extension", [True, False])
+def test_the_driver_is_the_extension_the_package_re_exports(monkeypatch: pytest.MonkeyPatch,
+                                                           extension: bool) -> None:
+    """The run catches the driver's exception classes: they must be the ``duckdb`` package's
+    own, whether the C extension is a module of its own (duckdb >= 1.4) or not."""
+    import importlib.util
+
+    if not extension:
+        real = importlib.import_module
+
+        def without(name: str, *args: Any) -> Any:
+            if name == "_duckdb":
+                raise ImportError(name)
+            return real(name, *args)
+
+        monkeypatch.setattr(importlib, "import_module", without)
+    driver = opening.driver()
+    assert (driver is duckdb) is (not extension or importlib.util.find_spec("_duckdb") is None)
+    assert (driver.Error, driver.CatalogException, driver.connect) == (
+        duckdb.Error, duckdb.CatalogException, duckdb.connect)
+    con = driver.connect()
+    with pytest.raises(duckdb.CatalogException):
+        con.execute("DROP VIEW nowhere")

@@ -88,9 +88,9 @@ def split_scans(con: Any) -> None:
     without the pragma just runs as before."""
     import contextlib
 
-    import duckdb
+    from engine.sql.opening import driver
 
-    with contextlib.suppress(duckdb.Error):
+    with contextlib.suppress(driver().Error):
         con.execute("PRAGMA verify_parallelism")
 
 

@@ -341,12 +341,12 @@ def forget(con: Any, *names: str) -> None:
     cannot change an object's kind, and DROP must name it): ``DROP TABLE IF EXISTS``, and
     ``DROP VIEW`` when DuckDB answers that the name is a view. 0.3 ms a name, where asking
     the catalogue first took 2 ms a call, some ten calls a run (issue #17)."""
-    import duckdb
+    from engine.sql.opening import driver
 
     for name in names:
         try:
             con.execute(f"DROP TABLE IF EXISTS {name}")
-        except duckdb.CatalogException:  # a view of that name
+        except driver().CatalogException:  # a view of that name
             con.execute(f"DROP VIEW {name}")
 
 

@@ -479,13 +479,13 @@ def _materialize(inputs: Inputs, cells: Cells, selects: list[str], table: str, s
     otherwise its cells are copied, numbered, first. If DuckDB cannot read it after all, it
     is marked for engine.io's reader and the inputs are prepared again (Renumber).
     """
-    import duckdb
+    from engine.sql.opening import driver
 
     if scanned.lazy is not None:
         assert selects[0] == ROW  # numbered by the converted table's order instead
         try:
             done = cells.materialize_in_order(selects[1:], table, row_offset=2, derived=derived, plain=plain)
-        except duckdb.Error:
+        except driver().Error:
             inputs.careful.add(scanned.path)
             inputs.drop(scanned.table)
             raise Renumber(scanned.path) from None

@@ -186,7 +186,7 @@ def fold(con: Any, statement: str, events: str) -> Folded | None:
 
     ``events`` is the statement's first CTE rather than a view: creating views of it and
     of the stream bound their 20 KB of SQL twice more, about 0.01 s a run (issue #17)."""
-    import duckdb
+    from engine.sql.opening import driver
 
     head = f"WITH events AS NOT MATERIALIZED ({events})"
     # plan()'s statement has CTEs of its own (the event CTEs): ``events`` joins them
@@ -195,7 +195,7 @@ def fold(con: Any, statement: str, events: str) -> Folded | None:
     forget(con, TABLE)
     try:
         con.execute(f"CREATE TEMP TABLE {TABLE} AS {inlined}")
-    except duckdb.Error:  # the reader refused the file: the general path reads it carefully
+    except driver().Error:  # the reader refused the file: the general path reads it carefully
         forget(con, TABLE)
         return None
     bad, orphans, matched, with_events = con.execute(
