@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,7 +16,7 @@ import pytest
 
 from engine.cli import main
 from engine.sql import opening
-from tests.export_factory import BENCH_PLAYBOOK, make_export
+from tests.export_factory import BENCH_PLAYBOOK, REPO, make_export
 
 AS_OF = "2026-11-01T00:00:00Z"
 
@@ -53,9 +57,9 @@ def _closed(con: Any) -> bool:
 def test_the_run_takes_the_connection_opened_on_the_thread(counted: _Counted, tmp_path: Path) -> None:
     with opening.head_start():
         con = opening.connect(str(tmp_path))
-        assert counted.opened == [con] and counted.threads == ["engine-duckdb-open"]  # no second one
+        assert counted.opened == [con.native] and counted.threads == ["engine-duckdb-open"]  # no second one
         again = opening.connect(str(tmp_path / "other"))  # a second run of the block opens its own
-        assert len(counted.opened) == 2 and again is not con
+        assert len(counted.opened) == 2 and again.native is not con.native
     assert not _closed(con)  # taken: the run closes it, not the block
     setting = con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
     assert setting == str(tmp_path)
@@ -86,7 +90,7 @@ def test_a_failed_open_on_the_thread_only_loses_the_head_start(monkeypatch: pyte
     monkeypatch.setattr(opening, "_new", new)
     with opening.head_start():
         con = opening.connect(str(tmp_path))
-    assert len(new.opened) == 2 and con is new.opened[1]
+    assert len(new.opened) == 2 and con.native is new.opened[1]
     assert new.threads == ["engine-duckdb-open", threading.current_thread().name]
     assert con.execute("SELECT 41 + 1").fetchall() == [(42,)]
 
@@ -108,7 +112,7 @@ def test_the_driver_is_the_extension_the_package_re_exports(monkeypatch: pytest.
                                                            extension: bool) -> None:
     """The run catches the driver's exception classes: they must be the ``duckdb`` package's
     own, whether the C extension is a module of its own (duckdb >= 1.4) or not."""
-    import importlib.util
+    import importlib
 
     if not extension:
         real = importlib.import_module
@@ -126,3 +130,24 @@ def test_the_driver_is_the_extension_the_package_re_exports(monkeypatch: pytest.
     con = driver.connect()
     with pytest.raises(duckdb.CatalogException):
         con.execute("DROP VIEW nowhere")
+
+
+def test_arrow_tables_are_scanned_though_the_run_never_imported_the_duckdb_package(
+        tmp_path: Path) -> None:
+    """In a fresh process: SQL alone leaves the ``duckdb`` package unloaded; registering an
+    Arrow table (engine.io's reader for an irregular file, Python-converted cells) loads it
+    first, without which the extension refused the scan (hostile case 17-5)."""
+    script = textwrap.dedent("""
+        import sys
+        import pyarrow as pa
+        from engine.sql import opening
+        con = opening.connect(sys.argv[1])
+        print(con.execute("SELECT 41 + 1").fetchall(), "duckdb" in sys.modules)
+        con.register("t", pa.table({"a": [1, 2]}))
+        print(con.execute("SELECT sum(a) FROM t").fetchall(), "duckdb" in sys.modules)
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    package_at_once = importlib.util.find_spec("_duckdb") is None
+    assert done.stdout.splitlines() == [f"[(42,)] {package_at_once}", "[(3,)] True"]

@@ -12,7 +12,11 @@ command's own imports as much as the thread saved.
 
 What the run imports is :func:`driver`, DuckDB's C extension, not the ``duckdb`` package
 around it: the package re-exports the extension's connection and exceptions, and since
-duckdb 2 first loads a pure-Python relation API no run uses (50 ms against 18 ms).
+duckdb 2 first loads a pure-Python relation API that a clean CSV run never uses (50 ms
+against 18 ms). The extension scans Python objects (registered Arrow tables) and builds
+relations through that package's modules, so the run's connection is a
+:class:`Connection`: SQL runs straight through, and any other call imports the package
+first.
 
 The database is in memory: every table of a run is a ``TEMP`` table, which lives in
 memory with a database file too, and spills past :data:`MEMORY_LIMIT` to
@@ -86,7 +90,7 @@ def head_start(wanted: bool = True) -> Iterator[None]:
             con.close()
 
 
-def connect(temp_directory: str) -> Any:
+def connect(temp_directory: str) -> Connection:
     """The run's connection, spilling to ``temp_directory``: the one :func:`head_start` opened
     if it is there and not yet taken, else a new one."""
     opening = _take_opening()
@@ -94,7 +98,29 @@ def connect(temp_directory: str) -> Any:
     if con is None:
         con = _new()
     con.execute("SET temp_directory = '" + temp_directory.replace("'", "''") + "'")
-    return con
+    return Connection(con)
+
+
+class Connection:
+    """A DuckDB connection opened through :func:`driver`. The calls that only run SQL and
+    read its rows go straight to it; every other one (``register`` of an Arrow table,
+    ``sql`` for a relation, ...) first imports the ``duckdb`` package, which the extension
+    needs for Python objects ("the duckdb package did not set up duckdb._sources")."""
+
+    _SQL_ONLY = frozenset({"fetchall", "fetchmany", "fetchone", "description", "query_progress",
+                           "interrupt", "close"})
+
+    def __init__(self, native: Any) -> None:
+        self.native = native  # the extension's own connection
+
+    def execute(self, query: str, *parameters: Any) -> Connection:
+        self.native.execute(query, *parameters)
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self._SQL_ONLY:
+            import duckdb  # noqa: F401  (sets up the modules the extension calls back into)
+        return getattr(self.native, name)
 
 
 def _take_opening() -> _Opening | None:
