@@ -3,17 +3,20 @@
 In one run: generate data with gen.py (cached under bench/data/, git-ignored), time the
 engine's per-lead Python path (in process, --repeat rounds alternating with the others,
 plus one real ``engine evaluate --backend python`` subprocess and one ``--backend
-duckdb``), the plain-Python SPEC (bench/spec_python.py) and the DuckDB SPEC
-(bench/spec_duckdb.py); peak memory of each as a subprocess (ru_maxrss via wait4); and
-check all agree on every lead (fit, engagement, surge, stage, route), the two backends
-byte for byte.
+duckdb``), the plain-Python SPEC (bench/spec_python.py), the DuckDB SPEC
+(bench/spec_duckdb.py) and, when polars is installed (the ``bench`` extra), the Polars SPEC
+(bench/spec_polars.py, the hand-written lazy-API baseline); peak memory of each as a
+subprocess (ru_maxrss via wait4); and check all agree on every lead (fit, engagement,
+surge, stage, route), the two backends byte for byte, Polars with the DuckDB SPEC.
 
     python bench/bench_evaluate.py [--leads 100000] [--repeat 3] [--sub-repeat 1] [--profile]
         [--duckdb-only]
 
 The default backend runs twice a round as a subprocess: reading its rendered statements
 (kept in a folder of the run's own from its first round on, engine.sql.statement_cache)
-and keeping nothing (``ENGINE_CACHE=off``), each paired with the hand-written query.
+and keeping nothing (``ENGINE_CACHE=off``), each paired with the hand-written query;
+the Polars SPEC runs right after the DuckDB one (``--duckdb-only`` too), its ratio to it
+the median of the per-round ratios.
 
 The engine keeps an excluded lead's computed stage; SPEC calls it 'excluded', so the
 comparison maps stage → 'excluded' when ``excluded`` is set.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -104,8 +108,31 @@ print(time.perf_counter() - start, os.waitstatus_to_exitcode(status), usage.ru_m
 """
 
 
+#: The hand-written Polars baseline's row (bench/spec_polars.py), when polars is installed,
+#: and its output file.
+POLARS = {"Polars": "pl.csv"}
 #: The subprocess runs ``--duckdb-only`` keeps.
-DUCKDB_ONLY = ("engine evaluate --backend duckdb", "  the same, nothing kept", "DuckDB SQL")
+DUCKDB_ONLY = ("engine evaluate --backend duckdb", "  the same, nothing kept", "DuckDB SQL", *POLARS)
+
+
+def polars_steps(data: Path, out: Path) -> tuple[tuple[str, list[str], dict[str, str]], ...]:
+    """The Polars SPEC's subprocess runs; none (and a line saying why) without polars."""
+    if importlib.util.find_spec("polars") is None:
+        print("  Polars: skipped, polars is not installed (pip install -e '.[bench]')")
+        return ()
+    return (("Polars", [sys.executable, str(HERE / "spec_polars.py"), str(data), str(out / POLARS["Polars"])],
+             {}),)
+
+
+def check_polars(out: Path) -> int:
+    """Leads on which a Polars SPEC's output differs from the DuckDB SPEC's (printed)."""
+    reference = load(out / "d2.csv", engine=False)
+    bad = 0
+    for name, file in POLARS.items():
+        wrong = compare(reference, load(out / file, engine=False), name)
+        print(f"  leads compared {len(reference):,}; {name} vs DuckDB SQL mismatches {wrong}")
+        bad += wrong
+    return bad
 
 
 def compile_bytecode(tree: Path) -> None:
@@ -205,6 +232,8 @@ def main() -> int:
             ("DuckDB SQL", [sys.executable, str(HERE / "spec_duckdb.py"), str(data), str(out / "d2.csv")],
              {}),
         )
+        polars = polars_steps(data, out)
+        plan = (*plan, *polars)
         if args.duckdb_only:
             plan = tuple(step for step in plan if step[0] in DUCKDB_ONLY)
         walls: dict[str, list[float]] = {}
@@ -215,10 +244,17 @@ def main() -> int:
                 print(f"  {name:<32} {elapsed:8.2f} s   peak RSS {rss / 2**20:8.1f} MiB", flush=True)
         if args.sub_repeat > 1:
             duck_walls = walls["DuckDB SQL"]
-            for name in ("engine evaluate --backend duckdb", "  the same, nothing kept"):
+            for name in ("engine evaluate --backend duckdb", "  the same, nothing kept", *POLARS):
+                if name not in walls:
+                    continue
                 ratio_duck = statistics.median(t / d for t, d in zip(walls[name], duck_walls, strict=True))
                 print(f"  {name.strip():<32} / DuckDB SQL (subprocess) {ratio_duck:5.2f}x "
                       "(median of per-round ratios)")
+            for name in (n for n in POLARS if n in walls):
+                pairs = zip(walls["engine evaluate --backend duckdb"], walls[name], strict=True)
+                ratio_polars = statistics.median(t / p for t, p in pairs)
+                print(f"  engine evaluate --backend duckdb / {name} (subprocess) "
+                      f"{ratio_polars:5.2f}x (median of per-round ratios)")
             python_walls = walls.get("plain Python", duck_walls)
             baseline = "plain Python" if "plain Python" in walls else "DuckDB SQL"
             for name, times in walls.items():
@@ -227,7 +263,7 @@ def main() -> int:
         if args.duckdb_only:
             same = (out / "engine-duck.csv").read_bytes() == (out / "engine-fresh.csv").read_bytes()
             print(f"  kept and rendered statements, outputs identical: {same}")
-            return 0
+            return 0 if not polars or check_polars(out) == 0 else 1
         print("correctness (fit, engagement, surge, stage, route on every lead):")
         reference = load(out / "p2.csv", engine=False)
         bad_engine = compare(reference, load(out / "engine-sub.csv", engine=True), "engine")
@@ -241,6 +277,7 @@ def main() -> int:
               f"{same_backends}")
         print(f"  leads compared {len(reference):,}; engine vs Python mismatches {bad_engine}; "
               f"DuckDB vs Python mismatches {bad_duck}; in-process and subprocess output identical: {same}")
+        bad_polars = check_polars(out) if polars else 0
         if args.profile:
             import cProfile
             import pstats
@@ -248,7 +285,7 @@ def main() -> int:
             profiler = cProfile.Profile()
             profiler.runcall(engine_in_process, data, out / "profiled.csv")
             pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
-    return 0 if bad_engine == bad_duck == 0 and same_backends else 1
+    return 0 if bad_engine == bad_duck == bad_polars == 0 and same_backends else 1
 
 
 def timings(data: Path, out: Path, repeat: int, events: int) -> tuple[float, float, float]:
