@@ -38,8 +38,8 @@ def folds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     fold = streamed.fold
 
-    def recorded(con: Any, statement: str, events: str) -> Any:
-        result = fold(con, statement, events)
+    def recorded(con: Any, statement: str, events: str, checked: str | None = None) -> Any:
+        result = fold(con, statement, events, checked)
         seen.append("given up" if result is None else "clean" if result.clean else "rejects")
         return result
 
@@ -186,22 +186,23 @@ def test_only_exports_without_ids_order_or_other_formats_are_foldable(
 @pytest.fixture
 def plain_rows(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """(plain rows, all rows) of each folded events file: the rows that took
-    ``Cells.stream``'s quick values rather than the careful conversions."""
+    ``Cells.stream``'s quick values rather than the careful conversions (each row testing
+    its lead id's end itself: ``Stream.checked``)."""
     seen: list[tuple[int, int]] = []
     fold = streamed.fold
 
     select = streamed.events_select
-    streams: list[str] = []
+    streams: dict[bool, str] = {}
 
-    def kept(stream: Stream, fields: dict[str, str]) -> str:
-        streams.append(stream.select)
-        return select(stream, fields)
+    def kept(stream: Stream, fields: dict[str, str], checked: bool = False) -> str:
+        streams[checked] = stream.checked if checked else stream.select
+        return select(stream, fields, checked)
 
-    def counted(con: Any, statement: str, events: str) -> Any:
-        query = f"SELECT count(*) FILTER (WHERE __plain), count(*) FROM ({streams[-1]})"
+    def counted(con: Any, statement: str, events: str, checked: str | None = None) -> Any:
+        query = f"SELECT count(*) FILTER (WHERE __plain), count(*) FROM ({streams[True]})"
         plain, total = con.execute(query).fetchall()[0]
         seen.append((int(plain), int(total)))
-        return fold(con, statement, events)
+        return fold(con, statement, events, checked)
 
     monkeypatch.setattr(streamed, "events_select", kept)
     monkeypatch.setattr(streamed, "fold", counted)
@@ -260,8 +261,8 @@ def test_one_constant_event_type_is_folded_by_its_code(bench: CompiledPlaybook, 
     selects: list[str] = []
     select = streamed.events_select
 
-    def kept(stream: Stream, fields: dict[str, str]) -> str:
-        selects.append(select(stream, fields))
+    def kept(stream: Stream, fields: dict[str, str], checked: bool = False) -> str:
+        selects.append(select(stream, fields, checked))
         return selects[-1]
 
     monkeypatch.setattr(streamed, "events_select", kept)
@@ -273,8 +274,7 @@ def test_one_constant_event_type_is_folded_by_its_code(bench: CompiledPlaybook, 
     files = both(bench, tmp_path, *_files(tmp_path, leads, events), mapping=one_type)
     assert files["d.csv"].count(b"\n") == 201
     assert folds == (["clean"] if constant != "meeting" else ["rejects"])
-    [events_sql] = selects
-    assert " AS __type" in events_sql
+    assert len(selects) == 2 and all(" AS __type" in events_sql for events_sql in selects)
 
 
 def test_type_comparisons_with_the_playbooks_names_become_code_comparisons() -> None:
@@ -302,3 +302,51 @@ def test_type_comparisons_with_the_playbooks_names_become_code_comparisons() -> 
     assert "CASE __type WHEN 1 THEN 1 WHEN 0 THEN 40 ELSE 0 END" in coded
     assert "CASE type WHEN 'page_view' THEN 1 WHEN 'other' THEN 2 END" in coded
     assert "x.type = 'inquiry'" in coded and "ARRAY_AGG(type ORDER BY seq)" in coded
+
+
+@pytest.fixture
+def makes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int, int, int] | None]:
+    """The counts of each ``per_lead_stream`` the runs to come make (``streamed._make``)."""
+    seen: list[tuple[int, int, int, int, int] | None] = []
+    make = streamed._make
+
+    def recorded(con: Any, statement: str, events: str) -> Any:
+        seen.append(make(con, statement, events))
+        return seen[-1]
+
+    monkeypatch.setattr(streamed, "_make", recorded)
+    return seen
+
+
+@pytest.mark.parametrize("end", [" ", "\t", "\u00a0", "\u3000"])
+def test_a_lead_id_with_whitespace_at_its_end_is_found_among_the_grouped_ids(
+        bench: CompiledPlaybook, tmp_path: Path, folds: list[str], plain_rows: list[tuple[int, int]],
+        makes: list[Any], end: str) -> None:
+    """The pass tests a lead id's first character per event, and its last only on the ids
+    it grouped by (issue #17): such an id is never a decided lead's, so a group of its own
+    that no lead has. When one is padded, the pass is made again from the stream that
+    tests each row, and the decisions are Python's (the padded events are their lead's)."""
+    leads, events = make_rows(150)
+    padded = 0
+    for index, row in enumerate(events):
+        if index % 17 == 0:
+            row[0] += end
+            padded += 1
+    both(bench, tmp_path, *_files(tmp_path, leads, events))
+    assert folds == ["clean"]
+    assert [m[2] if m else None for m in makes] == [len({r[0] for r in events if r[0].endswith(end)}), 0]
+    plain, total = plain_rows[0]
+    assert total == len(events) and plain == total - padded  # per-row test: a padded id is careful
+
+
+def test_groups_no_lead_has_make_the_pass_once_when_their_ids_are_unpadded(
+        bench: CompiledPlaybook, tmp_path: Path, folds: list[str], makes: list[Any]) -> None:
+    """Events of leads the leads file lacks are groups no lead has, as a padded id is; the
+    pass is made again only for padded ones (here none: one pass, the orphans counted)."""
+    leads, events = make_rows(150)
+    for index, row in enumerate(events):
+        if index % 13 == 0:
+            row[0] = f"unknown-{index}"
+    both(bench, tmp_path, *_files(tmp_path, leads, events))
+    assert len(makes) == 1 and makes[0] is not None and makes[0][1] > 0 and makes[0][2] == 0
+    assert folds == ["rejects"]

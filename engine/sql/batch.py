@@ -194,9 +194,11 @@ def _fold(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest,
     except Renumber:
         return None
     _leads_view(con, cp, lead_plan)
-    events = streamed.events_select(stream, {n: event_field_sql(stream.plan, n) for n in sql.event_columns})
+    fields = {n: event_field_sql(stream.plan, n) for n in sql.event_columns}
+    events = streamed.events_select(stream, fields)
+    checked = streamed.events_select(stream, fields, checked=True)
     con.execute(f"SET TimeZone = '{cp.playbook.timezone}'")
-    return streamed.fold(con, sql.fold, events)
+    return streamed.fold(con, sql.fold, events, checked if checked != events else None)
 
 
 def _prepare(con: Any, inputs: Inputs, cp: CompiledPlaybook, request: BatchRequest,

@@ -87,8 +87,13 @@ def unpadded(cell: str, last: str = "") -> str:
     far cheaper than ascii(); false for an empty cell. ``last``: a column holding the last
     character's code (:func:`last_code`), read twice here but computed once."""
     last = last or last_code(cell)
-    return (f"({cell} >= '!' AND {cell} < chr(127) OR {cell} >= chr({_AFTER_SPACES})) "
-            f"AND ({last} BETWEEN 33 AND 126 OR {last} >= {_AFTER_SPACES})")
+    return f"{starts_unpadded(cell)} AND ({last} BETWEEN 33 AND 126 OR {last} >= {_AFTER_SPACES})"
+
+
+def starts_unpadded(cell: str) -> str:
+    """:func:`unpadded`'s first half: the first character alone, compared bytewise (no scan
+    of the cell); false for an empty cell."""
+    return f"({cell} >= '!' AND {cell} < chr(127) OR {cell} >= chr({_AFTER_SPACES}))"
 
 
 def last_code(cell: str) -> str:
