@@ -33,8 +33,8 @@ from contextlib import contextmanager
 from typing import Any
 
 #: DuckDB's own memory cap for a batch run (it spills past it); the process's peak adds
-#: Python and Arrow buffers on top: 700 MB kept 1M leads / 30M events at a 922 MiB peak
-#: (issue #17's 1 GiB; 1 GB gave 1,217 MiB) for the same CPU time.
+#: Python and Arrow buffers on top: 700 MB kept 1M leads / 30M events under issue #17's
+#: 1 GiB (922 MiB when chosen, 772 MiB now; 1 GB gave 1,217 MiB) for the same CPU time.
 MEMORY_LIMIT = "700MB"
 #: A process's first call of each kind costs a few ms more than the next (the JSON
 #: functions, the time-zone data): paid on the thread, for the statements every run has.
