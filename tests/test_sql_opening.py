@@ -22,7 +22,7 @@ AS_OF = "2026-11-01T00:00:00Z"
 
 
 class _Counted:
-    """opening._new, counting the connections it opens and recording which were closed."""
+    """opening._new, recording the connections it opens and the thread that opened each."""
 
     def __init__(self, fail_first: bool = False) -> None:
         self.opened: list[Any] = []
@@ -63,6 +63,8 @@ def test_the_run_takes_the_connection_opened_on_the_thread(counted: _Counted, tm
     assert not _closed(con)  # taken: the run closes it, not the block
     setting = con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
     assert setting == str(tmp_path)
+    con.close()
+    again.close()
 
 
 def test_tables_past_the_memory_limit_spill_to_the_runs_folder(tmp_path: Path) -> None:
