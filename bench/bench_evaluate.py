@@ -194,7 +194,8 @@ def main() -> int:
                         help="rounds of the subprocess runs, alternating (medians and ratios when > 1)")
     parser.add_argument("--profile", action="store_true", help="cProfile one in-process engine run")
     parser.add_argument("--duckdb-only", action="store_true",
-                        help="subprocess runs of the default backend and the hand-written DuckDB query only")
+                        help="subprocess runs of the default backend and the hand-written DuckDB and "
+                             "Polars scripts only")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     data = ensure_data(args.leads, args.gen)
