@@ -305,9 +305,9 @@ def test_type_comparisons_with_the_playbooks_names_become_code_comparisons() -> 
 
 
 @pytest.fixture
-def makes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int, int, int] | None]:
+def makes(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The counts of each ``per_lead_stream`` the runs to come make (``streamed._make``)."""
-    seen: list[tuple[int, int, int, int, int] | None] = []
+    seen: list[Any] = []
     make = streamed._make
 
     def recorded(con: Any, statement: str, events: str) -> Any:
@@ -334,7 +334,7 @@ def test_a_lead_id_with_whitespace_at_its_end_is_found_among_the_grouped_ids(
             padded += 1
     both(bench, tmp_path, *_files(tmp_path, leads, events))
     assert folds == ["clean"]
-    assert [m[2] if m else None for m in makes] == [len({r[0] for r in events if r[0].endswith(end)}), 0]
+    assert [m.padded if m else None for m in makes] == [len({r[0] for r in events if r[0].endswith(end)}), 0]
     plain, total = plain_rows[0]
     assert total == len(events) and plain == total - padded  # per-row test: a padded id is careful
 
@@ -348,5 +348,5 @@ def test_groups_no_lead_has_make_the_pass_once_when_their_ids_are_unpadded(
         if index % 13 == 0:
             row[0] = f"unknown-{index}"
     both(bench, tmp_path, *_files(tmp_path, leads, events))
-    assert len(makes) == 1 and makes[0] is not None and makes[0][1] > 0 and makes[0][2] == 0
+    assert len(makes) == 1 and makes[0] is not None and makes[0].orphans > 0 and makes[0].padded == 0
     assert folds == ["rejects"]

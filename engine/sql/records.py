@@ -289,8 +289,9 @@ def _event_selects(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | 
                    allowed: Collection[str], raw: bool = False
                    ) -> tuple[Scanned, Plan, Cells, list[str], str, tuple[Plain | None, Plain | None]]:
     """The scanned events file and the select of ``event_rows``: converted columns, first
-    problem; and the plain rows' values (:func:`_plain_events`), with and without the
-    lead id's last character tested."""
+    problem; and, for the stream (``raw``; ``event_rows`` has no use for them), the plain
+    rows' values (:func:`_plain_events`), with and without the lead id's last character
+    tested."""
     spec = mapping.events
     if spec is None:
         raise InputError("the mapping has no 'events' section", hint="add one or omit --events")
@@ -348,8 +349,9 @@ def _event_selects(inputs: Inputs, mapping: Mapping, path: Any, encoding: str | 
         selects.append(f"NULLIF({cells.stripped(quote(spec.id))}, '') AS event_id")
     else:  # a constant: in the view, not stored for every event
         derived += ", CAST(NULL AS VARCHAR) AS event_id"
-    plain = (_plain_events(cells, mapping, plan, scanned, kind, allowed),
-             _plain_events(cells, mapping, plan, scanned, kind, allowed, id_end=False))
+    plain = ((_plain_events(cells, mapping, plan, scanned, kind, allowed),
+              _plain_events(cells, mapping, plan, scanned, kind, allowed, id_end=False)) if raw
+             else (None, None))
     return scanned, plan, cells, [*selects, _problem(checks)], derived, plain
 
 

@@ -22,7 +22,7 @@ rejects pays one pass more.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from engine.io import file_format
 from engine.sql.cells import strip
@@ -195,18 +195,28 @@ def fold(con: Any, statement: str, events: str, checked: str | None = None) -> F
     are stripped): when one of the groups no decided lead has is such an id, the fold is
     made again from ``checked``, which strips it as Python does."""
     counts = _make(con, statement, events)
-    if counts is not None and counts[2] and checked is not None:
+    if counts is not None and counts.padded and checked is not None:
         counts = _make(con, statement, checked)
     if counts is None:
         return None
-    bad, orphans, _, matched, with_events = counts
-    return Folded(matched, with_events, clean=not bad and not orphans, bad_rows=bad)
+    return Folded(counts.matched, counts.with_events, clean=not counts.bad and not counts.orphans,
+                  bad_rows=counts.bad)
 
 
-def _make(con: Any, statement: str, events: str) -> tuple[int, int, int, int, int] | None:
-    """:func:`fold`'s table and counts: the rows in no lead's group (bad), the groups no
-    decided lead has (orphans) and those of them whose id has whitespace at an end, the
-    events matched and the leads with events; None when the reader refuses the file."""
+class _Counts(NamedTuple):
+    """Of a ``per_lead_stream`` just made: the rows in no lead's group, the groups no
+    decided lead has and those of them whose id has whitespace at an end, the events
+    matched and the leads with events."""
+
+    bad: int
+    orphans: int
+    padded: int
+    matched: int
+    with_events: int
+
+
+def _make(con: Any, statement: str, events: str) -> _Counts | None:
+    """:func:`fold`'s table and its counts; None when the reader refuses the file."""
     from engine.sql.opening import driver
 
     head = f"WITH events AS NOT MATERIALIZED ({events})"
@@ -226,8 +236,7 @@ def _make(con: Any, statement: str, events: str) -> tuple[int, int, int, int, in
         f"count(*) FILTER (WHERE {orphan}), count(*) FILTER (WHERE {orphan} AND {padded}), "
         f"coalesce(sum(p.{_EVENTS}) FILTER (WHERE d.lead_id IS NOT NULL), 0), count(d.lead_id) "
         f"FROM {TABLE} p LEFT JOIN decided_leads d ON p.lead_id = d.lead_id").fetchall()[0]
-    bad, orphans, padded_ids, matched, with_events = (int(n) for n in row)
-    return bad, orphans, padded_ids, matched, with_events
+    return _Counts(*(int(n) for n in row))
 
 
 def stands(con: Any, folded: Folded) -> bool:
