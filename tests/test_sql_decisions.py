@@ -194,7 +194,7 @@ PAIRS = [(".csv", True), (".tsv", False)]
 
 
 @pytest.mark.parametrize(("suffix", "guard"), PAIRS)
-@pytest.mark.parametrize("value", ["acme", "", "a,b", "a\tb", "=cmd", "-3.5", 'say "hi"', "x\ry"])
+@pytest.mark.parametrize("value", ["acme", "", "o'brien", "a,b", "a\tb", "=cmd", "-3.5", 'say "hi"', "x\ry"])
 def test_columns_of_one_value_are_literals_checked_once(tmp_path: Path, suffix: str, guard: bool,
                                                         value: str) -> None:
     """Columns the query gives one value (``constants``) are literals of the view, and the
@@ -224,12 +224,24 @@ def test_columns_of_one_value_are_literals_checked_once(tmp_path: Path, suffix: 
     needs_care = d in value or '"' in value or "\r" in value or (guard and value[:1] == "=")
     checked = decisions._plain_columns(duckdb.connect(), ["account", "account_primary"], d, guard, fixed)
     assert checked == {"account_primary"} | (set() if needs_care else {"account"})  # known: nothing read
+    lines = decisions._csv_lines(con, d, guard, fixed)
+    assert lines is not None  # known cells are literals of the line, not columns read per row
+    assert '"account_primary"' not in lines and '"target_lead"' not in lines and '"as_of"' not in lines
+    assert ('"account"' in lines) == needs_care
     decisions.write(con, tmp_path / f"duck{suffix}", guard, fixed)
     for row in rows:
         row.update(constants, as_of="2026-11-01T09:00:00+09:00")
     cells = ([format_cell(row[name]) for name in DECISION_COLUMNS] for row in rows)
     write_cells(tmp_path / f"python{suffix}", DECISION_COLUMNS, cells, raw_columns=NOT_TEXT, csv_guard=guard)
     assert (tmp_path / f"duck{suffix}").read_bytes() == (tmp_path / f"python{suffix}").read_bytes()
+
+
+def test_known_cells_and_their_delimiters_are_one_literal() -> None:
+    """A run of known cells between two varying ones is one literal, delimiters and an
+    apostrophe included; a line with no known cell is its columns joined."""
+    assert decisions._joined([None, "a", "", None, "o'b"], ",") == "concat(__r0, ',a,,', __r3, ',o''b')"
+    assert decisions._joined(["x", None, None], "\t") == "concat('x\t', __r1, '\t', __r2)"
+    assert decisions._joined([None, None], ",") == "concat(__r0, ',', __r1)"
 
 
 @pytest.mark.parametrize(("suffix", "guard"), PAIRS)
