@@ -218,6 +218,19 @@ def test_text_strips_as_engine_io_strips(cells: list[str]) -> None:
         assert (value, reason) == (python(cell), None), repr(cell)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.none(), _TEXT), min_size=1, max_size=60))
+def test_last_code_is_the_last_characters_code_point(cells: list[str | None]) -> None:
+    """The plain tests' last character: its code point, 0 for an empty cell (answered
+    without the call) and NULL for a missing one, whatever the character."""
+    con = duckdb.connect()
+    con.register("cells_arrow", pa.table({"c": pa.array(cells, pa.string()),
+                                          "i": pa.array(range(len(cells)), pa.int64())}))
+    got = [code for code, _ in con.execute(f"SELECT {sql_cells.last_code('c')}, i FROM cells_arrow "
+                                           "ORDER BY i").fetchall()]
+    assert got == [None if c is None else ord(c[-1]) if c else 0 for c in cells]
+
+
 def test_strptime_reads_nothing_but_the_form_from_twenty_bytes_ending_in_z() -> None:
     """Why the UTC-seconds guard needs no LIKE of the template: on 20 bytes from a digit
     1-9 to a 'Z', DuckDB's strptime accepts only the form itself. Every cell one or two
